@@ -1,0 +1,224 @@
+package evoke
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
+)
+
+// fromRecord converts a stored event to the public type.
+func fromRecord(r *evokestore.Event) Event {
+	e := Event{
+		ID: r.ID, Type: r.Type, StreamID: r.StreamID, StreamVersion: r.StreamVersion, Position: r.Position,
+		Data: r.Data, RecordedAt: r.RecordedAt,
+		Metadata: Metadata{CorrelationID: r.CorrelationID, CausationID: r.CausationID},
+	}
+	if len(r.Values) > 0 {
+		_ = json.Unmarshal(r.Values, &e.Metadata.Values)
+	}
+	return e
+}
+
+func encodeValues(v map[string]string) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// recovered turns a panic into a *PanicError in *err.
+func recovered(where string, err *error) {
+	if p := recover(); p != nil {
+		*err = &PanicError{Where: where, Value: p, Stack: debug.Stack()}
+	}
+}
+
+// pmAdapter runs a typed ProcessManager for the untyped engine.
+type pmAdapter[S any] struct {
+	pm        ProcessManager[S]
+	name      string
+	types     []string
+	comp      Compensator[S]
+	done      Completer[S]
+	status    StatusReporter[S]
+	deadlines Deadliner[S]
+	strict    bool
+	timeout   time.Duration
+}
+
+func newPMAdapter[S any](pm ProcessManager[S]) *pmAdapter[S] {
+	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn()}
+	a.comp, _ = pm.(Compensator[S])
+	a.done, _ = pm.(Completer[S])
+	a.status, _ = pm.(StatusReporter[S])
+	a.deadlines, _ = pm.(Deadliner[S])
+	if s, ok := pm.(Strict); ok {
+		a.strict = s.Strict()
+	}
+	if t, ok := pm.(Timeouter); ok {
+		a.timeout = t.Timeout()
+	}
+	return a
+}
+
+func (a *pmAdapter[S]) Name() string           { return a.name }
+func (a *pmAdapter[S]) Types() []string        { return a.types }
+func (a *pmAdapter[S]) Strict() bool           { return a.strict }
+func (a *pmAdapter[S]) Timeout() time.Duration { return a.timeout }
+func (a *pmAdapter[S]) HasDeadlines() bool     { return a.deadlines != nil }
+
+func (a *pmAdapter[S]) Correlate(r *evokestore.Event) (route engine.Route) {
+	defer func() {
+		if p := recover(); p != nil {
+			route = engine.Route{Kind: engine.RouteError, Err: &PanicError{Where: a.name + ".Correlate", Value: p, Stack: debug.Stack()}}
+		}
+	}()
+	c := a.pm.Correlate(fromRecord(r))
+	return engine.Route{Kind: engine.RouteKind(c.kind), ID: c.id, Err: c.err}
+}
+
+func (a *pmAdapter[S]) Load(b []byte) (any, error) {
+	var s S
+	if len(b) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (a *pmAdapter[S]) Save(state any) ([]byte, error) { return json.Marshal(state.(S)) }
+
+func (a *pmAdapter[S]) Phase(state any) (phase string) {
+	if a.status == nil {
+		return ""
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			phase = fmt.Sprintf("<panic: %v>", p)
+		}
+	}()
+	return a.status.Status(state.(S))
+}
+
+func (a *pmAdapter[S]) Step(state any, r *evokestore.Event) (res engine.StepResult, err error) {
+	e := fromRecord(r)
+	s := state.(S)
+	func() {
+		defer recovered(a.name+".Apply", &err)
+		s = a.pm.Apply(s, e)
+	}()
+	if err != nil {
+		return res, err
+	}
+	var cmds []Command
+	func() {
+		defer recovered(a.name+".Handle", &err)
+		s, cmds, err = a.pm.Handle(s, e)
+	}()
+	if err != nil {
+		return res, fmt.Errorf("%s.Handle(%s): %w", a.name, e.Type, err)
+	}
+	res.State = s
+	if res.Commands, err = engineCommands(cmds); err != nil {
+		return res, fmt.Errorf("%s.Handle(%s): %w", a.name, e.Type, err)
+	}
+	res.Phase = a.Phase(s)
+	if a.done != nil {
+		func() {
+			defer recovered(a.name+".Completed", &err)
+			res.Completed = a.done.Completed(s)
+		}()
+	}
+	if a.deadlines != nil && err == nil {
+		func() {
+			defer recovered(a.name+".Deadlines", &err)
+			for _, d := range a.deadlines.Deadlines(s) {
+				res.Deadlines = append(res.Deadlines, engine.NamedDeadline{Name: d.Name, At: d.At})
+			}
+		}()
+	}
+	return res, err
+}
+
+func (a *pmAdapter[S]) Compensate(state any, failed engine.FailedCommand) (cmds []engine.Command, ok bool, err error) {
+	if a.comp == nil {
+		return nil, false, nil
+	}
+	c := failed.Command
+	fc := FailedCommand{
+		Command: Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
+			Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}},
+		Reason: failed.Reason,
+	}
+	if len(c.Values) > 0 {
+		_ = json.Unmarshal(c.Values, &fc.Command.Metadata.Values)
+	}
+	var out []Command
+	func() {
+		defer recovered(a.name+".Compensate", &err)
+		out, ok = a.comp.Compensate(state.(S), fc)
+	}()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	cmds, err = engineCommands(out)
+	return cmds, ok, err
+}
+
+func engineCommands(cmds []Command) ([]engine.Command, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	out := make([]engine.Command, len(cmds))
+	for i, c := range cmds {
+		if err := c.validate(); err != nil {
+			return nil, fmt.Errorf("command %d: %w", i, err)
+		}
+		out[i] = engine.Command{Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload, Values: encodeValues(c.Metadata.Values)}
+	}
+	return out, nil
+}
+
+// aggAdapter runs a typed Aggregate for the untyped engine.
+type aggAdapter[S any] struct {
+	typ string
+	agg Aggregate[S]
+}
+
+func (a *aggAdapter[S]) Type() string { return a.typ }
+func (a *aggAdapter[S]) New() any     { var s S; return s }
+
+func (a *aggAdapter[S]) Apply(state any, r *evokestore.Event) (out any, err error) {
+	defer recovered(a.typ+".Apply", &err)
+	return a.agg.Apply(state.(S), fromRecord(r)), nil
+}
+
+func (a *aggAdapter[S]) Execute(state any, c *evokestore.OutboxCommand) ([]engine.NewEvent, error) {
+	cmd := Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
+		Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}}
+	if len(c.Values) > 0 {
+		_ = json.Unmarshal(c.Values, &cmd.Metadata.Values)
+	}
+	evs, err := a.agg.Execute(state.(S), cmd)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.NewEvent, len(evs))
+	for i, e := range evs {
+		if e.err != nil {
+			return nil, e.err
+		}
+		if e.Type == "" {
+			return nil, fmt.Errorf("%w: event %d has no type", ErrInvalid, i)
+		}
+		out[i] = engine.NewEvent{Type: e.Type, Data: e.Data, Values: encodeValues(e.Metadata.Values)}
+	}
+	return out, nil
+}

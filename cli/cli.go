@@ -1,0 +1,126 @@
+// Package cli implements the evoke command-line tool; cmd/evoke only calls
+// Main. Every command names its store with --store: a SQLite file path (also
+// written sqlite:PATH; the default is ./evoke.db) or, later, a postgres://
+// URL.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// DefaultStore is the store commands use without --store.
+const DefaultStore = "./evoke.db"
+
+// errUsage marks a usage error (exit code 2); the message was printed.
+var errUsage = errors.New("usage")
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"demo", "run the order-fulfilment workload and print a summary", runDemo},
+	}
+}
+
+// Main runs the evoke command line with args (without the program name) and
+// returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdout, stderr)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+				return 2
+			default:
+				fmt.Fprintf(stderr, "evoke %s: %v\n", c.name, err)
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "evoke: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "evoke runs process managers (sagas) for event-sourced systems.")
+	fmt.Fprintln(w, "\nUsage: evoke <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH or sqlite:PATH, default ./evoke.db).")
+	fmt.Fprintln(w, "Run `evoke <command> -h` for its flags.")
+}
+
+// OpenStore opens the store named by spec: a SQLite file path, also written
+// sqlite:PATH, or a postgres:// URL.
+func OpenStore(ctx context.Context, spec string) (evokestore.Store, error) {
+	switch {
+	case spec == "":
+		spec = DefaultStore
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return nil, fmt.Errorf("store %s: the PostgreSQL backend is not built yet; use a SQLite file", redact(spec))
+	}
+	st, err := evokesqlite.Open(ctx, strings.TrimPrefix(spec, "sqlite:"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", spec, err)
+	}
+	return st, nil
+}
+
+// redact hides a URL's password.
+func redact(spec string) string {
+	at := strings.LastIndex(spec, "@")
+	scheme := strings.Index(spec, "://")
+	if at < 0 || scheme < 0 {
+		return spec
+	}
+	cred := spec[scheme+3 : at]
+	if i := strings.Index(cred, ":"); i >= 0 {
+		return spec[:scheme+3] + cred[:i] + ":***" + spec[at:]
+	}
+	return spec
+}
+
+// newFlags returns a flag set that prints its usage to stderr.
+func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: evoke %s %s\n\nFlags:\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}

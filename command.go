@@ -1,0 +1,67 @@
+package evoke
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/evoke-go/evoke/internal/engine"
+)
+
+// Command asks an aggregate to do something.
+type Command struct {
+	// ID identifies the command. Commands a process manager produces get a
+	// deterministic ID (process manager, instance, triggering event, index),
+	// so that a redelivered command is recognised and takes effect once.
+	ID string
+	// Type names the command, e.g. "process_payment".
+	Type string
+	// AggregateType selects the registered aggregate, e.g. "payment".
+	AggregateType string
+	// AggregateID selects the aggregate instance. Its events are stored in
+	// the stream StreamID(AggregateType, AggregateID).
+	AggregateID string
+	// Payload is the command's JSON payload; see Decode.
+	Payload json.RawMessage
+	// Metadata carries lineage: the runtime sets CausationID to the
+	// triggering event's ID and CorrelationID to the event's correlation ID.
+	Metadata Metadata
+
+	err error // from NewCommand, reported when the command is used
+}
+
+// NewCommand returns a command, mirroring evoq_command:new/4. The payload is
+// encoded as JSON; an encoding error is reported when the command is
+// dispatched or returned from Handle.
+func NewCommand(commandType, aggregateType, aggregateID string, payload any) Command {
+	c := Command{Type: commandType, AggregateType: aggregateType, AggregateID: aggregateID}
+	c.Payload, c.err = marshalPayload(payload)
+	if c.err != nil {
+		c.err = fmt.Errorf("command %s: %w", commandType, c.err)
+	}
+	return c
+}
+
+// Decode unmarshals the command's payload into v.
+func (c Command) Decode(v any) error {
+	if err := json.Unmarshal(c.Payload, v); err != nil {
+		return fmt.Errorf("decode command %s (%s): %w", c.ID, c.Type, err)
+	}
+	return nil
+}
+
+func (c Command) validate() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.Type == "" || c.AggregateType == "" || c.AggregateID == "" {
+		return fmt.Errorf("%w: command needs a type, aggregate type and aggregate id (got %q, %q, %q)",
+			ErrInvalid, c.Type, c.AggregateType, c.AggregateID)
+	}
+	return nil
+}
+
+// CommandID returns the deterministic ID of the index-th command that
+// process manager pm's instance produced on the event with ID eventID.
+func CommandID(pm, instanceID, eventID string, index int) string {
+	return engine.CommandID(pm, instanceID, eventID, index)
+}

@@ -1,0 +1,105 @@
+package evoke
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Config configures a Runtime. The zero value is usable: every field has a
+// documented default, filled in by New.
+type Config struct {
+	// Logger receives the runtime's logs, including the state-transition
+	// log "process <id>: <from> -> <to> on <EventType>" at Info.
+	// Defaults to slog.Default().
+	Logger *slog.Logger
+	// Clock tells the time. Defaults to the system clock.
+	Clock Clock
+	// BatchSize is how many events one process manager steps per
+	// transaction. Larger batches amortise the commit. Defaults to 512.
+	BatchSize int
+	// DispatchBatchSize is how many outbox commands are executed per
+	// transaction. Defaults to 512.
+	DispatchBatchSize int
+	// Workers is how many goroutines step the instances of one batch in
+	// parallel (one instance still runs one step at a time). Defaults to
+	// GOMAXPROCS.
+	Workers int
+	// PollInterval is the fallback poll when no wake-up arrives; wake-ups
+	// are pushed by the store. Defaults to 1s.
+	PollInterval time.Duration
+	// MaxAttempts is how many times a failing step is tried before its
+	// instance is parked. Defaults to 5.
+	MaxAttempts int
+	// BackoffBase is the first retry delay; it doubles per attempt, with
+	// jitter. Defaults to 100ms.
+	BackoffBase time.Duration
+	// BackoffMax caps the retry delay. Defaults to 30s.
+	BackoffMax time.Duration
+	// Hooks receives telemetry. Defaults to none.
+	Hooks Hooks
+}
+
+// withDefaults returns a copy of c (nil allowed) with defaults filled in,
+// or an error for a value that cannot work.
+func (c *Config) withDefaults() (Config, error) {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.Clock == nil {
+		out.Clock = systemClock{}
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&out.BatchSize, 512)
+	def(&out.DispatchBatchSize, 512)
+	def(&out.Workers, runtime.GOMAXPROCS(0))
+	def(&out.MaxAttempts, 5)
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd(&out.PollInterval, time.Second)
+	defd(&out.BackoffBase, 100*time.Millisecond)
+	defd(&out.BackoffMax, 30*time.Second)
+	switch {
+	case out.BatchSize < 0 || out.DispatchBatchSize < 0 || out.Workers < 0 || out.MaxAttempts < 0:
+		return out, fmt.Errorf("%w: config: negative size", ErrInvalid)
+	case out.PollInterval < 0 || out.BackoffBase < 0 || out.BackoffMax < out.BackoffBase:
+		return out, fmt.Errorf("%w: config: bad durations (poll %v, backoff %v..%v)", ErrInvalid, out.PollInterval, out.BackoffBase, out.BackoffMax)
+	}
+	return out, nil
+}
+
+// StartFrom says where a newly deployed process manager starts reading the
+// log.
+type StartFrom uint8
+
+// Start positions.
+const (
+	// FromOrigin replays the whole log (the default).
+	FromOrigin StartFrom = iota
+	// FromNow starts at the log head: only events appended later count.
+	FromNow
+)
+
+// ProcessManagerOpts are per-registration options; nil means the defaults.
+type ProcessManagerOpts struct {
+	// StartFrom applies the first time the process manager runs against
+	// a store (no checkpoint yet). Defaults to FromOrigin.
+	StartFrom StartFrom
+	// SuppressCatchupCommands drops (and records in the history, marked
+	// suppressed) the commands of steps on events that were already in the
+	// log when the process manager was first deployed, so that catching up
+	// on old events rebuilds state without acting again.
+	SuppressCatchupCommands bool
+}

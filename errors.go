@@ -1,0 +1,57 @@
+package evoke
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// Sentinel errors.
+var (
+	// ErrInvalid reports input the runtime cannot take: a malformed command
+	// or event, a payload that does not encode, a bad configuration.
+	ErrInvalid = errors.New("evoke: invalid input")
+	// ErrVersionConflict reports an append whose expected stream version
+	// did not match.
+	ErrVersionConflict = evokestore.ErrVersionConflict
+	// ErrDuplicateEvent reports an append whose event ID exists already.
+	ErrDuplicateEvent = evokestore.ErrDuplicateEvent
+	// ErrUnknownAggregate reports a command for an aggregate type that is
+	// not registered.
+	ErrUnknownAggregate = errors.New("evoke: unknown aggregate type")
+	// ErrAlreadyRegistered reports a second registration under one name.
+	ErrAlreadyRegistered = errors.New("evoke: already registered")
+	// ErrStarted reports a registration after Start.
+	ErrStarted = errors.New("evoke: runtime already started")
+	// ErrNotStarted reports a call that needs a started runtime.
+	ErrNotStarted = errors.New("evoke: runtime not started")
+	// ErrNotFound reports an instance that does not exist.
+	ErrNotFound = errors.New("evoke: not found")
+)
+
+// PanicError is a panic in user code (Correlate, Apply, Handle, Compensate,
+// Execute), recovered and turned into an error on the affected instance.
+type PanicError struct {
+	// Where names the callback, e.g. "order_fulfillment.Handle".
+	Where string
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic in %s: %v", e.Where, e.Value) }
+
+// RejectedError is a command's rejection by its aggregate (a business
+// error), as recorded and passed to Compensate.
+type RejectedError struct {
+	CommandID     string
+	CommandType   string
+	AggregateType string
+	AggregateID   string
+	Reason        string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("command %s (%s) rejected by %s %s: %s",
+		e.CommandID, e.CommandType, e.AggregateType, e.AggregateID, e.Reason)
+}

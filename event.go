@@ -1,0 +1,104 @@
+package evoke
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Event is a fact recorded in the log.
+type Event struct {
+	// ID is unique across the log.
+	ID string
+	// Type names the event, e.g. "OrderPlaced".
+	Type string
+	// StreamID is the stream (usually an aggregate) the event belongs to.
+	StreamID string
+	// StreamVersion is the event's 1-based version within its stream.
+	StreamVersion int64
+	// Position is the event's place in the global log, strictly increasing.
+	Position int64
+	// Data is the event's JSON payload; see Decode.
+	Data json.RawMessage
+	// Metadata carries lineage and user key/values.
+	Metadata Metadata
+	// RecordedAt is when the event was appended. Process managers read time
+	// from here, never from a clock, so that replays see the same time.
+	RecordedAt time.Time
+
+	err error // from NewEvent, reported when the event is appended
+}
+
+// Metadata carries an event's or command's lineage and user key/values.
+type Metadata struct {
+	// CorrelationID ties together everything one business process caused.
+	CorrelationID string
+	// CausationID is the ID of the message that directly caused this one.
+	CausationID string
+	// Values holds user key/values.
+	Values map[string]string
+}
+
+// NewEvent returns an event of the given type with data encoded as JSON, for
+// Aggregate.Execute to return or Runtime.Append to record. An encoding error
+// is reported when the event is appended.
+func NewEvent(eventType string, data any) Event {
+	e := Event{Type: eventType}
+	e.Data, e.err = marshalPayload(data)
+	if e.err != nil {
+		e.err = fmt.Errorf("event %s: %w", eventType, e.err)
+	}
+	return e
+}
+
+// Decode unmarshals the event's data into v.
+func (e Event) Decode(v any) error {
+	if err := json.Unmarshal(e.Data, v); err != nil {
+		return &DecodeError{EventID: e.ID, EventType: e.Type, Position: e.Position, Err: err}
+	}
+	return nil
+}
+
+// Decode returns the event's data decoded as T.
+func Decode[T any](e Event) (T, error) {
+	var v T
+	err := e.Decode(&v)
+	return v, err
+}
+
+// DecodeError reports event data that does not decode.
+type DecodeError struct {
+	EventID   string
+	EventType string
+	Position  int64
+	Err       error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("decode event %s (%s at position %d): %v", e.EventID, e.EventType, e.Position, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// marshalPayload encodes v as JSON; raw JSON and nil pass through.
+func marshalPayload(v any) (json.RawMessage, error) {
+	switch p := v.(type) {
+	case nil:
+		return json.RawMessage("{}"), nil
+	case json.RawMessage:
+		if !json.Valid(p) {
+			return nil, fmt.Errorf("%w: payload is not valid JSON", ErrInvalid)
+		}
+		return p, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode payload: %v", ErrInvalid, err)
+	}
+	return b, nil
+}
+
+// newID returns a random, time-ordered UUID (version 7).
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

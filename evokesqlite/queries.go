@@ -1,0 +1,371 @@
+package evokesqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// defaultLimit is the limit of queries whose Limit is 0.
+const defaultLimit = 1000
+
+// queries implements evokestore.Querier on the read pool (t == nil) or
+// inside a Tx.
+type queries struct {
+	s *Store
+	t *Tx
+}
+
+func (q queries) stmt(ctx context.Context, id stmtID) *sql.Stmt {
+	if q.t != nil {
+		return q.t.stmt(ctx, id)
+	}
+	return q.s.rs[id]
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func limitOr(n int) int {
+	if n <= 0 {
+		return defaultLimit
+	}
+	return n
+}
+
+func jsonStrings(ss []string) string {
+	b, _ := json.Marshal(ss) // cannot fail for strings
+	return string(b)
+}
+
+func jsonInts(ns []int64) string {
+	b := make([]byte, 0, 2+len(ns)*8)
+	b = append(b, '[')
+	for i, n := range ns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(append(b, ']'))
+}
+
+func scanEvents(rows *sql.Rows, err error, hint int) ([]evokestore.Event, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]evokestore.Event, 0, hint)
+	for rows.Next() {
+		var e evokestore.Event
+		var at int64
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.Data, &e.CorrelationID, &e.CausationID, &e.Values, &at); err != nil {
+			return nil, err
+		}
+		e.RecordedAt = fromNanos(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ReadLog returns events after q.After in position order, at most q.Limit
+// (default 1000), restricted to q.Types if not empty.
+func (q queries) ReadLog(ctx context.Context, lq evokestore.LogQuery) ([]evokestore.Event, error) {
+	limit := limitOr(lq.Limit)
+	hint := min(limit, 256)
+	var (
+		evs []evokestore.Event
+		err error
+	)
+	if len(lq.Types) == 0 {
+		rows, qerr := q.stmt(ctx, sReadLog).QueryContext(ctx, lq.After, limit)
+		evs, err = scanEvents(rows, qerr, hint)
+	} else {
+		rows, qerr := q.stmt(ctx, sReadLogTypes).QueryContext(ctx, lq.After, jsonStrings(lq.Types), limit)
+		evs, err = scanEvents(rows, qerr, hint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: read log: %w", err)
+	}
+	return evs, nil
+}
+
+// ReadStream returns one stream's events with version > afterVersion, in
+// version order.
+func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion int64) ([]evokestore.Event, error) {
+	rows, err := q.stmt(ctx, sReadStream).QueryContext(ctx, streamID, afterVersion)
+	evs, err := scanEvents(rows, err, 8)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: read stream %q: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// Head returns the highest committed position (0 for an empty log); inside
+// a Tx, its own appends count.
+func (q queries) Head(ctx context.Context) (int64, error) {
+	var h int64
+	if err := q.stmt(ctx, sHead).QueryRowContext(ctx).Scan(&h); err != nil {
+		return 0, fmt.Errorf("evokesqlite: head: %w", err)
+	}
+	return h, nil
+}
+
+func scanInstances(rows *sql.Rows, err error, hint int) ([]evokestore.Instance, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]evokestore.Instance, 0, hint)
+	for rows.Next() {
+		var in evokestore.Instance
+		var status string
+		var next, created, updated, completed int64
+		if err := rows.Scan(&in.ProcessManager, &in.ID, &in.Partition, &in.State, &in.Version, &status, &in.Phase,
+			&in.LastPosition, &in.Attempts, &next, &in.LastError, &created, &updated, &completed); err != nil {
+			return nil, err
+		}
+		in.Status = evokestore.InstanceStatus(status)
+		in.NextAttemptAt = fromNanos(next)
+		in.CreatedAt = fromNanos(created)
+		in.UpdatedAt = fromNanos(updated)
+		in.CompletedAt = fromNanos(completed)
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// Instances loads the named instances of one process manager, ordered by
+// ID; missing ones are absent. Any number of IDs is passed as one JSON array
+// parameter, so there is no limit on len(ids).
+func (q queries) Instances(ctx context.Context, processManager string, ids []string) ([]evokestore.Instance, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.stmt(ctx, sInstances).QueryContext(ctx, processManager, jsonStrings(ids))
+	ins, err := scanInstances(rows, err, len(ids))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: load instances: %w", err)
+	}
+	return ins, nil
+}
+
+// ListInstances lists instances ordered by (process manager, id), after
+// (AfterProcessManager, AfterID), at most Limit (default 1000).
+func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery) ([]evokestore.Instance, error) {
+	limit := limitOr(iq.Limit)
+	rows, err := q.stmt(ctx, sListInstances).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	ins, err := scanInstances(rows, err, min(limit, 64))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: list instances: %w", err)
+	}
+	return ins, nil
+}
+
+// Checkpoint returns a subscription checkpoint; ok is false if none.
+func (q queries) Checkpoint(ctx context.Context, processManager string, partition int) (evokestore.Checkpoint, bool, error) {
+	cp := evokestore.Checkpoint{ProcessManager: processManager, Partition: partition}
+	err := q.stmt(ctx, sCheckpoint).QueryRowContext(ctx, processManager, partition).Scan(&cp.Position, &cp.CatchupUntil)
+	if err == sql.ErrNoRows {
+		return evokestore.Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return evokestore.Checkpoint{}, false, fmt.Errorf("evokesqlite: checkpoint: %w", err)
+	}
+	return cp, true, nil
+}
+
+// Outbox returns pending commands after oq.After in sequence order, at most
+// oq.Limit (default 1000).
+func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evokestore.OutboxCommand, error) {
+	limit := limitOr(oq.Limit)
+	rows, err := q.stmt(ctx, sOutbox).QueryContext(ctx, oq.After, limit)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
+	}
+	defer rows.Close()
+	out := make([]evokestore.OutboxCommand, 0, min(limit, 64))
+	for rows.Next() {
+		var c evokestore.OutboxCommand
+		var created int64
+		if err := rows.Scan(&c.Seq, &c.ID, &c.ProcessManager, &c.InstanceID, &c.Partition, &c.Type, &c.AggregateType,
+			&c.AggregateID, &c.Payload, &c.CorrelationID, &c.CausationID, &c.Values, &created); err != nil {
+			return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
+		}
+		c.CreatedAt = fromNanos(created)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
+	}
+	return out, nil
+}
+
+// CommandOutcomes returns the recorded outcomes of the given command IDs,
+// ordered by command ID.
+func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestore.CommandOutcome, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.stmt(ctx, sCommandOutcomes).QueryContext(ctx, jsonStrings(ids))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: command outcomes: %w", err)
+	}
+	defer rows.Close()
+	out := make([]evokestore.CommandOutcome, 0, len(ids))
+	for rows.Next() {
+		var o evokestore.CommandOutcome
+		var at int64
+		if err := rows.Scan(&o.CommandID, &o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID,
+			&o.Status, &o.Error, &o.Events, &at); err != nil {
+			return nil, fmt.Errorf("evokesqlite: command outcomes: %w", err)
+		}
+		o.RecordedAt = fromNanos(at)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: command outcomes: %w", err)
+	}
+	return out, nil
+}
+
+// Held returns the events held for one instance, in position order.
+func (q queries) Held(ctx context.Context, processManager, instanceID string) ([]evokestore.HeldEvent, error) {
+	rows, err := q.stmt(ctx, sHeld).QueryContext(ctx, processManager, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: held: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.HeldEvent
+	for rows.Next() {
+		var h evokestore.HeldEvent
+		if err := rows.Scan(&h.ProcessManager, &h.InstanceID, &h.Position, &h.Error); err != nil {
+			return nil, fmt.Errorf("evokesqlite: held: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: held: %w", err)
+	}
+	return out, nil
+}
+
+// History returns one instance's history in insertion order.
+func (q queries) History(ctx context.Context, processManager, instanceID string) ([]evokestore.HistoryRecord, error) {
+	rows, err := q.stmt(ctx, sHistory).QueryContext(ctx, processManager, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: history: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.HistoryRecord
+	for rows.Next() {
+		var h evokestore.HistoryRecord
+		var at int64
+		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Kind, &h.Version, &h.Position, &h.EventID,
+			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at); err != nil {
+			return nil, fmt.Errorf("evokesqlite: history: %w", err)
+		}
+		h.RecordedAt = fromNanos(at)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: history: %w", err)
+	}
+	return out, nil
+}
+
+func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, error) {
+	var d evokestore.Deadline
+	var due int64
+	err := sc.Scan(&d.ProcessManager, &d.InstanceID, &d.Name, &due, &d.Version)
+	d.DueAt = fromNanos(due)
+	return d, err
+}
+
+// DueDeadlines returns deadlines due at or before now, earliest first, at
+// most limit (default 1000).
+func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]evokestore.Deadline, error) {
+	rows, err := q.stmt(ctx, sDueDeadlines).QueryContext(ctx, now.UnixNano(), limitOr(limit))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.Deadline
+	for rows.Next() {
+		d, err := scanDeadline(rows)
+		if err != nil {
+			return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
+	}
+	return out, nil
+}
+
+// NextDeadline returns the earliest deadline; ok is false if none.
+func (q queries) NextDeadline(ctx context.Context) (evokestore.Deadline, bool, error) {
+	d, err := scanDeadline(q.stmt(ctx, sNextDeadline).QueryRowContext(ctx))
+	if err == sql.ErrNoRows {
+		return evokestore.Deadline{}, false, nil
+	}
+	if err != nil {
+		return evokestore.Deadline{}, false, fmt.Errorf("evokesqlite: next deadline: %w", err)
+	}
+	return d, true, nil
+}
+
+// Stats counts what the store holds.
+func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
+	var st evokestore.Stats
+	wrap := func(err error) error { return fmt.Errorf("evokesqlite: stats: %w", err) }
+	if err := q.stmt(ctx, sStatsEvents).QueryRowContext(ctx).Scan(&st.Events, &st.Head); err != nil {
+		return st, wrap(err)
+	}
+	if err := q.stmt(ctx, sStatsOutbox).QueryRowContext(ctx).Scan(&st.Outbox); err != nil {
+		return st, wrap(err)
+	}
+	if err := q.stmt(ctx, sStatsCommands).QueryRowContext(ctx).Scan(&st.Commands, &st.Rejected); err != nil {
+		return st, wrap(err)
+	}
+	rows, err := q.stmt(ctx, sStatsInstances).QueryContext(ctx)
+	if err != nil {
+		return st, wrap(err)
+	}
+	defer rows.Close()
+	st.Instances = make(map[string]map[evokestore.InstanceStatus]int64)
+	for rows.Next() {
+		var pm, status string
+		var n int64
+		if err := rows.Scan(&pm, &status, &n); err != nil {
+			return st, wrap(err)
+		}
+		m := st.Instances[pm]
+		if m == nil {
+			m = make(map[evokestore.InstanceStatus]int64)
+			st.Instances[pm] = m
+		}
+		m[evokestore.InstanceStatus(status)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return st, wrap(err)
+	}
+	return st, nil
+}

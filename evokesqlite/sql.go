@@ -1,0 +1,132 @@
+package evokesqlite
+
+import "strings"
+
+// stmtID indexes the statements a Store prepares once. The read statements
+// come first: they are prepared on both pools.
+type stmtID int
+
+const (
+	sReadLog stmtID = iota
+	sReadLogTypes
+	sReadStream
+	sHead
+	sInstances
+	sListInstances
+	sCheckpoint
+	sOutbox
+	sCommandOutcomes
+	sHeld
+	sHistory
+	sDueDeadlines
+	sNextDeadline
+	sStatsEvents
+	sStatsOutbox
+	sStatsCommands
+	sStatsInstances
+
+	// The write statements, prepared on the write pool only.
+	sUpdateInstance
+	sDeleteOutbox
+	sPutCheckpoint
+	sRelease
+	sDeleteDeadlines
+	sDeleteInstance
+	sDeleteHeldAll
+	sDeleteHistory
+	sDeleteDeadline
+	numStmts
+)
+
+// numReadStmts counts the read statements, which come first.
+const numReadStmts = sUpdateInstance
+
+const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
+
+const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at`
+
+const outboxCols = `seq, command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at`
+
+const outcomeCols = `command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at`
+
+const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at`
+
+const deadlineCols = `process_manager, instance_id, name, due_at, version`
+
+var stmtSQL = [numStmts]string{
+	sReadLog:         `SELECT ` + eventCols + ` FROM events WHERE position > ? ORDER BY position LIMIT ?`,
+	sReadLogTypes:    `SELECT ` + eventCols + ` FROM events WHERE position > ? AND type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT ?`,
+	sReadStream:      `SELECT ` + eventCols + ` FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version`,
+	sHead:            `SELECT COALESCE(MAX(position), 0) FROM events`,
+	sInstances:       `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+	sListInstances:   `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
+	sCheckpoint:      `SELECT position, catchup_until FROM checkpoints WHERE process_manager = ? AND partition = ?`,
+	sOutbox:          `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
+	sCommandOutcomes: `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
+	sHeld:            `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = ? AND instance_id = ? ORDER BY position`,
+	sHistory:         `SELECT ` + historyCols + ` FROM history WHERE process_manager = ? AND instance_id = ? ORDER BY id`,
+	sDueDeadlines:    `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= ? ORDER BY due_at, process_manager, instance_id, name LIMIT ?`,
+	sNextDeadline:    `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`,
+	sStatsEvents:     `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
+	sStatsOutbox:     `SELECT COUNT(*) FROM outbox`,
+	sStatsCommands:   `SELECT COUNT(*), COALESCE(SUM(status = 'rejected'), 0) FROM command_outcomes`,
+	sStatsInstances:  `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`,
+
+	sUpdateInstance: `UPDATE instances SET partition = ?, state = ?, version = ?, status = ?, phase = ?, last_position = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ?, completed_at = ? WHERE process_manager = ? AND id = ? AND version = ?`,
+	sDeleteOutbox:   `DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))`,
+	sPutCheckpoint: `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES (?, ?, ?, ?)
+ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`,
+	sRelease:         `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ? AND position IN (SELECT value FROM json_each(?))`,
+	sDeleteDeadlines: `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ?`,
+	sDeleteInstance:  `DELETE FROM instances WHERE process_manager = ? AND id = ?`,
+	sDeleteHeldAll:   `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ?`,
+	sDeleteHistory:   `DELETE FROM history WHERE process_manager = ? AND instance_id = ?`,
+	sDeleteDeadline:  `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ? AND name = ? AND version = ?`,
+}
+
+// bulkKind is a multi-row INSERT, prepared for each of bulkSizes rows.
+type bulkKind struct {
+	prefix string // up to VALUES
+	cols   int
+	suffix string
+}
+
+func (k bulkKind) sql(rows int) string {
+	var b strings.Builder
+	b.WriteString(k.prefix)
+	row := "(" + strings.Repeat("?, ", k.cols-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(k.suffix)
+	return b.String()
+}
+
+// bulkSizes are the row counts multi-row INSERTs are prepared for, largest
+// first: n rows are written as n/128 statements of 128 rows and then one
+// statement per set bit of the remainder.
+var bulkSizes = [...]int{128, 64, 32, 16, 8, 4, 2, 1}
+
+const (
+	bEvents = iota
+	bInstances
+	bOutbox
+	bOutcomes
+	bHistory
+	bHold
+	bDeadlines
+	numBulk
+)
+
+var bulkKinds = [numBulk]bulkKind{
+	bEvents:    {prefix: `INSERT INTO events (id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at) VALUES `, cols: 9},
+	bInstances: {prefix: `INSERT INTO instances (` + instanceCols + `) VALUES `, cols: 14},
+	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
+	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 10},
+	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at) VALUES `, cols: 12},
+	bHold:      {prefix: `INSERT INTO held_events (process_manager, instance_id, position, error) VALUES `, cols: 4, suffix: ` ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`},
+	bDeadlines: {prefix: `INSERT INTO deadlines (` + deadlineCols + `) VALUES `, cols: 5},
+}

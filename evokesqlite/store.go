@@ -1,0 +1,372 @@
+package evokesqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrSchemaTooNew reports that the database was migrated by a newer version
+// of evoke than the running binary knows; Open refuses to touch it.
+var ErrSchemaTooNew = errors.New("evokesqlite: database schema is newer than this binary supports")
+
+// Options tunes a Store. The zero value (or a nil *Options) gives the
+// defaults.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: "OFF", "NORMAL", "FULL" or
+	// "EXTRA". See the package documentation for what it means for
+	// durability. Defaults to "FULL".
+	Synchronous string
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// connection (typically another process) before failing with
+	// SQLITE_BUSY. Defaults to 10s.
+	BusyTimeout time.Duration
+	// ReadConns is the number of connections in the pool serving reads made
+	// outside a transaction. Defaults to 4.
+	ReadConns int
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Synchronous == "" {
+		r.Synchronous = "FULL"
+	}
+	switch strings.ToUpper(r.Synchronous) {
+	case "OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3":
+		r.Synchronous = strings.ToUpper(r.Synchronous)
+	default:
+		return r, fmt.Errorf("evokesqlite: invalid Synchronous %q (want OFF, NORMAL, FULL or EXTRA)", r.Synchronous)
+	}
+	if r.BusyTimeout <= 0 {
+		r.BusyTimeout = 10 * time.Second
+	}
+	if r.ReadConns <= 0 {
+		r.ReadConns = 4
+	}
+	return r, nil
+}
+
+// Store is an evokestore.Store on a SQLite database file. It is safe for
+// concurrent use.
+type Store struct {
+	queries
+
+	path string
+	w    *sql.DB // the single write connection
+	r    *sql.DB // the read pool
+
+	ws   [numStmts]*sql.Stmt     // every statement, prepared on w
+	rs   [numReadStmts]*sql.Stmt // read statements, prepared on r
+	bulk [numBulk][len(bulkSizes)]*sql.Stmt
+
+	mu   sync.Mutex
+	subs map[evokestore.Topic]map[*subscription]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ evokestore.Store = (*Store)(nil)
+
+type subscription struct{ ch chan struct{} }
+
+// Open opens (creating it if missing) the SQLite database at path and
+// migrates it to the schema this binary knows. path may carry a "sqlite:"
+// prefix (and "sqlite://" is accepted too); it must not contain '?'. opts may
+// be nil.
+func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := path
+	if rest, ok := strings.CutPrefix(p, "sqlite://"); ok {
+		p = rest
+	} else {
+		p = strings.TrimPrefix(p, "sqlite:")
+	}
+	if p == "" {
+		return nil, errors.New("evokesqlite: open: empty path")
+	}
+	if strings.ContainsRune(p, '?') {
+		return nil, fmt.Errorf("evokesqlite: open %q: path must not contain '?'", p)
+	}
+
+	base := url.Values{}
+	base.Add("_pragma", "busy_timeout("+strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)+")")
+	base.Add("_pragma", "journal_mode(WAL)")
+	base.Add("_pragma", "synchronous("+o.Synchronous+")")
+	base.Add("_pragma", "foreign_keys(off)")
+	base.Add("_pragma", "cache_size(-32768)") // 32 MiB page cache per connection
+	base.Add("_pragma", "temp_store(MEMORY)")
+
+	wq := cloneValues(base)
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", p+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	s := &Store{path: p, w: w, subs: make(map[evokestore.Topic]map[*subscription]struct{})}
+	s.queries = queries{s: s}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
+	}
+
+	rq := cloneValues(base)
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", p+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
+	}
+	r.SetMaxOpenConns(o.ReadConns)
+	r.SetMaxIdleConns(o.ReadConns)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s.r = r
+
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
+	}
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for i, q := range stmtSQL {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.ws[i] = st
+		if i < int(numReadStmts) {
+			if st, err = s.r.PrepareContext(ctx, q); err != nil {
+				return fmt.Errorf("prepare %q: %w", q, err)
+			}
+			s.rs[i] = st
+		}
+	}
+	for k := range bulkKinds {
+		for j, n := range bulkSizes {
+			q := bulkKinds[k].sql(n)
+			st, err := s.w.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("prepare %q: %w", q, err)
+			}
+			s.bulk[k][j] = st
+		}
+	}
+	return nil
+}
+
+// Path returns the database file's path (without any "sqlite:" prefix).
+func (s *Store) Path() string { return s.path }
+
+// Backend returns "sqlite".
+func (s *Store) Backend() string { return "sqlite" }
+
+// Close closes the store's connections. It does not close channels returned
+// by Subscribe: subscribers must stop waiting on their own (typically when
+// their context ends) and call cancel. A Tx still open is rolled back when
+// its connection closes; Close does not wait for it. Close is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		errs = append(errs, s.w.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Begin starts a write transaction (BEGIN IMMEDIATE on the single write
+// connection). It waits while another Tx of this Store is open. Cancelling
+// ctx before the Tx ends rolls it back.
+func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: begin: %w", err)
+	}
+	t := &Tx{s: s, tx: tx}
+	t.queries = queries{s: s, t: t}
+	return t, nil
+}
+
+// Subscribe returns a channel that receives a value after each commit of
+// this Store that wrote to topic; wakes are coalesced in a buffer of one
+// and never block the committer. Commits of other processes are not seen.
+// cancel removes the subscription (it is safe to call more than once); the
+// channel is never closed, neither by cancel nor by Close.
+func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
+	sub := &subscription{ch: make(chan struct{}, 1)}
+	s.mu.Lock()
+	m := s.subs[topic]
+	if m == nil {
+		m = make(map[*subscription]struct{})
+		s.subs[topic] = m
+	}
+	m[sub] = struct{}{}
+	s.mu.Unlock()
+	var once sync.Once
+	return sub.ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.subs[topic], sub)
+			s.mu.Unlock()
+		})
+	}
+}
+
+func (s *Store) notify(topics topicSet) {
+	if topics == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, topic := range allTopics {
+		if topics&(1<<i) == 0 {
+			continue
+		}
+		for sub := range s.subs[topic] {
+			select {
+			case sub.ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+type topicSet uint8
+
+var allTopics = [...]evokestore.Topic{evokestore.TopicEvents, evokestore.TopicOutbox, evokestore.TopicDeadlines}
+
+const (
+	topicEvents topicSet = 1 << iota
+	topicOutbox
+	topicDeadlines
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+type migration struct {
+	version int64
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, n := range names {
+		base := path.Base(n)
+		num, _, ok := strings.Cut(base, "_")
+		if !ok {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
+		}
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: bad version", base)
+		}
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
+		}
+	}
+	if len(ms) == 0 {
+		return nil, errors.New("no migrations embedded")
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the newest schema version this binary knows.
+func SchemaVersion() int64 {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS evoke_migrations (
+	version    INTEGER PRIMARY KEY,
+	applied_at INTEGER NOT NULL
+)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var cur int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM evoke_migrations`).Scan(&cur); err != nil {
+		return fmt.Errorf("migrate: read version: %w", err)
+	}
+	latest := ms[len(ms)-1].version
+	if cur > latest {
+		return fmt.Errorf("migrate: %w: database is at version %d, this binary knows up to %d; upgrade evoke", ErrSchemaTooNew, cur, latest)
+	}
+	for _, m := range ms {
+		if m.version <= cur {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO evoke_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate: record %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,233 @@
+package evokesqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestoretest"
+	"go.uber.org/goleak"
+	_ "modernc.org/sqlite"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func open(t testing.TB, path string, opts *evokesqlite.Options) *evokesqlite.Store {
+	t.Helper()
+	s, err := evokesqlite.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
+		return open(t, filepath.Join(t.TempDir(), "evoke.db"), nil)
+	})
+}
+
+func TestConformanceSynchronousNormal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
+		return open(t, "sqlite:"+filepath.Join(t.TempDir(), "evoke.db"), &evokesqlite.Options{Synchronous: "normal", ReadConns: 1})
+	})
+}
+
+func TestBackend(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "evoke.db"), nil)
+	if got := s.Backend(); got != "sqlite" {
+		t.Fatalf("Backend() = %q", got)
+	}
+}
+
+func appendOne(t *testing.T, s evokestore.Store, id, stream string, version int64) evokestore.Event {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: id, StreamID: stream, StreamVersion: version, Type: "T", Data: []byte(`{}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return evs[0]
+}
+
+func migrationRows(t *testing.T, path string) []int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT version FROM evoke_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var vs []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestReopenKeepsDataAndMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub.db")
+	ctx := context.Background()
+	s, err := evokesqlite.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1 := appendOne(t, s, "e1", "s", 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file not created: %v", err)
+	}
+	want := fmt.Sprint([]int64{evokesqlite.SchemaVersion()})
+	if got := fmt.Sprint(migrationRows(t, path)); got != want {
+		t.Fatalf("migrations after first open = %s, want %s", got, want)
+	}
+
+	for i := range 2 {
+		s, err = evokesqlite.Open(ctx, path, nil)
+		if err != nil {
+			t.Fatalf("reopen %d: %v", i, err)
+		}
+		evs, err := s.ReadLog(ctx, evokestore.LogQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1+i || evs[0].ID != "e1" || evs[0].Position != e1.Position || !evs[0].RecordedAt.Equal(e1.RecordedAt) {
+			t.Fatalf("after reopen %d log = %+v", i, evs)
+		}
+		e := appendOne(t, s, fmt.Sprintf("r%d", i), "s", int64(i+2))
+		if e.Position <= evs[len(evs)-1].Position {
+			t.Fatalf("position %d after reopen not beyond %d", e.Position, evs[len(evs)-1].Position)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(migrationRows(t, path)); got != want {
+			t.Fatalf("migrations after reopen %d = %s, want %s", i, got, want)
+		}
+	}
+}
+
+func TestPositionsNeverReused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "evoke.db")
+	s := open(t, path, nil)
+	ctx := context.Background()
+	e1 := appendOne(t, s, "e1", "s", 1)
+	// A rolled back append takes positions that are never handed out again
+	// or, at least, never handed out below the head.
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "x", StreamID: "s", StreamVersion: 2, Type: "T"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := appendOne(t, s, "e2", "s", 2)
+	if e2.Position <= e1.Position {
+		t.Fatalf("position %d not after %d", e2.Position, e1.Position)
+	}
+}
+
+func TestSqlitePrefix(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prefixed.db")
+	s := open(t, "sqlite:"+path, nil)
+	appendOne(t, s, "e1", "s", 1)
+	if got := s.Path(); got != path {
+		t.Fatalf("Path() = %q, want %q", got, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("sqlite: prefix did not open %s: %v", path, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sqlite:prefixed.db")); err == nil {
+		t.Fatal("prefix kept in the file name")
+	}
+	s2 := open(t, "sqlite://"+path, nil)
+	evs, err := s2.ReadLog(context.Background(), evokestore.LogQuery{})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("sqlite:// open sees %d events, %v", len(evs), err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "evoke.db")
+	s, err := evokesqlite.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO evoke_migrations (version, applied_at) VALUES (?, 0)`, evokesqlite.SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = evokesqlite.Open(context.Background(), path, nil)
+	if !errors.Is(err, evokesqlite.ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer schema: err = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	if _, err := evokesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), &evokesqlite.Options{Synchronous: "bogus; DROP"}); err == nil {
+		t.Fatal("invalid Synchronous accepted")
+	}
+	if _, err := evokesqlite.Open(context.Background(), "sqlite:", nil); err == nil {
+		t.Fatal("empty path accepted")
+	}
+	s := open(t, filepath.Join(t.TempDir(), "x.db"), &evokesqlite.Options{Synchronous: "NORMAL"})
+	appendOne(t, s, "e1", "s", 1)
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	s, err := evokesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,371 @@
+package evokesqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Tx is a write transaction of a Store. It is not safe for concurrent use.
+// Its reads see its own writes; its writes become visible to others at
+// Commit, and nothing of them at all if it is rolled back, abandoned with its
+// context cancelled, or the process dies first.
+type Tx struct {
+	queries
+
+	s      *Store
+	tx     *sql.Tx
+	topics topicSet
+	stmts  [numStmts]*sql.Stmt
+	bulk   [numBulk][len(bulkSizes)]*sql.Stmt
+	args   []any
+}
+
+var _ evokestore.Tx = (*Tx)(nil)
+
+func (t *Tx) stmt(ctx context.Context, id stmtID) *sql.Stmt {
+	st := t.stmts[id]
+	if st == nil {
+		st = t.tx.StmtContext(ctx, t.s.ws[id])
+		t.stmts[id] = st
+	}
+	return st
+}
+
+func (t *Tx) bulkStmt(ctx context.Context, kind, size int) *sql.Stmt {
+	st := t.bulk[kind][size]
+	if st == nil {
+		st = t.tx.StmtContext(ctx, t.s.bulk[kind][size])
+		t.bulk[kind][size] = st
+	}
+	return st
+}
+
+// insertBulk inserts n rows with multi-row INSERTs of kind; fill appends the
+// values of row i to args. after, if not nil, is called after each statement
+// with the index of its first row, its row count and its result.
+func (t *Tx) insertBulk(ctx context.Context, kind, n int, fill func(args []any, i int) []any, after func(first, rows int, res sql.Result) error) error {
+	i := 0
+	for si, size := range bulkSizes {
+		for n-i >= size {
+			args := t.args[:0]
+			for j := i; j < i+size; j++ {
+				args = fill(args, j)
+			}
+			t.args = args
+			res, err := t.bulkStmt(ctx, kind, si).ExecContext(ctx, args...)
+			clear(args)
+			if err != nil {
+				return err
+			}
+			if after != nil {
+				if err := after(i, size, res); err != nil {
+					return err
+				}
+			}
+			i += size
+		}
+	}
+	return nil
+}
+
+// uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure, and returns SQLite's message naming the columns.
+func uniqueViolation(err error) (string, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return "", false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return se.Error(), true
+	}
+	return "", false
+}
+
+// AppendEvents appends events in slice order at the stream versions they
+// name and returns them with their positions and RecordedAt (the NewEvent's,
+// or now if zero, truncated to the stored UTC nanoseconds).
+func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UnixNano()
+	out := make([]evokestore.Event, len(events))
+	fill := func(args []any, i int) []any {
+		e := &events[i]
+		at := nanos(e.RecordedAt)
+		if at == 0 {
+			at = now
+		}
+		out[i] = evokestore.Event{
+			ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
+			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: fromNanos(at),
+		}
+		return append(args, e.ID, e.StreamID, e.StreamVersion, e.Type, nullBytes(e.Data), e.CorrelationID, e.CausationID, nullBytes(e.Values), at)
+	}
+	after := func(first, rows int, res sql.Result) error {
+		// One writer holds the database: the rows of one statement get
+		// consecutive positions ending at the last inserted rowid.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for j := range rows {
+			out[first+j].Position = last - int64(rows-1-j)
+		}
+		return nil
+	}
+	if err := t.insertBulk(ctx, bEvents, len(events), fill, after); err != nil {
+		if msg, ok := uniqueViolation(err); ok {
+			if strings.Contains(msg, "events.id") {
+				return nil, fmt.Errorf("evokesqlite: append events: %w: %v", evokestore.ErrDuplicateEvent, err)
+			}
+			return nil, fmt.Errorf("evokesqlite: append events: %w: %v", evokestore.ErrVersionConflict, err)
+		}
+		return nil, fmt.Errorf("evokesqlite: append events: %w", err)
+	}
+	t.topics |= topicEvents
+	return out, nil
+}
+
+// nullBytes stores a nil slice as NULL (and so reads it back as nil).
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func appendInstance(args []any, in *evokestore.Instance) []any {
+	return append(args, in.ProcessManager, in.ID, in.Partition, nullBytes(in.State), in.Version, string(in.Status), in.Phase,
+		in.LastPosition, in.Attempts, nanos(in.NextAttemptAt), in.LastError, nanos(in.CreatedAt), nanos(in.UpdatedAt), nanos(in.CompletedAt))
+}
+
+// PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
+// update whose stored version is not PrevVersion (or whose instance does not
+// exist), or an insert of an existing instance, fails with ErrFenced. An
+// update keeps the stored CreatedAt.
+func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
+	var inserts []int
+	for i := range writes {
+		w := &writes[i]
+		if w.PrevVersion < 0 {
+			inserts = append(inserts, i)
+			continue
+		}
+		res, err := t.stmt(ctx, sUpdateInstance).ExecContext(ctx, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
+			w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt),
+			w.ProcessManager, w.ID, w.PrevVersion)
+		if err != nil {
+			return fmt.Errorf("evokesqlite: put instances: update %s/%s: %w", w.ProcessManager, w.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("evokesqlite: put instances: update %s/%s: %w", w.ProcessManager, w.ID, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("evokesqlite: put instances: update %s/%s at version %d: %w", w.ProcessManager, w.ID, w.PrevVersion, evokestore.ErrFenced)
+		}
+	}
+	if len(inserts) == 0 {
+		return nil
+	}
+	fill := func(args []any, i int) []any { return appendInstance(args, &writes[inserts[i]].Instance) }
+	if err := t.insertBulk(ctx, bInstances, len(inserts), fill, nil); err != nil {
+		if _, ok := uniqueViolation(err); ok {
+			return fmt.Errorf("evokesqlite: put instances: insert: %w: %v", evokestore.ErrFenced, err)
+		}
+		return fmt.Errorf("evokesqlite: put instances: insert: %w", err)
+	}
+	return nil
+}
+
+// InsertOutbox adds commands to the outbox, assigning Seq; a command whose ID
+// is already in the outbox is ignored.
+func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	fill := func(args []any, i int) []any {
+		c := &cmds[i]
+		at := nanos(c.CreatedAt)
+		if at == 0 {
+			at = now
+		}
+		return append(args, c.ID, c.ProcessManager, c.InstanceID, c.Partition, c.Type, c.AggregateType, c.AggregateID,
+			nullBytes(c.Payload), c.CorrelationID, c.CausationID, nullBytes(c.Values), at)
+	}
+	if err := t.insertBulk(ctx, bOutbox, len(cmds), fill, nil); err != nil {
+		return fmt.Errorf("evokesqlite: insert outbox: %w", err)
+	}
+	t.topics |= topicOutbox
+	return nil
+}
+
+// DeleteOutbox removes dispatched commands; unknown sequence numbers are
+// ignored.
+func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := t.stmt(ctx, sDeleteOutbox).ExecContext(ctx, jsonInts(seqs)); err != nil {
+		return fmt.Errorf("evokesqlite: delete outbox: %w", err)
+	}
+	return nil
+}
+
+// PutCommandOutcomes records command outcomes; a command ID already recorded
+// fails with ErrDuplicateCommand.
+func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.CommandOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	fill := func(args []any, i int) []any {
+		o := &outcomes[i]
+		at := nanos(o.RecordedAt)
+		if at == 0 {
+			at = now
+		}
+		return append(args, o.CommandID, o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error, o.Events, at)
+	}
+	if err := t.insertBulk(ctx, bOutcomes, len(outcomes), fill, nil); err != nil {
+		if _, ok := uniqueViolation(err); ok {
+			return fmt.Errorf("evokesqlite: put command outcomes: %w: %v", evokestore.ErrDuplicateCommand, err)
+		}
+		return fmt.Errorf("evokesqlite: put command outcomes: %w", err)
+	}
+	return nil
+}
+
+// InsertHistory appends history records (their ID is assigned by the store
+// and ignored here). A second "step" record of one instance for the same
+// position fails.
+func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	fill := func(args []any, i int) []any {
+		h := &records[i]
+		at := nanos(h.RecordedAt)
+		if at == 0 {
+			at = now
+		}
+		return append(args, h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType,
+			h.PhaseBefore, h.PhaseAfter, nullBytes(h.Commands), h.Error, at)
+	}
+	if err := t.insertBulk(ctx, bHistory, len(records), fill, nil); err != nil {
+		return fmt.Errorf("evokesqlite: insert history: %w", err)
+	}
+	return nil
+}
+
+// PutCheckpoint stores (inserts or overwrites) a subscription checkpoint.
+func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
+	if _, err := t.stmt(ctx, sPutCheckpoint).ExecContext(ctx, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil); err != nil {
+		return fmt.Errorf("evokesqlite: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Hold stores events held for an instance; holding an already held event
+// again overwrites its error.
+func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
+	if len(held) == 0 {
+		return nil
+	}
+	fill := func(args []any, i int) []any {
+		h := &held[i]
+		return append(args, h.ProcessManager, h.InstanceID, h.Position, h.Error)
+	}
+	if err := t.insertBulk(ctx, bHold, len(held), fill, nil); err != nil {
+		return fmt.Errorf("evokesqlite: hold: %w", err)
+	}
+	return nil
+}
+
+// Release deletes held events of one instance.
+func (t *Tx) Release(ctx context.Context, processManager, instanceID string, positions []int64) error {
+	if len(positions) == 0 {
+		return nil
+	}
+	if _, err := t.stmt(ctx, sRelease).ExecContext(ctx, processManager, instanceID, jsonInts(positions)); err != nil {
+		return fmt.Errorf("evokesqlite: release: %w", err)
+	}
+	return nil
+}
+
+// ReplaceDeadlines replaces all deadlines of one instance with deadlines
+// (whose ProcessManager and InstanceID are taken from the arguments).
+func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager, instanceID string, deadlines []evokestore.Deadline) error {
+	if _, err := t.stmt(ctx, sDeleteDeadlines).ExecContext(ctx, processManager, instanceID); err != nil {
+		return fmt.Errorf("evokesqlite: replace deadlines: %w", err)
+	}
+	fill := func(args []any, i int) []any {
+		d := &deadlines[i]
+		return append(args, processManager, instanceID, d.Name, d.DueAt.UnixNano(), d.Version)
+	}
+	if err := t.insertBulk(ctx, bDeadlines, len(deadlines), fill, nil); err != nil {
+		return fmt.Errorf("evokesqlite: replace deadlines: %w", err)
+	}
+	t.topics |= topicDeadlines
+	return nil
+}
+
+// DeleteDeadline deletes one deadline if it is still stored with d's name and
+// Version (DueAt is ignored); deleted reports whether it was.
+func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, error) {
+	res, err := t.stmt(ctx, sDeleteDeadline).ExecContext(ctx, d.ProcessManager, d.InstanceID, d.Name, d.Version)
+	if err != nil {
+		return false, fmt.Errorf("evokesqlite: delete deadline: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("evokesqlite: delete deadline: %w", err)
+	}
+	if n > 0 {
+		t.topics |= topicDeadlines
+	}
+	return n > 0, nil
+}
+
+// DeleteInstance removes an instance with its held events, deadlines and
+// history.
+func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
+	for _, id := range [...]stmtID{sDeleteInstance, sDeleteHeldAll, sDeleteDeadlines, sDeleteHistory} {
+		if _, err := t.stmt(ctx, id).ExecContext(ctx, processManager, instanceID); err != nil {
+			return fmt.Errorf("evokesqlite: delete instance %s/%s: %w", processManager, instanceID, err)
+		}
+	}
+	t.topics |= topicDeadlines
+	return nil
+}
+
+// Commit commits the transaction and then wakes the subscribers of the
+// topics it wrote to.
+func (t *Tx) Commit() error {
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("evokesqlite: commit: %w", err)
+	}
+	t.s.notify(t.topics)
+	return nil
+}
+
+// Rollback abandons the transaction. After Commit or Rollback it returns an
+// error wrapping sql.ErrTxDone, so it is safe to defer.
+func (t *Tx) Rollback() error {
+	if err := t.tx.Rollback(); err != nil {
+		return fmt.Errorf("evokesqlite: rollback: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+// Package evokestore defines the narrow interface between evoke's runtime and
+// its storage backends, in the manner of database/sql/driver: the runtime is
+// written against these types and each backend (evokesqlite, later evokepg)
+// implements them. Everything here works on bytes; the typed, generic user API
+// lives in the root evoke package.
+//
+// A backend must make each Tx atomic and isolated: the runtime relies on one
+// transaction per batch of steps to commit new states, outbox commands,
+// history, held events, deadlines and checkpoints together (SPEC §3.2).
+package evokestore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every backend returns (wrapped or bare) so the runtime can
+// react to them with errors.Is.
+var (
+	// ErrVersionConflict reports that an appended event's stream version is
+	// already taken: another writer appended to the stream first.
+	ErrVersionConflict = errors.New("evokestore: stream version conflict")
+	// ErrDuplicateEvent reports that an appended event's ID already exists.
+	ErrDuplicateEvent = errors.New("evokestore: duplicate event id")
+	// ErrFenced reports that an instance write found a version other than the
+	// one it expected: another writer stepped the instance, so this write must
+	// not commit.
+	ErrFenced = errors.New("evokestore: instance version fenced")
+	// ErrDuplicateCommand reports that a command outcome for the same command
+	// ID was already recorded.
+	ErrDuplicateCommand = errors.New("evokestore: command already recorded")
+)
+
+// Topic names a class of committed change that wakes waiting workers.
+type Topic string
+
+// The topics a store signals after a commit that wrote to them.
+const (
+	TopicEvents    Topic = "events"
+	TopicOutbox    Topic = "outbox"
+	TopicDeadlines Topic = "deadlines"
+)
+
+// Store is a storage backend.
+type Store interface {
+	Querier
+	// Begin starts a write transaction. Backends serialise or isolate
+	// writers as needed; a Tx must be committed or rolled back.
+	Begin(ctx context.Context) (Tx, error)
+	// Subscribe returns a channel that receives a value (coalesced, never
+	// blocking the writer) after each commit that wrote to topic, from this
+	// process or, where the backend can tell, from others. cancel releases it.
+	Subscribe(topic Topic) (wake <-chan struct{}, cancel func())
+	// Backend names the backend ("sqlite", "postgres").
+	Backend() string
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Querier holds the reads, usable on a Store or inside a Tx.
+type Querier interface {
+	// ReadLog returns events after q.After in position order.
+	ReadLog(ctx context.Context, q LogQuery) ([]Event, error)
+	// ReadStream returns one stream's events with version > afterVersion, in
+	// version order.
+	ReadStream(ctx context.Context, streamID string, afterVersion int64) ([]Event, error)
+	// Head returns the highest committed position (0 for an empty log).
+	Head(ctx context.Context) (int64, error)
+	// Instances loads the named instances of one process manager; missing
+	// ones are absent from the result.
+	Instances(ctx context.Context, processManager string, ids []string) ([]Instance, error)
+	// ListInstances lists instances for inspection.
+	ListInstances(ctx context.Context, q InstanceQuery) ([]Instance, error)
+	// Checkpoint returns a subscription checkpoint; ok is false if none.
+	Checkpoint(ctx context.Context, processManager string, partition int) (cp Checkpoint, ok bool, err error)
+	// Outbox returns pending commands in sequence order.
+	Outbox(ctx context.Context, q OutboxQuery) ([]OutboxCommand, error)
+	// CommandOutcomes returns the recorded outcomes of the given command IDs.
+	CommandOutcomes(ctx context.Context, ids []string) ([]CommandOutcome, error)
+	// Held returns the events held for one instance (instanceID "" for
+	// events whose correlation failed), in position order.
+	Held(ctx context.Context, processManager, instanceID string) ([]HeldEvent, error)
+	// History returns one instance's history in order.
+	History(ctx context.Context, processManager, instanceID string) ([]HistoryRecord, error)
+	// DueDeadlines returns deadlines due at or before now, earliest first.
+	DueDeadlines(ctx context.Context, now time.Time, limit int) ([]Deadline, error)
+	// NextDeadline returns the earliest deadline; ok is false if none.
+	NextDeadline(ctx context.Context) (d Deadline, ok bool, err error)
+	// Stats counts what the store holds.
+	Stats(ctx context.Context) (Stats, error)
+}
+
+// Tx is a write transaction. Its writes become visible together at Commit.
+type Tx interface {
+	Querier
+	// AppendEvents appends events at the stream versions they name. It fails
+	// with ErrVersionConflict or ErrDuplicateEvent and assigns positions in
+	// order. The returned events carry their positions and RecordedAt.
+	AppendEvents(ctx context.Context, events []NewEvent) ([]Event, error)
+	// PutInstances inserts (PrevVersion 0) or updates instances, fenced: an
+	// update whose stored version is not PrevVersion, or an insert of an
+	// existing instance, fails with ErrFenced.
+	PutInstances(ctx context.Context, writes []InstanceWrite) error
+	// InsertOutbox adds commands to the outbox; the store assigns Seq. A
+	// command whose ID is already in the outbox is ignored.
+	InsertOutbox(ctx context.Context, cmds []OutboxCommand) error
+	// DeleteOutbox removes dispatched commands.
+	DeleteOutbox(ctx context.Context, seqs []int64) error
+	// PutCommandOutcomes records what aggregates made of commands; a command
+	// ID already recorded fails with ErrDuplicateCommand.
+	PutCommandOutcomes(ctx context.Context, outcomes []CommandOutcome) error
+	// InsertHistory appends history records.
+	InsertHistory(ctx context.Context, records []HistoryRecord) error
+	// PutCheckpoint stores a subscription checkpoint.
+	PutCheckpoint(ctx context.Context, cp Checkpoint) error
+	// Hold stores events held for an instance until it is released.
+	Hold(ctx context.Context, held []HeldEvent) error
+	// Release deletes held events.
+	Release(ctx context.Context, processManager, instanceID string, positions []int64) error
+	// ReplaceDeadlines replaces all deadlines of one instance.
+	ReplaceDeadlines(ctx context.Context, processManager, instanceID string, deadlines []Deadline) error
+	// DeleteDeadline deletes one deadline if it is still stored with the
+	// same name and Version (DueAt is ignored); deleted reports whether it
+	// was. The deadline scheduler fires a deadline only if it deleted it,
+	// so that one deadline never fires twice.
+	DeleteDeadline(ctx context.Context, d Deadline) (deleted bool, err error)
+	// DeleteInstance removes an instance with its held events, deadlines and
+	// history (retention purge).
+	DeleteInstance(ctx context.Context, processManager, instanceID string) error
+	Commit() error
+	Rollback() error
+}
+
+// Event is a recorded event.
+type Event struct {
+	Position      int64
+	ID            string
+	StreamID      string
+	StreamVersion int64
+	Type          string
+	Data          []byte
+	CorrelationID string
+	CausationID   string
+	// Values is the JSON object of user metadata, or nil.
+	Values     []byte
+	RecordedAt time.Time
+}
+
+// NewEvent is an event to append.
+type NewEvent struct {
+	ID            string
+	StreamID      string
+	StreamVersion int64
+	Type          string
+	Data          []byte
+	CorrelationID string
+	CausationID   string
+	Values        []byte
+	RecordedAt    time.Time
+}
+
+// LogQuery selects events from the global log.
+type LogQuery struct {
+	After int64
+	// Types, if not empty, restricts the result to these event types.
+	Types []string
+	// Limit caps the number of events; 0 means the backend's default (1000).
+	Limit int
+}
+
+// InstanceStatus is the runtime's status of a process-manager instance.
+type InstanceStatus string
+
+// Instance statuses.
+const (
+	StatusRunning      InstanceStatus = "running"
+	StatusCompensating InstanceStatus = "compensating"
+	// StatusFailing: a step failed and is retried with backoff.
+	StatusFailing   InstanceStatus = "failing"
+	StatusParked    InstanceStatus = "parked"
+	StatusCompleted InstanceStatus = "completed"
+	StatusCancelled InstanceStatus = "cancelled"
+)
+
+// Done reports whether the status is final (a tombstone).
+func (s InstanceStatus) Done() bool { return s == StatusCompleted || s == StatusCancelled }
+
+// Instance is a stored process-manager instance.
+type Instance struct {
+	ProcessManager string
+	ID             string
+	Partition      int
+	State          []byte
+	// Version counts the instance's committed steps.
+	Version int64
+	Status  InstanceStatus
+	// Phase is the user-level status reported by the process manager
+	// (the seed's status field), for logs and inspection.
+	Phase string
+	// LastPosition is the log position of the last event stepped.
+	LastPosition  int64
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CompletedAt   time.Time
+}
+
+// InstanceWrite is a fenced instance write.
+type InstanceWrite struct {
+	Instance
+	// PrevVersion is the version the writer loaded, or -1 for a new
+	// instance.
+	PrevVersion int64
+}
+
+// InstanceQuery selects instances to list.
+type InstanceQuery struct {
+	ProcessManager string // "" for all
+	Status         InstanceStatus
+	Limit          int
+	// AfterID pages through results ordered by (process manager, id).
+	AfterProcessManager, AfterID string
+}
+
+// Checkpoint is a subscription position of one process manager partition.
+type Checkpoint struct {
+	ProcessManager string
+	Partition      int
+	Position       int64
+	// CatchupUntil is the log head when the process manager was first
+	// deployed; events at or below it are catch-up.
+	CatchupUntil int64
+}
+
+// OutboxQuery selects pending commands.
+type OutboxQuery struct {
+	After int64
+	Limit int
+}
+
+// OutboxCommand is a command waiting to be dispatched.
+type OutboxCommand struct {
+	Seq            int64
+	ID             string
+	ProcessManager string
+	InstanceID     string
+	Partition      int
+	Type           string
+	AggregateType  string
+	AggregateID    string
+	Payload        []byte
+	CorrelationID  string
+	CausationID    string
+	Values         []byte
+	CreatedAt      time.Time
+}
+
+// Command outcome statuses.
+const (
+	OutcomeAccepted = "accepted"
+	OutcomeRejected = "rejected"
+)
+
+// CommandOutcome is what an aggregate made of a command; it is also the
+// aggregate's deduplication record.
+type CommandOutcome struct {
+	CommandID      string
+	Type           string
+	AggregateType  string
+	AggregateID    string
+	ProcessManager string
+	InstanceID     string
+	Status         string
+	Error          string
+	Events         int
+	RecordedAt     time.Time
+}
+
+// History record kinds.
+const (
+	KindStep    = "step"
+	KindDropped = "dropped"
+	KindFailed  = "failed"
+	KindParked  = "parked"
+	KindRetried = "retried"
+	KindSkipped = "skipped"
+	KindCancel  = "cancelled"
+)
+
+// HistoryRecord is one entry in an instance's timeline.
+type HistoryRecord struct {
+	ID             int64
+	ProcessManager string
+	InstanceID     string
+	Kind           string
+	// Version is the instance version after a step.
+	Version     int64
+	Position    int64
+	EventID     string
+	EventType   string
+	PhaseBefore string
+	PhaseAfter  string
+	// Commands is a JSON array of the commands the step produced.
+	Commands   []byte
+	Error      string
+	RecordedAt time.Time
+}
+
+// HeldEvent is an event kept for an instance that cannot take it now.
+type HeldEvent struct {
+	ProcessManager string
+	InstanceID     string
+	Position       int64
+	Error          string
+}
+
+// Deadline is a durable timer of an instance, fenced by Version: it fires
+// only if the instance is still at that version when it is due.
+type Deadline struct {
+	ProcessManager string
+	InstanceID     string
+	Name           string
+	DueAt          time.Time
+	Version        int64
+}
+
+// Stats counts what a store holds.
+type Stats struct {
+	Events   int64
+	Head     int64
+	Outbox   int64
+	Commands int64
+	Rejected int64
+	// Instances counts instances per process manager and status.
+	Instances map[string]map[InstanceStatus]int64
+}

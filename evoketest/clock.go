@@ -1,0 +1,89 @@
+// Package evoketest helps test process managers and code built on evoke: a
+// virtual clock that moves only when the test says so, so deadlines fire
+// without sleeping.
+package evoketest
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is a virtual clock implementing evoke.Clock. Its time only moves
+// with Advance or Set, and timers fire when it passes their due time. It is
+// safe for concurrent use.
+type Clock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers map[*timer]struct{}
+}
+
+type timer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// NewClock returns a clock reading start.
+func NewClock(start time.Time) *Clock {
+	return &Clock{now: start, timers: map[*timer]struct{}{}}
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// NewTimer returns a channel that receives when the clock reaches now+d, and
+// a function that stops the timer (reporting whether it was pending).
+func (c *Clock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &timer{at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.ch <- c.now
+		return t.ch, func() bool { return false }
+	}
+	c.timers[t] = struct{}{}
+	return t.ch, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, pending := c.timers[t]
+		delete(c.timers, t)
+		return pending
+	}
+}
+
+// Advance moves the clock forward by d and fires the timers now due.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set(c.now.Add(d))
+}
+
+// Set moves the clock to t (never backwards) and fires the timers now due.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.set(t)
+	}
+}
+
+// Timers returns how many timers are pending, so a test can wait until the
+// code under test is waiting on the clock before advancing it.
+func (c *Clock) Timers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
+func (c *Clock) set(t time.Time) {
+	c.now = t
+	for tm := range c.timers {
+		if !tm.at.After(t) {
+			tm.ch <- t
+			delete(c.timers, tm)
+		}
+	}
+}

@@ -1,0 +1,339 @@
+// Package demo runs the order-fulfilment workload behind `evoke demo` and
+// the crash tests: it places orders, runs the seed's order-fulfilment
+// process manager with its payment, inventory and shipping aggregates, and
+// counts how far they got.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/examples/orderfulfillment"
+)
+
+// ErrIncomplete reports a run that stopped before all its orders finished.
+var ErrIncomplete = errors.New("demo: not every order finished")
+
+// runsStream records each run's first order number and count, so that a
+// second run on the same store gets new order IDs.
+const runsStream = "evoke-demo-runs"
+
+// Options configure a run.
+type Options struct {
+	// Orders is how many orders to place. Defaults to 1000.
+	Orders int
+	// FirstOrder, if set, fixes the first order number instead of taking
+	// the next free one; placing is then idempotent, so a killed run can
+	// be started again with the same options and finishes the same orders.
+	FirstOrder int
+	// Stall ends the run when no order finished for this long. Defaults
+	// to 60s.
+	Stall time.Duration
+	// Progress, if set, is called about ten times a second and at the end
+	// with the number of finished orders.
+	Progress func(finished, total int)
+	// Logger receives the runtime's logs. Defaults to warnings and errors
+	// on slog.Default's handler.
+	Logger *slog.Logger
+	// Config tunes the runtime; its Logger and Hooks are set by Run.
+	Config evoke.Config
+}
+
+// Summary is what a run did.
+type Summary struct {
+	Store      string `json:"store"`
+	Orders     int    `json:"orders"`
+	FirstOrder int    `json:"first_order"`
+	// Completed counts orders whose process finished.
+	Completed int `json:"completed"`
+	// InFlight counts orders still running when the run ended.
+	InFlight int `json:"in_flight"`
+	// Failed counts orders whose instance is failing or parked.
+	Failed int `json:"failed"`
+	// Events and Commands count what the run added to the store.
+	Events      int64   `json:"events"`
+	Commands    int64   `json:"commands"`
+	Seconds     float64 `json:"seconds"`
+	SagasPerSec float64 `json:"sagas_per_sec"`
+}
+
+// OrderID returns the ID of order number n.
+func OrderID(n int) string { return fmt.Sprintf("order-%07d", n) }
+
+func orderNumber(id string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimPrefix(id, "order-"))
+	return n, err == nil && strings.HasPrefix(id, "order-")
+}
+
+// counter counts finished instances of the run's orders.
+type counter struct {
+	first, last int
+	finished    atomic.Int64
+}
+
+func (c *counter) Telemetry(t evoke.Telemetry) {
+	if t.Kind != evoke.TelemetryStop || t.Name != orderfulfillment.Name {
+		return
+	}
+	if n, ok := orderNumber(t.ProcessID); ok && n >= c.first && n <= c.last {
+		c.finished.Add(1)
+	}
+}
+
+// Register adds the order-fulfilment process manager and its aggregates to
+// rt.
+func Register(rt *evoke.Runtime) error {
+	return errors.Join(
+		evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{}, nil),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{}),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{}),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{}),
+	)
+}
+
+// Run places opts.Orders orders on store and runs them until all finished,
+// the run stalls, or ctx ends.
+func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, error) {
+	if opts.Orders == 0 {
+		opts.Orders = 1000
+	}
+	if opts.Orders < 0 || opts.FirstOrder < 0 {
+		return Summary{}, fmt.Errorf("%w: orders %d, first order %d", evoke.ErrInvalid, opts.Orders, opts.FirstOrder)
+	}
+	if opts.Stall == 0 {
+		opts.Stall = 60 * time.Second
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(leveled{slog.Default().Handler(), slog.LevelWarn})
+	}
+	before, err := store.Stats(ctx)
+	if err != nil {
+		return Summary{}, fmt.Errorf("read store stats: %w", err)
+	}
+	start := time.Now()
+
+	cfg := opts.Config
+	cfg.Logger = logger
+	cnt := &counter{}
+	cfg.Hooks = cnt
+	rt, err := evoke.New(store, &cfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	if err := Register(rt); err != nil {
+		return Summary{}, err
+	}
+	first := opts.FirstOrder
+	if first == 0 {
+		if first, err = allocate(ctx, rt, opts.Orders); err != nil {
+			return Summary{}, err
+		}
+	}
+	cnt.first, cnt.last = first, first+opts.Orders-1
+	sum := Summary{Store: store.Backend(), Orders: opts.Orders, FirstOrder: first}
+
+	// Orders a killed earlier run finished already count.
+	done, err := finished(ctx, store, first, opts.Orders)
+	if err != nil {
+		return sum, err
+	}
+	base := int64(done)
+
+	if err := rt.Start(ctx); err != nil {
+		return sum, err
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return rt.Stop(sctx)
+	}
+	defer stop()
+
+	if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0); err != nil {
+		return sum, err
+	}
+
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last, lastChange := int64(-1), time.Now()
+	var waitErr error
+	for {
+		n := min(base+cnt.finished.Load(), int64(opts.Orders))
+		if opts.Progress != nil {
+			opts.Progress(int(n), opts.Orders)
+		}
+		if n >= int64(opts.Orders) {
+			break
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		} else if time.Since(lastChange) > opts.Stall {
+			waitErr = fmt.Errorf("%w: no order finished for %v", ErrIncomplete, opts.Stall)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	elapsed := time.Since(start)
+	if err := stop(); err != nil {
+		return sum, err
+	}
+	ictx := context.WithoutCancel(ctx)
+	if err := count(ictx, store, &sum); err != nil {
+		return sum, err
+	}
+	after, err := store.Stats(ictx)
+	if err != nil {
+		return sum, fmt.Errorf("read store stats: %w", err)
+	}
+	sum.Events = after.Events - before.Events
+	sum.Commands = after.Commands - before.Commands
+	sum.Seconds = elapsed.Seconds()
+	if sum.Seconds > 0 {
+		sum.SagasPerSec = float64(sum.Completed) / sum.Seconds
+	}
+	if waitErr == nil && sum.Completed < sum.Orders {
+		waitErr = ErrIncomplete
+	}
+	return sum, waitErr
+}
+
+// allocate records a run of n orders and returns its first order number.
+func allocate(ctx context.Context, rt *evoke.Runtime, n int) (int, error) {
+	type run struct {
+		First  int `json:"first"`
+		Orders int `json:"orders"`
+	}
+	for {
+		past, err := rt.Store().ReadStream(ctx, runsStream, 0)
+		if err != nil {
+			return 0, fmt.Errorf("read demo runs: %w", err)
+		}
+		first := 1
+		if len(past) > 0 {
+			var r run
+			if err := json.Unmarshal(past[len(past)-1].Data, &r); err != nil {
+				return 0, fmt.Errorf("decode demo run: %w", err)
+			}
+			first = r.First + r.Orders
+		}
+		_, err = rt.Append(ctx, runsStream, int64(len(past)), evoke.NewEvent("DemoRunStarted", run{First: first, Orders: n}))
+		if errors.Is(err, evoke.ErrVersionConflict) {
+			continue
+		}
+		return first, err
+	}
+}
+
+// place appends the orders' OrderPlaced events in batches. With resume,
+// orders placed by an earlier attempt are skipped.
+func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool) error {
+	const chunk = 500
+	for lo := first; lo < first+n; lo += chunk {
+		hi := min(lo+chunk, first+n)
+		batch := make([]evoke.StreamAppend, 0, hi-lo)
+		for k := lo; k < hi; k++ {
+			batch = append(batch, evoke.StreamAppend{StreamID: OrderID(k), ExpectedVersion: evoke.NoStream, Events: []evoke.Event{order(k)}})
+		}
+		_, err := rt.AppendBatch(ctx, batch)
+		if err != nil && resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
+			for _, a := range batch {
+				_, err := rt.Append(ctx, a.StreamID, a.ExpectedVersion, a.Events...)
+				if err != nil && !errors.Is(err, evoke.ErrVersionConflict) && !errors.Is(err, evoke.ErrDuplicateEvent) {
+					return fmt.Errorf("place %s: %w", a.StreamID, err)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("place orders %d..%d: %w", lo, hi-1, err)
+		}
+	}
+	return nil
+}
+
+// order returns order k's OrderPlaced event, with a deterministic ID so that
+// placing it again is recognised.
+func order(k int) evoke.Event {
+	id := OrderID(k)
+	e := evoke.NewEvent(orderfulfillment.EventOrderPlaced, orderfulfillment.OrderPlaced{
+		OrderID:    id,
+		CustomerID: fmt.Sprintf("customer-%d", k%97),
+		Items:      []orderfulfillment.Item{{SKU: fmt.Sprintf("sku-%d", k%13), Qty: 1 + k%3}},
+		Amount:     int64(1000 + k%5000),
+	})
+	e.ID = id + "-placed"
+	return e
+}
+
+// finished counts the run's orders whose instance completed.
+func finished(ctx context.Context, store evokestore.Querier, first, n int) (int, error) {
+	var s Summary
+	s.FirstOrder, s.Orders = first, n
+	err := count(ctx, store, &s)
+	return s.Completed, err
+}
+
+// count fills in the run's completed, in-flight and failed orders.
+func count(ctx context.Context, store evokestore.Querier, s *Summary) error {
+	s.Completed, s.InFlight, s.Failed = 0, 0, 0
+	const chunk = 500
+	for lo := s.FirstOrder; lo < s.FirstOrder+s.Orders; lo += chunk {
+		hi := min(lo+chunk, s.FirstOrder+s.Orders)
+		ids := make([]string, 0, hi-lo)
+		for k := lo; k < hi; k++ {
+			ids = append(ids, OrderID(k))
+		}
+		insts, err := store.Instances(ctx, orderfulfillment.Name, ids)
+		if err != nil {
+			return fmt.Errorf("count orders: %w", err)
+		}
+		for _, in := range insts {
+			switch {
+			case in.Status.Done():
+				s.Completed++
+			case in.Status == evokestore.StatusFailing || in.Status == evokestore.StatusParked:
+				s.Failed++
+			}
+		}
+	}
+	s.InFlight = s.Orders - s.Completed - s.Failed // running or not started yet
+	return nil
+}
+
+// leveled filters a handler's records below a level.
+type leveled struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (l leveled) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= l.min && l.Handler.Enabled(ctx, level)
+}
+
+func (l leveled) WithAttrs(as []slog.Attr) slog.Handler {
+	return leveled{l.Handler.WithAttrs(as), l.min}
+}
+func (l leveled) WithGroup(name string) slog.Handler {
+	return leveled{l.Handler.WithGroup(name), l.min}
+}

@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// StreamID returns the stream of an aggregate instance.
+func StreamID(aggregateType, aggregateID string) string { return aggregateType + "-" + aggregateID }
+
+// CommandResult is what executing one command gave.
+type CommandResult struct {
+	// Duplicate: the command had been executed before; Outcome is the
+	// recorded one and nothing was done now.
+	Duplicate bool
+	Outcome   evokestore.CommandOutcome
+	Events    []evokestore.Event
+}
+
+// dispatcher moves commands from the outbox to their aggregates, a batch per
+// transaction, in outbox order (so in order per instance).
+type dispatcher struct {
+	en *Engine
+	// blocked instances whose command failed outside a batch this pass.
+	attempts map[string]int
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	wake, cancel := d.en.store.Subscribe(evokestore.TopicOutbox)
+	defer cancel()
+	failures := 0
+	for ctx.Err() == nil {
+		n, err := d.pass(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			delay := d.en.backoff(failures)
+			d.en.log.Error("dispatch failed; retrying", "err", err, "retry_in", delay)
+			if !sleep(ctx, delay) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if n >= d.en.cfg.DispatchBatchSize {
+			continue
+		}
+		if !d.en.wait(ctx, wake, d.en.cfg.PollInterval) {
+			return
+		}
+	}
+}
+
+// pass dispatches one batch. If the batch as a whole fails, its commands are
+// tried one by one so that one bad command cannot hold up the others; an
+// instance whose command fails keeps its later commands back, to keep them
+// in order.
+func (d *dispatcher) pass(ctx context.Context) (int, error) {
+	cmds, err := d.en.store.Outbox(ctx, evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize})
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(cmds) == 0 {
+		return 0, nil
+	}
+	_, err = d.en.Execute(ctx, cmds, true)
+	if err == nil {
+		d.en.counters.Dispatched.Add(int64(len(cmds)))
+		return len(cmds), nil
+	}
+	if ctx.Err() != nil {
+		return 0, err
+	}
+	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
+	blocked := map[string]bool{}
+	var firstErr error
+	for i := range cmds {
+		c := cmds[i]
+		key := c.ProcessManager + "\x00" + c.InstanceID
+		if blocked[key] {
+			continue
+		}
+		if _, err := d.en.Execute(ctx, cmds[i:i+1], true); err != nil {
+			blocked[key] = true
+			firstErr = cmp(firstErr, fmt.Errorf("command %s (%s) of %s %s: %w", c.ID, c.Type, c.ProcessManager, c.InstanceID, err))
+			continue
+		}
+		d.en.counters.Dispatched.Add(1)
+	}
+	return len(cmds), firstErr
+}
+
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// Execute runs commands against their aggregates in one transaction: each
+// command's events and its outcome (its deduplication record) commit
+// together, and with fromOutbox the commands leave the outbox in the same
+// transaction. A version conflict (another writer appended to one of the
+// streams) retries the whole batch on fresh state.
+func (en *Engine) Execute(ctx context.Context, cmds []evokestore.OutboxCommand, fromOutbox bool) ([]CommandResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := en.executeOnce(ctx, cmds, fromOutbox)
+		if err != nil && (errors.Is(err, evokestore.ErrVersionConflict) || errors.Is(err, evokestore.ErrDuplicateCommand)) && attempt < 10 {
+			continue
+		}
+		return res, err
+	}
+}
+
+type aggState struct {
+	state   any
+	version int64
+}
+
+func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, fromOutbox bool) ([]CommandResult, error) {
+	results := make([]CommandResult, len(cmds))
+	var appended []evokestore.Event
+	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		ids := make([]string, len(cmds))
+		for i := range cmds {
+			ids[i] = cmds[i].ID
+		}
+		prior, err := tx.CommandOutcomes(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("load command outcomes: %w", err)
+		}
+		seen := make(map[string]evokestore.CommandOutcome, len(prior))
+		for _, o := range prior {
+			seen[o.CommandID] = o
+		}
+		now := en.cfg.Clock.Now()
+		cache := map[string]*aggState{}
+		var (
+			appends  []evokestore.NewEvent
+			owner    []int // appends[i] belongs to cmds[owner[i]]
+			outcomes []evokestore.CommandOutcome
+			seqs     []int64
+		)
+		for i := range cmds {
+			c := &cmds[i]
+			if fromOutbox {
+				seqs = append(seqs, c.Seq)
+			}
+			if o, ok := seen[c.ID]; ok {
+				results[i] = CommandResult{Duplicate: true, Outcome: o}
+				continue
+			}
+			correlation := c.CorrelationID
+			if correlation == "" {
+				correlation = c.ID
+			}
+			out := evokestore.CommandOutcome{
+				CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
+				ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
+			}
+			evs, reason := en.decide(ctx, tx, cache, c)
+			if reason != "" {
+				en.counters.Rejected.Add(1)
+				out.Status, out.Error = evokestore.OutcomeRejected, reason
+				if c.ProcessManager != "" {
+					data, err := json.Marshal(RejectionData{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Command: *c, Reason: reason})
+					if err != nil {
+						return fmt.Errorf("encode rejection of %s: %w", c.ID, err)
+					}
+					appends = append(appends, evokestore.NewEvent{
+						ID: DerivedID("rejection", c.ID), StreamID: "$evoke.rejection-" + c.ID, StreamVersion: 1,
+						Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
+					})
+					owner = append(owner, i)
+				}
+			} else {
+				as := cache[StreamID(c.AggregateType, c.AggregateID)]
+				agg := en.aggregates[c.AggregateType]
+				for j, ne := range evs {
+					as.version++
+					e := evokestore.NewEvent{
+						ID: EventID(c.ID, j), StreamID: StreamID(c.AggregateType, c.AggregateID), StreamVersion: as.version,
+						Type: ne.Type, Data: ne.Data, CorrelationID: correlation, CausationID: c.ID, Values: ne.Values, RecordedAt: now,
+					}
+					appends = append(appends, e)
+					owner = append(owner, i)
+					rec := evokestore.Event{ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
+						CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: now}
+					if s, err := agg.Apply(as.state, &rec); err == nil {
+						as.state = s
+					} else {
+						delete(cache, e.StreamID) // reload from the log next time
+					}
+				}
+				out.Events = len(evs)
+			}
+			seen[c.ID] = out
+			outcomes = append(outcomes, out)
+			results[i].Outcome = out
+		}
+		if len(appends) > 0 {
+			evs, err := tx.AppendEvents(ctx, appends)
+			if err != nil {
+				return fmt.Errorf("append %d events: %w", len(appends), err)
+			}
+			appended = evs
+			for k, e := range evs {
+				results[owner[k]].Events = append(results[owner[k]].Events, e)
+			}
+		}
+		if len(outcomes) > 0 {
+			if err := tx.PutCommandOutcomes(ctx, outcomes); err != nil {
+				return fmt.Errorf("record command outcomes: %w", err)
+			}
+		}
+		if len(seqs) > 0 {
+			if err := tx.DeleteOutbox(ctx, seqs); err != nil {
+				return fmt.Errorf("delete dispatched commands: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	_ = appended
+	return results, nil
+}
+
+// decide runs one command against its aggregate's current state and returns
+// its events, or a rejection reason.
+func (en *Engine) decide(ctx context.Context, tx evokestore.Tx, cache map[string]*aggState, c *evokestore.OutboxCommand) (evs []NewEvent, reason string) {
+	agg := en.aggregates[c.AggregateType]
+	if agg == nil {
+		return nil, fmt.Sprintf("unknown aggregate type %q", c.AggregateType)
+	}
+	stream := StreamID(c.AggregateType, c.AggregateID)
+	as := cache[stream]
+	if as == nil {
+		past, err := tx.ReadStream(ctx, stream, 0)
+		if err != nil {
+			return nil, fmt.Sprintf("load aggregate %s: %v", stream, err)
+		}
+		as = &aggState{state: agg.New()}
+		for k := range past {
+			s, err := agg.Apply(as.state, &past[k])
+			if err != nil {
+				return nil, fmt.Sprintf("replay aggregate %s at version %d: %v", stream, past[k].StreamVersion, err)
+			}
+			as.state, as.version = s, past[k].StreamVersion
+		}
+		cache[stream] = as
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			evs, reason = nil, fmt.Sprintf("panic in %s.Execute(%s): %v\n%s", c.AggregateType, c.Type, p, debug.Stack())
+		}
+	}()
+	evs, err := agg.Execute(as.state, c)
+	if err != nil {
+		return nil, err.Error()
+	}
+	return evs, ""
+}

@@ -1,0 +1,329 @@
+// Package engine is evoke's untyped runtime: it routes events from the log
+// to process-manager instances in batches, commits each batch of steps in
+// one store transaction, and dispatches the outbox to aggregates. The root
+// evoke package adapts the generic user API onto the interfaces here.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// System event types the engine writes to the log and routes itself.
+const (
+	// TypeCommandRejected records an aggregate's rejection of a command a
+	// process manager issued; it is routed to that instance's Compensate.
+	TypeCommandRejected = "$evoke.CommandRejected"
+	// TypeDeadline records a due deadline; it is routed to its instance.
+	TypeDeadline = "$evoke.Deadline"
+)
+
+// Clock tells the time and makes timers; tests inject a virtual one.
+type Clock interface {
+	Now() time.Time
+	// NewTimer returns a channel that receives once d has passed, and a
+	// function that stops the timer.
+	NewTimer(d time.Duration) (<-chan time.Time, func() bool)
+}
+
+// Route is where Correlate sends an event.
+type Route struct {
+	Kind RouteKind
+	ID   string
+	Err  error
+}
+
+// RouteKind mirrors evoke.CorrelationKind.
+type RouteKind uint8
+
+// Route kinds.
+const (
+	RouteIgnore RouteKind = iota
+	RouteStart
+	RouteContinue
+	RouteStop
+	RouteError
+	routeSystem // engine-routed system events
+)
+
+// Command is a command produced by a step, before the engine assigns its ID
+// and lineage.
+type Command struct {
+	Type          string
+	AggregateType string
+	AggregateID   string
+	Payload       []byte
+	Values        []byte
+}
+
+// StepResult is the outcome of one step.
+type StepResult struct {
+	State     any
+	Commands  []Command
+	Phase     string
+	Completed bool
+	Deadlines []NamedDeadline
+}
+
+// NamedDeadline is a deadline the process manager asked for.
+type NamedDeadline struct {
+	Name string
+	At   time.Time
+}
+
+// FailedCommand is a rejected command handed to Compensate.
+type FailedCommand struct {
+	Command evokestore.OutboxCommand
+	Reason  string
+}
+
+// ProcessManager is the untyped view of a registered process manager. The
+// adapter recovers panics in user code and returns them as errors.
+type ProcessManager interface {
+	Name() string
+	Types() []string
+	Correlate(e *evokestore.Event) Route
+	Strict() bool
+	Timeout() time.Duration
+	// Load decodes a stored state; nil means a new instance.
+	Load(state []byte) (any, error)
+	Save(state any) ([]byte, error)
+	// Phase reports the user-level status of a state.
+	Phase(state any) string
+	// Step runs Apply then Handle for one event.
+	Step(state any, e *evokestore.Event) (StepResult, error)
+	// HasDeadlines reports whether the process manager sets named
+	// deadlines.
+	HasDeadlines() bool
+	// Compensate asks for compensating commands; ok false means skip.
+	Compensate(state any, failed FailedCommand) (cmds []Command, ok bool, err error)
+}
+
+// Aggregate is the untyped view of a registered aggregate.
+type Aggregate interface {
+	Type() string
+	New() any
+	Apply(state any, e *evokestore.Event) (any, error)
+	// Execute decides on a command; an error is a business rejection.
+	Execute(state any, cmd *evokestore.OutboxCommand) ([]NewEvent, error)
+}
+
+// NewEvent is an event an aggregate emits.
+type NewEvent struct {
+	Type   string
+	Data   []byte
+	Values []byte
+}
+
+// Options configure how one process manager is run.
+type Options struct {
+	// FromNow starts a newly deployed process manager at the log head
+	// instead of the origin.
+	FromNow bool
+	// SuppressCatchup drops the commands of steps on events that were in
+	// the log when the process manager was first deployed.
+	SuppressCatchup bool
+}
+
+// Config configures an Engine; the root package fills defaults.
+type Config struct {
+	Store             evokestore.Store
+	Logger            *slog.Logger
+	Clock             Clock
+	BatchSize         int
+	DispatchBatchSize int
+	Workers           int
+	PollInterval      time.Duration
+	MaxAttempts       int
+	BackoffBase       time.Duration
+	BackoffMax        time.Duration
+	Hooks             Hooks
+}
+
+// Engine runs registered process managers and aggregates.
+type Engine struct {
+	cfg        Config
+	store      evokestore.Store
+	log        *slog.Logger
+	routers    []*router
+	aggregates map[string]Aggregate
+	counters   Counters
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	running bool
+}
+
+// Counters are the engine's running totals.
+type Counters struct {
+	Steps         atomic.Int64
+	Batches       atomic.Int64
+	Commands      atomic.Int64
+	Dispatched    atomic.Int64
+	Rejected      atomic.Int64
+	Failures      atomic.Int64
+	Parked        atomic.Int64
+	Completed     atomic.Int64
+	DroppedDone   atomic.Int64 // events for completed instances
+	DroppedStop   atomic.Int64 // stops for missing instances
+	DroppedStrict atomic.Int64 // continues for missing instances of strict process managers
+	DroppedStale  atomic.Int64 // deadlines the instance moved past
+	CorrelateErrs atomic.Int64
+	Suppressed    atomic.Int64 // commands dropped during catch-up
+}
+
+// New returns an engine; register before Start.
+func New(cfg Config) *Engine {
+	if cfg.Hooks == nil {
+		cfg.Hooks = NopHooks{}
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	return &Engine{cfg: cfg, store: cfg.Store, log: cfg.Logger, aggregates: map[string]Aggregate{}}
+}
+
+// Counters returns the engine's totals.
+func (en *Engine) Counters() *Counters { return &en.counters }
+
+// AddProcessManager registers a process manager.
+func (en *Engine) AddProcessManager(pm ProcessManager, opts Options) {
+	types := append([]string(nil), pm.Types()...)
+	types = append(types, TypeCommandRejected, TypeDeadline)
+	en.routers = append(en.routers, &router{en: en, pm: pm, opts: opts, types: types, name: pm.Name(),
+		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines()})
+}
+
+// AddAggregate registers an aggregate.
+func (en *Engine) AddAggregate(a Aggregate) { en.aggregates[a.Type()] = a }
+
+// Aggregate returns a registered aggregate.
+func (en *Engine) Aggregate(typ string) Aggregate { return en.aggregates[typ] }
+
+// Start initialises checkpoints and starts the engine's goroutines.
+func (en *Engine) Start(ctx context.Context) error {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if en.running {
+		return fmt.Errorf("engine already running")
+	}
+	for _, r := range en.routers {
+		if err := r.initCheckpoint(ctx); err != nil {
+			return err
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	en.cancel = cancel
+	en.done = make(chan struct{})
+	en.running = true
+	var wg sync.WaitGroup
+	for _, r := range en.routers {
+		wg.Go(func() { r.run(runCtx) })
+	}
+	d := &dispatcher{en: en}
+	wg.Go(func() { d.run(runCtx) })
+	s := &scheduler{en: en}
+	wg.Go(func() { s.run(runCtx) })
+	go func() { wg.Wait(); close(en.done) }()
+	return nil
+}
+
+// Stop stops the engine and waits for its goroutines, or for ctx.
+func (en *Engine) Stop(ctx context.Context) error {
+	en.mu.Lock()
+	if !en.running {
+		en.mu.Unlock()
+		return nil
+	}
+	en.cancel()
+	done := en.done
+	en.running = false
+	en.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop engine: %w", ctx.Err())
+	}
+}
+
+// wait blocks until wake, the poll interval, or ctx; it reports false when
+// ctx is done.
+func (en *Engine) wait(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+	case <-t.C:
+	}
+	return true
+}
+
+// backoff returns the delay before retry attempt n (1-based): exponential
+// from BackoffBase, capped at BackoffMax, with full jitter in its upper half.
+func (en *Engine) backoff(n int) time.Duration {
+	d := en.cfg.BackoffBase
+	for i := 1; i < n && d < en.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, en.cfg.BackoffMax)
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// systemTarget is the routing part of a system event's data.
+type systemTarget struct {
+	ProcessManager string `json:"process_manager"`
+	InstanceID     string `json:"instance_id"`
+	Version        int64  `json:"version,omitempty"`
+}
+
+// RejectionData is the data of a TypeCommandRejected event.
+type RejectionData struct {
+	ProcessManager string                   `json:"process_manager"`
+	InstanceID     string                   `json:"instance_id"`
+	Command        evokestore.OutboxCommand `json:"command"`
+	Reason         string                   `json:"reason"`
+}
+
+// DeadlineData is the data of a TypeDeadline event.
+type DeadlineData struct {
+	ProcessManager string    `json:"process_manager"`
+	InstanceID     string    `json:"instance_id"`
+	Version        int64     `json:"version"`
+	Name           string    `json:"name"`
+	At             time.Time `json:"at"`
+}
+
+func decodeTarget(e *evokestore.Event) (systemTarget, error) {
+	var t systemTarget
+	err := json.Unmarshal(e.Data, &t)
+	return t, err
+}

@@ -1,0 +1,46 @@
+package engine
+
+import "time"
+
+// Telemetry kinds, the seed's table plus retry, park and timeout.
+const (
+	TelemetryStart      = "start"
+	TelemetryStop       = "stop"
+	TelemetryCommand    = "command"
+	TelemetryCompensate = "compensate"
+	TelemetryRetry      = "retry"
+	TelemetryPark       = "park"
+	TelemetryTimeout    = "timeout"
+	TelemetryTransition = "transition"
+)
+
+// Telemetry is one telemetry event, emitted after the transaction that made
+// it true has committed.
+type Telemetry struct {
+	Kind           string
+	SystemTime     time.Time
+	Duration       time.Duration
+	ProcessManager string
+	InstanceID     string
+	FinalState     []byte
+	CommandType    string
+	CommandID      string
+	FailedCommand  string
+	FromPhase      string
+	ToPhase        string
+	EventType      string
+	Attempt        int
+	Err            string
+}
+
+// Hooks receives telemetry. Implementations must be fast and safe for
+// concurrent use; they run on the engine's goroutines.
+type Hooks interface {
+	Telemetry(t Telemetry)
+}
+
+// NopHooks discards telemetry.
+type NopHooks struct{}
+
+// Telemetry implements Hooks.
+func (NopHooks) Telemetry(Telemetry) {}

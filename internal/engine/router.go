@@ -1,0 +1,737 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// timeoutDeadline is the reserved name of the inactivity deadline.
+const timeoutDeadline = "$timeout"
+
+// router feeds one process manager: it reads the log after its checkpoint,
+// correlates a batch of events, steps every instance of the batch (in
+// parallel across instances, in log order within one), and commits the
+// batch's states, outbox, history, held events, deadlines and checkpoint in
+// one transaction.
+type router struct {
+	en    *Engine
+	pm    ProcessManager
+	name  string
+	opts  Options
+	types []string
+	cp    evokestore.Checkpoint
+	// usesDeadlines: the process manager has a timeout or named
+	// deadlines, so every step rewrites the instance's deadlines.
+	usesDeadlines bool
+
+	nextRetry time.Time // zero: none known
+}
+
+// item is one event routed to an instance.
+type item struct {
+	ev   *evokestore.Event
+	kind RouteKind
+}
+
+// group is one instance's share of a batch, and what stepping it produced.
+type group struct {
+	id    string
+	items []item
+	inst  *evokestore.Instance // nil when absent from the store
+
+	// output
+	write     *evokestore.InstanceWrite
+	outbox    []evokestore.OutboxCommand
+	history   []evokestore.HistoryRecord
+	held      []evokestore.HeldEvent
+	released  []int64
+	deadlines []evokestore.Deadline
+	setDL     bool
+	telemetry []Telemetry
+}
+
+func (r *router) initCheckpoint(ctx context.Context) error {
+	st := r.en.store
+	cp, ok, err := st.Checkpoint(ctx, r.name, 0)
+	if err != nil {
+		return fmt.Errorf("load checkpoint of %s: %w", r.name, err)
+	}
+	if !ok {
+		head, err := st.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("read log head: %w", err)
+		}
+		cp = evokestore.Checkpoint{ProcessManager: r.name, CatchupUntil: head}
+		if r.opts.FromNow {
+			cp.Position = head
+		}
+		if err := withTx(ctx, st, func(tx evokestore.Tx) error { return tx.PutCheckpoint(ctx, cp) }); err != nil {
+			return fmt.Errorf("create checkpoint of %s: %w", r.name, err)
+		}
+	}
+	r.cp = cp
+	r.nextRetry = r.en.cfg.Clock.Now() // look for instances left failing
+	return nil
+}
+
+func (r *router) run(ctx context.Context) {
+	wake, cancel := r.en.store.Subscribe(evokestore.TopicEvents)
+	defer cancel()
+	failures := 0
+	for ctx.Err() == nil {
+		n, err := r.pass(ctx)
+		if err == nil {
+			err = r.retryDue(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			d := r.en.backoff(failures)
+			r.en.log.Error("process manager batch failed; retrying", "process_manager", r.name, "err", err, "retry_in", d)
+			if !sleep(ctx, d) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if n >= r.en.cfg.BatchSize {
+			continue
+		}
+		if !r.waitNext(ctx, wake) {
+			return
+		}
+	}
+}
+
+// waitNext waits for new events, the next retry, or the poll interval.
+func (r *router) waitNext(ctx context.Context, wake <-chan struct{}) bool {
+	var retry <-chan time.Time
+	if !r.nextRetry.IsZero() {
+		ch, stop := r.en.cfg.Clock.NewTimer(r.nextRetry.Sub(r.en.cfg.Clock.Now()))
+		defer stop()
+		retry = ch
+	}
+	t := time.NewTimer(r.en.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+	case <-retry:
+	case <-t.C:
+	}
+	return true
+}
+
+// pass steps one batch of new events; it returns how many it read.
+func (r *router) pass(ctx context.Context) (int, error) {
+	st := r.en.store
+	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: r.cp.Position, Types: r.types, Limit: r.en.cfg.BatchSize})
+	if err != nil {
+		return 0, fmt.Errorf("read log after %d: %w", r.cp.Position, err)
+	}
+	if len(events) == 0 {
+		return 0, nil
+	}
+	now := r.en.cfg.Clock.Now()
+	groups, order, orphans := r.correlate(events, now)
+	if err := r.load(ctx, groups, order); err != nil {
+		return 0, err
+	}
+	r.stepAll(groups, order, now, false)
+	cp := r.cp
+	cp.Position = events[len(events)-1].Position
+	if err := r.commit(ctx, groups, order, orphans, &cp); err != nil {
+		return 0, err
+	}
+	r.cp = cp
+	r.en.counters.Batches.Add(1)
+	return len(events), nil
+}
+
+// correlate routes events to instance groups. Events whose correlation
+// fails are returned as orphans, held for the process manager.
+func (r *router) correlate(events []evokestore.Event, now time.Time) (map[string]*group, []string, []evokestore.HeldEvent) {
+	groups := make(map[string]*group)
+	var order []string
+	var orphans []evokestore.HeldEvent
+	for i := range events {
+		ev := &events[i]
+		route := r.route(ev)
+		switch route.Kind {
+		case RouteIgnore:
+			continue
+		case RouteError:
+			r.en.counters.CorrelateErrs.Add(1)
+			r.en.log.Error("correlate failed; event parked for the process manager",
+				"process_manager", r.name, "event_id", ev.ID, "event_type", ev.Type, "position", ev.Position, "err", route.Err)
+			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: route.Err.Error()})
+			continue
+		}
+		g := groups[route.ID]
+		if g == nil {
+			g = &group{id: route.ID}
+			groups[route.ID] = g
+			order = append(order, route.ID)
+		}
+		g.items = append(g.items, item{ev: ev, kind: route.Kind})
+	}
+	return groups, order, orphans
+}
+
+// route correlates one event; system events carry their target.
+func (r *router) route(ev *evokestore.Event) Route {
+	switch ev.Type {
+	case TypeCommandRejected, TypeDeadline:
+		t, err := decodeTarget(ev)
+		if err != nil || t.ProcessManager != r.name || t.InstanceID == "" {
+			return Route{}
+		}
+		return Route{Kind: routeSystem, ID: t.InstanceID}
+	}
+	route := r.pm.Correlate(ev)
+	if route.Kind == RouteError && route.Err == nil {
+		route.Err = errors.New("correlation failed")
+	}
+	if route.Kind != RouteIgnore && route.Kind != RouteError && route.ID == "" {
+		return Route{Kind: RouteError, Err: fmt.Errorf("correlate %s: empty instance id for event %s (%s)", r.name, ev.ID, ev.Type)}
+	}
+	return route
+}
+
+// load fetches the batch's instances in one query.
+func (r *router) load(ctx context.Context, groups map[string]*group, order []string) error {
+	if len(order) == 0 {
+		return nil
+	}
+	insts, err := r.en.store.Instances(ctx, r.name, order)
+	if err != nil {
+		return fmt.Errorf("load %d instances of %s: %w", len(order), r.name, err)
+	}
+	for i := range insts {
+		if g := groups[insts[i].ID]; g != nil {
+			g.inst = &insts[i]
+		}
+	}
+	return nil
+}
+
+// stepAll steps every group, spreading groups over the configured workers.
+func (r *router) stepAll(groups map[string]*group, order []string, now time.Time, replay bool) {
+	workers := min(r.en.cfg.Workers, len(order))
+	if workers <= 1 || len(order) < 8 {
+		for _, id := range order {
+			r.stepGroup(groups[id], now, replay)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan *group)
+	for range workers {
+		wg.Go(func() {
+			for g := range next {
+				r.stepGroup(g, now, replay)
+			}
+		})
+	}
+	for _, id := range order {
+		next <- groups[id]
+	}
+	close(next)
+	wg.Wait()
+}
+
+// stepGroup runs one instance's events in order. A failed step leaves the
+// state as the earlier steps of the group made it: user code may have
+// mutated the in-memory state before failing, so the group is run again from
+// the stored state, stopping at the failing event.
+func (r *router) stepGroup(g *group, now time.Time, replay bool) {
+	var failAt = -1
+	var failErr error
+	for {
+		at, err := r.tryGroup(g, now, replay, failAt, failErr)
+		if at < 0 {
+			return
+		}
+		failAt, failErr = at, err
+	}
+}
+
+// tryGroup steps g; if a step fails after earlier steps of the group
+// succeeded (so that the in-memory state may be tainted), it returns that
+// index and error for a clean re-run. Otherwise it returns -1.
+func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, failErr error) (int, error) {
+	*g = group{id: g.id, items: g.items, inst: g.inst} // reset output for a re-run
+	var inst evokestore.Instance
+	prevVersion := int64(-1)
+	exists := g.inst != nil
+	if exists {
+		inst = *g.inst
+		prevVersion = inst.Version
+		if replay {
+			inst.Status = evokestore.StatusRunning
+		}
+	}
+	var state any
+	loaded, stepped, touched := false, false, false
+	for idx, it := range g.items {
+		ev := it.ev
+		if exists && ev.Position <= inst.LastPosition {
+			continue // stepped in an earlier, committed batch
+		}
+		if exists && inst.Status.Done() {
+			r.en.counters.DroppedDone.Add(1)
+			r.en.log.Debug("event for a completed instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position)
+			if replay {
+				g.released = append(g.released, ev.Position)
+			}
+			continue
+		}
+		if exists && (inst.Status == evokestore.StatusFailing || inst.Status == evokestore.StatusParked) {
+			if !replay {
+				g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position})
+			}
+			continue
+		}
+		if !exists {
+			switch {
+			case it.kind == routeSystem:
+				continue // the instance is gone (purged)
+			case it.kind == RouteStop:
+				r.en.counters.DroppedStop.Add(1)
+				r.en.log.Info("stop for a missing instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
+				continue
+			case it.kind == RouteContinue && r.pm.Strict():
+				r.en.counters.DroppedStrict.Add(1)
+				r.en.log.Info("continue for a missing instance of a strict process manager dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
+				continue
+			}
+			exists, touched = true, true
+			inst = evokestore.Instance{ProcessManager: r.name, ID: g.id, Status: evokestore.StatusRunning, CreatedAt: now, UpdatedAt: now}
+		}
+		if ev.Type == TypeDeadline {
+			var d DeadlineData
+			if err := json.Unmarshal(ev.Data, &d); err != nil || d.Version != inst.Version {
+				r.en.counters.DroppedStale.Add(1)
+				if replay {
+					g.released = append(g.released, ev.Position)
+				}
+				continue
+			}
+		}
+		if idx == failAt {
+			r.fail(g, &inst, ev, failErr, now, replay)
+			touched = true
+			if replay {
+				break
+			}
+			continue
+		}
+		if !loaded {
+			s, err := r.pm.Load(inst.State)
+			if err != nil {
+				r.fail(g, &inst, ev, fmt.Errorf("load state of %s %s: %w", r.name, g.id, err), now, replay)
+				touched = true
+				if replay {
+					break
+				}
+				continue
+			}
+			state, loaded = s, true
+		}
+		res, compensating, err := r.stepOne(state, &inst, ev)
+		if err != nil {
+			if stepped {
+				return idx, err
+			}
+			r.fail(g, &inst, ev, err, now, replay)
+			touched = true
+			if replay {
+				break
+			}
+			continue
+		}
+		stepped, touched = true, true
+		r.succeed(g, &inst, it, res, compensating, now, replay)
+		state = res.State
+	}
+	if !touched {
+		return -1, nil
+	}
+	if stepped {
+		b, err := r.pm.Save(state)
+		if err != nil {
+			// The state cannot be stored: nothing of this group commits;
+			// the first event fails instead.
+			*g = group{id: g.id, items: g.items, inst: g.inst}
+			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
+		}
+		inst.State = b
+		for i := range g.telemetry {
+			if g.telemetry[i].Kind == TelemetryStop {
+				g.telemetry[i].FinalState = b
+			}
+		}
+	}
+	g.write = &evokestore.InstanceWrite{Instance: inst, PrevVersion: prevVersion}
+	return -1, nil
+}
+
+// firstPending returns the index of the group's first event not yet stepped.
+func firstPending(g *group) int {
+	for i, it := range g.items {
+		if g.inst == nil || it.ev.Position > g.inst.LastPosition {
+			return i
+		}
+	}
+	return 0
+}
+
+// stepOne runs one event through the process manager.
+func (r *router) stepOne(state any, inst *evokestore.Instance, ev *evokestore.Event) (StepResult, bool, error) {
+	switch ev.Type {
+	case TypeCommandRejected:
+		var d RejectionData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return StepResult{}, false, fmt.Errorf("decode rejection %s: %w", ev.ID, err)
+		}
+		cmds, ok, err := r.pm.Compensate(state, FailedCommand{Command: d.Command, Reason: d.Reason})
+		if err != nil {
+			return StepResult{}, false, err
+		}
+		user := *ev
+		user.Type = "$rejected"
+		user.Data, err = json.Marshal(rejectedData{
+			CommandID: d.Command.ID, CommandType: d.Command.Type, AggregateType: d.Command.AggregateType,
+			AggregateID: d.Command.AggregateID, Payload: d.Command.Payload, Reason: d.Reason,
+		})
+		if err != nil {
+			return StepResult{}, false, err
+		}
+		res, err := r.pm.Step(state, &user)
+		if err != nil {
+			return StepResult{}, false, err
+		}
+		res.Commands = append(cmds, res.Commands...)
+		return res, ok && len(cmds) > 0, nil
+	case TypeDeadline:
+		var d DeadlineData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return StepResult{}, false, fmt.Errorf("decode deadline %s: %w", ev.ID, err)
+		}
+		user := *ev
+		if d.Name == timeoutDeadline {
+			user.Type = "$timeout"
+		} else {
+			user.Type = "$deadline"
+			user.Data, _ = json.Marshal(struct {
+				Name string    `json:"name"`
+				At   time.Time `json:"at"`
+			}{d.Name, d.At})
+		}
+		res, err := r.pm.Step(state, &user)
+		return res, false, err
+	}
+	res, err := r.pm.Step(state, ev)
+	return res, false, err
+}
+
+// rejectedData mirrors evoke.RejectedData.
+type rejectedData struct {
+	CommandID     string          `json:"command_id"`
+	CommandType   string          `json:"command_type"`
+	AggregateType string          `json:"aggregate_type"`
+	AggregateID   string          `json:"aggregate_id"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	Reason        string          `json:"reason"`
+}
+
+// succeed records a committed-to-be step on inst.
+func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepResult, compensating bool, now time.Time, replay bool) {
+	ev := it.ev
+	before := inst.Phase
+	if inst.Version == 0 {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStart, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
+	}
+	inst.Version++
+	inst.LastPosition = ev.Position
+	inst.Phase = res.Phase
+	inst.UpdatedAt = now
+	inst.Attempts = 0
+	inst.LastError = ""
+	inst.NextAttemptAt = time.Time{}
+	if compensating {
+		inst.Status = evokestore.StatusCompensating
+	}
+	if replay {
+		g.released = append(g.released, ev.Position)
+	}
+	suppress := r.opts.SuppressCatchup && ev.Position <= r.cp.CatchupUntil
+	correlation := ev.CorrelationID
+	if correlation == "" {
+		correlation = ev.ID
+	}
+	type cmdRef struct {
+		ID            string `json:"id"`
+		Type          string `json:"type"`
+		AggregateType string `json:"aggregate_type"`
+		AggregateID   string `json:"aggregate_id"`
+		Suppressed    bool   `json:"suppressed,omitempty"`
+	}
+	var refs []cmdRef
+	for i, c := range res.Commands {
+		id := CommandID(r.name, g.id, ev.ID, i)
+		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Suppressed: suppress})
+		if suppress {
+			r.en.counters.Suppressed.Add(1)
+			continue
+		}
+		g.outbox = append(g.outbox, evokestore.OutboxCommand{
+			ID: id, ProcessManager: r.name, InstanceID: g.id, Partition: inst.Partition,
+			Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
+			Payload: c.Payload, CorrelationID: correlation, CausationID: ev.ID, Values: c.Values, CreatedAt: now,
+		})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id})
+	}
+	var cmdsJSON []byte
+	if len(refs) > 0 {
+		cmdsJSON, _ = json.Marshal(refs)
+	}
+	eventType := ev.Type
+	switch ev.Type {
+	case TypeCommandRejected:
+		var d RejectionData
+		_ = json.Unmarshal(ev.Data, &d)
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCompensate, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FailedCommand: d.Command.Type, CommandID: d.Command.ID, Err: d.Reason})
+	case TypeDeadline:
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
+	}
+	g.history = append(g.history, evokestore.HistoryRecord{
+		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
+		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
+		Commands: cmdsJSON, RecordedAt: now,
+	})
+	if before != res.Phase {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
+	}
+	r.en.counters.Steps.Add(1)
+	done := it.kind == RouteStop || res.Completed
+	if done {
+		inst.Status = evokestore.StatusCompleted
+		inst.CompletedAt = now
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id})
+	}
+	// Deadlines: rewritten after every step with the new version, so that a
+	// deadline the instance has moved past can never fire.
+	if !r.usesDeadlines {
+		return
+	}
+	g.deadlines, g.setDL = g.deadlines[:0], true
+	if done {
+		return
+	}
+	if timeout := r.pm.Timeout(); timeout > 0 {
+		g.deadlines = append(g.deadlines, evokestore.Deadline{ProcessManager: r.name, InstanceID: g.id, Name: timeoutDeadline, DueAt: ev.RecordedAt.Add(timeout), Version: inst.Version})
+	}
+	for _, d := range res.Deadlines {
+		g.deadlines = append(g.deadlines, evokestore.Deadline{ProcessManager: r.name, InstanceID: g.id, Name: d.Name, DueAt: d.At, Version: inst.Version})
+	}
+}
+
+// fail records a failed step: the event is held, and the instance retried
+// with backoff or, past the attempt limit, parked.
+func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event, err error, now time.Time, replay bool) {
+	r.en.counters.Failures.Add(1)
+	inst.Attempts++
+	inst.LastError = err.Error()
+	inst.UpdatedAt = now
+	kind := evokestore.KindFailed
+	if inst.Attempts >= r.en.cfg.MaxAttempts {
+		inst.Status = evokestore.StatusParked
+		inst.NextAttemptAt = time.Time{}
+		kind = evokestore.KindParked
+		r.en.counters.Parked.Add(1)
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
+		r.en.log.Error("instance parked", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position, "attempts", inst.Attempts, "err", err)
+	} else {
+		inst.Status = evokestore.StatusFailing
+		inst.NextAttemptAt = now.Add(r.en.backoff(inst.Attempts))
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryRetry, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
+		r.en.log.Warn("step failed; will retry", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position, "attempt", inst.Attempts, "retry_at", inst.NextAttemptAt, "err", err)
+	}
+	if !replay {
+		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: err.Error()})
+	}
+	g.history = append(g.history, evokestore.HistoryRecord{
+		ProcessManager: r.name, InstanceID: g.id, Kind: kind, Version: inst.Version, Position: ev.Position,
+		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: err.Error(), RecordedAt: now,
+	})
+}
+
+// commit writes a stepped batch in one transaction.
+func (r *router) commit(ctx context.Context, groups map[string]*group, order []string, orphans []evokestore.HeldEvent, cp *evokestore.Checkpoint) error {
+	var (
+		writes  []evokestore.InstanceWrite
+		outbox  []evokestore.OutboxCommand
+		history []evokestore.HistoryRecord
+		held    = orphans
+	)
+	for _, id := range order {
+		g := groups[id]
+		if g.write != nil {
+			writes = append(writes, *g.write)
+		}
+		outbox = append(outbox, g.outbox...)
+		history = append(history, g.history...)
+		held = append(held, g.held...)
+	}
+	err := withTx(ctx, r.en.store, func(tx evokestore.Tx) error {
+		if len(writes) > 0 {
+			if err := tx.PutInstances(ctx, writes); err != nil {
+				return fmt.Errorf("write %d instances: %w", len(writes), err)
+			}
+		}
+		if len(outbox) > 0 {
+			if err := tx.InsertOutbox(ctx, outbox); err != nil {
+				return fmt.Errorf("write outbox: %w", err)
+			}
+		}
+		if len(history) > 0 {
+			if err := tx.InsertHistory(ctx, history); err != nil {
+				return fmt.Errorf("write history: %w", err)
+			}
+		}
+		if len(held) > 0 {
+			if err := tx.Hold(ctx, held); err != nil {
+				return fmt.Errorf("hold events: %w", err)
+			}
+		}
+		for _, id := range order {
+			g := groups[id]
+			if len(g.released) > 0 {
+				if err := tx.Release(ctx, r.name, id, g.released); err != nil {
+					return fmt.Errorf("release held events: %w", err)
+				}
+			}
+			if g.setDL {
+				if err := tx.ReplaceDeadlines(ctx, r.name, id, g.deadlines); err != nil {
+					return fmt.Errorf("write deadlines: %w", err)
+				}
+			}
+		}
+		if cp != nil {
+			if err := tx.PutCheckpoint(ctx, *cp); err != nil {
+				return fmt.Errorf("write checkpoint: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.en.counters.Commands.Add(int64(len(outbox)))
+	for _, id := range order {
+		if w := groups[id].write; w != nil && w.Status == evokestore.StatusFailing {
+			if r.nextRetry.IsZero() || w.NextAttemptAt.Before(r.nextRetry) {
+				r.nextRetry = w.NextAttemptAt
+			}
+		}
+		for _, t := range groups[id].telemetry {
+			if t.Kind == TelemetryStop {
+				r.en.counters.Completed.Add(1)
+			}
+			if t.Kind == TelemetryTransition {
+				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, t.FromPhase, t.ToPhase, t.EventType),
+					slog.String("process_manager", r.name), slog.String("instance", id))
+			}
+			r.en.cfg.Hooks.Telemetry(t)
+		}
+	}
+	return nil
+}
+
+// retryDue re-runs the held events of failing instances whose backoff has
+// passed.
+func (r *router) retryDue(ctx context.Context) error {
+	now := r.en.cfg.Clock.Now()
+	if r.nextRetry.IsZero() || now.Before(r.nextRetry) {
+		return nil
+	}
+	insts, err := r.en.store.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: r.name, Status: evokestore.StatusFailing, Limit: 1000})
+	if err != nil {
+		return fmt.Errorf("list failing instances: %w", err)
+	}
+	r.nextRetry = time.Time{}
+	for i := range insts {
+		inst := &insts[i]
+		if inst.NextAttemptAt.After(now) {
+			if r.nextRetry.IsZero() || inst.NextAttemptAt.Before(r.nextRetry) {
+				r.nextRetry = inst.NextAttemptAt
+			}
+			continue
+		}
+		if err := r.replay(ctx, inst, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replay steps an instance's held events in order.
+func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time.Time) error {
+	st := r.en.store
+	held, err := st.Held(ctx, r.name, inst.ID)
+	if err != nil {
+		return fmt.Errorf("load held events of %s %s: %w", r.name, inst.ID, err)
+	}
+	g := &group{id: inst.ID, inst: inst}
+	for _, h := range held {
+		evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: h.Position - 1, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("read held event %d: %w", h.Position, err)
+		}
+		if len(evs) == 0 || evs[0].Position != h.Position {
+			return fmt.Errorf("held event %d of %s %s is missing from the log", h.Position, r.name, inst.ID)
+		}
+		ev := evs[0]
+		route := r.route(&ev)
+		if route.Kind == RouteIgnore || route.Kind == RouteError {
+			route.Kind = RouteContinue
+		}
+		g.items = append(g.items, item{ev: &ev, kind: route.Kind})
+	}
+	if len(g.items) == 0 {
+		// Nothing held: the instance simply runs again.
+		w := *inst
+		w.Status = evokestore.StatusRunning
+		g.write = &evokestore.InstanceWrite{Instance: w, PrevVersion: inst.Version}
+	} else {
+		r.stepGroup(g, now, true)
+	}
+	return r.commit(ctx, map[string]*group{inst.ID: g}, []string{inst.ID}, nil, nil)
+}
+
+// withTx runs fn in a transaction and commits it, rolling back on error.
+func withTx(ctx context.Context, st evokestore.Store, fn func(tx evokestore.Tx) error) error {
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// scheduler fires due deadlines: for each, in one transaction, it checks the
+// instance is still at the deadline's version, deletes the deadline and
+// appends a deadline event that the router delivers to the instance. The
+// router checks the version again before stepping, so a deadline the
+// instance has moved past never reaches Handle.
+type scheduler struct{ en *Engine }
+
+func (s *scheduler) run(ctx context.Context) {
+	wake, cancel := s.en.store.Subscribe(evokestore.TopicDeadlines)
+	defer cancel()
+	clock := s.en.cfg.Clock
+	failures := 0
+	for ctx.Err() == nil {
+		next, err := s.pass(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			d := s.en.backoff(failures)
+			s.en.log.Error("firing deadlines failed; retrying", "err", err, "retry_in", d)
+			if !sleep(ctx, d) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		var due <-chan time.Time
+		stop := func() bool { return false }
+		if !next.IsZero() {
+			due, stop = clock.NewTimer(next.Sub(clock.Now()))
+		}
+		poll := time.NewTimer(s.en.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-due:
+		case <-poll.C:
+		}
+		poll.Stop()
+		stop()
+	}
+}
+
+// pass fires every due deadline; it returns when the next one is due.
+func (s *scheduler) pass(ctx context.Context) (time.Time, error) {
+	st := s.en.store
+	for {
+		now := s.en.cfg.Clock.Now()
+		due, err := st.DueDeadlines(ctx, now, 256)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("load due deadlines: %w", err)
+		}
+		if len(due) == 0 {
+			break
+		}
+		if err := s.fire(ctx, due, now); err != nil {
+			return time.Time{}, err
+		}
+		if len(due) < 256 {
+			break
+		}
+	}
+	d, ok, err := st.NextDeadline(ctx)
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	return d.DueAt, nil
+}
+
+func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now time.Time) error {
+	return withTx(ctx, s.en.store, func(tx evokestore.Tx) error {
+		var appends []evokestore.NewEvent
+		for _, d := range due {
+			deleted, err := tx.DeleteDeadline(ctx, d)
+			if err != nil {
+				return fmt.Errorf("delete deadline: %w", err)
+			}
+			if !deleted {
+				continue // fired or replaced meanwhile
+			}
+			insts, err := tx.Instances(ctx, d.ProcessManager, []string{d.InstanceID})
+			if err != nil {
+				return fmt.Errorf("load instance: %w", err)
+			}
+			if len(insts) == 0 || insts[0].Version != d.Version || insts[0].Status.Done() {
+				s.en.counters.DroppedStale.Add(1)
+				continue
+			}
+			data, err := json.Marshal(DeadlineData{ProcessManager: d.ProcessManager, InstanceID: d.InstanceID, Version: d.Version, Name: d.Name, At: d.DueAt})
+			if err != nil {
+				return err
+			}
+			id := DerivedID("deadline", d.ProcessManager, d.InstanceID, d.Name, fmt.Sprint(d.Version))
+			appends = append(appends, evokestore.NewEvent{
+				ID: id, StreamID: "$evoke.deadline-" + id, StreamVersion: 1, Type: TypeDeadline, Data: data,
+				CorrelationID: id, RecordedAt: now,
+			})
+		}
+		if len(appends) == 0 {
+			return nil
+		}
+		_, err := tx.AppendEvents(ctx, appends)
+		return err
+	})
+}

@@ -1,0 +1,278 @@
+package evoke
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ProcessManager reacts to events, keeps state of type S across them, and
+// dispatches commands. S is stored as JSON, so its exported fields (or its
+// json.Marshaler) must capture all of it; the zero S is the state of a new
+// instance.
+//
+// Apply and Handle are pure: no I/O and no clock reads (time comes in on the
+// event's RecordedAt), so that an instance can be replayed and tested with
+// plain function calls. For each event the runtime calls Apply, then Handle
+// with Apply's result, and commits the state Handle returns together with
+// its commands, atomically.
+type ProcessManager[S any] interface {
+	// Name is stable: it is stored with every instance and keys them.
+	Name() string
+	// InterestedIn lists the event types the process manager reacts to.
+	InterestedIn() []string
+	// Correlate routes an event to an instance.
+	Correlate(e Event) Correlation
+	// Apply evolves the state from the event.
+	Apply(state S, e Event) S
+	// Handle reacts to the event: it returns the new state and the commands
+	// to dispatch. An error (or panic) fails the step for this instance only.
+	Handle(state S, e Event) (S, []Command, error)
+}
+
+// Compensator is implemented by process managers that undo work when one of
+// their commands is rejected by its aggregate. It returns the compensating
+// commands and true, or false to skip (the seed's skip). The instance is
+// marked compensating while its compensations are outstanding.
+type Compensator[S any] interface {
+	Compensate(state S, failed FailedCommand) ([]Command, bool)
+}
+
+// Timeouter is implemented by process managers with an inactivity timeout:
+// when no event was handled for Timeout, Handle receives an event of type
+// TimeoutEvent (the seed's handle(State, timeout, Meta)).
+type Timeouter interface {
+	Timeout() time.Duration
+}
+
+// Completer is the explicit signal with which Handle completes an instance:
+// after each step the runtime asks Completed of the new state, and an
+// instance whose state is complete leaves a tombstone and takes no further
+// events (the seed's basic example only knows it is done from its state:
+// status => completed).
+type Completer[S any] interface {
+	Completed(state S) bool
+}
+
+// StatusReporter is implemented by process managers whose state has a
+// user-level status (the seed's status field). The runtime records it before
+// and after each step in the instance history, logs transitions
+// ("process X: a -> b on EventType") and draws state machines from them.
+type StatusReporter[S any] interface {
+	Status(state S) string
+}
+
+// Strict is implemented by process managers that only accept Continue for
+// existing instances: a Continue for a missing instance is dropped, logged
+// and counted instead of creating it.
+type Strict interface {
+	Strict() bool
+}
+
+// Deadliner is implemented by process managers that set named deadlines of
+// their own. After each step the runtime stores exactly the deadlines
+// Deadlines returns (so a deadline is cancelled by no longer returning it),
+// in the same transaction as the state. When one passes, Handle receives an
+// event of type DeadlineEvent whose data names it.
+type Deadliner[S any] interface {
+	Deadlines(state S) []Deadline
+}
+
+// Deadline is a named point in time of one instance.
+type Deadline struct {
+	Name string
+	At   time.Time
+}
+
+// Event types the runtime delivers to Handle itself.
+const (
+	// TimeoutEvent is delivered when an instance's inactivity timeout
+	// passes.
+	TimeoutEvent = "$timeout"
+	// DeadlineEvent is delivered when a named deadline passes; its data is
+	// DeadlineData.
+	DeadlineEvent = "$deadline"
+	// CommandRejectedEvent is delivered to Apply and Handle right after
+	// Compensate (or instead of it, for a process manager without one)
+	// when an aggregate rejected one of the instance's commands, so that
+	// the state can record the failure (the seed's status => payment_failed)
+	// and Handle can complete the instance. Its data is RejectedData.
+	CommandRejectedEvent = "$rejected"
+)
+
+// RejectedData is the data of a CommandRejectedEvent.
+type RejectedData struct {
+	CommandID     string          `json:"command_id"`
+	CommandType   string          `json:"command_type"`
+	AggregateType string          `json:"aggregate_type"`
+	AggregateID   string          `json:"aggregate_id"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	Reason        string          `json:"reason"`
+}
+
+// DeadlineData is the data of a DeadlineEvent.
+type DeadlineData struct {
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
+}
+
+// FailedCommand describes a command its aggregate rejected.
+type FailedCommand struct {
+	Command Command
+	// Reason is the aggregate's error message.
+	Reason string
+}
+
+// CorrelationKind says what a Correlation does with its event.
+type CorrelationKind uint8
+
+// Correlation kinds.
+const (
+	// KindIgnore: nothing happens.
+	KindIgnore CorrelationKind = iota
+	// KindStart: the event starts the instance, or goes to it if it runs.
+	KindStart
+	// KindContinue: the event goes to the instance, created if absent
+	// (unless the process manager is Strict).
+	KindContinue
+	// KindStop: the event is applied and handled, then the instance
+	// completes.
+	KindStop
+	// KindError: correlation failed; the event is parked for the process
+	// manager.
+	KindError
+)
+
+var kindNames = [...]string{"ignore", "start", "continue", "stop", "error"}
+
+func (k CorrelationKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("CorrelationKind(%d)", k)
+}
+
+// Correlation routes an event to a process-manager instance.
+type Correlation struct {
+	kind CorrelationKind
+	id   string
+	err  error
+}
+
+// Start routes the event to instance id, creating it if absent. A start for
+// a running instance goes to it: a duplicate start is not a second instance.
+func Start(id string) Correlation { return Correlation{kind: KindStart, id: id} }
+
+// Continue routes the event to instance id, creating it if absent.
+func Continue(id string) Correlation { return Correlation{kind: KindContinue, id: id} }
+
+// Stop routes the event to instance id, which completes after handling it.
+func Stop(id string) Correlation { return Correlation{kind: KindStop, id: id} }
+
+// Ignore routes the event nowhere.
+func Ignore() Correlation { return Correlation{} }
+
+// CorrelationFailed reports that the event cannot be routed: it is parked
+// for the process manager, visible and retryable, and later events go on.
+func CorrelationFailed(err error) Correlation { return Correlation{kind: KindError, err: err} }
+
+// Kind returns what the correlation does.
+func (c Correlation) Kind() CorrelationKind { return c.kind }
+
+// ID returns the instance ID.
+func (c Correlation) ID() string { return c.id }
+
+// Err returns the error of a failed correlation.
+func (c Correlation) Err() error { return c.err }
+
+func (c Correlation) String() string {
+	if c.kind == KindError {
+		return "error(" + c.err.Error() + ")"
+	}
+	if c.kind == KindIgnore {
+		return "ignore"
+	}
+	return c.kind.String() + "(" + c.id + ")"
+}
+
+// ByField correlates by entity ID, the seed's most common strategy: the
+// instance ID is the event data's top-level field (a string or number), and
+// as says what to do with it, e.g. ByField(e, "order_id", Continue). An
+// event without the field fails correlation with a clear error.
+func ByField(e Event, field string, as func(id string) Correlation) Correlation {
+	id, err := Field(e, field)
+	if err != nil {
+		return CorrelationFailed(err)
+	}
+	return as(id)
+}
+
+// ByFields correlates by a composite key built from several top-level data
+// fields, e.g. ByFields(e, Continue, "source", "dest").
+func ByFields(e Event, as func(id string) Correlation, fields ...string) Correlation {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		v, err := Field(e, f)
+		if err != nil {
+			return CorrelationFailed(err)
+		}
+		parts[i] = v
+	}
+	return as(Key(parts...))
+}
+
+// ByCorrelationID correlates by the event's metadata correlation ID, for
+// processes that span aggregates with no shared entity ID.
+func ByCorrelationID(e Event, as func(id string) Correlation) Correlation {
+	if e.Metadata.CorrelationID == "" {
+		return CorrelationFailed(fmt.Errorf("%w: event %s (%s) has no correlation id", ErrInvalid, e.ID, e.Type))
+	}
+	return as(e.Metadata.CorrelationID)
+}
+
+// Key builds a composite instance ID from parts, the seed's
+// {transfer, Src, Dst}. Parts are escaped so that different part lists never
+// give the same key.
+func Key(parts ...string) string {
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		for j := 0; j < len(p); j++ {
+			switch c := p[j]; c {
+			case '|', '%':
+				fmt.Fprintf(&b, "%%%02X", c)
+			default:
+				b.WriteByte(c)
+			}
+		}
+	}
+	return b.String()
+}
+
+// Field returns a top-level field of the event's JSON data as a string; a
+// number is returned as written.
+func Field(e Event, field string) (string, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(e.Data, &m); err != nil {
+		return "", &DecodeError{EventID: e.ID, EventType: e.Type, Position: e.Position, Err: err}
+	}
+	raw, ok := m[field]
+	if !ok {
+		return "", fmt.Errorf("%w: event %s (%s) has no field %q", ErrInvalid, e.ID, e.Type, field)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if s == "" {
+			return "", fmt.Errorf("%w: event %s (%s) has an empty %q", ErrInvalid, e.ID, e.Type, field)
+		}
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n.String(), nil
+	}
+	return "", fmt.Errorf("%w: event %s (%s) field %q is neither a string nor a number", ErrInvalid, e.ID, e.Type, field)
+}

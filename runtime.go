@@ -1,0 +1,332 @@
+package evoke
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
+)
+
+// Runtime runs registered process managers and aggregates on a store:
+// it routes new events to process-manager instances, commits their steps,
+// and dispatches their commands to aggregates.
+type Runtime struct {
+	store evokestore.Store
+	cfg   Config
+	eng   *engine.Engine
+
+	mu      sync.Mutex
+	names   map[string]bool
+	started bool
+}
+
+// New returns a runtime on store. cfg may be nil for the defaults.
+func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalid)
+	}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ec := engine.Config{
+		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize,
+		Workers: c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
+	}
+	if c.Hooks != nil {
+		ec.Hooks = hooksAdapter{c.Hooks}
+	}
+	return &Runtime{store: store, cfg: c, eng: engine.New(ec), names: map[string]bool{}}, nil
+}
+
+// Store returns the runtime's store.
+func (rt *Runtime) Store() evokestore.Store { return rt.store }
+
+func (rt *Runtime) register(kind, name string) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.started {
+		return ErrStarted
+	}
+	if name == "" {
+		return fmt.Errorf("%w: %s with an empty name", ErrInvalid, kind)
+	}
+	key := kind + ":" + name
+	if rt.names[key] {
+		return fmt.Errorf("%w: %s %q", ErrAlreadyRegistered, kind, name)
+	}
+	rt.names[key] = true
+	return nil
+}
+
+// RegisterProcessManager adds a process manager to rt, before Start. opts
+// may be nil for the defaults.
+func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *ProcessManagerOpts) error {
+	if pm == nil {
+		return fmt.Errorf("%w: nil process manager", ErrInvalid)
+	}
+	if len(pm.InterestedIn()) == 0 {
+		return fmt.Errorf("%w: process manager %q is interested in no event types", ErrInvalid, pm.Name())
+	}
+	if err := rt.register("process manager", pm.Name()); err != nil {
+		return err
+	}
+	var o ProcessManagerOpts
+	if opts != nil {
+		o = *opts
+	}
+	rt.eng.AddProcessManager(newPMAdapter(pm), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands})
+	return nil
+}
+
+// RegisterAggregate adds an aggregate under aggregateType (the command's
+// AggregateType), before Start.
+func RegisterAggregate[S any](rt *Runtime, aggregateType string, agg Aggregate[S]) error {
+	if agg == nil {
+		return fmt.Errorf("%w: nil aggregate", ErrInvalid)
+	}
+	if err := rt.register("aggregate", aggregateType); err != nil {
+		return err
+	}
+	rt.eng.AddAggregate(&aggAdapter[S]{typ: aggregateType, agg: agg})
+	return nil
+}
+
+// Start starts routing and dispatching in the background. It returns once
+// every process manager has its checkpoint.
+func (rt *Runtime) Start(ctx context.Context) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.started {
+		return ErrStarted
+	}
+	if err := rt.eng.Start(ctx); err != nil {
+		return err
+	}
+	rt.started = true
+	return nil
+}
+
+// Stop stops the runtime and waits for its goroutines to finish their
+// current transaction, or for ctx. Work not committed is redone after the
+// next Start: nothing is lost.
+func (rt *Runtime) Stop(ctx context.Context) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if !rt.started {
+		return nil
+	}
+	rt.started = false
+	return rt.eng.Stop(ctx)
+}
+
+// Expected stream versions for Append.
+const (
+	// AnyVersion appends whatever the stream's version.
+	AnyVersion int64 = -1
+	// NoStream requires the stream not to exist yet.
+	NoStream int64 = 0
+)
+
+// Append appends events to a stream atomically. expectedVersion is the
+// stream's current version (NoStream for a new stream) or AnyVersion; a
+// mismatch fails with ErrVersionConflict. Events without an ID get a random
+// one; the returned events carry their positions. Append does not need a
+// started runtime.
+func (rt *Runtime) Append(ctx context.Context, streamID string, expectedVersion int64, events ...Event) ([]Event, error) {
+	out, err := rt.AppendBatch(ctx, []StreamAppend{{StreamID: streamID, ExpectedVersion: expectedVersion, Events: events}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// StreamAppend is one stream's share of an AppendBatch.
+type StreamAppend struct {
+	StreamID string
+	// ExpectedVersion is the stream's current version, NoStream or
+	// AnyVersion.
+	ExpectedVersion int64
+	Events          []Event
+}
+
+// AppendBatch appends to several streams in one transaction: all of it
+// commits or none of it does. It is the fast way to record many events.
+func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]Event, error) {
+	now := rt.cfg.Clock.Now()
+	anyVersion := false
+	var news []evokestore.NewEvent
+	for _, a := range batch {
+		if a.StreamID == "" {
+			return nil, fmt.Errorf("%w: append to an empty stream id", ErrInvalid)
+		}
+		if a.ExpectedVersion < AnyVersion {
+			return nil, fmt.Errorf("%w: append to %s: expected version %d", ErrInvalid, a.StreamID, a.ExpectedVersion)
+		}
+		anyVersion = anyVersion || a.ExpectedVersion == AnyVersion
+		for i, e := range a.Events {
+			if e.err != nil {
+				return nil, fmt.Errorf("append to %s: %w", a.StreamID, e.err)
+			}
+			if e.Type == "" {
+				return nil, fmt.Errorf("%w: append to %s: event %d has no type", ErrInvalid, a.StreamID, i)
+			}
+			data := e.Data
+			if len(data) == 0 {
+				data = []byte("{}")
+			} else if !json.Valid(data) {
+				return nil, fmt.Errorf("%w: append to %s: event %d (%s): data is not valid JSON", ErrInvalid, a.StreamID, i, e.Type)
+			}
+			id := e.ID
+			if id == "" {
+				id = newID()
+			}
+			at := e.RecordedAt
+			if at.IsZero() {
+				at = now
+			}
+			news = append(news, evokestore.NewEvent{
+				ID: id, StreamID: a.StreamID, StreamVersion: a.ExpectedVersion + int64(i) + 1, Type: e.Type, Data: data,
+				CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
+				Values: encodeValues(e.Metadata.Values), RecordedAt: at,
+			})
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		out := make([][]Event, len(batch))
+		err := inTx(ctx, rt.store, func(tx evokestore.Tx) error {
+			k := 0
+			for _, a := range batch {
+				if a.ExpectedVersion == AnyVersion && len(a.Events) > 0 {
+					v, err := streamVersion(ctx, tx, a.StreamID)
+					if err != nil {
+						return err
+					}
+					for i := range a.Events {
+						news[k+i].StreamVersion = v + int64(i) + 1
+					}
+				}
+				k += len(a.Events)
+			}
+			recs, err := tx.AppendEvents(ctx, news)
+			if err != nil {
+				return err
+			}
+			k = 0
+			for i, a := range batch {
+				out[i] = make([]Event, len(a.Events))
+				for j := range a.Events {
+					out[i][j] = fromRecord(&recs[k])
+					k++
+				}
+			}
+			return nil
+		})
+		if err != nil && anyVersion && errors.Is(err, ErrVersionConflict) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("append %d events: %w", len(news), err)
+		}
+		return out, nil
+	}
+}
+
+// streamVersion returns a stream's current version (0 if it has none).
+func streamVersion(ctx context.Context, q evokestore.Querier, streamID string) (int64, error) {
+	past, err := q.ReadStream(ctx, streamID, 0)
+	if err != nil || len(past) == 0 {
+		return 0, err
+	}
+	return past[len(past)-1].StreamVersion, nil
+}
+
+// CommandResult is what dispatching a command gave.
+type CommandResult struct {
+	// Duplicate reports that the command ID had been executed before: the
+	// recorded outcome is returned and nothing was done again.
+	Duplicate bool
+	// Events are the events the command caused now (none for a duplicate).
+	Events []Event
+}
+
+// Dispatch executes a command against its aggregate now, in one
+// transaction: the aggregate's events and the command's outcome commit
+// together, and a command ID seen before is not executed again. A command
+// without an ID gets a random one. The aggregate's rejection is returned as
+// a *RejectedError.
+func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, error) {
+	if err := cmd.validate(); err != nil {
+		return CommandResult{}, err
+	}
+	if rt.eng.Aggregate(cmd.AggregateType) == nil {
+		return CommandResult{}, fmt.Errorf("%w: %q", ErrUnknownAggregate, cmd.AggregateType)
+	}
+	if cmd.ID == "" {
+		cmd.ID = newID()
+	}
+	oc := evokestore.OutboxCommand{
+		ID: cmd.ID, Type: cmd.Type, AggregateType: cmd.AggregateType, AggregateID: cmd.AggregateID, Payload: cmd.Payload,
+		CorrelationID: cmd.Metadata.CorrelationID, CausationID: cmd.Metadata.CausationID, Values: encodeValues(cmd.Metadata.Values),
+		CreatedAt: rt.cfg.Clock.Now(),
+	}
+	res, err := rt.eng.Execute(ctx, []evokestore.OutboxCommand{oc}, false)
+	if err != nil {
+		return CommandResult{}, fmt.Errorf("dispatch %s (%s): %w", cmd.ID, cmd.Type, err)
+	}
+	r := res[0]
+	out := CommandResult{Duplicate: r.Duplicate}
+	for i := range r.Events {
+		out.Events = append(out.Events, fromRecord(&r.Events[i]))
+	}
+	if r.Outcome.Status == evokestore.OutcomeRejected {
+		return out, &RejectedError{CommandID: cmd.ID, CommandType: cmd.Type, AggregateType: cmd.AggregateType, AggregateID: cmd.AggregateID, Reason: r.Outcome.Error}
+	}
+	return out, nil
+}
+
+// StreamID returns the stream an aggregate instance's events are stored in.
+func StreamID(aggregateType, aggregateID string) string {
+	return engine.StreamID(aggregateType, aggregateID)
+}
+
+// Stats are the runtime's counters since New.
+type Stats struct {
+	Steps, Batches, Commands, Dispatched, Rejected, Failures, Parked, Completed int64
+	// Dropped events: for completed instances, stops for missing
+	// instances, continues for missing instances of strict process
+	// managers, deadlines the instance had moved past.
+	DroppedCompleted, DroppedStop, DroppedStrict, DroppedStale int64
+	// CorrelateErrors counts events parked because Correlate failed.
+	CorrelateErrors int64
+	// Suppressed counts commands dropped while catching up.
+	Suppressed int64
+}
+
+// Stats returns the runtime's counters.
+func (rt *Runtime) Stats() Stats {
+	c := rt.eng.Counters()
+	return Stats{
+		Steps: c.Steps.Load(), Batches: c.Batches.Load(), Commands: c.Commands.Load(), Dispatched: c.Dispatched.Load(),
+		Rejected: c.Rejected.Load(), Failures: c.Failures.Load(), Parked: c.Parked.Load(), Completed: c.Completed.Load(),
+		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
+		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
+	}
+}
+
+// inTx runs fn in a transaction and commits it.
+func inTx(ctx context.Context, st evokestore.Store, fn func(tx evokestore.Tx) error) error {
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
