@@ -1,0 +1,404 @@
+package moneytransfer_test
+
+// End-to-end tests: the Transfer process manager and the Account aggregate
+// run through the evoke runtime on a real SQLite file. Each test has its own
+// store and runs in parallel.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+	mt "github.com/evoke-go/evoke/examples/moneytransfer"
+)
+
+// e2eHarness is one test's store file and the runtime currently on it.
+type e2eHarness struct {
+	t    *testing.T
+	path string
+	st   *evokesqlite.Store
+	rt   *evoke.Runtime
+}
+
+func e2eOpen(t *testing.T) *e2eHarness {
+	t.Helper()
+	h := &e2eHarness{t: t, path: filepath.Join(t.TempDir(), "evoke.db")}
+	h.open()
+	return h
+}
+
+func (h *e2eHarness) open() {
+	h.t.Helper()
+	st, err := evokesqlite.Open(context.Background(), h.path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { st.Close() })
+	h.st = st
+}
+
+// start starts a new runtime with the Account aggregate and pm on the store.
+func (h *e2eHarness) start(pm evoke.ProcessManager[mt.State]) {
+	h.t.Helper()
+	rt, err := evoke.New(h.st, &evoke.Config{
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PollInterval: 20 * time.Millisecond,
+		BackoffBase:  time.Millisecond,
+		BackoffMax:   5 * time.Millisecond,
+		MaxAttempts:  3,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := evoke.RegisterAggregate(rt, mt.AggregateAccount, mt.Account{}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, pm, nil); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Stop(ctx); err != nil {
+			h.t.Error(err)
+		}
+	})
+	h.rt = rt
+}
+
+// stop stops the runtime and closes the store, as a process exit would.
+func (h *e2eHarness) stop() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.rt.Stop(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *e2eHarness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	end := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			h.t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *e2eHarness) idle() {
+	h.t.Helper()
+	ctx := context.Background()
+	types := append(mt.Transfer{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
+	h.eventually("the runtime is idle", func() bool {
+		head, _ := h.st.Head(ctx)
+		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
+			return false
+		}
+		cp, ok, _ := h.st.Checkpoint(ctx, mt.Name, 0)
+		if !ok {
+			return false
+		}
+		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
+			return false
+		}
+		h2, _ := h.st.Head(ctx)
+		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
+		return h2 == head && len(ob) == 0
+	})
+}
+
+func (h *e2eHarness) dispatch(typ, account string, payload any) {
+	h.t.Helper()
+	if _, err := h.rt.Dispatch(context.Background(), evoke.NewCommand(typ, mt.AggregateAccount, account, payload)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *e2eHarness) initiate(tr mt.TransferInitiated) {
+	h.t.Helper()
+	if _, err := h.rt.Append(context.Background(), "transfer-"+tr.TransferID, evoke.NoStream,
+		evoke.NewEvent(mt.EventTransferInitiated, tr)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
+	h.t.Helper()
+	insts, err := h.st.Instances(context.Background(), mt.Name, []string{id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(insts) == 0 {
+		return evokestore.Instance{}, false
+	}
+	return insts[0], true
+}
+
+func (h *e2eHarness) waitDone(id string) evokestore.Instance {
+	h.t.Helper()
+	h.eventually("transfer "+id+" completes", func() bool {
+		in, ok := h.instance(id)
+		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
+			h.t.Fatalf("transfer %s is %s: %s", id, in.Status, in.LastError)
+		}
+		return ok && in.Status.Done()
+	})
+	h.idle()
+	in, _ := h.instance(id)
+	return in
+}
+
+func (h *e2eHarness) stream(account string) []evokestore.Event {
+	h.t.Helper()
+	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(mt.AggregateAccount, account), 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
+}
+
+// balance replays an account's stream through the aggregate.
+func (h *e2eHarness) balance(account string) int64 {
+	h.t.Helper()
+	var s mt.AccountState
+	for _, r := range h.stream(account) {
+		s = mt.Account{}.Apply(s, evoke.Event{ID: r.ID, Type: r.Type, StreamID: r.StreamID, Data: r.Data})
+	}
+	return s.Balance
+}
+
+func e2eCount(evs []evokestore.Event, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func TestE2ETransferCompletes(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.start(mt.Transfer{})
+	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
+	h.dispatch(mt.CommandDeposit, "bob", mt.Deposit{Amount: 500})
+	h.initiate(mt.TransferInitiated{TransferID: "t1", SourceID: "alice", DestID: "bob", Amount: 2500})
+	in := h.waitDone("t1")
+	if in.Status != evokestore.StatusCompleted || in.Phase != mt.StatusCompleted {
+		t.Fatalf("t1: %s/%s, want completed/completed", in.Status, in.Phase)
+	}
+	if a, b := h.balance("alice"), h.balance("bob"); a != 7500 || b != 3000 {
+		t.Errorf("balances alice %d bob %d, want 7500 and 3000", a, b)
+	}
+	if n := e2eCount(h.stream("alice"), mt.EventSourceDebited); n != 1 {
+		t.Errorf("%d debits, want 1", n)
+	}
+	if n := e2eCount(h.stream("bob"), mt.EventDestinationCredited); n != 1 {
+		t.Errorf("%d credits, want 1", n)
+	}
+	if s := h.rt.Stats(); s.Rejected != 0 || s.Failures != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestE2ETransferToFrozenAccountIsRefunded(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.start(mt.Transfer{})
+	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
+	h.dispatch(mt.CommandFreeze, "carol", nil)
+	h.initiate(mt.TransferInitiated{TransferID: "t2", SourceID: "alice", DestID: "carol", Amount: 4000})
+	in := h.waitDone("t2")
+	h.checkRefunded(in, "t2", "alice", "carol", 10000)
+	if s := h.rt.Stats(); s.Rejected != 1 || s.Failures != 0 || s.Parked != 0 {
+		t.Errorf("stats %+v, want one rejection and no failures", s)
+	}
+}
+
+func (h *e2eHarness) checkRefunded(in evokestore.Instance, id, source, dest string, initial int64) {
+	h.t.Helper()
+	if in.Status != evokestore.StatusCompleted || in.Phase != mt.StatusRefunded {
+		h.t.Errorf("%s: %s/%s, want completed/refunded", id, in.Status, in.Phase)
+	}
+	src := h.stream(source)
+	if n := e2eCount(src, mt.EventSourceRefunded); n != 1 {
+		h.t.Errorf("%s: %d SourceRefunded events, want exactly 1", id, n)
+	}
+	if n := e2eCount(src, mt.EventSourceDebited); n != 1 {
+		h.t.Errorf("%s: %d SourceDebited events, want exactly 1", id, n)
+	}
+	if b := h.balance(source); b != initial {
+		h.t.Errorf("%s: source balance %d, want the initial %d", id, b, initial)
+	}
+	if evs := h.stream(dest); e2eCount(evs, mt.EventDestinationCredited) != 0 {
+		h.t.Errorf("%s: destination was credited: %v", id, evs)
+	}
+}
+
+// creditCommandID waits for the transfer's SourceDebited and returns the
+// deterministic ID of the credit command the process manager issues on it.
+func (h *e2eHarness) creditCommandID(transfer, source string) string {
+	h.t.Helper()
+	var debited string
+	h.eventually("the source is debited", func() bool {
+		for _, e := range h.stream(source) {
+			if e.Type == mt.EventSourceDebited {
+				debited = e.ID
+				return true
+			}
+		}
+		return false
+	})
+	return evoke.CommandID(mt.Name, transfer, debited, 0)
+}
+
+func (h *e2eHarness) outcome(cmdID string) (evokestore.CommandOutcome, bool) {
+	h.t.Helper()
+	outs, err := h.st.CommandOutcomes(context.Background(), []string{cmdID})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(outs) == 0 {
+		return evokestore.CommandOutcome{}, false
+	}
+	return outs[0], true
+}
+
+// The runtime is stopped as soon as the store shows the credit rejected, and
+// a new runtime on the same file finishes the transfer: one refund.
+func TestE2ERefundOnceAcrossRestartAfterRejection(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.start(mt.Transfer{})
+	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
+	h.dispatch(mt.CommandFreeze, "carol", nil)
+	h.initiate(mt.TransferInitiated{TransferID: "t3", SourceID: "alice", DestID: "carol", Amount: 4000})
+	credit := h.creditCommandID("t3", "alice")
+	h.eventually("the credit is rejected", func() bool {
+		o, ok := h.outcome(credit)
+		return ok && o.Status == evokestore.OutcomeRejected
+	})
+	h.stop()
+	mid, _ := func() (evokestore.Instance, bool) {
+		st, err := evokesqlite.Open(context.Background(), h.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		insts, err := st.Instances(context.Background(), mt.Name, []string{"t3"})
+		if err != nil || len(insts) == 0 {
+			return evokestore.Instance{}, false
+		}
+		return insts[0], true
+	}()
+	t.Logf("at the restart: instance %s/%s version %d", mid.Status, mid.Phase, mid.Version)
+
+	h.open()
+	h.start(mt.Transfer{})
+	in := h.waitDone("t3")
+	h.checkRefunded(in, "t3", "alice", "carol", 10000)
+	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 {
+		t.Errorf("stats after the restart %+v", s)
+	}
+}
+
+// gatedTransfer is Transfer whose Compensate, the first time, reports that
+// it was called and waits to be released, so that the test can stop the
+// runtime while the rejection's step is in flight (not committed yet).
+type gatedTransfer struct {
+	mt.Transfer
+	entered chan struct{}
+	release chan struct{}
+	once    *sync.Once
+}
+
+func (g gatedTransfer) Compensate(s mt.State, failed evoke.FailedCommand) ([]evoke.Command, bool) {
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.release
+	}
+	return g.Transfer.Compensate(s, failed)
+}
+
+// The runtime is stopped while the rejection's step is running: whatever it
+// did is redone by the next runtime at most once.
+func TestE2ERefundOnceWhenStoppedDuringCompensation(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	g := gatedTransfer{entered: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
+	h.start(g)
+	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
+	h.dispatch(mt.CommandFreeze, "carol", nil)
+	h.initiate(mt.TransferInitiated{TransferID: "t4", SourceID: "alice", DestID: "carol", Amount: 4000})
+	select {
+	case <-g.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Compensate was not called")
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- h.rt.Stop(ctx)
+	}()
+	// Let Stop cancel the runtime's context before the step goes on to
+	// commit (this sleep orders two goroutines; it waits for no deadline).
+	time.Sleep(20 * time.Millisecond)
+	close(g.release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if in, ok := h.instance("t4"); ok {
+		t.Logf("after the stop: instance %s/%s version %d", in.Status, in.Phase, in.Version)
+	}
+	if err := h.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	h.start(mt.Transfer{})
+	in := h.waitDone("t4")
+	h.checkRefunded(in, "t4", "alice", "carol", 10000)
+	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 {
+		t.Errorf("stats after the restart %+v", s)
+	}
+}
+
+// A rejected debit moves no money and fails the transfer.
+func TestE2EInsufficientFundsFails(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.start(mt.Transfer{})
+	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 100})
+	h.initiate(mt.TransferInitiated{TransferID: "t5", SourceID: "alice", DestID: "bob", Amount: 4000})
+	in := h.waitDone("t5")
+	if in.Status != evokestore.StatusCompleted || in.Phase != mt.StatusFailed {
+		t.Fatalf("t5: %s/%s, want completed/failed", in.Status, in.Phase)
+	}
+	if a, b := h.balance("alice"), h.balance("bob"); a != 100 || b != 0 {
+		t.Errorf("balances alice %d bob %d, want 100 and 0", a, b)
+	}
+	_, err := h.rt.Dispatch(context.Background(), evoke.NewCommand(mt.CommandDebit, mt.AggregateAccount, "alice", mt.Debit{Amount: 1000}))
+	var re *evoke.RejectedError
+	if !errors.As(err, &re) {
+		t.Errorf("debit over the balance: %v, want a rejection", err)
+	}
+}

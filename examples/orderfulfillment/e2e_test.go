@@ -1,0 +1,447 @@
+package orderfulfillment_test
+
+// End-to-end tests: the Fulfillment process manager and the Payment,
+// Inventory and Shipping aggregates run through the evoke runtime on a real
+// SQLite file. Each test has its own store and runs in parallel.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
+	of "github.com/evoke-go/evoke/examples/orderfulfillment"
+)
+
+var e2eT0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// e2eTelemetry counts telemetry by kind and instance.
+type e2eTelemetry struct {
+	mu sync.Mutex
+	n  map[string]int // kind + "/" + instance
+}
+
+func (h *e2eTelemetry) Telemetry(t evoke.Telemetry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == nil {
+		h.n = map[string]int{}
+	}
+	h.n[string(t.Kind)+"/"+t.ProcessID]++
+}
+
+func (h *e2eTelemetry) count(kind evoke.TelemetryKind, id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[string(kind)+"/"+id]
+}
+
+// e2eHarness is one test's store, runtime and (optional) virtual clock.
+type e2eHarness struct {
+	t     *testing.T
+	st    *evokesqlite.Store
+	rt    *evoke.Runtime
+	clock *evoketest.Clock
+	tel   *e2eTelemetry
+}
+
+func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarness {
+	t.Helper()
+	st, err := evokesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "evoke.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := &e2eHarness{t: t, st: st, clock: clock, tel: &e2eTelemetry{}}
+	cfg := &evoke.Config{
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PollInterval: 20 * time.Millisecond,
+		BackoffBase:  time.Millisecond,
+		BackoffMax:   5 * time.Millisecond,
+		MaxAttempts:  3,
+		Hooks:        h.tel,
+	}
+	if clock != nil {
+		cfg.Clock = clock
+	}
+	rt, err := evoke.New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		evoke.RegisterAggregate(rt, of.AggregatePayment, of.Payment{}),
+		evoke.RegisterAggregate(rt, of.AggregateInventory, of.Inventory{}),
+		evoke.RegisterAggregate(rt, of.AggregateShipping, of.Shipping{}),
+		evoke.RegisterProcessManager(rt, pm, nil),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	h.rt = rt
+	return h
+}
+
+func (h *e2eHarness) now() time.Time {
+	if h.clock != nil {
+		return h.clock.Now()
+	}
+	return time.Now()
+}
+
+// eventually polls cond until it holds (the runtime's background work, never
+// a deadline: deadlines move only with the virtual clock).
+func (h *e2eHarness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	end := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			h.t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// idle waits until no deadline is due, the outbox is empty and the process
+// manager has stepped every event it is interested in.
+func (h *e2eHarness) idle() {
+	h.t.Helper()
+	ctx := context.Background()
+	types := append(of.Fulfillment{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
+	h.eventually("the runtime is idle", func() bool {
+		head, _ := h.st.Head(ctx)
+		if due, _ := h.st.DueDeadlines(ctx, h.now(), 1); len(due) > 0 {
+			return false
+		}
+		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
+			return false
+		}
+		cp, ok, _ := h.st.Checkpoint(ctx, of.Name, 0)
+		if !ok {
+			return false
+		}
+		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
+			return false
+		}
+		h2, _ := h.st.Head(ctx)
+		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
+		due, _ := h.st.DueDeadlines(ctx, h.now(), 1)
+		return h2 == head && len(ob) == 0 && len(due) == 0
+	})
+}
+
+func (h *e2eHarness) place(orders ...of.OrderPlaced) {
+	h.t.Helper()
+	batch := make([]evoke.StreamAppend, len(orders))
+	for i, o := range orders {
+		batch[i] = evoke.StreamAppend{StreamID: "order-" + o.OrderID, ExpectedVersion: evoke.NoStream,
+			Events: []evoke.Event{evoke.NewEvent(of.EventOrderPlaced, o)}}
+	}
+	if _, err := h.rt.AppendBatch(context.Background(), batch); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
+	h.t.Helper()
+	insts, err := h.st.Instances(context.Background(), of.Name, []string{id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(insts) == 0 {
+		return evokestore.Instance{}, false
+	}
+	return insts[0], true
+}
+
+// waitDone waits until the instance completed and the runtime is idle.
+func (h *e2eHarness) waitDone(id string) evokestore.Instance {
+	h.t.Helper()
+	h.eventually("instance "+id+" completes", func() bool {
+		in, ok := h.instance(id)
+		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
+			h.t.Fatalf("instance %s is %s: %s", id, in.Status, in.LastError)
+		}
+		return ok && in.Status.Done()
+	})
+	h.idle()
+	in, _ := h.instance(id)
+	return in
+}
+
+func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
+	h.t.Helper()
+	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(aggType, id), 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
+}
+
+func e2eCount(evs []evokestore.Event, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// commands returns the types of the commands the instance's steps produced,
+// from its history, in order.
+func (h *e2eHarness) commands(id string) []string {
+	h.t.Helper()
+	hist, err := h.st.History(context.Background(), of.Name, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, r := range hist {
+		if r.Kind != evokestore.KindStep || len(r.Commands) == 0 {
+			continue
+		}
+		var refs []struct {
+			Type       string `json:"type"`
+			Suppressed bool   `json:"suppressed"`
+		}
+		if err := json.Unmarshal(r.Commands, &refs); err != nil {
+			h.t.Fatalf("history commands %s: %v", r.Commands, err)
+		}
+		for _, c := range refs {
+			out = append(out, c.Type)
+		}
+	}
+	return out
+}
+
+func (h *e2eHarness) noFailures() {
+	h.t.Helper()
+	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 {
+		h.t.Errorf("stats %+v: want no failures, parked instances or correlate errors", s)
+	}
+}
+
+func e2eState(t *testing.T, in evokestore.Instance) of.State {
+	t.Helper()
+	var s of.State
+	if err := json.Unmarshal(in.State, &s); err != nil {
+		t.Fatalf("state %s: %v", in.State, err)
+	}
+	return s
+}
+
+func e2eOrder(id string) of.OrderPlaced {
+	return of.OrderPlaced{OrderID: id, CustomerID: "cust-" + id, Items: []of.Item{{SKU: "sku-" + id, Qty: 1}}, Amount: 1999}
+}
+
+func TestE2EManyOrdersComplete(t *testing.T) {
+	t.Parallel()
+	h := e2eStart(t, of.Fulfillment{}, nil)
+	const n = 200
+	orders := make([]of.OrderPlaced, n)
+	for i := range orders {
+		orders[i] = e2eOrder(fmt.Sprintf("o%03d", i))
+	}
+	// Half in one batch, then the rest one by one while the runtime works.
+	h.place(orders[:n/2]...)
+	for _, o := range orders[n/2:] {
+		h.place(o)
+	}
+	ctx := context.Background()
+	h.eventually(fmt.Sprintf("%d instances complete", n), func() bool {
+		done, err := h.st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Status: evokestore.StatusCompleted, Limit: 2 * n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(done) == n
+	})
+	h.idle()
+	all, err := h.st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Limit: 2 * n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n {
+		t.Fatalf("%d instances, want %d", len(all), n)
+	}
+	for _, o := range orders {
+		in, _ := h.instance(o.OrderID)
+		if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusCompleted || in.Version != 4 {
+			t.Errorf("%s: %s/%s at version %d, want completed/completed at 4", o.OrderID, in.Status, in.Phase, in.Version)
+		}
+		for _, s := range []struct{ agg, typ string }{
+			{of.AggregatePayment, of.EventPaymentReceived},
+			{of.AggregateInventory, of.EventInventoryReserved},
+			{of.AggregateShipping, of.EventItemShipped},
+		} {
+			evs := h.stream(s.agg, o.OrderID)
+			if len(evs) != 1 || evs[0].Type != s.typ {
+				t.Errorf("%s: %s stream holds %d events (%v), want exactly one %s", o.OrderID, s.agg, len(evs), evs, s.typ)
+			}
+		}
+	}
+	if s := h.rt.Stats(); s.Rejected != 0 || s.Completed != n {
+		t.Errorf("stats: rejected %d, completed %d; want 0 and %d", s.Rejected, s.Completed, n)
+	}
+	h.noFailures()
+}
+
+func TestE2EDeclinedPayment(t *testing.T) {
+	t.Parallel()
+	h := e2eStart(t, of.Fulfillment{}, nil)
+	o := e2eOrder("declined")
+	o.DeclinePayment = true
+	h.place(o, e2eOrder("fine")) // a neighbour is unaffected
+	in := h.waitDone("declined")
+	if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusPaymentFailed {
+		t.Fatalf("declined: %s/%s, want completed/payment_failed", in.Status, in.Phase)
+	}
+	if got := h.commands("declined"); len(got) != 1 || got[0] != of.CommandProcessPayment {
+		t.Errorf("declined: commands %v, want only process_payment (no inventory command)", got)
+	}
+	for _, agg := range []string{of.AggregatePayment, of.AggregateInventory, of.AggregateShipping} {
+		if evs := h.stream(agg, "declined"); len(evs) != 0 {
+			t.Errorf("declined: %s stream holds %v, want nothing", agg, evs)
+		}
+	}
+	fine := h.waitDone("fine")
+	if fine.Phase != of.StatusCompleted {
+		t.Errorf("neighbour: %s, want completed", fine.Phase)
+	}
+	if s := h.rt.Stats(); s.Rejected != 1 {
+		t.Errorf("Rejected = %d, want 1", s.Rejected)
+	}
+	h.noFailures()
+}
+
+func TestE2EInventoryRejectedIsCompensated(t *testing.T) {
+	t.Parallel()
+	h := e2eStart(t, of.Fulfillment{}, nil)
+	o := e2eOrder("empty")
+	o.Items = nil
+	h.place(o)
+	in := h.waitDone("empty")
+	if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusInventoryFailed {
+		t.Fatalf("%s/%s, want completed/inventory_failed", in.Status, in.Phase)
+	}
+	want := []string{of.CommandProcessPayment, of.CommandReserveInventory, of.CommandRefundPayment}
+	if got := h.commands("empty"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("commands %v, want %v (refund_payment exactly once)", got, want)
+	}
+	pay := h.stream(of.AggregatePayment, "empty")
+	if len(pay) != 2 || e2eCount(pay, of.EventPaymentReceived) != 1 || e2eCount(pay, of.EventPaymentRefunded) != 1 {
+		t.Fatalf("payment stream %v, want one PaymentReceived and one PaymentRefunded", pay)
+	}
+	var r of.PaymentRefunded
+	if err := json.Unmarshal(pay[1].Data, &r); err != nil || r.Reason != of.ReasonInventoryUnavailable || r.Amount != o.Amount {
+		t.Errorf("refund %s (%v), want %d refunded for %s", pay[1].Data, err, o.Amount, of.ReasonInventoryUnavailable)
+	}
+	if evs := h.stream(of.AggregateInventory, "empty"); len(evs) != 0 {
+		t.Errorf("inventory stream %v, want nothing", evs)
+	}
+	if got := h.tel.count(evoke.TelemetryCompensate, "empty"); got != 1 {
+		t.Errorf("%d compensate telemetry events, want 1", got)
+	}
+	if s := h.rt.Stats(); s.Rejected != 1 {
+		t.Errorf("Rejected = %d, want 1", s.Rejected)
+	}
+	h.noFailures()
+}
+
+func TestE2ELostShipmentTimesOut(t *testing.T) {
+	t.Parallel()
+	clock := evoketest.NewClock(e2eT0)
+	h := e2eStart(t, of.Fulfillment{TimeoutAfter: time.Second}, clock)
+	o := e2eOrder("lost")
+	o.LoseShipment = true
+	h.place(o)
+	ctx := context.Background()
+	h.eventually("the shipment command is executed", func() bool {
+		in, _ := h.instance("lost")
+		return in.Phase == of.StatusAwaitingShipment
+	})
+	h.idle()
+	if evs := h.stream(of.AggregateShipping, "lost"); len(evs) != 0 {
+		t.Fatalf("shipping stream %v, want nothing (lost)", evs)
+	}
+	d, ok, err := h.st.NextDeadline(ctx)
+	if err != nil || !ok || !d.DueAt.Equal(e2eT0.Add(time.Second)) {
+		t.Fatalf("next deadline %+v %v %v, want the timeout at %v", d, ok, err, e2eT0.Add(time.Second))
+	}
+
+	// Not yet.
+	clock.Advance(999 * time.Millisecond)
+	h.idle()
+	if in, _ := h.instance("lost"); in.Phase != of.StatusAwaitingShipment || in.Status.Done() {
+		t.Fatalf("before the timeout: %s/%s", in.Status, in.Phase)
+	}
+	if got := e2eCount(h.stream(of.AggregatePayment, "lost"), of.EventPaymentRefunded); got != 0 {
+		t.Fatalf("%d refunds before the timeout", got)
+	}
+
+	clock.Advance(2 * time.Millisecond)
+	in := h.waitDone("lost")
+	if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusTimedOut {
+		t.Fatalf("after the timeout: %s/%s, want completed/timed_out", in.Status, in.Phase)
+	}
+	refunds := func() []evokestore.Event {
+		var out []evokestore.Event
+		for _, e := range h.stream(of.AggregatePayment, "lost") {
+			if e.Type == of.EventPaymentRefunded {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if r := refunds(); len(r) != 1 {
+		t.Fatalf("%d refunds, want 1", len(r))
+	} else {
+		var d of.PaymentRefunded
+		if err := json.Unmarshal(r[0].Data, &d); err != nil || d.Reason != of.ReasonShipmentTimeout {
+			t.Errorf("refund %s, want reason %s", r[0].Data, of.ReasonShipmentTimeout)
+		}
+	}
+	if got := h.tel.count(evoke.TelemetryTimeout, "lost"); got != 1 {
+		t.Errorf("%d timeout telemetry events, want 1", got)
+	}
+
+	// Further time changes nothing.
+	version := in.Version
+	for range 3 {
+		clock.Advance(time.Hour)
+		h.idle()
+	}
+	after, _ := h.instance("lost")
+	if after.Version != version || after.Phase != of.StatusTimedOut {
+		t.Errorf("after more time: version %d phase %s, want %d and timed_out", after.Version, after.Phase, version)
+	}
+	if r := refunds(); len(r) != 1 {
+		t.Errorf("%d refunds after more time, want 1", len(r))
+	}
+	if _, ok, _ := h.st.NextDeadline(ctx); ok {
+		t.Error("a completed instance still has a deadline")
+	}
+	if got := h.commands("lost"); fmt.Sprint(got) != fmt.Sprint([]string{of.CommandProcessPayment, of.CommandReserveInventory, of.CommandShipItem, of.CommandRefundPayment}) {
+		t.Errorf("commands %v", got)
+	}
+	h.noFailures()
+}

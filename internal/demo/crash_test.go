@@ -1,0 +1,196 @@
+package demo_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/examples/orderfulfillment"
+	"github.com/evoke-go/evoke/internal/demo"
+)
+
+// TestCrashRecovery is the core issue's crash test: the real `evoke demo`
+// binary is killed with SIGKILL at least 20 times, each time at a random
+// moment after it made progress, and restarted on the same file; in the end
+// every saga completed, no aggregate applied a command twice, no event is
+// missing or duplicated, and no instance stepped twice on one event.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	const orders, minKills = 8000, 20
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "evoke")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/evoke-go/evoke/cmd/evoke").CombinedOutput(); err != nil {
+		t.Fatalf("build evoke: %v\n%s", err, out)
+	}
+	db := filepath.Join(dir, "crash.db")
+	child := func() *exec.Cmd {
+		// --first-order makes the run resumable: a restart finishes the
+		// same orders instead of placing new ones.
+		return exec.Command(bin, "demo", "--store", db, "--orders", fmt.Sprint(orders), "--first-order", "1", "--json")
+	}
+	ctx := context.Background()
+	watch, err := evokesqlite.Open(ctx, db, nil) // the test's own view of the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	head := func() int64 {
+		h, err := watch.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	var last int64
+	kills := 0
+	for kills < minKills {
+		cmd := child()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		// Wait until this run made progress, then kill it a random moment
+		// later: during placing, stepping, dispatching or a commit.
+		progressed := false
+		for !progressed {
+			select {
+			case err := <-exited:
+				t.Fatalf("the demo finished (%v) before it was killed %d times (%d kills): make the workload bigger", err, minKills, kills)
+			case <-time.After(2 * time.Millisecond):
+				if h := head(); h > last {
+					progressed = true
+				}
+			}
+		}
+		time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-exited
+		kills++
+		last = head()
+	}
+	t.Logf("after %d kills: %d events in the log", kills, last)
+	// A last run, not killed, finishes the work.
+	out, err := child().Output()
+	if err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	var sum demo.Summary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("final summary %q: %v", out, err)
+	}
+	if sum.Completed != orders {
+		t.Fatalf("final run summary: %+v", sum)
+	}
+	verifyOrders(t, db, orders)
+}
+
+// verifyOrders checks a store after the order workload of orders 1..n.
+func verifyOrders(t *testing.T, db string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := evokesqlite.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// Every event exactly once: unique IDs, the expected count per type,
+	// and at most one event per causing command.
+	var all []evokestore.Event
+	for after := int64(0); ; {
+		evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: after, Limit: 5000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		all = append(all, evs...)
+		after = evs[len(evs)-1].Position
+	}
+	ids := map[string]bool{}
+	byType := map[string]int{}
+	byCause := map[string]int{}
+	for i, e := range all {
+		if ids[e.ID] {
+			t.Errorf("event %s appears twice", e.ID)
+		}
+		ids[e.ID] = true
+		if i > 0 && e.Position <= all[i-1].Position {
+			t.Errorf("positions not increasing at %d", e.Position)
+		}
+		byType[e.Type]++
+		if e.CausationID != "" {
+			byCause[e.CausationID]++
+		}
+	}
+	for _, typ := range []string{orderfulfillment.EventOrderPlaced, orderfulfillment.EventPaymentReceived, orderfulfillment.EventInventoryReserved, orderfulfillment.EventItemShipped} {
+		if byType[typ] != n {
+			t.Errorf("%d %s events, want %d", byType[typ], typ, n)
+		}
+	}
+	if len(all) != 4*n {
+		t.Errorf("%d events in the log, want %d", len(all), 4*n)
+	}
+	for cause, c := range byCause {
+		if c > 1 {
+			t.Errorf("command %s took effect %d times", cause, c)
+		}
+	}
+
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Commands != int64(3*n) || stats.Rejected != 0 || stats.Outbox != 0 {
+		t.Errorf("commands %d (rejected %d, outbox %d), want %d executed, none rejected or pending", stats.Commands, stats.Rejected, stats.Outbox, 3*n)
+	}
+
+	// Every saga completed, each step once, in order.
+	for k := 1; k <= n; k++ {
+		id := demo.OrderID(k)
+		insts, err := st.Instances(ctx, orderfulfillment.Name, []string{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(insts) != 1 || insts[0].Status != evokestore.StatusCompleted || insts[0].Version != 4 {
+			t.Fatalf("order %s: %+v, want completed at version 4", id, insts)
+		}
+		var s orderfulfillment.State
+		if err := json.Unmarshal(insts[0].State, &s); err != nil || s.Status != orderfulfillment.StatusCompleted {
+			t.Fatalf("order %s state %s: %v", id, insts[0].State, err)
+		}
+		hist, err := st.History(ctx, orderfulfillment.Name, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hist) != 4 {
+			t.Fatalf("order %s: %d history records, want 4 steps", id, len(hist))
+		}
+		for v, h := range hist {
+			if h.Kind != evokestore.KindStep || h.Version != int64(v+1) || (v > 0 && h.Position <= hist[v-1].Position) {
+				t.Fatalf("order %s: history %d = %+v", id, v, h)
+			}
+			if v < 3 {
+				cmd := evoke.CommandID(orderfulfillment.Name, id, h.EventID, 0)
+				if byCause[cmd] != 1 {
+					t.Errorf("order %s: command %s caused %d events, want 1", id, cmd, byCause[cmd])
+				}
+			}
+		}
+	}
+}
