@@ -18,11 +18,13 @@ import (
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "[--store PATH] [--orders N] [--json]", stderr)
+	fs := newFlags("demo", "[--store PATH] [--orders N] [--fail-rate F] [--timeout-rate F] [--json]", stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file (PATH or sqlite:PATH)")
 	orders := fs.Int("orders", 1000, "number of orders to place")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	first := fs.Int("first-order", 0, "fix the first order number (re-running with the same value resumes those orders instead of placing new ones)")
+	failRate := fs.Float64("fail-rate", 0, "fraction of orders whose payment is declined (compensation path)")
+	timeoutRate := fs.Float64("timeout-rate", 0, "fraction of orders whose shipment never arrives (1s inactivity timeout, refund)")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
 	if err := parse(fs, args); err != nil {
@@ -45,7 +47,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	bar := newBar(stderr, *orders, "orders")
 	opts := demo.Options{
-		Orders: *orders, FirstOrder: *first, Stall: *stall,
+		Orders: *orders, FirstOrder: *first, Stall: *stall, FailRate: *failRate, TimeoutRate: *timeoutRate,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		Progress: bar.set,
 	}
@@ -72,7 +74,10 @@ func printSummary(w io.Writer, store string, s demo.Summary) {
 	row("orders", s.Orders)
 	row("completed", s.Completed)
 	row("in flight", s.InFlight)
+	row("compensated", s.Compensated)
+	row("timed out", s.TimedOut)
 	row("failed", s.Failed)
+	row("parked", s.Parked)
 	row("events", s.Events)
 	row("commands", s.Commands)
 	row("seconds", fmt.Sprintf("%.2f", s.Seconds))

@@ -35,6 +35,17 @@ type Options struct {
 	// the next free one; placing is then idempotent, so a killed run can
 	// be started again with the same options and finishes the same orders.
 	FirstOrder int
+	// FailRate is the fraction of orders whose payment is declined: their
+	// process manager compensates and ends as payment_failed.
+	FailRate float64
+	// TimeoutRate is the fraction of orders whose shipment never arrives:
+	// their inactivity timeout fires, the payment is refunded, and the
+	// order ends as timed_out.
+	TimeoutRate float64
+	// Timeout is the order process's inactivity timeout. Defaults to 1s
+	// when TimeoutRate is set, and to none otherwise (a timeout costs a
+	// deadline write per step).
+	Timeout time.Duration
 	// Stall ends the run when no order finished for this long. Defaults
 	// to 60s.
 	Stall time.Duration
@@ -59,6 +70,13 @@ type Summary struct {
 	InFlight int `json:"in_flight"`
 	// Failed counts orders whose instance is failing or parked.
 	Failed int `json:"failed"`
+	// Compensated counts finished orders that took the compensation path:
+	// a command was rejected (payment_failed, inventory_failed).
+	Compensated int `json:"compensated"`
+	// TimedOut counts finished orders whose timeout fired.
+	TimedOut int `json:"timed_out"`
+	// Parked counts orders whose instance is parked for an operator.
+	Parked int `json:"parked"`
 	// Events and Commands count what the run added to the store.
 	Events      int64   `json:"events"`
 	Commands    int64   `json:"commands"`
@@ -90,10 +108,10 @@ func (c *counter) Telemetry(t evoke.Telemetry) {
 }
 
 // Register adds the order-fulfilment process manager and its aggregates to
-// rt.
-func Register(rt *evoke.Runtime) error {
+// rt, with the given inactivity timeout (0 for none).
+func Register(rt *evoke.Runtime, timeout time.Duration) error {
 	return errors.Join(
-		evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{}, nil),
+		evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{TimeoutAfter: timeout}, nil),
 		evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{}),
 		evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{}),
 		evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{}),
@@ -111,6 +129,12 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	}
 	if opts.Stall == 0 {
 		opts.Stall = 60 * time.Second
+	}
+	if opts.FailRate < 0 || opts.FailRate > 1 || opts.TimeoutRate < 0 || opts.TimeoutRate > 1 || opts.FailRate+opts.TimeoutRate > 1 {
+		return Summary{}, fmt.Errorf("%w: fail rate %v and timeout rate %v must be fractions adding up to at most 1", evoke.ErrInvalid, opts.FailRate, opts.TimeoutRate)
+	}
+	if opts.Timeout == 0 && opts.TimeoutRate > 0 {
+		opts.Timeout = time.Second
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -130,7 +154,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	if err != nil {
 		return Summary{}, err
 	}
-	if err := Register(rt); err != nil {
+	if err := Register(rt, opts.Timeout); err != nil {
 		return Summary{}, err
 	}
 	first := opts.FirstOrder
@@ -164,7 +188,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	}
 	defer stop()
 
-	if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0); err != nil {
+	if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil {
 		return sum, err
 	}
 
@@ -247,13 +271,13 @@ func allocate(ctx context.Context, rt *evoke.Runtime, n int) (int, error) {
 
 // place appends the orders' OrderPlaced events in batches. With resume,
 // orders placed by an earlier attempt are skipped.
-func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool) error {
+func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64) error {
 	const chunk = 500
 	for lo := first; lo < first+n; lo += chunk {
 		hi := min(lo+chunk, first+n)
 		batch := make([]evoke.StreamAppend, 0, hi-lo)
 		for k := lo; k < hi; k++ {
-			batch = append(batch, evoke.StreamAppend{StreamID: OrderID(k), ExpectedVersion: evoke.NoStream, Events: []evoke.Event{order(k)}})
+			batch = append(batch, evoke.StreamAppend{StreamID: OrderID(k), ExpectedVersion: evoke.NoStream, Events: []evoke.Event{order(k, failRate, timeoutRate)}})
 		}
 		_, err := rt.AppendBatch(ctx, batch)
 		if err != nil && resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
@@ -273,14 +297,18 @@ func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool) er
 }
 
 // order returns order k's OrderPlaced event, with a deterministic ID so that
-// placing it again is recognised.
-func order(k int) evoke.Event {
+// placing it again is recognised. Whether its payment is declined or its
+// shipment lost is a deterministic function of k, spread evenly.
+func order(k int, failRate, timeoutRate float64) evoke.Event {
 	id := OrderID(k)
+	u := float64(uint32(k)*2654435761%10000) / 10000 // Knuth's multiplicative hash: evenly spread
 	e := evoke.NewEvent(orderfulfillment.EventOrderPlaced, orderfulfillment.OrderPlaced{
-		OrderID:    id,
-		CustomerID: fmt.Sprintf("customer-%d", k%97),
-		Items:      []orderfulfillment.Item{{SKU: fmt.Sprintf("sku-%d", k%13), Qty: 1 + k%3}},
-		Amount:     int64(1000 + k%5000),
+		OrderID:        id,
+		CustomerID:     fmt.Sprintf("customer-%d", k%97),
+		Items:          []orderfulfillment.Item{{SKU: fmt.Sprintf("sku-%d", k%13), Qty: 1 + k%3}},
+		Amount:         int64(1000 + k%5000),
+		DeclinePayment: u < failRate,
+		LoseShipment:   u >= failRate && u < failRate+timeoutRate,
 	})
 	e.ID = id + "-placed"
 	return e
@@ -296,7 +324,7 @@ func finished(ctx context.Context, store evokestore.Querier, first, n int) (int,
 
 // count fills in the run's completed, in-flight and failed orders.
 func count(ctx context.Context, store evokestore.Querier, s *Summary) error {
-	s.Completed, s.InFlight, s.Failed = 0, 0, 0
+	s.Completed, s.InFlight, s.Failed, s.Compensated, s.TimedOut, s.Parked = 0, 0, 0, 0, 0, 0
 	const chunk = 500
 	for lo := s.FirstOrder; lo < s.FirstOrder+s.Orders; lo += chunk {
 		hi := min(lo+chunk, s.FirstOrder+s.Orders)
@@ -312,8 +340,17 @@ func count(ctx context.Context, store evokestore.Querier, s *Summary) error {
 			switch {
 			case in.Status.Done():
 				s.Completed++
+				switch in.Phase {
+				case orderfulfillment.StatusPaymentFailed, orderfulfillment.StatusInventoryFailed:
+					s.Compensated++
+				case orderfulfillment.StatusTimedOut:
+					s.TimedOut++
+				}
 			case in.Status == evokestore.StatusFailing || in.Status == evokestore.StatusParked:
 				s.Failed++
+				if in.Status == evokestore.StatusParked {
+					s.Parked++
+				}
 			}
 		}
 	}

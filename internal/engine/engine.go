@@ -201,7 +201,7 @@ func (en *Engine) AddProcessManager(pm ProcessManager, opts Options) {
 	types := append([]string(nil), pm.Types()...)
 	types = append(types, TypeCommandRejected, TypeDeadline)
 	en.routers = append(en.routers, &router{en: en, pm: pm, opts: opts, types: types, name: pm.Name(),
-		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines()})
+		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines(), kick: make(chan struct{}, 1)})
 }
 
 // AddAggregate registers an aggregate.

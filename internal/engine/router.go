@@ -31,7 +31,11 @@ type router struct {
 	// deadlines, so every step rewrites the instance's deadlines.
 	usesDeadlines bool
 
-	nextRetry time.Time // zero: none known
+	// mu serialises the router's passes with operator actions, so that an
+	// instance still runs one step at a time.
+	mu        sync.Mutex
+	nextRetry time.Time     // zero: none known
+	kick      chan struct{} // wakes the router after an operator action
 }
 
 // item is one event routed to an instance.
@@ -58,6 +62,8 @@ type group struct {
 }
 
 func (r *router) initCheckpoint(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	st := r.en.store
 	cp, ok, err := st.Checkpoint(ctx, r.name, 0)
 	if err != nil {
@@ -86,10 +92,12 @@ func (r *router) run(ctx context.Context) {
 	defer cancel()
 	failures := 0
 	for ctx.Err() == nil {
+		r.mu.Lock()
 		n, err := r.pass(ctx)
 		if err == nil {
 			err = r.retryDue(ctx)
 		}
+		r.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -126,8 +134,16 @@ func (r *router) waitNext(ctx context.Context, wake <-chan struct{}) bool {
 	case <-ctx.Done():
 		return false
 	case <-wake:
+	case <-r.kick:
 	case <-retry:
 	case <-t.C:
+		// Polling also looks for instances another process (an operator)
+		// set to retry.
+		r.mu.Lock()
+		if r.nextRetry.IsZero() {
+			r.nextRetry = r.en.cfg.Clock.Now()
+		}
+		r.mu.Unlock()
 	}
 	return true
 }
@@ -150,7 +166,7 @@ func (r *router) pass(ctx context.Context) (int, error) {
 	r.stepAll(groups, order, now, false)
 	cp := r.cp
 	cp.Position = events[len(events)-1].Position
-	if err := r.commit(ctx, groups, order, orphans, &cp); err != nil {
+	if err := r.commit(ctx, groups, order, orphans, &cp, nil); err != nil {
 		return 0, err
 	}
 	r.cp = cp
@@ -506,14 +522,21 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if len(refs) > 0 {
 		cmdsJSON, _ = json.Marshal(refs)
 	}
-	eventType := ev.Type
+	eventType := ev.Type // as Handle saw it
 	switch ev.Type {
 	case TypeCommandRejected:
 		var d RejectionData
 		_ = json.Unmarshal(ev.Data, &d)
+		eventType = "$rejected"
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCompensate, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FailedCommand: d.Command.Type, CommandID: d.Command.ID, Err: d.Reason})
 	case TypeDeadline:
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
+		var d DeadlineData
+		_ = json.Unmarshal(ev.Data, &d)
+		eventType = "$deadline"
+		if d.Name == timeoutDeadline {
+			eventType = "$timeout"
+		}
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: d.Name})
 	}
 	g.history = append(g.history, evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
@@ -578,7 +601,7 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 }
 
 // commit writes a stepped batch in one transaction.
-func (r *router) commit(ctx context.Context, groups map[string]*group, order []string, orphans []evokestore.HeldEvent, cp *evokestore.Checkpoint) error {
+func (r *router) commit(ctx context.Context, groups map[string]*group, order []string, orphans []evokestore.HeldEvent, cp *evokestore.Checkpoint, extra func(tx evokestore.Tx) error) error {
 	var (
 		writes  []evokestore.InstanceWrite
 		outbox  []evokestore.OutboxCommand
@@ -633,6 +656,9 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				return fmt.Errorf("write checkpoint: %w", err)
 			}
 		}
+		if extra != nil {
+			return extra(tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -650,7 +676,7 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				r.en.counters.Completed.Add(1)
 			}
 			if t.Kind == TelemetryTransition {
-				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, t.FromPhase, t.ToPhase, t.EventType),
+				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, phaseName(t.FromPhase), phaseName(t.ToPhase), t.EventType),
 					slog.String("process_manager", r.name), slog.String("instance", id))
 			}
 			r.en.cfg.Hooks.Telemetry(t)
@@ -679,7 +705,7 @@ func (r *router) retryDue(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := r.replay(ctx, inst, now); err != nil {
+		if err := r.replay(ctx, inst, now, nil); err != nil {
 			return err
 		}
 	}
@@ -687,7 +713,7 @@ func (r *router) retryDue(ctx context.Context) error {
 }
 
 // replay steps an instance's held events in order.
-func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time.Time) error {
+func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time.Time, extra func(tx evokestore.Tx) error) error {
 	st := r.en.store
 	held, err := st.Held(ctx, r.name, inst.ID)
 	if err != nil {
@@ -717,7 +743,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	} else {
 		r.stepGroup(g, now, true)
 	}
-	return r.commit(ctx, map[string]*group{inst.ID: g}, []string{inst.ID}, nil, nil)
+	return r.commit(ctx, map[string]*group{inst.ID: g}, []string{inst.ID}, nil, nil, extra)
 }
 
 // withTx runs fn in a transaction and commits it, rolling back on error.
@@ -734,4 +760,12 @@ func withTx(ctx context.Context, st evokestore.Store, fn func(tx evokestore.Tx) 
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// phaseName shows an empty user-level status as "(none)" in logs.
+func phaseName(p string) string {
+	if p == "" {
+		return "(none)"
+	}
+	return p
 }

@@ -1,0 +1,490 @@
+package booking_test
+
+// End-to-end tests: the booking Process and the Booking aggregate run
+// through the evoke runtime on a real SQLite file, with a virtual clock so
+// that the 15-minute timeout fires when a test advances time, never by
+// sleeping. Each test has its own store and runs in parallel.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
+	"github.com/evoke-go/evoke/examples/booking"
+)
+
+var e2eT0 = time.Date(2025, 7, 1, 9, 0, 0, 0, time.UTC)
+
+// e2eHarness is one test's store file, virtual clock and the runtime
+// currently on the file.
+type e2eHarness struct {
+	t     *testing.T
+	path  string
+	clock *evoketest.Clock
+	st    *evokesqlite.Store
+	rt    *evoke.Runtime
+}
+
+func e2eOpen(t *testing.T) *e2eHarness {
+	t.Helper()
+	h := &e2eHarness{t: t, path: filepath.Join(t.TempDir(), "evoke.db"), clock: evoketest.NewClock(e2eT0)}
+	h.open()
+	h.start()
+	return h
+}
+
+func (h *e2eHarness) open() {
+	h.t.Helper()
+	st, err := evokesqlite.Open(context.Background(), h.path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { st.Close() })
+	h.st = st
+}
+
+func (h *e2eHarness) start() {
+	h.t.Helper()
+	rt, err := evoke.New(h.st, &evoke.Config{
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock:        h.clock,
+		PollInterval: 20 * time.Millisecond,
+		BackoffBase:  time.Millisecond,
+		BackoffMax:   5 * time.Millisecond,
+		MaxAttempts:  3,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := evoke.RegisterAggregate(rt, booking.AggregateBooking, booking.Booking{}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, booking.Process{}, nil); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Stop(ctx); err != nil {
+			h.t.Error(err)
+		}
+	})
+	h.rt = rt
+}
+
+// restart stops the runtime, closes the store, and starts a new runtime on
+// the same file with the same clock; between, is runs (the clock may move
+// while nothing runs).
+func (h *e2eHarness) restart(between func()) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.rt.Stop(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	if between != nil {
+		between()
+	}
+	h.open()
+	h.start()
+}
+
+func (h *e2eHarness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	end := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			h.t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// idle waits until no deadline is due on the virtual clock, the outbox is
+// empty and the process manager has stepped every event it is interested
+// in.
+func (h *e2eHarness) idle() {
+	h.t.Helper()
+	ctx := context.Background()
+	types := append(booking.Process{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
+	h.eventually("the runtime is idle", func() bool {
+		head, _ := h.st.Head(ctx)
+		if due, _ := h.st.DueDeadlines(ctx, h.clock.Now(), 1); len(due) > 0 {
+			return false
+		}
+		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
+			return false
+		}
+		cp, ok, _ := h.st.Checkpoint(ctx, booking.Name, 0)
+		if !ok {
+			return false
+		}
+		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
+			return false
+		}
+		h2, _ := h.st.Head(ctx)
+		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
+		due, _ := h.st.DueDeadlines(ctx, h.clock.Now(), 1)
+		return h2 == head && len(ob) == 0 && len(due) == 0
+	})
+}
+
+func (h *e2eHarness) request(id string) {
+	h.t.Helper()
+	if _, err := h.rt.Append(context.Background(), "requests-"+id, evoke.NoStream,
+		evoke.NewEvent(booking.EventBookingRequested, booking.BookingRequested{BookingID: id, CustomerID: "c-" + id, Seat: "12A"})); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// confirm dispatches confirm to the aggregate, which appends
+// BookingConfirmed; it reports whether the aggregate accepted it.
+func (h *e2eHarness) confirm(id string) (bool, error) {
+	_, err := h.rt.Dispatch(context.Background(), evoke.NewCommand(booking.CommandConfirm, booking.AggregateBooking, id, booking.Confirm{BookingID: id}))
+	var re *evoke.RejectedError
+	if errors.As(err, &re) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (h *e2eHarness) stream(id string) []evokestore.Event {
+	h.t.Helper()
+	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(booking.AggregateBooking, id), 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
+}
+
+func e2eCount(evs []evokestore.Event, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *e2eHarness) waitReserved(ids ...string) {
+	h.t.Helper()
+	for _, id := range ids {
+		h.eventually("booking "+id+" is reserved", func() bool {
+			return e2eCount(h.stream(id), booking.EventSeatReserved) == 1
+		})
+	}
+	h.idle()
+}
+
+func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
+	h.t.Helper()
+	insts, err := h.st.Instances(context.Background(), booking.Name, []string{id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(insts) == 0 {
+		return evokestore.Instance{}, false
+	}
+	return insts[0], true
+}
+
+func (h *e2eHarness) waitDone(id string) evokestore.Instance {
+	h.t.Helper()
+	h.eventually("booking "+id+" completes", func() bool {
+		in, ok := h.instance(id)
+		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
+			h.t.Fatalf("booking %s is %s: %s", id, in.Status, in.LastError)
+		}
+		return ok && in.Status.Done()
+	})
+	h.idle()
+	in, _ := h.instance(id)
+	return in
+}
+
+// commands returns the types of the commands the instance's steps produced,
+// and how many steps handled a deadline.
+func (h *e2eHarness) commands(id string) (cmds []string, deadlineSteps int) {
+	cmds, deadlineSteps, _ = h.history(id)
+	return cmds, deadlineSteps
+}
+
+// history is commands plus the log position of the last deadline step.
+func (h *e2eHarness) history(id string) (cmds []string, deadlineSteps int, deadlinePos int64) {
+	h.t.Helper()
+	hist, err := h.st.History(context.Background(), booking.Name, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, r := range hist {
+		if r.Kind != evokestore.KindStep {
+			continue
+		}
+		if r.EventType == "$evoke.Deadline" {
+			deadlineSteps++
+			deadlinePos = r.Position
+		}
+		if len(r.Commands) == 0 {
+			continue
+		}
+		var refs []struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(r.Commands, &refs); err != nil {
+			h.t.Fatalf("history commands %s: %v", r.Commands, err)
+		}
+		for _, c := range refs {
+			cmds = append(cmds, c.Type)
+		}
+	}
+	return cmds, deadlineSteps, deadlinePos
+}
+
+func e2eCountString(ss []string, s string) int {
+	n := 0
+	for _, x := range ss {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
+
+// checkTimedOut checks that the booking timed out once: one timeout step,
+// one cancel_booking, one BookingCancelled.
+func (h *e2eHarness) checkTimedOut(id string, at time.Time) {
+	h.t.Helper()
+	in, _ := h.instance(id)
+	if in.Status != evokestore.StatusCompleted || in.Phase != booking.StatusTimedOut {
+		h.t.Fatalf("%s: %s/%s, want completed/timed_out", id, in.Status, in.Phase)
+	}
+	cmds, deadlines := h.commands(id)
+	if deadlines != 1 || e2eCountString(cmds, booking.CommandCancelBooking) != 1 {
+		h.t.Errorf("%s: %d timeout steps, commands %v; want one timeout and one cancel_booking", id, deadlines, cmds)
+	}
+	if n := e2eCount(h.stream(id), booking.EventBookingCancelled); n != 1 {
+		h.t.Errorf("%s: %d BookingCancelled, want 1", id, n)
+	}
+	var s booking.State
+	if err := json.Unmarshal(in.State, &s); err != nil {
+		h.t.Fatal(err)
+	}
+	if !at.IsZero() && !s.TimedOutAt.Equal(at) {
+		h.t.Errorf("%s: timed out at %v, want %v", id, s.TimedOutAt, at)
+	}
+}
+
+// afterMoreTime advances the clock far and checks that nothing happens to
+// the (completed) booking.
+func (h *e2eHarness) afterMoreTime(id string) {
+	h.t.Helper()
+	before, _ := h.instance(id)
+	n := len(h.stream(id))
+	for range 3 {
+		h.clock.Advance(time.Hour)
+		h.idle()
+	}
+	after, _ := h.instance(id)
+	if after.Version != before.Version || after.Phase != before.Phase || len(h.stream(id)) != n {
+		h.t.Errorf("%s changed with more time: %s v%d -> %s v%d, %d -> %d booking events",
+			id, before.Phase, before.Version, after.Phase, after.Version, n, len(h.stream(id)))
+	}
+	if _, ok, _ := h.st.NextDeadline(context.Background()); ok {
+		h.t.Errorf("%s: a deadline is left after completion", id)
+	}
+}
+
+func TestE2ETimeoutFiresOnceAfter15Minutes(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.request("b1")
+	h.waitReserved("b1")
+	d, ok, err := h.st.NextDeadline(context.Background())
+	if err != nil || !ok || !d.DueAt.Equal(e2eT0.Add(booking.Timeout)) {
+		t.Fatalf("deadline %+v %v %v, want one at %v", d, ok, err, e2eT0.Add(booking.Timeout))
+	}
+	h.clock.Advance(booking.Timeout - time.Second)
+	h.idle()
+	if in, _ := h.instance("b1"); in.Phase != booking.StatusAwaitingConfirmation || in.Status.Done() {
+		t.Fatalf("before 15 minutes: %s/%s", in.Status, in.Phase)
+	}
+	h.clock.Advance(time.Second)
+	h.waitDone("b1")
+	h.checkTimedOut("b1", e2eT0.Add(booking.Timeout))
+	h.afterMoreTime("b1")
+}
+
+func TestE2ETimeoutSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.request("b2")
+	h.waitReserved("b2")
+	h.restart(nil)
+	if in, _ := h.instance("b2"); in.Phase != booking.StatusAwaitingConfirmation {
+		t.Fatalf("after the restart: %s", in.Phase)
+	}
+	h.clock.Advance(booking.Timeout + time.Second)
+	h.waitDone("b2")
+	h.checkTimedOut("b2", e2eT0.Add(booking.Timeout+time.Second))
+	h.afterMoreTime("b2")
+}
+
+// The deadline passes while no runtime runs; the next one fires it.
+func TestE2EOverdueTimeoutFiresAfterRestart(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.request("b3")
+	h.waitReserved("b3")
+	h.restart(func() { h.clock.Advance(booking.Timeout + 5*time.Minute) })
+	h.waitDone("b3")
+	h.checkTimedOut("b3", e2eT0.Add(booking.Timeout+5*time.Minute))
+	h.afterMoreTime("b3")
+}
+
+func TestE2EConfirmationBeatsTimeout(t *testing.T) {
+	t.Parallel()
+	h := e2eOpen(t)
+	h.request("b4")
+	h.waitReserved("b4")
+	h.clock.Advance(booking.Timeout - time.Second)
+	h.idle()
+	if ok, err := h.confirm("b4"); !ok || err != nil {
+		t.Fatalf("confirm: %v %v", ok, err)
+	}
+	in := h.waitDone("b4")
+	if in.Status != evokestore.StatusCompleted || in.Phase != booking.StatusConfirmed {
+		t.Fatalf("%s/%s, want completed/confirmed", in.Status, in.Phase)
+	}
+	h.clock.Advance(10 * booking.Timeout)
+	h.idle()
+	h.afterMoreTime("b4")
+	if n := e2eCount(h.stream("b4"), booking.EventBookingCancelled); n != 0 {
+		t.Errorf("%d BookingCancelled after a confirmation", n)
+	}
+	cmds, deadlines := h.commands("b4")
+	if deadlines != 0 || e2eCountString(cmds, booking.CommandCancelBooking) != 0 {
+		t.Errorf("timeout reached Handle after the confirmation: %d timeout steps, commands %v", deadlines, cmds)
+	}
+	if in, _ := h.instance("b4"); in.Phase != booking.StatusConfirmed {
+		t.Errorf("status %s, want confirmed", in.Phase)
+	}
+}
+
+// Confirmations race the clock: each booking ends with exactly one
+// outcome, never both a cancellation and a confirmation.
+func TestE2EConfirmationRacesTimeout(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			t.Parallel()
+			e2eRace(t, 20)
+		})
+	}
+}
+
+func e2eRace(t *testing.T, n int) {
+	h := e2eOpen(t)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("r%02d", i)
+		h.request(ids[i])
+		h.clock.Advance(time.Second) // booking i is due at t0 + 15m + i s
+	}
+	h.waitReserved(ids...)
+	// Just before the first deadline.
+	h.clock.Set(e2eT0.Add(booking.Timeout - 3*time.Second))
+	h.idle()
+
+	var wg sync.WaitGroup
+	accepted := make([]bool, n)
+	wg.Go(func() {
+		for range n + 6 {
+			h.clock.Advance(time.Second)
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		}
+	})
+	for i, k := range rand.Perm(n) {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i)*time.Millisecond + time.Duration(rand.IntN(2000))*time.Microsecond)
+			ok, err := h.confirm(ids[k])
+			if err != nil {
+				t.Errorf("confirm %s: %v", ids[k], err)
+			}
+			accepted[k] = ok
+		})
+	}
+	wg.Wait()
+	h.idle()
+	h.clock.Advance(2 * time.Hour)
+	h.idle()
+
+	var confirmed, cancelled, lateConfirm int
+	for k, id := range ids {
+		in, ok := h.instance(id)
+		if !ok || in.Status != evokestore.StatusCompleted {
+			t.Errorf("%s: %+v, want completed", id, in)
+			continue
+		}
+		evs := h.stream(id)
+		nCancelled, nConfirmed := e2eCount(evs, booking.EventBookingCancelled), e2eCount(evs, booking.EventBookingConfirmed)
+		cmds, deadlines, deadlinePos := h.history(id)
+		nCancel := e2eCountString(cmds, booking.CommandCancelBooking)
+		if nCancelled+nConfirmed != 1 {
+			t.Errorf("%s: %d BookingCancelled and %d BookingConfirmed, want exactly one outcome", id, nCancelled, nConfirmed)
+		}
+		if (nConfirmed == 1) != accepted[k] {
+			t.Errorf("%s: confirm accepted %v but %d BookingConfirmed", id, accepted[k], nConfirmed)
+		}
+		switch in.Phase {
+		case booking.StatusConfirmed:
+			confirmed++
+			if nCancelled != 0 || nCancel != 0 || deadlines != 0 {
+				t.Errorf("%s: confirmed, yet %d BookingCancelled, %d cancel_booking, %d timeout steps", id, nCancelled, nCancel, deadlines)
+			}
+		case booking.StatusTimedOut:
+			if nCancel != 1 || deadlines != 1 {
+				t.Errorf("%s: timed out with %d cancel_booking and %d timeout steps, want 1 and 1", id, nCancel, deadlines)
+			}
+			if nCancelled == 1 {
+				cancelled++
+			} else {
+				// The aggregate took the confirmation first and
+				// rejected the cancellation: confirmed, not cancelled.
+				// The process timed out only if the timeout came
+				// first in the log.
+				lateConfirm++
+				for _, e := range evs {
+					if e.Type == booking.EventBookingConfirmed && e.Position < deadlinePos {
+						t.Errorf("%s: timed out on a deadline at position %d, after BookingConfirmed at %d", id, deadlinePos, e.Position)
+					}
+				}
+			}
+		default:
+			t.Errorf("%s: status %s, want confirmed or timed_out", id, in.Phase)
+		}
+	}
+	t.Logf("%d confirmed, %d timed out and cancelled, %d timed out in the process but confirmed by the aggregate; stats %+v",
+		confirmed, cancelled, lateConfirm, h.rt.Stats())
+	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}

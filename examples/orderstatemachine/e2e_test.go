@@ -1,0 +1,294 @@
+package orderstatemachine_test
+
+// End-to-end tests: the order state Machine and the Payment, Shipping and
+// Customer aggregates run through the evoke runtime on a real SQLite file.
+// Each test has its own store and runs in parallel.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
+	sm "github.com/evoke-go/evoke/examples/orderstatemachine"
+)
+
+type e2eHarness struct {
+	t  *testing.T
+	st *evokesqlite.Store
+	rt *evoke.Runtime
+}
+
+func e2eStart(t *testing.T) *e2eHarness {
+	t.Helper()
+	st, err := evokesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "evoke.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rt, err := evoke.New(st, &evoke.Config{
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		PollInterval: 20 * time.Millisecond,
+		BackoffBase:  time.Millisecond,
+		BackoffMax:   5 * time.Millisecond,
+		MaxAttempts:  3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		evoke.RegisterAggregate(rt, sm.AggregatePayment, sm.Payment{}),
+		evoke.RegisterAggregate(rt, sm.AggregateShipping, sm.Shipping{}),
+		evoke.RegisterAggregate(rt, sm.AggregateCustomer, sm.Customer{}),
+		evoke.RegisterProcessManager(rt, sm.Machine{}, nil),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return &e2eHarness{t: t, st: st, rt: rt}
+}
+
+func (h *e2eHarness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	end := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			h.t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *e2eHarness) idle() {
+	h.t.Helper()
+	ctx := context.Background()
+	types := append(sm.Machine{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
+	h.eventually("the runtime is idle", func() bool {
+		head, _ := h.st.Head(ctx)
+		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
+			return false
+		}
+		cp, ok, _ := h.st.Checkpoint(ctx, sm.Name, 0)
+		if !ok {
+			return false
+		}
+		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
+			return false
+		}
+		h2, _ := h.st.Head(ctx)
+		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
+		return h2 == head && len(ob) == 0
+	})
+}
+
+// appendOrder appends events to the order's stream in one transaction.
+func (h *e2eHarness) appendOrder(orderID string, evs ...evoke.Event) {
+	h.t.Helper()
+	if _, err := h.rt.Append(context.Background(), "order-"+orderID, evoke.AnyVersion, evs...); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
+	h.t.Helper()
+	insts, err := h.st.Instances(context.Background(), sm.Name, []string{id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(insts) == 0 {
+		return evokestore.Instance{}, false
+	}
+	return insts[0], true
+}
+
+func (h *e2eHarness) waitDone(id string) evokestore.Instance {
+	h.t.Helper()
+	h.eventually("order "+id+" completes", func() bool {
+		in, ok := h.instance(id)
+		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
+			h.t.Fatalf("order %s is %s: %s", id, in.Status, in.LastError)
+		}
+		return ok && in.Status.Done()
+	})
+	h.idle()
+	in, _ := h.instance(id)
+	return in
+}
+
+func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
+	h.t.Helper()
+	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(aggType, id), 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
+}
+
+func (h *e2eHarness) types(aggType, id string) []string {
+	h.t.Helper()
+	var out []string
+	for _, e := range h.stream(aggType, id) {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+// commands returns the types of the commands the instance's steps produced.
+func (h *e2eHarness) commands(id string) []string {
+	h.t.Helper()
+	hist, err := h.st.History(context.Background(), sm.Name, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, r := range hist {
+		if r.Kind != evokestore.KindStep || len(r.Commands) == 0 {
+			continue
+		}
+		var refs []struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(r.Commands, &refs); err != nil {
+			h.t.Fatal(err)
+		}
+		for _, c := range refs {
+			out = append(out, c.Type)
+		}
+	}
+	return out
+}
+
+func e2eEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *e2eHarness) noFailures() {
+	h.t.Helper()
+	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 || s.Rejected != 0 {
+		h.t.Errorf("stats %+v: want no failures, rejections, parked instances or correlate errors", s)
+	}
+}
+
+func TestE2EHappyPath(t *testing.T) {
+	t.Parallel()
+	h := e2eStart(t)
+	h.appendOrder("o1", evoke.NewEvent(sm.EventOrderPlaced, sm.OrderPlaced{OrderID: "o1", CustomerID: "c1", Amount: 1500}))
+	in := h.waitDone("o1")
+	if in.Status != evokestore.StatusCompleted || in.Phase != sm.StatusCompleted || in.Version != 3 {
+		t.Fatalf("o1: %s/%s v%d, want completed/completed at 3", in.Status, in.Phase, in.Version)
+	}
+	if got := h.types(sm.AggregatePayment, "o1"); !e2eEqual(got, []string{sm.EventPaymentReceived}) {
+		t.Errorf("payment stream %v", got)
+	}
+	if got := h.types(sm.AggregateShipping, "o1"); !e2eEqual(got, []string{sm.EventItemShipped}) {
+		t.Errorf("shipping stream %v", got)
+	}
+	if got := h.types(sm.AggregateCustomer, "c1"); len(got) != 0 {
+		t.Errorf("customer notified on the happy path: %v", got)
+	}
+	if got := h.commands("o1"); !e2eEqual(got, []string{sm.CommandProcessPayment, sm.CommandShipOrder}) {
+		t.Errorf("commands %v", got)
+	}
+	h.noFailures()
+}
+
+func TestE2EDeclinedPaymentCancels(t *testing.T) {
+	t.Parallel()
+	h := e2eStart(t)
+	h.appendOrder("o2", evoke.NewEvent(sm.EventOrderPlaced, sm.OrderPlaced{OrderID: "o2", CustomerID: "c2", Amount: 1500, DeclinePayment: true}))
+	in := h.waitDone("o2")
+	if in.Status != evokestore.StatusCompleted || in.Phase != sm.StatusCancelled {
+		t.Fatalf("o2: %s/%s, want completed/cancelled", in.Status, in.Phase)
+	}
+	if got := h.types(sm.AggregatePayment, "o2"); !e2eEqual(got, []string{sm.EventPaymentFailed}) {
+		t.Errorf("payment stream %v", got)
+	}
+	if got := h.types(sm.AggregateShipping, "o2"); len(got) != 0 {
+		t.Errorf("shipped a cancelled order: %v", got)
+	}
+	notes := h.stream(sm.AggregateCustomer, "c2")
+	if len(notes) != 1 || notes[0].Type != sm.EventCustomerNotified {
+		t.Fatalf("customer stream %v, want one CustomerNotified", notes)
+	}
+	var n sm.CustomerNotified
+	if err := json.Unmarshal(notes[0].Data, &n); err != nil || n.OrderID != "o2" || n.Message != "order cancelled: "+sm.ReasonDeclined {
+		t.Errorf("notification %s (%v)", notes[0].Data, err)
+	}
+	if got := h.commands("o2"); !e2eEqual(got, []string{sm.CommandProcessPayment, sm.CommandNotifyCustomer}) {
+		t.Errorf("commands %v, want one notify_customer", got)
+	}
+	h.noFailures()
+}
+
+func TestE2EOrderCancelledStopsTheInstance(t *testing.T) {
+	t.Parallel()
+	h := e2eStart(t)
+	// Placed and cancelled in one append: the cancellation precedes the
+	// payment's PaymentReceived in the log, so it stops the instance while
+	// it awaits payment.
+	h.appendOrder("o3",
+		evoke.NewEvent(sm.EventOrderPlaced, sm.OrderPlaced{OrderID: "o3", CustomerID: "c3", Amount: 1500}),
+		evoke.NewEvent(sm.EventOrderCancelled, sm.OrderCancelled{OrderID: "o3"}))
+	in := h.waitDone("o3")
+	if in.Status != evokestore.StatusCompleted || in.Phase != sm.StatusAwaitingPayment || in.Version != 2 {
+		t.Fatalf("o3: %s/%s v%d, want completed while awaiting payment, at version 2", in.Status, in.Phase, in.Version)
+	}
+	// The payment dispatched before the stop still took effect; its event
+	// reached a tombstone and nothing was shipped.
+	h.eventually("the payment is recorded", func() bool { return len(h.stream(sm.AggregatePayment, "o3")) == 1 })
+	h.idle()
+	if got := h.types(sm.AggregateShipping, "o3"); len(got) != 0 {
+		t.Errorf("shipped a cancelled order: %v", got)
+	}
+	if got := h.commands("o3"); !e2eEqual(got, []string{sm.CommandProcessPayment}) {
+		t.Errorf("commands %v, want only process_payment", got)
+	}
+	after, _ := h.instance("o3")
+	if after.Version != 2 {
+		t.Errorf("the tombstone took PaymentReceived: version %d", after.Version)
+	}
+	if got := h.rt.Stats().DroppedCompleted; got != 1 {
+		t.Errorf("DroppedCompleted = %d, want 1 (PaymentReceived)", got)
+	}
+
+	// A cancellation of a completed order is dropped; of an unknown one,
+	// dropped and counted, creating nothing.
+	h.appendOrder("o3", evoke.NewEvent(sm.EventOrderCancelled, sm.OrderCancelled{OrderID: "o3"}))
+	h.appendOrder("ghost", evoke.NewEvent(sm.EventOrderCancelled, sm.OrderCancelled{OrderID: "ghost"}))
+	h.idle()
+	if _, ok := h.instance("ghost"); ok {
+		t.Error("a cancellation created an instance")
+	}
+	if s := h.rt.Stats(); s.DroppedStop != 1 || s.DroppedCompleted != 2 {
+		t.Errorf("DroppedStop %d, DroppedCompleted %d; want 1 and 2", s.DroppedStop, s.DroppedCompleted)
+	}
+	if in, _ := h.instance("o3"); in.Version != 2 {
+		t.Errorf("o3 changed after completion: version %d", in.Version)
+	}
+	h.noFailures()
+}

@@ -1,0 +1,229 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// Operator errors.
+var (
+	// ErrNoProcessManager reports an unknown process manager name.
+	ErrNoProcessManager = errors.New("no such process manager")
+	// ErrNoInstance reports an unknown instance.
+	ErrNoInstance = errors.New("no such instance")
+	// ErrNotStuck reports an operator action on an instance that is
+	// neither failing nor parked.
+	ErrNotStuck = errors.New("instance is neither failing nor parked")
+	// ErrNotHeld reports an event that is not parked.
+	ErrNotHeld = errors.New("event is not parked")
+)
+
+func (en *Engine) router(pm string) (*router, error) {
+	for _, r := range en.routers {
+		if r.name == pm {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoProcessManager, pm)
+}
+
+// op runs fn on pm's router, serialised with its passes, then wakes it.
+func (en *Engine) op(pm string, fn func(r *router) error) error {
+	r, err := en.router(pm)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	err = fn(r)
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// stuck loads an instance that must be failing or parked.
+func (r *router) stuck(ctx context.Context, id string) (*evokestore.Instance, error) {
+	insts, err := r.en.store.Instances(ctx, r.name, []string{id})
+	if err != nil {
+		return nil, fmt.Errorf("load instance: %w", err)
+	}
+	if len(insts) == 0 {
+		return nil, fmt.Errorf("%w: %s %s", ErrNoInstance, r.name, id)
+	}
+	in := &insts[0]
+	if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
+		return nil, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, r.name, id, in.Status)
+	}
+	return in, nil
+}
+
+// Retry runs a failing or parked instance's held events again now, with a
+// fresh attempt count.
+func (en *Engine) Retry(ctx context.Context, pm, id string) error {
+	return en.op(pm, func(r *router) error {
+		in, err := r.stuck(ctx, id)
+		if err != nil {
+			return err
+		}
+		now := en.cfg.Clock.Now()
+		in.Attempts = 0
+		rec := evokestore.HistoryRecord{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindRetried, Version: in.Version,
+			PhaseBefore: in.Phase, PhaseAfter: in.Phase, Error: in.LastError, RecordedAt: now}
+		return r.replay(ctx, in, now, func(tx evokestore.Tx) error { return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec}) })
+	})
+}
+
+// Skip drops the event a failing or parked instance is stuck on (recording
+// it in the history) and runs the instance's other held events.
+func (en *Engine) Skip(ctx context.Context, pm, id string) error {
+	return en.op(pm, func(r *router) error {
+		in, err := r.stuck(ctx, id)
+		if err != nil {
+			return err
+		}
+		held, err := en.store.Held(ctx, pm, id)
+		if err != nil {
+			return fmt.Errorf("load held events: %w", err)
+		}
+		if len(held) == 0 {
+			return fmt.Errorf("%w: %s %s holds no event", ErrNotHeld, pm, id)
+		}
+		first := held[0]
+		now := en.cfg.Clock.Now()
+		rec := evokestore.HistoryRecord{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindSkipped, Version: in.Version,
+			Position: first.Position, PhaseBefore: in.Phase, PhaseAfter: in.Phase, Error: first.Error, RecordedAt: now}
+		if evs, err := en.store.ReadLog(ctx, evokestore.LogQuery{After: first.Position - 1, Limit: 1}); err == nil && len(evs) == 1 {
+			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+		}
+		if err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			if err := tx.Release(ctx, pm, id, []int64{first.Position}); err != nil {
+				return err
+			}
+			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec})
+		}); err != nil {
+			return fmt.Errorf("skip event %d of %s %s: %w", first.Position, pm, id, err)
+		}
+		in.Attempts = 0
+		return r.replay(ctx, in, now, nil)
+	})
+}
+
+// Cancel ends an instance for good: it becomes a cancelled tombstone, its
+// held events and deadlines are dropped.
+func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
+	return en.op(pm, func(r *router) error {
+		insts, err := en.store.Instances(ctx, pm, []string{id})
+		if err != nil {
+			return fmt.Errorf("load instance: %w", err)
+		}
+		if len(insts) == 0 {
+			return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
+		}
+		in := insts[0]
+		if in.Status.Done() {
+			return fmt.Errorf("%w: %s %s is already %s", ErrNotStuck, pm, id, in.Status)
+		}
+		held, err := en.store.Held(ctx, pm, id)
+		if err != nil {
+			return fmt.Errorf("load held events: %w", err)
+		}
+		now := en.cfg.Clock.Now()
+		prev := in.Version
+		in.Status, in.CompletedAt, in.UpdatedAt = evokestore.StatusCancelled, now, now
+		err = withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
+				return err
+			}
+			if len(held) > 0 {
+				pos := make([]int64, len(held))
+				for i, h := range held {
+					pos[i] = h.Position
+				}
+				if err := tx.Release(ctx, pm, id, pos); err != nil {
+					return err
+				}
+			}
+			if err := tx.ReplaceDeadlines(ctx, pm, id, nil); err != nil {
+				return err
+			}
+			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindCancel,
+				Version: in.Version, PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now}})
+		})
+		if err != nil {
+			return fmt.Errorf("cancel %s %s: %w", pm, id, err)
+		}
+		en.cfg.Hooks.Telemetry(Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(in.CreatedAt), ProcessManager: pm, InstanceID: id, FinalState: in.State})
+		return nil
+	})
+}
+
+// parkedEvent loads an event parked for a process manager because its
+// correlation failed.
+func (r *router) parkedEvent(ctx context.Context, position int64) (evokestore.HeldEvent, evokestore.Event, error) {
+	held, err := r.en.store.Held(ctx, r.name, "")
+	if err != nil {
+		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("load parked events: %w", err)
+	}
+	i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
+	if i < 0 {
+		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("%w: position %d for %s", ErrNotHeld, position, r.name)
+	}
+	evs, err := r.en.store.ReadLog(ctx, evokestore.LogQuery{After: position - 1, Limit: 1})
+	if err != nil {
+		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("read event %d: %w", position, err)
+	}
+	if len(evs) == 0 || evs[0].Position != position {
+		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("event %d is missing from the log", position)
+	}
+	return held[i], evs[0], nil
+}
+
+// RetryEvent correlates an event parked for pm again and, if that now
+// succeeds, steps it (after the instance's later events: it was parked
+// before it reached the instance).
+func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) error {
+	return en.op(pm, func(r *router) error {
+		_, ev, err := r.parkedEvent(ctx, position)
+		if err != nil {
+			return err
+		}
+		now := en.cfg.Clock.Now()
+		groups, order, orphans := r.correlate([]evokestore.Event{ev}, now)
+		if len(orphans) > 0 {
+			err := fmt.Errorf("correlate event %d again: %s", position, orphans[0].Error)
+			_ = withTx(ctx, en.store, func(tx evokestore.Tx) error { return tx.Hold(ctx, orphans) })
+			return err
+		}
+		if err := r.load(ctx, groups, order); err != nil {
+			return err
+		}
+		r.stepAll(groups, order, now, false)
+		return r.commit(ctx, groups, order, nil, nil, func(tx evokestore.Tx) error {
+			return tx.Release(ctx, pm, "", []int64{position})
+		})
+	})
+}
+
+// SkipEvent drops an event parked for pm, recording it in pm's history
+// under an empty instance ID.
+func (en *Engine) SkipEvent(ctx context.Context, pm string, position int64) error {
+	return en.op(pm, func(r *router) error {
+		h, ev, err := r.parkedEvent(ctx, position)
+		if err != nil {
+			return err
+		}
+		return withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			if err := tx.Release(ctx, pm, "", []int64{position}); err != nil {
+				return err
+			}
+			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: pm, Kind: evokestore.KindSkipped,
+				Position: position, EventID: ev.ID, EventType: ev.Type, Error: h.Error, RecordedAt: en.cfg.Clock.Now()}})
+		})
+	})
+}

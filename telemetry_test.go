@@ -1,0 +1,146 @@
+package evoke_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/examples/orderfulfillment"
+)
+
+type recordedHooks struct {
+	mu  sync.Mutex
+	got []evoke.Telemetry
+}
+
+func (h *recordedHooks) Telemetry(t evoke.Telemetry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, t)
+}
+
+func (h *recordedHooks) of(kind evoke.TelemetryKind, id string) []evoke.Telemetry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []evoke.Telemetry
+	for _, t := range h.got {
+		if t.Kind == kind && t.ProcessID == id {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Issue 3 and the seed's telemetry table: start (system_time; name,
+// process_id), stop (duration; name, process_id, final_state), command
+// (system_time; name, command_type), compensate (system_time; name,
+// failed_command); plus slog state-transition logs.
+func TestTelemetryMatchesTheSeedTable(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	hooks := &recordedHooks{}
+	logs := &syncBuffer{}
+	cfg := quietConfig()
+	cfg.Hooks = hooks
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	rt, err := evoke.New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{}, nil),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{}),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{}),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := time.Now()
+	start(t, rt)
+	ctx := context.Background()
+	place := func(id string, decline bool) {
+		_, err := rt.Append(ctx, id, evoke.NoStream, evoke.NewEvent(orderfulfillment.EventOrderPlaced, orderfulfillment.OrderPlaced{
+			OrderID: id, CustomerID: "c", Items: []orderfulfillment.Item{{SKU: "s", Qty: 1}}, Amount: 100, DeclinePayment: decline}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	place("order-1", false)
+	place("order-2", true)
+	for _, id := range []string{"order-1", "order-2"} {
+		eventually(t, id+" stops", func() bool { return len(hooks.of(evoke.TelemetryStop, id)) == 1 })
+	}
+
+	starts := hooks.of(evoke.TelemetryStart, "order-1")
+	if len(starts) != 1 || starts[0].Name != orderfulfillment.Name || starts[0].SystemTime.Before(before) {
+		t.Errorf("start telemetry %+v, want one with system_time, name and process_id", starts)
+	}
+	var types []string
+	for _, c := range hooks.of(evoke.TelemetryCommand, "order-1") {
+		if c.Name != orderfulfillment.Name || c.SystemTime.IsZero() {
+			t.Errorf("command telemetry %+v lacks name or system_time", c)
+		}
+		types = append(types, c.CommandType)
+	}
+	if !slices.Equal(types, []string{"process_payment", "reserve_inventory", "ship_item"}) {
+		t.Errorf("command telemetry types %v", types)
+	}
+	stop := hooks.of(evoke.TelemetryStop, "order-1")[0]
+	var final orderfulfillment.State
+	if err := json.Unmarshal(stop.FinalState, &final); err != nil || final.Status != orderfulfillment.StatusCompleted {
+		t.Errorf("stop final_state %s (%v), want the completed state", stop.FinalState, err)
+	}
+	if stop.Duration < 0 || stop.Name != orderfulfillment.Name {
+		t.Errorf("stop telemetry %+v", stop)
+	}
+	if c := hooks.of(evoke.TelemetryCompensate, "order-1"); len(c) != 0 {
+		t.Errorf("a clean order compensated: %+v", c)
+	}
+
+	comp := hooks.of(evoke.TelemetryCompensate, "order-2")
+	if len(comp) != 1 || comp[0].FailedCommand != "process_payment" || comp[0].Name != orderfulfillment.Name || comp[0].SystemTime.IsZero() {
+		t.Errorf("compensate telemetry %+v, want one for the failed process_payment", comp)
+	}
+	in, _ := instance(t, st, orderfulfillment.Name, "order-2")
+	if in.Status != evokestore.StatusCompleted || in.Phase != orderfulfillment.StatusPaymentFailed {
+		t.Errorf("declined order = %s/%s, want completed as payment_failed", in.Status, in.Phase)
+	}
+
+	for _, want := range []string{
+		"process order-1: (none) -> awaiting_payment on OrderPlaced",
+		"process order-1: awaiting_payment -> awaiting_inventory on PaymentReceived",
+		"process order-1: awaiting_shipment -> completed on ItemShipped",
+		"process order-2: awaiting_payment -> payment_failed on $rejected",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+}
