@@ -61,7 +61,9 @@ func (c Command) validate() error {
 }
 
 // CommandID returns the deterministic ID of the index-th command that
-// process manager pm's instance produced on the event with ID eventID.
-func CommandID(pm, instanceID, eventID string, index int) string {
-	return engine.CommandID(pm, instanceID, eventID, index)
+// process manager pm's instance produced on the event trigger (its ID and
+// Position are used). IDs are UUIDs whose first 48 bits are the trigger's
+// position, so that IDs made in log order sort in log order.
+func CommandID(pm, instanceID string, trigger Event, index int) string {
+	return engine.CommandID(pm, instanceID, trigger.ID, trigger.Position, index)
 }

@@ -60,3 +60,12 @@ func opErr(err error) error {
 	}
 	return err
 }
+
+// Idle reports whether the runtime has nothing to do now: every process
+// manager has stepped every event of interest, the outbox is empty and no
+// deadline is due. Tests use it (through evoketest.WaitIdle) to wait for the
+// runtime's background work; failing instances waiting for their backoff do
+// not count as work.
+func (rt *Runtime) Idle(ctx context.Context) (bool, error) {
+	return rt.eng.Idle(ctx)
+}

@@ -315,7 +315,7 @@ func TestOrderAndExactlyOnceAcrossRestarts(t *testing.T) {
 				t.Errorf("%s: command %d carried seen=%d: out of order", id, k, n.Seen)
 			}
 		}
-		outs, err := st.CommandOutcomes(ctx, []string{evoke.CommandID("rec", id, want[0].ID, 0)})
+		outs, err := st.CommandOutcomes(ctx, []string{evoke.CommandID("rec", id, want[0], 0)})
 		if err != nil || len(outs) != 1 || outs[0].Status != evokestore.OutcomeAccepted {
 			t.Errorf("%s: outcome of the deterministic first command id: %+v %v", id, outs, err)
 		}
@@ -385,7 +385,7 @@ func TestLineage(t *testing.T) {
 		if len(noted) != 1 {
 			t.Fatalf("%s: %d ledger events", c.id, len(noted))
 		}
-		cmdID := evoke.CommandID("rec", c.id, c.event.ID, 0)
+		cmdID := evoke.CommandID("rec", c.id, c.event, 0)
 		if noted[0].CausationID != cmdID {
 			t.Errorf("%s: aggregate event causation %q, want the command id %q", c.id, noted[0].CausationID, cmdID)
 		}

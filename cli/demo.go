@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +27,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	failRate := fs.Float64("fail-rate", 0, "fraction of orders whose payment is declined (compensation path)")
 	timeoutRate := fs.Float64("timeout-rate", 0, "fraction of orders whose shipment never arrives (1s inactivity timeout, refund)")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -38,6 +40,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "--log-level: %v\n", err)
 		return errUsage
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	st, err := OpenStore(ctx, *store)
 	if err != nil {

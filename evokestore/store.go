@@ -46,7 +46,8 @@ const (
 type Store interface {
 	Querier
 	// Begin starts a write transaction. Backends serialise or isolate
-	// writers as needed; a Tx must be committed or rolled back.
+	// writers as needed; a Tx must be committed or rolled back. Cancelling
+	// ctx before Commit rolls the transaction back and frees its resources.
 	Begin(ctx context.Context) (Tx, error)
 	// Subscribe returns a channel that receives a value (coalesced, never
 	// blocking the writer) after each commit that wrote to topic, from this
@@ -98,7 +99,7 @@ type Tx interface {
 	// with ErrVersionConflict or ErrDuplicateEvent and assigns positions in
 	// order. The returned events carry their positions and RecordedAt.
 	AppendEvents(ctx context.Context, events []NewEvent) ([]Event, error)
-	// PutInstances inserts (PrevVersion 0) or updates instances, fenced: an
+	// PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
 	// update whose stored version is not PrevVersion, or an insert of an
 	// existing instance, fails with ErrFenced.
 	PutInstances(ctx context.Context, writes []InstanceWrite) error

@@ -179,6 +179,18 @@ func (Process) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 		if s.Status == StatusAwaitingConfirmation {
 			s.Status = StatusConfirmed
 		}
+	case evoke.CommandRejectedEvent:
+		// The aggregate took a confirmation before our cancellation:
+		// the booking stands. The instance has completed already (timed
+		// out); the runtime still delivers the rejection so the state
+		// tells the truth.
+		d, err := evoke.Decode[evoke.RejectedData](e)
+		if err != nil {
+			return s, nil, err
+		}
+		if d.CommandType == CommandCancelBooking && s.Status == StatusTimedOut {
+			s.Status = StatusConfirmed
+		}
 	case evoke.TimeoutEvent:
 		if s.Status == StatusAwaitingConfirmation {
 			s.Status = StatusTimedOut

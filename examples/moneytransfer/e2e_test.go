@@ -256,11 +256,11 @@ func (h *e2eHarness) checkRefunded(in evokestore.Instance, id, source, dest stri
 // deterministic ID of the credit command the process manager issues on it.
 func (h *e2eHarness) creditCommandID(transfer, source string) string {
 	h.t.Helper()
-	var debited string
+	var debited evoke.Event
 	h.eventually("the source is debited", func() bool {
 		for _, e := range h.stream(source) {
 			if e.Type == mt.EventSourceDebited {
-				debited = e.ID
+				debited = evoke.Event{ID: e.ID, Position: e.Position}
 				return true
 			}
 		}

@@ -186,7 +186,7 @@ func verifyOrders(t *testing.T, db string, n int) {
 				t.Fatalf("order %s: history %d = %+v", id, v, h)
 			}
 			if v < 3 {
-				cmd := evoke.CommandID(orderfulfillment.Name, id, h.EventID, 0)
+				cmd := evoke.CommandID(orderfulfillment.Name, id, evoke.Event{ID: h.EventID, Position: h.Position}, 0)
 				if byCause[cmd] != 1 {
 					t.Errorf("order %s: command %s caused %d events, want 1", id, cmd, byCause[cmd])
 				}

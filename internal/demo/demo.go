@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -219,6 +220,9 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		break
 	}
 	elapsed := time.Since(start)
+	if os.Getenv("EVOKE_DEMO_STATS") != "" {
+		fmt.Fprintf(os.Stderr, "%+v\n", rt.Stats())
+	}
 	if err := stop(); err != nil {
 		return sum, err
 	}

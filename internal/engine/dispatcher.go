@@ -175,7 +175,7 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 						return fmt.Errorf("encode rejection of %s: %w", c.ID, err)
 					}
 					appends = append(appends, evokestore.NewEvent{
-						ID: DerivedID("rejection", c.ID), StreamID: "$evoke.rejection-" + c.ID, StreamVersion: 1,
+						ID: SortableID(sortKey(c.ID), "rejection", c.ID), StreamID: "$evoke.rejection-" + c.ID, StreamVersion: 1,
 						Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
 					})
 					owner = append(owner, i)

@@ -1,39 +1,75 @@
 package engine
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
 	"strconv"
-
-	"github.com/google/uuid"
 )
 
-// idSpace is the UUID namespace of evoke's derived IDs.
-var idSpace = uuid.MustParse("6f1c1c2e-0f7b-4c55-9a53-6b1d5e0c9e11")
+// SortableID returns a deterministic, name-based UUID (version 8): its first
+// 48 bits are key, big-endian, and the rest a SHA-1 of parts, length-prefixed
+// so that different part lists never collide by concatenation. IDs derived
+// in log order (key = the triggering event's position) are therefore
+// inserted in index order, which keeps the store's ID indexes append-mostly
+// instead of scattering writes over random pages.
+func SortableID(key uint64, parts ...string) string {
+	h := sha1.New()
+	var buf [20]byte
+	for _, p := range parts {
+		h.Write(strconv.AppendInt(buf[:0], int64(len(p)), 10))
+		h.Write([]byte{':'})
+		h.Write([]byte(p))
+	}
+	sum := h.Sum(buf[:0])
+	var u [16]byte
+	for i := range 6 {
+		u[i] = byte(key >> (8 * (5 - i)))
+	}
+	copy(u[6:], sum[:10])
+	u[6] = (u[6] & 0x0f) | 0x80 // version 8
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 9562 variant
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
+}
 
-// DerivedID returns a name-based (SHA-1, version 5) UUID of parts, so that
-// the same inputs always give the same ID and different part lists never
-// collide by concatenation.
-func DerivedID(parts ...string) string {
-	n := 0
-	for _, p := range parts {
-		n += len(p) + 8
+// sortKey returns the first 48 bits of a UUID-shaped ID (the key of a
+// SortableID, or the millisecond time of a UUIDv7), or 0 for other IDs.
+func sortKey(id string) uint64 {
+	if len(id) < 13 || id[8] != '-' {
+		return 0
 	}
-	b := make([]byte, 0, n)
-	for _, p := range parts {
-		b = strconv.AppendInt(b, int64(len(p)), 10)
-		b = append(b, ':')
-		b = append(b, p...)
+	var b [6]byte
+	if _, err := hex.Decode(b[:4], []byte(id[0:8])); err != nil {
+		return 0
 	}
-	return uuid.NewSHA1(idSpace, b).String()
+	if _, err := hex.Decode(b[4:], []byte(id[9:13])); err != nil {
+		return 0
+	}
+	var k uint64
+	for _, x := range b {
+		k = k<<8 | uint64(x)
+	}
+	return k
 }
 
 // CommandID returns the deterministic ID of the index-th command that
-// process manager pm's instance produced on the event eventID.
-func CommandID(pm, instanceID, eventID string, index int) string {
-	return DerivedID("cmd", pm, instanceID, eventID, strconv.Itoa(index))
+// process manager pm's instance produced on the event eventID at log
+// position position.
+func CommandID(pm, instanceID, eventID string, position int64, index int) string {
+	return SortableID(uint64(position), "cmd", pm, instanceID, eventID, strconv.Itoa(index))
 }
 
 // EventID returns the deterministic ID of the index-th event a command
 // caused, so that re-executing a command cannot append new events.
 func EventID(commandID string, index int) string {
-	return DerivedID("evt", commandID, strconv.Itoa(index))
+	return SortableID(sortKey(commandID), "evt", commandID, strconv.Itoa(index))
 }

@@ -227,3 +227,34 @@ func (en *Engine) SkipEvent(ctx context.Context, pm string, position int64) erro
 		})
 	})
 }
+
+// Idle reports whether the engine has nothing to do now: every process
+// manager has stepped every event of interest in the log, the outbox is
+// empty and no deadline is due. Failing instances waiting for their backoff
+// do not count as work.
+func (en *Engine) Idle(ctx context.Context) (bool, error) {
+	st := en.store
+	head, err := st.Head(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range en.routers {
+		cp, ok, err := st.Checkpoint(ctx, r.name, 0)
+		if err != nil || !ok {
+			return false, err
+		}
+		evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: r.types, Limit: 1})
+		if err != nil || len(evs) > 0 {
+			return false, err
+		}
+	}
+	if ob, err := st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); err != nil || len(ob) > 0 {
+		return false, err
+	}
+	if due, err := st.DueDeadlines(ctx, en.cfg.Clock.Now(), 1); err != nil || len(due) > 0 {
+		return false, err
+	}
+	// Nothing was appended while we looked.
+	again, err := st.Head(ctx)
+	return err == nil && again == head, err
+}

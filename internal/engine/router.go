@@ -304,7 +304,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 		if exists && ev.Position <= inst.LastPosition {
 			continue // stepped in an earlier, committed batch
 		}
-		if exists && inst.Status.Done() {
+		if exists && inst.Status.Done() && ev.Type != TypeCommandRejected {
 			r.en.counters.DroppedDone.Add(1)
 			r.en.log.Debug("event for a completed instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position)
 			if replay {
@@ -475,6 +475,9 @@ type rejectedData struct {
 func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepResult, compensating bool, now time.Time, replay bool) {
 	ev := it.ev
 	before := inst.Phase
+	// A rejection may reach an instance that completed on the step that
+	// issued the command: Compensate still runs, the tombstone stays.
+	wasDone := inst.Status.Done()
 	if inst.Version == 0 {
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStart, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
 	}
@@ -485,7 +488,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	inst.Attempts = 0
 	inst.LastError = ""
 	inst.NextAttemptAt = time.Time{}
-	if compensating {
+	if compensating && !wasDone {
 		inst.Status = evokestore.StatusCompensating
 	}
 	if replay {
@@ -505,7 +508,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	}
 	var refs []cmdRef
 	for i, c := range res.Commands {
-		id := CommandID(r.name, g.id, ev.ID, i)
+		id := CommandID(r.name, g.id, ev.ID, ev.Position, i)
 		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Suppressed: suppress})
 		if suppress {
 			r.en.counters.Suppressed.Add(1)
@@ -547,8 +550,8 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
 	}
 	r.en.counters.Steps.Add(1)
-	done := it.kind == RouteStop || res.Completed
-	if done {
+	done := wasDone || it.kind == RouteStop || res.Completed
+	if done && !wasDone {
 		inst.Status = evokestore.StatusCompleted
 		inst.CompletedAt = now
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id})

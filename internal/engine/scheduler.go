@@ -102,7 +102,7 @@ func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now tim
 			if err != nil {
 				return err
 			}
-			id := DerivedID("deadline", d.ProcessManager, d.InstanceID, d.Name, fmt.Sprint(d.Version))
+			id := SortableID(uint64(d.DueAt.UnixMilli()), "deadline", d.ProcessManager, d.InstanceID, d.Name, fmt.Sprint(d.Version))
 			appends = append(appends, evokestore.NewEvent{
 				ID: id, StreamID: "$evoke.deadline-" + id, StreamVersion: 1, Type: TypeDeadline, Data: data,
 				CorrelationID: id, RecordedAt: now,

@@ -1,0 +1,79 @@
+// Package evokepg is evoke's shared storage backend: an [evokestore.Store] on
+// PostgreSQL, through github.com/jackc/pgx/v5 and its pgxpool. Any number of
+// nodes may open the same database and schema; the runtime's leases and the
+// fenced instance writes keep each instance owned by one node at a time
+// (SPEC §6.4).
+//
+// # Schema per deployment
+//
+// Every table lives in one PostgreSQL schema, Options.Schema ("public" by
+// default). Open creates the schema if it is missing and sets search_path to
+// it on every connection (a startup parameter), so several evoke deployments,
+// or parallel test runs, can share one database without seeing each other.
+// The schema is created and upgraded by versioned migrations embedded in the
+// binary (migrations/NNNN_name.sql), applied by Open in one transaction under
+// a transaction-scoped advisory lock derived from the schema name, so that
+// nodes starting at the same time migrate once and the others wait and then
+// find the schema current. Applied versions are recorded in the
+// evoke_migrations table; opening a schema that is newer than the binary
+// fails with ErrSchemaTooNew.
+//
+// Times are stored as BIGINT unix nanoseconds (UTC, 0 for the zero time), as
+// in evokesqlite: timestamptz keeps only microseconds and times must
+// round-trip exactly. Event data, states, commands and metadata are BYTEA,
+// stored and returned byte for byte (JSONB would reorder keys and reformat).
+// Text keys use the "C" collation, so ordering and paging are bytewise and do
+// not depend on the database's locale.
+//
+// # Commit-ordered log positions
+//
+// Readers of the global log (subscriptions, projections) remember the last
+// position they processed and ask for events after it. That is only correct
+// if an event can never become visible after an event with a greater
+// position: PostgreSQL sequences and identity columns hand out numbers when
+// a row is inserted, not when its transaction commits, so two concurrent
+// appenders may commit in the opposite order of their positions, and a
+// reader that read between the two commits would skip the smaller position
+// for ever.
+//
+// Tx.AppendEvents therefore takes a transaction-scoped advisory lock
+// (pg_advisory_xact_lock, with a key derived from the schema) before
+// inserting. Appending transactions queue on it and hold it until they
+// commit or roll back, and PostgreSQL releases the lock only after the
+// commit is visible, so positions are assigned in commit order: once a
+// reader sees position p, every position below p is either visible too or
+// never will be (rolled back transactions leave gaps, which are harmless).
+// Only appends serialise, and only from their first AppendEvents to their
+// end; every other write (instances, outbox, history, checkpoints,
+// deadlines) stays concurrent under READ COMMITTED. A Tx should therefore
+// append its events as late as possible before committing. Because the lock
+// is per schema, deployments in different schemas do not contend.
+//
+// # Notifications
+//
+// Subscribe is pushed through LISTEN/NOTIFY, so commits of other processes
+// on the same database and schema wake local workers too. A Tx that writes a
+// topic queues pg_notify on the schema's channel (its name includes the
+// schema) with the topic as payload, in the same round trip as the write;
+// PostgreSQL delivers it only if the Tx commits. Each Store keeps one
+// dedicated listener connection, outside the pool, that LISTENs on the
+// channel and fans notifications out to local subscribers with
+// non-blocking sends on channels buffered to one. After a successful local
+// commit the Store also signals its own subscribers directly, for lower
+// latency, and the listener then ignores the notification sent by its own
+// pool's connections. If the listener's connection drops it reconnects with
+// exponential backoff and, since notifications may have been missed, wakes
+// every subscriber once. Workers should still poll as a fallback (SPEC
+// §6.5).
+//
+// # Performance
+//
+// Writes of many rows are single statements over arrays
+// (INSERT ... SELECT FROM unnest($1::text[], ...)), and lookups by many keys
+// use = ANY($1) with one array parameter rather than an IN list of many
+// binds. A write and the notification it queues, or the lock and the insert
+// of an append, are sent as one pgx batch: one round trip. Reads outside a Tx
+// use the pool; reads through a Tx use its connection and see its own
+// writes. A Store holds at most Options.MaxConns pooled connections plus the
+// listener's.
+package evokepg

@@ -1,0 +1,435 @@
+package evokepg
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors of Open and of a closed Store.
+var (
+	// ErrSchemaTooNew reports that the schema was migrated by a newer
+	// version of evoke than the running binary knows; Open refuses to touch
+	// it.
+	ErrSchemaTooNew = errors.New("evokepg: database schema is newer than this binary supports")
+	// ErrClosed reports a Begin on a closed Store, or a Tx rolled back by
+	// Store.Close.
+	ErrClosed = errors.New("evokepg: store closed")
+)
+
+// Options tunes a Store. The zero value (or a nil *Options) gives the
+// defaults.
+type Options struct {
+	// Schema is the PostgreSQL schema holding evoke's tables; Open creates
+	// it if missing and every connection uses it as its search_path. One
+	// database can host several deployments in different schemas. At most
+	// 63 bytes. Defaults to "public".
+	Schema string
+	// MaxConns is the size of the connection pool serving transactions and
+	// reads. The Store opens one more connection, outside the pool, to
+	// LISTEN for notifications. Defaults to 8.
+	MaxConns int32
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Schema == "" {
+		r.Schema = "public"
+	}
+	if len(r.Schema) > 63 || strings.ContainsRune(r.Schema, 0) {
+		return r, fmt.Errorf("evokepg: invalid Schema %q (want 1 to 63 bytes, no NUL)", r.Schema)
+	}
+	if r.MaxConns <= 0 {
+		r.MaxConns = 8
+	}
+	return r, nil
+}
+
+// Store is an evokestore.Store on a PostgreSQL schema. It is safe for
+// concurrent use.
+type Store struct {
+	queries
+
+	pool     *pgxpool.Pool
+	listenCC *pgx.ConnConfig // the listener's connection settings
+	schema   string
+	channel  string // the NOTIFY channel of the schema
+	lockKey  int64  // the advisory lock serialising appends
+
+	mu     sync.Mutex
+	subs   map[evokestore.Topic]map[*subscription]struct{}
+	txs    map[*Tx]struct{}
+	closed bool
+
+	// pids holds the backend PIDs of the pool's connections, whose
+	// notifications the listener ignores (Commit signals them directly).
+	pidMu sync.RWMutex
+	pids  map[uint32]struct{}
+
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+
+	closeOnce sync.Once
+}
+
+var _ evokestore.Store = (*Store)(nil)
+
+type subscription struct{ ch chan struct{} }
+
+// Open connects to the PostgreSQL database at url (a URL or keyword/value
+// connection string, as pgxpool.ParseConfig accepts), creates Options.Schema
+// if missing and migrates it to the schema this binary knows. opts may be
+// nil. A search_path in url is overridden by Options.Schema.
+func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: open: %w", err)
+	}
+	cfg.MaxConns = o.MaxConns
+	if cfg.MinConns > cfg.MaxConns {
+		cfg.MinConns = cfg.MaxConns
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = quoteIdent(o.Schema)
+
+	s := &Store{
+		listenCC: cfg.ConnConfig.Copy(),
+		schema:   o.Schema,
+		channel:  channelName(o.Schema),
+		lockKey:  lockKey("append", o.Schema),
+		subs:     make(map[evokestore.Topic]map[*subscription]struct{}),
+		txs:      make(map[*Tx]struct{}),
+		pids:     make(map[uint32]struct{}),
+	}
+	s.queries = queries{s: s}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		s.pidMu.Lock()
+		s.pids[c.PgConn().PID()] = struct{}{}
+		s.pidMu.Unlock()
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) {
+		s.pidMu.Lock()
+		delete(s.pids, c.PgConn().PID())
+		s.pidMu.Unlock()
+	}
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: open: %w", err)
+	}
+	s.pool = pool
+	if err := migrate(ctx, pool, o.Schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("evokepg: open schema %q: %w", o.Schema, err)
+	}
+	conn, err := s.connectListener(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("evokepg: open schema %q: %w", o.Schema, err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.stopListen = cancel
+	s.listenDone = make(chan struct{})
+	go s.listen(lctx, conn)
+	return s, nil
+}
+
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// lockKey derives a 64-bit advisory lock key from a purpose and a schema, so
+// that deployments in different schemas do not contend.
+func lockKey(purpose, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("evoke/" + purpose + "/" + schema))
+	return int64(h.Sum64())
+}
+
+// channelName is the NOTIFY channel of a schema: "evoke:<schema>", or a hash
+// of the schema if that would exceed PostgreSQL's 63-byte identifiers.
+func channelName(schema string) string {
+	if c := "evoke:" + schema; len(c) <= 63 {
+		return c
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	return "evoke:" + strconv.FormatUint(h.Sum64(), 16)
+}
+
+// Schema returns the PostgreSQL schema holding the store's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// Pool returns the store's connection pool, for inspection and tooling. Its
+// connections use the store's schema as their search_path.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Backend returns "postgres".
+func (s *Store) Backend() string { return "postgres" }
+
+// Close stops the listener, rolls back every Tx still open and closes the
+// connections. It does not close channels returned by Subscribe: subscribers
+// must stop waiting on their own (typically when their context ends) and
+// call cancel. Close is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopListen()
+		<-s.listenDone
+		s.mu.Lock()
+		s.closed = true
+		open := make([]*Tx, 0, len(s.txs))
+		for t := range s.txs {
+			open = append(open, t)
+		}
+		s.mu.Unlock()
+		for _, t := range open {
+			t.abort(ErrClosed)
+		}
+		s.pool.Close()
+	})
+	return nil
+}
+
+// Begin starts a write transaction (READ COMMITTED) on a pooled connection.
+// Writers do not block each other except on the rows they both write and,
+// for appends, on the append lock held until the appending Tx ends (see the
+// package documentation). Cancelling ctx before the Tx ends rolls it back.
+func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("evokepg: begin: %w", ErrClosed)
+	}
+	ptx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: begin: %w", err)
+	}
+	t := &Tx{s: s, tx: ptx, ctx: ctx}
+	t.queries = queries{s: s, t: t}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ptx.Rollback(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("evokepg: begin: %w", ErrClosed)
+	}
+	s.txs[t] = struct{}{}
+	s.mu.Unlock()
+	t.stop = context.AfterFunc(ctx, func() { t.abort(context.Cause(ctx)) })
+	return t, nil
+}
+
+// Subscribe returns a channel that receives a value after each commit that
+// wrote to topic, by this Store or by any other process on the same database
+// and schema (through LISTEN/NOTIFY), and once after the listener had to
+// reconnect. Wakes are coalesced in a buffer of one and never block a
+// committer. cancel removes the subscription (it is safe to call more than
+// once); the channel is never closed, neither by cancel nor by Close.
+func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
+	sub := &subscription{ch: make(chan struct{}, 1)}
+	s.mu.Lock()
+	m := s.subs[topic]
+	if m == nil {
+		m = make(map[*subscription]struct{})
+		s.subs[topic] = m
+	}
+	m[sub] = struct{}{}
+	s.mu.Unlock()
+	var once sync.Once
+	return sub.ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.subs[topic], sub)
+			s.mu.Unlock()
+		})
+	}
+}
+
+// signal wakes the local subscribers of topics.
+func (s *Store) signal(topics topicSet) {
+	if topics == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, topic := range allTopics {
+		if topics&(1<<i) == 0 {
+			continue
+		}
+		for sub := range s.subs[topic] {
+			select {
+			case sub.ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+type topicSet uint8
+
+var allTopics = [...]evokestore.Topic{evokestore.TopicEvents, evokestore.TopicOutbox, evokestore.TopicDeadlines}
+
+const (
+	topicEvents topicSet = 1 << iota
+	topicOutbox
+	topicDeadlines
+
+	topicAll = topicEvents | topicOutbox | topicDeadlines
+)
+
+func topicOf(payload string) topicSet {
+	for i, t := range allTopics {
+		if string(t) == payload {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+type migration struct {
+	version int64
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, n := range names {
+		base := path.Base(n)
+		num, _, ok := strings.Cut(base, "_")
+		if !ok {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", base)
+		}
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: bad version", base)
+		}
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
+		}
+	}
+	if len(ms) == 0 {
+		return nil, errors.New("no migrations embedded")
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the newest schema version this binary knows.
+func SchemaVersion() int64 {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+// migrate creates schema if missing and applies the migrations it lacks, in
+// one transaction holding an advisory lock of the schema: concurrent Opens
+// (nodes starting together) wait for the first and then find nothing to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("migrate", schema)); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	ident := quoteIdent(schema)
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if !exists {
+		// Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE
+		// privilege on the database even when the schema exists.
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA `+ident); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	for _, q := range []string{
+		`SET LOCAL search_path TO ` + ident,
+		`CREATE TABLE IF NOT EXISTS evoke_migrations (
+	version    BIGINT PRIMARY KEY,
+	applied_at BIGINT NOT NULL
+)`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	var cur int64
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM evoke_migrations`).Scan(&cur); err != nil {
+		return fmt.Errorf("migrate: read version: %w", err)
+	}
+	latest := ms[len(ms)-1].version
+	if cur > latest {
+		return fmt.Errorf("migrate: %w: schema is at version %d, this binary knows up to %d; upgrade evoke", ErrSchemaTooNew, cur, latest)
+	}
+	if cur == latest {
+		return nil // nothing to commit
+	}
+	for _, m := range ms {
+		if m.version <= cur {
+			continue
+		}
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO evoke_migrations (version, applied_at) VALUES ($1, $2)`, m.version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("migrate: record %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// uniqueConstraint returns the constraint a unique violation broke.
+func uniqueConstraint(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return pe.ConstraintName, true
+	}
+	return "", false
+}
