@@ -39,6 +39,16 @@ type Config struct {
 	BackoffMax time.Duration
 	// Hooks receives telemetry. Defaults to none.
 	Hooks Hooks
+	// Retention is how long completed and cancelled instances (their
+	// tombstones and history) and the aggregates' command deduplication
+	// records are kept. An event for an instance purged from the store
+	// would start it again, and a command redelivered after its record is
+	// purged would run again, so keep it well above the longest gap between
+	// an instance's events. Negative disables purging. Defaults to 7 days.
+	Retention time.Duration
+	// PurgeInterval is how often the runtime purges what is older than
+	// Retention. Defaults to 1h.
+	PurgeInterval time.Duration
 }
 
 // withDefaults returns a copy of c (nil allowed) with defaults filled in,
@@ -71,6 +81,8 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&out.PollInterval, time.Second)
 	defd(&out.BackoffBase, 100*time.Millisecond)
 	defd(&out.BackoffMax, 30*time.Second)
+	defd(&out.Retention, 7*24*time.Hour)
+	defd(&out.PurgeInterval, time.Hour)
 	switch {
 	case out.BatchSize < 0 || out.DispatchBatchSize < 0 || out.Workers < 0 || out.MaxAttempts < 0:
 		return out, fmt.Errorf("%w: config: negative size", ErrInvalid)

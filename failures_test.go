@@ -9,12 +9,13 @@ import (
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 )
 
 func waitStatus(t *testing.T, st evokestore.Store, pm, id string, want evokestore.InstanceStatus) evokestore.Instance {
 	t.Helper()
 	var in evokestore.Instance
-	eventually(t, fmt.Sprintf("%s/%s is %s", pm, id, want), func() bool {
+	evoketest.Eventually(t, 0, fmt.Sprintf("%s/%s is %s", pm, id, want), func() bool {
 		var ok bool
 		in, ok = instance(t, st, pm, id)
 		return ok && in.Status == want
@@ -51,7 +52,7 @@ func TestUndecodableEventParksOnlyItsInstance(t *testing.T) {
 	if err != nil || len(held) != 2 {
 		t.Fatalf("held %+v %v, want the bad event and the one after it", held, err)
 	}
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	for i := range 20 {
 		if in, _ := instance(t, st, "rec", fmt.Sprint("ok", i)); in.Version != 1 || in.Status != evokestore.StatusRunning {
 			t.Errorf("ok%d = %+v, want stepped once", i, in)
@@ -80,7 +81,7 @@ func TestCorrelatePanicParksTheEvent(t *testing.T) {
 	ctx := context.Background()
 	poison := appendEvent(t, rt, "s", "PanicCorrelate", recData{ID: "x"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "after"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	if _, ok := instance(t, st, "rec", "after"); !ok {
 		t.Fatal("the process manager stopped after a Correlate panic")
 	}
@@ -138,7 +139,7 @@ func TestPoisonInstanceParkedThenRetried(t *testing.T) {
 	if !strings.Contains(in.LastError, "handle exploded on poison") {
 		t.Errorf("last error %q", in.LastError)
 	}
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	all, err := st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: "rec", Status: evokestore.StatusCompleted, Limit: 2 * others})
 	if err != nil || len(all) != others {
 		t.Fatalf("%d others completed (%v), want %d", len(all), err, others)
@@ -158,7 +159,7 @@ func TestPoisonInstanceParkedThenRetried(t *testing.T) {
 	if held, _ := st.Held(ctx, "rec", "poison"); len(held) != 0 {
 		t.Errorf("held after retry: %+v", held)
 	}
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	notes := ledgerNotes(t, st, "rec", "poison")
 	if len(notes) != 3 || notes[0].Seen != 1 || notes[2].Event != "Done" {
 		t.Errorf("commands after retry: %+v", notes)
@@ -205,7 +206,7 @@ func TestSkipAndCancel(t *testing.T) {
 	}
 	hooks.setPanic("c1", false)
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c1"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	in, _ = instance(t, st, "rec", "c1")
 	if in.Status != evokestore.StatusCancelled || in.Version != 0 {
 		t.Errorf("cancelled instance = %s v%d", in.Status, in.Version)

@@ -15,6 +15,7 @@ import (
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 )
 
 // openStore opens a real SQLite file in the test's temp dir.
@@ -68,19 +69,6 @@ func start(t *testing.T, rt *evoke.Runtime) {
 	})
 }
 
-// eventually polls cond until it holds, failing the test after 15s. It
-// waits for the runtime's background work, not for a deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func appendEvent(t *testing.T, rt *evoke.Runtime, stream, typ string, data any) evoke.Event {
 	t.Helper()
 	evs, err := rt.Append(context.Background(), stream, evoke.AnyVersion, evoke.NewEvent(typ, data))
@@ -90,42 +78,10 @@ func appendEvent(t *testing.T, rt *evoke.Runtime, stream, typ string, data any) 
 	return evs[0]
 }
 
+// instance reads pm's instance id from st.
 func instance(t *testing.T, st evokestore.Store, pm, id string) (evokestore.Instance, bool) {
 	t.Helper()
-	insts, err := st.Instances(context.Background(), pm, []string{id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(insts) == 0 {
-		return evokestore.Instance{}, false
-	}
-	return insts[0], true
-}
-
-// idle waits until every event is stepped and every command dispatched.
-func idle(t *testing.T, st evokestore.Store, pms ...string) {
-	t.Helper()
-	eventually(t, "the runtime is idle", func() bool {
-		ctx := context.Background()
-		head, _ := st.Head(ctx)
-		ob, _ := st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
-		if len(ob) > 0 {
-			return false
-		}
-		types := append(recorder{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
-		for _, pm := range pms {
-			cp, ok, _ := st.Checkpoint(ctx, pm, 0)
-			if !ok {
-				return false
-			}
-			if evs, _ := st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
-				return false
-			}
-		}
-		h2, _ := st.Head(ctx)
-		ob, _ = st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
-		return h2 == head && len(ob) == 0
-	})
+	return evoketest.Instance(t, st, pm, id)
 }
 
 // ledger is a test aggregate: "note" records the command, "reject" is

@@ -69,3 +69,10 @@ func opErr(err error) error {
 func (rt *Runtime) Idle(ctx context.Context) (bool, error) {
 	return rt.eng.Idle(ctx)
 }
+
+// Purge deletes, now, the completed and cancelled instances and the command
+// deduplication records older than Config.Retention (the runtime also does
+// this every Config.PurgeInterval).
+func (rt *Runtime) Purge(ctx context.Context) error {
+	return rt.eng.Purge(ctx)
+}

@@ -36,6 +36,7 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 	ec := engine.Config{
 		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize,
 		Workers: c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
+		Retention: c.Retention, PurgeInterval: c.PurgeInterval,
 	}
 	if c.Hooks != nil {
 		ec.Hooks = hooksAdapter{c.Hooks}
@@ -305,6 +306,8 @@ type Stats struct {
 	CorrelateErrors int64
 	// Suppressed counts commands dropped while catching up.
 	Suppressed int64
+	// Purged counts instances purged after the retention.
+	Purged int64
 }
 
 // Stats returns the runtime's counters.
@@ -315,6 +318,7 @@ func (rt *Runtime) Stats() Stats {
 		Rejected: c.Rejected.Load(), Failures: c.Failures.Load(), Parked: c.Parked.Load(), Completed: c.Completed.Load(),
 		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
+		Purged: c.Purged.Load(),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 )
 
 func ledgerNotes(t *testing.T, st evokestore.Store, pm, id string) []note {
@@ -45,7 +46,7 @@ func TestStartTwiceGoesToTheSameInstance(t *testing.T) {
 	start(t, rt)
 	appendEvent(t, rt, "s1", "Start", recData{ID: "a"})
 	appendEvent(t, rt, "s1", "Start", recData{ID: "a"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	in, ok := instance(t, st, "rec", "a")
 	if !ok {
 		t.Fatal("instance a missing")
@@ -75,7 +76,7 @@ func TestContinueCreatesUnlessStrict(t *testing.T) {
 	}
 	start(t, rt)
 	appendEvent(t, rt, "s", "Cont", recData{ID: "x"})
-	idle(t, st, "loose", "strict")
+	evoketest.WaitIdle(t, rt, 0)
 	if _, ok := instance(t, st, "loose", "x"); !ok {
 		t.Error("continue did not create the instance of a loose process manager")
 	}
@@ -88,7 +89,7 @@ func TestContinueCreatesUnlessStrict(t *testing.T) {
 	// Started, a strict instance takes continues.
 	appendEvent(t, rt, "s", "Start", recData{ID: "y"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "y"})
-	idle(t, st, "strict")
+	evoketest.WaitIdle(t, rt, 0)
 	in, ok := instance(t, st, "strict", "y")
 	if !ok || in.Version != 2 {
 		t.Fatalf("strict instance y: %+v, want version 2", in)
@@ -108,7 +109,7 @@ func TestStopCompletesAndLeavesATombstone(t *testing.T) {
 	appendEvent(t, rt, "s", "Start", recData{ID: "a"})
 	appendEvent(t, rt, "s", "Stop", recData{ID: "a"})
 	appendEvent(t, rt, "s", "Stop", recData{ID: "ghost"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	in, _ := instance(t, st, "rec", "a")
 	if in.Status != evokestore.StatusCompleted || in.Version != 2 {
 		t.Fatalf("after stop: status %s version %d, want completed at 2", in.Status, in.Version)
@@ -125,7 +126,7 @@ func TestStopCompletesAndLeavesATombstone(t *testing.T) {
 	}
 	appendEvent(t, rt, "s", "Cont", recData{ID: "a"})
 	appendEvent(t, rt, "s", "Start", recData{ID: "a"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	in2, _ := instance(t, st, "rec", "a")
 	if in2.Version != 2 || in2.Status != evokestore.StatusCompleted {
 		t.Fatalf("tombstone resurrected: %+v", in2)
@@ -152,7 +153,7 @@ func TestIgnoreAndCompleteFromHandle(t *testing.T) {
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c"})
 	appendEvent(t, rt, "s", "Done", recData{ID: "c"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	if _, ok := instance(t, st, "rec", "i"); ok {
 		t.Error("an ignored event created an instance")
 	}
@@ -174,9 +175,9 @@ func TestInstanceKeyIncludesProcessManager(t *testing.T) {
 	}
 	start(t, rt)
 	appendEvent(t, rt, "s", "Cont", recData{ID: "same"})
-	idle(t, st, "one", "two")
+	evoketest.WaitIdle(t, rt, 0)
 	appendEvent(t, rt, "s", "Done", recData{ID: "same"})
-	idle(t, st, "one", "two")
+	evoketest.WaitIdle(t, rt, 0)
 	for _, n := range []string{"one", "two"} {
 		in, ok := instance(t, st, n, "same")
 		if !ok || in.Version != 2 || in.Status != evokestore.StatusCompleted {
@@ -201,7 +202,7 @@ func TestApplyBeforeHandle(t *testing.T) {
 	for range 5 {
 		appendEvent(t, rt, "s", "Cont", recData{ID: "a"})
 	}
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	in, _ := instance(t, st, "rec", "a")
 	s := state(t, in)
 	if in.Status != evokestore.StatusRunning || s.Applied != 5 || len(s.Seen) != 5 {
@@ -225,7 +226,7 @@ func TestStartFromNowAndSuppressedCatchup(t *testing.T) {
 	}
 	start(t, rt)
 	appendEvent(t, rt, "s", "Cont", recData{ID: "new"})
-	idle(t, st, "now", "quiet")
+	evoketest.WaitIdle(t, rt, 0)
 	if _, ok := instance(t, st, "now", "old"); ok {
 		t.Error("a FromNow process manager stepped an old event")
 	}
@@ -278,7 +279,7 @@ func TestOrderAndExactlyOnceAcrossRestarts(t *testing.T) {
 			appended = append(appended, appendEvent(t, rt, "s", "Cont", recData{ID: string(rune('a' + i))}))
 		}
 	}
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	if err := rt.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func TestLineage(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := appendEvent(t, rt, "s", "Cont", recData{ID: "b"})
-	idle(t, st, "rec")
+	evoketest.WaitIdle(t, rt, 0)
 	for _, c := range []struct {
 		id    string
 		event evoke.Event

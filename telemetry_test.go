@@ -13,6 +13,7 @@ import (
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 	"github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
@@ -95,7 +96,7 @@ func TestTelemetryMatchesTheSeedTable(t *testing.T) {
 	place("order-1", false)
 	place("order-2", true)
 	for _, id := range []string{"order-1", "order-2"} {
-		eventually(t, id+" stops", func() bool { return len(hooks.of(evoke.TelemetryStop, id)) == 1 })
+		evoketest.Eventually(t, 0, id+" stops", func() bool { return len(hooks.of(evoke.TelemetryStop, id)) == 1 })
 	}
 
 	starts := hooks.of(evoke.TelemetryStart, "order-1")

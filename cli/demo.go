@@ -27,6 +27,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	failRate := fs.Float64("fail-rate", 0, "fraction of orders whose payment is declined (compensation path)")
 	timeoutRate := fs.Float64("timeout-rate", 0, "fraction of orders whose shipment never arrives (1s inactivity timeout, refund)")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
+	batch := fs.Int("batch", 0, "events stepped per transaction (default: the runtime's, 512)")
+	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (default: the runtime's, 512)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
 	if err := parse(fs, args); err != nil {
@@ -64,6 +66,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		Progress: bar.set,
 	}
+	opts.Config.BatchSize, opts.Config.DispatchBatchSize = *batch, *dispatchBatch
 	sum, runErr := demo.Run(ctx, st, opts)
 	bar.finish()
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) && !errors.Is(runErr, context.Canceled) {

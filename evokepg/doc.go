@@ -71,8 +71,12 @@
 // Writes of many rows are single statements over arrays
 // (INSERT ... SELECT FROM unnest($1::text[], ...)), and lookups by many keys
 // use = ANY($1) with one array parameter rather than an IN list of many
-// binds. A write and the notification it queues, or the lock and the insert
-// of an append, are sent as one pgx batch: one round trip. Reads outside a Tx
+// binds. A Tx sends BEGIN with its first statement, and a write with the
+// notification it queues (and an append with the lock before it) as one pgx
+// batch, so a Tx that appends events costs two round trips: the batch and
+// COMMIT. With the append lock held through COMMIT, appending transactions
+// commit one at a time, each waiting for its own WAL flush: batch events
+// into few transactions. Reads outside a Tx
 // use the pool; reads through a Tx use its connection and see its own
 // writes. A Store holds at most Options.MaxConns pooled connections plus the
 // listener's.

@@ -89,7 +89,10 @@ type Store struct {
 	closeOnce sync.Once
 }
 
-var _ evokestore.Store = (*Store)(nil)
+var (
+	_ evokestore.Store         = (*Store)(nil)
+	_ evokestore.StreamsReader = (*Store)(nil)
+)
 
 type subscription struct{ ch chan struct{} }
 
@@ -180,10 +183,6 @@ func channelName(schema string) string {
 // Schema returns the PostgreSQL schema holding the store's tables.
 func (s *Store) Schema() string { return s.schema }
 
-// Pool returns the store's connection pool, for inspection and tooling. Its
-// connections use the store's schema as their search_path.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // Backend returns "postgres".
 func (s *Store) Backend() string { return "postgres" }
 
@@ -210,32 +209,29 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Begin starts a write transaction (READ COMMITTED) on a pooled connection.
-// Writers do not block each other except on the rows they both write and,
-// for appends, on the append lock held until the appending Tx ends (see the
-// package documentation). Cancelling ctx before the Tx ends rolls it back.
+// Begin starts a write transaction (READ COMMITTED). The transaction takes a
+// pooled connection and begins on the server with its first statement, in
+// the same round trip. Writers do not block each other except on the rows
+// they both write and, for appends, on the append lock held until the
+// appending Tx ends (see the package documentation). Cancelling ctx before
+// the Tx ends rolls it back.
 func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("evokepg: begin: %w", ErrClosed)
-	}
-	ptx, err := s.pool.Begin(ctx)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: begin: %w", err)
 	}
-	t := &Tx{s: s, tx: ptx, ctx: ctx}
+	t := &Tx{s: s, ctx: ctx}
 	t.queries = queries{s: s, t: t}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		_ = ptx.Rollback(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("evokepg: begin: %w", ErrClosed)
 	}
 	s.txs[t] = struct{}{}
 	s.mu.Unlock()
-	t.stop = context.AfterFunc(ctx, func() { t.abort(context.Cause(ctx)) })
+	stop := context.AfterFunc(ctx, func() { t.abort(context.Cause(ctx)) })
+	t.mu.Lock()
+	t.stop = stop
+	t.mu.Unlock()
 	return t, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -94,16 +95,24 @@ func (q queries) ReadLog(ctx context.Context, lq evokestore.LogQuery) ([]evokest
 		err error
 	)
 	if len(lq.Types) == 0 {
-		rows, qerr := q.stmt(ctx, sReadLog).QueryContext(ctx, lq.After, limit)
+		rows, qerr := q.stmt(ctx, sReadLog).QueryContext(ctx, lq.After, until(lq.Until), limit)
 		evs, err = scanEvents(rows, qerr, hint)
 	} else {
-		rows, qerr := q.stmt(ctx, sReadLogTypes).QueryContext(ctx, lq.After, jsonStrings(lq.Types), limit)
+		rows, qerr := q.stmt(ctx, sReadLogTypes).QueryContext(ctx, lq.After, until(lq.Until), jsonStrings(lq.Types), limit)
 		evs, err = scanEvents(rows, qerr, hint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: read log: %w", err)
 	}
 	return evs, nil
+}
+
+// until returns a log query's upper position bound (none: the largest).
+func until(u int64) int64 {
+	if u <= 0 {
+		return math.MaxInt64
+	}
+	return u
 }
 
 // ReadStream returns one stream's events with version > afterVersion, in
@@ -113,6 +122,17 @@ func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion i
 	evs, err := scanEvents(rows, err, 8)
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: read stream %q: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// ReadStreams returns the events of several streams in one query, ordered by
+// stream then version (evokestore.StreamsReader).
+func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokestore.Event, error) {
+	rows, err := q.stmt(ctx, sReadStreams).QueryContext(ctx, jsonStrings(streamIDs))
+	evs, err := scanEvents(rows, err, len(streamIDs))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: read %d streams: %w", len(streamIDs), err)
 	}
 	return evs, nil
 }

@@ -10,6 +10,7 @@ const (
 	sReadLog stmtID = iota
 	sReadLogTypes
 	sReadStream
+	sReadStreams
 	sHead
 	sInstances
 	sListInstances
@@ -54,9 +55,12 @@ const historyCols = `id, process_manager, instance_id, kind, version, position, 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`
 
 var stmtSQL = [numStmts]string{
-	sReadLog:         `SELECT ` + eventCols + ` FROM events WHERE position > ? ORDER BY position LIMIT ?`,
-	sReadLogTypes:    `SELECT ` + eventCols + ` FROM events WHERE position > ? AND type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT ?`,
+	sReadLog: `SELECT ` + eventCols + ` FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`,
+	// +type: scan the primary key's position range and filter, never an
+	// index on type (which would sort the whole backlog for each batch).
+	sReadLogTypes:    `SELECT ` + eventCols + ` FROM events WHERE position > ? AND position <= ? AND +type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT ?`,
 	sReadStream:      `SELECT ` + eventCols + ` FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version`,
+	sReadStreams:     `SELECT ` + eventCols + ` FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, stream_version`,
 	sHead:            `SELECT COALESCE(MAX(position), 0) FROM events`,
 	sInstances:       `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
 	sListInstances:   `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,

@@ -92,6 +92,29 @@ type Querier interface {
 	Stats(ctx context.Context) (Stats, error)
 }
 
+// StreamsReader is an optional extension of a Querier (database/sql/driver
+// style: the runtime discovers it by type assertion). ReadStreams returns
+// the events of several streams in one query, ordered by stream ID and then
+// version; the dispatcher uses it to load a batch's aggregates at once.
+type StreamsReader interface {
+	ReadStreams(ctx context.Context, streamIDs []string) ([]Event, error)
+}
+
+// Purger is an optional extension of a Tx: retention. Purge deletes up to
+// limit instances that completed or were cancelled before before (their
+// tombstones), with their history, held events and deadlines, and up to
+// limit command outcomes (the aggregates' deduplication records) recorded
+// before before.
+type Purger interface {
+	Purge(ctx context.Context, before time.Time, limit int) (PurgeResult, error)
+}
+
+// PurgeResult counts what a Purge deleted.
+type PurgeResult struct {
+	Instances       int
+	CommandOutcomes int
+}
+
 // Tx is a write transaction. Its writes become visible together at Commit.
 type Tx interface {
 	Querier
@@ -166,6 +189,9 @@ type LogQuery struct {
 	After int64
 	// Types, if not empty, restricts the result to these event types.
 	Types []string
+	// Until, if > 0, restricts the result to positions <= Until; readers
+	// bound their scans to a window of positions with it.
+	Until int64
 	// Limit caps the number of events; 0 means the backend's default (1000).
 	Limit int
 }

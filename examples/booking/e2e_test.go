@@ -25,6 +25,9 @@ import (
 	"github.com/evoke-go/evoke/examples/booking"
 )
 
+// e2eWait bounds each wait for the runtime's background work.
+const e2eWait = 30 * time.Second
+
 var e2eT0 = time.Date(2025, 7, 1, 9, 0, 0, 0, time.UTC)
 
 // e2eHarness is one test's store file, virtual clock and the runtime
@@ -107,44 +110,12 @@ func (h *e2eHarness) restart(between func()) {
 	h.start()
 }
 
-func (h *e2eHarness) eventually(what string, cond func() bool) {
-	h.t.Helper()
-	end := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			h.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// idle waits until no deadline is due on the virtual clock, the outbox is
-// empty and the process manager has stepped every event it is interested
-// in.
+// idle waits until the runtime currently on the store is idle (see
+// evoke.Runtime.Idle): every event stepped, the outbox empty and no
+// deadline due.
 func (h *e2eHarness) idle() {
 	h.t.Helper()
-	ctx := context.Background()
-	types := append(booking.Process{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
-	h.eventually("the runtime is idle", func() bool {
-		head, _ := h.st.Head(ctx)
-		if due, _ := h.st.DueDeadlines(ctx, h.clock.Now(), 1); len(due) > 0 {
-			return false
-		}
-		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
-			return false
-		}
-		cp, ok, _ := h.st.Checkpoint(ctx, booking.Name, 0)
-		if !ok {
-			return false
-		}
-		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
-			return false
-		}
-		h2, _ := h.st.Head(ctx)
-		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
-		due, _ := h.st.DueDeadlines(ctx, h.clock.Now(), 1)
-		return h2 == head && len(ob) == 0 && len(due) == 0
-	})
+	evoketest.WaitIdle(h.t, h.rt, e2eWait)
 }
 
 func (h *e2eHarness) request(id string) {
@@ -188,7 +159,7 @@ func e2eCount(evs []evokestore.Event, typ string) int {
 func (h *e2eHarness) waitReserved(ids ...string) {
 	h.t.Helper()
 	for _, id := range ids {
-		h.eventually("booking "+id+" is reserved", func() bool {
+		evoketest.Eventually(h.t, e2eWait, "booking "+id+" is reserved", func() bool {
 			return e2eCount(h.stream(id), booking.EventSeatReserved) == 1
 		})
 	}
@@ -197,19 +168,12 @@ func (h *e2eHarness) waitReserved(ids ...string) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	insts, err := h.st.Instances(context.Background(), booking.Name, []string{id})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if len(insts) == 0 {
-		return evokestore.Instance{}, false
-	}
-	return insts[0], true
+	return evoketest.Instance(h.t, h.st, booking.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	h.eventually("booking "+id+" completes", func() bool {
+	evoketest.Eventually(h.t, e2eWait, "booking "+id+" completes", func() bool {
 		in, ok := h.instance(id)
 		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
 			h.t.Fatalf("booking %s is %s: %s", id, in.Status, in.LastError)

@@ -17,8 +17,12 @@ import (
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 	mt "github.com/evoke-go/evoke/examples/moneytransfer"
 )
+
+// e2eWait bounds each wait for the runtime's background work.
+const e2eWait = 30 * time.Second
 
 // e2eHarness is one test's store file and the runtime currently on it.
 type e2eHarness struct {
@@ -90,37 +94,12 @@ func (h *e2eHarness) stop() {
 	}
 }
 
-func (h *e2eHarness) eventually(what string, cond func() bool) {
-	h.t.Helper()
-	end := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			h.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
+// idle waits until the runtime currently on the store is idle (see
+// evoke.Runtime.Idle): every event stepped, the outbox empty and no
+// deadline due.
 func (h *e2eHarness) idle() {
 	h.t.Helper()
-	ctx := context.Background()
-	types := append(mt.Transfer{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
-	h.eventually("the runtime is idle", func() bool {
-		head, _ := h.st.Head(ctx)
-		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
-			return false
-		}
-		cp, ok, _ := h.st.Checkpoint(ctx, mt.Name, 0)
-		if !ok {
-			return false
-		}
-		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
-			return false
-		}
-		h2, _ := h.st.Head(ctx)
-		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
-		return h2 == head && len(ob) == 0
-	})
+	evoketest.WaitIdle(h.t, h.rt, e2eWait)
 }
 
 func (h *e2eHarness) dispatch(typ, account string, payload any) {
@@ -140,19 +119,12 @@ func (h *e2eHarness) initiate(tr mt.TransferInitiated) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	insts, err := h.st.Instances(context.Background(), mt.Name, []string{id})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if len(insts) == 0 {
-		return evokestore.Instance{}, false
-	}
-	return insts[0], true
+	return evoketest.Instance(h.t, h.st, mt.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	h.eventually("transfer "+id+" completes", func() bool {
+	evoketest.Eventually(h.t, e2eWait, "transfer "+id+" completes", func() bool {
 		in, ok := h.instance(id)
 		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
 			h.t.Fatalf("transfer %s is %s: %s", id, in.Status, in.LastError)
@@ -257,7 +229,7 @@ func (h *e2eHarness) checkRefunded(in evokestore.Instance, id, source, dest stri
 func (h *e2eHarness) creditCommandID(transfer, source string) string {
 	h.t.Helper()
 	var debited evoke.Event
-	h.eventually("the source is debited", func() bool {
+	evoketest.Eventually(h.t, e2eWait, "the source is debited", func() bool {
 		for _, e := range h.stream(source) {
 			if e.Type == mt.EventSourceDebited {
 				debited = evoke.Event{ID: e.ID, Position: e.Position}
@@ -291,7 +263,7 @@ func TestE2ERefundOnceAcrossRestartAfterRejection(t *testing.T) {
 	h.dispatch(mt.CommandFreeze, "carol", nil)
 	h.initiate(mt.TransferInitiated{TransferID: "t3", SourceID: "alice", DestID: "carol", Amount: 4000})
 	credit := h.creditCommandID("t3", "alice")
-	h.eventually("the credit is rejected", func() bool {
+	evoketest.Eventually(t, e2eWait, "the credit is rejected", func() bool {
 		o, ok := h.outcome(credit)
 		return ok && o.Status == evokestore.OutcomeRejected
 	})

@@ -22,6 +22,9 @@ import (
 	of "github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
+// e2eWait bounds each wait for the runtime's background work.
+const e2eWait = 30 * time.Second
+
 var e2eT0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 // e2eTelemetry counts telemetry by kind and instance.
@@ -45,13 +48,12 @@ func (h *e2eTelemetry) count(kind evoke.TelemetryKind, id string) int {
 	return h.n[string(kind)+"/"+id]
 }
 
-// e2eHarness is one test's store, runtime and (optional) virtual clock.
+// e2eHarness is one test's store and runtime.
 type e2eHarness struct {
-	t     *testing.T
-	st    *evokesqlite.Store
-	rt    *evoke.Runtime
-	clock *evoketest.Clock
-	tel   *e2eTelemetry
+	t   *testing.T
+	st  *evokesqlite.Store
+	rt  *evoke.Runtime
+	tel *e2eTelemetry
 }
 
 func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarness {
@@ -61,7 +63,7 @@ func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarne
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &e2eHarness{t: t, st: st, clock: clock, tel: &e2eTelemetry{}}
+	h := &e2eHarness{t: t, st: st, tel: &e2eTelemetry{}}
 	cfg := &evoke.Config{
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PollInterval: 20 * time.Millisecond,
@@ -101,52 +103,12 @@ func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarne
 	return h
 }
 
-func (h *e2eHarness) now() time.Time {
-	if h.clock != nil {
-		return h.clock.Now()
-	}
-	return time.Now()
-}
-
-// eventually polls cond until it holds (the runtime's background work, never
-// a deadline: deadlines move only with the virtual clock).
-func (h *e2eHarness) eventually(what string, cond func() bool) {
-	h.t.Helper()
-	end := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			h.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// idle waits until no deadline is due, the outbox is empty and the process
-// manager has stepped every event it is interested in.
+// idle waits until the runtime currently on the store is idle (see
+// evoke.Runtime.Idle): every event stepped, the outbox empty and no
+// deadline due.
 func (h *e2eHarness) idle() {
 	h.t.Helper()
-	ctx := context.Background()
-	types := append(of.Fulfillment{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
-	h.eventually("the runtime is idle", func() bool {
-		head, _ := h.st.Head(ctx)
-		if due, _ := h.st.DueDeadlines(ctx, h.now(), 1); len(due) > 0 {
-			return false
-		}
-		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
-			return false
-		}
-		cp, ok, _ := h.st.Checkpoint(ctx, of.Name, 0)
-		if !ok {
-			return false
-		}
-		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
-			return false
-		}
-		h2, _ := h.st.Head(ctx)
-		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
-		due, _ := h.st.DueDeadlines(ctx, h.now(), 1)
-		return h2 == head && len(ob) == 0 && len(due) == 0
-	})
+	evoketest.WaitIdle(h.t, h.rt, e2eWait)
 }
 
 func (h *e2eHarness) place(orders ...of.OrderPlaced) {
@@ -163,20 +125,13 @@ func (h *e2eHarness) place(orders ...of.OrderPlaced) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	insts, err := h.st.Instances(context.Background(), of.Name, []string{id})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if len(insts) == 0 {
-		return evokestore.Instance{}, false
-	}
-	return insts[0], true
+	return evoketest.Instance(h.t, h.st, of.Name, id)
 }
 
 // waitDone waits until the instance completed and the runtime is idle.
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	h.eventually("instance "+id+" completes", func() bool {
+	evoketest.Eventually(h.t, e2eWait, "instance "+id+" completes", func() bool {
 		in, ok := h.instance(id)
 		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
 			h.t.Fatalf("instance %s is %s: %s", id, in.Status, in.LastError)
@@ -268,7 +223,7 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 		h.place(o)
 	}
 	ctx := context.Background()
-	h.eventually(fmt.Sprintf("%d instances complete", n), func() bool {
+	evoketest.Eventually(t, e2eWait, fmt.Sprintf("%d instances complete", n), func() bool {
 		done, err := h.st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Status: evokestore.StatusCompleted, Limit: 2 * n})
 		if err != nil {
 			t.Fatal(err)
@@ -375,7 +330,7 @@ func TestE2ELostShipmentTimesOut(t *testing.T) {
 	o.LoseShipment = true
 	h.place(o)
 	ctx := context.Background()
-	h.eventually("the shipment command is executed", func() bool {
+	evoketest.Eventually(t, e2eWait, "the shipment command is executed", func() bool {
 		in, _ := h.instance("lost")
 		return in.Phase == of.StatusAwaitingShipment
 	})

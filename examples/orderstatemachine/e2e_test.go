@@ -16,8 +16,12 @@ import (
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 	sm "github.com/evoke-go/evoke/examples/orderstatemachine"
 )
+
+// e2eWait bounds each wait for the runtime's background work.
+const e2eWait = 30 * time.Second
 
 type e2eHarness struct {
 	t  *testing.T
@@ -65,37 +69,12 @@ func e2eStart(t *testing.T) *e2eHarness {
 	return &e2eHarness{t: t, st: st, rt: rt}
 }
 
-func (h *e2eHarness) eventually(what string, cond func() bool) {
-	h.t.Helper()
-	end := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			h.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
+// idle waits until the runtime currently on the store is idle (see
+// evoke.Runtime.Idle): every event stepped, the outbox empty and no
+// deadline due.
 func (h *e2eHarness) idle() {
 	h.t.Helper()
-	ctx := context.Background()
-	types := append(sm.Machine{}.InterestedIn(), "$evoke.CommandRejected", "$evoke.Deadline")
-	h.eventually("the runtime is idle", func() bool {
-		head, _ := h.st.Head(ctx)
-		if ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); len(ob) > 0 {
-			return false
-		}
-		cp, ok, _ := h.st.Checkpoint(ctx, sm.Name, 0)
-		if !ok {
-			return false
-		}
-		if evs, _ := h.st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: types, Limit: 1}); len(evs) > 0 {
-			return false
-		}
-		h2, _ := h.st.Head(ctx)
-		ob, _ := h.st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1})
-		return h2 == head && len(ob) == 0
-	})
+	evoketest.WaitIdle(h.t, h.rt, e2eWait)
 }
 
 // appendOrder appends events to the order's stream in one transaction.
@@ -108,19 +87,12 @@ func (h *e2eHarness) appendOrder(orderID string, evs ...evoke.Event) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	insts, err := h.st.Instances(context.Background(), sm.Name, []string{id})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if len(insts) == 0 {
-		return evokestore.Instance{}, false
-	}
-	return insts[0], true
+	return evoketest.Instance(h.t, h.st, sm.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	h.eventually("order "+id+" completes", func() bool {
+	evoketest.Eventually(h.t, e2eWait, "order "+id+" completes", func() bool {
 		in, ok := h.instance(id)
 		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
 			h.t.Fatalf("order %s is %s: %s", id, in.Status, in.LastError)
@@ -260,7 +232,7 @@ func TestE2EOrderCancelledStopsTheInstance(t *testing.T) {
 	}
 	// The payment dispatched before the stop still took effect; its event
 	// reached a tombstone and nothing was shipped.
-	h.eventually("the payment is recorded", func() bool { return len(h.stream(sm.AggregatePayment, "o3")) == 1 })
+	evoketest.Eventually(t, e2eWait, "the payment is recorded", func() bool { return len(h.stream(sm.AggregatePayment, "o3")) == 1 })
 	h.idle()
 	if got := h.types(sm.AggregateShipping, "o3"); len(got) != 0 {
 		t.Errorf("shipped a cancelled order: %v", got)

@@ -141,7 +141,10 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			seen[o.CommandID] = o
 		}
 		now := en.cfg.Clock.Now()
-		cache := map[string]*aggState{}
+		cache, err := en.preload(ctx, tx, cmds, seen)
+		if err != nil {
+			return err
+		}
 		var (
 			appends  []evokestore.NewEvent
 			owner    []int // appends[i] belongs to cmds[owner[i]]
@@ -205,16 +208,9 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			outcomes = append(outcomes, out)
 			results[i].Outcome = out
 		}
-		if len(appends) > 0 {
-			evs, err := tx.AppendEvents(ctx, appends)
-			if err != nil {
-				return fmt.Errorf("append %d events: %w", len(appends), err)
-			}
-			appended = evs
-			for k, e := range evs {
-				results[owner[k]].Events = append(results[owner[k]].Events, e)
-			}
-		}
+		// Appends last: a backend that serialises appends until commit (the
+		// log's positions follow commit order) holds that lock briefly and
+		// never while waiting for other rows.
 		if len(outcomes) > 0 {
 			if err := tx.PutCommandOutcomes(ctx, outcomes); err != nil {
 				return fmt.Errorf("record command outcomes: %w", err)
@@ -225,6 +221,16 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 				return fmt.Errorf("delete dispatched commands: %w", err)
 			}
 		}
+		if len(appends) > 0 {
+			evs, err := tx.AppendEvents(ctx, appends)
+			if err != nil {
+				return fmt.Errorf("append %d events: %w", len(appends), err)
+			}
+			appended = evs
+			for k, e := range evs {
+				results[owner[k]].Events = append(results[owner[k]].Events, e)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -232,6 +238,57 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 	}
 	_ = appended
 	return results, nil
+}
+
+// preload loads the aggregates of a batch's new commands in one query, if
+// the store can (evokestore.StreamsReader); otherwise decide loads each.
+func (en *Engine) preload(ctx context.Context, tx evokestore.Tx, cmds []evokestore.OutboxCommand, seen map[string]evokestore.CommandOutcome) (map[string]*aggState, error) {
+	cache := make(map[string]*aggState, len(cmds))
+	sr, ok := tx.(evokestore.StreamsReader)
+	if !ok || len(cmds) < 2 {
+		return cache, nil
+	}
+	var ids []string
+	want := map[string]bool{}
+	for i := range cmds {
+		c := &cmds[i]
+		stream := StreamID(c.AggregateType, c.AggregateID)
+		if _, dup := seen[c.ID]; dup || want[stream] || en.aggregates[c.AggregateType] == nil {
+			continue
+		}
+		want[stream] = true
+		ids = append(ids, stream)
+	}
+	evs, err := sr.ReadStreams(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load %d aggregates: %w", len(ids), err)
+	}
+	byStream := make(map[string][]evokestore.Event, len(ids))
+	for i := range evs {
+		byStream[evs[i].StreamID] = append(byStream[evs[i].StreamID], evs[i])
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		stream := StreamID(c.AggregateType, c.AggregateID)
+		if !want[stream] || cache[stream] != nil {
+			continue
+		}
+		agg := en.aggregates[c.AggregateType]
+		as := &aggState{state: agg.New()}
+		ok := true
+		for _, e := range byStream[stream] {
+			s, err := agg.Apply(as.state, &e)
+			if err != nil {
+				ok = false // decide reloads it and reports the error
+				break
+			}
+			as.state, as.version = s, e.StreamVersion
+		}
+		if ok {
+			cache[stream] = as
+		}
+	}
+	return cache, nil
 }
 
 // decide runs one command against its aggregate's current state and returns

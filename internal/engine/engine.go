@@ -147,6 +147,8 @@ type Config struct {
 	BackoffBase       time.Duration
 	BackoffMax        time.Duration
 	Hooks             Hooks
+	Retention         time.Duration
+	PurgeInterval     time.Duration
 }
 
 // Engine runs registered process managers and aggregates.
@@ -180,6 +182,7 @@ type Counters struct {
 	DroppedStale  atomic.Int64 // deadlines the instance moved past
 	CorrelateErrs atomic.Int64
 	Suppressed    atomic.Int64 // commands dropped during catch-up
+	Purged        atomic.Int64 // instances purged after the retention
 }
 
 // New returns an engine; register before Start.
@@ -234,6 +237,8 @@ func (en *Engine) Start(ctx context.Context) error {
 	wg.Go(func() { d.run(runCtx) })
 	s := &scheduler{en: en}
 	wg.Go(func() { s.run(runCtx) })
+	j := &janitor{en: en}
+	wg.Go(func() { j.run(runCtx) })
 	go func() { wg.Wait(); close(en.done) }()
 	return nil
 }

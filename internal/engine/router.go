@@ -27,6 +27,8 @@ type router struct {
 	opts  Options
 	types []string
 	cp    evokestore.Checkpoint
+	// persisted is the checkpoint position last written to the store.
+	persisted int64
 	// usesDeadlines: the process manager has a timeout or named
 	// deadlines, so every step rewrites the instance's deadlines.
 	usesDeadlines bool
@@ -82,7 +84,7 @@ func (r *router) initCheckpoint(ctx context.Context) error {
 			return fmt.Errorf("create checkpoint of %s: %w", r.name, err)
 		}
 	}
-	r.cp = cp
+	r.cp, r.persisted = cp, cp.Position
 	r.nextRetry = r.en.cfg.Clock.Now() // look for instances left failing
 	return nil
 }
@@ -93,7 +95,7 @@ func (r *router) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		r.mu.Lock()
-		n, err := r.pass(ctx)
+		more, err := r.pass(ctx)
 		if err == nil {
 			err = r.retryDue(ctx)
 		}
@@ -111,7 +113,7 @@ func (r *router) run(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if n >= r.en.cfg.BatchSize {
+		if more {
 			continue
 		}
 		if !r.waitNext(ctx, wake) {
@@ -148,30 +150,61 @@ func (r *router) waitNext(ctx context.Context, wake <-chan struct{}) bool {
 	return true
 }
 
-// pass steps one batch of new events; it returns how many it read.
-func (r *router) pass(ctx context.Context) (int, error) {
+// scanWindow bounds how many log positions one read scans for the event
+// types of interest, so that a read costs the same however long the backlog
+// or however rare the types.
+const scanWindow = 8192
+
+// pass steps one batch of new events; it reports whether more may be
+// waiting.
+func (r *router) pass(ctx context.Context) (more bool, err error) {
 	st := r.en.store
-	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: r.cp.Position, Types: r.types, Limit: r.en.cfg.BatchSize})
+	head, err := st.Head(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("read log after %d: %w", r.cp.Position, err)
+		return false, fmt.Errorf("read log head: %w", err)
 	}
+	if head <= r.cp.Position {
+		return false, nil
+	}
+	// Every position up to head is committed (the stores assign positions
+	// in commit order), so the window's end is final once read.
+	until := min(head, r.cp.Position+scanWindow)
+	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: r.cp.Position, Until: until, Types: r.types, Limit: r.en.cfg.BatchSize})
+	if err != nil {
+		return false, fmt.Errorf("read log after %d: %w", r.cp.Position, err)
+	}
+	full := len(events) == r.en.cfg.BatchSize
 	if len(events) == 0 {
-		return 0, nil
+		// Nothing of interest in the window: move past it. The new position
+		// is written with the next batch, or now if it ran far ahead (a
+		// restart would only rescan uninteresting events).
+		r.cp.Position = until
+		if until-r.persisted >= scanWindow {
+			cp := r.cp
+			if err := withTx(ctx, st, func(tx evokestore.Tx) error { return tx.PutCheckpoint(ctx, cp) }); err != nil {
+				return false, fmt.Errorf("write checkpoint: %w", err)
+			}
+			r.persisted = cp.Position
+		}
+		return until < head, nil
 	}
 	now := r.en.cfg.Clock.Now()
 	groups, order, orphans := r.correlate(events, now)
 	if err := r.load(ctx, groups, order); err != nil {
-		return 0, err
+		return false, err
 	}
 	r.stepAll(groups, order, now, false)
 	cp := r.cp
-	cp.Position = events[len(events)-1].Position
-	if err := r.commit(ctx, groups, order, orphans, &cp, nil); err != nil {
-		return 0, err
+	cp.Position = until
+	if full {
+		cp.Position = events[len(events)-1].Position
 	}
-	r.cp = cp
+	if err := r.commit(ctx, groups, order, orphans, &cp, nil); err != nil {
+		return false, err
+	}
+	r.cp, r.persisted = cp, cp.Position
 	r.en.counters.Batches.Add(1)
-	return len(events), nil
+	return full || until < head, nil
 }
 
 // correlate routes events to instance groups. Events whose correlation

@@ -1,0 +1,495 @@
+package evokepg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// defaultLimit is the limit of queries whose Limit is 0.
+const defaultLimit = 1000
+
+// dbtx is what both the pool and a pgx.Tx offer.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// queries implements evokestore.Querier on the pool (t == nil) or inside a
+// Tx.
+type queries struct {
+	s *Store
+	t *Tx
+}
+
+func noop() {}
+
+// db returns where to run a read and a func to call when done with it.
+func (q queries) db(ctx context.Context) (dbtx, func(), error) {
+	if q.t == nil {
+		return q.s.pool, noop, nil
+	}
+	return q.t.conn(ctx)
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func limitOr(n int) int {
+	if n <= 0 {
+		return defaultLimit
+	}
+	return n
+}
+
+const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
+
+const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at`
+
+const outboxCols = `seq, command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at`
+
+const outcomeCols = `command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at`
+
+const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at`
+
+const deadlineCols = `process_manager, instance_id, name, due_at, version`
+
+const (
+	sqlReadLog         = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
+	sqlReadLogTypes    = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 AND type = ANY($3::text[]) ORDER BY position LIMIT $4`
+	sqlReadStream      = `SELECT ` + eventCols + ` FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`
+	sqlReadStreams     = `SELECT ` + eventCols + ` FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version`
+	sqlHead            = `SELECT COALESCE(MAX(position), 0) FROM events`
+	sqlInstances       = `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = $1 AND id = ANY($2::text[]) ORDER BY id`
+	sqlListInstances   = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
+	sqlCheckpoint      = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
+	sqlOutbox          = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
+	sqlCommandOutcomes = `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id = ANY($1::text[]) ORDER BY command_id`
+	sqlHeld            = `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = $1 AND instance_id = $2 ORDER BY position`
+	sqlHistory         = `SELECT ` + historyCols + ` FROM history WHERE process_manager = $1 AND instance_id = $2 ORDER BY id`
+	sqlDueDeadlines    = `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= $1 ORDER BY due_at, process_manager, instance_id, name LIMIT $2`
+	sqlNextDeadline    = `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`
+	sqlStats           = `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(position), 0) FROM events), (SELECT COUNT(*) FROM outbox),
+	(SELECT COUNT(*) FROM command_outcomes), (SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected')`
+	sqlStatsInstances = `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`
+)
+
+func scanEvents(rows pgx.Rows, hint int) ([]evokestore.Event, error) {
+	defer rows.Close()
+	out := make([]evokestore.Event, 0, hint)
+	for rows.Next() {
+		var e evokestore.Event
+		var at int64
+		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.Data, &e.CorrelationID, &e.CausationID, &e.Values, &at); err != nil {
+			return nil, err
+		}
+		e.RecordedAt = fromNanos(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ReadLog returns events after q.After (and up to q.Until if > 0) in
+// position order, at most q.Limit (default 1000), restricted to q.Types if
+// not empty. Positions are
+// assigned in commit order (see the package documentation), so a reader
+// that pages with After never skips an event committed later.
+func (q queries) ReadLog(ctx context.Context, lq evokestore.LogQuery) ([]evokestore.Event, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read log: %w", err)
+	}
+	defer done()
+	limit := limitOr(lq.Limit)
+	until := lq.Until
+	if until <= 0 {
+		until = math.MaxInt64
+	}
+	var rows pgx.Rows
+	if len(lq.Types) == 0 {
+		rows, err = db.Query(ctx, sqlReadLog, lq.After, until, limit)
+	} else {
+		rows, err = db.Query(ctx, sqlReadLogTypes, lq.After, until, lq.Types, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read log: %w", err)
+	}
+	evs, err := scanEvents(rows, min(limit, 256))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read log: %w", err)
+	}
+	return evs, nil
+}
+
+// ReadStream returns one stream's events with version > afterVersion, in
+// version order.
+func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion int64) ([]evokestore.Event, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlReadStream, streamID, afterVersion)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
+	}
+	evs, err := scanEvents(rows, 8)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// ReadStreams returns the events of several streams in one query (= ANY
+// over an array), ordered by stream ID and then version
+// (evokestore.StreamsReader).
+func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokestore.Event, error) {
+	if len(streamIDs) == 0 {
+		return nil, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlReadStreams, streamIDs)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
+	}
+	evs, err := scanEvents(rows, len(streamIDs))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
+	}
+	return evs, nil
+}
+
+// Head returns the highest committed position (0 for an empty log); inside
+// a Tx, its own appends count.
+func (q queries) Head(ctx context.Context) (int64, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("evokepg: head: %w", err)
+	}
+	defer done()
+	var h int64
+	if err := db.QueryRow(ctx, sqlHead).Scan(&h); err != nil {
+		return 0, fmt.Errorf("evokepg: head: %w", err)
+	}
+	return h, nil
+}
+
+func scanInstances(rows pgx.Rows, hint int) ([]evokestore.Instance, error) {
+	defer rows.Close()
+	out := make([]evokestore.Instance, 0, hint)
+	for rows.Next() {
+		var in evokestore.Instance
+		var status string
+		var partition, attempts int32
+		var next, created, updated, completed int64
+		if err := rows.Scan(&in.ProcessManager, &in.ID, &partition, &in.State, &in.Version, &status, &in.Phase,
+			&in.LastPosition, &attempts, &next, &in.LastError, &created, &updated, &completed); err != nil {
+			return nil, err
+		}
+		in.Partition, in.Attempts = int(partition), int(attempts)
+		in.Status = evokestore.InstanceStatus(status)
+		in.NextAttemptAt = fromNanos(next)
+		in.CreatedAt = fromNanos(created)
+		in.UpdatedAt = fromNanos(updated)
+		in.CompletedAt = fromNanos(completed)
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// Instances loads the named instances of one process manager, ordered by
+// ID; missing ones are absent. The IDs are passed as one array parameter
+// (= ANY($2)), so there is no limit on len(ids).
+func (q queries) Instances(ctx context.Context, processManager string, ids []string) ([]evokestore.Instance, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: load instances: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlInstances, processManager, ids)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: load instances: %w", err)
+	}
+	ins, err := scanInstances(rows, len(ids))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: load instances: %w", err)
+	}
+	return ins, nil
+}
+
+// ListInstances lists instances ordered by (process manager, id), bytewise,
+// after (AfterProcessManager, AfterID), at most Limit (default 1000).
+func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery) ([]evokestore.Instance, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: list instances: %w", err)
+	}
+	defer done()
+	limit := limitOr(iq.Limit)
+	rows, err := db.Query(ctx, sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: list instances: %w", err)
+	}
+	ins, err := scanInstances(rows, min(limit, 64))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: list instances: %w", err)
+	}
+	return ins, nil
+}
+
+// Checkpoint returns a subscription checkpoint; ok is false if none.
+func (q queries) Checkpoint(ctx context.Context, processManager string, partition int) (evokestore.Checkpoint, bool, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return evokestore.Checkpoint{}, false, fmt.Errorf("evokepg: checkpoint: %w", err)
+	}
+	defer done()
+	cp := evokestore.Checkpoint{ProcessManager: processManager, Partition: partition}
+	err = db.QueryRow(ctx, sqlCheckpoint, processManager, partition).Scan(&cp.Position, &cp.CatchupUntil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return evokestore.Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return evokestore.Checkpoint{}, false, fmt.Errorf("evokepg: checkpoint: %w", err)
+	}
+	return cp, true, nil
+}
+
+// Outbox returns pending commands after oq.After in sequence order, at most
+// oq.Limit (default 1000). Unlike log positions, sequence numbers follow
+// insertion, not commit, order: a command may commit after one with a
+// greater Seq.
+func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evokestore.OutboxCommand, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: outbox: %w", err)
+	}
+	defer done()
+	limit := limitOr(oq.Limit)
+	rows, err := db.Query(ctx, sqlOutbox, oq.After, limit)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: outbox: %w", err)
+	}
+	defer rows.Close()
+	out := make([]evokestore.OutboxCommand, 0, min(limit, 64))
+	for rows.Next() {
+		var c evokestore.OutboxCommand
+		var partition int32
+		var created int64
+		if err := rows.Scan(&c.Seq, &c.ID, &c.ProcessManager, &c.InstanceID, &partition, &c.Type, &c.AggregateType,
+			&c.AggregateID, &c.Payload, &c.CorrelationID, &c.CausationID, &c.Values, &created); err != nil {
+			return nil, fmt.Errorf("evokepg: outbox: %w", err)
+		}
+		c.Partition = int(partition)
+		c.CreatedAt = fromNanos(created)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: outbox: %w", err)
+	}
+	return out, nil
+}
+
+// CommandOutcomes returns the recorded outcomes of the given command IDs,
+// ordered by command ID.
+func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestore.CommandOutcome, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlCommandOutcomes, ids)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
+	}
+	defer rows.Close()
+	out := make([]evokestore.CommandOutcome, 0, len(ids))
+	for rows.Next() {
+		var o evokestore.CommandOutcome
+		var events int32
+		var at int64
+		if err := rows.Scan(&o.CommandID, &o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID,
+			&o.Status, &o.Error, &events, &at); err != nil {
+			return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
+		}
+		o.Events = int(events)
+		o.RecordedAt = fromNanos(at)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
+	}
+	return out, nil
+}
+
+// Held returns the events held for one instance, in position order.
+func (q queries) Held(ctx context.Context, processManager, instanceID string) ([]evokestore.HeldEvent, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: held: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlHeld, processManager, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: held: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.HeldEvent
+	for rows.Next() {
+		var h evokestore.HeldEvent
+		if err := rows.Scan(&h.ProcessManager, &h.InstanceID, &h.Position, &h.Error); err != nil {
+			return nil, fmt.Errorf("evokepg: held: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: held: %w", err)
+	}
+	return out, nil
+}
+
+// History returns one instance's history in insertion order.
+func (q queries) History(ctx context.Context, processManager, instanceID string) ([]evokestore.HistoryRecord, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: history: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlHistory, processManager, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: history: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.HistoryRecord
+	for rows.Next() {
+		var h evokestore.HistoryRecord
+		var at int64
+		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Kind, &h.Version, &h.Position, &h.EventID,
+			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at); err != nil {
+			return nil, fmt.Errorf("evokepg: history: %w", err)
+		}
+		h.RecordedAt = fromNanos(at)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: history: %w", err)
+	}
+	return out, nil
+}
+
+func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, error) {
+	var d evokestore.Deadline
+	var due int64
+	err := sc.Scan(&d.ProcessManager, &d.InstanceID, &d.Name, &due, &d.Version)
+	d.DueAt = fromNanos(due)
+	return d, err
+}
+
+// DueDeadlines returns deadlines due at or before now, earliest first, at
+// most limit (default 1000).
+func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]evokestore.Deadline, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlDueDeadlines, now.UnixNano(), limitOr(limit))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.Deadline
+	for rows.Next() {
+		d, err := scanDeadline(rows)
+		if err != nil {
+			return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
+	}
+	return out, nil
+}
+
+// NextDeadline returns the earliest deadline; ok is false if none.
+func (q queries) NextDeadline(ctx context.Context) (evokestore.Deadline, bool, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return evokestore.Deadline{}, false, fmt.Errorf("evokepg: next deadline: %w", err)
+	}
+	defer done()
+	d, err := scanDeadline(db.QueryRow(ctx, sqlNextDeadline))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return evokestore.Deadline{}, false, nil
+	}
+	if err != nil {
+		return evokestore.Deadline{}, false, fmt.Errorf("evokepg: next deadline: %w", err)
+	}
+	return d, true, nil
+}
+
+// Stats counts what the store holds, in one round trip.
+func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
+	var st evokestore.Stats
+	wrap := func(err error) error { return fmt.Errorf("evokepg: stats: %w", err) }
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return st, wrap(err)
+	}
+	defer done()
+	b := &pgx.Batch{}
+	b.Queue(sqlStats).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&st.Events, &st.Head, &st.Outbox, &st.Commands, &st.Rejected)
+	})
+	st.Instances = make(map[string]map[evokestore.InstanceStatus]int64)
+	b.Queue(sqlStatsInstances).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var pm, status string
+			var n int64
+			if err := rows.Scan(&pm, &status, &n); err != nil {
+				return err
+			}
+			m := st.Instances[pm]
+			if m == nil {
+				m = make(map[evokestore.InstanceStatus]int64)
+				st.Instances[pm] = m
+			}
+			m[evokestore.InstanceStatus(status)] = n
+		}
+		return rows.Err()
+	})
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return evokestore.Stats{}, wrap(err)
+	}
+	return st, nil
+}

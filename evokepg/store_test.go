@@ -1,0 +1,685 @@
+package evokepg_test
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke/evokepg"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestoretest"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const urlEnv = "EVOKE_TEST_POSTGRES_URL"
+
+// testURL returns the database of the integration tests, or skips t.
+func testURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(urlEnv)
+	if u == "" {
+		t.Skipf("PostgreSQL tests disabled: set %s to a database they may create schemas in, e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable", urlEnv, urlEnv)
+	}
+	return u
+}
+
+// adminConn opens a plain connection for test set-up and inspection.
+func adminConn(t testing.TB) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// newSchema returns the name of a fresh schema, dropped with everything in
+// it when t ends (after the stores opened on it, closed by cleanups
+// registered later, are closed).
+func newSchema(t testing.TB) string {
+	t.Helper()
+	u := testURL(t)
+	b := make([]byte, 6)
+	crand.Read(b)
+	schema := "evoke_test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
+
+// open opens a Store on schema, closed when t ends.
+func open(t testing.TB, schema string, opts *evokepg.Options) *evokepg.Store {
+	t.Helper()
+	var o evokepg.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Schema = schema
+	s, err := evokepg.Open(context.Background(), testURL(t), &o)
+	if err != nil {
+		t.Fatalf("Open(schema %s): %v", schema, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	testURL(t)
+	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
+		return open(t, newSchema(t), nil)
+	})
+}
+
+func TestBackend(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s := open(t, schema, nil)
+	if got := s.Backend(); got != "postgres" {
+		t.Errorf("Backend() = %q", got)
+	}
+	if got := s.Schema(); got != schema {
+		t.Errorf("Schema() = %q, want %q", got, schema)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Begin(context.Background()); !errors.Is(err, evokepg.ErrClosed) {
+		t.Fatalf("Begin after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestOpenInvalid(t *testing.T) {
+	ctx := context.Background()
+	if _, err := evokepg.Open(ctx, "postgres://x@127.0.0.1:1/x", &evokepg.Options{Schema: string(make([]byte, 64))}); err == nil {
+		t.Error("Open with a 64-byte schema succeeded")
+	}
+	if _, err := evokepg.Open(ctx, "::not a url::", nil); err == nil {
+		t.Error("Open of a malformed URL succeeded")
+	}
+}
+
+func appendOne(t testing.TB, s evokestore.Store, id, stream string, version int64) evokestore.Event {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: id, StreamID: stream, StreamVersion: version, Type: "T", Data: []byte(`{}`)}})
+	if err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return evs[0]
+}
+
+func migrationRows(t *testing.T, schema string) []int64 {
+	t.Helper()
+	conn := adminConn(t)
+	rows, err := conn.Query(context.Background(), `SELECT version FROM `+pgx.Identifier{schema, "evoke_migrations"}.Sanitize()+` ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s := open(t, schema, nil)
+	e := appendOne(t, s, "e1", "s", 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, schema, nil)
+	evs, err := s.ReadLog(context.Background(), evokestore.LogQuery{})
+	if err != nil || len(evs) != 1 || evs[0].Position != e.Position {
+		t.Fatalf("after reopening: %v, %v", evs, err)
+	}
+	if vs, want := migrationRows(t, schema), evokepg.SchemaVersion(); len(vs) != int(want) || vs[len(vs)-1] != want {
+		t.Fatalf("evoke_migrations = %v, want 1..%d once each", vs, want)
+	}
+}
+
+func TestConcurrentOpen(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	const nodes = 6
+	var wg sync.WaitGroup
+	stores := make([]*evokepg.Store, nodes)
+	errs := make([]error, nodes)
+	for i := range nodes {
+		wg.Go(func() {
+			stores[i], errs[i] = evokepg.Open(context.Background(), testURL(t), &evokepg.Options{Schema: schema, MaxConns: 2})
+		})
+	}
+	wg.Wait()
+	for i := range nodes {
+		if errs[i] != nil {
+			t.Errorf("node %d: Open: %v", i, errs[i])
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	if vs := migrationRows(t, schema); len(vs) != int(evokepg.SchemaVersion()) {
+		t.Fatalf("evoke_migrations = %v after %d concurrent Opens", vs, nodes)
+	}
+	// They all work on the one schema.
+	for i, s := range stores {
+		appendOne(t, s, fmt.Sprintf("e%d", i), "s", int64(i+1))
+	}
+	evs, err := stores[0].ReadLog(context.Background(), evokestore.LogQuery{})
+	if err != nil || len(evs) != nodes {
+		t.Fatalf("log = %d events, %v; want %d", len(evs), err, nodes)
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s := open(t, schema, nil)
+	s.Close()
+	conn := adminConn(t)
+	if _, err := conn.Exec(context.Background(), `INSERT INTO `+pgx.Identifier{schema, "evoke_migrations"}.Sanitize()+` VALUES ($1, 0)`, evokepg.SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := evokepg.Open(context.Background(), testURL(t), &evokepg.Options{Schema: schema})
+	if !errors.Is(err, evokepg.ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer schema: err = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func woken(ch <-chan struct{}, within time.Duration) bool {
+	select {
+	case <-ch:
+		return true
+	case <-time.After(within):
+		return false
+	}
+}
+
+func drain(ch <-chan struct{}) {
+	for woken(ch, 100*time.Millisecond) {
+	}
+}
+
+// TestNotifyOtherStore checks that a commit through one Store wakes the
+// subscribers of another Store (another pool, as on another node) on the
+// same schema, through LISTEN/NOTIFY, and not those of another schema.
+func TestNotifyOtherStore(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s1, s2 := open(t, schema, nil), open(t, schema, nil)
+	other := open(t, newSchema(t), nil)
+	events, cancel := s2.Subscribe(evokestore.TopicEvents)
+	defer cancel()
+	outbox, cancel := s2.Subscribe(evokestore.TopicOutbox)
+	defer cancel()
+	deadlines, cancel := s2.Subscribe(evokestore.TopicDeadlines)
+	defer cancel()
+	otherEvents, cancel := other.Subscribe(evokestore.TopicEvents)
+	defer cancel()
+
+	appendOne(t, s1, "e1", "s", 1)
+	if !woken(events, 5*time.Second) {
+		t.Fatal("subscriber of the second store not woken by a commit in the first")
+	}
+	if woken(outbox, 200*time.Millisecond) || woken(deadlines, 0) {
+		t.Error("outbox or deadlines subscriber woken by an append")
+	}
+	if woken(otherEvents, 0) {
+		t.Error("subscriber of another schema woken")
+	}
+
+	ctx := context.Background()
+	tx, err := s1.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.InsertOutbox(ctx, []evokestore.OutboxCommand{{ID: "c1", ProcessManager: "pm", InstanceID: "i", Type: "T", AggregateType: "a", AggregateID: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ReplaceDeadlines(ctx, "pm", "i", []evokestore.Deadline{{Name: "d", DueAt: time.Now(), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if woken(outbox, 200*time.Millisecond) {
+		t.Error("woken before commit")
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !woken(outbox, 5*time.Second) || !woken(deadlines, 5*time.Second) {
+		t.Fatal("outbox and deadlines subscribers of the second store not both woken")
+	}
+	if woken(events, 200*time.Millisecond) {
+		t.Error("events subscriber woken by a commit without events")
+	}
+
+	// A deadline deleted by the first store wakes the second's scheduler;
+	// one that was not there does not.
+	tx, err = s1.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := tx.DeleteDeadline(ctx, evokestore.Deadline{ProcessManager: "pm", InstanceID: "i", Name: "d", Version: 2}); err != nil || deleted {
+		t.Fatalf("DeleteDeadline of another version = %v, %v", deleted, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if woken(deadlines, 300*time.Millisecond) {
+		t.Error("deadlines subscriber woken by a commit that deleted nothing")
+	}
+	tx, err = s1.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := tx.DeleteDeadline(ctx, evokestore.Deadline{ProcessManager: "pm", InstanceID: "i", Name: "d", Version: 1}); err != nil || !deleted {
+		t.Fatalf("DeleteDeadline = %v, %v", deleted, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !woken(deadlines, 5*time.Second) {
+		t.Error("deadlines subscriber not woken by a deleted deadline")
+	}
+}
+
+// TestListenerReconnect kills the listener's connection: the Store
+// reconnects, wakes every subscriber once (notifications may have been
+// lost) and receives later notifications again.
+func TestListenerReconnect(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s1, s2 := open(t, schema, nil), open(t, schema, nil)
+	events, cancel := s1.Subscribe(evokestore.TopicEvents)
+	defer cancel()
+	outbox, cancel := s1.Subscribe(evokestore.TopicOutbox)
+	defer cancel()
+
+	conn := adminConn(t)
+	ctx := context.Background()
+	listen := `LISTEN ` + pgx.Identifier{"evoke:" + schema}.Sanitize()
+	var killed int
+	// Both stores listen; kill both connections (s2's reconnects too).
+	if err := conn.QueryRow(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`, listen).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed != 2 {
+		t.Fatalf("terminated %d listener connections, want 2", killed)
+	}
+	if !woken(events, 5*time.Second) || !woken(outbox, 5*time.Second) {
+		t.Fatal("subscribers not woken after the listener reconnected")
+	}
+	drain(events)
+	appendOne(t, s2, "e1", "s", 1)
+	if !woken(events, 5*time.Second) {
+		t.Fatal("subscriber not woken by another store's commit after the reconnection")
+	}
+}
+
+// TestCommitOrderPositions runs appenders that hold their transactions open
+// for a while after appending, against a reader that repeatedly reads the
+// log after the last position it saw: the reader must see every committed
+// event exactly once, none of the rolled back ones, and positions must only
+// grow. Without the append lock, an appender holding a smaller position
+// commits after the reader has moved past it and the event is skipped.
+func TestCommitOrderPositions(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	stores := []*evokepg.Store{open(t, schema, &evokepg.Options{MaxConns: 12}), open(t, schema, &evokepg.Options{MaxConns: 12})}
+	ctx := context.Background()
+	const (
+		writers   = 8
+		txsEach   = 25
+		maxBatch  = 3
+		holdEvery = 3 // every third tx sleeps before committing
+	)
+	var (
+		mu        sync.Mutex
+		committed = map[string]bool{}
+		wg        sync.WaitGroup
+		writeErr  = make(chan error, writers)
+	)
+	for w := range writers {
+		wg.Go(func() {
+			s := stores[w%len(stores)]
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			stream := fmt.Sprintf("w%d", w)
+			version := int64(0)
+			for i := range txsEach {
+				n := 1 + rng.IntN(maxBatch)
+				evs := make([]evokestore.NewEvent, n)
+				for j := range evs {
+					evs[j] = evokestore.NewEvent{ID: fmt.Sprintf("%s-%d-%d", stream, i, j), StreamID: stream, StreamVersion: version + int64(j) + 1, Type: "T"}
+				}
+				tx, err := s.Begin(ctx)
+				if err != nil {
+					writeErr <- err
+					return
+				}
+				if _, err := tx.AppendEvents(ctx, evs); err != nil {
+					tx.Rollback()
+					writeErr <- err
+					return
+				}
+				if i%holdEvery == 0 {
+					time.Sleep(time.Duration(1+rng.IntN(8)) * time.Millisecond)
+				}
+				if i%10 == 9 {
+					if err := tx.Rollback(); err != nil {
+						writeErr <- err
+						return
+					}
+					continue
+				}
+				if err := tx.Commit(); err != nil {
+					writeErr <- err
+					return
+				}
+				version += int64(n)
+				mu.Lock()
+				for _, e := range evs {
+					committed[e.ID] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+
+	seen := map[string]bool{}
+	last, reads := int64(0), 0
+	read := func() (int, error) {
+		evs, err := stores[1].ReadLog(ctx, evokestore.LogQuery{After: last, Limit: 7})
+		if err != nil {
+			return 0, err
+		}
+		reads++
+		for _, e := range evs {
+			if e.Position <= last {
+				return 0, fmt.Errorf("position %d after %d", e.Position, last)
+			}
+			if seen[e.ID] {
+				return 0, fmt.Errorf("event %s read twice", e.ID)
+			}
+			seen[e.ID] = true
+			last = e.Position
+		}
+		return len(evs), nil
+	}
+	for done := false; !done; {
+		select {
+		case <-writersDone:
+			done = true
+		default:
+		}
+		if _, err := read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		n, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	close(writeErr)
+	for err := range writeErr {
+		t.Fatal(err)
+	}
+	var missed, phantom []string
+	for id := range committed {
+		if !seen[id] {
+			missed = append(missed, id)
+		}
+	}
+	for id := range seen {
+		if !committed[id] {
+			phantom = append(phantom, id)
+		}
+	}
+	slices.Sort(missed)
+	if len(missed) > 0 || len(phantom) > 0 {
+		t.Fatalf("reader skipped %d committed events (first %v) and saw %d uncommitted ones %v",
+			len(missed), missed[:min(len(missed), 8)], len(phantom), phantom)
+	}
+	t.Logf("%d events committed, read in %d reads", len(committed), reads)
+}
+
+// TestAbandonedAppendReleasesLock checks that cancelling the context of a Tx
+// holding the append lock rolls it back and lets other appenders through.
+func TestAbandonedAppendReleasesLock(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s1, s2 := open(t, schema, nil), open(t, schema, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	tx, err := s1.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "lost", StreamID: "s", StreamVersion: 1, Type: "T"}}); err != nil {
+		t.Fatal(err)
+	}
+	appended := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		tx, err := s2.Begin(ctx)
+		if err != nil {
+			appended <- err
+			return
+		}
+		if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "kept", StreamID: "s", StreamVersion: 1, Type: "T"}}); err != nil {
+			tx.Rollback()
+			appended <- err
+			return
+		}
+		appended <- tx.Commit()
+	}()
+	select {
+	case err := <-appended:
+		t.Fatalf("second appender finished while the first held the append lock: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := <-appended; err != nil {
+		t.Fatalf("second appender after the first was abandoned: %v", err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("Commit of an abandoned Tx succeeded")
+	}
+	evs, err := s1.ReadLog(context.Background(), evokestore.LogQuery{})
+	if err != nil || len(evs) != 1 || evs[0].ID != "kept" {
+		t.Fatalf("log = %+v, %v; want only kept", evs, err)
+	}
+}
+
+// TestCloseRollsBackOpenTx checks that Close does not wait for an open Tx
+// but rolls it back.
+func TestCloseRollsBackOpenTx(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s, err := evokepg.Open(context.Background(), testURL(t), &evokepg.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "e1", StreamID: "s", StreamVersion: 1, Type: "T"}}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close blocked on an open Tx")
+	}
+	if err := tx.Commit(); !errors.Is(err, evokepg.ErrClosed) {
+		t.Fatalf("Commit after Close: err = %v, want ErrClosed", err)
+	}
+	s2 := open(t, schema, nil)
+	if evs, err := s2.ReadLog(ctx, evokestore.LogQuery{}); err != nil || len(evs) != 0 {
+		t.Fatalf("log after Close rolled back = %d events, %v", len(evs), err)
+	}
+}
+
+// TestFencedConcurrentUpdate: of two transactions updating one instance
+// from the same version, the second waits for the first and, once it
+// commits, fails with ErrFenced.
+func TestFencedConcurrentUpdate(t *testing.T) {
+	t.Parallel()
+	s := open(t, newSchema(t), nil)
+	ctx := context.Background()
+	in := evokestore.Instance{ProcessManager: "pm", ID: "a", Version: 1, Status: evokestore.StatusRunning, State: []byte(`{}`)}
+	put := func(tx evokestore.Tx, in evokestore.Instance, prev int64) error {
+		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}})
+	}
+	tx, _ := s.Begin(ctx)
+	if err := put(tx, in, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	in.Version = 2
+	tx1, _ := s.Begin(ctx)
+	if err := put(tx1, in, 1); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		tx2, _ := s.Begin(ctx)
+		err := put(tx2, in, 1)
+		tx2.Rollback()
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("second update did not wait for the first: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := tx1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; !errors.Is(err, evokestore.ErrFenced) {
+		t.Fatalf("second update: err = %v, want ErrFenced", err)
+	}
+}
+
+// TestOptionalExtensions covers LogQuery.Until, evokestore.StreamsReader and
+// evokestore.Purger, which the conformance suite does not test yet.
+func TestOptionalExtensions(t *testing.T) {
+	t.Parallel()
+	s := open(t, newSchema(t), nil)
+	ctx := context.Background()
+	e1 := appendOne(t, s, "a1", "a", 1)
+	e2 := appendOne(t, s, "b1", "b", 1)
+	appendOne(t, s, "a2", "a", 2)
+	evs, err := s.ReadLog(ctx, evokestore.LogQuery{After: 0, Until: e2.Position})
+	if err != nil || len(evs) != 2 || evs[0].ID != "a1" || evs[1].ID != "b1" {
+		t.Fatalf("ReadLog until %d = %v, %v", e2.Position, evs, err)
+	}
+	evs, err = s.ReadLog(ctx, evokestore.LogQuery{After: e1.Position, Until: e2.Position, Types: []string{"T"}})
+	if err != nil || len(evs) != 1 || evs[0].ID != "b1" {
+		t.Fatalf("ReadLog (%d, %d] of type T = %v, %v", e1.Position, e2.Position, evs, err)
+	}
+	var sr evokestore.StreamsReader = s
+	evs, err = sr.ReadStreams(ctx, []string{"b", "a", "none"})
+	var ids []string
+	for _, e := range evs {
+		ids = append(ids, e.ID)
+	}
+	if err != nil || !slices.Equal(ids, []string{"a1", "a2", "b1"}) {
+		t.Fatalf("ReadStreams = %v, %v", ids, err)
+	}
+
+	old, now := time.Unix(1000, 0), time.Unix(2000, 0)
+	tx, _ := s.Begin(ctx)
+	inst := func(id string, completed time.Time) evokestore.InstanceWrite {
+		return evokestore.InstanceWrite{PrevVersion: -1, Instance: evokestore.Instance{ProcessManager: "pm", ID: id, Version: 1, Status: evokestore.StatusCompleted, CompletedAt: completed}}
+	}
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{inst("old", old), inst("new", now), inst("running", time.Time{})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: "pm", InstanceID: "old", Kind: evokestore.KindStep, Position: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PutCommandOutcomes(ctx, []evokestore.CommandOutcome{{CommandID: "c-old", Status: evokestore.OutcomeAccepted, RecordedAt: old}, {CommandID: "c-new", Status: evokestore.OutcomeAccepted, RecordedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ = s.Begin(ctx)
+	res, err := tx.(evokestore.Purger).Purge(ctx, old.Add(time.Second), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if res != (evokestore.PurgeResult{Instances: 1, CommandOutcomes: 1}) {
+		t.Fatalf("Purge = %+v, want 1 instance and 1 outcome", res)
+	}
+	ins, err := s.ListInstances(ctx, evokestore.InstanceQuery{})
+	if err != nil || len(ins) != 2 {
+		t.Fatalf("instances after purge = %d, %v", len(ins), err)
+	}
+	if h, err := s.History(ctx, "pm", "old"); err != nil || len(h) != 0 {
+		t.Fatalf("history of purged instance = %v, %v", h, err)
+	}
+}

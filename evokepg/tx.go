@@ -1,0 +1,709 @@
+package evokepg
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Constraint names the error mapping relies on (migrations/0001_init.sql).
+const (
+	consEventID       = "events_id_key"
+	consStreamVersion = "events_stream_version_key"
+	consInstance      = "instances_pkey"
+	consOutcome       = "command_outcomes_pkey"
+)
+
+// Tx is a write transaction of a Store, at READ COMMITTED. It is not safe for
+// concurrent use. Its reads see its own writes; its writes become visible to
+// others at Commit, and nothing of them at all if it is rolled back,
+// abandoned with its context cancelled, or the process dies first.
+//
+// A Tx takes a pooled connection and sends BEGIN only with its first
+// statement (in the same round trip when that is a write), and gives the
+// connection back at Commit or Rollback. After a statement failed, PostgreSQL
+// refuses every further statement of the transaction: roll it back.
+type Tx struct {
+	queries
+
+	s    *Store
+	ctx  context.Context // Begin's: cancelling it rolls the Tx back
+	stop func() bool     // stops the context.AfterFunc that does so
+
+	mu     sync.Mutex // serialises the owner's calls with abort
+	tx     pgx.Tx     // nil until the first statement
+	done   bool
+	cause  error    // why the Tx ended, if not by its owner
+	locked bool     // the Tx holds the append lock
+	topics topicSet // topics written, whose notifications are queued
+}
+
+var (
+	_ evokestore.Tx            = (*Tx)(nil)
+	_ evokestore.StreamsReader = (*Tx)(nil)
+	_ evokestore.Purger        = (*Tx)(nil)
+)
+
+const sqlNotify = `SELECT pg_notify($1, $2)`
+
+// closedErr is the error of a call on an ended Tx.
+func (t *Tx) closedErr() error {
+	if t.cause != nil {
+		return fmt.Errorf("%w: rolled back: %w", pgx.ErrTxClosed, t.cause)
+	}
+	return pgx.ErrTxClosed
+}
+
+// conn locks t for a read through its connection, beginning the transaction
+// if needed; release unlocks it.
+func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
+	t.mu.Lock()
+	if t.done {
+		err := t.closedErr()
+		t.mu.Unlock()
+		return nil, nil, err
+	}
+	if t.tx == nil {
+		tx, err := t.s.pool.Begin(ctx)
+		if err != nil {
+			t.mu.Unlock()
+			return nil, nil, err
+		}
+		t.tx = tx
+	}
+	return t.tx, t.mu.Unlock, nil
+}
+
+// lock locks t for a write; the caller unlocks t.mu.
+func (t *Tx) lock() error {
+	t.mu.Lock()
+	if t.done {
+		err := t.closedErr()
+		t.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// batch returns a batch for a write, beginning with BEGIN if the transaction
+// has not begun yet. Call with t.mu held.
+func (t *Tx) batch() *pgx.Batch {
+	b := &pgx.Batch{}
+	if t.tx == nil {
+		b.BeginTx(pgx.TxOptions{})
+	}
+	return b
+}
+
+// notify queues the notification of topic on b unless it is queued already;
+// PostgreSQL delivers it to listeners if and when the Tx commits.
+func (t *Tx) notify(b *pgx.Batch, topic topicSet) {
+	if t.topics&topic != 0 {
+		return
+	}
+	for i, name := range allTopics {
+		if topic == 1<<i {
+			b.Queue(sqlNotify, t.s.channel, string(name))
+		}
+	}
+}
+
+// send runs b in one round trip. Call with t.mu held.
+func (t *Tx) send(ctx context.Context, b *pgx.Batch) error {
+	if t.tx != nil {
+		return t.tx.SendBatch(ctx, b).Close()
+	}
+	br := t.s.pool.SendBatch(ctx, b)
+	t.tx = br.Tx()
+	return br.Close()
+}
+
+// end marks t ended and forgets it. Call with t.mu held.
+func (t *Tx) end() {
+	t.done = true
+	if t.stop != nil {
+		t.stop()
+	}
+	t.s.mu.Lock()
+	delete(t.s.txs, t)
+	t.s.mu.Unlock()
+}
+
+// rollback rolls the transaction back, if it has begun, without regard for
+// t.ctx's cancellation. Call with t.mu held.
+func (t *Tx) rollback() error {
+	if t.tx == nil {
+		return nil
+	}
+	// A connection that broke (typically because a statement's context was
+	// cancelled) took the transaction with it: the server rolled it back.
+	conn := t.tx.Conn()
+	broken := conn == nil || conn.IsClosed()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), 15*time.Second)
+	defer cancel()
+	if err := t.tx.Rollback(ctx); err != nil && !broken {
+		return err
+	}
+	return nil
+}
+
+// abort rolls t back unless it has ended: its context was cancelled or the
+// Store is closing.
+func (t *Tx) abort(cause error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return
+	}
+	t.cause = cause
+	t.end()
+	_ = t.rollback()
+}
+
+// AppendEvents appends events in slice order at the stream versions they
+// name and returns them with their positions and RecordedAt (the NewEvent's,
+// or now if zero, truncated to the stored UTC nanoseconds). The first append
+// of a Tx takes the schema's append lock, held until the Tx ends, so that
+// positions follow commit order (see the package documentation).
+func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	if err := t.lock(); err != nil {
+		return nil, fmt.Errorf("evokepg: append events: %w", err)
+	}
+	defer t.mu.Unlock()
+
+	n := len(events)
+	now := time.Now().UnixNano()
+	var (
+		ids, streams, types, corrs, causes = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		versions, ats                      = make([]int64, n), make([]int64, n)
+		datas, vals                        = make([][]byte, n), make([][]byte, n)
+		out                                = make([]evokestore.Event, n)
+	)
+	for i := range events {
+		e := &events[i]
+		at := nanos(e.RecordedAt)
+		if at == 0 {
+			at = now
+		}
+		ids[i], streams[i], versions[i], types[i], datas[i], corrs[i], causes[i], vals[i], ats[i] =
+			e.ID, e.StreamID, e.StreamVersion, e.Type, e.Data, e.CorrelationID, e.CausationID, e.Values, at
+		out[i] = evokestore.Event{
+			ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
+			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: fromNanos(at),
+		}
+	}
+
+	b := t.batch()
+	if !t.locked {
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey)
+	}
+	t.notify(b, topicEvents)
+	b.Queue(sqlInsertEvents, ids, streams, versions, types, datas, corrs, causes, vals, ats).Query(func(rows pgx.Rows) error {
+		i := 0
+		for rows.Next() {
+			var pos int64
+			var id string
+			if err := rows.Scan(&pos, &id); err != nil {
+				return err
+			}
+			if i >= n || id != out[i].ID {
+				return fmt.Errorf("insert returned event %q out of order", id)
+			}
+			out[i].Position = pos
+			i++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if i != n {
+			return fmt.Errorf("insert returned %d of %d events", i, n)
+		}
+		return nil
+	})
+	if err := t.send(ctx, b); err != nil {
+		if c, ok := uniqueConstraint(err); ok {
+			switch c {
+			case consEventID:
+				return nil, fmt.Errorf("evokepg: append events: %w: %v", evokestore.ErrDuplicateEvent, err)
+			case consStreamVersion:
+				return nil, fmt.Errorf("evokepg: append events: %w: %v", evokestore.ErrVersionConflict, err)
+			}
+		}
+		return nil, fmt.Errorf("evokepg: append events: %w", err)
+	}
+	t.locked = true
+	t.topics |= topicEvents
+	return out, nil
+}
+
+// The rows of an insert come from unnest over one array per column, in
+// slice order (WITH ORDINALITY ... ORDER BY ord), so that identities are
+// assigned in that order.
+const (
+	sqlInsertEvents = `INSERT INTO events (id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at)
+SELECT id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::text[], $7::text[], $8::bytea[], $9::bigint[])
+	WITH ORDINALITY AS u(id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at, ord)
+ORDER BY ord
+RETURNING position, id`
+
+	sqlInsertInstances = `INSERT INTO instances (` + instanceCols + `)
+SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::bytea[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
+	$9::integer[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])`
+
+	sqlUpdateInstances = `UPDATE instances AS i SET partition = u.partition, state = u.state, version = u.version, status = u.status,
+	phase = u.phase, last_position = u.last_position, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
+	last_error = u.last_error, updated_at = u.updated_at, completed_at = u.completed_at
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::bytea[], $6::bigint[], $7::text[], $8::text[], $9::bigint[],
+	$10::integer[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])
+	AS u(process_manager, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at)
+WHERE i.process_manager = u.process_manager AND i.id = u.id AND i.version = u.prev`
+
+	sqlInsertOutbox = `INSERT INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at)
+SELECT command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[], $10::text[], $11::bytea[], $12::bigint[])
+	WITH ORDINALITY AS u(command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at, ord)
+ORDER BY ord
+ON CONFLICT (command_id) DO NOTHING`
+
+	sqlInsertOutcomes = `INSERT INTO command_outcomes (` + outcomeCols + `)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::integer[], $10::bigint[])`
+
+	sqlInsertHistory = `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at)
+SELECT process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::bigint[])
+	WITH ORDINALITY AS u(process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, ord)
+ORDER BY ord`
+
+	sqlHold = `INSERT INTO held_events (process_manager, instance_id, position, error)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`
+
+	sqlInsertDeadlines = `INSERT INTO deadlines (` + deadlineCols + `)
+SELECT $1::text, $2::text, name, due_at, version FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS u(name, due_at, version)`
+
+	sqlPutCheckpoint = `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES ($1, $2, $3, $4)
+ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`
+
+	sqlDeleteOutbox    = `DELETE FROM outbox WHERE seq = ANY($1::bigint[])`
+	sqlRelease         = `DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2 AND position = ANY($3::bigint[])`
+	sqlDeleteDeadlines = `DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2`
+	sqlDeleteDeadline  = `WITH d AS (DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2 AND name = $3 AND version = $4 RETURNING 1)
+SELECT COUNT(*), (CASE WHEN COUNT(*) > 0 AND $5::boolean THEN pg_notify($6, $7) END) IS NULL FROM d`
+	sqlDeleteInstance = `WITH i AS (DELETE FROM instances WHERE process_manager = $1 AND id = $2),
+	h AS (DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2),
+	d AS (DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2)
+DELETE FROM history WHERE process_manager = $1 AND instance_id = $2`
+)
+
+// instanceColumns holds the column arrays of instance writes.
+type instanceColumns struct {
+	pms, ids, statuses, phases, lastErrors                                      []string
+	partitions, attempts                                                        []int32
+	states                                                                      [][]byte
+	prevs, versions, lastPositions, nextAttempts, creates, updates, completions []int64
+}
+
+func (c *instanceColumns) add(w *evokestore.InstanceWrite) {
+	c.pms = append(c.pms, w.ProcessManager)
+	c.ids = append(c.ids, w.ID)
+	c.prevs = append(c.prevs, w.PrevVersion)
+	c.partitions = append(c.partitions, int32(w.Partition))
+	c.states = append(c.states, w.State)
+	c.versions = append(c.versions, w.Version)
+	c.statuses = append(c.statuses, string(w.Status))
+	c.phases = append(c.phases, w.Phase)
+	c.lastPositions = append(c.lastPositions, w.LastPosition)
+	c.attempts = append(c.attempts, int32(w.Attempts))
+	c.nextAttempts = append(c.nextAttempts, nanos(w.NextAttemptAt))
+	c.lastErrors = append(c.lastErrors, w.LastError)
+	c.creates = append(c.creates, nanos(w.CreatedAt))
+	c.updates = append(c.updates, nanos(w.UpdatedAt))
+	c.completions = append(c.completions, nanos(w.CompletedAt))
+}
+
+// PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
+// update whose stored version is not PrevVersion (or whose instance does not
+// exist), or an insert of an existing instance, fails with ErrFenced. An
+// update keeps the stored CreatedAt. All inserts are one statement and all
+// updates another, sent in one round trip. A concurrent Tx updating the same
+// instance makes this one wait for it to end and then fail with ErrFenced if
+// it committed.
+func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: put instances: %w", err)
+	}
+	defer t.mu.Unlock()
+
+	var ins, upd instanceColumns
+	for i := range writes {
+		if writes[i].PrevVersion < 0 {
+			ins.add(&writes[i])
+		} else {
+			upd.add(&writes[i])
+		}
+	}
+	b := t.batch()
+	if len(ins.ids) > 0 {
+		b.Queue(sqlInsertInstances, ins.pms, ins.ids, ins.partitions, ins.states, ins.versions, ins.statuses, ins.phases,
+			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions)
+	}
+	if n := len(upd.ids); n > 0 {
+		b.Queue(sqlUpdateInstances, upd.pms, upd.ids, upd.prevs, upd.partitions, upd.states, upd.versions, upd.statuses, upd.phases,
+			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions).Exec(func(ct pgconn.CommandTag) error {
+			if got := ct.RowsAffected(); got != int64(n) {
+				if n == 1 {
+					return fmt.Errorf("update %s/%s at version %d: %w", upd.pms[0], upd.ids[0], upd.prevs[0], evokestore.ErrFenced)
+				}
+				return fmt.Errorf("%d of %d updates found another version: %w", int64(n)-got, n, evokestore.ErrFenced)
+			}
+			return nil
+		})
+	}
+	if err := t.send(ctx, b); err != nil {
+		if c, ok := uniqueConstraint(err); ok && c == consInstance {
+			return fmt.Errorf("evokepg: put instances: insert: %w: %v", evokestore.ErrFenced, err)
+		}
+		return fmt.Errorf("evokepg: put instances: %w", err)
+	}
+	return nil
+}
+
+// InsertOutbox adds commands to the outbox, assigning Seq in slice order; a
+// command whose ID is already in the outbox is ignored.
+func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: insert outbox: %w", err)
+	}
+	defer t.mu.Unlock()
+	n := len(cmds)
+	now := time.Now().UnixNano()
+	ids, pms, insts, types, aggTypes, aggIDs, corrs, causes := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	partitions, payloads, vals, ats := make([]int32, n), make([][]byte, n), make([][]byte, n), make([]int64, n)
+	for i := range cmds {
+		c := &cmds[i]
+		at := nanos(c.CreatedAt)
+		if at == 0 {
+			at = now
+		}
+		ids[i], pms[i], insts[i], partitions[i], types[i], aggTypes[i], aggIDs[i], payloads[i], corrs[i], causes[i], vals[i], ats[i] =
+			c.ID, c.ProcessManager, c.InstanceID, int32(c.Partition), c.Type, c.AggregateType, c.AggregateID, c.Payload, c.CorrelationID, c.CausationID, c.Values, at
+	}
+	b := t.batch()
+	b.Queue(sqlInsertOutbox, ids, pms, insts, partitions, types, aggTypes, aggIDs, payloads, corrs, causes, vals, ats)
+	t.notify(b, topicOutbox)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: insert outbox: %w", err)
+	}
+	t.topics |= topicOutbox
+	return nil
+}
+
+// DeleteOutbox removes dispatched commands; unknown sequence numbers are
+// ignored.
+func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: delete outbox: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlDeleteOutbox, seqs)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: delete outbox: %w", err)
+	}
+	return nil
+}
+
+// PutCommandOutcomes records command outcomes; a command ID already recorded
+// fails with ErrDuplicateCommand.
+func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.CommandOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: put command outcomes: %w", err)
+	}
+	defer t.mu.Unlock()
+	n := len(outcomes)
+	now := time.Now().UnixNano()
+	ids, types, aggTypes, aggIDs, pms, insts, statuses, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	events, ats := make([]int32, n), make([]int64, n)
+	for i := range outcomes {
+		o := &outcomes[i]
+		at := nanos(o.RecordedAt)
+		if at == 0 {
+			at = now
+		}
+		ids[i], types[i], aggTypes[i], aggIDs[i], pms[i], insts[i], statuses[i], errs[i], events[i], ats[i] =
+			o.CommandID, o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error, int32(o.Events), at
+	}
+	b := t.batch()
+	b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
+	if err := t.send(ctx, b); err != nil {
+		if c, ok := uniqueConstraint(err); ok && c == consOutcome {
+			return fmt.Errorf("evokepg: put command outcomes: %w: %v", evokestore.ErrDuplicateCommand, err)
+		}
+		return fmt.Errorf("evokepg: put command outcomes: %w", err)
+	}
+	return nil
+}
+
+// InsertHistory appends history records (their ID is assigned by the store,
+// increasing in slice order, and ignored here). A second "step" record of
+// one instance for the same position fails.
+func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: insert history: %w", err)
+	}
+	defer t.mu.Unlock()
+	n := len(records)
+	now := time.Now().UnixNano()
+	pms, insts, kinds, evIDs, evTypes, befores, afters, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	versions, positions, ats, commands := make([]int64, n), make([]int64, n), make([]int64, n), make([][]byte, n)
+	for i := range records {
+		h := &records[i]
+		at := nanos(h.RecordedAt)
+		if at == 0 {
+			at = now
+		}
+		pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], ats[i] =
+			h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, h.Commands, h.Error, at
+	}
+	b := t.batch()
+	b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: insert history: %w", err)
+	}
+	return nil
+}
+
+// PutCheckpoint stores (inserts or overwrites) a subscription checkpoint.
+func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: put checkpoint: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlPutCheckpoint, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Hold stores events held for an instance; holding an already held event
+// again overwrites its error (the last one wins within held too).
+func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
+	if len(held) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: hold: %w", err)
+	}
+	defer t.mu.Unlock()
+	type key struct {
+		pm, id string
+		pos    int64
+	}
+	// One statement must not upsert a row twice: keep the last of each key.
+	at := make(map[key]int, len(held))
+	var pms, ids, errs []string
+	var positions []int64
+	for _, h := range held {
+		k := key{h.ProcessManager, h.InstanceID, h.Position}
+		if i, ok := at[k]; ok {
+			errs[i] = h.Error
+			continue
+		}
+		at[k] = len(pms)
+		pms, ids, positions, errs = append(pms, h.ProcessManager), append(ids, h.InstanceID), append(positions, h.Position), append(errs, h.Error)
+	}
+	b := t.batch()
+	b.Queue(sqlHold, pms, ids, positions, errs)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: hold: %w", err)
+	}
+	return nil
+}
+
+// Release deletes held events of one instance.
+func (t *Tx) Release(ctx context.Context, processManager, instanceID string, positions []int64) error {
+	if len(positions) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: release: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlRelease, processManager, instanceID, positions)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: release: %w", err)
+	}
+	return nil
+}
+
+// ReplaceDeadlines replaces all deadlines of one instance with deadlines
+// (whose ProcessManager and InstanceID are taken from the arguments).
+func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager, instanceID string, deadlines []evokestore.Deadline) error {
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: replace deadlines: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlDeleteDeadlines, processManager, instanceID)
+	if n := len(deadlines); n > 0 {
+		names, dues, versions := make([]string, n), make([]int64, n), make([]int64, n)
+		for i, d := range deadlines {
+			names[i], dues[i], versions[i] = d.Name, d.DueAt.UnixNano(), d.Version
+		}
+		b.Queue(sqlInsertDeadlines, processManager, instanceID, names, dues, versions)
+	}
+	t.notify(b, topicDeadlines)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: replace deadlines: %w", err)
+	}
+	t.topics |= topicDeadlines
+	return nil
+}
+
+// DeleteDeadline deletes one deadline if it is still stored with d's name and
+// Version (DueAt is ignored); deleted reports whether it was.
+func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, error) {
+	if err := t.lock(); err != nil {
+		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
+	}
+	defer t.mu.Unlock()
+	var n int64
+	b := t.batch()
+	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&topicDeadlines == 0,
+		t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
+		var discard bool
+		return row.Scan(&n, &discard)
+	})
+	if err := t.send(ctx, b); err != nil {
+		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
+	}
+	if n > 0 {
+		t.topics |= topicDeadlines
+	}
+	return n > 0, nil
+}
+
+// DeleteInstance removes an instance with its held events, deadlines and
+// history, in one statement.
+func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlDeleteInstance, processManager, instanceID)
+	t.notify(b, topicDeadlines)
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
+	}
+	t.topics |= topicDeadlines
+	return nil
+}
+
+// Commit commits the transaction and then wakes this Store's subscribers of
+// the topics it wrote to (other processes' through NOTIFY). It fails if the
+// context given to Begin is done. A Tx that ran no statement commits
+// nothing.
+func (t *Tx) Commit() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return fmt.Errorf("evokepg: commit: %w", t.closedErr())
+	}
+	t.end()
+	if t.tx == nil {
+		return nil
+	}
+	if err := t.ctx.Err(); err != nil {
+		_ = t.rollback()
+		return fmt.Errorf("evokepg: commit: %w", context.Cause(t.ctx))
+	}
+	if err := t.tx.Commit(t.ctx); err != nil {
+		return fmt.Errorf("evokepg: commit: %w", err)
+	}
+	t.s.signal(t.topics)
+	return nil
+}
+
+// Rollback abandons the transaction. After Commit or Rollback it returns an
+// error wrapping pgx.ErrTxClosed, so it is safe to defer.
+func (t *Tx) Rollback() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return fmt.Errorf("evokepg: rollback: %w", t.closedErr())
+	}
+	t.end()
+	if err := t.rollback(); err != nil {
+		return fmt.Errorf("evokepg: rollback: %w", err)
+	}
+	return nil
+}
+
+const (
+	sqlPurgeInstances = `WITH v AS (
+	DELETE FROM instances WHERE (process_manager, id) IN (
+		SELECT process_manager, id FROM instances WHERE completed_at > 0 AND completed_at < $1 ORDER BY completed_at LIMIT $2)
+	RETURNING process_manager, id),
+h AS (DELETE FROM held_events e USING v WHERE e.process_manager = v.process_manager AND e.instance_id = v.id),
+d AS (DELETE FROM deadlines e USING v WHERE e.process_manager = v.process_manager AND e.instance_id = v.id),
+r AS (DELETE FROM history e USING v WHERE e.process_manager = v.process_manager AND e.instance_id = v.id)
+SELECT COUNT(*) FROM v`
+	sqlPurgeOutcomes = `DELETE FROM command_outcomes WHERE command_id IN (
+	SELECT command_id FROM command_outcomes WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2)`
+)
+
+// Purge deletes up to limit instances that completed or were cancelled
+// before before, with their history, held events and deadlines, and up to
+// limit command outcomes recorded before before (evokestore.Purger), in one
+// round trip.
+func (t *Tx) Purge(ctx context.Context, before time.Time, limit int) (evokestore.PurgeResult, error) {
+	var res evokestore.PurgeResult
+	if limit <= 0 {
+		return res, nil
+	}
+	if err := t.lock(); err != nil {
+		return res, fmt.Errorf("evokepg: purge: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlPurgeInstances, nanos(before), limit).QueryRow(func(row pgx.Row) error { return row.Scan(&res.Instances) })
+	b.Queue(sqlPurgeOutcomes, nanos(before), limit).Exec(func(ct pgconn.CommandTag) error {
+		res.CommandOutcomes = int(ct.RowsAffected())
+		return nil
+	})
+	if err := t.send(ctx, b); err != nil {
+		return evokestore.PurgeResult{}, fmt.Errorf("evokepg: purge: %w", err)
+	}
+	return res, nil
+}

@@ -1,0 +1,79 @@
+package evoke_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/examples/orderfulfillment"
+)
+
+// The seed's order fulfilment, end to end on a SQLite file: an order is
+// placed, the process manager drives payment, inventory and shipping, and
+// completes.
+func Example() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "evoke-example")
+	defer os.RemoveAll(dir)
+	store, err := evokesqlite.Open(ctx, filepath.Join(dir, "orders.db"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+
+	rt, _ := evoke.New(store, &evoke.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_ = evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{}, nil)
+	_ = evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{})
+	_ = evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{})
+	_ = evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{})
+	if err := rt.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer rt.Stop(ctx)
+
+	_, err = rt.Append(ctx, "order-1", evoke.NoStream, evoke.NewEvent(orderfulfillment.EventOrderPlaced, orderfulfillment.OrderPlaced{
+		OrderID: "order-1", CustomerID: "c-7", Items: []orderfulfillment.Item{{SKU: "book", Qty: 1}}, Amount: 1999,
+	}))
+	if err != nil {
+		panic(err)
+	}
+	for {
+		insts, _ := store.Instances(ctx, orderfulfillment.Name, []string{"order-1"})
+		if len(insts) == 1 && insts[0].Status.Done() {
+			fmt.Println(insts[0].ID, insts[0].Status, insts[0].Phase, "after", insts[0].Version, "steps")
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	hist, _ := store.History(ctx, orderfulfillment.Name, "order-1")
+	for _, h := range hist {
+		fmt.Printf("%s: %s -> %s\n", h.EventType, h.PhaseBefore, h.PhaseAfter)
+	}
+	// Output:
+	// order-1 completed completed after 4 steps
+	// OrderPlaced:  -> awaiting_payment
+	// PaymentReceived: awaiting_payment -> awaiting_inventory
+	// InventoryReserved: awaiting_inventory -> awaiting_shipment
+	// ItemShipped: awaiting_shipment -> completed
+}
+
+func ExampleKey() {
+	// The seed's composite key {transfer, Src, Dst}.
+	fmt.Println(evoke.Key("transfer", "acc|1", "acc-2"))
+	// Output: transfer|acc%7C1|acc-2
+}
+
+func ExampleByField() {
+	e := evoke.NewEvent("PaymentReceived", map[string]any{"order_id": "order-9", "amount": 10})
+	fmt.Println(evoke.ByField(e, "order_id", evoke.Continue))
+	fmt.Println(evoke.ByField(e, "missing", evoke.Continue).Kind())
+	// Output:
+	// continue(order-9)
+	// error
+}
