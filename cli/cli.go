@@ -1,7 +1,8 @@
 // Package cli implements the evoke command-line tool; cmd/evoke only calls
 // Main. Every command names its store with --store: a SQLite file path (also
-// written sqlite:PATH; the default is ./evoke.db) or, later, a postgres://
-// URL.
+// written sqlite:PATH; the default is ./evoke.db) or a postgres:// URL, whose
+// optional evoke_schema parameter names the schema holding evoke's tables
+// (default public).
 package cli
 
 import (
@@ -10,8 +11,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
+	"github.com/evoke-go/evoke/evokepg"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 )
@@ -65,7 +68,8 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH or sqlite:PATH, default ./evoke.db).")
+	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH or sqlite:PATH, default ./evoke.db)")
+	fmt.Fprintln(w, "or a PostgreSQL URL (postgres://user@host/db?evoke_schema=NAME).")
 	fmt.Fprintln(w, "Run `evoke <command> -h` for its flags.")
 }
 
@@ -76,7 +80,20 @@ func OpenStore(ctx context.Context, spec string) (evokestore.Store, error) {
 	case spec == "":
 		spec = DefaultStore
 	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		return nil, fmt.Errorf("store %s: the PostgreSQL backend is not built yet; use a SQLite file", redact(spec))
+		u, err := url.Parse(spec)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", redact(spec), err)
+		}
+		// evoke_schema picks the schema holding evoke's tables.
+		q := u.Query()
+		schema := q.Get("evoke_schema")
+		q.Del("evoke_schema")
+		u.RawQuery = q.Encode()
+		st, err := evokepg.Open(ctx, u.String(), &evokepg.Options{Schema: schema})
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", redact(spec), err)
+		}
+		return st, nil
 	}
 	st, err := evokesqlite.Open(ctx, strings.TrimPrefix(spec, "sqlite:"), nil)
 	if err != nil {

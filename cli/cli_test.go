@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/evoke-go/evoke/cli"
 )
@@ -84,7 +89,39 @@ func TestDemoTableAndUsageErrors(t *testing.T) {
 	if code, _, errs := run(t, "demo", "--store", db, "--fail-rate", "0.8", "--timeout-rate", "0.5"); code != 1 || !strings.Contains(errs, "fractions") {
 		t.Errorf("bad rates: exit %d, %s", code, errs)
 	}
-	if code, _, errs := run(t, "demo", "--store", "postgres://u:secret@127.0.0.1/x"); code != 1 || strings.Contains(errs, "secret") {
-		t.Errorf("postgres store: exit %d, %q (must fail clearly without showing the password)", code, errs)
+	if code, _, errs := run(t, "demo", "--store", "postgres://u:secret@127.0.0.1:1/x?connect_timeout=1"); code != 1 || strings.Contains(errs, "secret") || !strings.Contains(errs, "u:***@") {
+		t.Errorf("unreachable postgres store: exit %d, %q (must fail clearly without showing the password)", code, errs)
+	}
+}
+
+// The demo on PostgreSQL, in a schema of its own.
+func TestDemoOnPostgres(t *testing.T) {
+	t.Parallel()
+	base := os.Getenv("EVOKE_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("set EVOKE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+	}
+	schema := fmt.Sprintf("evoke_cli_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(ctx)
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	code, out, errs := run(t, "demo", "--store", base+sep+"evoke_schema="+schema, "--orders", "200", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum["store"] != "postgres" || sum["completed"] != 200.0 || sum["commands"] != 600.0 {
+		t.Errorf("summary %s", out)
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", "[--store PATH] [--orders N] [--fail-rate F] [--timeout-rate F] [--json]", stderr)
-	store := fs.String("store", DefaultStore, "store: a SQLite file (PATH or sqlite:PATH)")
+	store := fs.String("store", DefaultStore, "store: a SQLite file (PATH or sqlite:PATH) or a postgres:// URL")
 	orders := fs.Int("orders", 1000, "number of orders to place")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	first := fs.Int("first-order", 0, "fix the first order number (re-running with the same value resumes those orders instead of placing new ones)")
