@@ -3,6 +3,7 @@ package evoke
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
 )
@@ -49,6 +50,21 @@ type Config struct {
 	// PurgeInterval is how often the runtime purges what is older than
 	// Retention. Defaults to 1h.
 	PurgeInterval time.Duration
+	// Partitions is how many partitions instances are spread over (by a
+	// hash of the instance ID). On a store shared by several nodes (one
+	// implementing evokestore.Leaser, such as evokepg), each partition is
+	// leased to one node at a time, so it bounds how many nodes can share
+	// the work. Every node must use the same value, and it must not change
+	// for a store's lifetime. Defaults to 16.
+	Partitions int
+	// NodeID names this node in leases and in the instance history.
+	// Defaults to host name, process ID and a random suffix.
+	NodeID string
+	// LeaseTTL is how long a node's partition leases last without renewal
+	// (renewed every third of it): a node that dies or stalls has its
+	// partitions taken over after about this long. Only stores that lease
+	// partitions use it. Defaults to 5s.
+	LeaseTTL time.Duration
 }
 
 // withDefaults returns a copy of c (nil allowed) with defaults filled in,
@@ -83,8 +99,14 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&out.BackoffMax, 30*time.Second)
 	defd(&out.Retention, 7*24*time.Hour)
 	defd(&out.PurgeInterval, time.Hour)
+	def(&out.Partitions, 16)
+	defd(&out.LeaseTTL, 5*time.Second)
+	if out.NodeID == "" {
+		host, _ := os.Hostname()
+		out.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[24:])
+	}
 	switch {
-	case out.BatchSize < 0 || out.DispatchBatchSize < 0 || out.Workers < 0 || out.MaxAttempts < 0:
+	case out.BatchSize < 0 || out.DispatchBatchSize < 0 || out.Workers < 0 || out.MaxAttempts < 0 || out.Partitions < 0:
 		return out, fmt.Errorf("%w: config: negative size", ErrInvalid)
 	case out.PollInterval < 0 || out.BackoffBase < 0 || out.BackoffMax < out.BackoffBase:
 		return out, fmt.Errorf("%w: config: bad durations (poll %v, backoff %v..%v)", ErrInvalid, out.PollInterval, out.BackoffBase, out.BackoffMax)

@@ -37,6 +37,7 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize,
 		Workers: c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
 		Retention: c.Retention, PurgeInterval: c.PurgeInterval,
+		NodeID: c.NodeID, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL,
 	}
 	if c.Hooks != nil {
 		ec.Hooks = hooksAdapter{c.Hooks}
@@ -275,7 +276,7 @@ func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, er
 		CorrelationID: cmd.Metadata.CorrelationID, CausationID: cmd.Metadata.CausationID, Values: encodeValues(cmd.Metadata.Values),
 		CreatedAt: rt.cfg.Clock.Now(),
 	}
-	res, err := rt.eng.Execute(ctx, []evokestore.OutboxCommand{oc}, false)
+	res, err := rt.eng.Execute(ctx, []evokestore.OutboxCommand{oc})
 	if err != nil {
 		return CommandResult{}, fmt.Errorf("dispatch %s (%s): %w", cmd.ID, cmd.Type, err)
 	}
@@ -308,6 +309,9 @@ type Stats struct {
 	Suppressed int64
 	// Purged counts instances purged after the retention.
 	Purged int64
+	// LeaseLost counts transactions fenced off because this node had lost
+	// a partition's lease.
+	LeaseLost int64
 }
 
 // Stats returns the runtime's counters.
@@ -318,7 +322,7 @@ func (rt *Runtime) Stats() Stats {
 		Rejected: c.Rejected.Load(), Failures: c.Failures.Load(), Parked: c.Parked.Load(), Completed: c.Completed.Load(),
 		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
-		Purged: c.Purged.Load(),
+		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(),
 	}
 }
 

@@ -33,6 +33,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run the order-fulfilment workload and print a summary", runDemo},
+		{"bench", "benchmark the order-fulfilment workload on an empty store", runBench},
 	}
 }
 

@@ -69,7 +69,7 @@ const outboxCols = `seq, command_id, process_manager, instance_id, partition, ty
 
 const outcomeCols = `command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at`
 
-const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at`
+const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token`
 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`
 
@@ -83,6 +83,7 @@ const (
 	sqlListInstances   = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
 	sqlCheckpoint      = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
 	sqlOutbox          = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
+	sqlOutboxParts     = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND partition = ANY($3::int[]) ORDER BY seq LIMIT $2`
 	sqlCommandOutcomes = `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id = ANY($1::text[]) ORDER BY command_id`
 	sqlHeld            = `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = $1 AND instance_id = $2 ORDER BY position`
 	sqlHistory         = `SELECT ` + historyCols + ` FROM history WHERE process_manager = $1 AND instance_id = $2 ORDER BY id`
@@ -292,7 +293,12 @@ func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evoke
 	}
 	defer done()
 	limit := limitOr(oq.Limit)
-	rows, err := db.Query(ctx, sqlOutbox, oq.After, limit)
+	var rows pgx.Rows
+	if oq.Partitions != nil {
+		rows, err = db.Query(ctx, sqlOutboxParts, oq.After, limit, oq.Partitions)
+	} else {
+		rows, err = db.Query(ctx, sqlOutbox, oq.After, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: outbox: %w", err)
 	}
@@ -394,7 +400,7 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 		var h evokestore.HistoryRecord
 		var at int64
 		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Kind, &h.Version, &h.Position, &h.EventID,
-			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at); err != nil {
+			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at, &h.Node, &h.LeaseToken); err != nil {
 			return nil, fmt.Errorf("evokepg: history: %w", err)
 		}
 		h.RecordedAt = fromNanos(at)

@@ -43,6 +43,12 @@ type Options struct {
 	// reads. The Store opens one more connection, outside the pool, to
 	// LISTEN for notifications. Defaults to 8.
 	MaxConns int32
+	// IdleInTxTimeout is the server's idle_in_transaction_session_timeout
+	// for the Store's connections: a transaction left idle that long (its
+	// node paused or wedged) is ended by the server, releasing the lease
+	// rows it locked so that another node can take the partitions over.
+	// Keep it at or below the runtime's lease time. Defaults to 5s.
+	IdleInTxTimeout time.Duration
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -58,6 +64,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if r.MaxConns <= 0 {
 		r.MaxConns = 8
+	}
+	if r.IdleInTxTimeout <= 0 {
+		r.IdleInTxTimeout = 5 * time.Second
 	}
 	return r, nil
 }
@@ -114,6 +123,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		cfg.MinConns = cfg.MaxConns
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = quoteIdent(o.Schema)
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(o.IdleInTxTimeout.Milliseconds(), 10)
 
 	s := &Store{
 		listenCC: cfg.ConnConfig.Copy(),

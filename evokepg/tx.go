@@ -277,10 +277,10 @@ ON CONFLICT (command_id) DO NOTHING`
 	sqlInsertOutcomes = `INSERT INTO command_outcomes (` + outcomeCols + `)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::integer[], $10::bigint[])`
 
-	sqlInsertHistory = `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at)
-SELECT process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::bigint[])
-	WITH ORDINALITY AS u(process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, ord)
+	sqlInsertHistory = `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token)
+SELECT process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::text[], $14::bigint[])
+	WITH ORDINALITY AS u(process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token, ord)
 ORDER BY ord`
 
 	sqlHold = `INSERT INTO held_events (process_manager, instance_id, position, error)
@@ -483,6 +483,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 	pms, insts, kinds, evIDs, evTypes, befores, afters, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	versions, positions, ats, commands := make([]int64, n), make([]int64, n), make([]int64, n), make([][]byte, n)
+	nodes, tokens := make([]string, n), make([]int64, n)
 	for i := range records {
 		h := &records[i]
 		at := nanos(h.RecordedAt)
@@ -491,9 +492,10 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		}
 		pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], ats[i] =
 			h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, h.Commands, h.Error, at
+		nodes[i], tokens[i] = h.Node, h.LeaseToken
 	}
 	b := t.batch()
-	b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats)
+	b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats, nodes, tokens)
 	if err := t.send(ctx, b); err != nil {
 		return fmt.Errorf("evokepg: insert history: %w", err)
 	}
@@ -510,6 +512,25 @@ func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error 
 	b.Queue(sqlPutCheckpoint, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil)
 	if err := t.send(ctx, b); err != nil {
 		return fmt.Errorf("evokepg: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// PutCheckpoints stores several subscription checkpoints in one round trip.
+func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
+	if len(cps) == 0 {
+		return nil
+	}
+	if err := t.lock(); err != nil {
+		return fmt.Errorf("evokepg: put checkpoints: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := t.batch()
+	for _, cp := range cps {
+		b.Queue(sqlPutCheckpoint, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil)
+	}
+	if err := t.send(ctx, b); err != nil {
+		return fmt.Errorf("evokepg: put checkpoints: %w", err)
 	}
 	return nil
 }

@@ -215,7 +215,13 @@ func (q queries) Checkpoint(ctx context.Context, processManager string, partitio
 // oq.Limit (default 1000).
 func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evokestore.OutboxCommand, error) {
 	limit := limitOr(oq.Limit)
-	rows, err := q.stmt(ctx, sOutbox).QueryContext(ctx, oq.After, limit)
+	var rows *sql.Rows
+	var err error
+	if oq.Partitions != nil {
+		rows, err = q.stmt(ctx, sOutboxParts).QueryContext(ctx, oq.After, jsonInts(intsToInt64(oq.Partitions)), limit)
+	} else {
+		rows, err = q.stmt(ctx, sOutbox).QueryContext(ctx, oq.After, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
 	}
@@ -298,7 +304,7 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 		var h evokestore.HistoryRecord
 		var at int64
 		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Kind, &h.Version, &h.Position, &h.EventID,
-			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at); err != nil {
+			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at, &h.Node, &h.LeaseToken); err != nil {
 			return nil, fmt.Errorf("evokesqlite: history: %w", err)
 		}
 		h.RecordedAt = fromNanos(at)
@@ -388,4 +394,12 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 		return st, wrap(err)
 	}
 	return st, nil
+}
+
+func intsToInt64(ns []int) []int64 {
+	out := make([]int64, len(ns))
+	for i, n := range ns {
+		out[i] = int64(n)
+	}
+	return out
 }

@@ -16,6 +16,7 @@ const (
 	sListInstances
 	sCheckpoint
 	sOutbox
+	sOutboxParts
 	sCommandOutcomes
 	sHeld
 	sHistory
@@ -50,7 +51,7 @@ const outboxCols = `seq, command_id, process_manager, instance_id, partition, ty
 
 const outcomeCols = `command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at`
 
-const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at`
+const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token`
 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`
 
@@ -66,6 +67,7 @@ var stmtSQL = [numStmts]string{
 	sListInstances:   `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
 	sCheckpoint:      `SELECT position, catchup_until FROM checkpoints WHERE process_manager = ? AND partition = ?`,
 	sOutbox:          `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
+	sOutboxParts:     `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? AND partition IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
 	sCommandOutcomes: `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
 	sHeld:            `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = ? AND instance_id = ? ORDER BY position`,
 	sHistory:         `SELECT ` + historyCols + ` FROM history WHERE process_manager = ? AND instance_id = ? ORDER BY id`,
@@ -130,7 +132,7 @@ var bulkKinds = [numBulk]bulkKind{
 	bInstances: {prefix: `INSERT INTO instances (` + instanceCols + `) VALUES `, cols: 14},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
 	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 10},
-	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at) VALUES `, cols: 12},
+	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 14},
 	bHold:      {prefix: `INSERT INTO held_events (process_manager, instance_id, position, error) VALUES `, cols: 4, suffix: ` ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`},
 	bDeadlines: {prefix: `INSERT INTO deadlines (` + deadlineCols + `) VALUES `, cols: 5},
 }

@@ -262,7 +262,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 			at = now
 		}
 		return append(args, h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType,
-			h.PhaseBefore, h.PhaseAfter, nullBytes(h.Commands), h.Error, at)
+			h.PhaseBefore, h.PhaseAfter, nullBytes(h.Commands), h.Error, at, h.Node, h.LeaseToken)
 	}
 	if err := t.insertBulk(ctx, bHistory, len(records), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: insert history: %w", err)
@@ -274,6 +274,16 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
 	if _, err := t.stmt(ctx, sPutCheckpoint).ExecContext(ctx, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil); err != nil {
 		return fmt.Errorf("evokesqlite: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// PutCheckpoints stores several subscription checkpoints.
+func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
+	for _, cp := range cps {
+		if err := t.PutCheckpoint(ctx, cp); err != nil {
+			return err
+		}
 	}
 	return nil
 }

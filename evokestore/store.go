@@ -30,6 +30,9 @@ var (
 	// ErrDuplicateCommand reports that a command outcome for the same command
 	// ID was already recorded.
 	ErrDuplicateCommand = errors.New("evokestore: command already recorded")
+	// ErrLeaseLost reports a write fenced because its node no longer holds
+	// the lease of a partition it wrote to.
+	ErrLeaseLost = errors.New("evokestore: partition lease lost")
 )
 
 // Topic names a class of committed change that wakes waiting workers.
@@ -115,6 +118,36 @@ type PurgeResult struct {
 	CommandOutcomes int
 }
 
+// Lease is a node's claim on a partition of the instances. Token grows each
+// time the partition changes hands, so a write fenced by (partition, node,
+// token) cannot commit once the lease moved on.
+type Lease struct {
+	Partition int
+	Node      string
+	Token     int64
+}
+
+// Leaser is an optional Store extension for running several nodes on one
+// store: each partition is owned by at most one live node at a time.
+type Leaser interface {
+	// Balance, in one transaction, records node as alive for ttl (by the
+	// store's clock), renews the leases node holds, releases those above its
+	// fair share (partitions divided by live nodes, rounded up) and takes
+	// free or expired partitions up to it. It returns the leases node holds
+	// afterwards, in partition order.
+	Balance(ctx context.Context, node string, partitions int, ttl time.Duration) ([]Lease, error)
+	// Leave releases node's leases and forgets it.
+	Leave(ctx context.Context, node string) error
+}
+
+// LeaseChecker is an optional Tx extension used with Leaser: CheckLeases
+// fails with ErrLeaseLost unless node still holds every given lease (same
+// token, not expired), and keeps those leases from changing hands until the
+// transaction ends, so that no write of a node that lost its lease commits.
+type LeaseChecker interface {
+	CheckLeases(ctx context.Context, node string, leases []Lease) error
+}
+
 // Tx is a write transaction. Its writes become visible together at Commit.
 type Tx interface {
 	Querier
@@ -138,6 +171,8 @@ type Tx interface {
 	InsertHistory(ctx context.Context, records []HistoryRecord) error
 	// PutCheckpoint stores a subscription checkpoint.
 	PutCheckpoint(ctx context.Context, cp Checkpoint) error
+	// PutCheckpoints stores several checkpoints.
+	PutCheckpoints(ctx context.Context, cps []Checkpoint) error
 	// Hold stores events held for an instance until it is released.
 	Hold(ctx context.Context, held []HeldEvent) error
 	// Release deletes held events.
@@ -266,6 +301,9 @@ type Checkpoint struct {
 type OutboxQuery struct {
 	After int64
 	Limit int
+	// Partitions, if not nil, restricts the result to commands of these
+	// partitions.
+	Partitions []int
 }
 
 // OutboxCommand is a command waiting to be dispatched.
@@ -334,6 +372,10 @@ type HistoryRecord struct {
 	Commands   []byte
 	Error      string
 	RecordedAt time.Time
+	// Node is the node that wrote the record, and LeaseToken the token of
+	// the partition lease it held (0 without leases).
+	Node       string
+	LeaseToken int64
 }
 
 // HeldEvent is an event kept for an instance that cannot take it now.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"github.com/evoke-go/evoke/evokestore"
 )
@@ -63,14 +64,22 @@ func (d *dispatcher) run(ctx context.Context) {
 // instance whose command fails keeps its later commands back, to keep them
 // in order.
 func (d *dispatcher) pass(ctx context.Context) (int, error) {
-	cmds, err := d.en.store.Outbox(ctx, evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize})
+	ls := d.en.leases.Load()
+	q := evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize}
+	if d.en.leaser != nil {
+		if len(ls.parts) == 0 {
+			return 0, nil
+		}
+		q.Partitions = ls.parts
+	}
+	cmds, err := d.en.store.Outbox(ctx, q)
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	if len(cmds) == 0 {
 		return 0, nil
 	}
-	_, err = d.en.Execute(ctx, cmds, true)
+	_, err = d.en.execute(ctx, cmds, ls)
 	if err == nil {
 		d.en.counters.Dispatched.Add(int64(len(cmds)))
 		return len(cmds), nil
@@ -87,7 +96,7 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 		if blocked[key] {
 			continue
 		}
-		if _, err := d.en.Execute(ctx, cmds[i:i+1], true); err != nil {
+		if _, err := d.en.execute(ctx, cmds[i:i+1], ls); err != nil {
 			blocked[key] = true
 			firstErr = cmp(firstErr, fmt.Errorf("command %s (%s) of %s %s: %w", c.ID, c.Type, c.ProcessManager, c.InstanceID, err))
 			continue
@@ -104,14 +113,20 @@ func cmp(a, b error) error {
 	return b
 }
 
-// Execute runs commands against their aggregates in one transaction: each
-// command's events and its outcome (its deduplication record) commit
-// together, and with fromOutbox the commands leave the outbox in the same
-// transaction. A version conflict (another writer appended to one of the
-// streams) retries the whole batch on fresh state.
-func (en *Engine) Execute(ctx context.Context, cmds []evokestore.OutboxCommand, fromOutbox bool) ([]CommandResult, error) {
+// Execute runs commands (not from the outbox) against their aggregates in
+// one transaction: each command's events and its outcome (its deduplication
+// record) commit together. A version conflict (another writer appended to
+// one of the streams) retries the whole batch on fresh state.
+func (en *Engine) Execute(ctx context.Context, cmds []evokestore.OutboxCommand) ([]CommandResult, error) {
+	return en.execute(ctx, cmds, nil)
+}
+
+// execute is Execute; with ls, the commands come from the outbox of the
+// partitions ls holds, leave it in the same transaction, and the
+// transaction is fenced by those partitions' leases.
+func (en *Engine) execute(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := en.executeOnce(ctx, cmds, fromOutbox)
+		res, err := en.executeOnce(ctx, cmds, ls)
 		if err != nil && (errors.Is(err, evokestore.ErrVersionConflict) || errors.Is(err, evokestore.ErrDuplicateCommand)) && attempt < 10 {
 			continue
 		}
@@ -124,10 +139,21 @@ type aggState struct {
 	version int64
 }
 
-func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, fromOutbox bool) ([]CommandResult, error) {
+func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
 	results := make([]CommandResult, len(cmds))
+	fromOutbox := ls != nil
 	var appended []evokestore.Event
 	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		if fromOutbox {
+			var parts []int
+			for i := range cmds {
+				parts = append(parts, cmds[i].Partition)
+			}
+			slices.Sort(parts)
+			if err := en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
+				return err
+			}
+		}
 		ids := make([]string, len(cmds))
 		for i := range cmds {
 			ids[i] = cmds[i].ID

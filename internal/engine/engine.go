@@ -149,6 +149,12 @@ type Config struct {
 	Hooks             Hooks
 	Retention         time.Duration
 	PurgeInterval     time.Duration
+	// NodeID names this node in leases and history.
+	NodeID string
+	// Partitions is how many partitions instances are spread over.
+	Partitions int
+	// LeaseTTL is how long a partition lease lasts without renewal.
+	LeaseTTL time.Duration
 }
 
 // Engine runs registered process managers and aggregates.
@@ -159,6 +165,11 @@ type Engine struct {
 	routers    []*router
 	aggregates map[string]Aggregate
 	counters   Counters
+
+	// leaser is the store's lease manager, nil for a single-node store.
+	leaser      evokestore.Leaser
+	leases      atomic.Pointer[leaseSet]
+	lastBalance time.Time // touched by Start and the lease loop only
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -183,6 +194,7 @@ type Counters struct {
 	CorrelateErrs atomic.Int64
 	Suppressed    atomic.Int64 // commands dropped during catch-up
 	Purged        atomic.Int64 // instances purged after the retention
+	LeaseLost     atomic.Int64 // transactions fenced off by a lost lease
 }
 
 // New returns an engine; register before Start.
@@ -193,7 +205,16 @@ func New(cfg Config) *Engine {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &Engine{cfg: cfg, store: cfg.Store, log: cfg.Logger, aggregates: map[string]Aggregate{}}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 1
+	}
+	en := &Engine{cfg: cfg, store: cfg.Store, log: cfg.Logger, aggregates: map[string]Aggregate{}}
+	if l, ok := cfg.Store.(evokestore.Leaser); ok && cfg.LeaseTTL > 0 {
+		en.leaser = l
+	} else {
+		en.leases.Store(allPartitions(cfg.Partitions))
+	}
+	return en
 }
 
 // Counters returns the engine's totals.
@@ -220,8 +241,13 @@ func (en *Engine) Start(ctx context.Context) error {
 	if en.running {
 		return fmt.Errorf("engine already running")
 	}
+	if en.leaser != nil {
+		if err := en.balance(ctx); err != nil {
+			return fmt.Errorf("take partition leases: %w", err)
+		}
+	}
 	for _, r := range en.routers {
-		if err := r.initCheckpoint(ctx); err != nil {
+		if err := r.initCheckpoints(ctx); err != nil {
 			return err
 		}
 	}
@@ -239,6 +265,9 @@ func (en *Engine) Start(ctx context.Context) error {
 	wg.Go(func() { s.run(runCtx) })
 	j := &janitor{en: en}
 	wg.Go(func() { j.run(runCtx) })
+	if en.leaser != nil {
+		wg.Go(func() { en.leaseLoop(runCtx) })
+	}
 	go func() { wg.Wait(); close(en.done) }()
 	return nil
 }

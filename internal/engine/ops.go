@@ -20,6 +20,9 @@ var (
 	ErrNotStuck = errors.New("instance is neither failing nor parked")
 	// ErrNotHeld reports an event that is not parked.
 	ErrNotHeld = errors.New("event is not parked")
+	// ErrNotOwner reports an action on an instance whose partition another
+	// node owns: act on that node.
+	ErrNotOwner = errors.New("partition owned by another node")
 )
 
 func (en *Engine) router(pm string) (*router, error) {
@@ -57,6 +60,9 @@ func (r *router) stuck(ctx context.Context, id string) (*evokestore.Instance, er
 		return nil, fmt.Errorf("%w: %s %s", ErrNoInstance, r.name, id)
 	}
 	in := &insts[0]
+	if !r.en.leases.Load().owns(in.Partition) {
+		return nil, fmt.Errorf("%w: %s %s", ErrNotOwner, r.name, id)
+	}
 	if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
 		return nil, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, r.name, id, in.Status)
 	}
@@ -101,7 +107,11 @@ func (en *Engine) Skip(ctx context.Context, pm, id string) error {
 		if evs, err := en.store.ReadLog(ctx, evokestore.LogQuery{After: first.Position - 1, Limit: 1}); err == nil && len(evs) == 1 {
 			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
 		}
+		ls := en.leases.Load()
 		if err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
+				return err
+			}
 			if err := tx.Release(ctx, pm, id, []int64{first.Position}); err != nil {
 				return err
 			}
@@ -126,6 +136,10 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 			return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
 		}
 		in := insts[0]
+		ls := en.leases.Load()
+		if !ls.owns(in.Partition) {
+			return fmt.Errorf("%w: %s %s", ErrNotOwner, pm, id)
+		}
 		if in.Status.Done() {
 			return fmt.Errorf("%w: %s %s is already %s", ErrNotStuck, pm, id, in.Status)
 		}
@@ -137,6 +151,9 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 		prev := in.Version
 		in.Status, in.CompletedAt, in.UpdatedAt = evokestore.StatusCancelled, now, now
 		err = withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
+				return err
+			}
 			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
 				return err
 			}
@@ -194,17 +211,38 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 			return err
 		}
 		now := en.cfg.Clock.Now()
-		groups, order, orphans := r.correlate([]evokestore.Event{ev}, now)
+		ls := en.leases.Load()
+		if err := r.syncPartitions(ctx, ls); err != nil {
+			return err
+		}
+		orphanPart := PartitionOf("", en.cfg.Partitions)
+		if !ls.owns(orphanPart) {
+			return fmt.Errorf("%w: events parked for %s", ErrNotOwner, pm)
+		}
+		groups, order, orphans := r.correlate([]evokestore.Event{ev}, false)
 		if len(orphans) > 0 {
 			err := fmt.Errorf("correlate event %d again: %s", position, orphans[0].Error)
-			_ = withTx(ctx, en.store, func(tx evokestore.Tx) error { return tx.Hold(ctx, orphans) })
+			_ = withTx(ctx, en.store, func(tx evokestore.Tx) error {
+				if err := en.fence(ctx, tx, ls, []int{orphanPart}); err != nil {
+					return err
+				}
+				return tx.Hold(ctx, orphans)
+			})
 			return err
 		}
 		if err := r.load(ctx, groups, order); err != nil {
 			return err
 		}
+		if len(order) == 0 {
+			return fmt.Errorf("%w: event %d now routes to a partition of another node", ErrNotOwner, position)
+		}
 		r.stepAll(groups, order, now, false)
-		return r.commit(ctx, groups, order, nil, nil, func(tx evokestore.Tx) error {
+		parts := []int{orphanPart}
+		for _, id := range order {
+			parts = append(parts, groups[id].partition)
+		}
+		slices.Sort(parts)
+		return r.commit(ctx, groups, order, nil, nil, ls, slices.Compact(parts), func(tx evokestore.Tx) error {
 			return tx.Release(ctx, pm, "", []int64{position})
 		})
 	})
@@ -218,7 +256,12 @@ func (en *Engine) SkipEvent(ctx context.Context, pm string, position int64) erro
 		if err != nil {
 			return err
 		}
+		ls := en.leases.Load()
+		orphanPart := PartitionOf("", en.cfg.Partitions)
 		return withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			if err := en.fence(ctx, tx, ls, []int{orphanPart}); err != nil {
+				return err
+			}
 			if err := tx.Release(ctx, pm, "", []int64{position}); err != nil {
 				return err
 			}
@@ -239,13 +282,15 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	for _, r := range en.routers {
-		cp, ok, err := st.Checkpoint(ctx, r.name, 0)
-		if err != nil || !ok {
-			return false, err
-		}
-		evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: r.types, Limit: 1})
-		if err != nil || len(evs) > 0 {
-			return false, err
+		for p := range en.cfg.Partitions {
+			cp, ok, err := st.Checkpoint(ctx, r.name, p)
+			if err != nil || !ok {
+				return false, err
+			}
+			evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: cp.Position, Types: r.types, Limit: 1})
+			if err != nil || len(evs) > 0 {
+				return false, err
+			}
 		}
 	}
 	if ob, err := st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); err != nil || len(ob) > 0 {

@@ -26,9 +26,8 @@ type router struct {
 	name  string
 	opts  Options
 	types []string
-	cp    evokestore.Checkpoint
-	// persisted is the checkpoint position last written to the store.
-	persisted int64
+	// cps are the checkpoints of the partitions this node owns.
+	cps map[int]*partCP
 	// usesDeadlines: the process manager has a timeout or named
 	// deadlines, so every step rewrites the instance's deadlines.
 	usesDeadlines bool
@@ -40,6 +39,14 @@ type router struct {
 	kick      chan struct{} // wakes the router after an operator action
 }
 
+// partCP is the checkpoint of one owned partition.
+type partCP struct {
+	cp    evokestore.Checkpoint
+	token int64 // the lease token it was loaded under
+	// persisted is the position last written to the store.
+	persisted int64
+}
+
 // item is one event routed to an instance.
 type item struct {
 	ev   *evokestore.Event
@@ -48,9 +55,11 @@ type item struct {
 
 // group is one instance's share of a batch, and what stepping it produced.
 type group struct {
-	id    string
-	items []item
-	inst  *evokestore.Instance // nil when absent from the store
+	id        string
+	partition int
+	token     int64 // the partition's lease token
+	items     []item
+	inst      *evokestore.Instance // nil when absent from the store
 
 	// output
 	write     *evokestore.InstanceWrite
@@ -63,29 +72,64 @@ type group struct {
 	telemetry []Telemetry
 }
 
-func (r *router) initCheckpoint(ctx context.Context) error {
+func (r *router) initCheckpoints(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := r.en.store
-	cp, ok, err := st.Checkpoint(ctx, r.name, 0)
-	if err != nil {
-		return fmt.Errorf("load checkpoint of %s: %w", r.name, err)
-	}
-	if !ok {
-		head, err := st.Head(ctx)
-		if err != nil {
-			return fmt.Errorf("read log head: %w", err)
-		}
-		cp = evokestore.Checkpoint{ProcessManager: r.name, CatchupUntil: head}
-		if r.opts.FromNow {
-			cp.Position = head
-		}
-		if err := withTx(ctx, st, func(tx evokestore.Tx) error { return tx.PutCheckpoint(ctx, cp) }); err != nil {
-			return fmt.Errorf("create checkpoint of %s: %w", r.name, err)
-		}
-	}
-	r.cp, r.persisted = cp, cp.Position
 	r.nextRetry = r.en.cfg.Clock.Now() // look for instances left failing
+	return r.syncPartitions(ctx, r.en.leases.Load())
+}
+
+// syncPartitions makes r.cps hold exactly the checkpoints of the partitions
+// in ls: a partition lost is dropped, one (re)gained is loaded afresh from
+// the store (another node may have moved it on), or created.
+func (r *router) syncPartitions(ctx context.Context, ls *leaseSet) error {
+	if r.cps == nil {
+		r.cps = map[int]*partCP{}
+	}
+	for p, pc := range r.cps {
+		if tok, ok := ls.tokens[p]; !ok || tok != pc.token {
+			delete(r.cps, p)
+		}
+	}
+	var created []evokestore.Checkpoint
+	var createdParts []int
+	st := r.en.store
+	for _, p := range ls.parts {
+		if r.cps[p] != nil {
+			continue
+		}
+		cp, ok, err := st.Checkpoint(ctx, r.name, p)
+		if err != nil {
+			return fmt.Errorf("load checkpoint of %s/%d: %w", r.name, p, err)
+		}
+		if !ok {
+			head, err := st.Head(ctx)
+			if err != nil {
+				return fmt.Errorf("read log head: %w", err)
+			}
+			cp = evokestore.Checkpoint{ProcessManager: r.name, Partition: p, CatchupUntil: head}
+			if r.opts.FromNow {
+				cp.Position = head
+			}
+			created = append(created, cp)
+			createdParts = append(createdParts, p)
+		}
+		r.cps[p] = &partCP{cp: cp, token: ls.tokens[p], persisted: cp.Position}
+	}
+	if len(created) > 0 {
+		err := withTx(ctx, st, func(tx evokestore.Tx) error {
+			if err := r.en.fence(ctx, tx, ls, createdParts); err != nil {
+				return err
+			}
+			return tx.PutCheckpoints(ctx, created)
+		})
+		if err != nil {
+			for _, p := range createdParts {
+				delete(r.cps, p)
+			}
+			return fmt.Errorf("create checkpoints of %s: %w", r.name, err)
+		}
+	}
 	return nil
 }
 
@@ -159,60 +203,109 @@ const scanWindow = 8192
 // waiting.
 func (r *router) pass(ctx context.Context) (more bool, err error) {
 	st := r.en.store
+	ls := r.en.leases.Load()
+	if err := r.syncPartitions(ctx, ls); err != nil {
+		return false, err
+	}
+	if len(r.cps) == 0 {
+		return false, nil // no partition is ours now
+	}
+	after := int64(-1)
+	for _, pc := range r.cps {
+		if after < 0 || pc.cp.Position < after {
+			after = pc.cp.Position
+		}
+	}
 	head, err := st.Head(ctx)
 	if err != nil {
 		return false, fmt.Errorf("read log head: %w", err)
 	}
-	if head <= r.cp.Position {
+	if head <= after {
 		return false, nil
 	}
 	// Every position up to head is committed (the stores assign positions
 	// in commit order), so the window's end is final once read.
-	until := min(head, r.cp.Position+scanWindow)
-	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: r.cp.Position, Until: until, Types: r.types, Limit: r.en.cfg.BatchSize})
+	until := min(head, after+scanWindow)
+	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: after, Until: until, Types: r.types, Limit: r.en.cfg.BatchSize})
 	if err != nil {
-		return false, fmt.Errorf("read log after %d: %w", r.cp.Position, err)
+		return false, fmt.Errorf("read log after %d: %w", after, err)
 	}
 	full := len(events) == r.en.cfg.BatchSize
+	newPos := until
+	if full {
+		newPos = events[len(events)-1].Position
+	}
+	cps := make([]evokestore.Checkpoint, 0, len(r.cps))
+	farthest := int64(0)
+	for _, p := range ls.parts {
+		pc := r.cps[p]
+		cp := pc.cp
+		cp.Position = max(cp.Position, newPos)
+		cps = append(cps, cp)
+		farthest = max(farthest, cp.Position-pc.persisted)
+	}
 	if len(events) == 0 {
-		// Nothing of interest in the window: move past it. The new position
-		// is written with the next batch, or now if it ran far ahead (a
-		// restart would only rescan uninteresting events).
-		r.cp.Position = until
-		if until-r.persisted >= scanWindow {
-			cp := r.cp
-			if err := withTx(ctx, st, func(tx evokestore.Tx) error { return tx.PutCheckpoint(ctx, cp) }); err != nil {
-				return false, fmt.Errorf("write checkpoint: %w", err)
+		// Nothing of interest in the window: move past it. The new
+		// positions are written with the next batch, or now if they ran far
+		// ahead (a restart would only rescan uninteresting events).
+		if farthest >= scanWindow {
+			err := withTx(ctx, st, func(tx evokestore.Tx) error {
+				if err := r.en.fence(ctx, tx, ls, ls.parts); err != nil {
+					return err
+				}
+				return tx.PutCheckpoints(ctx, cps)
+			})
+			if err != nil {
+				return false, fmt.Errorf("write checkpoints: %w", err)
 			}
-			r.persisted = cp.Position
+			r.advance(cps, true)
+		} else {
+			r.advance(cps, false)
 		}
 		return until < head, nil
 	}
 	now := r.en.cfg.Clock.Now()
-	groups, order, orphans := r.correlate(events, now)
+	groups, order, orphans := r.correlate(events, true)
 	if err := r.load(ctx, groups, order); err != nil {
 		return false, err
 	}
 	r.stepAll(groups, order, now, false)
-	cp := r.cp
-	cp.Position = until
-	if full {
-		cp.Position = events[len(events)-1].Position
-	}
-	if err := r.commit(ctx, groups, order, orphans, &cp, nil); err != nil {
+	if err := r.commit(ctx, groups, order, orphans, cps, ls, ls.parts, nil); err != nil {
 		return false, err
 	}
-	r.cp, r.persisted = cp, cp.Position
+	r.advance(cps, true)
 	r.en.counters.Batches.Add(1)
 	return full || until < head, nil
 }
 
-// correlate routes events to instance groups. Events whose correlation
-// fails are returned as orphans, held for the process manager.
-func (r *router) correlate(events []evokestore.Event, now time.Time) (map[string]*group, []string, []evokestore.HeldEvent) {
+// advance moves the owned partitions' checkpoints to cps.
+func (r *router) advance(cps []evokestore.Checkpoint, persisted bool) {
+	for _, cp := range cps {
+		if pc := r.cps[cp.Partition]; pc != nil {
+			pc.cp = cp
+			if persisted {
+				pc.persisted = cp.Position
+			}
+		}
+	}
+}
+
+// correlate routes events to instance groups of the partitions this node
+// owns; with fresh, it skips events at or below their partition's
+// checkpoint. Events whose correlation fails are returned as orphans, held
+// for the process manager by the owner of the empty ID's partition.
+func (r *router) correlate(events []evokestore.Event, fresh bool) (map[string]*group, []string, []evokestore.HeldEvent) {
 	groups := make(map[string]*group)
 	var order []string
 	var orphans []evokestore.HeldEvent
+	mine := func(id string, pos int64) (*partCP, int) {
+		p := PartitionOf(id, r.en.cfg.Partitions)
+		pc := r.cps[p]
+		if pc == nil || (fresh && pos <= pc.cp.Position) {
+			return nil, p
+		}
+		return pc, p
+	}
 	for i := range events {
 		ev := &events[i]
 		route := r.route(ev)
@@ -220,15 +313,22 @@ func (r *router) correlate(events []evokestore.Event, now time.Time) (map[string
 		case RouteIgnore:
 			continue
 		case RouteError:
+			if pc, _ := mine("", ev.Position); pc == nil {
+				continue
+			}
 			r.en.counters.CorrelateErrs.Add(1)
 			r.en.log.Error("correlate failed; event parked for the process manager",
 				"process_manager", r.name, "event_id", ev.ID, "event_type", ev.Type, "position", ev.Position, "err", route.Err)
 			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: route.Err.Error()})
 			continue
 		}
+		pc, p := mine(route.ID, ev.Position)
+		if pc == nil {
+			continue
+		}
 		g := groups[route.ID]
 		if g == nil {
-			g = &group{id: route.ID}
+			g = &group{id: route.ID, partition: p, token: pc.token}
 			groups[route.ID] = g
 			order = append(order, route.ID)
 		}
@@ -319,7 +419,7 @@ func (r *router) stepGroup(g *group, now time.Time, replay bool) {
 // succeeded (so that the in-memory state may be tainted), it returns that
 // index and error for a clean re-run. Otherwise it returns -1.
 func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, failErr error) (int, error) {
-	*g = group{id: g.id, items: g.items, inst: g.inst} // reset output for a re-run
+	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst} // reset output for a re-run
 	var inst evokestore.Instance
 	prevVersion := int64(-1)
 	exists := g.inst != nil
@@ -365,7 +465,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 				continue
 			}
 			exists, touched = true, true
-			inst = evokestore.Instance{ProcessManager: r.name, ID: g.id, Status: evokestore.StatusRunning, CreatedAt: now, UpdatedAt: now}
+			inst = evokestore.Instance{ProcessManager: r.name, ID: g.id, Partition: g.partition, Status: evokestore.StatusRunning, CreatedAt: now, UpdatedAt: now}
 		}
 		if ev.Type == TypeDeadline {
 			var d DeadlineData
@@ -421,7 +521,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 		if err != nil {
 			// The state cannot be stored: nothing of this group commits;
 			// the first event fails instead.
-			*g = group{id: g.id, items: g.items, inst: g.inst}
+			*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst}
 			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
 		}
 		inst.State = b
@@ -494,6 +594,15 @@ func (r *router) stepOne(state any, inst *evokestore.Instance, ev *evokestore.Ev
 	return res, false, err
 }
 
+// catchupUntil returns the log head at the process manager's first
+// deployment, as its partition's checkpoint recorded it.
+func (r *router) catchupUntil(p int) int64 {
+	if pc := r.cps[p]; pc != nil {
+		return pc.cp.CatchupUntil
+	}
+	return 0
+}
+
 // rejectedData mirrors evoke.RejectedData.
 type rejectedData struct {
 	CommandID     string          `json:"command_id"`
@@ -527,7 +636,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if replay {
 		g.released = append(g.released, ev.Position)
 	}
-	suppress := r.opts.SuppressCatchup && ev.Position <= r.cp.CatchupUntil
+	suppress := r.opts.SuppressCatchup && ev.Position <= r.catchupUntil(g.partition)
 	correlation := ev.CorrelationID
 	if correlation == "" {
 		correlation = ev.ID
@@ -577,7 +686,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	g.history = append(g.history, evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
 		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
-		Commands: cmdsJSON, RecordedAt: now,
+		Commands: cmdsJSON, RecordedAt: now, Node: r.en.cfg.NodeID, LeaseToken: g.token,
 	})
 	if before != res.Phase {
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
@@ -633,11 +742,13 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 	g.history = append(g.history, evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Kind: kind, Version: inst.Version, Position: ev.Position,
 		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: err.Error(), RecordedAt: now,
+		Node: r.en.cfg.NodeID, LeaseToken: g.token,
 	})
 }
 
-// commit writes a stepped batch in one transaction.
-func (r *router) commit(ctx context.Context, groups map[string]*group, order []string, orphans []evokestore.HeldEvent, cp *evokestore.Checkpoint, extra func(tx evokestore.Tx) error) error {
+// commit writes a stepped batch and the checkpoints cps in one
+// transaction, fenced by the leases of fenceParts.
+func (r *router) commit(ctx context.Context, groups map[string]*group, order []string, orphans []evokestore.HeldEvent, cps []evokestore.Checkpoint, ls *leaseSet, fenceParts []int, extra func(tx evokestore.Tx) error) error {
 	var (
 		writes  []evokestore.InstanceWrite
 		outbox  []evokestore.OutboxCommand
@@ -654,6 +765,9 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 		held = append(held, g.held...)
 	}
 	err := withTx(ctx, r.en.store, func(tx evokestore.Tx) error {
+		if err := r.en.fence(ctx, tx, ls, fenceParts); err != nil {
+			return err
+		}
 		if len(writes) > 0 {
 			if err := tx.PutInstances(ctx, writes); err != nil {
 				return fmt.Errorf("write %d instances: %w", len(writes), err)
@@ -687,9 +801,9 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				}
 			}
 		}
-		if cp != nil {
-			if err := tx.PutCheckpoint(ctx, *cp); err != nil {
-				return fmt.Errorf("write checkpoint: %w", err)
+		if len(cps) > 0 {
+			if err := tx.PutCheckpoints(ctx, cps); err != nil {
+				return fmt.Errorf("write checkpoints: %w", err)
 			}
 		}
 		if extra != nil {
@@ -733,8 +847,12 @@ func (r *router) retryDue(ctx context.Context) error {
 		return fmt.Errorf("list failing instances: %w", err)
 	}
 	r.nextRetry = time.Time{}
+	ls := r.en.leases.Load()
 	for i := range insts {
 		inst := &insts[i]
+		if !ls.owns(inst.Partition) {
+			continue
+		}
 		if inst.NextAttemptAt.After(now) {
 			if r.nextRetry.IsZero() || inst.NextAttemptAt.Before(r.nextRetry) {
 				r.nextRetry = inst.NextAttemptAt
@@ -755,7 +873,11 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	if err != nil {
 		return fmt.Errorf("load held events of %s %s: %w", r.name, inst.ID, err)
 	}
-	g := &group{id: inst.ID, inst: inst}
+	ls := r.en.leases.Load()
+	if !ls.owns(inst.Partition) {
+		return fmt.Errorf("%w: %s %s is in partition %d, not this node's", ErrNotOwner, r.name, inst.ID, inst.Partition)
+	}
+	g := &group{id: inst.ID, partition: inst.Partition, token: ls.tokens[inst.Partition], inst: inst}
 	for _, h := range held {
 		evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: h.Position - 1, Limit: 1})
 		if err != nil {
@@ -779,7 +901,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	} else {
 		r.stepGroup(g, now, true)
 	}
-	return r.commit(ctx, map[string]*group{inst.ID: g}, []string{inst.ID}, nil, nil, extra)
+	return r.commit(ctx, map[string]*group{inst.ID: g}, []string{inst.ID}, nil, nil, ls, []int{inst.Partition}, extra)
 }
 
 // withTx runs fn in a transaction and commits it, rolling back on error.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
@@ -58,17 +59,24 @@ func (s *scheduler) pass(ctx context.Context) (time.Time, error) {
 	st := s.en.store
 	for {
 		now := s.en.cfg.Clock.Now()
-		due, err := st.DueDeadlines(ctx, now, 256)
+		all, err := st.DueDeadlines(ctx, now, 256)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("load due deadlines: %w", err)
+		}
+		ls := s.en.leases.Load()
+		var due []evokestore.Deadline
+		for _, d := range all {
+			if ls.owns(PartitionOf(d.InstanceID, s.en.cfg.Partitions)) {
+				due = append(due, d)
+			}
 		}
 		if len(due) == 0 {
 			break
 		}
-		if err := s.fire(ctx, due, now); err != nil {
+		if err := s.fire(ctx, due, now, ls); err != nil {
 			return time.Time{}, err
 		}
-		if len(due) < 256 {
+		if len(all) < 256 || len(due) < len(all) {
 			break
 		}
 	}
@@ -79,8 +87,16 @@ func (s *scheduler) pass(ctx context.Context) (time.Time, error) {
 	return d.DueAt, nil
 }
 
-func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now time.Time) error {
+func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now time.Time, ls *leaseSet) error {
 	return withTx(ctx, s.en.store, func(tx evokestore.Tx) error {
+		var parts []int
+		for _, d := range due {
+			parts = append(parts, PartitionOf(d.InstanceID, s.en.cfg.Partitions))
+		}
+		slices.Sort(parts)
+		if err := s.en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
+			return err
+		}
 		var appends []evokestore.NewEvent
 		for _, d := range due {
 			deleted, err := tx.DeleteDeadline(ctx, d)

@@ -1,0 +1,171 @@
+package evokepg
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+var (
+	_ evokestore.Leaser       = (*Store)(nil)
+	_ evokestore.LeaseChecker = (*Tx)(nil)
+)
+
+// Leases use the database's clock (now()), never a node's, so that nodes
+// with skewed clocks agree on who holds what. A lease row is locked FOR
+// SHARE by every transaction that writes under it (CheckLeases) until that
+// transaction ends; taking a lease over updates the row, so it waits for
+// them: once a lease has changed hands, no write under the old token can
+// commit. A node paused in the middle of a transaction is cut off by the
+// server's idle_in_transaction_session_timeout (see Options.IdleInTxTimeout).
+const (
+	sqlHeartbeat = `INSERT INTO nodes (id, expires_at) VALUES ($1, now() + $2 * interval '1 microsecond')
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`
+	sqlEnsureLeases = `INSERT INTO leases (partition) SELECT g FROM generate_series(0, $1 - 1) g ON CONFLICT DO NOTHING`
+	sqlLiveNodes    = `SELECT count(*) FROM nodes WHERE expires_at > now()`
+	sqlRenew        = `UPDATE leases SET expires_at = now() + $2 * interval '1 microsecond'
+WHERE partition IN (
+	SELECT partition FROM leases WHERE node = $1 AND expires_at > now() AND partition < $3
+	ORDER BY partition FOR UPDATE)
+RETURNING partition, token`
+	sqlReleaseSome = `UPDATE leases SET node = '', expires_at = 'epoch' WHERE node = $1 AND partition = ANY($2::int[])`
+	sqlTake        = `UPDATE leases SET node = $1, token = token + 1, expires_at = now() + $2 * interval '1 microsecond'
+WHERE partition IN (
+	SELECT partition FROM leases WHERE expires_at <= now() AND partition < $4
+	ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED)
+RETURNING partition, token`
+	sqlLeave      = `UPDATE leases SET node = '', expires_at = 'epoch' WHERE node = $1`
+	sqlForgetNode = `DELETE FROM nodes WHERE id = $1`
+	sqlPruneNodes = `DELETE FROM nodes WHERE expires_at < now() - interval '1 hour'`
+	sqlCheck      = `SELECT count(*) FROM (
+	SELECT 1 FROM leases l JOIN unnest($2::int[], $3::bigint[]) AS x(p, tok) ON l.partition = x.p AND l.token = x.tok
+	WHERE l.node = $1 AND l.expires_at > now()
+	ORDER BY l.partition FOR SHARE OF l) held`
+)
+
+// Balance implements evokestore.Leaser.
+func (s *Store) Balance(ctx context.Context, node string, partitions int, ttl time.Duration) ([]evokestore.Lease, error) {
+	if node == "" || partitions <= 0 || ttl <= 0 {
+		return nil, fmt.Errorf("evokepg: balance: need a node, partitions and a ttl (got %q, %d, %v)", node, partitions, ttl)
+	}
+	us := ttl.Microseconds()
+	var out []evokestore.Lease
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlHeartbeat, node, us); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, sqlEnsureLeases, partitions); err != nil {
+			return err
+		}
+		var live int
+		if err := tx.QueryRow(ctx, sqlLiveNodes).Scan(&live); err != nil {
+			return err
+		}
+		share := (partitions + max(live, 1) - 1) / max(live, 1)
+		held, err := scanLeases(tx.Query(ctx, sqlRenew, node, us, partitions))
+		if err != nil {
+			return err
+		}
+		if len(held) > share {
+			var extra []int
+			for _, l := range held[share:] {
+				extra = append(extra, l.Partition)
+			}
+			if _, err := tx.Exec(ctx, sqlReleaseSome, node, extra); err != nil {
+				return err
+			}
+			held = held[:share]
+		}
+		if need := share - len(held); need > 0 {
+			taken, err := scanLeases(tx.Query(ctx, sqlTake, node, us, need, partitions))
+			if err != nil {
+				return err
+			}
+			held = append(held, taken...)
+		}
+		if _, err := tx.Exec(ctx, sqlPruneNodes); err != nil {
+			return err
+		}
+		for i := range held {
+			held[i].Node = node
+		}
+		out = held
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: balance leases of %s: %w", node, err)
+	}
+	sortLeases(out)
+	return out, nil
+}
+
+// Leave implements evokestore.Leaser.
+func (s *Store) Leave(ctx context.Context, node string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlLeave, node); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sqlForgetNode, node)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("evokepg: leave %s: %w", node, err)
+	}
+	return nil
+}
+
+// CheckLeases implements evokestore.LeaseChecker.
+func (t *Tx) CheckLeases(ctx context.Context, node string, leases []evokestore.Lease) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	parts, tokens := make([]int32, len(leases)), make([]int64, len(leases))
+	for i, l := range leases {
+		parts[i], tokens[i] = int32(l.Partition), l.Token
+	}
+	db, done, err := t.conn(ctx)
+	if err != nil {
+		return fmt.Errorf("evokepg: check leases: %w", err)
+	}
+	defer done()
+	var n int
+	if err := db.QueryRow(ctx, sqlCheck, node, parts, tokens).Scan(&n); err != nil {
+		return fmt.Errorf("evokepg: check leases: %w", err)
+	}
+	if n != len(leases) {
+		return fmt.Errorf("%w: node %s holds %d of its %d leases", evokestore.ErrLeaseLost, node, n, len(leases))
+	}
+	return nil
+}
+
+func scanLeases(rows pgx.Rows, err error) ([]evokestore.Lease, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []evokestore.Lease
+	for rows.Next() {
+		var l evokestore.Lease
+		var p int32
+		if err := rows.Scan(&p, &l.Token); err != nil {
+			return nil, err
+		}
+		l.Partition = int(p)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sortLeases(out)
+	return out, nil
+}
+
+func sortLeases(ls []evokestore.Lease) {
+	slices.SortFunc(ls, func(a, b evokestore.Lease) int { return a.Partition - b.Partition })
+}
+
