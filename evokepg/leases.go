@@ -168,4 +168,3 @@ func scanLeases(rows pgx.Rows, err error) ([]evokestore.Lease, error) {
 func sortLeases(ls []evokestore.Lease) {
 	slices.SortFunc(ls, func(a, b evokestore.Lease) int { return a.Partition - b.Partition })
 }
-
