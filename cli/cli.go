@@ -33,6 +33,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "run the order-fulfilment workload and print a summary", runDemo},
+		{"worker", "run one node of the demo's process managers (several share a PostgreSQL store)", runWorker},
 		{"bench", "benchmark the order-fulfilment workload on an empty store", runBench},
 	}
 }

@@ -29,6 +29,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
 	batch := fs.Int("batch", 0, "events stepped per transaction (default: the runtime's, 512)")
 	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (default: the runtime's, 512)")
+	lease := fs.Duration("lease", 0, "partition lease time on PostgreSQL (default: the runtime's, 5s); a killed run's partitions wait this long for the next")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
 	if err := parse(fs, args); err != nil {
@@ -67,6 +68,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Progress: bar.set,
 	}
 	opts.Config.BatchSize, opts.Config.DispatchBatchSize = *batch, *dispatchBatch
+	opts.Config.LeaseTTL = *lease
 	sum, runErr := demo.Run(ctx, st, opts)
 	bar.finish()
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) && !errors.Is(runErr, context.Canceled) {

@@ -189,7 +189,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	}
 	defer stop()
 
-	if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil {
+	if err := Place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil {
 		return sum, err
 	}
 
@@ -273,15 +273,25 @@ func allocate(ctx context.Context, rt *evoke.Runtime, n int) (int, error) {
 	}
 }
 
-// place appends the orders' OrderPlaced events in batches. With resume,
-// orders placed by an earlier attempt are skipped.
-func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64) error {
+// Place appends the OrderPlaced events of orders first..first+n-1 in
+// batches; rt need not be started. With resume, orders placed by an earlier
+// attempt are skipped. failRate and timeoutRate are as in Options.
+func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64) error {
 	const chunk = 500
 	for lo := first; lo < first+n; lo += chunk {
 		hi := min(lo+chunk, first+n)
 		batch := make([]evoke.StreamAppend, 0, hi-lo)
 		for k := lo; k < hi; k++ {
 			batch = append(batch, evoke.StreamAppend{StreamID: OrderID(k), ExpectedVersion: evoke.NoStream, Events: []evoke.Event{order(k, failRate, timeoutRate)}})
+		}
+		if resume {
+			var err error
+			if batch, err = unplaced(ctx, rt, batch); err != nil {
+				return err
+			}
+			if len(batch) == 0 {
+				continue
+			}
 		}
 		_, err := rt.AppendBatch(ctx, batch)
 		if err != nil && resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
@@ -298,6 +308,34 @@ func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 		}
 	}
 	return nil
+}
+
+// unplaced drops the orders an earlier run placed already, with one query
+// where the store can read many streams at once.
+func unplaced(ctx context.Context, rt *evoke.Runtime, batch []evoke.StreamAppend) ([]evoke.StreamAppend, error) {
+	sr, ok := rt.Store().(evokestore.StreamsReader)
+	if !ok {
+		return batch, nil
+	}
+	ids := make([]string, len(batch))
+	for i, a := range batch {
+		ids[i] = a.StreamID
+	}
+	evs, err := sr.ReadStreams(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read placed orders: %w", err)
+	}
+	placed := make(map[string]bool, len(evs))
+	for _, e := range evs {
+		placed[e.StreamID] = true
+	}
+	out := batch[:0]
+	for _, a := range batch {
+		if !placed[a.StreamID] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // order returns order k's OrderPlaced event, with a deterministic ID so that
