@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/bench"
+	"github.com/evoke-go/evoke/internal/demo"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--json]", stderr)
+	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; must not exist, see --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
+	orders := fs.Int("orders", 10000, "number of orders to run to completion")
+	workers := fs.Int("workers", 0, "goroutines stepping one batch (Config.Workers; default GOMAXPROCS)")
+	batch := fs.Int("batch", 0, "events stepped per transaction (Config.BatchSize; default 512)")
+	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (Config.DispatchBatchSize; default 512)")
+	inflight := fs.Int("inflight", 0, "live order-fulfilment instances to seed before the timed run")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	force := fs.Bool("force", false, "delete an existing SQLite file (and its -wal/-shm) first")
+	keep := fs.Bool("keep", false, "keep the PostgreSQL schema made for the run")
+	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *orders <= 0 || *inflight < 0 || *workers < 0 || *batch < 0 || *dispatchBatch < 0 {
+		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
+		return errUsage
+	}
+	tgt, err := bench.OpenEmpty(ctx, *store, *force, func(ctx context.Context, spec string) (evokestore.Store, error) {
+		return OpenStore(ctx, spec)
+	})
+	if err != nil {
+		return err
+	}
+	if tgt.Schema != "" && !*asJSON {
+		fmt.Fprintf(stderr, "evoke bench: schema %s\n", tgt.Schema)
+	}
+	var runBar *bar
+	opts := bench.Options{
+		Orders: *orders, InFlight: *inflight, Stall: *stall,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	opts.Config.Workers, opts.Config.BatchSize, opts.Config.DispatchBatchSize = *workers, *batch, *dispatchBatch
+	if *inflight > 0 {
+		seedBar := newBar(stderr, *inflight, "instances seeded")
+		opts.SeedProgress = func(done, total int) {
+			seedBar.set(done, total)
+			if done == total {
+				seedBar.finish()
+			}
+		}
+	}
+	opts.Progress = func(done, total int) {
+		if runBar == nil { // after seeding, so the bars do not overlap
+			runBar = newBar(stderr, total, "orders")
+		}
+		runBar.set(done, total)
+	}
+	res, runErr := bench.Run(ctx, tgt.Store, opts)
+	if runBar != nil {
+		runBar.finish()
+	}
+	closeErr := tgt.Close(ctx, *keep)
+	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
+		return errors.Join(runErr, closeErr)
+	}
+	if *asJSON {
+		if err := json.NewEncoder(stdout).Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printBench(stdout, *store, tgt.Schema, res)
+	}
+	return errors.Join(runErr, closeErr)
+}
+
+func printBench(w io.Writer, store, schema string, r bench.Result) {
+	where := redact(store)
+	if schema != "" {
+		where = "schema " + schema
+	}
+	fmt.Fprintf(w, "evoke bench: %d orders, %d in flight on %s (%s)\n", r.Orders, r.InFlight, where, r.Store)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(k string, v any) { fmt.Fprintf(tw, "  %s\t%v\t\n", k, v) }
+	row("completed", r.Completed)
+	row("failed", r.Failed)
+	row("events", r.Events)
+	row("commands", r.Commands)
+	row("seconds", fmt.Sprintf("%.2f", r.Seconds))
+	row("sagas/s", fmt.Sprintf("%.0f", r.SagasPerSec))
+	row("events/s", fmt.Sprintf("%.0f", r.EventsPerSec))
+	row("step p50 ms", fmt.Sprintf("%.1f", r.StepLatency.P50))
+	row("step p99 ms", fmt.Sprintf("%.1f", r.StepLatency.P99))
+	row("step max ms", fmt.Sprintf("%.1f", r.StepLatency.Max))
+	row("peak RSS MB", fmt.Sprintf("%.0f", r.PeakRSSMB))
+	if r.InFlight > 0 {
+		row("seed seconds", fmt.Sprintf("%.1f", r.SeedSeconds))
+	}
+	tw.Flush()
+}

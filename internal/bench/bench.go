@@ -1,0 +1,371 @@
+// Package bench runs the order-fulfilment workload of internal/demo as a
+// benchmark behind `evoke bench`: from an empty store, optionally with many
+// live (in-flight) instances seeded first, it measures completed sagas/s,
+// events/s, the step latency (an event appended → the command its step
+// produced dispatched) and the process's peak RSS.
+//
+// The step latency is derived from the store after the run, without any
+// runtime instrumentation: every step's history record names its triggering
+// event (EventID) and lists the IDs of the commands it produced; an
+// aggregate's events carry the command's ID as causation and the dispatch
+// time as RecordedAt; the triggering event's RecordedAt is its append time.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/examples/orderfulfillment"
+	"github.com/evoke-go/evoke/internal/demo"
+)
+
+// Options configure a bench run.
+type Options struct {
+	// Orders is how many orders the timed run places and completes.
+	// Defaults to 10000.
+	Orders int
+	// InFlight is how many started, never completed order-fulfilment
+	// instances are written to the store before the timed run, so that
+	// throughput can be measured against the number of live instances.
+	InFlight int
+	// Config tunes the runtime (Workers, BatchSize, DispatchBatchSize);
+	// its Logger and Hooks are set by the run.
+	Config evoke.Config
+	// Stall ends the run when no order finished for this long. Defaults
+	// to 60s.
+	Stall time.Duration
+	// Progress, if set, is called during the timed run with the number of
+	// completed orders.
+	Progress func(done, total int)
+	// SeedProgress, if set, is called while seeding with the number of
+	// instances written.
+	SeedProgress func(done, total int)
+	// Logger receives the runtime's logs (warnings and errors by default).
+	Logger *slog.Logger
+}
+
+// Latency summarises the step latencies of a run, in milliseconds.
+type Latency struct {
+	// Count is how many commands were measured.
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// Result is what a bench run measured.
+type Result struct {
+	Store  string `json:"store"`
+	Orders int    `json:"orders"`
+	// Completed counts the run's orders whose process completed.
+	Completed int `json:"completed"`
+	// Failed counts the run's orders whose instance is failing or parked.
+	Failed int `json:"failed"`
+	// InFlight is how many live instances were seeded before the run.
+	InFlight int `json:"inflight"`
+	// Workers, Batch and DispatchBatch are the runtime settings asked
+	// for; 0 means the runtime's default.
+	Workers       int `json:"workers"`
+	Batch         int `json:"batch"`
+	DispatchBatch int `json:"dispatch_batch"`
+	// Events and Commands count what the timed run added to the store.
+	Events   int64 `json:"events"`
+	Commands int64 `json:"commands"`
+	// Seconds is the timed run's wall time: placing the orders and running
+	// them to completion.
+	Seconds      float64 `json:"seconds"`
+	SagasPerSec  float64 `json:"sagas_per_sec"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	StepLatency  Latency `json:"step_latency_ms"`
+	// PeakRSSMB is the process's peak resident set (VmHWM), in MiB, at
+	// the end of the timed run (seeding included, the latency analysis
+	// not); 0 where /proc/self/status is not available.
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// SeedSeconds is how long seeding the in-flight instances took.
+	SeedSeconds float64 `json:"seed_seconds"`
+}
+
+// ErrNotEmpty reports a store that holds events or instances already.
+var ErrNotEmpty = errors.New("bench: the store is not empty")
+
+// Run seeds opts.InFlight live instances, then runs opts.Orders orders to
+// completion on store, which must be empty, and measures the run. A run
+// that did not complete every order returns its Result with an error
+// wrapping demo.ErrIncomplete.
+func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, error) {
+	if opts.Orders == 0 {
+		opts.Orders = 10000
+	}
+	if opts.Orders < 0 || opts.InFlight < 0 {
+		return Result{}, fmt.Errorf("%w: orders %d, in flight %d", evoke.ErrInvalid, opts.Orders, opts.InFlight)
+	}
+	if err := checkEmpty(ctx, store); err != nil {
+		return Result{}, err
+	}
+	res := Result{
+		Store: store.Backend(), Orders: opts.Orders, InFlight: opts.InFlight,
+		Workers: opts.Config.Workers, Batch: opts.Config.BatchSize, DispatchBatch: opts.Config.DispatchBatchSize,
+	}
+	if opts.InFlight > 0 {
+		start := time.Now()
+		if err := Seed(ctx, store, opts.InFlight, opts.SeedProgress); err != nil {
+			return res, err
+		}
+		res.SeedSeconds = time.Since(start).Seconds()
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return res, fmt.Errorf("read log head: %w", err)
+	}
+	sum, runErr := demo.Run(ctx, store, demo.Options{
+		Orders: opts.Orders, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
+	})
+	res.Completed, res.Failed = sum.Completed, sum.Failed
+	res.Events, res.Commands, res.Seconds = sum.Events, sum.Commands, sum.Seconds
+	if sum.Seconds > 0 {
+		res.SagasPerSec = float64(sum.Completed) / sum.Seconds
+		res.EventsPerSec = float64(sum.Events) / sum.Seconds
+	}
+	// Read before the latency analysis below, which is not the runtime's.
+	res.PeakRSSMB = PeakRSSMB()
+	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
+		return res, runErr
+	}
+	lat, err := StepLatencies(context.WithoutCancel(ctx), store, head, sum.FirstOrder, sum.Orders)
+	if err != nil {
+		return res, err
+	}
+	res.StepLatency = Summarise(lat)
+	return res, runErr
+}
+
+func checkEmpty(ctx context.Context, store evokestore.Store) error {
+	st, err := store.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("read store stats: %w", err)
+	}
+	var instances int64
+	for _, m := range st.Instances {
+		for _, n := range m {
+			instances += n
+		}
+	}
+	if st.Events > 0 || instances > 0 || st.Outbox > 0 {
+		return fmt.Errorf("%w: %d events, %d instances", ErrNotEmpty, st.Events, instances)
+	}
+	return nil
+}
+
+// SeedChunk is how many instances Seed writes per transaction.
+const SeedChunk = 5000
+
+// InFlightID returns the instance ID of seeded in-flight instance n.
+func InFlightID(n int) string { return fmt.Sprintf("inflight-%08d", n) }
+
+// Seed writes n order-fulfilment instances that started and never finish
+// (status running, phase awaiting_shipment, a valid orderfulfillment.State)
+// directly through the store, SeedChunk per transaction.
+func Seed(ctx context.Context, store evokestore.Store, n int, progress func(done, total int)) error {
+	now := time.Now()
+	for lo := 0; lo < n; lo += SeedChunk {
+		hi := min(lo+SeedChunk, n)
+		ws := make([]evokestore.InstanceWrite, 0, hi-lo)
+		for k := lo; k < hi; k++ {
+			id := InFlightID(k + 1)
+			state, err := json.Marshal(orderfulfillment.State{
+				OrderID: id, CustomerID: "customer-" + strconv.Itoa(k%97),
+				Items:  []orderfulfillment.Item{{SKU: "sku-" + strconv.Itoa(k%13), Qty: 1 + k%3}},
+				Amount: int64(1000 + k%5000), Status: orderfulfillment.StatusAwaitingShipment,
+			})
+			if err != nil {
+				return err
+			}
+			ws = append(ws, evokestore.InstanceWrite{PrevVersion: -1, Instance: evokestore.Instance{
+				ProcessManager: orderfulfillment.Name, ID: id, State: state, Version: 3,
+				Status: evokestore.StatusRunning, Phase: orderfulfillment.StatusAwaitingShipment,
+				CreatedAt: now, UpdatedAt: now,
+			}})
+		}
+		tx, err := store.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("seed: begin: %w", err)
+		}
+		if err := tx.PutInstances(ctx, ws); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("seed instances %d..%d: %w", lo+1, hi, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("seed instances %d..%d: commit: %w", lo+1, hi, err)
+		}
+		if progress != nil {
+			progress(hi, n)
+		}
+	}
+	return nil
+}
+
+// StepLatencies returns, for every command the run's orders' steps
+// produced, the time from its triggering event's append to its dispatch.
+// The run's events are those after log position after; its orders are
+// demo.OrderID(first) .. demo.OrderID(first+n-1).
+func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int) ([]time.Duration, error) {
+	appended := make(map[string]time.Time)   // event ID → RecordedAt
+	dispatched := make(map[string]time.Time) // command ID → first event's RecordedAt
+	for {
+		evs, err := store.ReadLog(ctx, evokestore.LogQuery{After: after, Limit: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			appended[e.ID] = e.RecordedAt
+			if e.CausationID != "" {
+				if _, ok := dispatched[e.CausationID]; !ok {
+					dispatched[e.CausationID] = e.RecordedAt
+				}
+			}
+		}
+		after = evs[len(evs)-1].Position
+	}
+
+	type cmdRef struct {
+		ID string `json:"id"`
+	}
+	type pending struct {
+		cmd     string
+		trigger time.Time
+	}
+	var (
+		mu        sync.Mutex
+		lat       []time.Duration
+		noEvent   []pending // commands that emitted no event (rejected, or lost shipments)
+		firstErr  error
+		wg        sync.WaitGroup
+		next      = make(chan int)
+		stopEarly = make(chan struct{})
+	)
+	for range 8 {
+		wg.Go(func() {
+			var mine []time.Duration
+			var mineNoEvent []pending
+			for k := range next {
+				hist, err := store.History(ctx, orderfulfillment.Name, demo.OrderID(k))
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("read history of %s: %w", demo.OrderID(k), err)
+						close(stopEarly)
+					}
+					mu.Unlock()
+					continue
+				}
+				for _, h := range hist {
+					if h.Kind != evokestore.KindStep || len(h.Commands) == 0 {
+						continue
+					}
+					trig, ok := appended[h.EventID]
+					if !ok {
+						continue
+					}
+					var refs []cmdRef
+					if err := json.Unmarshal(h.Commands, &refs); err != nil {
+						continue
+					}
+					for _, r := range refs {
+						if at, ok := dispatched[r.ID]; ok {
+							mine = append(mine, at.Sub(trig))
+						} else {
+							mineNoEvent = append(mineNoEvent, pending{r.ID, trig})
+						}
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			noEvent = append(noEvent, mineNoEvent...)
+			mu.Unlock()
+		})
+	}
+feed:
+	for k := first; k < first+n; k++ {
+		select {
+		case next <- k:
+		case <-stopEarly:
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	// A command whose aggregate emitted nothing still has its outcome,
+	// recorded at dispatch.
+	for lo := 0; lo < len(noEvent); lo += 500 {
+		part := noEvent[lo:min(lo+500, len(noEvent))]
+		ids := make([]string, len(part))
+		trig := make(map[string]time.Time, len(part))
+		for i, p := range part {
+			ids[i], trig[p.cmd] = p.cmd, p.trigger
+		}
+		outs, err := store.CommandOutcomes(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("read command outcomes: %w", err)
+		}
+		for _, o := range outs {
+			lat = append(lat, o.RecordedAt.Sub(trig[o.CommandID]))
+		}
+	}
+	return lat, nil
+}
+
+// Summarise returns the count, median, 99th percentile and maximum of lat
+// (nearest rank), in milliseconds.
+func Summarise(lat []time.Duration) Latency {
+	if len(lat) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return Latency{Count: len(s), P50: ms(rank(0.50)), P99: ms(rank(0.99)), Max: ms(s[len(s)-1])}
+}
+
+// PeakRSSMB returns the process's peak resident set size (VmHWM in
+// /proc/self/status) in MiB, or 0 where it cannot be read.
+func PeakRSSMB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0
+			}
+			return kb / 1024
+		}
+	}
+	return 0
+}

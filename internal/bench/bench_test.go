@@ -1,0 +1,150 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/bench"
+)
+
+func open(ctx context.Context, spec string) (evokestore.Store, error) {
+	return cli.OpenStore(ctx, spec)
+}
+
+// runSmall runs a small bench with a few seeded in-flight instances on
+// spec and checks the result as JSON.
+func runSmall(t *testing.T, spec string) *bench.Target {
+	t.Helper()
+	ctx := context.Background()
+	tgt, err := bench.OpenEmpty(ctx, spec, false, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const orders, inflight = 150, bench.SeedChunk + 7
+	seeded := 0
+	res, err := bench.Run(ctx, tgt.Store, bench.Options{
+		Orders: orders, InFlight: inflight, Stall: 30 * time.Second,
+		Config:       evokeConfig(),
+		SeedProgress: func(done, _ int) { seeded = done },
+	})
+	if err != nil {
+		tgt.Close(ctx, false)
+		t.Fatal(err)
+	}
+	st, err := tgt.Store.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Instances["order_fulfillment"][evokestore.StatusRunning]; seeded != inflight || got != inflight {
+		t.Errorf("seeded %d, running instances %d; want %d", seeded, got, inflight)
+	}
+
+	raw, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"store", "orders", "completed", "inflight", "sagas_per_sec", "events_per_sec", "step_latency_ms", "peak_rss_mb"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("result lacks %q: %s", k, raw)
+		}
+	}
+	lat, _ := m["step_latency_ms"].(map[string]any)
+	for _, k := range []string{"p50", "p99", "max"} {
+		if v, _ := lat[k].(float64); v <= 0 {
+			t.Errorf("step_latency_ms.%s = %v, want > 0: %s", k, lat[k], raw)
+		}
+	}
+	l := res.StepLatency
+	if res.Completed != orders || res.Orders != orders || l.Count != 3*orders || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Errorf("result %s: want %d completed, %d commands measured, p50 <= p99 <= max", raw, orders, 3*orders)
+	}
+	if res.SagasPerSec <= 0 || res.EventsPerSec <= res.SagasPerSec || res.PeakRSSMB <= 0 {
+		t.Errorf("rates and RSS %s", raw)
+	}
+	return tgt
+}
+
+// tiny batches make a small run take several transactions.
+func evokeConfig() (c evoke.Config) {
+	c.BatchSize, c.DispatchBatchSize, c.Workers = 64, 64, 2
+	return c
+}
+
+func TestBenchSQLite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "bench.db")
+	tgt := runSmall(t, db)
+	if err := tgt.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	// The file is not empty now: refused without force, recreated with it.
+	if _, err := bench.OpenEmpty(ctx, db, false, open); !errors.Is(err, bench.ErrNotEmpty) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("OpenEmpty on a used file: %v", err)
+	}
+	tgt, err := bench.OpenEmpty(ctx, "sqlite:"+db, true, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close(ctx, false)
+	if st, err := tgt.Store.Stats(ctx); err != nil || st.Events != 0 {
+		t.Fatalf("after --force: %+v, %v", st, err)
+	}
+	if _, err := os.Stat(db + "-shm"); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+}
+
+func TestBenchPostgres(t *testing.T) {
+	t.Parallel()
+	base := os.Getenv("EVOKE_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("PostgreSQL bench test disabled: set EVOKE_TEST_POSTGRES_URL to a database it may create schemas in, e.g. EVOKE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	}
+	ctx := context.Background()
+	tgt := runSmall(t, base)
+	if !strings.HasPrefix(tgt.Schema, "evoke_bench_") {
+		t.Errorf("schema %q", tgt.Schema)
+	}
+	if err := tgt.Close(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1`, tgt.Schema).Scan(&n); err != nil || n != 0 {
+		t.Errorf("schema %s still there after Close (%d, %v)", tgt.Schema, n, err)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	t.Parallel()
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	if got := bench.Summarise(lat); got != (bench.Latency{Count: 100, P50: 50, P99: 99, Max: 100}) {
+		t.Errorf("Summarise = %+v", got)
+	}
+	if got := bench.Summarise(nil); got != (bench.Latency{}) {
+		t.Errorf("Summarise(nil) = %+v", got)
+	}
+}
