@@ -82,8 +82,9 @@ type Store struct {
 	channel  string // the NOTIFY channel of the schema
 	lockKey  int64  // the advisory lock serialising appends
 
+	wakeups evokestore.Wakeups
+
 	mu     sync.Mutex
-	subs   map[evokestore.Topic]map[*subscription]struct{}
 	txs    map[*Tx]struct{}
 	closed bool
 
@@ -102,8 +103,6 @@ var (
 	_ evokestore.Store         = (*Store)(nil)
 	_ evokestore.StreamsReader = (*Store)(nil)
 )
-
-type subscription struct{ ch chan struct{} }
 
 // Open connects to the PostgreSQL database at url (a URL or keyword/value
 // connection string, as pgxpool.ParseConfig accepts), creates Options.Schema
@@ -130,7 +129,6 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		schema:   o.Schema,
 		channel:  channelName(o.Schema),
 		lockKey:  lockKey("append", o.Schema),
-		subs:     make(map[evokestore.Topic]map[*subscription]struct{}),
 		txs:      make(map[*Tx]struct{}),
 		pids:     make(map[uint32]struct{}),
 	}
@@ -252,41 +250,14 @@ func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
 // committer. cancel removes the subscription (it is safe to call more than
 // once); the channel is never closed, neither by cancel nor by Close.
 func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
-	sub := &subscription{ch: make(chan struct{}, 1)}
-	s.mu.Lock()
-	m := s.subs[topic]
-	if m == nil {
-		m = make(map[*subscription]struct{})
-		s.subs[topic] = m
-	}
-	m[sub] = struct{}{}
-	s.mu.Unlock()
-	var once sync.Once
-	return sub.ch, func() {
-		once.Do(func() {
-			s.mu.Lock()
-			delete(s.subs[topic], sub)
-			s.mu.Unlock()
-		})
-	}
+	return s.wakeups.Subscribe(topic)
 }
 
 // signal wakes the local subscribers of topics.
 func (s *Store) signal(topics topicSet) {
-	if topics == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for i, topic := range allTopics {
-		if topics&(1<<i) == 0 {
-			continue
-		}
-		for sub := range s.subs[topic] {
-			select {
-			case sub.ch <- struct{}{}:
-			default:
-			}
+		if topics&(1<<i) != 0 {
+			s.wakeups.Signal(topic)
 		}
 	}
 }

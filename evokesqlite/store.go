@@ -75,16 +75,13 @@ type Store struct {
 	rs   [numReadStmts]*sql.Stmt // read statements, prepared on r
 	bulk [numBulk][len(bulkSizes)]*sql.Stmt
 
-	mu   sync.Mutex
-	subs map[evokestore.Topic]map[*subscription]struct{}
+	wakeups evokestore.Wakeups
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
 var _ evokestore.Store = (*Store)(nil)
-
-type subscription struct{ ch chan struct{} }
 
 // Open opens (creating it if missing) the SQLite database at path and
 // migrates it to the schema this binary knows. path may carry a "sqlite:"
@@ -127,7 +124,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{path: p, w: w, subs: make(map[evokestore.Topic]map[*subscription]struct{})}
+	s := &Store{path: p, w: w}
 	s.queries = queries{s: s}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
@@ -230,40 +227,14 @@ func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
 // cancel removes the subscription (it is safe to call more than once); the
 // channel is never closed, neither by cancel nor by Close.
 func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
-	sub := &subscription{ch: make(chan struct{}, 1)}
-	s.mu.Lock()
-	m := s.subs[topic]
-	if m == nil {
-		m = make(map[*subscription]struct{})
-		s.subs[topic] = m
-	}
-	m[sub] = struct{}{}
-	s.mu.Unlock()
-	var once sync.Once
-	return sub.ch, func() {
-		once.Do(func() {
-			s.mu.Lock()
-			delete(s.subs[topic], sub)
-			s.mu.Unlock()
-		})
-	}
+	return s.wakeups.Subscribe(topic)
 }
 
+// notify wakes the local subscribers of topics.
 func (s *Store) notify(topics topicSet) {
-	if topics == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for i, topic := range allTopics {
-		if topics&(1<<i) == 0 {
-			continue
-		}
-		for sub := range s.subs[topic] {
-			select {
-			case sub.ch <- struct{}{}:
-			default:
-			}
+		if topics&(1<<i) != 0 {
+			s.wakeups.Signal(topic)
 		}
 	}
 }
