@@ -14,7 +14,12 @@
 //
 // Run checks the behaviour documented in package evokestore, including the
 // sentinel errors, fencing, atomicity of transactions, concurrent writers
-// and commit notifications.
+// and commit notifications. It also checks the optional extensions the
+// runtime discovers by type assertion (evokestore.StreamsReader,
+// evokestore.Purger, evokestore.Leaser with evokestore.LeaseChecker) where
+// the store implements them, and skips their subtests where it does not.
+// The lease subtests use a short ttl by the store's clock and so take about
+// half a second of real time.
 package evokestoretest
 
 import (
@@ -65,6 +70,16 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"RollbackLeavesNothing", testRollbackLeavesNothing},
 		{"AbandonedTx", testAbandonedTx},
 		{"Subscribe", testSubscribe},
+		{"ReadLogUntil", testReadLogUntil},
+		{"PutCheckpoints", testPutCheckpoints},
+		{"OutboxPartitions", testOutboxPartitions},
+		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
+		// Optional extensions: these skip when the store lacks them.
+		{"ReadStreams", testReadStreams},
+		{"Purge", testPurge},
+		{"LeaseBalance", testLeaseBalance},
+		{"CheckLeases", testCheckLeases},
+		{"LeaseExpiry", testLeaseExpiry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,780 @@
+package evokestoretest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// This file holds the subtests of the parts of the interface added after
+// the first version of the suite: LogQuery.Until, Tx.PutCheckpoints,
+// OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and the
+// optional extensions a backend may implement (StreamsReader, Purger,
+// Leaser with LeaseChecker). A subtest of an optional extension skips when
+// the store does not implement it.
+
+func testReadLogUntil(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	types := []string{"A", "B"}
+	var news []evokestore.NewEvent
+	for i := range 6 {
+		news = append(news, newEvent(fmt.Sprintf("e%d", i+1), "s", int64(i+1), types[i%2]))
+	}
+	// Three commits, so that positions need not be contiguous.
+	p := appendEvents(t, s, news[:2]...)
+	p = append(p, appendEvents(t, s, news[2:5]...)...)
+	p = append(p, appendEvents(t, s, news[5])...)
+	checkIncreasing(t, p)
+
+	cases := []struct {
+		name string
+		q    evokestore.LogQuery
+		want []string
+	}{
+		{"until e3", evokestore.LogQuery{Until: p[2].Position}, []string{"e1", "e2", "e3"}},
+		{"(e1, e4]", evokestore.LogQuery{After: p[0].Position, Until: p[3].Position}, []string{"e2", "e3", "e4"}},
+		{"until e4 of type A", evokestore.LogQuery{Until: p[3].Position, Types: []string{"A"}}, []string{"e1", "e3"}},
+		{"(e2, e5] of type B", evokestore.LogQuery{After: p[1].Position, Until: p[4].Position, Types: []string{"B"}}, []string{"e4"}},
+		{"(e1, e5] of types A, B, limit 2", evokestore.LogQuery{After: p[0].Position, Until: p[4].Position, Types: []string{"B", "A"}, Limit: 2}, []string{"e2", "e3"}},
+		{"(e1, e5] limit 3", evokestore.LogQuery{After: p[0].Position, Until: p[4].Position, Limit: 3}, []string{"e2", "e3", "e4"}},
+		{"until e3 of an unknown type", evokestore.LogQuery{Until: p[2].Position, Types: []string{"nope"}}, nil},
+		{"empty window (e4, e4]", evokestore.LogQuery{After: p[3].Position, Until: p[3].Position}, nil},
+		{"Until below After", evokestore.LogQuery{After: p[3].Position, Until: p[1].Position}, nil},
+		{"Until beyond the head", evokestore.LogQuery{Until: p[5].Position + 1000}, []string{"e1", "e2", "e3", "e4", "e5", "e6"}},
+		{"Until 0 is unbounded", evokestore.LogQuery{After: p[3].Position, Until: 0}, []string{"e5", "e6"}},
+	}
+	for _, c := range cases {
+		got, err := s.ReadLog(ctx, c.q)
+		if err != nil {
+			t.Errorf("ReadLog %s: %v", c.name, err)
+			continue
+		}
+		if ids := eventIDs(got); !slices.Equal(ids, c.want) && !(len(ids) == 0 && len(c.want) == 0) {
+			t.Errorf("ReadLog %s (%+v) = %v, want %v", c.name, c.q, ids, c.want)
+		}
+	}
+
+	// Inside a Tx, Until bounds the tx's own uncommitted events too.
+	tx := begin(t, s)
+	defer tx.Rollback()
+	e7, err := tx.AppendEvents(ctx, []evokestore.NewEvent{newEvent("e7", "s", 7, "B")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tx.ReadLog(ctx, evokestore.LogQuery{After: p[4].Position, Until: p[5].Position})
+	if err != nil || !slices.Equal(eventIDs(got), []string{"e6"}) {
+		t.Errorf("ReadLog in tx (e5, e6] = %v, %v; want [e6]", eventIDs(got), err)
+	}
+	got, err = tx.ReadLog(ctx, evokestore.LogQuery{After: p[4].Position, Until: e7[0].Position, Types: []string{"B"}})
+	if err != nil || !slices.Equal(eventIDs(got), []string{"e6", "e7"}) {
+		t.Errorf("ReadLog in tx (e5, e7] of type B = %v, %v; want [e6 e7]", eventIDs(got), err)
+	}
+}
+
+func testPutCheckpoints(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	cp := func(pm string, partition int, pos, catchup int64) evokestore.Checkpoint {
+		return evokestore.Checkpoint{ProcessManager: pm, Partition: partition, Position: pos, CatchupUntil: catchup}
+	}
+	check := func(q evokestore.Querier, where string, want ...evokestore.Checkpoint) {
+		t.Helper()
+		for _, w := range want {
+			got, ok, err := q.Checkpoint(ctx, w.ProcessManager, w.Partition)
+			if err != nil || !ok || got != w {
+				t.Errorf("%s: Checkpoint(%s, %d) = %+v, %v, %v; want %+v", where, w.ProcessManager, w.Partition, got, ok, err, w)
+			}
+		}
+	}
+
+	tx := begin(t, s)
+	if err := tx.PutCheckpoints(ctx, nil); err != nil {
+		t.Fatalf("PutCheckpoints(nil): %v", err)
+	}
+	first := []evokestore.Checkpoint{cp("pm", 0, 5, 9), cp("pm", 1, 7, 9), cp("other", 0, 3, 0)}
+	if err := tx.PutCheckpoints(ctx, first); err != nil {
+		t.Fatalf("PutCheckpoints: %v", err)
+	}
+	check(tx, "in the tx", first...)
+	if _, ok, err := s.Checkpoint(ctx, "pm", 1); err != nil || ok {
+		t.Errorf("uncommitted checkpoint visible outside the tx (ok=%v, %v)", ok, err)
+	}
+	commit(t, tx)
+	check(s, "after commit", first...)
+
+	// Overwrite some, add one; PutCheckpoint and PutCheckpoints mix.
+	inTx(t, s, func(tx evokestore.Tx) error {
+		if err := tx.PutCheckpoint(ctx, cp("pm", 1, 8, 9)); err != nil {
+			return err
+		}
+		return tx.PutCheckpoints(ctx, []evokestore.Checkpoint{cp("pm", 0, 12, 9), cp("pm", 2, 1, 9), cp("pm", 1, 10, 11)})
+	})
+	check(s, "after overwrite", cp("pm", 0, 12, 9), cp("pm", 1, 10, 11), cp("pm", 2, 1, 9), cp("other", 0, 3, 0))
+	if _, ok, err := s.Checkpoint(ctx, "other", 1); err != nil || ok {
+		t.Errorf("Checkpoint(other, 1) never written: ok=%v err=%v", ok, err)
+	}
+
+	// A rolled back PutCheckpoints leaves the committed ones.
+	tx = begin(t, s)
+	if err := tx.PutCheckpoints(ctx, []evokestore.Checkpoint{cp("pm", 0, 99, 9), cp("pm", 3, 1, 9)}); err != nil {
+		t.Fatal(err)
+	}
+	rollback(t, tx)
+	check(s, "after rollback", cp("pm", 0, 12, 9))
+	if _, ok, err := s.Checkpoint(ctx, "pm", 3); err != nil || ok {
+		t.Errorf("rolled back checkpoint stored (ok=%v, %v)", ok, err)
+	}
+}
+
+func testOutboxPartitions(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	parts := []int{0, 1, 2, 3, 1, 0}
+	var cmds []evokestore.OutboxCommand
+	for i, p := range parts {
+		c := command(fmt.Sprintf("c%d", i), "pm", fmt.Sprintf("i%d", i))
+		c.Partition = p
+		cmds = append(cmds, c)
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.InsertOutbox(ctx, cmds[:3]) })
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.InsertOutbox(ctx, cmds[3:]) })
+
+	ids := func(q evokestore.OutboxQuery) []string {
+		t.Helper()
+		got, err := s.Outbox(ctx, q)
+		if err != nil {
+			t.Fatalf("Outbox(%+v): %v", q, err)
+		}
+		var out []string
+		for i, c := range got {
+			if i > 0 && c.Seq <= got[i-1].Seq {
+				t.Errorf("Outbox(%+v) not in seq order: %+v", q, got)
+			}
+			if q.Partitions != nil && !slices.Contains(q.Partitions, c.Partition) {
+				t.Errorf("Outbox(%+v) returned %s of partition %d", q, c.ID, c.Partition)
+			}
+			if c.Partition != parts[c.ID[1]-'0'] {
+				t.Errorf("command %s read back with partition %d, want %d", c.ID, c.Partition, parts[c.ID[1]-'0'])
+			}
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	all, err := s.Outbox(ctx, evokestore.OutboxQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(evokestore.OutboxQuery{Partitions: nil}); !slices.Equal(got, []string{"c0", "c1", "c2", "c3", "c4", "c5"}) {
+		t.Errorf("Partitions nil (all) = %v", got)
+	}
+	if got := ids(evokestore.OutboxQuery{Partitions: []int{}}); len(got) != 0 {
+		t.Errorf("Partitions empty (none) = %v, want nothing", got)
+	}
+	if got := ids(evokestore.OutboxQuery{Partitions: []int{3, 1}}); !slices.Equal(got, []string{"c1", "c3", "c4"}) {
+		t.Errorf("Partitions [3 1] = %v, want [c1 c3 c4]", got)
+	}
+	if got := ids(evokestore.OutboxQuery{Partitions: []int{0}}); !slices.Equal(got, []string{"c0", "c5"}) {
+		t.Errorf("Partitions [0] = %v, want [c0 c5]", got)
+	}
+	if got := ids(evokestore.OutboxQuery{Partitions: []int{9}}); len(got) != 0 {
+		t.Errorf("Partitions [9] = %v, want nothing", got)
+	}
+	if got := ids(evokestore.OutboxQuery{Partitions: []int{1, 3}, Limit: 2}); !slices.Equal(got, []string{"c1", "c3"}) {
+		t.Errorf("Partitions [1 3] limit 2 = %v, want [c1 c3]", got)
+	}
+	if len(all) == 6 {
+		if got := ids(evokestore.OutboxQuery{Partitions: []int{1, 3}, After: all[3].Seq}); !slices.Equal(got, []string{"c4"}) {
+			t.Errorf("Partitions [1 3] after c3 = %v, want [c4]", got)
+		}
+		if got := ids(evokestore.OutboxQuery{Partitions: []int{}, After: all[0].Seq, Limit: 3}); len(got) != 0 {
+			t.Errorf("Partitions empty after c0 = %v, want nothing", got)
+		}
+	} else {
+		t.Errorf("outbox holds %d commands, want 6", len(all))
+	}
+}
+
+func testHistoryNodeAndLeaseToken(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	with := record("pm", "i", evokestore.KindStep, 1, 5)
+	with.Node, with.LeaseToken = "node-a", 42
+	big := record("pm", "i", evokestore.KindFailed, 1, 6)
+	big.Node, big.LeaseToken = "node-b", 1<<40+3
+	without := record("pm", "i", evokestore.KindStep, 2, 7)
+	inTx(t, s, func(tx evokestore.Tx) error {
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{with, big, without})
+	})
+	got, err := s.History(ctx, "pm", "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("history has %d records, want 3", len(got))
+	}
+	for i, w := range []evokestore.HistoryRecord{with, big, without} {
+		if got[i].Node != w.Node || got[i].LeaseToken != w.LeaseToken || got[i].Position != w.Position {
+			t.Errorf("history[%d] node %q token %d (position %d), want node %q token %d (position %d)",
+				i, got[i].Node, got[i].LeaseToken, got[i].Position, w.Node, w.LeaseToken, w.Position)
+		}
+	}
+}
+
+func testReadStreams(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	srStore, storeOK := s.(evokestore.StreamsReader)
+	tx0 := begin(t, s)
+	_, txOK := tx0.(evokestore.StreamsReader)
+	rollback(t, tx0)
+	if !storeOK && !txOK {
+		t.Skipf("%s store implements no evokestore.StreamsReader (optional)", s.Backend())
+	}
+	if !storeOK {
+		t.Errorf("%s Tx implements evokestore.StreamsReader but its Store does not", s.Backend())
+	}
+	if !txOK {
+		t.Errorf("%s Store implements evokestore.StreamsReader but its Tx does not (the dispatcher asserts it on a Tx)", s.Backend())
+	}
+
+	news := map[string]evokestore.NewEvent{}
+	add := func(id, stream string, v int64) evokestore.NewEvent {
+		e := newEvent(id, stream, v, "T"+stream)
+		news[id] = e
+		return e
+	}
+	// Interleaved across commits, so that position order differs from
+	// stream order.
+	var stored []evokestore.Event
+	stored = append(stored, appendEvents(t, s, add("b1", "b", 1), add("a1", "a", 1), add("c1", "c", 1))...)
+	stored = append(stored, appendEvents(t, s, add("a2", "a", 2), add("b2", "b", 2))...)
+	stored = append(stored, appendEvents(t, s, add("a3", "a", 3))...)
+	positions := map[string]int64{}
+	for _, e := range stored {
+		positions[e.ID] = e.Position
+	}
+
+	check := func(where string, sr evokestore.StreamsReader, streams []string, want []string) {
+		t.Helper()
+		got, err := sr.ReadStreams(ctx, streams)
+		if err != nil {
+			t.Errorf("%s: ReadStreams(%q): %v", where, streams, err)
+			return
+		}
+		if ids := eventIDs(got); !slices.Equal(ids, want) && !(len(ids) == 0 && len(want) == 0) {
+			t.Errorf("%s: ReadStreams(%q) = %v, want %v", where, streams, ids, want)
+			return
+		}
+		for _, e := range got {
+			if w, ok := news[e.ID]; ok {
+				checkEvent(t, e, w)
+			}
+			if p, ok := positions[e.ID]; ok && e.Position != p {
+				t.Errorf("%s: ReadStreams event %s at position %d, want %d", where, e.ID, e.Position, p)
+			}
+			if e.Position <= 0 {
+				t.Errorf("%s: ReadStreams event %s has position %d", where, e.ID, e.Position)
+			}
+		}
+	}
+	if storeOK {
+		check("store", srStore, []string{"c", "missing", "a"}, []string{"a1", "a2", "a3", "c1"})
+		check("store", srStore, []string{"b", "a", "c"}, []string{"a1", "a2", "a3", "b1", "b2", "c1"})
+		check("store", srStore, []string{"b"}, []string{"b1", "b2"})
+		check("store", srStore, []string{"missing"}, nil)
+		check("store", srStore, nil, nil)
+	}
+	if !txOK {
+		return
+	}
+	tx := begin(t, s)
+	defer tx.Rollback()
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{add("a4", "a", 4), add("0a", "0", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	sr := tx.(evokestore.StreamsReader)
+	check("tx", sr, []string{"a", "0", "missing"}, []string{"0a", "a1", "a2", "a3", "a4"})
+	check("tx", sr, []string{"c", "b"}, []string{"b1", "b2", "c1"})
+	check("tx", sr, nil, nil)
+	if storeOK {
+		// The store does not see the tx's uncommitted events.
+		check("store during tx", srStore, []string{"a", "0"}, []string{"a1", "a2", "a3"})
+	}
+}
+
+func testPurge(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	tx0 := begin(t, s)
+	_, ok := tx0.(evokestore.Purger)
+	rollback(t, tx0)
+	if !ok {
+		t.Skipf("%s Tx does not implement evokestore.Purger (optional)", s.Backend())
+	}
+
+	before := t0.Add(time.Hour)
+	type inst struct {
+		pm, id    string
+		status    evokestore.InstanceStatus
+		completed time.Time
+		purged    bool
+	}
+	insts := []inst{
+		{"pm", "old-done", evokestore.StatusCompleted, t0, true},
+		{"pm", "old-cancelled", evokestore.StatusCancelled, t0.Add(time.Minute), true},
+		{"pm", "recent-done", evokestore.StatusCompleted, t0.Add(48 * time.Hour), false},
+		{"pm", "just-after", evokestore.StatusCancelled, before.Add(time.Nanosecond), false},
+		{"pm", "running", evokestore.StatusRunning, time.Time{}, false},
+		{"pm", "parked", evokestore.StatusParked, time.Time{}, false},
+		// Same id as a purged instance, of another process manager.
+		{"pm2", "old-done", evokestore.StatusRunning, time.Time{}, false},
+	}
+	outcomes := []struct {
+		id     string
+		at     time.Time
+		purged bool
+	}{
+		{"o-old1", t0.Add(-time.Hour), true},
+		{"o-old2", t0, true},
+		{"o-old3", t0.Add(time.Minute), true},
+		{"o-new", t0.Add(48 * time.Hour), false},
+	}
+	inTx(t, s, func(tx evokestore.Tx) error {
+		var ws []evokestore.InstanceWrite
+		for _, in := range insts {
+			i := instance(in.pm, in.id, 1)
+			i.Status, i.CompletedAt = in.status, in.completed
+			ws = append(ws, evokestore.InstanceWrite{Instance: i, PrevVersion: -1})
+		}
+		if err := tx.PutInstances(ctx, ws); err != nil {
+			return err
+		}
+		for _, in := range insts {
+			if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{record(in.pm, in.id, evokestore.KindStep, 1, 4)}); err != nil {
+				return err
+			}
+			if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: in.pm, InstanceID: in.id, Position: 5}}); err != nil {
+				return err
+			}
+			if err := tx.ReplaceDeadlines(ctx, in.pm, in.id, []evokestore.Deadline{{ProcessManager: in.pm, InstanceID: in.id, Name: "d", DueAt: t0, Version: 1}}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "pm", InstanceID: "", Position: 6, Error: "uncorrelated"}}); err != nil {
+			return err
+		}
+		var os []evokestore.CommandOutcome
+		for _, o := range outcomes {
+			oc := outcome(o.id, evokestore.OutcomeAccepted)
+			oc.RecordedAt = o.at
+			os = append(os, oc)
+		}
+		return tx.PutCommandOutcomes(ctx, os)
+	})
+
+	purge := func(limit int, commitIt bool) evokestore.PurgeResult {
+		t.Helper()
+		tx := begin(t, s)
+		res, err := tx.(evokestore.Purger).Purge(ctx, before, limit)
+		if err != nil {
+			_ = tx.Rollback()
+			t.Fatalf("Purge(limit %d): %v", limit, err)
+		}
+		if commitIt {
+			commit(t, tx)
+		} else {
+			rollback(t, tx)
+		}
+		return res
+	}
+	countInstances := func() int {
+		t.Helper()
+		ins, err := s.ListInstances(ctx, evokestore.InstanceQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ins)
+	}
+	countOutcomes := func() int {
+		t.Helper()
+		var ids []string
+		for _, o := range outcomes {
+			ids = append(ids, o.id)
+		}
+		got, err := s.CommandOutcomes(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+
+	// A rolled back Purge deletes nothing.
+	if res := purge(10, false); res != (evokestore.PurgeResult{Instances: 2, CommandOutcomes: 3}) {
+		t.Errorf("Purge (rolled back) = %+v, want 2 instances and 3 outcomes", res)
+	}
+	if n, m := countInstances(), countOutcomes(); n != len(insts) || m != len(outcomes) {
+		t.Fatalf("after a rolled back Purge: %d instances and %d outcomes, want %d and %d", n, m, len(insts), len(outcomes))
+	}
+	// The limit caps instances and outcomes.
+	if res := purge(1, true); res != (evokestore.PurgeResult{Instances: 1, CommandOutcomes: 1}) {
+		t.Errorf("Purge(limit 1) = %+v, want 1 instance and 1 outcome", res)
+	}
+	if n, m := countInstances(), countOutcomes(); n != len(insts)-1 || m != len(outcomes)-1 {
+		t.Errorf("after Purge(limit 1): %d instances and %d outcomes, want %d and %d", n, m, len(insts)-1, len(outcomes)-1)
+	}
+	if res := purge(10, true); res != (evokestore.PurgeResult{Instances: 1, CommandOutcomes: 2}) {
+		t.Errorf("second Purge = %+v, want the remaining 1 instance and 2 outcomes", res)
+	}
+	if res := purge(10, true); res != (evokestore.PurgeResult{}) {
+		t.Errorf("third Purge = %+v, want nothing left to purge", res)
+	}
+
+	for _, in := range insts {
+		want := 1
+		if in.purged {
+			want = 0
+		}
+		if _, found := loadOne(t, s, in.pm, in.id); found != !in.purged {
+			t.Errorf("instance %s/%s stored = %v, want %v", in.pm, in.id, found, !in.purged)
+		}
+		if h, err := s.History(ctx, in.pm, in.id); err != nil || len(h) != want {
+			t.Errorf("history of %s/%s = %d records, %v; want %d", in.pm, in.id, len(h), err, want)
+		}
+		if h, err := s.Held(ctx, in.pm, in.id); err != nil || len(h) != want {
+			t.Errorf("held events of %s/%s = %d, %v; want %d", in.pm, in.id, len(h), err, want)
+		}
+	}
+	if h, err := s.Held(ctx, "pm", ""); err != nil || len(h) != 1 {
+		t.Errorf("uncorrelated held events after purge = %d, %v; want 1", len(h), err)
+	}
+	due, err := s.DueDeadlines(ctx, t0.Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dueOf []string
+	for _, d := range due {
+		dueOf = append(dueOf, d.ProcessManager+"/"+d.InstanceID)
+	}
+	slices.Sort(dueOf)
+	if want := []string{"pm/just-after", "pm/parked", "pm/recent-done", "pm/running", "pm2/old-done"}; !slices.Equal(dueOf, want) {
+		t.Errorf("deadlines after purge belong to %v, want %v", dueOf, want)
+	}
+	for _, o := range outcomes {
+		got, err := s.CommandOutcomes(ctx, []string{o.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(got) == 0) != o.purged {
+			t.Errorf("command outcome %s stored = %v, want %v", o.id, len(got) == 1, !o.purged)
+		}
+	}
+}
+
+// leaser returns s as an evokestore.Leaser or skips t.
+func leaser(t *testing.T, s evokestore.Store) evokestore.Leaser {
+	t.Helper()
+	l, ok := s.(evokestore.Leaser)
+	if !ok {
+		t.Skipf("%s store does not implement evokestore.Leaser (optional)", s.Backend())
+	}
+	return l
+}
+
+// balance calls Balance and checks the shape of its result.
+func balance(t *testing.T, l evokestore.Leaser, node string, partitions int, ttl time.Duration) []evokestore.Lease {
+	t.Helper()
+	ls, err := l.Balance(t.Context(), node, partitions, ttl)
+	if err != nil {
+		t.Fatalf("Balance(%s): %v", node, err)
+	}
+	for i, le := range ls {
+		if le.Node != node || le.Partition < 0 || le.Partition >= partitions || le.Token <= 0 {
+			t.Errorf("Balance(%s) returned lease %+v", node, le)
+		}
+		if i > 0 && le.Partition <= ls[i-1].Partition {
+			t.Errorf("Balance(%s) leases not in partition order: %+v", node, ls)
+		}
+	}
+	return ls
+}
+
+// checkLeases runs CheckLeases in a Tx, which it commits if the check
+// passed and rolls back otherwise.
+func checkLeases(t *testing.T, s evokestore.Store, node string, leases []evokestore.Lease) error {
+	t.Helper()
+	tx := begin(t, s)
+	lc, ok := tx.(evokestore.LeaseChecker)
+	if !ok {
+		_ = tx.Rollback()
+		t.Fatalf("%s Store implements evokestore.Leaser but its Tx does not implement evokestore.LeaseChecker", s.Backend())
+	}
+	err := lc.CheckLeases(t.Context(), node, leases)
+	if err != nil {
+		rollback(t, tx)
+		return err
+	}
+	commit(t, tx)
+	return nil
+}
+
+func wantLeaseLost(t *testing.T, err error, what string) {
+	t.Helper()
+	if !errors.Is(err, evokestore.ErrLeaseLost) {
+		t.Errorf("CheckLeases %s: err = %v, want ErrLeaseLost", what, err)
+	}
+}
+
+func partitionsOf(ls []evokestore.Lease) []int {
+	var ps []int
+	for _, l := range ls {
+		ps = append(ps, l.Partition)
+	}
+	return ps
+}
+
+func tokenOf(ls []evokestore.Lease, partition int) (int64, bool) {
+	for _, l := range ls {
+		if l.Partition == partition {
+			return l.Token, true
+		}
+	}
+	return 0, false
+}
+
+func testLeaseBalance(t *testing.T, s evokestore.Store) {
+	l := leaser(t, s)
+	const parts, ttl = 5, 30 * time.Second
+
+	l1 := balance(t, l, "n1", parts, ttl)
+	if ps := partitionsOf(l1); !slices.Equal(ps, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("a lone node holds partitions %v, want all of [0 1 2 3 4]", ps)
+	}
+	if again := balance(t, l, "n1", parts, ttl); !slices.Equal(again, l1) {
+		t.Errorf("renewing Balance changed the leases: %+v, then %+v", l1, again)
+	}
+
+	// A second node joins: all partitions are held, so it gets none until
+	// the first node's next Balance releases those above its fair share.
+	if l2 := balance(t, l, "n2", parts, ttl); len(l2) != 0 {
+		t.Errorf("joining node took %+v from a live node", l2)
+	}
+	l1b := balance(t, l, "n1", parts, ttl)
+	if len(l1b) != 3 {
+		t.Errorf("with 2 live nodes and 5 partitions the first node holds %v, want 3 (5/2 rounded up)", partitionsOf(l1b))
+	}
+	for _, le := range l1b {
+		if tok, _ := tokenOf(l1, le.Partition); tok != le.Token {
+			t.Errorf("partition %d kept by n1 changed token from %d to %d", le.Partition, tok, le.Token)
+		}
+	}
+	l2 := balance(t, l, "n2", parts, ttl)
+	if len(l2) != 2 {
+		t.Errorf("second node holds %v, want the 2 released partitions", partitionsOf(l2))
+	}
+	union := append(partitionsOf(l1b), partitionsOf(l2)...)
+	slices.Sort(union)
+	if !slices.Equal(union, []int{0, 1, 2, 3, 4}) {
+		t.Errorf("n1 holds %v and n2 holds %v: not a partition of [0 1 2 3 4]", partitionsOf(l1b), partitionsOf(l2))
+	}
+	for _, le := range l2 {
+		if old, _ := tokenOf(l1, le.Partition); le.Token <= old {
+			t.Errorf("partition %d moved from n1 to n2 but its token went from %d to %d", le.Partition, old, le.Token)
+		}
+	}
+	// Balanced: further rounds change nothing.
+	if again := balance(t, l, "n1", parts, ttl); !slices.Equal(again, l1b) {
+		t.Errorf("n1 rebalanced from %+v to %+v", l1b, again)
+	}
+	if again := balance(t, l, "n2", parts, ttl); !slices.Equal(again, l2) {
+		t.Errorf("n2 rebalanced from %+v to %+v", l2, again)
+	}
+
+	// Leave releases all of n2's leases at once (no waiting for the ttl)
+	// and forgets n2, so n1's fair share is everything again.
+	if err := l.Leave(t.Context(), "n2"); err != nil {
+		t.Fatalf("Leave(n2): %v", err)
+	}
+	wantLeaseLost(t, checkLeases(t, s, "n2", l2), "of a node that left")
+	l1c := balance(t, l, "n1", parts, ttl)
+	if ps := partitionsOf(l1c); !slices.Equal(ps, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("after n2 left, n1 holds %v, want all", ps)
+	}
+	for _, le := range l2 {
+		if tok, _ := tokenOf(l1c, le.Partition); tok <= le.Token {
+			t.Errorf("partition %d moved back from n2 to n1 but its token went from %d to %d", le.Partition, le.Token, tok)
+		}
+	}
+
+	// A third node arriving after n1 left takes everything at once.
+	if err := l.Leave(t.Context(), "n1"); err != nil {
+		t.Fatalf("Leave(n1): %v", err)
+	}
+	l3 := balance(t, l, "n3", parts, ttl)
+	if ps := partitionsOf(l3); !slices.Equal(ps, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("after n1 and n2 left, n3 holds %v, want all", ps)
+	}
+	for _, le := range l3 {
+		if old, _ := tokenOf(l1c, le.Partition); le.Token <= old {
+			t.Errorf("partition %d moved from n1 to n3 but its token went from %d to %d", le.Partition, old, le.Token)
+		}
+	}
+	if err := checkLeases(t, s, "n3", l3); err != nil {
+		t.Errorf("CheckLeases of n3's leases: %v", err)
+	}
+}
+
+func testCheckLeases(t *testing.T, s evokestore.Store) {
+	l := leaser(t, s)
+	const parts, ttl = 3, 30 * time.Second
+
+	l1 := balance(t, l, "n1", parts, ttl)
+	if len(l1) != parts {
+		t.Fatalf("lone node holds %v, want all %d partitions", partitionsOf(l1), parts)
+	}
+	if err := checkLeases(t, s, "n1", l1); err != nil {
+		t.Errorf("CheckLeases of held leases: %v", err)
+	}
+	if err := checkLeases(t, s, "n1", l1[1:2]); err != nil {
+		t.Errorf("CheckLeases of one held lease: %v", err)
+	}
+	if err := checkLeases(t, s, "n1", nil); err != nil {
+		t.Errorf("CheckLeases of no leases: %v", err)
+	}
+	stale := l1[0]
+	stale.Token--
+	wantLeaseLost(t, checkLeases(t, s, "n1", []evokestore.Lease{stale}), "with an older token")
+	stale.Token += 2
+	wantLeaseLost(t, checkLeases(t, s, "n1", []evokestore.Lease{stale}), "with a newer token")
+	wantLeaseLost(t, checkLeases(t, s, "n1", append(slices.Clone(l1[1:]), stale)), "of held leases and one stale")
+	wantLeaseLost(t, checkLeases(t, s, "n1", []evokestore.Lease{{Partition: parts + 4, Node: "n1", Token: 1}}), "of a partition never leased")
+	wantLeaseLost(t, checkLeases(t, s, "n2", l1), "of another node's leases")
+
+	// n2 joins and takes one partition from n1.
+	balance(t, l, "n2", parts, ttl)
+	l1b := balance(t, l, "n1", parts, ttl)
+	l2 := balance(t, l, "n2", parts, ttl)
+	if len(l1b) != 2 || len(l2) != 1 {
+		t.Fatalf("after n2 joined, n1 holds %v and n2 %v; want 2 and 1", partitionsOf(l1b), partitionsOf(l2))
+	}
+	wantLeaseLost(t, checkLeases(t, s, "n1", l1), "of n1's leases from before n2 took one")
+	moved := l2[0]
+	moved.Node = "n1"
+	wantLeaseLost(t, checkLeases(t, s, "n1", []evokestore.Lease{moved}), "by n1 of n2's lease with its current token")
+	if err := checkLeases(t, s, "n1", l1b); err != nil {
+		t.Errorf("CheckLeases of n1's remaining leases: %v", err)
+	}
+	if err := checkLeases(t, s, "n2", l2); err != nil {
+		t.Errorf("CheckLeases of n2's lease: %v", err)
+	}
+
+	// A lease checked in an open Tx does not change hands before that Tx
+	// ends: either taking it over waits for the Tx, or the Tx cannot commit.
+	ctx := t.Context()
+	tx := begin(t, s)
+	defer tx.Rollback()
+	if err := tx.(evokestore.LeaseChecker).CheckLeases(ctx, "n2", l2); err != nil {
+		t.Fatalf("CheckLeases in the open tx: %v", err)
+	}
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{newEvent("under-lease", "s", 1, "T")}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		leases []evokestore.Lease
+		err    error
+	}
+	taken := make(chan result, 1)
+	go func() {
+		if err := l.Leave(ctx, "n2"); err != nil {
+			taken <- result{err: err}
+			return
+		}
+		ls, err := l.Balance(ctx, "n1", parts, ttl)
+		taken <- result{ls, err}
+	}()
+	select {
+	case r := <-taken:
+		// The lease changed hands while the tx was open: the tx must not
+		// commit.
+		if r.err != nil {
+			t.Fatalf("Leave(n2) and Balance(n1): %v", r.err)
+		}
+		if err := tx.Commit(); err == nil {
+			t.Errorf("a Tx that checked n2's lease committed after the lease passed to n1 (%+v)", r.leases)
+		}
+		if evs, err := s.ReadStream(ctx, "s", 0); err != nil || len(evs) != 0 {
+			t.Errorf("write under a lost lease is visible: %v, %v", eventIDs(evs), err)
+		}
+	case <-time.After(300 * time.Millisecond):
+		// The takeover waits for the tx, which still commits.
+		commit(t, tx)
+		select {
+		case r := <-taken:
+			if r.err != nil {
+				t.Fatalf("Leave(n2) and Balance(n1) after the tx: %v", r.err)
+			}
+			if tok, ok := tokenOf(r.leases, l2[0].Partition); !ok || tok <= l2[0].Token {
+				t.Errorf("after n2 left, n1 holds %+v; want partition %d with a token above %d", r.leases, l2[0].Partition, l2[0].Token)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Leave(n2) still blocked after the tx that checked its lease committed")
+		}
+		if evs, err := s.ReadStream(ctx, "s", 0); err != nil || len(evs) != 1 {
+			t.Errorf("write under a held lease = %v, %v; want it committed", eventIDs(evs), err)
+		}
+	}
+}
+
+func testLeaseExpiry(t *testing.T, s evokestore.Store) {
+	l := leaser(t, s)
+	const parts, short, long = 2, 300 * time.Millisecond, 30 * time.Second
+
+	started := time.Now()
+	l1 := balance(t, l, "n1", parts, short)
+	if len(l1) != parts {
+		t.Fatalf("lone node holds %v, want all %d partitions", partitionsOf(l1), parts)
+	}
+	first := balance(t, l, "n2", parts, long)
+	if time.Since(started) < short && len(first) != 0 {
+		// n1's leases, taken at or after started, cannot have expired yet.
+		t.Errorf("n2 took %+v from n1 before n1's ttl passed", first)
+	}
+
+	// n1 never balances again. Once its ttl has passed, its leases no
+	// longer check, even before another node takes them.
+	time.Sleep(time.Until(started.Add(short + 100*time.Millisecond)))
+	wantLeaseLost(t, checkLeases(t, s, "n1", l1), "of expired leases")
+
+	deadline := time.Now().Add(10 * time.Second)
+	var l2 []evokestore.Lease
+	for {
+		l2 = balance(t, l, "n2", parts, long)
+		if len(l2) == parts || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(l2) != parts {
+		t.Fatalf("10s after n1's %v ttl passed, n2 holds %v; want all %d partitions", short, partitionsOf(l2), parts)
+	}
+	for _, le := range l2 {
+		if old, _ := tokenOf(l1, le.Partition); le.Token <= old {
+			t.Errorf("partition %d passed from n1 to n2 but its token went from %d to %d", le.Partition, old, le.Token)
+		}
+	}
+	wantLeaseLost(t, checkLeases(t, s, "n1", l1), "of leases taken over after expiry")
+	if err := checkLeases(t, s, "n2", l2); err != nil {
+		t.Errorf("CheckLeases of the leases n2 took over: %v", err)
+	}
+	// n1 comes back: it is live again and gets its share on later rounds,
+	// with new tokens.
+	balance(t, l, "n1", parts, long)
+	balance(t, l, "n2", parts, long)
+	back := balance(t, l, "n1", parts, long)
+	if len(back) != 1 {
+		t.Errorf("returning n1 holds %v, want 1 of 2 partitions", partitionsOf(back))
+	}
+	for _, le := range back {
+		if old, _ := tokenOf(l2, le.Partition); le.Token <= old {
+			t.Errorf("partition %d passed back to n1 but its token went from %d to %d", le.Partition, old, le.Token)
+		}
+	}
+}
