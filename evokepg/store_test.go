@@ -281,7 +281,7 @@ func TestNotifyOtherStore(t *testing.T) {
 	if err := tx.InsertOutbox(ctx, []evokestore.OutboxCommand{{ID: "c1", ProcessManager: "pm", InstanceID: "i", Type: "T", AggregateType: "a", AggregateID: "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.ReplaceDeadlines(ctx, "pm", "i", []evokestore.Deadline{{Name: "d", DueAt: time.Now(), Version: 1}}); err != nil {
+	if err := tx.ReplaceDeadlines(ctx, "pm", []string{"i"}, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: "i", Name: "d", DueAt: time.Now(), Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if woken(outbox, 200*time.Millisecond) {

@@ -288,15 +288,16 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
 ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`
 
 	sqlInsertDeadlines = `INSERT INTO deadlines (` + deadlineCols + `)
-SELECT $1::text, $2::text, name, due_at, version FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS u(name, due_at, version)`
+SELECT $1::text, instance_id, name, due_at, version FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(instance_id, name, due_at, version)`
 
 	sqlPutCheckpoint = `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES ($1, $2, $3, $4)
 ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`
 
-	sqlDeleteOutbox    = `DELETE FROM outbox WHERE seq = ANY($1::bigint[])`
-	sqlRelease         = `DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2 AND position = ANY($3::bigint[])`
-	sqlDeleteDeadlines = `DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2`
-	sqlDeleteDeadline  = `WITH d AS (DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2 AND name = $3 AND version = $4 RETURNING 1)
+	sqlDeleteOutbox      = `DELETE FROM outbox WHERE seq = ANY($1::bigint[])`
+	sqlRelease           = `DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2 AND position = ANY($3::bigint[])`
+	sqlDeleteDeadlines   = `DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2`
+	sqlDeleteDeadlinesOf = `DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = ANY($2::text[])`
+	sqlDeleteDeadline    = `WITH d AS (DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2 AND name = $3 AND version = $4 RETURNING 1)
 SELECT COUNT(*), (CASE WHEN COUNT(*) > 0 AND $5::boolean THEN pg_notify($6, $7) END) IS NULL FROM d`
 	sqlDeleteInstance = `WITH i AS (DELETE FROM instances WHERE process_manager = $1 AND id = $2),
 	h AS (DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2),
@@ -587,21 +588,25 @@ func (t *Tx) Release(ctx context.Context, processManager, instanceID string, pos
 	return nil
 }
 
-// ReplaceDeadlines replaces all deadlines of one instance with deadlines
-// (whose ProcessManager and InstanceID are taken from the arguments).
-func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager, instanceID string, deadlines []evokestore.Deadline) error {
+// ReplaceDeadlines replaces all deadlines of the listed instances with
+// deadlines (whose ProcessManager is taken from the argument), in one round
+// trip.
+func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []evokestore.Deadline) error {
+	if len(instanceIDs) == 0 {
+		return nil
+	}
 	if err := t.lock(); err != nil {
 		return fmt.Errorf("evokepg: replace deadlines: %w", err)
 	}
 	defer t.mu.Unlock()
 	b := t.batch()
-	b.Queue(sqlDeleteDeadlines, processManager, instanceID)
+	b.Queue(sqlDeleteDeadlinesOf, processManager, instanceIDs)
 	if n := len(deadlines); n > 0 {
-		names, dues, versions := make([]string, n), make([]int64, n), make([]int64, n)
+		ids, names, dues, versions := make([]string, n), make([]string, n), make([]int64, n), make([]int64, n)
 		for i, d := range deadlines {
-			names[i], dues[i], versions[i] = d.Name, d.DueAt.UnixNano(), d.Version
+			ids[i], names[i], dues[i], versions[i] = d.InstanceID, d.Name, d.DueAt.UnixNano(), d.Version
 		}
-		b.Queue(sqlInsertDeadlines, processManager, instanceID, names, dues, versions)
+		b.Queue(sqlInsertDeadlines, processManager, ids, names, dues, versions)
 	}
 	t.notify(b, topicDeadlines)
 	if err := t.send(ctx, b); err != nil {

@@ -33,6 +33,7 @@ const (
 	sPutCheckpoint
 	sRelease
 	sDeleteDeadlines
+	sDeleteDeadlinesOf
 	sDeleteInstance
 	sDeleteHeldAll
 	sDeleteHistory
@@ -82,12 +83,13 @@ var stmtSQL = [numStmts]string{
 	sDeleteOutbox:   `DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))`,
 	sPutCheckpoint: `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES (?, ?, ?, ?)
 ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`,
-	sRelease:         `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ? AND position IN (SELECT value FROM json_each(?))`,
-	sDeleteDeadlines: `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ?`,
-	sDeleteInstance:  `DELETE FROM instances WHERE process_manager = ? AND id = ?`,
-	sDeleteHeldAll:   `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ?`,
-	sDeleteHistory:   `DELETE FROM history WHERE process_manager = ? AND instance_id = ?`,
-	sDeleteDeadline:  `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ? AND name = ? AND version = ?`,
+	sRelease:           `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ? AND position IN (SELECT value FROM json_each(?))`,
+	sDeleteDeadlines:   `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ?`,
+	sDeleteDeadlinesOf: `DELETE FROM deadlines WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?))`,
+	sDeleteInstance:    `DELETE FROM instances WHERE process_manager = ? AND id = ?`,
+	sDeleteHeldAll:     `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ?`,
+	sDeleteHistory:     `DELETE FROM history WHERE process_manager = ? AND instance_id = ?`,
+	sDeleteDeadline:    `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ? AND name = ? AND version = ?`,
 }
 
 // bulkKind is a multi-row INSERT, prepared for each of bulkSizes rows.

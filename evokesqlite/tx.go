@@ -315,15 +315,18 @@ func (t *Tx) Release(ctx context.Context, processManager, instanceID string, pos
 	return nil
 }
 
-// ReplaceDeadlines replaces all deadlines of one instance with deadlines
-// (whose ProcessManager and InstanceID are taken from the arguments).
-func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager, instanceID string, deadlines []evokestore.Deadline) error {
-	if _, err := t.stmt(ctx, sDeleteDeadlines).ExecContext(ctx, processManager, instanceID); err != nil {
+// ReplaceDeadlines replaces all deadlines of the listed instances with
+// deadlines (whose ProcessManager is taken from the argument).
+func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []evokestore.Deadline) error {
+	if len(instanceIDs) == 0 {
+		return nil
+	}
+	if _, err := t.stmt(ctx, sDeleteDeadlinesOf).ExecContext(ctx, processManager, jsonStrings(instanceIDs)); err != nil {
 		return fmt.Errorf("evokesqlite: replace deadlines: %w", err)
 	}
 	fill := func(args []any, i int) []any {
 		d := &deadlines[i]
-		return append(args, processManager, instanceID, d.Name, d.DueAt.UnixNano(), d.Version)
+		return append(args, processManager, d.InstanceID, d.Name, d.DueAt.UnixNano(), d.Version)
 	}
 	if err := t.insertBulk(ctx, bDeadlines, len(deadlines), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: replace deadlines: %w", err)

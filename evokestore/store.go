@@ -177,8 +177,10 @@ type Tx interface {
 	Hold(ctx context.Context, held []HeldEvent) error
 	// Release deletes held events.
 	Release(ctx context.Context, processManager, instanceID string, positions []int64) error
-	// ReplaceDeadlines replaces all deadlines of one instance.
-	ReplaceDeadlines(ctx context.Context, processManager, instanceID string, deadlines []Deadline) error
+	// ReplaceDeadlines replaces all deadlines of the listed instances of
+	// one process manager with deadlines (each of which belongs to one of
+	// them), so that one call serves a whole batch of steps.
+	ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []Deadline) error
 	// DeleteDeadline deletes one deadline if it is still stored with the
 	// same name and Version (DueAt is ignored); deleted reports whether it
 	// was. The deadline scheduler fires a deadline only if it deleted it,

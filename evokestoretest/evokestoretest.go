@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"Checkpoints", testCheckpoints},
 		{"HeldEvents", testHeldEvents},
 		{"Deadlines", testDeadlines},
+		{"ReplaceDeadlinesOfMany", testReplaceDeadlinesOfMany},
 		{"DeleteDeadline", testDeleteDeadline},
 		{"DeleteInstance", testDeleteInstance},
 		{"Stats", testStats},
@@ -933,10 +935,10 @@ func testDeadlines(t *testing.T, s evokestore.Store) {
 		return evokestore.Deadline{ProcessManager: pm, InstanceID: id, Name: name, DueAt: t0.Add(due), Version: v}
 	}
 	inTx(t, s, func(tx evokestore.Tx) error {
-		if err := tx.ReplaceDeadlines(ctx, "pm", "a", []evokestore.Deadline{dl("pm", "a", "x", 3*time.Minute, 1), dl("pm", "a", "y", time.Minute, 1)}); err != nil {
+		if err := tx.ReplaceDeadlines(ctx, "pm", []string{"a"}, []evokestore.Deadline{dl("pm", "a", "x", 3*time.Minute, 1), dl("pm", "a", "y", time.Minute, 1)}); err != nil {
 			return err
 		}
-		return tx.ReplaceDeadlines(ctx, "pm", "b", []evokestore.Deadline{dl("pm", "b", "x", 2*time.Minute, 4)})
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"b"}, []evokestore.Deadline{dl("pm", "b", "x", 2*time.Minute, 4)})
 	})
 	names := func(ds []evokestore.Deadline) []string {
 		var n []string
@@ -969,7 +971,7 @@ func testDeadlines(t *testing.T, s evokestore.Store) {
 
 	// Replacing drops the instance's old deadlines.
 	inTx(t, s, func(tx evokestore.Tx) error {
-		return tx.ReplaceDeadlines(ctx, "pm", "a", []evokestore.Deadline{dl("pm", "a", "z", 5*time.Minute, 2)})
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"a"}, []evokestore.Deadline{dl("pm", "a", "z", 5*time.Minute, 2)})
 	})
 	due, err = s.DueDeadlines(ctx, t0.Add(time.Hour), 10)
 	if err != nil {
@@ -978,7 +980,7 @@ func testDeadlines(t *testing.T, s evokestore.Store) {
 	if n := names(due); !slices.Equal(n, []string{"b.x", "a.z"}) {
 		t.Errorf("after replace = %v, want [b.x a.z]", n)
 	}
-	inTx(t, s, func(tx evokestore.Tx) error { return tx.ReplaceDeadlines(ctx, "pm", "b", nil) })
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.ReplaceDeadlines(ctx, "pm", []string{"b"}, nil) })
 	next, ok, err = s.NextDeadline(ctx)
 	if err != nil || !ok || next.Name != "z" || next.Version != 2 {
 		t.Errorf("NextDeadline after clearing b = %+v, %v, %v", next, ok, err)
@@ -988,7 +990,9 @@ func testDeadlines(t *testing.T, s evokestore.Store) {
 func testDeleteDeadline(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
 	d := evokestore.Deadline{ProcessManager: "pm", InstanceID: "a", Name: "x", DueAt: t0, Version: 3}
-	inTx(t, s, func(tx evokestore.Tx) error { return tx.ReplaceDeadlines(ctx, "pm", "a", []evokestore.Deadline{d}) })
+	inTx(t, s, func(tx evokestore.Tx) error {
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"a"}, []evokestore.Deadline{d})
+	})
 
 	del := func(d evokestore.Deadline) bool {
 		t.Helper()
@@ -1036,7 +1040,7 @@ func testDeleteInstance(t *testing.T, s evokestore.Store) {
 			if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "pm", InstanceID: id, Position: 4}}); err != nil {
 				return err
 			}
-			if err := tx.ReplaceDeadlines(ctx, "pm", id, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: id, Name: "t", DueAt: t0, Version: 1}}); err != nil {
+			if err := tx.ReplaceDeadlines(ctx, "pm", []string{id}, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: id, Name: "t", DueAt: t0, Version: 1}}); err != nil {
 				return err
 			}
 			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{record("pm", id, evokestore.KindStep, 1, 4)})
@@ -1267,7 +1271,7 @@ func writeEverything(t *testing.T, tx evokestore.Tx, tag string) {
 	if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "pm", InstanceID: tag, Position: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.ReplaceDeadlines(ctx, "pm", tag, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: tag, Name: "d", DueAt: t0, Version: 1}}); err != nil {
+	if err := tx.ReplaceDeadlines(ctx, "pm", []string{tag}, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: tag, Name: "d", DueAt: t0, Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -1429,7 +1433,7 @@ func testSubscribe(t *testing.T, s evokestore.Store) {
 		t.Error("outbox subscriber not woken by an outbox insert")
 	}
 	inTx(t, s, func(tx evokestore.Tx) error {
-		return tx.ReplaceDeadlines(ctx, "pm", "i", []evokestore.Deadline{{ProcessManager: "pm", InstanceID: "i", Name: "d", DueAt: t0, Version: 1}})
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"i"}, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: "i", Name: "d", DueAt: t0, Version: 1}})
 	})
 	if !woken(deadlines, 5*time.Second) {
 		t.Error("deadlines subscriber not woken by ReplaceDeadlines")
@@ -1445,5 +1449,37 @@ func testSubscribe(t *testing.T, s evokestore.Store) {
 	}
 	if woken(events, quiet) {
 		t.Error("cancelled subscriber woken")
+	}
+}
+
+// testReplaceDeadlinesOfMany: one call replaces the deadlines of several
+// instances (a batch of steps) and leaves the others alone.
+func testReplaceDeadlinesOfMany(t *testing.T, s evokestore.Store) {
+	ctx := context.Background()
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	d := func(id, name string, v int64) evokestore.Deadline {
+		return evokestore.Deadline{ProcessManager: "pm", InstanceID: id, Name: name, DueAt: t0.Add(time.Duration(v) * time.Minute), Version: v}
+	}
+	inTx(t, s, func(tx evokestore.Tx) error {
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"a", "b", "c"}, []evokestore.Deadline{d("a", "x", 1), d("b", "x", 2), d("c", "x", 3)})
+	})
+	inTx(t, s, func(tx evokestore.Tx) error {
+		// a gets two, b none, c is not listed and keeps its deadline.
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"a", "b"}, []evokestore.Deadline{d("a", "y", 4), d("a", "z", 5)})
+	})
+	due, err := s.DueDeadlines(ctx, t0.Add(time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range due {
+		got = append(got, fmt.Sprintf("%s/%s@%d", x.InstanceID, x.Name, x.Version))
+	}
+	if want := "c/x@3 a/y@4 a/z@5"; strings.Join(got, " ") != want {
+		t.Fatalf("deadlines after replacing a and b: %v, want %s", got, want)
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.ReplaceDeadlines(ctx, "pm", nil, nil) })
+	if due, _ := s.DueDeadlines(ctx, t0.Add(time.Hour), 100); len(due) != 3 {
+		t.Fatalf("replacing no instances changed deadlines: %v", due)
 	}
 }

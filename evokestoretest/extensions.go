@@ -355,7 +355,7 @@ func testPurge(t *testing.T, s evokestore.Store) {
 			if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: in.pm, InstanceID: in.id, Position: 5}}); err != nil {
 				return err
 			}
-			if err := tx.ReplaceDeadlines(ctx, in.pm, in.id, []evokestore.Deadline{{ProcessManager: in.pm, InstanceID: in.id, Name: "d", DueAt: t0, Version: 1}}); err != nil {
+			if err := tx.ReplaceDeadlines(ctx, in.pm, []string{in.id}, []evokestore.Deadline{{ProcessManager: in.pm, InstanceID: in.id, Name: "d", DueAt: t0, Version: 1}}); err != nil {
 				return err
 			}
 		}

@@ -166,7 +166,7 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 					return err
 				}
 			}
-			if err := tx.ReplaceDeadlines(ctx, pm, id, nil); err != nil {
+			if err := tx.ReplaceDeadlines(ctx, pm, []string{id}, nil); err != nil {
 				return err
 			}
 			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindCancel,

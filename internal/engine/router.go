@@ -788,6 +788,8 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				return fmt.Errorf("hold events: %w", err)
 			}
 		}
+		var dlIDs []string
+		var dls []evokestore.Deadline
 		for _, id := range order {
 			g := groups[id]
 			if len(g.released) > 0 {
@@ -796,9 +798,13 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				}
 			}
 			if g.setDL {
-				if err := tx.ReplaceDeadlines(ctx, r.name, id, g.deadlines); err != nil {
-					return fmt.Errorf("write deadlines: %w", err)
-				}
+				dlIDs = append(dlIDs, id)
+				dls = append(dls, g.deadlines...)
+			}
+		}
+		if len(dlIDs) > 0 {
+			if err := tx.ReplaceDeadlines(ctx, r.name, dlIDs, dls); err != nil {
+				return fmt.Errorf("write deadlines: %w", err)
 			}
 		}
 		if len(cps) > 0 {
