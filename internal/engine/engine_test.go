@@ -1,0 +1,78 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSortableID(t *testing.T) {
+	t.Parallel()
+	a := SortableID(5, "cmd", "pm", "i", "e", "0")
+	if a != SortableID(5, "cmd", "pm", "i", "e", "0") {
+		t.Fatal("not deterministic")
+	}
+	if len(a) != 36 || a[14] != '8' || !strings.ContainsRune("89ab", rune(a[19])) {
+		t.Fatalf("%s is not a version 8, RFC 9562 UUID", a)
+	}
+	// Length-prefixed parts: no collision by concatenation.
+	if SortableID(5, "ab", "c") == SortableID(5, "a", "bc") {
+		t.Fatal("parts collide by concatenation")
+	}
+	// IDs made in key order sort in key order.
+	prev := ""
+	for k := uint64(1); k < 1<<20; k *= 3 {
+		id := SortableID(k, "x")
+		if id <= prev {
+			t.Fatalf("SortableID(%d) = %s sorts before %s", k, id, prev)
+		}
+		if got := sortKey(id); got != k {
+			t.Fatalf("sortKey(%s) = %d, want %d", id, got, k)
+		}
+		prev = id
+	}
+	if sortKey("not-a-uuid") != 0 || sortKey("") != 0 {
+		t.Fatal("sortKey of a foreign ID is not 0")
+	}
+	// Events of a command sort with it.
+	cmd := CommandID("pm", "i", "e", 42, 0)
+	if sortKey(EventID(cmd, 3)) != 42 {
+		t.Fatal("an event ID does not inherit its command's sort key")
+	}
+}
+
+func TestPartitionOf(t *testing.T) {
+	t.Parallel()
+	counts := make([]int, 16)
+	for i := range 16000 {
+		p := PartitionOf("order-"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune(i)), 16)
+		if p < 0 || p >= 16 {
+			t.Fatalf("partition %d out of range", p)
+		}
+		counts[p]++
+	}
+	for p, c := range counts {
+		if c < 500 || c > 1500 {
+			t.Errorf("partition %d got %d of 16000 IDs: badly spread", p, c)
+		}
+	}
+	if PartitionOf("x", 1) != 0 || PartitionOf("x", 0) != 0 {
+		t.Error("one partition is not partition 0")
+	}
+	if PartitionOf("order-1", 16) != PartitionOf("order-1", 16) {
+		t.Error("not deterministic")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	en := &Engine{cfg: Config{BackoffBase: 100 * time.Millisecond, BackoffMax: 2 * time.Second}}
+	for n, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 10: 2 * time.Second} {
+		for range 50 {
+			d := en.backoff(n)
+			if d < want/2 || d > want {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+}
