@@ -17,7 +17,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--json]", stderr)
-	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; must not exist, see --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
+	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; a non-empty file needs --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
 	orders := fs.Int("orders", 10000, "number of orders to run to completion")
 	workers := fs.Int("workers", 0, "goroutines stepping one batch (Config.Workers; default GOMAXPROCS)")
 	batch := fs.Int("batch", 0, "events stepped per transaction (Config.BatchSize; default 512)")
@@ -26,6 +26,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	force := fs.Bool("force", false, "delete an existing SQLite file (and its -wal/-shm) first")
 	keep := fs.Bool("keep", false, "keep the PostgreSQL schema made for the run")
+	noSettle := fs.Bool("no-vacuum", false, "PostgreSQL: do not VACUUM (ANALYZE) the seeded instances before the timed run")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -47,6 +48,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := bench.Options{
 		Orders: *orders, InFlight: *inflight, Stall: *stall,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if !*noSettle {
+		opts.AfterSeed = tgt.Settle
 	}
 	opts.Config.Workers, opts.Config.BatchSize, opts.Config.DispatchBatchSize = *workers, *batch, *dispatchBatch
 	if *inflight > 0 {

@@ -54,6 +54,9 @@ type Options struct {
 	SeedProgress func(done, total int)
 	// Logger receives the runtime's logs (warnings and errors by default).
 	Logger *slog.Logger
+	// AfterSeed, if set, runs after seeding and before the timed run
+	// (Target.Settle); its time is not counted.
+	AfterSeed func(ctx context.Context) error
 }
 
 // Latency summarises the step latencies of a run, in milliseconds.
@@ -124,6 +127,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 			return res, err
 		}
 		res.SeedSeconds = time.Since(start).Seconds()
+		if opts.AfterSeed != nil {
+			if err := opts.AfterSeed(ctx); err != nil {
+				return res, err
+			}
+		}
 	}
 	head, err := store.Head(ctx)
 	if err != nil {

@@ -37,6 +37,7 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 		Orders: orders, InFlight: inflight, Stall: 30 * time.Second,
 		Config:       evokeConfig(),
 		SeedProgress: func(done, _ int) { seeded = done },
+		AfterSeed:    tgt.Settle,
 	})
 	if err != nil {
 		tgt.Close(ctx, false)
