@@ -18,10 +18,12 @@ type Config struct {
 	// Clock tells the time. Defaults to the system clock.
 	Clock Clock
 	// BatchSize is how many events one process manager steps per
-	// transaction. Larger batches amortise the commit. Defaults to 512.
+	// transaction. Larger batches amortise the commit (see
+	// docs/benchmarks.md); under light load batches are as small as the
+	// events waiting. Defaults to 1024.
 	BatchSize int
 	// DispatchBatchSize is how many outbox commands are executed per
-	// transaction. Defaults to 512.
+	// transaction. Defaults to 1024.
 	DispatchBatchSize int
 	// Workers is how many goroutines step the instances of one batch in
 	// parallel (one instance still runs one step at a time). Defaults to
@@ -85,8 +87,8 @@ func (c *Config) withDefaults() (Config, error) {
 			*v = d
 		}
 	}
-	def(&out.BatchSize, 512)
-	def(&out.DispatchBatchSize, 512)
+	def(&out.BatchSize, 1024)
+	def(&out.DispatchBatchSize, 1024)
 	def(&out.Workers, runtime.GOMAXPROCS(0))
 	def(&out.MaxAttempts, 5)
 	defd := func(v *time.Duration, d time.Duration) {
