@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +60,10 @@ func TestCrashRecoveryPostgres(t *testing.T) {
 // crashTest kills `evoke demo --store store` at least 20 times mid-work,
 // finishes the run, and verifies the store exactly.
 func crashTest(t *testing.T, bin, store string, flags []string, orders int, open func() evokestore.Store) {
-	const minKills = 20
+	// The torture run of issue 5 scales it up:
+	// EVOKE_CRASH_ORDERS=20000 EVOKE_CRASH_KILLS=50 go test -run TestCrashRecovery ./internal/demo/
+	minKills := envInt(t, "EVOKE_CRASH_KILLS", 20)
+	orders = envInt(t, "EVOKE_CRASH_ORDERS", orders)
 	child := func() *exec.Cmd {
 		// --first-order makes the run resumable: a restart finishes the
 		// same orders instead of placing new ones.
@@ -129,6 +134,18 @@ func crashTest(t *testing.T, bin, store string, flags []string, orders int, open
 		t.Fatalf("final run summary: %+v", sum)
 	}
 	verifyOrders(t, watch, orders)
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }
 
 // verifyOrders checks a store after the order workload of orders 1..n:
