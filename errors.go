@@ -39,6 +39,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error describes the panic and where it happened.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic in %s: %v", e.Where, e.Value) }
 
 // RejectedError is a command's rejection by its aggregate (a business
@@ -51,6 +52,7 @@ type RejectedError struct {
 	Reason        string
 }
 
+// Error describes the rejected command and the reason.
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("command %s (%s) rejected by %s %s: %s",
 		e.CommandID, e.CommandType, e.AggregateType, e.AggregateID, e.Reason)

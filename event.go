@@ -76,10 +76,12 @@ type DecodeError struct {
 	Err       error
 }
 
+// Error names the event that did not decode and why.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("decode event %s (%s at position %d): %v", e.EventID, e.EventType, e.Position, e.Err)
 }
 
+// Unwrap returns the JSON error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // marshalPayload encodes v as JSON; raw JSON and nil pass through.

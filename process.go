@@ -146,6 +146,7 @@ const (
 
 var kindNames = [...]string{"ignore", "start", "continue", "stop", "error"}
 
+// String names the kind: ignore, start, continue, stop or error.
 func (k CorrelationKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -186,6 +187,7 @@ func (c Correlation) ID() string { return c.id }
 // Err returns the error of a failed correlation.
 func (c Correlation) Err() error { return c.err }
 
+// String shows the correlation as kind(id), e.g. continue(order-7).
 func (c Correlation) String() string {
 	if c.kind == KindError {
 		return "error(" + c.err.Error() + ")"
