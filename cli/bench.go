@@ -23,6 +23,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := fs.Int("batch", 0, "events stepped per transaction (Config.BatchSize; default 1024)")
 	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (Config.DispatchBatchSize; default 1024)")
 	inflight := fs.Int("inflight", 0, "live order-fulfilment instances to seed before the timed run")
+	rate := fs.Float64("rate", 0, "place orders at this many per second while they run (0: all at once, to measure saturation)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	force := fs.Bool("force", false, "delete an existing SQLite file (and its -wal/-shm) first")
 	keep := fs.Bool("keep", false, "keep the PostgreSQL schema made for the run")
@@ -31,7 +32,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *orders <= 0 || *inflight < 0 || *workers < 0 || *batch < 0 || *dispatchBatch < 0 {
+	if *orders <= 0 || *inflight < 0 || *workers < 0 || *batch < 0 || *dispatchBatch < 0 || *rate < 0 {
 		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
 		return errUsage
 	}
@@ -46,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var runBar *bar
 	opts := bench.Options{
-		Orders: *orders, InFlight: *inflight, Stall: *stall,
+		Orders: *orders, InFlight: *inflight, Stall: *stall, Rate: *rate,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if !*noSettle {

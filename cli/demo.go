@@ -24,6 +24,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	orders := fs.Int("orders", 1000, "number of orders to place")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	first := fs.Int("first-order", 0, "fix the first order number (re-running with the same value resumes those orders instead of placing new ones)")
+	rate := fs.Float64("rate", 0, "place orders at this many per second while they run (0: all at once)")
 	failRate := fs.Float64("fail-rate", 0, "fraction of orders whose payment is declined (compensation path)")
 	timeoutRate := fs.Float64("timeout-rate", 0, "fraction of orders whose shipment never arrives (1s inactivity timeout, refund)")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
@@ -63,7 +64,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	bar := newBar(stderr, *orders, "orders")
 	opts := demo.Options{
-		Orders: *orders, FirstOrder: *first, Stall: *stall, FailRate: *failRate, TimeoutRate: *timeoutRate,
+		Orders: *orders, FirstOrder: *first, Stall: *stall, FailRate: *failRate, TimeoutRate: *timeoutRate, Rate: *rate,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		Progress: bar.set,
 	}

@@ -43,6 +43,10 @@ type Options struct {
 	// Config tunes the runtime (Workers, BatchSize, DispatchBatchSize);
 	// its Logger and Hooks are set by the run.
 	Config evoke.Config
+	// Rate, if positive, places the orders at this many per second while
+	// they run (demo.Options.Rate), so that step latency is measured below
+	// saturation; 0 places them all at once.
+	Rate float64
 	// Stall ends the run when no order finished for this long. Defaults
 	// to 60s.
 	Stall time.Duration
@@ -138,7 +142,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 		return res, fmt.Errorf("read log head: %w", err)
 	}
 	sum, runErr := demo.Run(ctx, store, demo.Options{
-		Orders: opts.Orders, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
+		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
 	})
 	res.Completed, res.Failed = sum.Completed, sum.Failed
 	res.Events, res.Commands, res.Seconds = sum.Events, sum.Commands, sum.Seconds

@@ -47,6 +47,10 @@ type Options struct {
 	// when TimeoutRate is set, and to none otherwise (a timeout costs a
 	// deadline write per step).
 	Timeout time.Duration
+	// Rate, if positive, places the orders at this many per second (in
+	// ticks of 10ms) while they run, instead of all at once: latency is
+	// then measured below saturation.
+	Rate float64
 	// Stall ends the run when no order finished for this long. Defaults
 	// to 60s.
 	Stall time.Duration
@@ -189,7 +193,13 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	}
 	defer stop()
 
-	if err := Place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil {
+	if opts.Rate > 0 {
+		go func() {
+			if err := placePaced(ctx, rt, first, opts.Orders, opts.Rate, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil && ctx.Err() == nil {
+				logger.Error("placing orders failed", "err", err)
+			}
+		}()
+	} else if err := Place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil {
 		return sum, err
 	}
 
@@ -305,6 +315,30 @@ func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 		}
 		if err != nil {
 			return fmt.Errorf("place orders %d..%d: %w", lo, hi-1, err)
+		}
+	}
+	return nil
+}
+
+// placePaced places n orders at rate per second, a slice every 10ms.
+func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64) error {
+	const tick = 10 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	placed := 0
+	for placed < n {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		due := min(n, int(rate*time.Since(start).Seconds()))
+		if due > placed {
+			if err := Place(ctx, rt, first+placed, due-placed, resume, failRate, timeoutRate); err != nil {
+				return err
+			}
+			placed = due
 		}
 	}
 	return nil
