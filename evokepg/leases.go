@@ -17,34 +17,36 @@ var (
 )
 
 // Leases use the database's clock (now()), never a node's, so that nodes
-// with skewed clocks agree on who holds what. A lease row is locked FOR
-// SHARE by every transaction that writes under it (CheckLeases) until that
+// with skewed clocks agree on who holds what. A node's leases are valid while
+// its heartbeat row in nodes has not expired: renewing them touches only that
+// row, never the lease rows, so renewal never waits for (or holds up) the
+// transactions writing under the leases. A lease row is locked FOR SHARE by
+// every transaction that writes under it (CheckLeases) until that
 // transaction ends; taking a lease over updates the row, so it waits for
-// them: once a lease has changed hands, no write under the old token can
-// commit. A node paused in the middle of a transaction is cut off by the
-// server's idle_in_transaction_session_timeout (see Options.IdleInTxTimeout).
+// them (or, with SKIP LOCKED, leaves the partition for the next round): once
+// a lease has changed hands, no write under the old token can commit. A node
+// paused in the middle of a transaction is cut off by the server's
+// idle_in_transaction_session_timeout (see Options.IdleInTxTimeout).
 const (
 	sqlHeartbeat = `INSERT INTO nodes (id, expires_at) VALUES ($1, now() + $2 * interval '1 microsecond')
 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`
 	sqlEnsureLeases = `INSERT INTO leases (partition) SELECT g FROM generate_series(0, $1 - 1) g ON CONFLICT DO NOTHING`
 	sqlLiveNodes    = `SELECT count(*) FROM nodes WHERE expires_at > now()`
-	sqlRenew        = `UPDATE leases SET expires_at = now() + $2 * interval '1 microsecond'
+	sqlHeldLeases   = `SELECT partition, token FROM leases WHERE node = $1 AND partition < $2 ORDER BY partition`
+	sqlReleaseSome  = `UPDATE leases SET node = '' WHERE node = $1 AND partition = ANY($2::int[])`
+	sqlTake         = `UPDATE leases SET node = $1, token = token + 1
 WHERE partition IN (
-	SELECT partition FROM leases WHERE node = $1 AND expires_at > now() AND partition < $3
-	ORDER BY partition FOR UPDATE)
+	SELECT l.partition FROM leases l LEFT JOIN nodes n ON n.id = l.node
+	WHERE l.partition < $3 AND (l.node = '' OR n.id IS NULL OR n.expires_at <= now())
+	ORDER BY l.partition LIMIT $2 FOR UPDATE OF l SKIP LOCKED)
 RETURNING partition, token`
-	sqlReleaseSome = `UPDATE leases SET node = '', expires_at = 'epoch' WHERE node = $1 AND partition = ANY($2::int[])`
-	sqlTake        = `UPDATE leases SET node = $1, token = token + 1, expires_at = now() + $2 * interval '1 microsecond'
-WHERE partition IN (
-	SELECT partition FROM leases WHERE expires_at <= now() AND partition < $4
-	ORDER BY partition LIMIT $3 FOR UPDATE SKIP LOCKED)
-RETURNING partition, token`
-	sqlLeave      = `UPDATE leases SET node = '', expires_at = 'epoch' WHERE node = $1`
+	sqlLeave      = `UPDATE leases SET node = '' WHERE node = $1`
 	sqlForgetNode = `DELETE FROM nodes WHERE id = $1`
-	sqlPruneNodes = `DELETE FROM nodes WHERE expires_at < now() - interval '1 hour'`
-	sqlCheck      = `SELECT count(*) FROM (
+	sqlPruneNodes = `DELETE FROM nodes n WHERE n.expires_at < now() - interval '1 hour'
+	AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.node = n.id)`
+	sqlCheck = `SELECT count(*) FROM (
 	SELECT 1 FROM leases l JOIN unnest($2::int[], $3::bigint[]) AS x(p, tok) ON l.partition = x.p AND l.token = x.tok
-	WHERE l.node = $1 AND l.expires_at > now()
+	WHERE l.node = $1 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $1 AND n.expires_at > now())
 	ORDER BY l.partition FOR SHARE OF l) held`
 )
 
@@ -67,7 +69,7 @@ func (s *Store) Balance(ctx context.Context, node string, partitions int, ttl ti
 			return err
 		}
 		share := (partitions + max(live, 1) - 1) / max(live, 1)
-		held, err := scanLeases(tx.Query(ctx, sqlRenew, node, us, partitions))
+		held, err := scanLeases(tx.Query(ctx, sqlHeldLeases, node, partitions))
 		if err != nil {
 			return err
 		}
@@ -82,7 +84,7 @@ func (s *Store) Balance(ctx context.Context, node string, partitions int, ttl ti
 			held = held[:share]
 		}
 		if need := share - len(held); need > 0 {
-			taken, err := scanLeases(tx.Query(ctx, sqlTake, node, us, need, partitions))
+			taken, err := scanLeases(tx.Query(ctx, sqlTake, node, need, partitions))
 			if err != nil {
 				return err
 			}

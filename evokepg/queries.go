@@ -40,6 +40,13 @@ func (q queries) db(ctx context.Context) (dbtx, func(), error) {
 	return q.t.conn(ctx)
 }
 
+// customPlan makes pgx plan a lookup with its actual parameters every time
+// instead of caching a generic plan: evoke's tables grow from empty, and a
+// generic plan made while one was small (a sequential scan for
+// "id = ANY($1)") would stick after it grew, until autovacuum analysed it.
+// Planning such a lookup costs far less than one bad scan.
+const customPlan = pgx.QueryExecModeExec
+
 func nanos(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -172,7 +179,7 @@ func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokest
 		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
 	}
 	defer done()
-	rows, err := db.Query(ctx, sqlReadStreams, streamIDs)
+	rows, err := db.Query(ctx, sqlReadStreams, customPlan, streamIDs)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
 	}
@@ -233,7 +240,7 @@ func (q queries) Instances(ctx context.Context, processManager string, ids []str
 		return nil, fmt.Errorf("evokepg: load instances: %w", err)
 	}
 	defer done()
-	rows, err := db.Query(ctx, sqlInstances, processManager, ids)
+	rows, err := db.Query(ctx, sqlInstances, customPlan, processManager, ids)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: load instances: %w", err)
 	}
@@ -295,7 +302,7 @@ func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evoke
 	limit := limitOr(oq.Limit)
 	var rows pgx.Rows
 	if oq.Partitions != nil {
-		rows, err = db.Query(ctx, sqlOutboxParts, oq.After, limit, oq.Partitions)
+		rows, err = db.Query(ctx, sqlOutboxParts, customPlan, oq.After, limit, oq.Partitions)
 	} else {
 		rows, err = db.Query(ctx, sqlOutbox, oq.After, limit)
 	}
@@ -333,7 +340,7 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 		return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
 	}
 	defer done()
-	rows, err := db.Query(ctx, sqlCommandOutcomes, ids)
+	rows, err := db.Query(ctx, sqlCommandOutcomes, customPlan, ids)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
 	}
