@@ -28,10 +28,9 @@ func Example() {
 	defer store.Close()
 
 	rt, _ := evoke.New(store, &evoke.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	_ = evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{}, nil)
-	_ = evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{})
-	_ = evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{})
-	_ = evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{})
+	if err := orderfulfillment.Register(rt, orderfulfillment.Fulfillment{}); err != nil {
+		panic(err)
+	}
 	if err := rt.Start(ctx); err != nil {
 		panic(err)
 	}

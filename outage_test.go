@@ -59,15 +59,8 @@ func TestStoreOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, err := range []error{
-		evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{}, nil),
-		evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{}),
-		evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{}),
-		evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{}),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := orderfulfillment.Register(rt, orderfulfillment.Fulfillment{}); err != nil {
+		t.Fatal(err)
 	}
 	start(t, rt)
 	ctx := context.Background()

@@ -47,10 +47,7 @@ func TestHooksReportOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, err := range []error{
-		evoke.RegisterProcessManager(rt, of.Fulfillment{}, nil),
-		evoke.RegisterAggregate(rt, of.AggregatePayment, of.Payment{}),
-		evoke.RegisterAggregate(rt, of.AggregateInventory, of.Inventory{}),
-		evoke.RegisterAggregate(rt, of.AggregateShipping, of.Shipping{}),
+		of.Register(rt, of.Fulfillment{}),
 		rt.Start(ctx),
 	} {
 		if err != nil {

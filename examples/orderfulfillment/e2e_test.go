@@ -79,15 +79,8 @@ func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarne
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, err := range []error{
-		evoke.RegisterAggregate(rt, of.AggregatePayment, of.Payment{}),
-		evoke.RegisterAggregate(rt, of.AggregateInventory, of.Inventory{}),
-		evoke.RegisterAggregate(rt, of.AggregateShipping, of.Shipping{}),
-		evoke.RegisterProcessManager(rt, pm, nil),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := of.Register(rt, pm); err != nil {
+		t.Fatal(err)
 	}
 	if err := rt.Start(context.Background()); err != nil {
 		t.Fatal(err)

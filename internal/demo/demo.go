@@ -115,12 +115,7 @@ func (c *counter) Telemetry(t evoke.Telemetry) {
 // Register adds the order-fulfilment process manager and its aggregates to
 // rt, with the given inactivity timeout (0 for none).
 func Register(rt *evoke.Runtime, timeout time.Duration) error {
-	return errors.Join(
-		evoke.RegisterProcessManager(rt, orderfulfillment.Fulfillment{TimeoutAfter: timeout}, nil),
-		evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{}),
-		evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{}),
-		evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{}),
-	)
+	return orderfulfillment.Register(rt, orderfulfillment.Fulfillment{TimeoutAfter: timeout})
 }
 
 // Run places opts.Orders orders on store and runs them until all finished,
