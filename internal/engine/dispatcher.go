@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
 )
@@ -27,13 +28,19 @@ type CommandResult struct {
 // transaction, in outbox order (so in order per instance).
 type dispatcher struct {
 	en *Engine
-	// blocked instances whose command failed outside a batch this pass.
+	// attempts counts the failed dispatches of commands that failed on
+	// their own (not as part of a batch).
 	attempts map[string]int
+	// parked are the instances (process manager, ID) parked because one of
+	// their commands could not be dispatched: their commands stay in the
+	// outbox until an operator retries the instance.
+	parked map[[2]string]bool
 }
 
 func (d *dispatcher) run(ctx context.Context) {
 	wake, cancel := d.en.store.Subscribe(evokestore.TopicOutbox)
 	defer cancel()
+	d.attempts, d.parked = map[string]int{}, map[[2]string]bool{}
 	failures := 0
 	for ctx.Err() == nil {
 		n, err := d.pass(ctx)
@@ -59,10 +66,12 @@ func (d *dispatcher) run(ctx context.Context) {
 	}
 }
 
-// pass dispatches one batch. If the batch as a whole fails, its commands are
-// tried one by one so that one bad command cannot hold up the others; an
-// instance whose command fails keeps its later commands back, to keep them
-// in order.
+// pass dispatches one batch and returns how many commands it dispatched. If
+// the batch as a whole fails, its commands are tried one by one so that one
+// bad command cannot hold up the others; an instance whose command fails
+// keeps its later commands back, to keep them in order. A command that
+// fails on its own MaxAttempts times (a transient error that does not go
+// away: the store refusing its events, a timeout) parks its instance.
 func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	ls := d.en.leases.Load()
 	q := evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize}
@@ -72,9 +81,18 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 		}
 		q.Partitions = ls.parts
 	}
-	cmds, err := d.en.store.Outbox(ctx, q)
+	if err := d.unpark(ctx); err != nil {
+		return 0, err
+	}
+	all, err := d.en.store.Outbox(ctx, q)
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	cmds := all[:0:0]
+	for _, c := range all {
+		if !d.parked[[2]string{c.ProcessManager, c.InstanceID}] {
+			cmds = append(cmds, c)
+		}
 	}
 	if len(cmds) == 0 {
 		return 0, nil
@@ -90,6 +108,7 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
 	blocked := map[string]bool{}
 	var firstErr error
+	n := 0
 	for i := range cmds {
 		c := cmds[i]
 		key := c.ProcessManager + "\x00" + c.InstanceID
@@ -97,13 +116,81 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 			continue
 		}
 		if _, err := d.en.execute(ctx, cmds[i:i+1], ls); err != nil {
+			if ctx.Err() != nil {
+				return n, err
+			}
 			blocked[key] = true
+			d.attempts[c.ID]++
+			if d.attempts[c.ID] >= d.en.cfg.MaxAttempts && c.ProcessManager != "" {
+				if perr := d.park(ctx, ls, &c, err); perr != nil {
+					firstErr = cmp(firstErr, perr)
+				}
+				continue
+			}
 			firstErr = cmp(firstErr, fmt.Errorf("command %s (%s) of %s %s: %w", c.ID, c.Type, c.ProcessManager, c.InstanceID, err))
 			continue
 		}
+		delete(d.attempts, c.ID)
 		d.en.counters.Dispatched.Add(1)
+		n++
 	}
-	return len(cmds), firstErr
+	return n, firstErr
+}
+
+// park parks the instance of a command that could not be dispatched.
+func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.OutboxCommand, cause error) error {
+	en := d.en
+	now := en.cfg.Clock.Now()
+	reason := fmt.Sprintf("dispatch of command %s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause)
+	var tel Telemetry
+	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		if err := en.fence(ctx, tx, ls, []int{c.Partition}); err != nil {
+			return err
+		}
+		insts, err := tx.Instances(ctx, c.ProcessManager, []string{c.InstanceID})
+		if err != nil || len(insts) == 0 {
+			return err
+		}
+		in := insts[0]
+		if in.Status.Done() || in.Status == evokestore.StatusParked {
+			return nil
+		}
+		prev := in.Version
+		in.Status, in.LastError, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusParked, reason, now, time.Time{}
+		if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
+			return err
+		}
+		tel = Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: c.ProcessManager, InstanceID: c.InstanceID,
+			CommandType: c.Type, CommandID: c.ID, Attempt: d.attempts[c.ID], Err: reason}
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID,
+			Kind: evokestore.KindParked, Version: in.Version, EventType: "$dispatch", PhaseBefore: in.Phase, PhaseAfter: in.Phase,
+			Error: reason, RecordedAt: now, Node: en.cfg.NodeID, LeaseToken: ls.tokens[c.Partition]}})
+	})
+	if err != nil {
+		return fmt.Errorf("park %s %s: %w", c.ProcessManager, c.InstanceID, err)
+	}
+	d.parked[[2]string{c.ProcessManager, c.InstanceID}] = true
+	delete(d.attempts, c.ID)
+	if tel.Kind != "" {
+		en.counters.Parked.Add(1)
+		en.log.Error("instance parked: its command cannot be dispatched", "process_manager", c.ProcessManager, "instance", c.InstanceID, "command", c.ID, "err", cause)
+		en.cfg.Hooks.Telemetry(tel)
+	}
+	return nil
+}
+
+// unpark forgets parked instances an operator has retried or cancelled.
+func (d *dispatcher) unpark(ctx context.Context) error {
+	for key := range d.parked {
+		insts, err := d.en.store.Instances(ctx, key[0], []string{key[1]})
+		if err != nil {
+			return fmt.Errorf("load parked instance: %w", err)
+		}
+		if len(insts) == 0 || insts[0].Status != evokestore.StatusParked {
+			delete(d.parked, key)
+		}
+	}
+	return nil
 }
 
 func cmp(a, b error) error {

@@ -1,0 +1,101 @@
+package evoke_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
+)
+
+// refusingStore is fault injection: while refuse is set, appending the
+// events of the note for instance "stuck" fails, as a store that times out
+// or refuses them would — a transient error, not the aggregate's rejection.
+type refusingStore struct {
+	evokestore.Store
+	refuse atomic.Bool
+}
+
+func (s *refusingStore) Begin(ctx context.Context) (evokestore.Tx, error) {
+	tx, err := s.Store.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &refusingTx{Tx: tx, s: s}, nil
+}
+
+type refusingTx struct {
+	evokestore.Tx
+	s *refusingStore
+}
+
+func (t *refusingTx) AppendEvents(ctx context.Context, evs []evokestore.NewEvent) ([]evokestore.Event, error) {
+	if t.s.refuse.Load() {
+		for _, e := range evs {
+			if e.Type == "Noted" && strings.Contains(string(e.Data), `"instance":"stuck"`) {
+				return nil, errors.New("store refused the events (injected)")
+			}
+		}
+	}
+	return t.Tx.AppendEvents(ctx, evs)
+}
+
+// SPEC §4.2: a transient dispatch error is retried with backoff, then parks
+// the instance; the instance's later events wait, every other instance goes
+// on, and Retry after the fault is gone dispatches the command once.
+func TestTransientDispatchErrorParksTheInstance(t *testing.T) {
+	t.Parallel()
+	st := &refusingStore{Store: openStore(t)}
+	st.refuse.Store(true)
+	rt := newRuntime(t, st, nil)
+	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	ctx := context.Background()
+	appendEvent(t, rt, "s", "Cont", recData{ID: "stuck"})
+	for _, id := range []string{"a", "b", "c"} {
+		appendEvent(t, rt, "s", "Cont", recData{ID: id})
+	}
+	in := waitStatus(t, st, "rec", "stuck", evokestore.StatusParked)
+	if !strings.Contains(in.LastError, "dispatch of command") || !strings.Contains(in.LastError, "store refused") {
+		t.Errorf("last error %q does not say which command failed and why", in.LastError)
+	}
+	hist, _ := st.History(ctx, "rec", "stuck")
+	if last := hist[len(hist)-1]; last.Kind != evokestore.KindParked || last.EventType != "$dispatch" {
+		t.Errorf("history does not record the park: %+v", last)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		evoketest.Eventually(t, 0, id+"'s command dispatched", func() bool { return len(ledgerNotes(t, st, "rec", id)) == 1 })
+	}
+	// A later event of the parked instance is held, in order.
+	appendEvent(t, rt, "s", "Cont", recData{ID: "stuck"})
+	evoketest.Eventually(t, 0, "the later event is held", func() bool {
+		held, _ := st.Held(ctx, "rec", "stuck")
+		return len(held) == 1
+	})
+	if n := len(ledgerNotes(t, st, "rec", "stuck")); n != 0 {
+		t.Fatalf("%d notes of the parked instance went through", n)
+	}
+
+	st.refuse.Store(false) // the fault is gone
+	if err := rt.Retry(ctx, "rec", "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	evoketest.Eventually(t, 0, "both commands of the retried instance dispatched", func() bool {
+		return len(ledgerNotes(t, st, "rec", "stuck")) == 2
+	})
+	evoketest.WaitIdle(t, rt, 0)
+	notes := ledgerNotes(t, st, "rec", "stuck")
+	if len(notes) != 2 || notes[0].Seen != 1 || notes[1].Seen != 2 {
+		t.Fatalf("notes after retry %+v, want the two in order, once each", notes)
+	}
+	in, _ = instance(t, st, "rec", "stuck")
+	if in.Status != evokestore.StatusRunning || in.Version != 2 {
+		t.Errorf("after retry: %s at version %d", in.Status, in.Version)
+	}
+}
