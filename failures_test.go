@@ -27,12 +27,7 @@ func waitStatus(t *testing.T, st evokestore.Store, pm, id string, want evokestor
 // with a clear error; the instance is retried, then parked.
 func TestUndecodableEventParksOnlyItsInstance(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "bad"})
 	if _, err := rt.Append(context.Background(), "s", evoke.AnyVersion, evoke.Event{Type: "Bad", Data: []byte(`{"id":"bad","n":"not a number"}`)}); err != nil {
 		t.Fatal(err)
@@ -72,12 +67,7 @@ func TestUndecodableEventParksOnlyItsInstance(t *testing.T) {
 // manager, which goes on; the event can be skipped.
 func TestCorrelatePanicParksTheEvent(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec"})
 	ctx := context.Background()
 	poison := appendEvent(t, rt, "s", "PanicCorrelate", recData{ID: "x"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "after"})
@@ -112,14 +102,9 @@ func TestCorrelatePanicParksTheEvent(t *testing.T) {
 // its held events applied in order.
 func TestPoisonInstanceParkedThenRetried(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
 	hooks := &recorderHooks{}
 	hooks.setPanic("poison", true)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec", done: "Done", hooks: hooks}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec", done: "Done", hooks: hooks})
 	ctx := context.Background()
 	appendEvent(t, rt, "p", "Cont", recData{ID: "poison"})
 	const others = 1000
@@ -169,13 +154,8 @@ func TestPoisonInstanceParkedThenRetried(t *testing.T) {
 // Skip drops the poison event and runs the rest; Cancel makes a tombstone.
 func TestSkipAndCancel(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
 	hooks := &recorderHooks{}
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec", hooks: hooks}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec", hooks: hooks})
 	ctx := context.Background()
 
 	// An event that always fails: skip it.

@@ -55,6 +55,21 @@ func newRuntime(t *testing.T, st evokestore.Store, cfg *evoke.Config) *evoke.Run
 	return rt
 }
 
+// startRecorders opens a store, registers the recorders on a runtime with
+// cfg (nil: quietConfig) and starts it.
+func startRecorders(t *testing.T, cfg *evoke.Config, pms ...recorder) (*evokesqlite.Store, *evoke.Runtime) {
+	t.Helper()
+	st := openStore(t)
+	rt := newRuntime(t, st, cfg)
+	for _, pm := range pms {
+		if err := evoke.RegisterProcessManager(rt, pm, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(t, rt)
+	return st, rt
+}
+
 func start(t *testing.T, rt *evoke.Runtime) {
 	t.Helper()
 	if err := rt.Start(context.Background()); err != nil {
@@ -135,8 +150,6 @@ type recorderHooks struct {
 	mu sync.Mutex
 	// handlePanic makes Handle panic for events whose id matches.
 	handlePanic map[string]bool
-	// handleCalls counts Handle calls per instance and event id.
-	handleCalls map[string]int
 }
 
 func (h *recorderHooks) shouldPanic(id string) bool {

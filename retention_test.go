@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evoketest"
 )
 
@@ -13,17 +12,12 @@ import (
 // retention; running instances and recent tombstones stay.
 func TestRetentionPurgesOldTombstones(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
 	clock := evoketest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := quietConfig()
 	cfg.Clock = clock
 	cfg.Retention = 24 * time.Hour
 	cfg.PurgeInterval = time.Hour
-	rt := newRuntime(t, st, cfg)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec", done: "Done"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, cfg, recorder{name: "rec", done: "Done"})
 	ctx := context.Background()
 	appendEvent(t, rt, "s", "Done", recData{ID: "old"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "running"})

@@ -38,12 +38,7 @@ func state(t *testing.T, in evokestore.Instance) recState {
 // SPEC §2.1: a duplicate start is not a second instance.
 func TestStartTwiceGoesToTheSameInstance(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec"})
 	appendEvent(t, rt, "s1", "Start", recData{ID: "a"})
 	appendEvent(t, rt, "s1", "Start", recData{ID: "a"})
 	evoketest.WaitIdle(t, rt, 0)
@@ -66,15 +61,7 @@ func TestStartTwiceGoesToTheSameInstance(t *testing.T) {
 // SPEC §2.2: continue creates; a strict process manager drops and counts.
 func TestContinueCreatesUnlessStrict(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "loose"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "strict", strict: true}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "loose"}, recorder{name: "strict", strict: true})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "x"})
 	evoketest.WaitIdle(t, rt, 0)
 	if _, ok := instance(t, st, "loose", "x"); !ok {
@@ -100,12 +87,7 @@ func TestContinueCreatesUnlessStrict(t *testing.T) {
 // for missing instances are dropped and counted; tombstones never resurrect.
 func TestStopCompletesAndLeavesATombstone(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec"})
 	appendEvent(t, rt, "s", "Start", recData{ID: "a"})
 	appendEvent(t, rt, "s", "Stop", recData{ID: "a"})
 	appendEvent(t, rt, "s", "Stop", recData{ID: "ghost"})
@@ -143,12 +125,7 @@ func TestStopCompletesAndLeavesATombstone(t *testing.T) {
 // Completer.
 func TestIgnoreAndCompleteFromHandle(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec", done: "Done"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec", done: "Done"})
 	appendEvent(t, rt, "s", "Ignore", recData{ID: "i"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c"})
 	appendEvent(t, rt, "s", "Done", recData{ID: "c"})
@@ -166,14 +143,7 @@ func TestIgnoreAndCompleteFromHandle(t *testing.T) {
 // SPEC §2.6: two process managers never share instances.
 func TestInstanceKeyIncludesProcessManager(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	for _, n := range []string{"one", "two"} {
-		if err := evoke.RegisterProcessManager(rt, recorder{name: n, done: "Done"}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "one", done: "Done"}, recorder{name: "two", done: "Done"})
 	appendEvent(t, rt, "s", "Cont", recData{ID: "same"})
 	evoketest.WaitIdle(t, rt, 0)
 	appendEvent(t, rt, "s", "Done", recData{ID: "same"})
@@ -193,12 +163,7 @@ func TestInstanceKeyIncludesProcessManager(t *testing.T) {
 // (the recorder's Handle errs otherwise).
 func TestApplyBeforeHandle(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec"})
 	for range 5 {
 		appendEvent(t, rt, "s", "Cont", recData{ID: "a"})
 	}
@@ -362,12 +327,7 @@ func TestDispatchDeduplicatesByCommandID(t *testing.T) {
 // SPEC §3.4: lineage from event to command to the aggregate's event.
 func TestLineage(t *testing.T) {
 	t.Parallel()
-	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	start(t, rt)
+	st, rt := startRecorders(t, nil, recorder{name: "rec"})
 	ctx := context.Background()
 	withCorr := evoke.NewEvent("Cont", recData{ID: "a"})
 	withCorr.Metadata.CorrelationID = "corr-1"

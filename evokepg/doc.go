@@ -79,5 +79,19 @@
 // into few transactions. Reads outside a Tx
 // use the pool; reads through a Tx use its connection and see its own
 // writes. A Store holds at most Options.MaxConns pooled connections plus the
-// listener's.
+// listener's.//
+// # Partition leases
+//
+// Store implements evokestore.Leaser and Tx implements
+// evokestore.LeaseChecker (see leases.go): leases live in the leases table
+// and are valid while their node's heartbeat row in nodes is, by the
+// database's clock; every fenced transaction locks its lease rows FOR SHARE,
+// so taking a partition over waits for the old owner's open transactions.
+//
+// # Query plans
+//
+// Lookups by many IDs (id = ANY($1)) are planned with their parameters each
+// time (pgx.QueryExecModeExec) rather than as cached generic plans: evoke's
+// tables grow from empty, and a generic plan made while a table was small
+// would keep scanning it sequentially after it grew.
 package evokepg

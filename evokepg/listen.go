@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/evoke-go/evoke/evokestore"
 )
 
 // Reconnection backoff of the listener.
@@ -69,7 +71,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 				continue
 			}
 			conn, backoff = c, minListenBackoff
-			s.signal(topicAll)
+			s.wakeups.SignalSet(evokestore.SetAll)
 		}
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -83,7 +85,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 		if n.Channel != s.channel || s.ownPID(n.PID) {
 			continue
 		}
-		s.signal(topicOf(n.Payload))
+		s.wakeups.SignalSet(evokestore.TopicSetOf(n.Payload))
 	}
 }
 

@@ -250,36 +250,6 @@ func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
 	return s.wakeups.Subscribe(topic)
 }
 
-// signal wakes the local subscribers of topics.
-func (s *Store) signal(topics topicSet) {
-	for i, topic := range allTopics {
-		if topics&(1<<i) != 0 {
-			s.wakeups.Signal(topic)
-		}
-	}
-}
-
-type topicSet uint8
-
-var allTopics = [...]evokestore.Topic{evokestore.TopicEvents, evokestore.TopicOutbox, evokestore.TopicDeadlines}
-
-const (
-	topicEvents topicSet = 1 << iota
-	topicOutbox
-	topicDeadlines
-
-	topicAll = topicEvents | topicOutbox | topicDeadlines
-)
-
-func topicOf(payload string) topicSet {
-	for i, t := range allTopics {
-		if string(t) == payload {
-			return 1 << i
-		}
-	}
-	return 0
-}
-
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 

@@ -38,9 +38,9 @@ type Tx struct {
 	mu     sync.Mutex // serialises the owner's calls with abort
 	tx     pgx.Tx     // nil until the first statement
 	done   bool
-	cause  error    // why the Tx ended, if not by its owner
-	locked bool     // the Tx holds the append lock
-	topics topicSet // topics written, whose notifications are queued
+	cause  error               // why the Tx ended, if not by its owner
+	locked bool                // the Tx holds the append lock
+	topics evokestore.TopicSet // topics written, whose notifications are queued
 }
 
 var (
@@ -102,14 +102,9 @@ func (t *Tx) batch() *pgx.Batch {
 
 // notify queues the notification of topic on b unless it is queued already;
 // PostgreSQL delivers it to listeners if and when the Tx commits.
-func (t *Tx) notify(b *pgx.Batch, topic topicSet) {
-	if t.topics&topic != 0 {
-		return
-	}
-	for i, name := range allTopics {
-		if topic == 1<<i {
-			b.Queue(sqlNotify, t.s.channel, string(name))
-		}
+func (t *Tx) notify(b *pgx.Batch, topic evokestore.TopicSet) {
+	for _, name := range (topic &^ t.topics).Topics() {
+		b.Queue(sqlNotify, t.s.channel, string(name))
 	}
 }
 
@@ -205,7 +200,7 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 	if !t.locked {
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey)
 	}
-	t.notify(b, topicEvents)
+	t.notify(b, evokestore.SetEvents)
 	b.Queue(sqlInsertEvents, ids, streams, versions, types, datas, corrs, causes, vals, ats).Query(func(rows pgx.Rows) error {
 		i := 0
 		for rows.Next() {
@@ -240,7 +235,7 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 		return nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
 	t.locked = true
-	t.topics |= topicEvents
+	t.topics |= evokestore.SetEvents
 	return out, nil
 }
 
@@ -407,11 +402,11 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 	}
 	b := t.batch()
 	b.Queue(sqlInsertOutbox, ids, pms, insts, partitions, types, aggTypes, aggIDs, payloads, corrs, causes, vals, ats)
-	t.notify(b, topicOutbox)
+	t.notify(b, evokestore.SetOutbox)
 	if err := t.send(ctx, b); err != nil {
 		return fmt.Errorf("evokepg: insert outbox: %w", err)
 	}
-	t.topics |= topicOutbox
+	t.topics |= evokestore.SetOutbox
 	return nil
 }
 
@@ -608,11 +603,11 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 		}
 		b.Queue(sqlInsertDeadlines, processManager, ids, names, dues, versions)
 	}
-	t.notify(b, topicDeadlines)
+	t.notify(b, evokestore.SetDeadlines)
 	if err := t.send(ctx, b); err != nil {
 		return fmt.Errorf("evokepg: replace deadlines: %w", err)
 	}
-	t.topics |= topicDeadlines
+	t.topics |= evokestore.SetDeadlines
 	return nil
 }
 
@@ -625,7 +620,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 	defer t.mu.Unlock()
 	var n int64
 	b := t.batch()
-	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&topicDeadlines == 0,
+	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&evokestore.SetDeadlines == 0,
 		t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
 		var discard bool
 		return row.Scan(&n, &discard)
@@ -634,7 +629,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
 	}
 	if n > 0 {
-		t.topics |= topicDeadlines
+		t.topics |= evokestore.SetDeadlines
 	}
 	return n > 0, nil
 }
@@ -648,11 +643,11 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 	defer t.mu.Unlock()
 	b := t.batch()
 	b.Queue(sqlDeleteInstance, processManager, instanceID)
-	t.notify(b, topicDeadlines)
+	t.notify(b, evokestore.SetDeadlines)
 	if err := t.send(ctx, b); err != nil {
 		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
 	}
-	t.topics |= topicDeadlines
+	t.topics |= evokestore.SetDeadlines
 	return nil
 }
 
@@ -677,7 +672,7 @@ func (t *Tx) Commit() error {
 	if err := t.tx.Commit(t.ctx); err != nil {
 		return fmt.Errorf("evokepg: commit: %w", err)
 	}
-	t.s.signal(t.topics)
+	t.s.wakeups.SignalSet(t.topics)
 	return nil
 }
 

@@ -227,25 +227,6 @@ func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
 	return s.wakeups.Subscribe(topic)
 }
 
-// notify wakes the local subscribers of topics.
-func (s *Store) notify(topics topicSet) {
-	for i, topic := range allTopics {
-		if topics&(1<<i) != 0 {
-			s.wakeups.Signal(topic)
-		}
-	}
-}
-
-type topicSet uint8
-
-var allTopics = [...]evokestore.Topic{evokestore.TopicEvents, evokestore.TopicOutbox, evokestore.TopicDeadlines}
-
-const (
-	topicEvents topicSet = 1 << iota
-	topicOutbox
-	topicDeadlines
-)
-
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 

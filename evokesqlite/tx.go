@@ -22,7 +22,7 @@ type Tx struct {
 
 	s      *Store
 	tx     *sql.Tx
-	topics topicSet
+	topics evokestore.TopicSet
 	stmts  [numStmts]*sql.Stmt
 	bulk   [numBulk][len(bulkSizes)]*sql.Stmt
 	args   []any
@@ -132,7 +132,7 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 		}
 		return nil, fmt.Errorf("evokesqlite: append events: %w", err)
 	}
-	t.topics |= topicEvents
+	t.topics |= evokestore.SetEvents
 	return out, nil
 }
 
@@ -207,7 +207,7 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 	if err := t.insertBulk(ctx, bOutbox, len(cmds), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: insert outbox: %w", err)
 	}
-	t.topics |= topicOutbox
+	t.topics |= evokestore.SetOutbox
 	return nil
 }
 
@@ -331,7 +331,7 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 	if err := t.insertBulk(ctx, bDeadlines, len(deadlines), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: replace deadlines: %w", err)
 	}
-	t.topics |= topicDeadlines
+	t.topics |= evokestore.SetDeadlines
 	return nil
 }
 
@@ -347,7 +347,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		return false, fmt.Errorf("evokesqlite: delete deadline: %w", err)
 	}
 	if n > 0 {
-		t.topics |= topicDeadlines
+		t.topics |= evokestore.SetDeadlines
 	}
 	return n > 0, nil
 }
@@ -360,7 +360,7 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 			return fmt.Errorf("evokesqlite: delete instance %s/%s: %w", processManager, instanceID, err)
 		}
 	}
-	t.topics |= topicDeadlines
+	t.topics |= evokestore.SetDeadlines
 	return nil
 }
 
@@ -370,7 +370,7 @@ func (t *Tx) Commit() error {
 	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("evokesqlite: commit: %w", err)
 	}
-	t.s.notify(t.topics)
+	t.s.wakeups.SignalSet(t.topics)
 	return nil
 }
 

@@ -131,10 +131,11 @@ type Lease struct {
 // store: each partition is owned by at most one live node at a time.
 type Leaser interface {
 	// Balance, in one transaction, records node as alive for ttl (by the
-	// store's clock), renews the leases node holds, releases those above its
-	// fair share (partitions divided by live nodes, rounded up) and takes
-	// free or expired partitions up to it. It returns the leases node holds
-	// afterwards, in partition order.
+	// store's clock), which keeps the leases it holds valid for as long;
+	// releases those above its fair share (partitions divided by live
+	// nodes, rounded up) and takes free partitions, or those of nodes no
+	// longer alive, up to it. It returns the leases node holds afterwards,
+	// in partition order.
 	Balance(ctx context.Context, node string, partitions int, ttl time.Duration) ([]Lease, error)
 	// Leave releases node's leases and forgets it.
 	Leave(ctx context.Context, node string) error
@@ -142,7 +143,7 @@ type Leaser interface {
 
 // LeaseChecker is an optional Tx extension used with Leaser: CheckLeases
 // fails with ErrLeaseLost unless node still holds every given lease (same
-// token, not expired), and keeps those leases from changing hands until the
+// token, node still alive), and keeps those leases from changing hands until the
 // transaction ends, so that no write of a node that lost its lease commits.
 type LeaseChecker interface {
 	CheckLeases(ctx context.Context, node string, leases []Lease) error

@@ -46,3 +46,47 @@ func (w *Wakeups) Signal(topic Topic) {
 		}
 	}
 }
+
+// TopicSet is a set of topics, in which a backend's transaction collects the
+// topics it wrote, to signal them after it commits.
+type TopicSet uint8
+
+// Topic sets of one topic each, and of all of them.
+const (
+	SetEvents TopicSet = 1 << iota
+	SetOutbox
+	SetDeadlines
+
+	SetAll = SetEvents | SetOutbox | SetDeadlines
+)
+
+var allTopics = [...]Topic{TopicEvents, TopicOutbox, TopicDeadlines}
+
+// Topics returns the topics in s.
+func (s TopicSet) Topics() []Topic {
+	var out []Topic
+	for i, t := range allTopics {
+		if s&(1<<i) != 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// TopicSetOf returns the set holding the topic named name, empty for an
+// unknown name.
+func TopicSetOf(name string) TopicSet {
+	for i, t := range allTopics {
+		if string(t) == name {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// SignalSet wakes every subscriber of every topic in s.
+func (w *Wakeups) SignalSet(s TopicSet) {
+	for _, t := range s.Topics() {
+		w.Signal(t)
+	}
+}

@@ -34,3 +34,28 @@ func TestWakeupsCoalesceAndCancel(t *testing.T) {
 	default:
 	}
 }
+
+func TestTopicSet(t *testing.T) {
+	s := evokestore.SetEvents | evokestore.SetDeadlines
+	if got := s.Topics(); len(got) != 2 || got[0] != evokestore.TopicEvents || got[1] != evokestore.TopicDeadlines {
+		t.Fatalf("Topics() = %v", got)
+	}
+	if evokestore.TopicSetOf("outbox") != evokestore.SetOutbox || evokestore.TopicSetOf("nope") != 0 {
+		t.Fatal("TopicSetOf does not map names to sets")
+	}
+	var w evokestore.Wakeups
+	ev, cancel := w.Subscribe(evokestore.TopicEvents)
+	defer cancel()
+	w.SignalSet(evokestore.SetOutbox)
+	select {
+	case <-ev:
+		t.Fatal("woken by a set without its topic")
+	default:
+	}
+	w.SignalSet(evokestore.SetAll)
+	select {
+	case <-ev:
+	default:
+		t.Fatal("not woken by SetAll")
+	}
+}

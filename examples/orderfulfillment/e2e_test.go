@@ -189,15 +189,6 @@ func (h *e2eHarness) noFailures() {
 	}
 }
 
-func e2eState(t *testing.T, in evokestore.Instance) of.State {
-	t.Helper()
-	var s of.State
-	if err := json.Unmarshal(in.State, &s); err != nil {
-		t.Fatalf("state %s: %v", in.State, err)
-	}
-	return s
-}
-
 func e2eOrder(id string) of.OrderPlaced {
 	return of.OrderPlaced{OrderID: id, CustomerID: "cust-" + id, Items: []of.Item{{SKU: "sku-" + id, Qty: 1}}, Amount: 1999}
 }

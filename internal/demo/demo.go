@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -225,9 +224,6 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		break
 	}
 	elapsed := time.Since(start)
-	if os.Getenv("EVOKE_DEMO_STATS") != "" {
-		fmt.Fprintf(os.Stderr, "%+v\n", rt.Stats())
-	}
 	if err := stop(); err != nil {
 		return sum, err
 	}

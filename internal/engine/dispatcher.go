@@ -229,7 +229,6 @@ type aggState struct {
 func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
 	results := make([]CommandResult, len(cmds))
 	fromOutbox := ls != nil
-	var appended []evokestore.Event
 	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
 		if fromOutbox {
 			var parts []int
@@ -339,7 +338,6 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			if err != nil {
 				return fmt.Errorf("append %d events: %w", len(appends), err)
 			}
-			appended = evs
 			for k, e := range evs {
 				results[owner[k]].Events = append(results[owner[k]].Events, e)
 			}
@@ -349,7 +347,6 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 	if err != nil {
 		return nil, err
 	}
-	_ = appended
 	return results, nil
 }
 
