@@ -25,6 +25,20 @@ type Config struct {
 	// DispatchBatchSize is how many outbox commands are executed per
 	// transaction. Defaults to 1024.
 	DispatchBatchSize int
+	// QueueCommands makes every command wait in the outbox and be
+	// executed by the dispatcher in a transaction of its own. By default a
+	// step's commands to aggregates registered with this runtime are
+	// executed in the step's own transaction: the new state, the command's
+	// deduplication record and its events commit together, which saves the
+	// outbox round trip (about a third of the writes of a saga) and the
+	// wait for the dispatcher. A command still goes through the outbox when
+	// its aggregate is not registered here, when its instance has commands
+	// queued before it, or when executing it with the step fails (a stream
+	// another writer appended to, a store refusing the events); the
+	// dispatcher then retries it with backoff and parks the instance if it
+	// keeps failing. Set it when aggregates are slow (their Execute calls
+	// out), so that they do not lengthen the steps' transactions.
+	QueueCommands bool
 	// Workers is how many goroutines step the instances of one batch in
 	// parallel (one instance still runs one step at a time). Defaults to
 	// GOMAXPROCS.

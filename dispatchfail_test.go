@@ -13,11 +13,13 @@ import (
 )
 
 // refusingStore is fault injection: while refuse is set, appending the
-// events of the note for instance "stuck" fails, as a store that times out
-// or refuses them would — a transient error, not the aggregate's rejection.
+// events of the note for instance "stuck" (or, if set, of the notes whose
+// data holds needle) fails, as a store that times out or refuses them would
+// — a transient error, not the aggregate's rejection.
 type refusingStore struct {
 	evokestore.Store
 	refuse atomic.Bool
+	needle string
 }
 
 func (s *refusingStore) Begin(ctx context.Context) (evokestore.Tx, error) {
@@ -35,8 +37,12 @@ type refusingTx struct {
 
 func (t *refusingTx) AppendEvents(ctx context.Context, evs []evokestore.NewEvent) ([]evokestore.Event, error) {
 	if t.s.refuse.Load() {
+		needle := t.s.needle
+		if needle == "" {
+			needle = `"instance":"stuck"`
+		}
 		for _, e := range evs {
-			if e.Type == "Noted" && strings.Contains(string(e.Data), `"instance":"stuck"`) {
+			if e.Type == "Noted" && strings.Contains(string(e.Data), needle) {
 				return nil, errors.New("store refused the events (injected)")
 			}
 		}

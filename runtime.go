@@ -34,7 +34,7 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 		return nil, err
 	}
 	ec := engine.Config{
-		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize,
+		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize, InlineDispatch: !c.QueueCommands,
 		Workers: c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
 		Retention: c.Retention, PurgeInterval: c.PurgeInterval,
 		NodeID: c.NodeID, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL,
@@ -312,6 +312,11 @@ type Stats struct {
 	// LeaseLost counts transactions fenced off because this node had lost
 	// a partition's lease.
 	LeaseLost int64
+	// InlineFallbacks counts batches whose commands, executed with their
+	// steps, could not be written with them (a stream another writer
+	// appended to, a store refusing the events) and were queued in the
+	// outbox instead (see Config.QueueCommands).
+	InlineFallbacks int64
 }
 
 // Stats returns the runtime's counters.
@@ -322,7 +327,7 @@ func (rt *Runtime) Stats() Stats {
 		Rejected: c.Rejected.Load(), Failures: c.Failures.Load(), Parked: c.Parked.Load(), Completed: c.Completed.Load(),
 		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
-		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(),
+		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
 	}
 }
 

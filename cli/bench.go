@@ -29,9 +29,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keep := fs.Bool("keep", false, "keep the PostgreSQL schema made for the run")
 	noSettle := fs.Bool("no-vacuum", false, "PostgreSQL: do not VACUUM (ANALYZE) the seeded instances before the timed run")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if *orders <= 0 || *inflight < 0 || *workers < 0 || *batch < 0 || *dispatchBatch < 0 || *rate < 0 {
 		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
 		return errUsage

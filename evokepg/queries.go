@@ -91,6 +91,7 @@ const (
 	sqlCheckpoint      = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
 	sqlOutbox          = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
 	sqlOutboxParts     = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND partition = ANY($3::int[]) ORDER BY seq LIMIT $2`
+	sqlOutboxInstances = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND process_manager = $3 AND instance_id = ANY($4::text[]) ORDER BY seq LIMIT $2`
 	sqlCommandOutcomes = `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id = ANY($1::text[]) ORDER BY command_id`
 	sqlHeld            = `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = $1 AND instance_id = $2 ORDER BY position`
 	sqlHistory         = `SELECT ` + historyCols + ` FROM history WHERE process_manager = $1 AND instance_id = $2 ORDER BY id`
@@ -301,9 +302,17 @@ func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evoke
 	defer done()
 	limit := limitOr(oq.Limit)
 	var rows pgx.Rows
-	if oq.Partitions != nil {
+	switch {
+	case oq.Instances != nil && oq.Partitions != nil:
+		return nil, errors.New("evokepg: outbox: Partitions and Instances do not combine")
+	case oq.Instances != nil:
+		if len(oq.Instances) == 0 {
+			return nil, nil
+		}
+		rows, err = db.Query(ctx, sqlOutboxInstances, customPlan, oq.After, limit, oq.ProcessManager, oq.Instances)
+	case oq.Partitions != nil:
 		rows, err = db.Query(ctx, sqlOutboxParts, customPlan, oq.After, limit, oq.Partitions)
-	} else {
+	default:
 		rows, err = db.Query(ctx, sqlOutbox, oq.After, limit)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -217,9 +218,17 @@ func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evoke
 	limit := limitOr(oq.Limit)
 	var rows *sql.Rows
 	var err error
-	if oq.Partitions != nil {
+	switch {
+	case oq.Instances != nil && oq.Partitions != nil:
+		return nil, errors.New("evokesqlite: outbox: Partitions and Instances do not combine")
+	case oq.Instances != nil:
+		if len(oq.Instances) == 0 {
+			return nil, nil
+		}
+		rows, err = q.stmt(ctx, sOutboxInstances).QueryContext(ctx, oq.ProcessManager, jsonStrings(oq.Instances), oq.After, limit)
+	case oq.Partitions != nil:
 		rows, err = q.stmt(ctx, sOutboxParts).QueryContext(ctx, oq.After, jsonInts(intsToInt64(oq.Partitions)), limit)
-	} else {
+	default:
 		rows, err = q.stmt(ctx, sOutbox).QueryContext(ctx, oq.After, limit)
 	}
 	if err != nil {

@@ -17,6 +17,7 @@ const (
 	sCheckpoint
 	sOutbox
 	sOutboxParts
+	sOutboxInstances
 	sCommandOutcomes
 	sHeld
 	sHistory
@@ -28,7 +29,6 @@ const (
 	sStatsInstances
 
 	// The write statements, prepared on the write pool only.
-	sUpdateInstance
 	sDeleteOutbox
 	sPutCheckpoint
 	sRelease
@@ -42,7 +42,7 @@ const (
 )
 
 // numReadStmts counts the read statements, which come first.
-const numReadStmts = sUpdateInstance
+const numReadStmts = sDeleteOutbox
 
 const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
 
@@ -69,6 +69,7 @@ var stmtSQL = [numStmts]string{
 	sCheckpoint:      `SELECT position, catchup_until FROM checkpoints WHERE process_manager = ? AND partition = ?`,
 	sOutbox:          `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
 	sOutboxParts:     `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? AND partition IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+	sOutboxInstances: `SELECT ` + outboxCols + ` FROM outbox WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) AND seq > ? ORDER BY seq LIMIT ?`,
 	sCommandOutcomes: `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
 	sHeld:            `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = ? AND instance_id = ? ORDER BY position`,
 	sHistory:         `SELECT ` + historyCols + ` FROM history WHERE process_manager = ? AND instance_id = ? ORDER BY id`,
@@ -79,8 +80,7 @@ var stmtSQL = [numStmts]string{
 	sStatsCommands:   `SELECT COUNT(*), COALESCE(SUM(status = 'rejected'), 0) FROM command_outcomes`,
 	sStatsInstances:  `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`,
 
-	sUpdateInstance: `UPDATE instances SET partition = ?, state = ?, version = ?, status = ?, phase = ?, last_position = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ?, completed_at = ? WHERE process_manager = ? AND id = ? AND version = ?`,
-	sDeleteOutbox:   `DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))`,
+	sDeleteOutbox: `DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))`,
 	sPutCheckpoint: `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES (?, ?, ?, ?)
 ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`,
 	sRelease:           `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ? AND position IN (SELECT value FROM json_each(?))`,
@@ -121,6 +121,7 @@ var bulkSizes = [...]int{128, 64, 32, 16, 8, 4, 2, 1}
 const (
 	bEvents = iota
 	bInstances
+	bUpdateInstances
 	bOutbox
 	bOutcomes
 	bHistory
@@ -132,6 +133,11 @@ const (
 var bulkKinds = [numBulk]bulkKind{
 	bEvents:    {prefix: `INSERT INTO events (id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at) VALUES `, cols: 9},
 	bInstances: {prefix: `INSERT INTO instances (` + instanceCols + `) VALUES `, cols: 14},
+	// Fenced updates of many instances in one statement: each row names the
+	// version it expects; the caller compares the rows changed with the rows
+	// given. The plan is a primary-key search per row of v.
+	bUpdateInstances: {prefix: `WITH v(pm, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at) AS (VALUES `, cols: 14,
+		suffix: `) UPDATE instances SET partition = v.partition, state = v.state, version = v.version, status = v.status, phase = v.phase, last_position = v.last_position, attempts = v.attempts, next_attempt_at = v.next_attempt_at, last_error = v.last_error, updated_at = v.updated_at, completed_at = v.completed_at FROM v WHERE instances.process_manager = v.pm AND instances.id = v.id AND instances.version = v.prev`},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
 	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 10},
 	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 14},

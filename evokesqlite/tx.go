@@ -154,25 +154,35 @@ func appendInstance(args []any, in *evokestore.Instance) []any {
 // exist), or an insert of an existing instance, fails with ErrFenced. An
 // update keeps the stored CreatedAt.
 func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
-	var inserts []int
+	var inserts, updates []int
 	for i := range writes {
-		w := &writes[i]
-		if w.PrevVersion < 0 {
+		if writes[i].PrevVersion < 0 {
 			inserts = append(inserts, i)
-			continue
+		} else {
+			updates = append(updates, i)
 		}
-		res, err := t.stmt(ctx, sUpdateInstance).ExecContext(ctx, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
-			w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt),
-			w.ProcessManager, w.ID, w.PrevVersion)
-		if err != nil {
-			return fmt.Errorf("evokesqlite: put instances: update %s/%s: %w", w.ProcessManager, w.ID, err)
+	}
+	if len(updates) > 0 {
+		fill := func(args []any, i int) []any {
+			w := &writes[updates[i]]
+			return append(args, w.ProcessManager, w.ID, w.PrevVersion, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
+				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt))
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("evokesqlite: put instances: update %s/%s: %w", w.ProcessManager, w.ID, err)
+		check := func(first, rows int, res sql.Result) error {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if int(n) != rows {
+				return t.fenced(ctx, writes, updates[first:first+rows])
+			}
+			return nil
 		}
-		if n == 0 {
-			return fmt.Errorf("evokesqlite: put instances: update %s/%s at version %d: %w", w.ProcessManager, w.ID, w.PrevVersion, evokestore.ErrFenced)
+		if err := t.insertBulk(ctx, bUpdateInstances, len(updates), fill, check); err != nil {
+			if errors.Is(err, evokestore.ErrFenced) {
+				return err
+			}
+			return fmt.Errorf("evokesqlite: put instances: update: %w", err)
 		}
 	}
 	if len(inserts) == 0 {
@@ -186,6 +196,25 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		return fmt.Errorf("evokesqlite: put instances: insert: %w", err)
 	}
 	return nil
+}
+
+// fenced names the first of the writes at idx whose stored version is not
+// the one it expected, for a fenced bulk update.
+func (t *Tx) fenced(ctx context.Context, writes []evokestore.InstanceWrite, idx []int) error {
+	for _, i := range idx {
+		w := &writes[i]
+		insts, err := t.Instances(ctx, w.ProcessManager, []string{w.ID})
+		if err != nil {
+			return fmt.Errorf("evokesqlite: put instances: %w (and reading the fenced instance: %v)", evokestore.ErrFenced, err)
+		}
+		if len(insts) == 0 {
+			return fmt.Errorf("evokesqlite: put instances: update %s/%s at version %d: no such instance: %w", w.ProcessManager, w.ID, w.PrevVersion, evokestore.ErrFenced)
+		}
+		if insts[0].Version != w.PrevVersion {
+			return fmt.Errorf("evokesqlite: put instances: update %s/%s at version %d, stored %d: %w", w.ProcessManager, w.ID, w.PrevVersion, insts[0].Version, evokestore.ErrFenced)
+		}
+	}
+	return fmt.Errorf("evokesqlite: put instances: %w", evokestore.ErrFenced)
 }
 
 // InsertOutbox adds commands to the outbox, assigning Seq; a command whose ID

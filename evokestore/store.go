@@ -307,6 +307,13 @@ type OutboxQuery struct {
 	// Partitions, if not nil, restricts the result to commands of these
 	// partitions.
 	Partitions []int
+	// Instances, if not nil, restricts the result to commands of these
+	// instances of ProcessManager. The runtime asks it before executing a
+	// step's commands in the step's own transaction: an instance with
+	// commands still pending must have its new ones queued behind them.
+	// Partitions and Instances do not combine.
+	ProcessManager string
+	Instances      []string
 }
 
 // OutboxCommand is a command waiting to be dispatched.

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"ReadLogUntil", testReadLogUntil},
 		{"PutCheckpoints", testPutCheckpoints},
 		{"OutboxPartitions", testOutboxPartitions},
+		{"OutboxInstances", testOutboxInstances},
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
@@ -739,6 +740,39 @@ func testOutbox(t *testing.T, s evokestore.Store) {
 	}
 	if len(cmds) != 2 || cmds[0].ID != "c2" || cmds[1].ID != "c4" {
 		t.Fatalf("outbox after delete = %+v, want c2, c4", cmds)
+	}
+}
+
+func testOutboxInstances(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	inTx(t, s, func(tx evokestore.Tx) error {
+		return tx.InsertOutbox(ctx, []evokestore.OutboxCommand{
+			command("c1", "pm", "i"), command("c2", "other", "i"), command("c3", "pm", "j"), command("c4", "pm", "k"), command("c5", "pm", "i"),
+		})
+	})
+	ids := func(q evokestore.OutboxQuery) []string {
+		t.Helper()
+		cmds, err := s.Outbox(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cmds {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	if got := ids(evokestore.OutboxQuery{ProcessManager: "pm", Instances: []string{"i", "k", "absent"}}); !slices.Equal(got, []string{"c1", "c4", "c5"}) {
+		t.Errorf("outbox of pm/i, pm/k = %v, want [c1 c4 c5]", got)
+	}
+	if got := ids(evokestore.OutboxQuery{ProcessManager: "pm", Instances: []string{"i"}, Limit: 1}); !slices.Equal(got, []string{"c1"}) {
+		t.Errorf("outbox of pm/i limit 1 = %v, want [c1]", got)
+	}
+	if got := ids(evokestore.OutboxQuery{ProcessManager: "pm", Instances: []string{}}); len(got) != 0 {
+		t.Errorf("outbox of no instances = %v, want none", got)
+	}
+	if _, err := s.Outbox(ctx, evokestore.OutboxQuery{ProcessManager: "pm", Instances: []string{"i"}, Partitions: []int{2}}); err == nil {
+		t.Error("Partitions with Instances: no error")
 	}
 }
 

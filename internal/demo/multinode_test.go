@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -83,9 +84,6 @@ func TestMultiNodeKillAndPause(t *testing.T) {
 	if err := demo.Register(placer, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := demo.Place(ctx, placer, 1, orders, false, 0, 0); err != nil {
-		t.Fatal(err)
-	}
 
 	logs := t.TempDir()
 	workers := map[string]*exec.Cmd{}
@@ -133,6 +131,21 @@ func TestMultiNodeKillAndPause(t *testing.T) {
 		}
 	}
 
+	// The orders are placed once every worker holds partitions: the first
+	// worker up takes them all and hands them out as the others show up,
+	// and a fast worker could otherwise finish the run alone.
+	waitFor("every worker holds partitions", time.Minute, func() bool {
+		for _, n := range []string{"w1", "w2", "w3"} {
+			b, _ := os.ReadFile(filepath.Join(logs, n+".log"))
+			if !regexp.MustCompile(`msg="partition leases" node=` + n + ` partitions="?\[[0-9]`).Match(b) {
+				return false
+			}
+		}
+		return true
+	})
+	if err := demo.Place(ctx, placer, 1, orders, false, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	waitFor("10% completed", time.Minute, func() bool { return completed() >= orders/10 })
 	if err := workers["w1"].Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -227,133 +227,171 @@ type aggState struct {
 }
 
 func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
-	results := make([]CommandResult, len(cmds))
 	fromOutbox := ls != nil
+	var x *execution
 	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		var seqs []int64
 		if fromOutbox {
-			var parts []int
+			parts := make([]int, 0, len(cmds))
+			seqs = make([]int64, 0, len(cmds))
 			for i := range cmds {
 				parts = append(parts, cmds[i].Partition)
+				seqs = append(seqs, cmds[i].Seq)
 			}
 			slices.Sort(parts)
 			if err := en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
 				return err
 			}
 		}
-		ids := make([]string, len(cmds))
-		for i := range cmds {
-			ids[i] = cmds[i].ID
-		}
-		prior, err := tx.CommandOutcomes(ctx, ids)
-		if err != nil {
-			return fmt.Errorf("load command outcomes: %w", err)
-		}
-		seen := make(map[string]evokestore.CommandOutcome, len(prior))
-		for _, o := range prior {
-			seen[o.CommandID] = o
-		}
-		now := en.cfg.Clock.Now()
-		cache, err := en.preload(ctx, tx, cmds, seen)
-		if err != nil {
+		var err error
+		if x, err = en.decideAll(ctx, tx, cmds, nil); err != nil {
 			return err
 		}
-		var (
-			appends  []evokestore.NewEvent
-			owner    []int // appends[i] belongs to cmds[owner[i]]
-			outcomes []evokestore.CommandOutcome
-			seqs     []int64
-		)
-		for i := range cmds {
-			c := &cmds[i]
-			if fromOutbox {
-				seqs = append(seqs, c.Seq)
-			}
-			if o, ok := seen[c.ID]; ok {
-				results[i] = CommandResult{Duplicate: true, Outcome: o}
-				continue
-			}
-			correlation := c.CorrelationID
-			if correlation == "" {
-				correlation = c.ID
-			}
-			out := evokestore.CommandOutcome{
-				CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
-				ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
-			}
-			evs, reason := en.decide(ctx, tx, cache, c)
-			if reason != "" {
-				en.counters.Rejected.Add(1)
-				out.Status, out.Error = evokestore.OutcomeRejected, reason
-				if c.ProcessManager != "" {
-					data, err := json.Marshal(RejectionData{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Command: *c, Reason: reason})
-					if err != nil {
-						return fmt.Errorf("encode rejection of %s: %w", c.ID, err)
-					}
-					appends = append(appends, evokestore.NewEvent{
-						ID: SortableID(sortKey(c.ID), "rejection", c.ID), StreamID: "$evoke.rejection-" + c.ID, StreamVersion: 1,
-						Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
-					})
-					owner = append(owner, i)
-				}
-			} else {
-				as := cache[StreamID(c.AggregateType, c.AggregateID)]
-				agg := en.aggregates[c.AggregateType]
-				for j, ne := range evs {
-					as.version++
-					e := evokestore.NewEvent{
-						ID: EventID(c.ID, j), StreamID: StreamID(c.AggregateType, c.AggregateID), StreamVersion: as.version,
-						Type: ne.Type, Data: ne.Data, CorrelationID: correlation, CausationID: c.ID, Values: ne.Values, RecordedAt: now,
-					}
-					appends = append(appends, e)
-					owner = append(owner, i)
-					rec := evokestore.Event{ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
-						CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: now}
-					if s, err := agg.Apply(as.state, &rec); err == nil {
-						as.state = s
-					} else {
-						delete(cache, e.StreamID) // reload from the log next time
-					}
-				}
-				out.Events = len(evs)
-			}
-			seen[c.ID] = out
-			outcomes = append(outcomes, out)
-			results[i].Outcome = out
-		}
-		// Appends last: a backend that serialises appends until commit (the
-		// log's positions follow commit order) holds that lock briefly and
-		// never while waiting for other rows.
-		if len(outcomes) > 0 {
-			if err := tx.PutCommandOutcomes(ctx, outcomes); err != nil {
-				return fmt.Errorf("record command outcomes: %w", err)
-			}
-		}
-		if len(seqs) > 0 {
-			if err := tx.DeleteOutbox(ctx, seqs); err != nil {
-				return fmt.Errorf("delete dispatched commands: %w", err)
-			}
-		}
-		if len(appends) > 0 {
-			evs, err := tx.AppendEvents(ctx, appends)
-			if err != nil {
-				return fmt.Errorf("append %d events: %w", len(appends), err)
-			}
-			for k, e := range evs {
-				results[owner[k]].Events = append(results[owner[k]].Events, e)
-			}
-		}
-		return nil
+		return x.write(ctx, tx, seqs)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return results, nil
+	en.counters.Rejected.Add(int64(x.rejected))
+	return x.results, nil
 }
 
-// preload loads the aggregates of a batch's new commands in one query, if
-// the store can (evokestore.StreamsReader); otherwise decide loads each.
-func (en *Engine) preload(ctx context.Context, tx evokestore.Tx, cmds []evokestore.OutboxCommand, seen map[string]evokestore.CommandOutcome) (map[string]*aggState, error) {
+// execution is a batch of commands decided inside a transaction: their
+// outcomes and events, not yet written.
+type execution struct {
+	results  []CommandResult
+	appends  []evokestore.NewEvent
+	owner    []int // appends[i] belongs to results[owner[i]]
+	outcomes []evokestore.CommandOutcome
+	rejected int
+	// aggs are the aggregates the commands ran against, as the execution
+	// leaves them once written.
+	aggs map[string]*aggState
+}
+
+// decideAll runs cmds, in order, against their aggregates' state as q (a
+// transaction, or the store) sees it, except for those in overlay (the
+// aggregates of an execution not yet committed), which start from there. A
+// command already executed (its outcome recorded) is reported as a
+// duplicate and not run again. Only store errors are returned: what user
+// code does wrong (a panic, an error, an undecodable stream) rejects the
+// command.
+func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState) (*execution, error) {
+	x := &execution{results: make([]CommandResult, len(cmds))}
+	ids := make([]string, len(cmds))
+	for i := range cmds {
+		ids[i] = cmds[i].ID
+	}
+	prior, err := tx.CommandOutcomes(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load command outcomes: %w", err)
+	}
+	seen := make(map[string]evokestore.CommandOutcome, len(prior))
+	for _, o := range prior {
+		seen[o.CommandID] = o
+	}
+	now := en.cfg.Clock.Now()
+	cache, err := en.preload(ctx, tx, cmds, seen, overlay)
+	if err != nil {
+		return nil, err
+	}
+	x.aggs = cache
+	for i := range cmds {
+		c := &cmds[i]
+		if o, ok := seen[c.ID]; ok {
+			x.results[i] = CommandResult{Duplicate: true, Outcome: o}
+			continue
+		}
+		correlation := c.CorrelationID
+		if correlation == "" {
+			correlation = c.ID
+		}
+		out := evokestore.CommandOutcome{
+			CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
+			ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
+		}
+		evs, reason := en.decide(ctx, tx, cache, c)
+		if reason != "" {
+			x.rejected++
+			out.Status, out.Error = evokestore.OutcomeRejected, reason
+			if c.ProcessManager != "" {
+				data, err := json.Marshal(RejectionData{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Command: *c, Reason: reason})
+				if err != nil {
+					return nil, fmt.Errorf("encode rejection of %s: %w", c.ID, err)
+				}
+				x.appends = append(x.appends, evokestore.NewEvent{
+					ID: SortableID(sortKey(c.ID), "rejection", c.ID), StreamID: "$evoke.rejection-" + c.ID, StreamVersion: 1,
+					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
+				})
+				x.owner = append(x.owner, i)
+			}
+		} else {
+			as := cache[StreamID(c.AggregateType, c.AggregateID)]
+			agg := en.aggregates[c.AggregateType]
+			for j, ne := range evs {
+				as.version++
+				e := evokestore.NewEvent{
+					ID: EventID(c.ID, j), StreamID: StreamID(c.AggregateType, c.AggregateID), StreamVersion: as.version,
+					Type: ne.Type, Data: ne.Data, CorrelationID: correlation, CausationID: c.ID, Values: ne.Values, RecordedAt: now,
+				}
+				x.appends = append(x.appends, e)
+				x.owner = append(x.owner, i)
+				rec := evokestore.Event{ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
+					CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: now}
+				if s, err := agg.Apply(as.state, &rec); err == nil {
+					as.state = s
+				} else {
+					delete(cache, e.StreamID) // reload from the log next time
+				}
+			}
+			out.Events = len(evs)
+		}
+		seen[c.ID] = out
+		x.outcomes = append(x.outcomes, out)
+		x.results[i].Outcome = out
+	}
+	return x, nil
+}
+
+// write records the outcomes, deletes the outbox rows seqs, and appends the
+// events. Appends come last: a backend that serialises appends until commit
+// (the log's positions follow commit order) holds that lock briefly and
+// never while waiting for other rows.
+func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) error {
+	if len(x.outcomes) > 0 {
+		if err := tx.PutCommandOutcomes(ctx, x.outcomes); err != nil {
+			return fmt.Errorf("record command outcomes: %w", err)
+		}
+	}
+	if len(seqs) > 0 {
+		if err := tx.DeleteOutbox(ctx, seqs); err != nil {
+			return fmt.Errorf("delete dispatched commands: %w", err)
+		}
+	}
+	if len(x.appends) > 0 {
+		evs, err := tx.AppendEvents(ctx, x.appends)
+		if err != nil {
+			return fmt.Errorf("append %d events: %w", len(x.appends), err)
+		}
+		for k, e := range evs {
+			x.results[x.owner[k]].Events = append(x.results[x.owner[k]].Events, e)
+		}
+	}
+	return nil
+}
+
+// preload loads the aggregates of a batch's new commands: from overlay
+// where it has them, the others in one query if the store can
+// (evokestore.StreamsReader); otherwise decide loads each.
+func (en *Engine) preload(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, seen map[string]evokestore.CommandOutcome, overlay map[string]*aggState) (map[string]*aggState, error) {
 	cache := make(map[string]*aggState, len(cmds))
+	for i := range cmds {
+		stream := StreamID(cmds[i].AggregateType, cmds[i].AggregateID)
+		if as := overlay[stream]; as != nil && cache[stream] == nil {
+			cp := *as
+			cache[stream] = &cp
+		}
+	}
 	sr, ok := tx.(evokestore.StreamsReader)
 	if !ok || len(cmds) < 2 {
 		return cache, nil
@@ -363,7 +401,7 @@ func (en *Engine) preload(ctx context.Context, tx evokestore.Tx, cmds []evokesto
 	for i := range cmds {
 		c := &cmds[i]
 		stream := StreamID(c.AggregateType, c.AggregateID)
-		if _, dup := seen[c.ID]; dup || want[stream] || en.aggregates[c.AggregateType] == nil {
+		if _, dup := seen[c.ID]; dup || want[stream] || cache[stream] != nil || en.aggregates[c.AggregateType] == nil {
 			continue
 		}
 		want[stream] = true
@@ -403,7 +441,7 @@ func (en *Engine) preload(ctx context.Context, tx evokestore.Tx, cmds []evokesto
 
 // decide runs one command against its aggregate's current state and returns
 // its events, or a rejection reason.
-func (en *Engine) decide(ctx context.Context, tx evokestore.Tx, cache map[string]*aggState, c *evokestore.OutboxCommand) (evs []NewEvent, reason string) {
+func (en *Engine) decide(ctx context.Context, tx evokestore.Querier, cache map[string]*aggState, c *evokestore.OutboxCommand) (evs []NewEvent, reason string) {
 	agg := en.aggregates[c.AggregateType]
 	if agg == nil {
 		return nil, fmt.Sprintf("unknown aggregate type %q", c.AggregateType)

@@ -155,6 +155,10 @@ type Config struct {
 	Partitions int
 	// LeaseTTL is how long a partition lease lasts without renewal.
 	LeaseTTL time.Duration
+	// InlineDispatch executes a step's commands in the step's own
+	// transaction when their aggregates are registered here and their
+	// instance has none queued; the others wait in the outbox.
+	InlineDispatch bool
 }
 
 // Engine runs registered process managers and aggregates.
@@ -195,6 +199,9 @@ type Counters struct {
 	Suppressed    atomic.Int64 // commands dropped during catch-up
 	Purged        atomic.Int64 // instances purged after the retention
 	LeaseLost     atomic.Int64 // transactions fenced off by a lost lease
+	// InlineFallbacks counts batches whose commands, executed ahead, could
+	// not be written with the steps and were queued instead.
+	InlineFallbacks atomic.Int64
 }
 
 // New returns an engine; register before Start.

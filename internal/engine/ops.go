@@ -230,7 +230,7 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 			})
 			return err
 		}
-		if err := r.load(ctx, groups, order); err != nil {
+		if err := r.load(ctx, groups, order, nil); err != nil {
 			return err
 		}
 		if len(order) == 0 {
@@ -242,9 +242,9 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 			parts = append(parts, groups[id].partition)
 		}
 		slices.Sort(parts)
-		return r.commit(ctx, groups, order, nil, nil, ls, slices.Compact(parts), func(tx evokestore.Tx) error {
+		return r.commit(ctx, &batch{ls: ls, fenceParts: slices.Compact(parts), groups: groups, order: order, extra: func(tx evokestore.Tx) error {
 			return tx.Release(ctx, pm, "", []int64{position})
-		})
+		}})
 	})
 }
 

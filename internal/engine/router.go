@@ -41,10 +41,13 @@ type router struct {
 
 // partCP is the checkpoint of one owned partition.
 type partCP struct {
+	// cp is where the next batch reads from: the end of the last batch
+	// prepared, which may still be committing.
 	cp    evokestore.Checkpoint
 	token int64 // the lease token it was loaded under
-	// persisted is the position last written to the store.
-	persisted int64
+	// committed is the position up to which every event is stepped and
+	// committed; persisted is the position last written to the store.
+	committed, persisted int64
 }
 
 // item is one event routed to an instance.
@@ -114,7 +117,7 @@ func (r *router) syncPartitions(ctx context.Context, ls *leaseSet) error {
 			created = append(created, cp)
 			createdParts = append(createdParts, p)
 		}
-		r.cps[p] = &partCP{cp: cp, token: ls.tokens[p], persisted: cp.Position}
+		r.cps[p] = &partCP{cp: cp, token: ls.tokens[p], committed: cp.Position, persisted: cp.Position}
 	}
 	if len(created) > 0 {
 		err := withTx(ctx, st, func(tx evokestore.Tx) error {
@@ -139,7 +142,7 @@ func (r *router) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		r.mu.Lock()
-		more, err := r.pass(ctx)
+		more, err := r.drain(ctx)
 		if err == nil {
 			err = r.retryDue(ctx)
 		}
@@ -199,16 +202,130 @@ func (r *router) waitNext(ctx context.Context, wake <-chan struct{}) bool {
 // or however rare the types.
 const scanWindow = 8192
 
-// pass steps one batch of new events; it reports whether more may be
-// waiting.
-func (r *router) pass(ctx context.Context) (more bool, err error) {
+// maxDrain bounds how many batches one drain runs before the router looks
+// at failing instances and lets operator actions in.
+const maxDrain = 64
+
+// drain steps batches of new events until none is waiting (or maxDrain
+// batches), and reports whether more may be waiting. It prepares each batch
+// (reads, steps, executes its commands ahead) while the batch before it
+// commits, so that the two cores share the work: one runs the store's
+// writer, the other the process managers and aggregates. The batch being
+// prepared sees the committing one's instances and aggregates as that
+// commit will leave them; if the commit fails, or has to queue its commands
+// after all, the prepared batch is dropped and prepared again.
+func (r *router) drain(ctx context.Context) (more bool, err error) {
+	var (
+		flying *batch
+		done   chan error
+	)
+	land := func() error {
+		if flying == nil {
+			return nil
+		}
+		err := <-done
+		if err == nil {
+			r.finish(flying)
+		}
+		flying = nil
+		return err
+	}
+	defer func() {
+		if lerr := land(); lerr != nil && err == nil {
+			err = lerr
+		}
+		if err != nil {
+			r.rewind()
+		}
+	}()
+	for n := 0; ; n++ {
+		prev := flying
+		b, perr := r.prepare(ctx, prev)
+		if prev != nil {
+			if err := land(); err != nil {
+				return false, err
+			}
+			if perr == errResync || (b != nil && prev.fellBack) {
+				// Prepared against a lease set or a commit that did not
+				// happen as assumed: prepare it again.
+				r.rewind()
+				continue
+			}
+		}
+		if perr != nil {
+			return false, perr
+		}
+		if b == nil {
+			return false, nil
+		}
+		if !b.needsTx() {
+			r.finish(b)
+		} else {
+			flying, done = b, make(chan error, 1)
+			go func(b *batch) { done <- r.write(ctx, b) }(b)
+		}
+		if !b.more || n+1 >= maxDrain {
+			return b.more, land()
+		}
+	}
+}
+
+// errResync: the leases changed while a batch was committing; the next
+// batch is prepared once it landed.
+var errResync = errors.New("leases changed")
+
+// rewind drops prepared batches: the next one reads from the last
+// committed positions.
+func (r *router) rewind() {
+	for _, pc := range r.cps {
+		pc.cp.Position = pc.committed
+	}
+}
+
+// batch is what one transaction of the router commits.
+type batch struct {
+	ls         *leaseSet
+	fenceParts []int
+	groups     map[string]*group
+	order      []string
+	orphans    []evokestore.HeldEvent
+	// cps are checkpoints to move to; persist: write them too.
+	cps     []evokestore.Checkpoint
+	persist bool
+	extra   func(tx evokestore.Tx) error // more writes, for operator actions
+	more    bool                         // more events may be waiting
+
+	outbox []evokestore.OutboxCommand // the commands the steps issued
+	queued []evokestore.OutboxCommand // those to queue in the outbox
+	exec   *execution                 // those executed ahead; nil if none
+	// queuedIDs are the instances with commands queued by this batch.
+	queuedIDs map[string]bool
+	// fellBack: executing exec with the steps failed, so every command was
+	// queued instead.
+	fellBack bool
+}
+
+// needsTx reports whether the batch has anything to write.
+func (b *batch) needsTx() bool {
+	return len(b.order) > 0 || len(b.orphans) > 0 || b.persist || b.extra != nil
+}
+
+// prepare reads the next batch of events after the prepared checkpoints,
+// steps it and executes its commands ahead; prev, if not nil, is the batch
+// still committing. It returns nil when no event is waiting.
+func (r *router) prepare(ctx context.Context, prev *batch) (*batch, error) {
 	st := r.en.store
 	ls := r.en.leases.Load()
-	if err := r.syncPartitions(ctx, ls); err != nil {
-		return false, err
+	if prev != nil && ls != prev.ls {
+		return nil, errResync
+	}
+	if prev == nil {
+		if err := r.syncPartitions(ctx, ls); err != nil {
+			return nil, err
+		}
 	}
 	if len(r.cps) == 0 {
-		return false, nil // no partition is ours now
+		return nil, nil // no partition is ours now
 	}
 	after := int64(-1)
 	for _, pc := range r.cps {
@@ -218,74 +335,88 @@ func (r *router) pass(ctx context.Context) (more bool, err error) {
 	}
 	head, err := st.Head(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read log head: %w", err)
+		return nil, fmt.Errorf("read log head: %w", err)
 	}
 	if head <= after {
-		return false, nil
+		return nil, nil
 	}
 	// Every position up to head is committed (the stores assign positions
 	// in commit order), so the window's end is final once read.
 	until := min(head, after+scanWindow)
 	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: after, Until: until, Types: r.types, Limit: r.en.cfg.BatchSize})
 	if err != nil {
-		return false, fmt.Errorf("read log after %d: %w", after, err)
+		return nil, fmt.Errorf("read log after %d: %w", after, err)
 	}
 	full := len(events) == r.en.cfg.BatchSize
 	newPos := until
 	if full {
 		newPos = events[len(events)-1].Position
 	}
-	cps := make([]evokestore.Checkpoint, 0, len(r.cps))
+	b := &batch{ls: ls, fenceParts: ls.parts, more: full || until < head}
 	farthest := int64(0)
 	for _, p := range ls.parts {
 		pc := r.cps[p]
 		cp := pc.cp
 		cp.Position = max(cp.Position, newPos)
-		cps = append(cps, cp)
+		b.cps = append(b.cps, cp)
 		farthest = max(farthest, cp.Position-pc.persisted)
 	}
-	if len(events) == 0 {
-		// Nothing of interest in the window: move past it. The new
-		// positions are written with the next batch, or now if they ran far
-		// ahead (a restart would only rescan uninteresting events).
-		if farthest >= scanWindow {
-			err := withTx(ctx, st, func(tx evokestore.Tx) error {
-				if err := r.en.fence(ctx, tx, ls, ls.parts); err != nil {
-					return err
-				}
-				return tx.PutCheckpoints(ctx, cps)
-			})
-			if err != nil {
-				return false, fmt.Errorf("write checkpoints: %w", err)
-			}
-			r.advance(cps, true)
-		} else {
-			r.advance(cps, false)
+	// Nothing of interest in the window: move past it. The new positions
+	// are written with the next batch, or now if they ran far ahead (a
+	// restart would only rescan uninteresting events).
+	b.persist = len(events) > 0 || farthest >= scanWindow
+	if len(events) > 0 {
+		now := r.en.cfg.Clock.Now()
+		b.groups, b.order, b.orphans = r.correlate(events, true)
+		if err := r.load(ctx, b.groups, b.order, prev); err != nil {
+			return nil, err
 		}
-		return until < head, nil
+		r.stepAll(b.groups, b.order, now, false)
+		if err := r.settle(ctx, b, prev); err != nil {
+			return nil, err
+		}
 	}
-	now := r.en.cfg.Clock.Now()
-	groups, order, orphans := r.correlate(events, true)
-	if err := r.load(ctx, groups, order); err != nil {
-		return false, err
+	for _, cp := range b.cps {
+		r.cps[cp.Partition].cp = cp
 	}
-	r.stepAll(groups, order, now, false)
-	if err := r.commit(ctx, groups, order, orphans, cps, ls, ls.parts, nil); err != nil {
-		return false, err
-	}
-	r.advance(cps, true)
-	r.en.counters.Batches.Add(1)
-	return full || until < head, nil
+	return b, nil
 }
 
-// advance moves the owned partitions' checkpoints to cps.
-func (r *router) advance(cps []evokestore.Checkpoint, persisted bool) {
-	for _, cp := range cps {
+// finish records a landed batch: checkpoints, counters, telemetry.
+func (r *router) finish(b *batch) {
+	for _, cp := range b.cps {
 		if pc := r.cps[cp.Partition]; pc != nil {
-			pc.cp = cp
-			if persisted {
-				pc.persisted = cp.Position
+			pc.committed = max(pc.committed, cp.Position)
+			if b.persist {
+				pc.persisted = max(pc.persisted, cp.Position)
 			}
+		}
+	}
+	if len(b.order) == 0 && len(b.orphans) == 0 && b.extra == nil {
+		return
+	}
+	r.en.counters.Batches.Add(1)
+	r.en.counters.Commands.Add(int64(len(b.outbox)))
+	if b.exec != nil && !b.fellBack {
+		r.en.counters.Dispatched.Add(int64(len(b.exec.results)))
+		r.en.counters.Rejected.Add(int64(b.exec.rejected))
+	}
+	for _, id := range b.order {
+		g := b.groups[id]
+		if w := g.write; w != nil && w.Status == evokestore.StatusFailing {
+			if r.nextRetry.IsZero() || w.NextAttemptAt.Before(r.nextRetry) {
+				r.nextRetry = w.NextAttemptAt
+			}
+		}
+		for _, t := range g.telemetry {
+			if t.Kind == TelemetryStop {
+				r.en.counters.Completed.Add(1)
+			}
+			if t.Kind == TelemetryTransition {
+				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, phaseName(t.FromPhase), phaseName(t.ToPhase), t.EventType),
+					slog.String("process_manager", r.name), slog.String("instance", id))
+			}
+			r.en.cfg.Hooks.Telemetry(t)
 		}
 	}
 }
@@ -357,8 +488,9 @@ func (r *router) route(ev *evokestore.Event) Route {
 	return route
 }
 
-// load fetches the batch's instances in one query.
-func (r *router) load(ctx context.Context, groups map[string]*group, order []string) error {
+// load fetches the batch's instances in one query. Instances that prev (a
+// batch still committing) writes are taken as it writes them.
+func (r *router) load(ctx context.Context, groups map[string]*group, order []string, prev *batch) error {
 	if len(order) == 0 {
 		return nil
 	}
@@ -369,6 +501,15 @@ func (r *router) load(ctx context.Context, groups map[string]*group, order []str
 	for i := range insts {
 		if g := groups[insts[i].ID]; g != nil {
 			g.inst = &insts[i]
+		}
+	}
+	if prev == nil {
+		return nil
+	}
+	for _, id := range order {
+		if pg := prev.groups[id]; pg != nil && pg.write != nil {
+			in := pg.write.Instance
+			groups[id].inst = &in
 		}
 	}
 	return nil
@@ -746,26 +887,139 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 	})
 }
 
-// commit writes a stepped batch and the checkpoints cps in one
-// transaction, fenced by the leases of fenceParts.
-func (r *router) commit(ctx context.Context, groups map[string]*group, order []string, orphans []evokestore.HeldEvent, cps []evokestore.Checkpoint, ls *leaseSet, fenceParts []int, extra func(tx evokestore.Tx) error) error {
+// commit settles and writes a batch synchronously (operator actions and
+// retries, outside the pipeline of drain).
+func (r *router) commit(ctx context.Context, b *batch) error {
+	if err := r.settle(ctx, b, nil); err != nil {
+		return err
+	}
+	if err := r.write(ctx, b); err != nil {
+		return err
+	}
+	r.finish(b)
+	return nil
+}
+
+// maxPendingScan bounds the outbox rows read to learn which instances of a
+// batch have commands queued; past it, every command of the batch is queued.
+const maxPendingScan = 1 << 16
+
+// settle decides what becomes of the commands the batch's steps issued.
+// With InlineDispatch, the commands of instances with none queued (in the
+// store, or by prev, the batch still committing), to aggregates registered
+// here, are executed now, against the aggregates as the store and prev
+// leave them; their outcomes and events commit with the steps. The others
+// are queued in the outbox. Commands stay in order per instance: an
+// instance with commands queued has its new ones queued behind them, and
+// once one of an instance's commands is queued (its aggregate is not
+// registered here), so are its later ones.
+func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
+	b.outbox, b.queued, b.exec, b.queuedIDs = nil, nil, nil, nil
+	for _, id := range b.order {
+		b.outbox = append(b.outbox, b.groups[id].outbox...)
+	}
+	if len(b.outbox) == 0 {
+		return nil
+	}
+	if !r.en.cfg.InlineDispatch {
+		b.queue(b.outbox)
+		return nil
+	}
+	ids := make([]string, 0, len(b.order))
+	for _, id := range b.order {
+		if len(b.groups[id].outbox) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	pending, err := r.en.store.Outbox(ctx, evokestore.OutboxQuery{ProcessManager: r.name, Instances: ids, Limit: maxPendingScan})
+	if err != nil {
+		return fmt.Errorf("look for queued commands: %w", err)
+	}
+	if len(pending) == maxPendingScan {
+		b.queue(b.outbox)
+		return nil
+	}
+	waiting := make(map[string]bool, len(pending))
+	for i := range pending {
+		waiting[pending[i].InstanceID] = true
+	}
+	if prev != nil {
+		for id := range prev.queuedIDs {
+			waiting[id] = true
+		}
+	}
+	var now, queued []evokestore.OutboxCommand
+	for i := range b.outbox {
+		c := &b.outbox[i]
+		if !waiting[c.InstanceID] && r.en.aggregates[c.AggregateType] == nil {
+			waiting[c.InstanceID] = true
+		}
+		if waiting[c.InstanceID] {
+			queued = append(queued, *c)
+		} else {
+			now = append(now, *c)
+		}
+	}
+	b.queue(queued)
+	if len(now) == 0 {
+		return nil
+	}
+	var overlay map[string]*aggState
+	if prev != nil && prev.exec != nil {
+		overlay = prev.exec.aggs
+	}
+	b.exec, err = r.en.decideAll(ctx, r.en.store, now, overlay)
+	return err
+}
+
+// queue queues cmds in the outbox.
+func (b *batch) queue(cmds []evokestore.OutboxCommand) {
+	b.queued = cmds
+	if len(cmds) > 0 {
+		b.queuedIDs = make(map[string]bool)
+		for i := range cmds {
+			b.queuedIDs[cmds[i].InstanceID] = true
+		}
+	}
+}
+
+// write commits a settled batch in one transaction fenced by the leases of
+// its partitions. If the commands executed ahead cannot be written with
+// the steps (a stream another writer appended to meanwhile, a store
+// refusing the events), the steps commit with every command queued
+// instead, for the dispatcher, which retries and isolates failing commands.
+// It runs while the next batch is prepared, which reads b's plan: it
+// changes nothing of b but fellBack, read once it returned.
+func (r *router) write(ctx context.Context, b *batch) error {
+	err := r.writeOnce(ctx, b, b.queued, b.exec)
+	if err != nil && b.exec != nil && ctx.Err() == nil && !errors.Is(err, evokestore.ErrLeaseLost) && !errors.Is(err, evokestore.ErrFenced) {
+		r.en.log.Warn("executing a batch's commands with its steps failed; queueing them in the outbox instead",
+			"process_manager", r.name, "commands", len(b.exec.results), "err", err)
+		r.en.counters.InlineFallbacks.Add(1)
+		b.fellBack = true
+		err = r.writeOnce(ctx, b, b.outbox, nil)
+	}
+	return err
+}
+
+// writeOnce commits b with queued going to the outbox and exec's outcomes
+// and events (nil: none).
+func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.OutboxCommand, exec *execution) error {
 	var (
 		writes  []evokestore.InstanceWrite
-		outbox  []evokestore.OutboxCommand
 		history []evokestore.HistoryRecord
-		held    = orphans
+		held    = b.orphans
 	)
-	for _, id := range order {
-		g := groups[id]
+	for _, id := range b.order {
+		g := b.groups[id]
 		if g.write != nil {
 			writes = append(writes, *g.write)
 		}
-		outbox = append(outbox, g.outbox...)
 		history = append(history, g.history...)
 		held = append(held, g.held...)
 	}
-	err := withTx(ctx, r.en.store, func(tx evokestore.Tx) error {
-		if err := r.en.fence(ctx, tx, ls, fenceParts); err != nil {
+	return withTx(ctx, r.en.store, func(tx evokestore.Tx) error {
+		if err := r.en.fence(ctx, tx, b.ls, b.fenceParts); err != nil {
 			return err
 		}
 		if len(writes) > 0 {
@@ -773,8 +1027,8 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				return fmt.Errorf("write %d instances: %w", len(writes), err)
 			}
 		}
-		if len(outbox) > 0 {
-			if err := tx.InsertOutbox(ctx, outbox); err != nil {
+		if len(queued) > 0 {
+			if err := tx.InsertOutbox(ctx, queued); err != nil {
 				return fmt.Errorf("write outbox: %w", err)
 			}
 		}
@@ -790,8 +1044,8 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 		}
 		var dlIDs []string
 		var dls []evokestore.Deadline
-		for _, id := range order {
-			g := groups[id]
+		for _, id := range b.order {
+			g := b.groups[id]
 			if len(g.released) > 0 {
 				if err := tx.Release(ctx, r.name, id, g.released); err != nil {
 					return fmt.Errorf("release held events: %w", err)
@@ -807,38 +1061,21 @@ func (r *router) commit(ctx context.Context, groups map[string]*group, order []s
 				return fmt.Errorf("write deadlines: %w", err)
 			}
 		}
-		if len(cps) > 0 {
-			if err := tx.PutCheckpoints(ctx, cps); err != nil {
+		if b.persist && len(b.cps) > 0 {
+			if err := tx.PutCheckpoints(ctx, b.cps); err != nil {
 				return fmt.Errorf("write checkpoints: %w", err)
 			}
 		}
-		if extra != nil {
-			return extra(tx)
+		if b.extra != nil {
+			if err := b.extra(tx); err != nil {
+				return err
+			}
+		}
+		if exec != nil {
+			return exec.write(ctx, tx, nil) // appends last
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	r.en.counters.Commands.Add(int64(len(outbox)))
-	for _, id := range order {
-		if w := groups[id].write; w != nil && w.Status == evokestore.StatusFailing {
-			if r.nextRetry.IsZero() || w.NextAttemptAt.Before(r.nextRetry) {
-				r.nextRetry = w.NextAttemptAt
-			}
-		}
-		for _, t := range groups[id].telemetry {
-			if t.Kind == TelemetryStop {
-				r.en.counters.Completed.Add(1)
-			}
-			if t.Kind == TelemetryTransition {
-				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, phaseName(t.FromPhase), phaseName(t.ToPhase), t.EventType),
-					slog.String("process_manager", r.name), slog.String("instance", id))
-			}
-			r.en.cfg.Hooks.Telemetry(t)
-		}
-	}
-	return nil
 }
 
 // retryDue re-runs the held events of failing instances whose backoff has
@@ -907,7 +1144,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	} else {
 		r.stepGroup(g, now, true)
 	}
-	return r.commit(ctx, map[string]*group{inst.ID: g}, []string{inst.ID}, nil, nil, ls, []int{inst.Partition}, extra)
+	return r.commit(ctx, &batch{ls: ls, fenceParts: []int{inst.Partition}, groups: map[string]*group{inst.ID: g}, order: []string{inst.ID}, extra: extra})
 }
 
 // withTx runs fn in a transaction and commits it, rolling back on error.
