@@ -140,7 +140,7 @@ var bulkKinds = [numBulk]bulkKind{
 		suffix: `) UPDATE instances SET partition = v.partition, state = v.state, version = v.version, status = v.status, phase = v.phase, last_position = v.last_position, attempts = v.attempts, next_attempt_at = v.next_attempt_at, last_error = v.last_error, updated_at = v.updated_at, completed_at = v.completed_at FROM v WHERE instances.process_manager = v.pm AND instances.id = v.id AND instances.version = v.prev`},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
 	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 10},
-	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 14},
+	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 15},
 	bHold:      {prefix: `INSERT INTO held_events (process_manager, instance_id, position, error) VALUES `, cols: 4, suffix: ` ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`},
 	bDeadlines: {prefix: `INSERT INTO deadlines (` + deadlineCols + `) VALUES `, cols: 5},
 }

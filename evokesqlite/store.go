@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
@@ -73,6 +74,8 @@ type Store struct {
 	bulk [numBulk][len(bulkSizes)]*sql.Stmt
 
 	wakeups evokestore.Wakeups
+	// lastHistoryID is the last history ID assigned (see historyID).
+	lastHistoryID atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -193,6 +196,21 @@ func (s *Store) Backend() string { return "sqlite" }
 // by Subscribe: subscribers must stop waiting on their own (typically when
 // their context ends) and call cancel. A Tx still open is rolled back when
 // its connection closes; Close does not wait for it. Close is idempotent.
+// historyID returns a new history record ID: the time in nanoseconds, or
+// one more than the last ID if that is later, so that IDs increase in the
+// order records are written (writes are serialised) and, across restarts,
+// as long as the clock does not step back by more than the time between
+// two records of one instance.
+func (s *Store) historyID(now int64) int64 {
+	for {
+		last := s.lastHistoryID.Load()
+		id := max(now, last+1)
+		if s.lastHistoryID.CompareAndSwap(last, id) {
+			return id
+		}
+	}
+}
+
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error

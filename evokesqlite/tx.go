@@ -290,7 +290,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		if at == 0 {
 			at = now
 		}
-		return append(args, h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType,
+		return append(args, h.ProcessManager, h.InstanceID, t.s.historyID(now), h.Kind, h.Version, h.Position, h.EventID, h.EventType,
 			h.PhaseBefore, h.PhaseAfter, nullBytes(h.Commands), h.Error, at, h.Node, h.LeaseToken)
 	}
 	if err := t.insertBulk(ctx, bHistory, len(records), fill, nil); err != nil {
