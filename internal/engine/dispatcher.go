@@ -277,7 +277,12 @@ type execution struct {
 // code does wrong (a panic, an error, an undecodable stream) rejects the
 // command.
 func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState) (*execution, error) {
-	x := &execution{results: make([]CommandResult, len(cmds))}
+	x := &execution{
+		results:  make([]CommandResult, len(cmds)),
+		appends:  make([]evokestore.NewEvent, 0, len(cmds)),
+		owner:    make([]int, 0, len(cmds)),
+		outcomes: make([]evokestore.CommandOutcome, 0, len(cmds)),
+	}
 	ids := make([]string, len(cmds))
 	for i := range cmds {
 		ids[i] = cmds[i].ID

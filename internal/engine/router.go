@@ -401,6 +401,7 @@ func (r *router) finish(b *batch) {
 		r.en.counters.Dispatched.Add(int64(len(b.exec.results)))
 		r.en.counters.Rejected.Add(int64(b.exec.rejected))
 	}
+	logTransitions := r.en.log.Enabled(context.Background(), slog.LevelInfo)
 	for _, id := range b.order {
 		g := b.groups[id]
 		if w := g.write; w != nil && w.Status == evokestore.StatusFailing {
@@ -412,7 +413,7 @@ func (r *router) finish(b *batch) {
 			if t.Kind == TelemetryStop {
 				r.en.counters.Completed.Add(1)
 			}
-			if t.Kind == TelemetryTransition {
+			if t.Kind == TelemetryTransition && logTransitions {
 				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, phaseName(t.FromPhase), phaseName(t.ToPhase), t.EventType),
 					slog.String("process_manager", r.name), slog.String("instance", id))
 			}
@@ -915,6 +916,13 @@ const maxPendingScan = 1 << 16
 // registered here), so are its later ones.
 func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
 	b.outbox, b.queued, b.exec, b.queuedIDs = nil, nil, nil, nil
+	n := 0
+	for _, id := range b.order {
+		n += len(b.groups[id].outbox)
+	}
+	if n > 0 {
+		b.outbox = make([]evokestore.OutboxCommand, 0, n)
+	}
 	for _, id := range b.order {
 		b.outbox = append(b.outbox, b.groups[id].outbox...)
 	}
@@ -948,19 +956,25 @@ func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
 			waiting[id] = true
 		}
 	}
-	var now, queued []evokestore.OutboxCommand
 	for i := range b.outbox {
 		c := &b.outbox[i]
 		if !waiting[c.InstanceID] && r.en.aggregates[c.AggregateType] == nil {
 			waiting[c.InstanceID] = true
 		}
-		if waiting[c.InstanceID] {
-			queued = append(queued, *c)
-		} else {
-			now = append(now, *c)
-		}
 	}
-	b.queue(queued)
+	now := b.outbox // usually every command runs now: no copy
+	if len(waiting) > 0 {
+		now = nil
+		var queued []evokestore.OutboxCommand
+		for i := range b.outbox {
+			if c := &b.outbox[i]; waiting[c.InstanceID] {
+				queued = append(queued, *c)
+			} else {
+				now = append(now, *c)
+			}
+		}
+		b.queue(queued)
+	}
 	if len(now) == 0 {
 		return nil
 	}
@@ -1005,10 +1019,15 @@ func (r *router) write(ctx context.Context, b *batch) error {
 // writeOnce commits b with queued going to the outbox and exec's outcomes
 // and events (nil: none).
 func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.OutboxCommand, exec *execution) error {
+	nh, nheld := 0, len(b.orphans)
+	for _, id := range b.order {
+		nh += len(b.groups[id].history)
+		nheld += len(b.groups[id].held)
+	}
 	var (
-		writes  []evokestore.InstanceWrite
-		history []evokestore.HistoryRecord
-		held    = b.orphans
+		writes  = make([]evokestore.InstanceWrite, 0, len(b.order))
+		history = make([]evokestore.HistoryRecord, 0, nh)
+		held    = append(make([]evokestore.HeldEvent, 0, nheld), b.orphans...)
 	)
 	for _, id := range b.order {
 		g := b.groups[id]
