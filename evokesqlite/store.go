@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,11 @@ type Store struct {
 	// lastHistoryID is the last history ID assigned (see historyID).
 	lastHistoryID atomic.Int64
 
+	// The background checkpointer (see checkpoints).
+	ckpt               *sql.DB
+	ckptKick           chan struct{}
+	ckptStop, ckptDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -114,6 +120,8 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	base.Add("_pragma", "temp_store(MEMORY)")
 
 	wq := cloneValues(base)
+	// The writer checkpoints only as a backstop: the checkpointer does it.
+	wq.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walBackstopPages)+")")
 	wq.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", p+"?"+wq.Encode())
 	if err != nil {
@@ -148,7 +156,44 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
 	}
+	c, err := sql.Open("sqlite", p+"?"+base.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
+	}
+	c.SetMaxOpenConns(1)
+	s.ckpt, s.ckptKick, s.ckptStop, s.ckptDone = c, make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go s.checkpoints()
 	return s, nil
+}
+
+// WAL checkpoints. SQLite copies the write-ahead log back into the database
+// file by itself on the committing connection once the log passes 1000
+// pages, which puts that copy and its fsync inside the writer's commit,
+// where every batch waits for it. Instead a goroutine with a connection of
+// its own copies what it can (a passive checkpoint: it never blocks the
+// writer or the readers) after commits once the log passes walCheckpointBytes;
+// the writer still checkpoints by itself past walBackstopPages, should that
+// ever fall behind.
+const (
+	walCheckpointBytes = 4 << 20
+	walBackstopPages   = 16384
+)
+
+func (s *Store) checkpoints() {
+	defer close(s.ckptDone)
+	for {
+		select {
+		case <-s.ckptStop:
+			return
+		case <-s.ckptKick:
+		}
+		if fi, err := os.Stat(s.path + "-wal"); err != nil || fi.Size() < walCheckpointBytes {
+			continue
+		}
+		var busy, log, done int
+		_ = s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done)
+	}
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -192,10 +237,6 @@ func (s *Store) Path() string { return s.path }
 // Backend returns "sqlite".
 func (s *Store) Backend() string { return "sqlite" }
 
-// Close closes the store's connections. It does not close channels returned
-// by Subscribe: subscribers must stop waiting on their own (typically when
-// their context ends) and call cancel. A Tx still open is rolled back when
-// its connection closes; Close does not wait for it. Close is idempotent.
 // historyID returns a new history record ID: the time in nanoseconds, or
 // one more than the last ID if that is later, so that IDs increase in the
 // order records are written (writes are serialised) and, across restarts,
@@ -211,9 +252,18 @@ func (s *Store) historyID(now int64) int64 {
 	}
 }
 
+// Close closes the store's connections. It does not close channels returned
+// by Subscribe: subscribers must stop waiting on their own (typically when
+// their context ends) and call cancel. A Tx still open is rolled back when
+// its connection closes; Close does not wait for it. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.ckptStop != nil {
+			close(s.ckptStop)
+			<-s.ckptDone
+			errs = append(errs, s.ckpt.Close())
+		}
 		if s.r != nil {
 			errs = append(errs, s.r.Close())
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 	"testing"
 
 	"github.com/evoke-go/evoke/evokesqlite"
@@ -233,5 +235,40 @@ func TestCloseIdempotent(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// The write-ahead log is copied into the database file in the background
+// once it passes a few MiB, long before the writer's own backstop (64 MiB).
+func TestBackgroundCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "evoke.db")
+	s := open(t, path, nil)
+	ctx := context.Background()
+	data := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+	for i := range 160 { // about 10 MiB of log
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: fmt.Sprint("e", i), StreamID: "s", StreamVersion: int64(i + 1), Type: "Big", Data: data}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() >= 4<<20 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes after 10 MiB of commits: the log was not checkpointed", fi.Size())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

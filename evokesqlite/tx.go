@@ -400,6 +400,10 @@ func (t *Tx) Commit() error {
 		return fmt.Errorf("evokesqlite: commit: %w", err)
 	}
 	t.s.wakeups.SignalSet(t.topics)
+	select {
+	case t.s.ckptKick <- struct{}{}:
+	default:
+	}
 	return nil
 }
 

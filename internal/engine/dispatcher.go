@@ -244,7 +244,7 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			}
 		}
 		var err error
-		if x, err = en.decideAll(ctx, tx, cmds, nil); err != nil {
+		if x, err = en.decideAll(ctx, tx, cmds, nil, false); err != nil {
 			return err
 		}
 		return x.write(ctx, tx, seqs)
@@ -273,27 +273,31 @@ type execution struct {
 // transaction, or the store) sees it, except for those in overlay (the
 // aggregates of an execution not yet committed), which start from there. A
 // command already executed (its outcome recorded) is reported as a
-// duplicate and not run again. Only store errors are returned: what user
-// code does wrong (a panic, an error, an undecodable stream) rejects the
-// command.
-func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState) (*execution, error) {
+// duplicate and not run again. With fresh, the commands were just issued by
+// steps not yet committed, so none can have an outcome and none is looked
+// up: were one recorded after all, writing the outcomes fails with
+// ErrDuplicateCommand. Only store errors are returned: what user code does
+// wrong (a panic, an error, an undecodable stream) rejects the command.
+func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, fresh bool) (*execution, error) {
 	x := &execution{
 		results:  make([]CommandResult, len(cmds)),
 		appends:  make([]evokestore.NewEvent, 0, len(cmds)),
 		owner:    make([]int, 0, len(cmds)),
 		outcomes: make([]evokestore.CommandOutcome, 0, len(cmds)),
 	}
-	ids := make([]string, len(cmds))
-	for i := range cmds {
-		ids[i] = cmds[i].ID
-	}
-	prior, err := tx.CommandOutcomes(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("load command outcomes: %w", err)
-	}
-	seen := make(map[string]evokestore.CommandOutcome, len(prior))
-	for _, o := range prior {
-		seen[o.CommandID] = o
+	seen := make(map[string]evokestore.CommandOutcome)
+	if !fresh {
+		ids := make([]string, len(cmds))
+		for i := range cmds {
+			ids[i] = cmds[i].ID
+		}
+		prior, err := tx.CommandOutcomes(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("load command outcomes: %w", err)
+		}
+		for _, o := range prior {
+			seen[o.CommandID] = o
+		}
 	}
 	now := en.cfg.Clock.Now()
 	cache, err := en.preload(ctx, tx, cmds, seen, overlay)

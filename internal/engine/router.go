@@ -982,7 +982,7 @@ func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
 	if prev != nil && prev.exec != nil {
 		overlay = prev.exec.aggs
 	}
-	b.exec, err = r.en.decideAll(ctx, r.en.store, now, overlay)
+	b.exec, err = r.en.decideAll(ctx, r.en.store, now, overlay, true)
 	return err
 }
 
