@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
