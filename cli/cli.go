@@ -37,6 +37,9 @@ func commands() []command {
 		{"demo", "run the order-fulfilment workload and print a summary", runDemo},
 		{"worker", "run one node of the demo's process managers (several share a PostgreSQL store)", runWorker},
 		{"bench", "benchmark the order-fulfilment workload on an empty store", runBench},
+		{"list", "list instances by process manager and status", runList},
+		{"show", "show one instance: state, held events, timeline of steps and commands", runShow},
+		{"graph", "draw a process manager's state machine from recorded transitions (Mermaid or DOT)", runGraph},
 	}
 }
 
