@@ -1,6 +1,7 @@
 package evoke
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -255,14 +256,14 @@ func Key(parts ...string) string {
 }
 
 // Field returns a top-level field of the event's JSON data as a string; a
-// number is returned as written.
+// number is returned as written. (It scans the top-level keys instead of
+// decoding the whole object: correlation reads one field of every event.)
 func Field(e Event, field string) (string, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(e.Data, &m); err != nil {
+	raw, found, err := topLevelField(e.Data, field)
+	if err != nil {
 		return "", &DecodeError{EventID: e.ID, EventType: e.Type, Position: e.Position, Err: err}
 	}
-	raw, ok := m[field]
-	if !ok {
+	if !found {
 		return "", fmt.Errorf("%w: event %s (%s) has no field %q", ErrInvalid, e.ID, e.Type, field)
 	}
 	var s string
@@ -277,4 +278,87 @@ func Field(e Event, field string) (string, error) {
 		return n.String(), nil
 	}
 	return "", fmt.Errorf("%w: event %s (%s) field %q is neither a string nor a number", ErrInvalid, e.ID, e.Type, field)
+}
+
+// topLevelField returns the raw value of data's top-level key field (the
+// last one, as decoding into a map would keep), reporting invalid JSON or
+// a value that is not an object (null is an object without fields).
+func topLevelField(data []byte, field string) (raw []byte, found bool, err error) {
+	if !json.Valid(data) {
+		var v any
+		return nil, false, json.Unmarshal(data, &v) // the decoder's error, with its offset
+	}
+	i := skipSpace(data, 0)
+	switch {
+	case bytes.HasPrefix(data[i:], []byte("null")):
+		return nil, false, nil
+	case data[i] != '{':
+		return nil, false, fmt.Errorf("event data is not a JSON object")
+	}
+	i = skipSpace(data, i+1)
+	for i < len(data) && data[i] == '"' {
+		kEnd := skipValue(data, i)
+		key := data[i:kEnd]
+		vStart := skipSpace(data, skipSpace(data, kEnd)+1) // past the colon
+		vEnd := skipValue(data, vStart)
+		if keyIs(key, field) {
+			raw, found = data[vStart:vEnd], true
+		}
+		i = skipSpace(data, vEnd)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return raw, found, nil
+}
+
+// keyIs reports whether the quoted JSON string key is field.
+func keyIs(key []byte, field string) bool {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return len(key) == len(field)+2 && string(key[1:len(key)-1]) == field
+	}
+	var k string
+	return json.Unmarshal(key, &k) == nil && k == field
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value starting at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		for i++; i < len(data); i++ {
+			switch data[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return i
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			case '"':
+				i = skipValue(data, i) - 1
+			}
+		}
+		return i
+	}
+	for i < len(data) && !strings.ContainsRune(" \t\n\r,}]", rune(data[i])) {
+		i++
+	}
+	return i
 }
