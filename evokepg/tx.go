@@ -3,6 +3,7 @@ package evokepg
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -452,9 +453,17 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 		ids[i], types[i], aggTypes[i], aggIDs[i], pms[i], insts[i], statuses[i], errs[i], events[i], ats[i] =
 			o.CommandID, o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error, int32(o.Events), at
 	}
-	b := t.batch()
-	b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
-	if err := t.send(ctx, b); err != nil {
+	var err error
+	if n < copyMinRows {
+		b := t.batch()
+		b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
+		err = t.send(ctx, b)
+	} else {
+		err = t.copyRows(ctx, "command_outcomes", outcomeCopyCols, n, func(i int) []any {
+			return []any{ids[i], types[i], aggTypes[i], aggIDs[i], pms[i], insts[i], statuses[i], errs[i], events[i], ats[i]}
+		})
+	}
+	if err != nil {
 		if c, ok := uniqueConstraint(err); ok && c == consOutcome {
 			return fmt.Errorf("evokepg: put command outcomes: %w: %v", evokestore.ErrDuplicateCommand, err)
 		}
@@ -490,12 +499,51 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 			h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, h.Commands, h.Error, at
 		nodes[i], tokens[i] = h.Node, h.LeaseToken
 	}
-	b := t.batch()
-	b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats, nodes, tokens)
-	if err := t.send(ctx, b); err != nil {
+	if n < copyMinRows {
+		b := t.batch()
+		b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats, nodes, tokens)
+		if err := t.send(ctx, b); err != nil {
+			return fmt.Errorf("evokepg: insert history: %w", err)
+		}
+		return nil
+	}
+	// Rows (and their identity IDs) go in slice order.
+	err := t.copyRows(ctx, "history", historyCopyCols, n, func(i int) []any {
+		return []any{pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], ats[i], nodes[i], tokens[i]}
+	})
+	if err != nil {
 		return fmt.Errorf("evokepg: insert history: %w", err)
 	}
 	return nil
+}
+
+// copyMinRows is the batch size from which rows are written with COPY,
+// which the server takes in markedly less time than an INSERT from arrays
+// (about 15% more batches per second in the benchmark, docs/benchmarks.md).
+const copyMinRows = 64
+
+var (
+	historyCopyCols = []string{"process_manager", "instance_id", "kind", "version", "position", "event_id", "event_type",
+		"phase_before", "phase_after", "commands", "error", "recorded_at", "node", "lease_token"}
+	outcomeCopyCols = strings.Split(strings.ReplaceAll(outcomeCols, " ", ""), ",")
+)
+
+// copyRows writes n rows into table with COPY, in order, inside t. Call
+// with t.mu held.
+func (t *Tx) copyRows(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
+	if t.tx == nil {
+		if err := t.send(ctx, t.batch()); err != nil {
+			return err
+		}
+	}
+	i := -1
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+		if i++; i >= n {
+			return nil, nil
+		}
+		return row(i), nil
+	}))
+	return err
 }
 
 // PutCheckpoint stores (inserts or overwrites) a subscription checkpoint.

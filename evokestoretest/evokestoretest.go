@@ -76,6 +76,9 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"PutCheckpoints", testPutCheckpoints},
 		{"OutboxPartitions", testOutboxPartitions},
 		{"OutboxInstances", testOutboxInstances},
+		{"HistoryBulk", testHistoryBulk},
+		{"CommandOutcomesBulk", testCommandOutcomesBulk},
+		{"InstancesBulk", testInstancesBulk},
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
@@ -826,12 +829,140 @@ func testCommandOutcomes(t *testing.T, s evokestore.Store) {
 	}
 }
 
+// testInstancesBulk inserts and then updates a large batch of instances in
+// one call each (backends may write those differently); an insert of an
+// instance that exists fails with ErrFenced.
+func testInstancesBulk(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	var ws []evokestore.InstanceWrite
+	var ids []string
+	for i := range 150 {
+		id := fmt.Sprintf("bulk-%03d", i)
+		in := evokestore.Instance{ProcessManager: "pm", ID: id, Partition: i % 4, State: []byte(fmt.Sprintf(`{"n":%d}`, i)), Version: 1,
+			Status: evokestore.StatusRunning, Phase: "started", LastPosition: int64(i), CreatedAt: t0, UpdatedAt: t0}
+		ws, ids = append(ws, evokestore.InstanceWrite{Instance: in, PrevVersion: -1}), append(ids, id)
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	for i := range ws {
+		ws[i].PrevVersion, ws[i].Version, ws[i].Phase = 1, 2, "next"
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	got, err := s.Instances(ctx, "pm", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ws) {
+		t.Fatalf("%d instances read back, want %d", len(got), len(ws))
+	}
+	for i, g := range got {
+		if w := ws[i].Instance; g.ID != w.ID || g.Version != 2 || g.Phase != "next" || string(g.State) != string(w.State) || g.Partition != w.Partition ||
+			g.LastPosition != w.LastPosition || !g.CreatedAt.Equal(t0) {
+			t.Fatalf("instance %d = %+v, want %+v", i, g, w)
+		}
+	}
+	again := make([]evokestore.InstanceWrite, 100)
+	for i := range again {
+		in := ws[0].Instance
+		in.ID, in.Version = fmt.Sprintf("new-%03d", i), 1
+		again[i] = evokestore.InstanceWrite{Instance: in, PrevVersion: -1}
+	}
+	again[70].ID = ids[3] // exists
+	tx := begin(t, s)
+	if err := tx.PutInstances(ctx, again); !errors.Is(err, evokestore.ErrFenced) {
+		t.Fatalf("bulk insert of an existing instance: err = %v, want ErrFenced", err)
+	}
+	rollback(t, tx)
+}
+
+// testCommandOutcomesBulk records a large batch of outcomes in one call
+// (backends may write those differently): all read back, and a batch that
+// repeats one fails with ErrDuplicateCommand and records nothing.
+func testCommandOutcomesBulk(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	var outs []evokestore.CommandOutcome
+	var ids []string
+	for i := range 200 {
+		status := evokestore.OutcomeAccepted
+		if i%5 == 0 {
+			status = evokestore.OutcomeRejected
+		}
+		o := outcome(fmt.Sprintf("bulk-%03d", i), status)
+		outs, ids = append(outs, o), append(ids, o.CommandID)
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutCommandOutcomes(ctx, outs) })
+	got, err := s.CommandOutcomes(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(outs) {
+		t.Fatalf("%d outcomes read back, want %d", len(got), len(outs))
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].CommandID < got[j].CommandID })
+	for i, g := range got {
+		if w := outs[i]; g.CommandID != w.CommandID || g.Status != w.Status || g.Error != w.Error || g.Events != w.Events || !g.RecordedAt.Equal(w.RecordedAt) {
+			t.Fatalf("outcome %d = %+v, want %+v", i, g, w)
+		}
+	}
+	again := append([]evokestore.CommandOutcome{outcome("bulk-new", evokestore.OutcomeAccepted)}, outs[100:]...)
+	tx := begin(t, s)
+	if err := tx.PutCommandOutcomes(ctx, again); !errors.Is(err, evokestore.ErrDuplicateCommand) {
+		t.Fatalf("bulk with duplicates: err = %v, want ErrDuplicateCommand", err)
+	}
+	rollback(t, tx)
+	if got, err := s.CommandOutcomes(ctx, []string{"bulk-new"}); err != nil || len(got) != 0 {
+		t.Fatalf("after the refused bulk: %v, %v", got, err)
+	}
+}
+
 func record(pm, instanceID, kind string, version, position int64) evokestore.HistoryRecord {
 	return evokestore.HistoryRecord{
 		ProcessManager: pm, InstanceID: instanceID, Kind: kind, Version: version, Position: position,
 		EventID: fmt.Sprintf("e%d", position), EventType: "T", PhaseBefore: "a", PhaseAfter: "b",
 		Commands: []byte(`[{"type":"Ship"}]`), RecordedAt: t0.Add(time.Duration(position)),
 	}
+}
+
+// testHistoryBulk writes a large batch of history across instances in one
+// call (backends may write those differently) and reads each instance's
+// records back whole and in order.
+func testHistoryBulk(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	const n = 300
+	var recs []evokestore.HistoryRecord
+	for i := range n {
+		r := record("pm", fmt.Sprint("i", i%3), evokestore.KindStep, int64(i/3+1), int64(i+1))
+		r.Node, r.LeaseToken, r.Error = "node-a", int64(i), fmt.Sprint("note ", i)
+		if i%2 == 0 {
+			r.Commands = nil
+		}
+		recs = append(recs, r)
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.InsertHistory(ctx, recs) })
+	for k := range 3 {
+		got, err := s.History(ctx, "pm", fmt.Sprint("i", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n/3 {
+			t.Fatalf("instance i%d: %d records, want %d", k, len(got), n/3)
+		}
+		for j, h := range got {
+			w := recs[3*j+k]
+			if h.Position != w.Position || h.Version != w.Version || h.EventID != w.EventID || h.Error != w.Error || h.Node != w.Node ||
+				h.LeaseToken != w.LeaseToken || !bytes.Equal(h.Commands, w.Commands) || !h.RecordedAt.Equal(w.RecordedAt) || h.Kind != w.Kind {
+				t.Fatalf("instance i%d record %d = %+v, want %+v", k, j, h, w)
+			}
+			if j > 0 && h.ID <= got[j-1].ID {
+				t.Fatalf("instance i%d: IDs not increasing: %d then %d", k, got[j-1].ID, h.ID)
+			}
+		}
+	}
+	// A second step record for the same (pm, instance, position) still fails.
+	tx := begin(t, s)
+	if err := tx.InsertHistory(ctx, recs[:100]); err == nil {
+		t.Error("a bulk of step records already stored was accepted")
+	}
+	rollback(t, tx)
 }
 
 func testHistory(t *testing.T, s evokestore.Store) {
