@@ -40,6 +40,9 @@ func commands() []command {
 		{"list", "list instances by process manager and status", runList},
 		{"show", "show one instance: state, held events, timeline of steps and commands", runShow},
 		{"graph", "draw a process manager's state machine from recorded transitions (Mermaid or DOT)", runGraph},
+		{"retry", "run a failing or parked instance's held events again (by the runtime running it)", runRetry},
+		{"skip", "drop the event a failing or parked instance is stuck on", runSkip},
+		{"cancel", "end an instance that has not completed", runCancel},
 	}
 }
 

@@ -140,9 +140,18 @@ func (r *router) run(ctx context.Context) {
 	wake, cancel := r.en.store.Subscribe(evokestore.TopicEvents)
 	defer cancel()
 	failures := 0
+	lastLook := time.Now()
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		more, err := r.drain(ctx)
+		if time.Since(lastLook) >= r.en.cfg.PollInterval {
+			// Even when busy, look now and then for instances another
+			// process (an operator, evokeops) set to retry.
+			lastLook = time.Now()
+			if now := r.en.cfg.Clock.Now(); r.nextRetry.IsZero() || r.nextRetry.After(now) {
+				r.nextRetry = now
+			}
+		}
 		if err == nil {
 			err = r.retryDue(ctx)
 		}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/evoke-go/evoke/evokeops"
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// The operator commands act on the store (package evokeops): retry and
+// skip hand the instance back to the runtime that runs its process
+// manager, which steps its held events within its poll interval; cancel
+// ends it at once.
+
+func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runOp(ctx, "retry", "run a failing or parked instance's held events again, with a fresh attempt count", evokeops.Retry, args, stdout, stderr)
+}
+
+func runSkip(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runOp(ctx, "skip", "drop the event a failing or parked instance is stuck on, and run its other held events", evokeops.Skip, args, stdout, stderr)
+}
+
+func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runOp(ctx, "cancel", "end an instance that has not completed (a cancelled tombstone)", evokeops.Cancel, args, stdout, stderr)
+}
+
+func runOp(ctx context.Context, name, what string, op func(context.Context, evokestore.Store, string, string) error,
+	args []string, stdout, stderr io.Writer) error {
+	fs := newFlags(name, "[--store URL] --pm NAME ID", stderr)
+	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
+	pm := fs.String("pm", "", "the instance's process manager (required)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *pm == "" || fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "evoke %s needs --pm NAME and one instance ID: %s\n", name, what)
+		fs.Usage()
+		return errUsage
+	}
+	id := fs.Arg(0)
+	st, err := OpenStore(ctx, *store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := op(ctx, st, *pm, id); err != nil {
+		return err
+	}
+	switch name {
+	case "cancel":
+		fmt.Fprintf(stdout, "%s %s cancelled\n", *pm, id)
+	default:
+		fmt.Fprintf(stdout, "%s %s: %s requested; the runtime running %s steps it within its poll interval (`evoke show --pm %s %s` follows it)\n",
+			*pm, id, name, *pm, *pm, id)
+	}
+	return nil
+}

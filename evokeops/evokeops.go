@@ -1,0 +1,155 @@
+// Package evokeops performs operator actions on an evoke store from any
+// process, without the process managers' code: the `evoke retry`, `skip`
+// and `cancel` commands use it.
+//
+// The runtime that runs the process manager (evoke.Runtime) does the work
+// that needs its code: Retry and Skip mark the instance failing with its
+// next attempt due now, and that runtime steps its held events within its
+// poll interval (evoke.Config.PollInterval, 1s by default), as it does for
+// its own retries. Cancel needs no code and is done here. Each action is
+// one transaction, fenced by the instance's version: if the runtime
+// stepped the instance meanwhile, the action fails with
+// evokestore.ErrFenced and nothing is changed; look again and repeat it.
+//
+// In the same process as the runtime, use its methods (Runtime.Retry,
+// Skip, Cancel) instead: they act at once, between the runtime's steps.
+package evokeops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+var (
+	// ErrNoInstance reports an instance the store does not hold.
+	ErrNoInstance = errors.New("evokeops: no such instance")
+	// ErrNotStuck reports a retry or skip of an instance that is neither
+	// failing nor parked, or a cancel of one that already ended.
+	ErrNotStuck = errors.New("evokeops: instance is not failing or parked")
+	// ErrNothingHeld reports a skip of an instance that holds no event.
+	ErrNothingHeld = errors.New("evokeops: instance holds no event")
+)
+
+// Retry asks for a failing or parked instance to be run again now, with a
+// fresh attempt count: its held events, in order. It records the request
+// in the instance's history.
+func Retry(ctx context.Context, st evokestore.Store, processManager, id string) error {
+	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
+		if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
+			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, processManager, id, in.Status)
+		}
+		rec := record(in, evokestore.KindRetried, now)
+		rec.Error = in.LastError
+		due(in, now)
+		return rec, nil
+	})
+}
+
+// Skip drops the first event a failing or parked instance holds (the one
+// it is stuck on), records it in the instance's history, and asks for the
+// instance to be run again now with its other held events.
+func Skip(ctx context.Context, st evokestore.Store, processManager, id string) error {
+	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
+		if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
+			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, processManager, id, in.Status)
+		}
+		held, err := tx.Held(ctx, processManager, id)
+		if err != nil {
+			return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
+		}
+		if len(held) == 0 {
+			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s", ErrNothingHeld, processManager, id)
+		}
+		first := held[0]
+		rec := record(in, evokestore.KindSkipped, now)
+		rec.Position, rec.Error = first.Position, first.Error
+		if evs, err := tx.ReadLog(ctx, evokestore.LogQuery{After: first.Position - 1, Limit: 1}); err == nil && len(evs) == 1 && evs[0].Position == first.Position {
+			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+		}
+		if err := tx.Release(ctx, processManager, id, []int64{first.Position}); err != nil {
+			return evokestore.HistoryRecord{}, fmt.Errorf("release event %d: %w", first.Position, err)
+		}
+		due(in, now)
+		return rec, nil
+	})
+}
+
+// Cancel ends an instance that has not completed: it becomes a cancelled
+// tombstone (purged after the retention like a completed one), its held
+// events and deadlines are dropped, and later events for it are dropped.
+// Commands it already issued stay issued. Its version moves on, so that a
+// step the runtime was taking meanwhile cannot commit over it.
+func Cancel(ctx context.Context, st evokestore.Store, processManager, id string) error {
+	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
+		if in.Status.Done() {
+			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s already %s", ErrNotStuck, processManager, id, in.Status)
+		}
+		held, err := tx.Held(ctx, processManager, id)
+		if err != nil {
+			return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
+		}
+		if len(held) > 0 {
+			pos := make([]int64, len(held))
+			for i, h := range held {
+				pos[i] = h.Position
+			}
+			if err := tx.Release(ctx, processManager, id, pos); err != nil {
+				return evokestore.HistoryRecord{}, fmt.Errorf("release held events: %w", err)
+			}
+		}
+		if err := tx.ReplaceDeadlines(ctx, processManager, []string{id}, nil); err != nil {
+			return evokestore.HistoryRecord{}, fmt.Errorf("drop deadlines: %w", err)
+		}
+		in.Version++
+		in.Status, in.CompletedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, time.Time{}
+		return record(in, evokestore.KindCancel, now), nil
+	})
+}
+
+// change loads an instance in a transaction, lets fn change it and name
+// its history record, and writes both, fenced by the version it loaded.
+func change(ctx context.Context, st evokestore.Store, pm, id string,
+	fn func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error)) error {
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	insts, err := tx.Instances(ctx, pm, []string{id})
+	if err != nil {
+		return err
+	}
+	if len(insts) == 0 {
+		return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
+	}
+	in := insts[0]
+	prev := in.Version
+	now := time.Now()
+	rec, err := fn(tx, &in, now)
+	if err != nil {
+		return err
+	}
+	in.UpdatedAt = now
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
+		return err
+	}
+	if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// due makes an instance failing with its next attempt due now and a fresh
+// attempt count: the runtime's retry loop picks it up.
+func due(in *evokestore.Instance, now time.Time) {
+	in.Status, in.Attempts, in.NextAttemptAt = evokestore.StatusFailing, 0, now
+}
+
+func record(in *evokestore.Instance, kind string, now time.Time) evokestore.HistoryRecord {
+	return evokestore.HistoryRecord{ProcessManager: in.ProcessManager, InstanceID: in.ID, Kind: kind, Version: in.Version,
+		PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: "evokeops"}
+}
