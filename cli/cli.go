@@ -43,6 +43,7 @@ func commands() []command {
 		{"retry", "run a failing or parked instance's held events again (by the runtime running it)", runRetry},
 		{"skip", "drop the event a failing or parked instance is stuck on", runSkip},
 		{"cancel", "end an instance that has not completed", runCancel},
+		{"serve", "serve the inspection web UI (instances, timelines, state machines, actions)", runServe},
 	}
 }
 

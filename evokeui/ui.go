@@ -1,0 +1,249 @@
+package evokeui
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"html"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/evoke-go/evoke/evokeops"
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// Actions are the operator's actions on a stuck instance. *evoke.Runtime
+// has them (acting at once, between its steps); the default, StoreActions,
+// acts on the store from any process (package evokeops).
+type Actions interface {
+	Retry(ctx context.Context, processManager, instanceID string) error
+	Skip(ctx context.Context, processManager, instanceID string) error
+	Cancel(ctx context.Context, processManager, instanceID string) error
+}
+
+// StoreActions are Actions on a store through package evokeops: retry and
+// skip are carried out by the runtime running the process manager within
+// its poll interval; cancel at once.
+type StoreActions struct{ Store evokestore.Store }
+
+func (a StoreActions) Retry(ctx context.Context, pm, id string) error {
+	return evokeops.Retry(ctx, a.Store, pm, id)
+}
+func (a StoreActions) Skip(ctx context.Context, pm, id string) error {
+	return evokeops.Skip(ctx, a.Store, pm, id)
+}
+func (a StoreActions) Cancel(ctx context.Context, pm, id string) error {
+	return evokeops.Cancel(ctx, a.Store, pm, id)
+}
+
+// Options configure the UI.
+type Options struct {
+	// Token guards the actions: a browser that opened any page with
+	// ?token=<Token> gets it as a cookie (HttpOnly, SameSite=Strict) and
+	// may then retry, skip and cancel. Empty: the UI is read-only.
+	Token string
+	// Actions carries them out; nil: StoreActions on the store.
+	Actions Actions
+	// GraphInstances bounds how many instances' histories the state
+	// machine is drawn from. Default 10000.
+	GraphInstances int
+}
+
+const tokenCookie = "evoke_token"
+
+// Handler returns the UI for st. Serve it on localhost (`evoke serve` binds
+// 127.0.0.1 by default): it shows instance states, which may hold personal
+// data, to anyone who can reach it.
+func Handler(st evokestore.Store, opts Options) http.Handler {
+	if opts.Actions == nil {
+		opts.Actions = StoreActions{Store: st}
+	}
+	if opts.GraphInstances <= 0 {
+		opts.GraphInstances = 10000
+	}
+	u := &ui{st: st, opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", u.overview)
+	mux.HandleFunc("GET /instances", u.instances)
+	mux.HandleFunc("GET /instance", u.instance)
+	mux.HandleFunc("GET /graph", u.graph)
+	mux.HandleFunc("POST /action", u.action)
+	return u.withToken(mux)
+}
+
+type ui struct {
+	st   evokestore.Store
+	opts Options
+}
+
+// withToken turns ?token= into the cookie, then redirects to the same page
+// without it (so that the token does not stay in the address bar).
+func (u *ui) withToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if t := q.Get("token"); t != "" && r.Method == http.MethodGet {
+			if u.opts.Token == "" || subtle.ConstantTimeCompare([]byte(t), []byte(u.opts.Token)) != 1 {
+				http.Error(w, "wrong token", http.StatusForbidden)
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: t, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			q.Del("token")
+			r.URL.RawQuery = q.Encode()
+			http.Redirect(w, r, r.URL.String(), http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (u *ui) authorized(r *http.Request) bool {
+	c, err := r.Cookie(tokenCookie)
+	return u.opts.Token != "" && err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(u.opts.Token)) == 1
+}
+
+// statuses in the order the overview shows them.
+var statuses = []evokestore.InstanceStatus{evokestore.StatusRunning, evokestore.StatusCompensating, evokestore.StatusFailing,
+	evokestore.StatusParked, evokestore.StatusCompleted, evokestore.StatusCancelled}
+
+func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
+	s, err := u.st.Stats(r.Context())
+	if err != nil {
+		u.fail(w, err)
+		return
+	}
+	type row struct {
+		PM     string
+		Counts []int64
+		Total  int64
+	}
+	var rows []row
+	for pm, by := range s.Instances {
+		rw := row{PM: pm}
+		for _, st := range statuses {
+			rw.Counts = append(rw.Counts, by[st])
+			rw.Total += by[st]
+		}
+		rows = append(rows, rw)
+	}
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.PM, b.PM) })
+	u.render(w, r, "overview", "evoke", map[string]any{"Stats": s, "Rows": rows, "Statuses": statuses, "Backend": u.st.Backend()})
+}
+
+func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	pm, status, after := q.Get("pm"), evokestore.InstanceStatus(q.Get("status")), q.Get("after")
+	const limit = 100
+	insts, err := u.st.ListInstances(r.Context(), evokestore.InstanceQuery{ProcessManager: pm, Status: status, Limit: limit,
+		AfterProcessManager: pm, AfterID: after})
+	if err != nil {
+		u.fail(w, err)
+		return
+	}
+	type row struct {
+		evokestore.Instance
+		Age, Updated, Next string
+	}
+	now := time.Now()
+	rows := make([]row, len(insts))
+	for i, in := range insts {
+		rows[i] = row{Instance: in, Age: age(now, in.CreatedAt), Updated: age(now, in.UpdatedAt)}
+		if !in.NextAttemptAt.IsZero() {
+			rows[i].Next = "in " + in.NextAttemptAt.Sub(now).Round(time.Second).String()
+		}
+	}
+	next := ""
+	if len(insts) == limit && pm != "" {
+		next = "/instances?" + url.Values{"pm": {pm}, "status": {string(status)}, "after": {insts[len(insts)-1].ID}}.Encode()
+	}
+	title := "instances"
+	if pm != "" {
+		title = pm
+	}
+	if status != "" {
+		title += " · " + string(status)
+	}
+	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": next, "Statuses": statuses})
+}
+
+func (u *ui) instance(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	pm, id := q.Get("pm"), q.Get("id")
+	v, err := LoadInstance(r.Context(), u.st, pm, id)
+	if err != nil {
+		if strings.Contains(err.Error(), "no instance") {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		u.fail(w, err)
+		return
+	}
+	status := evokestore.InstanceStatus(fmt.Sprint(v.Instance["status"]))
+	stuck := status == evokestore.StatusFailing || status == evokestore.StatusParked
+	state := ""
+	if s, ok := v.Instance["state"]; ok {
+		var b strings.Builder
+		if err := writeIndented(&b, s); err == nil {
+			state = b.String()
+		}
+	}
+	u.render(w, r, "instance", pm+" "+id, map[string]any{
+		"PM": pm, "ID": id, "V": v, "In": v.Instance, "State": state, "Msg": q.Get("msg"),
+		"CanRetry": stuck, "CanSkip": stuck && len(v.Held) > 0, "CanCancel": !status.Done(),
+	})
+}
+
+func (u *ui) graph(w http.ResponseWriter, r *http.Request) {
+	pm := r.URL.Query().Get("pm")
+	g, err := Transitions(r.Context(), u.st, pm, u.opts.GraphInstances)
+	if err != nil {
+		u.fail(w, err)
+		return
+	}
+	var mermaid strings.Builder
+	g.Mermaid(&mermaid)
+	u.render(w, r, "graph", pm+" · state machine", map[string]any{"PM": pm, "G": g, "SVG": template.HTML(g.SVG()), "Mermaid": mermaid.String()})
+}
+
+func (u *ui) action(w http.ResponseWriter, r *http.Request) {
+	if !u.authorized(r) {
+		http.Error(w, "actions need the token: open the address `evoke serve` printed", http.StatusForbidden)
+		return
+	}
+	pm, id, act := r.FormValue("pm"), r.FormValue("id"), r.FormValue("action")
+	var err error
+	switch act {
+	case "retry":
+		err = u.opts.Actions.Retry(r.Context(), pm, id)
+	case "skip":
+		err = u.opts.Actions.Skip(r.Context(), pm, id)
+	case "cancel":
+		err = u.opts.Actions.Cancel(r.Context(), pm, id)
+	default:
+		http.Error(w, "unknown action "+html.EscapeString(act), http.StatusBadRequest)
+		return
+	}
+	msg := act + " done"
+	if _, viaStore := u.opts.Actions.(StoreActions); err != nil {
+		msg = act + " failed: " + err.Error()
+	} else if viaStore && act != "cancel" {
+		msg = act + " requested: the runtime running " + pm + " takes it up within its poll interval"
+	}
+	http.Redirect(w, r, "/instance?"+url.Values{"pm": {pm}, "id": {id}, "msg": {msg}}.Encode(), http.StatusSeeOther)
+}
+
+func (u *ui) fail(w http.ResponseWriter, err error) {
+	http.Error(w, err.Error(), http.StatusInternalServerError)
+}
+
+func (u *ui) render(w http.ResponseWriter, r *http.Request, page, title string, data map[string]any) {
+	data["Title"], data["Authorized"], data["ReadOnly"] = title, u.authorized(r), u.opts.Token == ""
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
+	if err := pages.ExecuteTemplate(w, page, data); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
