@@ -81,23 +81,24 @@ const historyCols = `id, process_manager, instance_id, kind, version, position, 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`
 
 const (
-	sqlReadLog         = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
-	sqlReadLogTypes    = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 AND type = ANY($3::text[]) ORDER BY position LIMIT $4`
-	sqlReadStream      = `SELECT ` + eventCols + ` FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`
-	sqlReadStreams     = `SELECT ` + eventCols + ` FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version`
-	sqlHead            = `SELECT COALESCE(MAX(position), 0) FROM events`
-	sqlInstances       = `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = $1 AND id = ANY($2::text[]) ORDER BY id`
-	sqlListInstances   = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
-	sqlCheckpoint      = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
-	sqlOutbox          = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
-	sqlOutboxParts     = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND partition = ANY($3::int[]) ORDER BY seq LIMIT $2`
-	sqlOutboxInstances = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND process_manager = $3 AND instance_id = ANY($4::text[]) ORDER BY seq LIMIT $2`
-	sqlCommandOutcomes = `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id = ANY($1::text[]) ORDER BY command_id`
-	sqlHeld            = `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = $1 AND instance_id = $2 ORDER BY position`
-	sqlHistory         = `SELECT ` + historyCols + ` FROM history WHERE process_manager = $1 AND instance_id = $2 ORDER BY id`
-	sqlDueDeadlines    = `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= $1 ORDER BY due_at, process_manager, instance_id, name LIMIT $2`
-	sqlNextDeadline    = `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`
-	sqlStats           = `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(position), 0) FROM events), (SELECT COUNT(*) FROM outbox),
+	sqlReadLog           = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
+	sqlReadLogTypes      = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 AND type = ANY($3::text[]) ORDER BY position LIMIT $4`
+	sqlReadStream        = `SELECT ` + eventCols + ` FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`
+	sqlReadStreams       = `SELECT ` + eventCols + ` FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version`
+	sqlHead              = `SELECT COALESCE(MAX(position), 0) FROM events`
+	sqlInstances         = `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = $1 AND id = ANY($2::text[]) ORDER BY id`
+	sqlListInstances     = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
+	sqlCheckpoint        = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
+	sqlOutbox            = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
+	sqlOutboxParts       = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND partition = ANY($3::int[]) ORDER BY seq LIMIT $2`
+	sqlOutboxInstances   = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND process_manager = $3 AND instance_id = ANY($4::text[]) ORDER BY seq LIMIT $2`
+	sqlCommandOutcomes   = `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id = ANY($1::text[]) ORDER BY command_id`
+	sqlHeld              = `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = $1 AND instance_id = $2 ORDER BY position`
+	sqlHistory           = `SELECT ` + historyCols + ` FROM history WHERE process_manager = $1 AND instance_id = $2 ORDER BY id`
+	sqlInstanceDeadlines = `SELECT ` + deadlineCols + ` FROM deadlines WHERE process_manager = $1 AND instance_id = ANY($2::text[]) ORDER BY instance_id, due_at, name`
+	sqlDueDeadlines      = `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= $1 ORDER BY due_at, process_manager, instance_id, name LIMIT $2`
+	sqlNextDeadline      = `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`
+	sqlStats             = `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(position), 0) FROM events), (SELECT COUNT(*) FROM outbox),
 	(SELECT COUNT(*) FROM command_outcomes), (SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected')`
 	sqlStatsInstances = `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`
 )
@@ -459,6 +460,36 @@ func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
+	}
+	return out, nil
+}
+
+// InstanceDeadlines returns the deadlines of some instances of one process
+// manager, by instance ID and due time (evokestore.DeadlinesReader).
+func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string) ([]evokestore.Deadline, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlInstanceDeadlines, customPlan, pm, ids)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.Deadline
+	for rows.Next() {
+		d, err := scanDeadline(rows)
+		if err != nil {
+			return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
 	}
 	return out, nil
 }

@@ -355,6 +355,31 @@ func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]
 	return out, nil
 }
 
+// InstanceDeadlines returns the deadlines of some instances of one process
+// manager, by instance ID and due time (evokestore.DeadlinesReader).
+func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string) ([]evokestore.Deadline, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.stmt(ctx, sInstanceDeadlines).QueryContext(ctx, pm, jsonStrings(ids))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.Deadline
+	for rows.Next() {
+		d, err := scanDeadline(rows)
+		if err != nil {
+			return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
+	}
+	return out, nil
+}
+
 // NextDeadline returns the earliest deadline; ok is false if none.
 func (q queries) NextDeadline(ctx context.Context) (evokestore.Deadline, bool, error) {
 	d, err := scanDeadline(q.stmt(ctx, sNextDeadline).QueryRowContext(ctx))

@@ -103,6 +103,13 @@ type StreamsReader interface {
 	ReadStreams(ctx context.Context, streamIDs []string) ([]Event, error)
 }
 
+// DeadlinesReader is an optional extension of a Querier: the deadlines of
+// some instances of one process manager, ordered by instance ID and then
+// due time. The inspection UI shows each instance's next deadline with it.
+type DeadlinesReader interface {
+	InstanceDeadlines(ctx context.Context, processManager string, instanceIDs []string) ([]Deadline, error)
+}
+
 // Purger is an optional extension of a Tx: retention. Purge deletes up to
 // limit instances that completed or were cancelled before before (their
 // tombstones), with their history, held events and deadlines, and up to

@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
+		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
 		{"LeaseBalance", testLeaseBalance},
 		{"CheckLeases", testCheckLeases},

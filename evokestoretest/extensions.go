@@ -778,3 +778,42 @@ func testLeaseExpiry(t *testing.T, s evokestore.Store) {
 		}
 	}
 }
+
+func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
+	dr, ok := s.(evokestore.DeadlinesReader)
+	if !ok {
+		t.Skip("the store does not implement evokestore.DeadlinesReader")
+	}
+	ctx := t.Context()
+	d := func(pm, id, name string, due time.Duration) evokestore.Deadline {
+		return evokestore.Deadline{ProcessManager: pm, InstanceID: id, Name: name, DueAt: t0.Add(due), Version: 3}
+	}
+	inTx(t, s, func(tx evokestore.Tx) error {
+		if err := tx.ReplaceDeadlines(ctx, "pm", []string{"a", "b", "c"}, []evokestore.Deadline{
+			d("pm", "a", "late", time.Hour), d("pm", "a", "$timeout", time.Minute), d("pm", "b", "x", time.Second), d("pm", "c", "y", 0),
+		}); err != nil {
+			return err
+		}
+		return tx.ReplaceDeadlines(ctx, "other", []string{"a"}, []evokestore.Deadline{d("other", "a", "z", 0)})
+	})
+	got, err := dr.InstanceDeadlines(ctx, "pm", []string{"b", "a", "absent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range got {
+		names = append(names, g.InstanceID+"/"+g.Name)
+		if g.Version != 3 || g.ProcessManager != "pm" {
+			t.Errorf("deadline %+v", g)
+		}
+	}
+	if !slices.Equal(names, []string{"a/$timeout", "a/late", "b/x"}) {
+		t.Errorf("InstanceDeadlines(a, b) = %v, want a's by due time, then b's", names)
+	}
+	if !got[0].DueAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("due at %v", got[0].DueAt)
+	}
+	if got, err := dr.InstanceDeadlines(ctx, "pm", nil); err != nil || len(got) != 0 {
+		t.Errorf("InstanceDeadlines(none) = %v, %v", got, err)
+	}
+}

@@ -28,14 +28,25 @@ import (
 type InstanceView struct {
 	Instance map[string]any `json:"instance"`
 	Held     []HeldEvent    `json:"held,omitempty"`
-	Timeline []Step         `json:"timeline"`
+	// Deadlines are the instance's pending deadlines, earliest first
+	// (when the store implements evokestore.DeadlinesReader).
+	Deadlines []Deadline `json:"deadlines,omitempty"`
+	Timeline  []Step     `json:"timeline"`
 }
 
+// HeldEvent is an event the instance holds until it runs again.
 type HeldEvent struct {
 	Position int64  `json:"position"`
 	Error    string `json:"error,omitempty"`
 }
 
+// Deadline is a pending deadline; Name "$timeout" is the inactivity timeout.
+type Deadline struct {
+	Name  string    `json:"name"`
+	DueAt time.Time `json:"due_at"`
+}
+
+// Step is one history record: a step, a failure, an operator's action.
 type Step struct {
 	At          time.Time    `json:"at"`
 	Kind        string       `json:"kind"`
@@ -50,6 +61,7 @@ type Step struct {
 	Node        string       `json:"node,omitempty"`
 }
 
+// CommandRef is a command a step issued, with what became of it.
 type CommandRef struct {
 	ID            string `json:"id"`
 	Type          string `json:"type"`
@@ -78,6 +90,15 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 	}
 	for _, h := range held {
 		v.Held = append(v.Held, HeldEvent{Position: h.Position, Error: h.Error})
+	}
+	if dr, ok := st.(evokestore.DeadlinesReader); ok {
+		dls, err := dr.InstanceDeadlines(ctx, pm, []string{id})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dls {
+			v.Deadlines = append(v.Deadlines, Deadline{Name: d.Name, DueAt: d.DueAt})
+		}
 	}
 	hist, err := st.History(ctx, pm, id)
 	if err != nil {
@@ -155,6 +176,9 @@ func (v *InstanceView) WriteText(w io.Writer) error {
 			}
 			fmt.Fprintln(w)
 		}
+	}
+	for _, d := range v.Deadlines {
+		fmt.Fprintf(w, "deadline %s at %s\n", d.Name, d.DueAt.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "timeline (%d records):\n", len(v.Timeline))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

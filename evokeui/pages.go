@@ -59,10 +59,10 @@ form.inline { display: inline } button { margin-right: .5em }
 {{define "instances"}}{{template "head" .}}
 <h2>{{.Title}}</h2>
 <p>{{if .PM}}status: <a href="/instances?pm={{.PM}}">all</a>{{range .Statuses}} · <a href="/instances?pm={{$.PM}}&amp;status={{.}}">{{.}}</a>{{end}} · <a href="/graph?pm={{.PM}}">state machine</a>{{end}}</p>
-<table id="instances"><tr><th>instance</th><th>status</th><th>phase</th><th>version</th><th>age</th><th>updated</th><th>next attempt</th><th>last error</th></tr>
+<table id="instances"><tr><th>instance</th><th>status</th><th>phase</th><th>version</th><th>age</th><th>updated</th><th>next deadline</th><th>next attempt</th><th>last error</th></tr>
 {{range .Rows}}<tr><td><a href="/instance?pm={{.ProcessManager}}&amp;id={{.ID}}">{{.ID}}</a></td><td class="s-{{.Status}}">{{.Status}}</td><td>{{dash .Phase}}</td>
-<td class="n">{{.Version}}</td><td>{{.Age}}</td><td>{{.Updated}} ago</td><td>{{dash .Next}}</td><td>{{short .LastError}}</td></tr>
-{{else}}<tr><td colspan="8">no instances</td></tr>{{end}}
+<td class="n">{{.Version}}</td><td>{{.Age}}</td><td>{{.Updated}} ago</td><td>{{dash .Deadline}}</td><td>{{dash .Next}}</td><td>{{short .LastError}}</td></tr>
+{{else}}<tr><td colspan="9">no instances</td></tr>{{end}}
 </table>
 {{if .Next}}<p><a href="{{.Next}}">next page</a></p>{{end}}
 </body></html>{{end}}
@@ -81,6 +81,7 @@ form.inline { display: inline } button { margin-right: .5em }
 {{else if .ReadOnly}}(read-only: start <code>evoke serve</code> with a token to act){{else}}(open the address <code>evoke serve</code> printed, with its token, to retry, skip or cancel){{end}}
 </p>{{end}}
 {{with .State}}<h3>State</h3><pre id="state">{{.}}</pre>{{end}}
+{{with .V.Deadlines}}<h3>Deadlines</h3><table id="deadlines"><tr><th>name</th><th>due</th></tr>{{range .}}<tr><td>{{.Name}}</td><td>{{.DueAt.Format "2006-01-02 15:04:05.000"}}</td></tr>{{end}}</table>{{end}}
 {{with .V.Held}}<h3>Held events ({{len .}})</h3><table><tr><th>position</th><th>error</th></tr>{{range .}}<tr><td class="n">{{.Position}}</td><td>{{short .Error}}</td></tr>{{end}}</table>{{end}}
 <h3>Timeline</h3>
 <table id="timeline"><tr><th>at</th><th>what</th><th>event</th><th>phase</th><th>version</th><th>error</th></tr>

@@ -145,19 +145,29 @@ func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 	}
 	type row struct {
 		evokestore.Instance
-		Age, Updated, Next string
+		Age, Updated, Next, Deadline string
 	}
 	now := time.Now()
 	rows := make([]row, len(insts))
 	for i, in := range insts {
 		rows[i] = row{Instance: in, Age: age(now, in.CreatedAt), Updated: age(now, in.UpdatedAt)}
 		if !in.NextAttemptAt.IsZero() {
-			rows[i].Next = "in " + in.NextAttemptAt.Sub(now).Round(time.Second).String()
+			rows[i].Next = until(now, in.NextAttemptAt)
 		}
 	}
-	next := ""
+	next, err := u.nextDeadlines(r.Context(), insts)
+	if err != nil {
+		u.fail(w, err)
+		return
+	}
+	for i := range rows {
+		if d, ok := next[[2]string{rows[i].ProcessManager, rows[i].ID}]; ok {
+			rows[i].Deadline = d.Name + " " + until(now, d.DueAt)
+		}
+	}
+	nextPage := ""
 	if len(insts) == limit && pm != "" {
-		next = "/instances?" + url.Values{"pm": {pm}, "status": {string(status)}, "after": {insts[len(insts)-1].ID}}.Encode()
+		nextPage = "/instances?" + url.Values{"pm": {pm}, "status": {string(status)}, "after": {insts[len(insts)-1].ID}}.Encode()
 	}
 	title := "instances"
 	if pm != "" {
@@ -166,7 +176,44 @@ func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 	if status != "" {
 		title += " · " + string(status)
 	}
-	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": next, "Statuses": statuses})
+	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": nextPage, "Statuses": statuses})
+}
+
+// nextDeadlines returns each listed instance's earliest deadline, if the
+// store can tell (evokestore.DeadlinesReader).
+func (u *ui) nextDeadlines(ctx context.Context, insts []evokestore.Instance) (map[[2]string]evokestore.Deadline, error) {
+	out := map[[2]string]evokestore.Deadline{}
+	dr, ok := u.st.(evokestore.DeadlinesReader)
+	if !ok {
+		return out, nil
+	}
+	byPM := map[string][]string{}
+	for _, in := range insts {
+		if !in.Status.Done() {
+			byPM[in.ProcessManager] = append(byPM[in.ProcessManager], in.ID)
+		}
+	}
+	for pm, ids := range byPM {
+		dls, err := dr.InstanceDeadlines(ctx, pm, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dls {
+			k := [2]string{pm, d.InstanceID}
+			if cur, ok := out[k]; !ok || d.DueAt.Before(cur.DueAt) {
+				out[k] = d
+			}
+		}
+	}
+	return out, nil
+}
+
+// until says when t comes, from now.
+func until(now, t time.Time) string {
+	if d := t.Sub(now).Round(time.Second); d > 0 {
+		return "in " + d.String()
+	}
+	return "due"
 }
 
 func (u *ui) instance(w http.ResponseWriter, r *http.Request) {

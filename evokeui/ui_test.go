@@ -52,6 +52,12 @@ func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server) {
 	if err := tx.PutInstances(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
+	if err := tx.ReplaceDeadlines(ctx, "order_fulfillment", []string{"stuck-2"}, []evokestore.Deadline{
+		{ProcessManager: "order_fulfillment", InstanceID: "stuck-2", Name: "$timeout", DueAt: time.Now().Add(time.Hour), Version: 1},
+		{ProcessManager: "order_fulfillment", InstanceID: "stuck-2", Name: "reminder", DueAt: time.Now().Add(2 * time.Hour), Version: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +87,10 @@ func TestPagesAndToken(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `href="/instances?pm=order_fulfillment&amp;status=parked">2</a>`) {
 		t.Fatalf("overview %d:\n%s", code, body)
 	}
+	code, body = get(t, c, srv.URL+"/instances?pm=order_fulfillment&status=parked")
+	if code != 200 || !strings.Contains(body, "<td>$timeout in ") {
+		t.Errorf("parked instances page %d: no next deadline:\n%s", code, body)
+	}
 	code, body = get(t, c, srv.URL+"/instances?pm=order_fulfillment&status=completed")
 	if code != 200 || strings.Count(body, `<td class="s-completed">completed</td>`) != 100 || !strings.Contains(body, "next page") {
 		t.Errorf("completed instances page %d: %d rows", code, strings.Count(body, `<td class="s-completed">completed</td>`))
@@ -93,6 +103,9 @@ func TestPagesAndToken(t *testing.T) {
 		t.Error("a completed instance is offered actions")
 	}
 	_, body = get(t, c, srv.URL+"/instance?pm=order_fulfillment&id=stuck-2")
+	if !strings.Contains(body, `<table id="deadlines">`) || !strings.Contains(body, "<td>reminder</td>") {
+		t.Errorf("stuck-2's page does not list its deadlines:\n%s", body)
+	}
 	if !strings.Contains(body, "open the address <code>evoke serve</code> printed") || strings.Contains(body, `id="cancel"`) {
 		t.Errorf("a visitor without the token is offered actions:\n%s", body)
 	}
