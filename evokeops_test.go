@@ -100,6 +100,27 @@ func TestStoreOperatorActions(t *testing.T) {
 	if err := evokeops.Skip(ctx, other, "rec", "r1"); !errors.Is(err, evokeops.ErrNotStuck) {
 		t.Errorf("Skip of a completed instance: %v", err)
 	}
+
+	// An event whose Correlate panicked is parked for the process manager;
+	// SkipEvent drops it, recording it under no instance.
+	bad := appendEvent(t, rt, "s", "PanicCorrelate", recData{ID: "x"})
+	evoketest.Eventually(t, 0, "the event is parked for rec", func() bool {
+		held, _ := evokeops.ParkedEvents(ctx, other, "rec")
+		return len(held) == 1 && held[0].Position == bad.Position
+	})
+	if err := evokeops.SkipEvent(ctx, other, "rec", bad.Position); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := evokeops.ParkedEvents(ctx, other, "rec"); len(held) != 0 {
+		t.Errorf("still parked: %+v", held)
+	}
+	hist, _ = st.History(ctx, "rec", "")
+	if len(hist) != 1 || hist[0].Kind != evokestore.KindSkipped || hist[0].EventType != "PanicCorrelate" {
+		t.Errorf("history under no instance: %+v", hist)
+	}
+	if err := evokeops.SkipEvent(ctx, other, "rec", bad.Position); !errors.Is(err, evokeops.ErrNothingHeld) {
+		t.Errorf("second SkipEvent: %v", err)
+	}
 }
 
 // Cancel moves the version on: a step that read the instance before the

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/evoke-go/evoke/evokeops"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evokeui"
 )
@@ -63,7 +64,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(insts) == 0 {
 		fmt.Fprintln(stdout, "no instances")
-		return nil
+		return listParkedEvents(ctx, st, *pm, stdout)
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -78,6 +79,23 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(insts) == *limit {
 		fmt.Fprintf(stdout, "(first %d; more with --after %s)\n", *limit, insts[len(insts)-1].ID)
+	}
+	return listParkedEvents(ctx, st, *pm, stdout)
+}
+
+// listParkedEvents prints the events parked for pm because its Correlate
+// failed, if any.
+func listParkedEvents(ctx context.Context, st evokestore.Store, pm string, w io.Writer) error {
+	if pm == "" {
+		return nil
+	}
+	held, err := evokeops.ParkedEvents(ctx, st, pm)
+	if err != nil || len(held) == 0 {
+		return err
+	}
+	fmt.Fprintf(w, "\nevents parked for %s (its Correlate failed; `evoke skip --pm %s --event POSITION` drops one):\n", pm, pm)
+	for _, h := range held {
+		fmt.Fprintf(w, "  position %d: %s\n", h.Position, firstLine(h.Error, 100))
 	}
 	return nil
 }

@@ -28,11 +28,31 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runOp(ctx context.Context, name, what string, op func(context.Context, evokestore.Store, string, string) error,
 	args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(name, "[--store URL] --pm NAME ID", stderr)
+	usage := "[--store URL] --pm NAME ID"
+	if name == "skip" {
+		usage = "[--store URL] --pm NAME (ID | --event POSITION)"
+	}
+	fs := newFlags(name, usage, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "the instance's process manager (required)")
+	var event *int64
+	if name == "skip" {
+		event = fs.Int64("event", 0, "instead of an instance: the position of an event parked for the process manager (its Correlate failed) to drop")
+	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if event != nil && *event > 0 && *pm != "" && fs.NArg() == 0 {
+		st, err := OpenStore(ctx, *store)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := evokeops.SkipEvent(ctx, st, *pm, *event); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "event %d parked for %s skipped\n", *event, *pm)
+		return nil
 	}
 	if *pm == "" || fs.NArg() != 1 {
 		fmt.Fprintf(stderr, "evoke %s needs --pm NAME and one instance ID: %s\n", name, what)

@@ -36,7 +36,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err := tx.PutInstances(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "pm", InstanceID: "b", Position: 7, Error: "boom"},
+	if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "pm", Position: 3, Error: "correlate failed"}, {ProcessManager: "pm", InstanceID: "b", Position: 7, Error: "boom"},
 		{ProcessManager: "pm", InstanceID: "b", Position: 9}, {ProcessManager: "pm", InstanceID: "c", Position: 8}}); err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +63,15 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	if code, _, _ := run(t, "skip", "--store", db, "b"); code != 2 {
 		t.Errorf("skip without --pm: exit %d, want 2", code)
+	}
+	if code, out, _ := run(t, "list", "--store", db, "--pm", "pm"); code != 0 || !strings.Contains(out, "events parked for pm") || !strings.Contains(out, "position 3: correlate failed") {
+		t.Errorf("list does not show the parked event: exit %d\n%s", code, out)
+	}
+	if code, out, errs := run(t, "skip", "--store", db, "--pm", "pm", "--event", "3"); code != 0 || !strings.Contains(out, "event 3 parked for pm skipped") {
+		t.Errorf("skip --event: exit %d, %q %q", code, out, errs)
+	}
+	if code, _, errs := run(t, "skip", "--store", db, "--pm", "pm", "--event", "3"); code != 1 || !strings.Contains(errs, "no event parked at position 3") {
+		t.Errorf("second skip --event: exit %d, %q", code, errs)
 	}
 
 	st, err = evokesqlite.Open(ctx, db, nil)

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
@@ -30,9 +31,48 @@ var (
 	// ErrNotStuck reports a retry or skip of an instance that is neither
 	// failing nor parked, or a cancel of one that already ended.
 	ErrNotStuck = errors.New("evokeops: instance is not failing or parked")
-	// ErrNothingHeld reports a skip of an instance that holds no event.
+	// ErrNothingHeld reports a skip of an instance that holds no event, or
+	// of an event that is not parked.
 	ErrNothingHeld = errors.New("evokeops: instance holds no event")
 )
+
+// ParkedEvents returns the events parked for a process manager because its
+// Correlate failed on them (held under no instance), in log order.
+func ParkedEvents(ctx context.Context, st evokestore.Store, processManager string) ([]evokestore.HeldEvent, error) {
+	return st.Held(ctx, processManager, "")
+}
+
+// SkipEvent drops an event parked for a process manager because its
+// Correlate failed, recording that in the process manager's history (under
+// no instance). Retrying such an event needs the process manager's code:
+// Runtime.RetryEvent.
+func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, position int64) error {
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	held, err := tx.Held(ctx, processManager, "")
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
+	if i < 0 {
+		return fmt.Errorf("%w: no event parked at position %d for %s", ErrNothingHeld, position, processManager)
+	}
+	rec := evokestore.HistoryRecord{ProcessManager: processManager, Kind: evokestore.KindSkipped, Position: position,
+		Error: held[i].Error, RecordedAt: time.Now(), Node: "evokeops"}
+	if evs, err := tx.ReadLog(ctx, evokestore.LogQuery{After: position - 1, Limit: 1}); err == nil && len(evs) == 1 && evs[0].Position == position {
+		rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+	}
+	if err := tx.Release(ctx, processManager, "", []int64{position}); err != nil {
+		return err
+	}
+	if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 // Retry asks for a failing or parked instance to be run again now, with a
 // fresh attempt count: its held events, in order. It records the request

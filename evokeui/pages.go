@@ -48,16 +48,18 @@ form.inline { display: inline } button { margin-right: .5em }
 {{define "overview"}}{{template "head" .}}
 <h2>Process managers</h2>
 <p>{{.Backend}} store · {{.Stats.Events}} events · log head {{.Stats.Head}} · {{.Stats.Outbox}} commands queued · {{.Stats.Commands}} executed ({{.Stats.Rejected}} rejected)</p>
-<table id="pms"><tr><th>process manager</th>{{range .Statuses}}<th>{{.}}</th>{{end}}<th>total</th><th></th></tr>
+<table id="pms"><tr><th>process manager</th>{{range .Statuses}}<th>{{.}}</th>{{end}}<th>total</th><th>parked events</th><th></th></tr>
 {{range .Rows}}{{$pm := .PM}}<tr><td><a href="/instances?pm={{.PM}}">{{.PM}}</a></td>
 {{range $i, $c := .Counts}}<td class="n">{{if $c}}<a class="s-{{index $.Statuses $i}}" href="/instances?pm={{$pm}}&amp;status={{index $.Statuses $i}}">{{$c}}</a>{{else}}0{{end}}</td>{{end}}
-<td class="n">{{.Total}}</td><td><a href="/graph?pm={{.PM}}">state machine</a></td></tr>
-{{else}}<tr><td colspan="9">no instances yet</td></tr>{{end}}
+<td class="n">{{.Total}}</td><td class="n">{{if .ParkedEvents}}<a class="s-parked" href="/instances?pm={{.PM}}#parked">{{.ParkedEvents}}</a>{{else}}0{{end}}</td>
+<td><a href="/graph?pm={{.PM}}">state machine</a></td></tr>
+{{else}}<tr><td colspan="10">no instances yet</td></tr>{{end}}
 </table>
 </body></html>{{end}}
 
 {{define "instances"}}{{template "head" .}}
 <h2>{{.Title}}</h2>
+{{with .Msg}}<p class="msg" id="msg">{{.}}</p>{{end}}
 <p>{{if .PM}}status: <a href="/instances?pm={{.PM}}">all</a>{{range .Statuses}} · <a href="/instances?pm={{$.PM}}&amp;status={{.}}">{{.}}</a>{{end}} · <a href="/graph?pm={{.PM}}">state machine</a>{{end}}</p>
 <table id="instances"><tr><th>instance</th><th>status</th><th>phase</th><th>version</th><th>age</th><th>updated</th><th>next deadline</th><th>next attempt</th><th>last error</th></tr>
 {{range .Rows}}<tr><td><a href="/instance?pm={{.ProcessManager}}&amp;id={{.ID}}">{{.ID}}</a></td><td class="s-{{.Status}}">{{.Status}}</td><td>{{dash .Phase}}</td>
@@ -65,6 +67,12 @@ form.inline { display: inline } button { margin-right: .5em }
 {{else}}<tr><td colspan="9">no instances</td></tr>{{end}}
 </table>
 {{if .Next}}<p><a href="{{.Next}}">next page</a></p>{{end}}
+{{with .Parked}}<h3 id="parked">Events parked for {{$.PM}} ({{len .}}): its Correlate failed on them</h3>
+<table id="parked-events"><tr><th>position</th><th>error</th><th></th></tr>
+{{range .}}<tr><td class="n">{{.Position}}</td><td>{{short .Error}}</td><td>{{if $.Authorized}}
+{{if $.CanRetryEvents}}<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{$.PM}}"><input type="hidden" name="position" value="{{.Position}}"><button name="action" value="retry-event">Retry</button></form>{{end}}
+<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{$.PM}}"><input type="hidden" name="position" value="{{.Position}}"><button name="action" value="skip-event" id="skip-event-{{.Position}}">Skip</button></form>
+{{end}}</td></tr>{{end}}</table>{{end}}
 </body></html>{{end}}
 
 {{define "instance"}}{{template "head" .}}

@@ -40,6 +40,15 @@ func (a StoreActions) Cancel(ctx context.Context, pm, id string) error {
 	return evokeops.Cancel(ctx, a.Store, pm, id)
 }
 
+// EventActions are the actions on events parked for a process manager
+// because its Correlate failed; *evoke.Runtime has them. Without them the
+// UI can skip such an event (evokeops.SkipEvent) but not retry it, which
+// needs the process manager's code.
+type EventActions interface {
+	RetryEvent(ctx context.Context, processManager string, position int64) error
+	SkipEvent(ctx context.Context, processManager string, position int64) error
+}
+
 // Options configure the UI.
 type Options struct {
 	// Token guards the actions: a browser that opened any page with
@@ -116,13 +125,19 @@ func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type row struct {
-		PM     string
-		Counts []int64
-		Total  int64
+		PM           string
+		Counts       []int64
+		Total        int64
+		ParkedEvents int
 	}
 	var rows []row
 	for pm, by := range s.Instances {
-		rw := row{PM: pm}
+		held, err := evokeops.ParkedEvents(r.Context(), u.st, pm)
+		if err != nil {
+			u.fail(w, err)
+			return
+		}
+		rw := row{PM: pm, ParkedEvents: len(held)}
 		for _, st := range statuses {
 			rw.Counts = append(rw.Counts, by[st])
 			rw.Total += by[st]
@@ -169,6 +184,14 @@ func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 	if len(insts) == limit && pm != "" {
 		nextPage = "/instances?" + url.Values{"pm": {pm}, "status": {string(status)}, "after": {insts[len(insts)-1].ID}}.Encode()
 	}
+	var parked []evokestore.HeldEvent
+	if pm != "" {
+		if parked, err = evokeops.ParkedEvents(r.Context(), u.st, pm); err != nil {
+			u.fail(w, err)
+			return
+		}
+	}
+	_, canRetryEvents := u.opts.Actions.(EventActions)
 	title := "instances"
 	if pm != "" {
 		title = pm
@@ -176,7 +199,8 @@ func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 	if status != "" {
 		title += " · " + string(status)
 	}
-	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": nextPage, "Statuses": statuses})
+	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": nextPage, "Statuses": statuses,
+		"Parked": parked, "CanRetryEvents": canRetryEvents, "Msg": q.Get("msg")})
 }
 
 // nextDeadlines returns each listed instance's earliest deadline, if the
@@ -262,6 +286,10 @@ func (u *ui) action(w http.ResponseWriter, r *http.Request) {
 	}
 	pm, id, act := r.FormValue("pm"), r.FormValue("id"), r.FormValue("action")
 	var err error
+	if act == "retry-event" || act == "skip-event" {
+		u.eventAction(w, r, pm, act)
+		return
+	}
 	switch act {
 	case "retry":
 		err = u.opts.Actions.Retry(r.Context(), pm, id)
@@ -280,6 +308,32 @@ func (u *ui) action(w http.ResponseWriter, r *http.Request) {
 		msg = act + " requested: the runtime running " + pm + " takes it up within its poll interval"
 	}
 	http.Redirect(w, r, "/instance?"+url.Values{"pm": {pm}, "id": {id}, "msg": {msg}}.Encode(), http.StatusSeeOther)
+}
+
+// eventAction retries or skips an event parked for pm.
+func (u *ui) eventAction(w http.ResponseWriter, r *http.Request, pm, act string) {
+	var pos int64
+	if _, err := fmt.Sscan(r.FormValue("position"), &pos); err != nil {
+		http.Error(w, "bad position", http.StatusBadRequest)
+		return
+	}
+	ea, hasEvents := u.opts.Actions.(EventActions)
+	var err error
+	switch {
+	case act == "retry-event" && hasEvents:
+		err = ea.RetryEvent(r.Context(), pm, pos)
+	case act == "retry-event":
+		err = fmt.Errorf("retrying an event needs the process manager's code: use Runtime.RetryEvent, or mount the UI with the runtime as its Actions")
+	case hasEvents:
+		err = ea.SkipEvent(r.Context(), pm, pos)
+	default:
+		err = evokeops.SkipEvent(r.Context(), u.st, pm, pos)
+	}
+	msg := fmt.Sprintf("%s %d done", act, pos)
+	if err != nil {
+		msg = fmt.Sprintf("%s %d failed: %v", act, pos, err)
+	}
+	http.Redirect(w, r, "/instances?"+url.Values{"pm": {pm}, "msg": {msg}}.Encode(), http.StatusSeeOther)
 }
 
 func (u *ui) fail(w http.ResponseWriter, err error) {

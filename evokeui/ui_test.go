@@ -52,6 +52,9 @@ func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server) {
 	if err := tx.PutInstances(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
+	if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "order_fulfillment", Position: 5, Error: "correlate exploded"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := tx.ReplaceDeadlines(ctx, "order_fulfillment", []string{"stuck-2"}, []evokestore.Deadline{
 		{ProcessManager: "order_fulfillment", InstanceID: "stuck-2", Name: "$timeout", DueAt: time.Now().Add(time.Hour), Version: 1},
 		{ProcessManager: "order_fulfillment", InstanceID: "stuck-2", Name: "reminder", DueAt: time.Now().Add(2 * time.Hour), Version: 1},
@@ -139,6 +142,33 @@ func TestPagesAndToken(t *testing.T) {
 	}
 	if code := post(op); code != 200 { // followed the redirect to the instance page
 		t.Errorf("action with the token: %d", code)
+	}
+
+	// An event parked for the process manager (its Correlate failed):
+	// shown on the overview and the instances page, and skipped.
+	if _, body := get(t, op, srv.URL+"/"); !strings.Contains(body, `href="/instances?pm=order_fulfillment#parked">1</a>`) {
+		t.Errorf("overview does not count the parked event:\n%s", body)
+	}
+	if _, body := get(t, op, srv.URL+"/instances?pm=order_fulfillment"); !strings.Contains(body, `<table id="parked-events">`) ||
+		!strings.Contains(body, "correlate exploded") || !strings.Contains(body, `id="skip-event-5"`) || strings.Contains(body, `value="retry-event"`) {
+		t.Errorf("instances page does not offer to skip the parked event (and only that):\n%s", body)
+	}
+	resp, err := op.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "position": {"5"}, "action": {"skip-event"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	_, _ = page.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(page.String(), "skip-event 5 done") {
+		t.Errorf("after skipping the event:\n%s", page.String())
+	}
+	if held, _ := st.Held(context.Background(), "order_fulfillment", ""); len(held) != 0 {
+		t.Errorf("still parked: %+v", held)
+	}
+	hist, _ := st.History(context.Background(), "order_fulfillment", "")
+	if len(hist) != 1 || hist[0].Kind != evokestore.KindSkipped || hist[0].Position != 5 || hist[0].EventType == "" {
+		t.Errorf("history of the process manager's parked events: %+v", hist)
 	}
 	in, _ := st.Instances(context.Background(), "order_fulfillment", []string{"stuck-1"})
 	if len(in) != 1 || in[0].Status != evokestore.StatusCancelled {
