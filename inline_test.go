@@ -75,9 +75,16 @@ func TestInlineDispatchChainsBatchesOnOneAggregate(t *testing.T) {
 			t.Fatalf("note %d has seen %d: out of order", i, nt.Seen)
 		}
 	}
-	s := rt.Stats()
-	if s.InlineFallbacks != 0 || s.Dispatched != n || s.Batches < n || st.queued.Load() != 0 {
-		t.Errorf("stats %+v, %d commands queued: want %d batches or more, every command dispatched with its step, no fallback", s, st.queued.Load(), n)
+	if st.queued.Load() != 0 {
+		t.Errorf("%d commands queued: want every command dispatched with its step", st.queued.Load())
+	}
+	// The router counts a batch just after its commit lands.
+	evoketest.Eventually(t, 0, "every command counted, no fallback", func() bool {
+		s := rt.Stats()
+		return s.InlineFallbacks == 0 && s.Dispatched == n && s.Batches >= n
+	})
+	if s := rt.Stats(); s.InlineFallbacks != 0 {
+		t.Errorf("stats %+v: a batch fell back to the outbox", s)
 	}
 }
 
@@ -148,7 +155,12 @@ func TestQueueCommands(t *testing.T) {
 			t.Errorf("notes of %s: %+v", id, notes)
 		}
 	}
-	if s := rt.Stats(); s.Dispatched != 4 || s.Commands != 4 || st.queued.Load() != 4 {
-		t.Errorf("stats %+v, %d commands queued: want all 4 through the outbox", s, st.queued.Load())
+	if st.queued.Load() != 4 {
+		t.Errorf("%d commands queued: want all 4 through the outbox", st.queued.Load())
 	}
+	// The dispatcher counts a batch just after its commit.
+	evoketest.Eventually(t, 0, "4 commands counted as dispatched", func() bool {
+		s := rt.Stats()
+		return s.Dispatched == 4 && s.Commands == 4
+	})
 }

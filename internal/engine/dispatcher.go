@@ -43,7 +43,9 @@ func (d *dispatcher) run(ctx context.Context) {
 	d.attempts, d.parked = map[string]int{}, map[[2]string]bool{}
 	failures := 0
 	for ctx.Err() == nil {
+		d.en.busy.Add(1)
 		n, err := d.pass(ctx)
+		d.en.busy.Add(-1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

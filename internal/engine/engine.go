@@ -170,6 +170,11 @@ type Engine struct {
 	aggregates map[string]Aggregate
 	counters   Counters
 
+	// busy counts batches committing or committed but not yet counted
+	// (router writes, dispatcher passes), so that Idle does not report idle
+	// before the counters and telemetry of what the store shows are done.
+	busy atomic.Int64
+
 	// leaser is the store's lease manager, nil for a single-node store.
 	leaser      evokestore.Leaser
 	leases      atomic.Pointer[leaseSet]

@@ -276,6 +276,9 @@ func (en *Engine) SkipEvent(ctx context.Context, pm string, position int64) erro
 // empty and no deadline is due. Failing instances waiting for their backoff
 // do not count as work.
 func (en *Engine) Idle(ctx context.Context) (bool, error) {
+	if en.busy.Load() > 0 {
+		return false, nil
+	}
 	st := en.store
 	head, err := st.Head(ctx)
 	if err != nil {
@@ -299,7 +302,7 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 	if due, err := st.DueDeadlines(ctx, en.cfg.Clock.Now(), 1); err != nil || len(due) > 0 {
 		return false, err
 	}
-	// Nothing was appended while we looked.
+	// Nothing was appended, and no batch was written, while we looked.
 	again, err := st.Head(ctx)
-	return err == nil && again == head, err
+	return err == nil && again == head && en.busy.Load() == 0, err
 }

@@ -237,6 +237,7 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 			r.finish(flying)
 		}
 		flying = nil
+		r.en.busy.Add(-1)
 		return err
 	}
 	defer func() {
@@ -271,6 +272,7 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 			r.finish(b)
 		} else {
 			flying, done = b, make(chan error, 1)
+			r.en.busy.Add(1) // until finished: Idle waits for the counters
 			go func(b *batch) { done <- r.write(ctx, b) }(b)
 		}
 		if !b.more || n+1 >= maxDrain {
