@@ -3,6 +3,7 @@ package evokeui
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"html"
 	"html/template"
@@ -245,7 +246,7 @@ func (u *ui) instance(w http.ResponseWriter, r *http.Request) {
 	pm, id := q.Get("pm"), q.Get("id")
 	v, err := LoadInstance(r.Context(), u.st, pm, id)
 	if err != nil {
-		if strings.Contains(err.Error(), "no instance") {
+		if errors.Is(err, ErrNotFound) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
