@@ -164,3 +164,64 @@ func TestQueueCommands(t *testing.T) {
 		return s.Dispatched == 4 && s.Commands == 4
 	})
 }
+
+// A batch whose commands fall back to the outbox while the batches after it
+// are already prepared (on the assumption that it commits as prepared):
+// those are dropped and prepared again, and nothing is lost or doubled.
+func TestFallbackDropsThePreparedBatchesAfterIt(t *testing.T) {
+	t.Parallel()
+	st := &refusingStore{Store: openStore(t), needle: `"instance":"stuck","event":"Cont","seen":1}`}
+	st.refuse.Store(true)
+	cfg := quietConfig()
+	cfg.BatchSize = 1 // a batch per event: several in flight
+	cfg.MaxAttempts = 1 << 20
+	rt := newRuntime(t, st, cfg)
+	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	ctx := context.Background()
+	evs := []evoke.Event{evoke.NewEvent("Start", recData{ID: "x"})}
+	for i := range 20 {
+		if i == 10 {
+			evs = append(evs, evoke.NewEvent("Cont", recData{ID: "stuck"}))
+		}
+		evs = append(evs, evoke.NewEvent("Cont", recData{ID: "x"}))
+	}
+	if _, err := rt.Append(ctx, "s", evoke.AnyVersion, evs...); err != nil {
+		t.Fatal(err)
+	}
+	evoketest.Eventually(t, 0, "x stepped 21 times", func() bool {
+		in, ok := instance(t, st, "rec", "x")
+		return ok && in.Version == 21
+	})
+	notes := ledgerNotes(t, st, "rec", "x")
+	if len(notes) != 21 {
+		t.Fatalf("x has %d notes, want 21", len(notes))
+	}
+	for i, n := range notes {
+		if n.Seen != i+1 {
+			t.Fatalf("x's note %d has seen %d: lost or doubled across the fallback", i, n.Seen)
+		}
+	}
+	if rt.Stats().InlineFallbacks == 0 {
+		t.Error("no fallback counted")
+	}
+	st.refuse.Store(false)
+	evoketest.WaitIdle(t, rt, 0)
+	if notes := ledgerNotes(t, st, "rec", "stuck"); len(notes) != 1 {
+		t.Errorf("stuck has %d notes after the fault, want 1", len(notes))
+	}
+	if s := state(t, mustInstance(t, st, "rec", "x")); len(s.Seen) != 21 {
+		t.Errorf("x saw %d events, want 21", len(s.Seen))
+	}
+}
+
+func mustInstance(t *testing.T, st evokestore.Store, pm, id string) evokestore.Instance {
+	t.Helper()
+	in, ok := instance(t, st, pm, id)
+	if !ok {
+		t.Fatalf("no instance %s %s", pm, id)
+	}
+	return in
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -215,68 +216,118 @@ const scanWindow = 8192
 // at failing instances and lets operator actions in.
 const maxDrain = 64
 
+// pipelineDepth is how many batches may be in flight (written, or prepared
+// and waiting for the writer) while the next one is prepared.
+const pipelineDepth = 2
+
+// flight is a batch handed to the writer.
+type flight struct {
+	b    *batch
+	done chan error // its write's result, for drain
+	ok   chan bool  // whether it committed as prepared, for the next flight
+}
+
+// errDropped: the batch was not written, because the one before it did not
+// commit as the batch was prepared to expect.
+var errDropped = errors.New("batch dropped: the batch before it did not commit as assumed")
+
 // drain steps batches of new events until none is waiting (or maxDrain
 // batches), and reports whether more may be waiting. It prepares each batch
-// (reads, steps, executes its commands ahead) while the batch before it
-// commits, so that the two cores share the work: one runs the store's
-// writer, the other the process managers and aggregates. The batch being
-// prepared sees the committing one's instances and aggregates as that
-// commit will leave them; if the commit fails, or has to queue its commands
-// after all, the prepared batch is dropped and prepared again.
+// (reads, steps, executes its commands ahead) while the batches before it
+// are written, so that the two cores share the work: one runs the store's
+// writer, the other the process managers and aggregates. Batches are
+// written one at a time, in order. A batch being prepared sees the batches
+// in flight's instances, aggregates and queued commands as their commits
+// will leave them; if one of those commits fails, or has to queue its
+// commands after all, the batches prepared after it are dropped unwritten
+// and prepared again from the last committed checkpoint.
 func (r *router) drain(ctx context.Context) (more bool, err error) {
-	var (
-		flying *batch
-		done   chan error
-	)
-	land := func() error {
-		if flying == nil {
-			return nil
-		}
-		err := <-done
-		if err == nil {
-			r.finish(flying)
-		}
-		flying = nil
+	var q []*flight // in flight, oldest first
+	// land waits for the oldest flight's write and counts it. redo: it did
+	// not commit as the batches after it were prepared to expect (it fell
+	// back to the outbox, or was dropped itself).
+	land := func() (redo bool, err error) {
+		f := q[0]
+		q = q[1:]
+		err = <-f.done
 		r.en.busy.Add(-1)
-		return err
+		if err == nil {
+			r.finish(f.b)
+		}
+		if errors.Is(err, errDropped) {
+			return true, nil
+		}
+		return f.b.fellBack, err
+	}
+	// landAll lands every flight and returns the first error. Batches after
+	// one that failed or fell back are dropped unwritten.
+	landAll := func() error {
+		var first error
+		for len(q) > 0 {
+			if _, err := land(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
 	}
 	defer func() {
-		if lerr := land(); lerr != nil && err == nil {
+		if lerr := landAll(); lerr != nil && err == nil {
 			err = lerr
 		}
-		if err != nil {
-			r.rewind()
-		}
+		// Every flight landed: the next batch reads from what committed
+		// (nothing changes unless a batch was dropped or failed).
+		r.rewind()
 	}()
 	for n := 0; ; n++ {
-		prev := flying
-		b, perr := r.prepare(ctx, prev)
-		if prev != nil {
-			if err := land(); err != nil {
-				return false, err
+		b, perr := r.prepare(ctx, q)
+		if len(q) == pipelineDepth || (perr == errResync && len(q) > 0) {
+			redo, lerr := land()
+			if lerr != nil {
+				return false, lerr
 			}
-			if perr == errResync || (b != nil && prev.fellBack) {
-				// Prepared against a lease set or a commit that did not
-				// happen as assumed: prepare it again.
+			if redo || perr == errResync {
+				// Prepared against a commit that did not happen as assumed,
+				// or a lease set that changed: prepare again from what is
+				// committed.
+				if lerr := landAll(); lerr != nil {
+					return false, lerr
+				}
 				r.rewind()
 				continue
 			}
 		}
-		if perr != nil {
+		if perr != nil { // errResync comes only with batches in flight, handled above
 			return false, perr
 		}
 		if b == nil {
-			return false, nil
+			return false, landAll()
 		}
-		if !b.needsTx() {
+		if !b.needsTx() && len(q) == 0 {
 			r.finish(b)
 		} else {
-			flying, done = b, make(chan error, 1)
+			f := &flight{b: b, done: make(chan error, 1), ok: make(chan bool, 1)}
+			var after *flight
+			if len(q) > 0 {
+				after = q[len(q)-1]
+			}
+			q = append(q, f)
 			r.en.busy.Add(1) // until finished: Idle waits for the counters
-			go func(b *batch) { done <- r.write(ctx, b) }(b)
+			go func() {
+				if after != nil && !<-after.ok {
+					f.ok <- false
+					f.done <- errDropped
+					return
+				}
+				var err error
+				if b.needsTx() { // else it only moves checkpoints, in order
+					err = r.write(ctx, b)
+				}
+				f.ok <- err == nil && !b.fellBack
+				f.done <- err
+			}()
 		}
 		if !b.more || n+1 >= maxDrain {
-			return b.more, land()
+			return b.more, landAll()
 		}
 	}
 }
@@ -324,13 +375,17 @@ func (b *batch) needsTx() bool {
 // prepare reads the next batch of events after the prepared checkpoints,
 // steps it and executes its commands ahead; prev, if not nil, is the batch
 // still committing. It returns nil when no event is waiting.
-func (r *router) prepare(ctx context.Context, prev *batch) (*batch, error) {
+func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error) {
 	st := r.en.store
 	ls := r.en.leases.Load()
-	if prev != nil && ls != prev.ls {
+	var prevs []*batch // newest first
+	for i := len(inflight) - 1; i >= 0; i-- {
+		prevs = append(prevs, inflight[i].b)
+	}
+	if len(prevs) > 0 && ls != prevs[0].ls {
 		return nil, errResync
 	}
-	if prev == nil {
+	if len(prevs) == 0 {
 		if err := r.syncPartitions(ctx, ls); err != nil {
 			return nil, err
 		}
@@ -379,11 +434,11 @@ func (r *router) prepare(ctx context.Context, prev *batch) (*batch, error) {
 	if len(events) > 0 {
 		now := r.en.cfg.Clock.Now()
 		b.groups, b.order, b.orphans = r.correlate(events, true)
-		if err := r.load(ctx, b.groups, b.order, prev); err != nil {
+		if err := r.load(ctx, b.groups, b.order, prevs); err != nil {
 			return nil, err
 		}
 		r.stepAll(b.groups, b.order, now, false)
-		if err := r.settle(ctx, b, prev); err != nil {
+		if err := r.settle(ctx, b, prevs); err != nil {
 			return nil, err
 		}
 	}
@@ -500,9 +555,10 @@ func (r *router) route(ev *evokestore.Event) Route {
 	return route
 }
 
-// load fetches the batch's instances in one query. Instances that prev (a
-// batch still committing) writes are taken as it writes them.
-func (r *router) load(ctx context.Context, groups map[string]*group, order []string, prev *batch) error {
+// load fetches the batch's instances in one query. Instances that prevs
+// (batches still to commit, newest first) write are taken as the newest of
+// them writes them.
+func (r *router) load(ctx context.Context, groups map[string]*group, order []string, prevs []*batch) error {
 	if len(order) == 0 {
 		return nil
 	}
@@ -515,13 +571,13 @@ func (r *router) load(ctx context.Context, groups map[string]*group, order []str
 			g.inst = &insts[i]
 		}
 	}
-	if prev == nil {
-		return nil
-	}
 	for _, id := range order {
-		if pg := prev.groups[id]; pg != nil && pg.write != nil {
-			in := pg.write.Instance
-			groups[id].inst = &in
+		for _, prev := range prevs {
+			if pg := prev.groups[id]; pg != nil && pg.write != nil {
+				in := pg.write.Instance
+				groups[id].inst = &in
+				break
+			}
 		}
 	}
 	return nil
@@ -925,7 +981,7 @@ const maxPendingScan = 1 << 16
 // instance with commands queued has its new ones queued behind them, and
 // once one of an instance's commands is queued (its aggregate is not
 // registered here), so are its later ones.
-func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
+func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	b.outbox, b.queued, b.exec, b.queuedIDs = nil, nil, nil, nil
 	n := 0
 	for _, id := range b.order {
@@ -962,7 +1018,7 @@ func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
 	for i := range pending {
 		waiting[pending[i].InstanceID] = true
 	}
-	if prev != nil {
+	for _, prev := range prevs {
 		for id := range prev.queuedIDs {
 			waiting[id] = true
 		}
@@ -989,9 +1045,15 @@ func (r *router) settle(ctx context.Context, b *batch, prev *batch) error {
 	if len(now) == 0 {
 		return nil
 	}
+	// The aggregates as the batches in flight leave them: the newest wins.
 	var overlay map[string]*aggState
-	if prev != nil && prev.exec != nil {
-		overlay = prev.exec.aggs
+	for i := len(prevs) - 1; i >= 0; i-- {
+		if x := prevs[i].exec; x != nil {
+			if overlay == nil {
+				overlay = make(map[string]*aggState, len(x.aggs))
+			}
+			maps.Copy(overlay, x.aggs)
+		}
 	}
 	b.exec, err = r.en.decideAll(ctx, r.en.store, now, overlay, true)
 	return err
