@@ -79,6 +79,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"HistoryBulk", testHistoryBulk},
 		{"CommandOutcomesBulk", testCommandOutcomesBulk},
 		{"InstancesBulk", testInstancesBulk},
+		{"AppendBulk", testAppendBulk},
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
@@ -827,6 +828,65 @@ func testCommandOutcomes(t *testing.T, s evokestore.Store) {
 	}
 	if got, err := s.CommandOutcomes(ctx, nil); err != nil || len(got) != 0 {
 		t.Errorf("CommandOutcomes(nil) = %v, %v", got, err)
+	}
+}
+
+// testAppendBulk appends large batches in one call (backends may write
+// those differently): the positions returned are the ones the log shows,
+// increasing in slice order across calls, and a bulk with a taken ID or
+// stream version fails with the right error and appends nothing.
+func testAppendBulk(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	var all []evokestore.Event
+	for round := range 3 {
+		var news []evokestore.NewEvent
+		for i := range 150 {
+			news = append(news, newEvent(fmt.Sprintf("bulk-%d-%03d", round, i), fmt.Sprint("bs-", i%7), 0, "T"))
+		}
+		// Stream versions: consecutive per stream, each call after the last.
+		next := map[string]int64{}
+		for i := range news {
+			next[news[i].StreamID]++
+			news[i].StreamVersion = int64(round*1000) + next[news[i].StreamID]
+		}
+		all = append(all, appendEvents(t, s, news...)...)
+	}
+	checkIncreasing(t, all)
+	logged, err := s.ReadLog(ctx, evokestore.LogQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logged) != len(all) {
+		t.Fatalf("the log holds %d events, %d were appended", len(logged), len(all))
+	}
+	for i := range all {
+		if logged[i].ID != all[i].ID || logged[i].Position != all[i].Position || logged[i].StreamVersion != all[i].StreamVersion {
+			t.Fatalf("event %d: appended %s at %d, the log has %s at %d", i, all[i].ID, all[i].Position, logged[i].ID, logged[i].Position)
+		}
+	}
+	head, _ := s.Head(ctx)
+	if head != all[len(all)-1].Position {
+		t.Errorf("head %d, last appended %d", head, all[len(all)-1].Position)
+	}
+	bulk := func(mutate func([]evokestore.NewEvent)) error {
+		var news []evokestore.NewEvent
+		for i := range 100 {
+			news = append(news, newEvent(fmt.Sprintf("late-%03d", i), fmt.Sprint("late-", i), 1, "T"))
+		}
+		mutate(news)
+		tx := begin(t, s)
+		defer rollback(t, tx)
+		_, err := tx.AppendEvents(ctx, news)
+		return err
+	}
+	if err := bulk(func(n []evokestore.NewEvent) { n[60].ID = all[5].ID }); !errors.Is(err, evokestore.ErrDuplicateEvent) {
+		t.Errorf("bulk with a taken event ID: %v, want ErrDuplicateEvent", err)
+	}
+	if err := bulk(func(n []evokestore.NewEvent) { n[70].StreamID, n[70].StreamVersion = all[3].StreamID, all[3].StreamVersion }); !errors.Is(err, evokestore.ErrVersionConflict) {
+		t.Errorf("bulk with a taken stream version: %v, want ErrVersionConflict", err)
+	}
+	if again, _ := s.Head(ctx); again != head {
+		t.Errorf("head moved from %d to %d after refused bulks", head, again)
 	}
 }
 
