@@ -882,7 +882,9 @@ func testAppendBulk(t *testing.T, s evokestore.Store) {
 	if err := bulk(func(n []evokestore.NewEvent) { n[60].ID = all[5].ID }); !errors.Is(err, evokestore.ErrDuplicateEvent) {
 		t.Errorf("bulk with a taken event ID: %v, want ErrDuplicateEvent", err)
 	}
-	if err := bulk(func(n []evokestore.NewEvent) { n[70].StreamID, n[70].StreamVersion = all[3].StreamID, all[3].StreamVersion }); !errors.Is(err, evokestore.ErrVersionConflict) {
+	if err := bulk(func(n []evokestore.NewEvent) {
+		n[70].StreamID, n[70].StreamVersion = all[3].StreamID, all[3].StreamVersion
+	}); !errors.Is(err, evokestore.ErrVersionConflict) {
 		t.Errorf("bulk with a taken stream version: %v, want ErrVersionConflict", err)
 	}
 	if again, _ := s.Head(ctx); again != head {
