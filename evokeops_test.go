@@ -130,7 +130,7 @@ func TestStoreCancelFencesASteppingRuntime(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	in := evokestore.Instance{ProcessManager: "pm", ID: "x", Version: 3, Status: evokestore.StatusRunning}
-	if err := writeTx(ctx, st, func(tx evokestore.Tx) error {
+	if err := evokestore.WithTx(ctx, st, func(tx evokestore.Tx) error {
 		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: -1}})
 	}); err != nil {
 		t.Fatal(err)
@@ -140,23 +140,10 @@ func TestStoreCancelFencesASteppingRuntime(t *testing.T) {
 	}
 	stepped := in
 	stepped.Version = 4
-	err := writeTx(ctx, st, func(tx evokestore.Tx) error {
+	err := evokestore.WithTx(ctx, st, func(tx evokestore.Tx) error {
 		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: stepped, PrevVersion: 3}})
 	})
 	if !errors.Is(err, evokestore.ErrFenced) {
 		t.Fatalf("a step from version 3 after the cancel: %v, want ErrFenced", err)
 	}
-}
-
-// writeTx runs fn in a transaction of st and commits it.
-func writeTx(ctx context.Context, st evokestore.Store, fn func(tx evokestore.Tx) error) error {
-	tx, err := st.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }

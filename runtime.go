@@ -200,7 +200,7 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 	}
 	for attempt := 1; ; attempt++ {
 		out := make([][]Event, len(batch))
-		err := inTx(ctx, rt.store, func(tx evokestore.Tx) error {
+		err := evokestore.WithTx(ctx, rt.store, func(tx evokestore.Tx) error {
 			k := 0
 			for _, a := range batch {
 				if a.ExpectedVersion == AnyVersion && len(a.Events) > 0 {
@@ -329,17 +329,4 @@ func (rt *Runtime) Stats() Stats {
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
 		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
 	}
-}
-
-// inTx runs fn in a transaction and commits it.
-func inTx(ctx context.Context, st evokestore.Store, fn func(tx evokestore.Tx) error) error {
-	tx, err := st.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }

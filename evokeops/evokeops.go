@@ -47,31 +47,25 @@ func ParkedEvents(ctx context.Context, st evokestore.Store, processManager strin
 // no instance). Retrying such an event needs the process manager's code:
 // Runtime.RetryEvent.
 func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, position int64) error {
-	tx, err := st.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	held, err := tx.Held(ctx, processManager, "")
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
-	if i < 0 {
-		return fmt.Errorf("%w: no event parked at position %d for %s", ErrNothingHeld, position, processManager)
-	}
-	rec := evokestore.HistoryRecord{ProcessManager: processManager, Kind: evokestore.KindSkipped, Position: position,
-		Error: held[i].Error, RecordedAt: time.Now(), Node: "evokeops"}
-	if evs, err := tx.ReadLog(ctx, evokestore.LogQuery{After: position - 1, Limit: 1}); err == nil && len(evs) == 1 && evs[0].Position == position {
-		rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
-	}
-	if err := tx.Release(ctx, processManager, "", []int64{position}); err != nil {
-		return err
-	}
-	if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec}); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return evokestore.WithTx(ctx, st, func(tx evokestore.Tx) error {
+		held, err := tx.Held(ctx, processManager, "")
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
+		if i < 0 {
+			return fmt.Errorf("%w: no event parked at position %d for %s", ErrNothingHeld, position, processManager)
+		}
+		rec := evokestore.HistoryRecord{ProcessManager: processManager, Kind: evokestore.KindSkipped, Position: position,
+			Error: held[i].Error, RecordedAt: time.Now(), Node: "evokeops"}
+		if evs, err := tx.ReadLog(ctx, evokestore.LogQuery{After: position - 1, Limit: 1}); err == nil && len(evs) == 1 && evs[0].Position == position {
+			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+		}
+		if err := tx.Release(ctx, processManager, "", []int64{position}); err != nil {
+			return err
+		}
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec})
+	})
 }
 
 // Retry asks for a failing or parked instance to be run again now, with a
@@ -154,33 +148,27 @@ func Cancel(ctx context.Context, st evokestore.Store, processManager, id string)
 // its history record, and writes both, fenced by the version it loaded.
 func change(ctx context.Context, st evokestore.Store, pm, id string,
 	fn func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error)) error {
-	tx, err := st.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	insts, err := tx.Instances(ctx, pm, []string{id})
-	if err != nil {
-		return err
-	}
-	if len(insts) == 0 {
-		return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
-	}
-	in := insts[0]
-	prev := in.Version
-	now := time.Now()
-	rec, err := fn(tx, &in, now)
-	if err != nil {
-		return err
-	}
-	in.UpdatedAt = now
-	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
-		return err
-	}
-	if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec}); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return evokestore.WithTx(ctx, st, func(tx evokestore.Tx) error {
+		insts, err := tx.Instances(ctx, pm, []string{id})
+		if err != nil {
+			return err
+		}
+		if len(insts) == 0 {
+			return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
+		}
+		in := insts[0]
+		prev := in.Version
+		now := time.Now()
+		rec, err := fn(tx, &in, now)
+		if err != nil {
+			return err
+		}
+		in.UpdatedAt = now
+		if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
+			return err
+		}
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec})
+	})
 }
 
 // due makes an instance failing with its next attempt due now and a fresh

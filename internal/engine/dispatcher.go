@@ -145,7 +145,7 @@ func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.Outbo
 	now := en.cfg.Clock.Now()
 	reason := fmt.Sprintf("dispatch of command %s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause)
 	var tel Telemetry
-	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 		if err := en.fence(ctx, tx, ls, []int{c.Partition}); err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ type aggState struct {
 func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
 	fromOutbox := ls != nil
 	var x *execution
-	err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 		var seqs []int64
 		if fromOutbox {
 			parts := make([]int, 0, len(cmds))

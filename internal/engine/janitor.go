@@ -43,7 +43,7 @@ func (en *Engine) Purge(ctx context.Context) error {
 	for {
 		var res evokestore.PurgeResult
 		supported := true
-		err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 			p, ok := tx.(evokestore.Purger)
 			if !ok {
 				supported = false

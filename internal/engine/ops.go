@@ -108,7 +108,7 @@ func (en *Engine) Skip(ctx context.Context, pm, id string) error {
 			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
 		}
 		ls := en.leases.Load()
-		if err := withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		if err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
 				return err
 			}
@@ -150,7 +150,7 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 		now := en.cfg.Clock.Now()
 		prev := in.Version
 		in.Status, in.CompletedAt, in.UpdatedAt = evokestore.StatusCancelled, now, now
-		err = withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		err = evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
 				return err
 			}
@@ -222,7 +222,7 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 		groups, order, orphans := r.correlate([]evokestore.Event{ev}, false)
 		if len(orphans) > 0 {
 			err := fmt.Errorf("correlate event %d again: %s", position, orphans[0].Error)
-			_ = withTx(ctx, en.store, func(tx evokestore.Tx) error {
+			_ = evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 				if err := en.fence(ctx, tx, ls, []int{orphanPart}); err != nil {
 					return err
 				}
@@ -258,7 +258,7 @@ func (en *Engine) SkipEvent(ctx context.Context, pm string, position int64) erro
 		}
 		ls := en.leases.Load()
 		orphanPart := PartitionOf("", en.cfg.Partitions)
-		return withTx(ctx, en.store, func(tx evokestore.Tx) error {
+		return evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 			if err := en.fence(ctx, tx, ls, []int{orphanPart}); err != nil {
 				return err
 			}

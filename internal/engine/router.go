@@ -121,7 +121,7 @@ func (r *router) syncPartitions(ctx context.Context, ls *leaseSet) error {
 		r.cps[p] = &partCP{cp: cp, token: ls.tokens[p], committed: cp.Position, persisted: cp.Position}
 	}
 	if len(created) > 0 {
-		err := withTx(ctx, st, func(tx evokestore.Tx) error {
+		err := evokestore.WithTx(ctx, st, func(tx evokestore.Tx) error {
 			if err := r.en.fence(ctx, tx, ls, createdParts); err != nil {
 				return err
 			}
@@ -1110,7 +1110,7 @@ func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.Ou
 		history = append(history, g.history...)
 		held = append(held, g.held...)
 	}
-	return withTx(ctx, r.en.store, func(tx evokestore.Tx) error {
+	return evokestore.WithTx(ctx, r.en.store, func(tx evokestore.Tx) error {
 		if err := r.en.fence(ctx, tx, b.ls, b.fenceParts); err != nil {
 			return err
 		}
@@ -1237,22 +1237,6 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 		r.stepGroup(g, now, true)
 	}
 	return r.commit(ctx, &batch{ls: ls, fenceParts: []int{inst.Partition}, groups: map[string]*group{inst.ID: g}, order: []string{inst.ID}, extra: extra})
-}
-
-// withTx runs fn in a transaction and commits it, rolling back on error.
-func withTx(ctx context.Context, st evokestore.Store, fn func(tx evokestore.Tx) error) error {
-	tx, err := st.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 // phaseName shows an empty user-level status as "(none)" in logs.

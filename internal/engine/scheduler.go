@@ -88,7 +88,7 @@ func (s *scheduler) pass(ctx context.Context) (time.Time, error) {
 }
 
 func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now time.Time, ls *leaseSet) error {
-	return withTx(ctx, s.en.store, func(tx evokestore.Tx) error {
+	return evokestore.WithTx(ctx, s.en.store, func(tx evokestore.Tx) error {
 		var parts []int
 		for _, d := range due {
 			parts = append(parts, PartitionOf(d.InstanceID, s.en.cfg.Partitions))
