@@ -29,15 +29,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keep := fs.Bool("keep", false, "keep the PostgreSQL schema made for the run")
 	noSettle := fs.Bool("no-vacuum", false, "PostgreSQL: do not VACUUM (ANALYZE) the seeded instances before the timed run")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed run (not seeding, not the latency analysis) to this file")
+	traceFile := fs.String("trace", "", "write a runtime execution trace of the timed run to this file (go tool trace)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
 	if *orders <= 0 || *inflight < 0 || *workers < 0 || *batch < 0 || *dispatchBatch < 0 || *rate < 0 {
 		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
 		return errUsage
@@ -59,6 +55,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !*noSettle {
 		opts.AfterSeed = tgt.Settle
 	}
+	var profileErr error
+	if *cpuProfile != "" || *traceFile != "" {
+		opts.Timed = func() func() {
+			stopProfile, err := startCPUProfile(*cpuProfile)
+			if err != nil {
+				profileErr = err
+				return func() {}
+			}
+			stopTrace, err := startTrace(*traceFile)
+			if err != nil {
+				stopProfile()
+				profileErr = err
+				return func() {}
+			}
+			return func() { stopTrace(); stopProfile() }
+		}
+	}
 	opts.Config.Workers, opts.Config.BatchSize, opts.Config.DispatchBatchSize = *workers, *batch, *dispatchBatch
 	if *inflight > 0 {
 		seedBar := newBar(stderr, *inflight, "instances seeded")
@@ -79,7 +92,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runBar != nil {
 		runBar.finish()
 	}
-	closeErr := tgt.Close(ctx, *keep)
+	closeErr := errors.Join(tgt.Close(ctx, *keep), profileErr)
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
 		return errors.Join(runErr, closeErr)
 	}

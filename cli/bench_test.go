@@ -1,7 +1,9 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,5 +41,35 @@ func TestBench(t *testing.T) {
 		if code, _, _ := run(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// --cpuprofile and --trace cover the timed run: both files are written and
+// are what go tool pprof and go tool trace read.
+func TestBenchProfiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	prof, tr := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "run.trace")
+	code, _, errs := run(t, "bench", "--store", filepath.Join(dir, "bench.db"), "--orders", "50", "--cpuprofile", prof, "--trace", tr, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	p, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pprof profile is a gzipped protocol buffer.
+	if len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Errorf("CPU profile is not gzipped: % x", p[:min(len(p), 8)])
+	}
+	trace, err := os.ReadFile(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(trace, []byte("go 1.")) {
+		t.Errorf("trace does not start with its header: %q", trace[:min(len(trace), 16)])
+	}
+	if code, _, errs := run(t, "bench", "--store", filepath.Join(dir, "b2.db"), "--orders", "5", "--trace", filepath.Join(dir, "missing", "t")); code != 1 || !strings.Contains(errs, "missing") {
+		t.Errorf("unwritable trace path: exit %d, %s", code, errs)
 	}
 }

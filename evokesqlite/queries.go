@@ -191,7 +191,11 @@ func (q queries) Instances(ctx context.Context, processManager string, ids []str
 // (AfterProcessManager, AfterID), at most Limit (default 1000).
 func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery) ([]evokestore.Instance, error) {
 	limit := limitOr(iq.Limit)
-	rows, err := q.stmt(ctx, sListInstances).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	id := sListInstances
+	if iq.Status != "" && iq.Status != evokestore.StatusRunning {
+		id = sListInstancesStopped
+	}
+	rows, err := q.stmt(ctx, id).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
 	ins, err := scanInstances(rows, err, min(limit, 64))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: list instances: %w", err)
@@ -411,12 +415,18 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 	}
 	defer rows.Close()
 	st.Instances = make(map[string]map[evokestore.InstanceStatus]int64)
+	running := map[string]int64{} // all of a process manager's, less those not running
 	for rows.Next() {
 		var pm, status string
 		var n int64
 		if err := rows.Scan(&pm, &status, &n); err != nil {
 			return st, wrap(err)
 		}
+		if status == "" {
+			running[pm] += n
+			continue
+		}
+		running[pm] -= n
 		m := st.Instances[pm]
 		if m == nil {
 			m = make(map[evokestore.InstanceStatus]int64)
@@ -426,6 +436,17 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return st, wrap(err)
+	}
+	for pm, n := range running {
+		if n <= 0 {
+			continue
+		}
+		m := st.Instances[pm]
+		if m == nil {
+			m = make(map[evokestore.InstanceStatus]int64)
+			st.Instances[pm] = m
+		}
+		m[evokestore.StatusRunning] = n
 	}
 	return st, nil
 }

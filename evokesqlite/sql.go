@@ -14,6 +14,7 @@ const (
 	sHead
 	sInstances
 	sListInstances
+	sListInstancesStopped
 	sCheckpoint
 	sOutbox
 	sOutboxParts
@@ -61,26 +62,31 @@ var stmtSQL = [numStmts]string{
 	sReadLog: `SELECT ` + eventCols + ` FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT ?`,
 	// +type: scan the primary key's position range and filter, never an
 	// index on type (which would sort the whole backlog for each batch).
-	sReadLogTypes:      `SELECT ` + eventCols + ` FROM events WHERE position > ? AND position <= ? AND +type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT ?`,
-	sReadStream:        `SELECT ` + eventCols + ` FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version`,
-	sReadStreams:       `SELECT ` + eventCols + ` FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, stream_version`,
-	sHead:              `SELECT COALESCE(MAX(position), 0) FROM events`,
-	sInstances:         `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
-	sListInstances:     `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
-	sCheckpoint:        `SELECT position, catchup_until FROM checkpoints WHERE process_manager = ? AND partition = ?`,
-	sOutbox:            `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
-	sOutboxParts:       `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? AND partition IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
-	sOutboxInstances:   `SELECT ` + outboxCols + ` FROM outbox WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) AND seq > ? ORDER BY seq LIMIT ?`,
-	sCommandOutcomes:   `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
-	sHeld:              `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = ? AND instance_id = ? ORDER BY position`,
-	sHistory:           `SELECT ` + historyCols + ` FROM history WHERE process_manager = ? AND instance_id = ? ORDER BY id`,
-	sDueDeadlines:      `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= ? ORDER BY due_at, process_manager, instance_id, name LIMIT ?`,
-	sNextDeadline:      `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`,
-	sInstanceDeadlines: `SELECT ` + deadlineCols + ` FROM deadlines WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) ORDER BY instance_id, due_at, name`,
-	sStatsEvents:       `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
-	sStatsOutbox:       `SELECT COUNT(*) FROM outbox`,
-	sStatsCommands:     `SELECT COUNT(*), COALESCE(SUM(status = 'rejected'), 0) FROM command_outcomes`,
-	sStatsInstances:    `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`,
+	sReadLogTypes:  `SELECT ` + eventCols + ` FROM events WHERE position > ? AND position <= ? AND +type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT ?`,
+	sReadStream:    `SELECT ` + eventCols + ` FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version`,
+	sReadStreams:   `SELECT ` + eventCols + ` FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, stream_version`,
+	sHead:          `SELECT COALESCE(MAX(position), 0) FROM events`,
+	sInstances:     `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+	sListInstances: `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
+	// By a status other than running, on the (partial) status index.
+	sListInstancesStopped: `SELECT ` + instanceCols + ` FROM instances WHERE status = ?2 AND status <> 'running' AND (?1 = '' OR process_manager = ?1) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
+	sCheckpoint:           `SELECT position, catchup_until FROM checkpoints WHERE process_manager = ? AND partition = ?`,
+	sOutbox:               `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
+	sOutboxParts:          `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? AND partition IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+	sOutboxInstances:      `SELECT ` + outboxCols + ` FROM outbox WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) AND seq > ? ORDER BY seq LIMIT ?`,
+	sCommandOutcomes:      `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
+	sHeld:                 `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = ? AND instance_id = ? ORDER BY position`,
+	sHistory:              `SELECT ` + historyCols + ` FROM history WHERE process_manager = ? AND instance_id = ? ORDER BY id`,
+	sDueDeadlines:         `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= ? ORDER BY due_at, process_manager, instance_id, name LIMIT ?`,
+	sNextDeadline:         `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`,
+	sInstanceDeadlines:    `SELECT ` + deadlineCols + ` FROM deadlines WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) ORDER BY instance_id, due_at, name`,
+	sStatsEvents:          `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
+	sStatsOutbox:          `SELECT COUNT(*) FROM outbox`,
+	sStatsCommands:        `SELECT COUNT(*), COALESCE(SUM(status = 'rejected'), 0) FROM command_outcomes`,
+	// The instances of each process manager (status '') and those not
+	// running, by status: the status index leaves running ones out.
+	sStatsInstances: `SELECT process_manager, '', COUNT(*) FROM instances GROUP BY process_manager
+		UNION ALL SELECT process_manager, status, COUNT(*) FROM instances WHERE status <> 'running' GROUP BY process_manager, status`,
 
 	sDeleteOutbox: `DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))`,
 	sPutCheckpoint: `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES (?, ?, ?, ?)

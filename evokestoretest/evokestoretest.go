@@ -1342,6 +1342,39 @@ func testStats(t *testing.T, s evokestore.Store) {
 	if fmt.Sprint(st.Instances) != fmt.Sprint(want) {
 		t.Errorf("Stats.Instances = %v, want %v", st.Instances, want)
 	}
+
+	// Statuses moved by updates: running to parked, running to running, and
+	// a process manager left with no running instance.
+	inTx(t, s, func(tx evokestore.Tx) error {
+		parked, again, p2 := instance("p1", "a", 2), instance("p1", "b", 2), instance("p2", "a", 2)
+		parked.Status, p2.Status = evokestore.StatusParked, evokestore.StatusFailing
+		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: parked, PrevVersion: 1}, {Instance: again, PrevVersion: 1}, {Instance: p2, PrevVersion: 1}})
+	})
+	if st, err = s.Stats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]map[evokestore.InstanceStatus]int64{
+		"p1": {evokestore.StatusRunning: 1, evokestore.StatusParked: 1, evokestore.StatusCompleted: 1},
+		"p2": {evokestore.StatusFailing: 1},
+	}
+	if fmt.Sprint(st.Instances) != fmt.Sprint(want) {
+		t.Errorf("after updates, Stats.Instances = %v, want %v", st.Instances, want)
+	}
+	for status, ids := range map[evokestore.InstanceStatus][]string{
+		evokestore.StatusRunning: {"p1/b"}, evokestore.StatusParked: {"p1/a"}, evokestore.StatusFailing: {"p2/a"}, evokestore.StatusCompleted: {"p1/c"},
+	} {
+		got, err := s.ListInstances(ctx, evokestore.InstanceQuery{Status: status})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, in := range got {
+			keys = append(keys, in.ProcessManager+"/"+in.ID)
+		}
+		if !slices.Equal(keys, ids) {
+			t.Errorf("ListInstances(%s) = %v, want %v", status, keys, ids)
+		}
+	}
 }
 
 func testConcurrentWriters(t *testing.T, s evokestore.Store) {

@@ -61,6 +61,10 @@ type Options struct {
 	// AfterSeed, if set, runs after seeding and before the timed run
 	// (Target.Settle); its time is not counted.
 	AfterSeed func(ctx context.Context) error
+	// Timed, if set, is called when the timed run starts; the function it
+	// returns is called when it ends (before the latency analysis). evoke
+	// bench --cpuprofile uses it to profile only the runtime's work.
+	Timed func() (end func())
 }
 
 // Latency summarises the step latencies of a run, in milliseconds.
@@ -141,9 +145,14 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if err != nil {
 		return res, fmt.Errorf("read log head: %w", err)
 	}
+	end := func() {}
+	if opts.Timed != nil {
+		end = opts.Timed()
+	}
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
 	})
+	end()
 	res.Completed, res.Failed = sum.Completed, sum.Failed
 	res.Events, res.Commands, res.Seconds = sum.Events, sum.Commands, sum.Seconds
 	if sum.Seconds > 0 {
