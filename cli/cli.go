@@ -157,26 +157,18 @@ func parse(fs *flag.FlagSet, args []string) error {
 // startTrace writes a runtime execution trace to path until the returned
 // function is called; an empty path traces nothing.
 func startTrace(path string) (stop func(), err error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		trace.Stop()
-		f.Close()
-	}, nil
+	return record(path, trace.Start, trace.Stop)
 }
 
-// startCPUProfile writes a CPU profile to path until the returned function is called; an empty
-// path profiles nothing.
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called; an empty path profiles nothing.
 func startCPUProfile(path string) (stop func(), err error) {
+	return record(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// record creates path and runs start on it; the function it returns runs
+// stop and closes the file. An empty path records nothing.
+func record(path string, start func(io.Writer) error, stop func()) (func(), error) {
 	if path == "" {
 		return func() {}, nil
 	}
@@ -184,12 +176,12 @@ func startCPUProfile(path string) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}, nil
 }

@@ -3,10 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/evoke-go/evoke/evokeops"
@@ -66,15 +65,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "no instances")
 		return listParkedEvents(ctx, st, *pm, stdout)
 	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROCESS MANAGER\tID\tSTATUS\tPHASE\tVERSION\tAGE\tUPDATED\tLAST ERROR")
-	for i := range insts {
-		in := &insts[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s ago\t%s\n", in.ProcessManager, in.ID, in.Status, orDash(in.Phase), in.Version,
-			age(now, in.CreatedAt), age(now, in.UpdatedAt), orDash(firstLine(in.LastError, 60)))
-	}
-	if err := tw.Flush(); err != nil {
+	if err := evokeui.WriteInstanceList(stdout, insts, time.Now()); err != nil {
 		return err
 	}
 	if len(insts) == *limit {
@@ -90,13 +81,10 @@ func listParkedEvents(ctx context.Context, st evokestore.Store, pm string, w io.
 		return nil
 	}
 	held, err := evokeops.ParkedEvents(ctx, st, pm)
-	if err != nil || len(held) == 0 {
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nevents parked for %s (its Correlate failed; `evoke skip --pm %s --event POSITION` drops one):\n", pm, pm)
-	for _, h := range held {
-		fmt.Fprintf(w, "  position %d: %s\n", h.Position, firstLine(h.Error, 100))
-	}
+	evokeui.WriteParkedEvents(w, pm, held)
 	return nil
 }
 
@@ -110,12 +98,10 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if *pm == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "evoke show needs --pm NAME and one instance ID")
-		fs.Usage()
-		return errUsage
+	id, err := instanceArg(fs, *pm, "", stderr)
+	if err != nil {
+		return err
 	}
-	id := fs.Arg(0)
 	st, err := OpenStore(ctx, *store)
 	if err != nil {
 		return err
@@ -168,26 +154,17 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
+// instanceArg returns the one instance ID that a command taking --pm NAME ID
+// was given after its flags, or prints its usage (what, if set, says what
+// the command does).
+func instanceArg(fs *flag.FlagSet, pm, what string, stderr io.Writer) (string, error) {
+	if pm == "" || fs.NArg() != 1 {
+		if what != "" {
+			what = ": " + what
+		}
+		fmt.Fprintf(stderr, "evoke %s needs --pm NAME and one instance ID%s\n", fs.Name(), what)
+		fs.Usage()
+		return "", errUsage
 	}
-	return s
-}
-
-func firstLine(s string, n int) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > n {
-		s = s[:n-1] + "…"
-	}
-	return s
-}
-
-func age(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return now.Sub(t).Round(time.Second).String()
+	return fs.Arg(0), nil
 }

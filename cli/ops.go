@@ -54,12 +54,10 @@ func runOp(ctx context.Context, name, what string, op func(context.Context, evok
 		fmt.Fprintf(stdout, "event %d parked for %s skipped\n", *event, *pm)
 		return nil
 	}
-	if *pm == "" || fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "evoke %s needs --pm NAME and one instance ID: %s\n", name, what)
-		fs.Usage()
-		return errUsage
+	id, err := instanceArg(fs, *pm, what, stderr)
+	if err != nil {
+		return err
 	}
-	id := fs.Arg(0)
 	st, err := OpenStore(ctx, *store)
 	if err != nil {
 		return err

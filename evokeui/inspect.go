@@ -402,3 +402,29 @@ func fmtTime(v any) string {
 	}
 	return "-"
 }
+
+// WriteInstanceList writes instances as the table `evoke list` prints: one
+// line each, with ages relative to now.
+func WriteInstanceList(w io.Writer, insts []evokestore.Instance, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROCESS MANAGER\tID\tSTATUS\tPHASE\tVERSION\tAGE\tUPDATED\tLAST ERROR")
+	for i := range insts {
+		in := &insts[i]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s ago\t%s\n", in.ProcessManager, in.ID, in.Status, orDash(in.Phase), in.Version,
+			age(now, in.CreatedAt), age(now, in.UpdatedAt), orDash(firstLine(in.LastError, 60)))
+	}
+	return tw.Flush()
+}
+
+// WriteParkedEvents writes the events parked for process manager pm because
+// its Correlate failed (evokeops.ParkedEvents), with how to drop one;
+// nothing if there are none.
+func WriteParkedEvents(w io.Writer, pm string, held []evokestore.HeldEvent) {
+	if len(held) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nevents parked for %s (its Correlate failed; `evoke skip --pm %s --event POSITION` drops one):\n", pm, pm)
+	for _, h := range held {
+		fmt.Fprintf(w, "  position %d: %s\n", h.Position, firstLine(h.Error, 100))
+	}
+}
