@@ -40,6 +40,8 @@ const (
 	sDeleteHeldAll
 	sDeleteHistory
 	sDeleteDeadline
+	sUnborn
+	sDeleteUnborn
 	numStmts
 )
 
@@ -98,6 +100,8 @@ ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.posit
 	sDeleteHeldAll:     `DELETE FROM held_events WHERE process_manager = ? AND instance_id = ?`,
 	sDeleteHistory:     `DELETE FROM history WHERE process_manager = ? AND instance_id = ?`,
 	sDeleteDeadline:    `DELETE FROM deadlines WHERE process_manager = ? AND instance_id = ? AND name = ? AND version = ?`,
+	sUnborn:            `SELECT EXISTS (SELECT 1 FROM instances WHERE created_at < 0)`,
+	sDeleteUnborn:      `DELETE FROM instances WHERE created_at < 0`,
 }
 
 // bulkKind is a multi-row INSERT, prepared for each of bulkSizes rows.
@@ -141,11 +145,17 @@ const (
 var bulkKinds = [numBulk]bulkKind{
 	bEvents:    {prefix: `INSERT INTO events (id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at) VALUES `, cols: 9},
 	bInstances: {prefix: `INSERT INTO instances (` + instanceCols + `) VALUES `, cols: 14},
-	// Fenced updates of many instances in one statement: each row names the
-	// version it expects; the caller compares the rows changed with the rows
-	// given. The plan is a primary-key search per row of v.
-	bUpdateInstances: {prefix: `WITH v(pm, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at) AS (VALUES `, cols: 14,
-		suffix: `) UPDATE instances SET partition = v.partition, state = v.state, version = v.version, status = v.status, phase = v.phase, last_position = v.last_position, attempts = v.attempts, next_attempt_at = v.next_attempt_at, last_error = v.last_error, updated_at = v.updated_at, completed_at = v.completed_at FROM v WHERE instances.process_manager = v.pm AND instances.id = v.id AND instances.version = v.prev`},
+	// Fenced updates of many instances in one statement, as an upsert: for
+	// each row SQLite finds the stored instance by its key (the conflict)
+	// and updates it if its version is the one the row expects, which the
+	// row carries negated in created_at: -(PrevVersion+1), never assigned by
+	// the update. A row whose instance is missing is inserted instead, with
+	// that negative created_at; Tx.PutInstances finds it (instances_unborn)
+	// and fails the write as fenced. Rows changed = rows given, then, unless
+	// one was fenced. (About a fifth cheaper per row in SQLite than an
+	// UPDATE ... FROM (VALUES ...), which materialises the join first.)
+	bUpdateInstances: {prefix: `INSERT INTO instances (process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at, created_at) VALUES `, cols: 14,
+		suffix: ` ON CONFLICT (process_manager, id) DO UPDATE SET partition = excluded.partition, state = excluded.state, version = excluded.version, status = excluded.status, phase = excluded.phase, last_position = excluded.last_position, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, updated_at = excluded.updated_at, completed_at = excluded.completed_at WHERE instances.version = -excluded.created_at - 1`},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
 	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 10},
 	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 15},

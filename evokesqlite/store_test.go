@@ -272,3 +272,71 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Fenced updates are upserts (see bUpdateInstances): an update of a missing
+// instance fails as fenced and leaves no row behind, even in a Tx its caller
+// commits anyway; one fenced row among many (past a 128-row statement)
+// fails the call; an instance cannot be stored as created before 1970,
+// whose negative created_at would read as such an update.
+func TestFencedUpsert(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "u.db"), nil)
+	at := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	inst := func(id string, v int64) evokestore.Instance {
+		return evokestore.Instance{ProcessManager: "pm", ID: id, State: []byte(`{}`), Version: v, Status: evokestore.StatusRunning, CreatedAt: at, UpdatedAt: at}
+	}
+	var ws []evokestore.InstanceWrite
+	for i := range 300 {
+		ws = append(ws, evokestore.InstanceWrite{Instance: inst(fmt.Sprintf("i%03d", i), 1), PrevVersion: -1})
+	}
+	if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) }); err != nil {
+		t.Fatal(err)
+	}
+
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: inst("i000", 2), PrevVersion: 1}, {Instance: inst("ghost", 2), PrevVersion: 1}})
+	if !errors.Is(err, evokestore.ErrFenced) || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("update of a missing instance: %v, want ErrFenced naming it", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Instances(ctx, "pm", []string{"ghost"}); err != nil || len(got) != 0 {
+		t.Fatalf("the missing instance's update left %v (%v)", got, err)
+	}
+	if got, err := s.Instances(ctx, "pm", []string{"i000"}); err != nil || len(got) != 1 || !got[0].CreatedAt.Equal(at) {
+		t.Fatalf("i000 = %+v (%v), want its created_at kept", got, err)
+	}
+
+	for i := range ws {
+		v := int64(1)
+		if i == 0 {
+			v = 2 // updated by the committed Tx above
+		}
+		ws[i] = evokestore.InstanceWrite{Instance: inst(ws[i].ID, v+1), PrevVersion: v}
+	}
+	ws[200].PrevVersion = 7 // stale, in the second 128-row statement
+	err = evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	if !errors.Is(err, evokestore.ErrFenced) || !strings.Contains(err.Error(), "i200") {
+		t.Fatalf("one stale row of 300: %v, want ErrFenced naming i200", err)
+	}
+	ws[200].PrevVersion = 1
+	if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Instances(ctx, "pm", []string{"i000", "i299"}); err != nil || len(got) != 2 || got[0].Version != 3 || got[1].Version != 2 {
+		t.Fatalf("after the update: %+v (%v)", got, err)
+	}
+
+	old := inst("old", 1)
+	old.CreatedAt = time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC)
+	err = evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: old, PrevVersion: -1}})
+	})
+	if err == nil || !strings.Contains(err.Error(), "before 1970") {
+		t.Fatalf("instance created in 1969: %v, want refused", err)
+	}
+}

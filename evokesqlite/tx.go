@@ -163,30 +163,50 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		}
 	}
 	if len(updates) > 0 {
+		// An upsert (see bUpdateInstances): the expected version travels
+		// in created_at, negated.
 		fill := func(args []any, i int) []any {
 			w := &writes[updates[i]]
-			return append(args, w.ProcessManager, w.ID, w.PrevVersion, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
-				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt))
+			return append(args, w.ProcessManager, w.ID, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
+				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt), -(w.PrevVersion + 1))
 		}
+		fenced := false
 		check := func(first, rows int, res sql.Result) error {
 			n, err := res.RowsAffected()
 			if err != nil {
 				return err
 			}
-			if int(n) != rows {
-				return t.fenced(ctx, writes, updates[first:first+rows])
-			}
+			fenced = fenced || int(n) != rows
 			return nil
 		}
 		if err := t.insertBulk(ctx, bUpdateInstances, len(updates), fill, check); err != nil {
-			if errors.Is(err, evokestore.ErrFenced) {
-				return err
-			}
 			return fmt.Errorf("evokesqlite: put instances: update: %w", err)
+		}
+		var unborn bool
+		if err := t.stmt(ctx, sUnborn).QueryRowContext(ctx).Scan(&unborn); err != nil {
+			return fmt.Errorf("evokesqlite: put instances: update: %w", err)
+		}
+		if unborn {
+			// Updates of missing instances, inserted by the upsert: take
+			// them back, so that the Tx holds nothing of this call's
+			// fenced rows even if the caller went on to commit it.
+			if _, err := t.stmt(ctx, sDeleteUnborn).ExecContext(ctx); err != nil {
+				return fmt.Errorf("evokesqlite: put instances: update: %w", err)
+			}
+		}
+		if fenced || unborn {
+			return t.fenced(ctx, writes, updates)
 		}
 	}
 	if len(inserts) == 0 {
 		return nil
+	}
+	for _, i := range inserts {
+		// A negative created_at marks an update of a missing instance
+		// (bUpdateInstances): no stored instance may have one.
+		if w := &writes[i]; nanos(w.CreatedAt) < 0 {
+			return fmt.Errorf("evokesqlite: put instances: %s/%s: created at %v, before 1970", w.ProcessManager, w.ID, w.CreatedAt)
+		}
 	}
 	fill := func(args []any, i int) []any { return appendInstance(args, &writes[inserts[i]].Instance) }
 	if err := t.insertBulk(ctx, bInstances, len(inserts), fill, nil); err != nil {
@@ -199,7 +219,8 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 }
 
 // fenced names the first of the writes at idx whose stored version is not
-// the one it expected, for a fenced bulk update.
+// the one it expected, for a fenced bulk update. Writes of the same call
+// that were applied (stored at their new version) are passed over.
 func (t *Tx) fenced(ctx context.Context, writes []evokestore.InstanceWrite, idx []int) error {
 	for _, i := range idx {
 		w := &writes[i]
@@ -210,7 +231,7 @@ func (t *Tx) fenced(ctx context.Context, writes []evokestore.InstanceWrite, idx 
 		if len(insts) == 0 {
 			return fmt.Errorf("evokesqlite: put instances: update %s/%s at version %d: no such instance: %w", w.ProcessManager, w.ID, w.PrevVersion, evokestore.ErrFenced)
 		}
-		if insts[0].Version != w.PrevVersion {
+		if v := insts[0].Version; v != w.PrevVersion && v != w.Version {
 			return fmt.Errorf("evokesqlite: put instances: update %s/%s at version %d, stored %d: %w", w.ProcessManager, w.ID, w.PrevVersion, insts[0].Version, evokestore.ErrFenced)
 		}
 	}
