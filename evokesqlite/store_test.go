@@ -340,3 +340,83 @@ func TestFencedUpsert(t *testing.T) {
 		t.Fatalf("instance created in 1969: %v, want refused", err)
 	}
 }
+
+// Migration 0009 rekeys history by position: a store at schema 8 with
+// records (steps, and failures sharing a step's position) opens with them
+// all, read back in ID order, and a second step on one event is still
+// refused.
+func TestHistoryRekeyMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE evoke_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		var v int64
+		if _, err := fmt.Sscanf(filepath.Base(f), "%04d_", &v); err != nil || v > 8 {
+			continue
+		}
+		q, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(q)); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if _, err := db.Exec(`INSERT INTO evoke_migrations VALUES (?, 0)`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		id       int64
+		kind     string
+		position int64
+	}{{10, "step", 5}, {20, "failed", 7}, {30, "failed", 7}, {40, "step", 7}} {
+		if _, err := db.Exec(`INSERT INTO history (process_manager, instance_id, id, kind, version, position, recorded_at) VALUES ('pm', 'i', ?, ?, 1, ?, 1)`,
+			r.id, r.kind, r.position); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path, nil)
+	got, err := s.History(ctx, "pm", "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, h := range got {
+		keys = append(keys, fmt.Sprintf("%d:%s@%d", h.ID, h.Kind, h.Position))
+	}
+	if want := "[10:step@5 20:failed@7 30:failed@7 40:step@7]"; fmt.Sprint(keys) != want {
+		t.Fatalf("history after migration = %v, want %s", keys, want)
+	}
+	err = evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: "pm", InstanceID: "i", Kind: evokestore.KindStep, Version: 2, Position: 7}})
+	})
+	if err == nil {
+		t.Fatal("a second step at position 7 was accepted after the migration")
+	}
+	err = evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{
+			{ProcessManager: "pm", InstanceID: "i", Kind: evokestore.KindFailed, Version: 2, Position: 7},
+			{ProcessManager: "pm", InstanceID: "i", Kind: evokestore.KindStep, Version: 2, Position: 8},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.History(ctx, "pm", "i"); err != nil || len(got) != 6 || got[5].Position != 8 || got[4].Kind != evokestore.KindFailed {
+		t.Fatalf("history after new records = %+v, %v", got, err)
+	}
+}

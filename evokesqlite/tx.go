@@ -311,7 +311,14 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		if at == 0 {
 			at = now
 		}
-		return append(args, h.ProcessManager, h.InstanceID, t.s.historyID(now), h.Kind, h.Version, h.Position, h.EventID, h.EventType,
+		// The key (migration 0009): a step's is its position alone, so
+		// that an instance steps once per event.
+		id := t.s.historyID(now)
+		stepKey := id
+		if h.Kind == evokestore.KindStep {
+			stepKey = 0
+		}
+		return append(args, h.ProcessManager, h.InstanceID, h.Position, stepKey, id, h.Kind, h.Version, h.EventID, h.EventType,
 			h.PhaseBefore, h.PhaseAfter, nullBytes(h.Commands), h.Error, at, h.Node, h.LeaseToken)
 	}
 	if err := t.insertBulk(ctx, bHistory, len(records), fill, nil); err != nil {
