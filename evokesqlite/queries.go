@@ -415,6 +415,14 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 	}
 	defer rows.Close()
 	st.Instances = make(map[string]map[evokestore.InstanceStatus]int64)
+	set := func(pm string, status evokestore.InstanceStatus, n int64) {
+		m := st.Instances[pm]
+		if m == nil {
+			m = make(map[evokestore.InstanceStatus]int64)
+			st.Instances[pm] = m
+		}
+		m[status] = n
+	}
 	running := map[string]int64{} // all of a process manager's, less those not running
 	for rows.Next() {
 		var pm, status string
@@ -427,26 +435,15 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 			continue
 		}
 		running[pm] -= n
-		m := st.Instances[pm]
-		if m == nil {
-			m = make(map[evokestore.InstanceStatus]int64)
-			st.Instances[pm] = m
-		}
-		m[evokestore.InstanceStatus(status)] = n
+		set(pm, evokestore.InstanceStatus(status), n)
 	}
 	if err := rows.Err(); err != nil {
 		return st, wrap(err)
 	}
 	for pm, n := range running {
-		if n <= 0 {
-			continue
+		if n > 0 {
+			set(pm, evokestore.StatusRunning, n)
 		}
-		m := st.Instances[pm]
-		if m == nil {
-			m = make(map[evokestore.InstanceStatus]int64)
-			st.Instances[pm] = m
-		}
-		m[evokestore.StatusRunning] = n
 	}
 	return st, nil
 }
