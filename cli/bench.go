@@ -124,6 +124,9 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 	row("step p50 ms", fmt.Sprintf("%.1f", r.StepLatency.P50))
 	row("step p99 ms", fmt.Sprintf("%.1f", r.StepLatency.P99))
 	row("step max ms", fmt.Sprintf("%.1f", r.StepLatency.Max))
+	if r.SteadyStepLatency.Count > 0 {
+		row(fmt.Sprintf("step p99 ms after %v", bench.WarmUp), fmt.Sprintf("%.1f", r.SteadyStepLatency.P99))
+	}
 	row("peak RSS MB", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	if r.InFlight > 0 {
 		row("seed seconds", fmt.Sprintf("%.1f", r.SeedSeconds))

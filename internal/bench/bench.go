@@ -100,6 +100,12 @@ type Result struct {
 	SagasPerSec  float64 `json:"sagas_per_sec"`
 	EventsPerSec float64 `json:"events_per_sec"`
 	StepLatency  Latency `json:"step_latency_ms"`
+	// SteadyStepLatency is StepLatency over the steps whose triggering
+	// event was appended WarmUp or more after the timed run started: the
+	// first moments of a process (code and heap first touched, statements
+	// prepared on each connection, files growing) are slower, and in a
+	// short run they hold most of the tail.
+	SteadyStepLatency Latency `json:"steady_step_latency_ms"`
 	// PeakRSSMB is the process's peak resident set (VmHWM), in MiB, at
 	// the end of the timed run (seeding included, the latency analysis
 	// not); 0 where /proc/self/status is not available.
@@ -107,6 +113,10 @@ type Result struct {
 	// SeedSeconds is how long seeding the in-flight instances took.
 	SeedSeconds float64 `json:"seed_seconds"`
 }
+
+// WarmUp is how long after the start of the timed run SteadyStepLatency
+// begins.
+const WarmUp = time.Second
 
 // ErrNotEmpty reports a store that holds events or instances already.
 var ErrNotEmpty = errors.New("bench: the store is not empty")
@@ -149,6 +159,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if opts.Timed != nil {
 		end = opts.Timed()
 	}
+	start := time.Now()
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
 	})
@@ -164,11 +175,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
 		return res, runErr
 	}
-	lat, err := StepLatencies(context.WithoutCancel(ctx), store, head, sum.FirstOrder, sum.Orders)
+	steps, err := StepLatencies(context.WithoutCancel(ctx), store, head, sum.FirstOrder, sum.Orders)
 	if err != nil {
 		return res, err
 	}
-	res.StepLatency = Summarise(lat)
+	res.StepLatency, res.SteadyStepLatency = SummariseSteps(steps, start.Add(WarmUp))
 	return res, runErr
 }
 
@@ -237,11 +248,18 @@ func Seed(ctx context.Context, store evokestore.Store, n int, progress func(done
 	return nil
 }
 
+// Step is one command's step latency: from the append of the event that
+// triggered it (Trigger) to its dispatch.
+type Step struct {
+	Trigger time.Time
+	Latency time.Duration
+}
+
 // StepLatencies returns, for every command the run's orders' steps
 // produced, the time from its triggering event's append to its dispatch.
 // The run's events are those after log position after; its orders are
 // demo.OrderID(first) .. demo.OrderID(first+n-1).
-func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int) ([]time.Duration, error) {
+func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int) ([]Step, error) {
 	appended := make(map[string]time.Time)   // event ID → RecordedAt
 	dispatched := make(map[string]time.Time) // command ID → first event's RecordedAt
 	for {
@@ -272,7 +290,7 @@ func StepLatencies(ctx context.Context, store evokestore.Store, after int64, fir
 	}
 	var (
 		mu        sync.Mutex
-		lat       []time.Duration
+		lat       []Step
 		noEvent   []pending // commands that emitted no event (rejected, or lost shipments)
 		firstErr  error
 		wg        sync.WaitGroup
@@ -281,7 +299,7 @@ func StepLatencies(ctx context.Context, store evokestore.Store, after int64, fir
 	)
 	for range 8 {
 		wg.Go(func() {
-			var mine []time.Duration
+			var mine []Step
 			var mineNoEvent []pending
 			for k := range next {
 				hist, err := store.History(ctx, orderfulfillment.Name, demo.OrderID(k))
@@ -308,7 +326,7 @@ func StepLatencies(ctx context.Context, store evokestore.Store, after int64, fir
 					}
 					for _, r := range refs {
 						if at, ok := dispatched[r.ID]; ok {
-							mine = append(mine, at.Sub(trig))
+							mine = append(mine, Step{trig, at.Sub(trig)})
 						} else {
 							mineNoEvent = append(mineNoEvent, pending{r.ID, trig})
 						}
@@ -348,10 +366,23 @@ feed:
 			return nil, fmt.Errorf("read command outcomes: %w", err)
 		}
 		for _, o := range outs {
-			lat = append(lat, o.RecordedAt.Sub(trig[o.CommandID]))
+			lat = append(lat, Step{trig[o.CommandID], o.RecordedAt.Sub(trig[o.CommandID])})
 		}
 	}
 	return lat, nil
+}
+
+// SummariseSteps summarises the latencies of all steps, and of those
+// triggered at steadyFrom or later.
+func SummariseSteps(steps []Step, steadyFrom time.Time) (all, steady Latency) {
+	a, st := make([]time.Duration, 0, len(steps)), make([]time.Duration, 0, len(steps))
+	for _, s := range steps {
+		a = append(a, s.Latency)
+		if !s.Trigger.Before(steadyFrom) {
+			st = append(st, s.Latency)
+		}
+	}
+	return Summarise(a), Summarise(st)
 }
 
 // Summarise returns the count, median, 99th percentile and maximum of lat

@@ -59,7 +59,7 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"store", "orders", "completed", "inflight", "sagas_per_sec", "events_per_sec", "step_latency_ms", "peak_rss_mb"} {
+	for _, k := range []string{"store", "orders", "completed", "inflight", "sagas_per_sec", "events_per_sec", "step_latency_ms", "steady_step_latency_ms", "peak_rss_mb"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("result lacks %q: %s", k, raw)
 		}
@@ -73,6 +73,9 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	l := res.StepLatency
 	if res.Completed != orders || res.Orders != orders || l.Count != 3*orders || l.P50 > l.P99 || l.P99 > l.Max {
 		t.Errorf("result %s: want %d completed, %d commands measured, p50 <= p99 <= max", raw, orders, 3*orders)
+	}
+	if res.SteadyStepLatency.Count > l.Count {
+		t.Errorf("%d steady steps of %d", res.SteadyStepLatency.Count, l.Count)
 	}
 	if res.SagasPerSec <= 0 || res.EventsPerSec <= res.SagasPerSec || res.PeakRSSMB <= 0 {
 		t.Errorf("rates and RSS %s", raw)
@@ -133,6 +136,25 @@ func TestBenchPostgres(t *testing.T) {
 	var n int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1`, tgt.Schema).Scan(&n); err != nil || n != 0 {
 		t.Errorf("schema %s still there after Close (%d, %v)", tgt.Schema, n, err)
+	}
+}
+
+// The steady latencies are those of steps triggered from the given time on.
+func TestSummariseSteps(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	var steps []bench.Step
+	for i := range 10 { // a slow first second, then fast steps
+		steps = append(steps, bench.Step{Trigger: t0.Add(time.Duration(i) * 100 * time.Millisecond), Latency: 40 * time.Millisecond})
+	}
+	for i := range 90 {
+		steps = append(steps, bench.Step{Trigger: t0.Add(time.Second + time.Duration(i)*time.Millisecond), Latency: time.Duration(i+1) * 100 * time.Microsecond})
+	}
+	all, steady := bench.SummariseSteps(steps, t0.Add(time.Second))
+	if all.Count != 100 || all.P99 != 40 || all.Max != 40 {
+		t.Errorf("all = %+v, want 100 steps, p99 and max 40 ms", all)
+	}
+	if steady.Count != 90 || steady.P99 != 9 || steady.Max != 9 || steady.P50 != 4.5 {
+		t.Errorf("steady = %+v, want 90 steps, p50 4.5 ms, p99 and max 9 ms", steady)
 	}
 }
 
