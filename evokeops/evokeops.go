@@ -58,8 +58,8 @@ func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, 
 		}
 		rec := evokestore.HistoryRecord{ProcessManager: processManager, Kind: evokestore.KindSkipped, Position: position,
 			Error: held[i].Error, RecordedAt: time.Now(), Node: "evokeops"}
-		if evs, err := tx.ReadLog(ctx, evokestore.LogQuery{After: position - 1, Limit: 1}); err == nil && len(evs) == 1 && evs[0].Position == position {
-			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+		if ev, ok, err := evokestore.EventAt(ctx, tx, position); err == nil && ok {
+			rec.EventID, rec.EventType = ev.ID, ev.Type
 		}
 		if err := tx.Release(ctx, processManager, "", []int64{position}); err != nil {
 			return err
@@ -73,8 +73,8 @@ func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, 
 // in the instance's history.
 func Retry(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
-			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, processManager, id, in.Status)
+		if err := stuck(in); err != nil {
+			return evokestore.HistoryRecord{}, err
 		}
 		rec := record(in, evokestore.KindRetried, now)
 		rec.Error = in.LastError
@@ -88,8 +88,8 @@ func Retry(ctx context.Context, st evokestore.Store, processManager, id string) 
 // instance to be run again now with its other held events.
 func Skip(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
-			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, processManager, id, in.Status)
+		if err := stuck(in); err != nil {
+			return evokestore.HistoryRecord{}, err
 		}
 		held, err := tx.Held(ctx, processManager, id)
 		if err != nil {
@@ -101,8 +101,8 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 		first := held[0]
 		rec := record(in, evokestore.KindSkipped, now)
 		rec.Position, rec.Error = first.Position, first.Error
-		if evs, err := tx.ReadLog(ctx, evokestore.LogQuery{After: first.Position - 1, Limit: 1}); err == nil && len(evs) == 1 && evs[0].Position == first.Position {
-			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+		if ev, ok, err := evokestore.EventAt(ctx, tx, first.Position); err == nil && ok {
+			rec.EventID, rec.EventType = ev.ID, ev.Type
 		}
 		if err := tx.Release(ctx, processManager, id, []int64{first.Position}); err != nil {
 			return evokestore.HistoryRecord{}, fmt.Errorf("release event %d: %w", first.Position, err)
@@ -119,29 +119,43 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 // step the runtime was taking meanwhile cannot commit over it.
 func Cancel(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if in.Status.Done() {
-			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s already %s", ErrNotStuck, processManager, id, in.Status)
+		if err := Tombstone(ctx, tx, in, now); err != nil {
+			return evokestore.HistoryRecord{}, err
 		}
-		held, err := tx.Held(ctx, processManager, id)
-		if err != nil {
-			return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
-		}
-		if len(held) > 0 {
-			pos := make([]int64, len(held))
-			for i, h := range held {
-				pos[i] = h.Position
-			}
-			if err := tx.Release(ctx, processManager, id, pos); err != nil {
-				return evokestore.HistoryRecord{}, fmt.Errorf("release held events: %w", err)
-			}
-		}
-		if err := tx.ReplaceDeadlines(ctx, processManager, []string{id}, nil); err != nil {
-			return evokestore.HistoryRecord{}, fmt.Errorf("drop deadlines: %w", err)
-		}
+		// From another process: a step the runtime took meanwhile must not
+		// commit over the tombstone.
 		in.Version++
-		in.Status, in.CompletedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, time.Time{}
 		return record(in, evokestore.KindCancel, now), nil
 	})
+}
+
+// Tombstone makes in, read in tx, a cancelled tombstone as of now: it
+// releases the events the instance holds and drops its deadlines in tx,
+// and sets in's status; the caller writes in, fenced by the version it
+// read, with its history record. It refuses an instance that already
+// ended. Cancel and evoke.Runtime.Cancel share it.
+func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) error {
+	if in.Status.Done() {
+		return fmt.Errorf("%w: %s %s already %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
+	}
+	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
+	if err != nil {
+		return fmt.Errorf("load held events: %w", err)
+	}
+	if len(held) > 0 {
+		pos := make([]int64, len(held))
+		for i, h := range held {
+			pos[i] = h.Position
+		}
+		if err := tx.Release(ctx, in.ProcessManager, in.ID, pos); err != nil {
+			return fmt.Errorf("release held events: %w", err)
+		}
+	}
+	if err := tx.ReplaceDeadlines(ctx, in.ProcessManager, []string{in.ID}, nil); err != nil {
+		return fmt.Errorf("drop deadlines: %w", err)
+	}
+	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
+	return nil
 }
 
 // change loads an instance in a transaction, lets fn change it and name
@@ -169,6 +183,14 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 		}
 		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec})
 	})
+}
+
+// stuck refuses an instance that is neither failing nor parked.
+func stuck(in *evokestore.Instance) error {
+	if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
+		return fmt.Errorf("%w: %s %s is %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
+	}
+	return nil
 }
 
 // due makes an instance failing with its next attempt due now and a fresh

@@ -429,6 +429,23 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 	return out, nil
 }
 
+// scanDeadlines reads deadline rows (and closes them); err is the query's.
+func scanDeadlines(rows pgx.Rows, err error) ([]evokestore.Deadline, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []evokestore.Deadline
+	for rows.Next() {
+		d, err := scanDeadline(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
 func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, error) {
 	var d evokestore.Deadline
 	var due int64
@@ -446,19 +463,8 @@ func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]
 	}
 	defer done()
 	rows, err := db.Query(ctx, sqlDueDeadlines, now.UnixNano(), limitOr(limit))
+	out, err := scanDeadlines(rows, err)
 	if err != nil {
-		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
-	}
-	defer rows.Close()
-	var out []evokestore.Deadline
-	for rows.Next() {
-		d, err := scanDeadline(rows)
-		if err != nil {
-			return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
 	}
 	return out, nil
@@ -476,19 +482,8 @@ func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string)
 	}
 	defer done()
 	rows, err := db.Query(ctx, sqlInstanceDeadlines, customPlan, pm, ids)
+	out, err := scanDeadlines(rows, err)
 	if err != nil {
-		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
-	}
-	defer rows.Close()
-	var out []evokestore.Deadline
-	for rows.Next() {
-		d, err := scanDeadline(rows)
-		if err != nil {
-			return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
 	}
 	return out, nil

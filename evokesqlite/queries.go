@@ -329,6 +329,23 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 	return out, nil
 }
 
+// scanDeadlines reads deadline rows (and closes them); err is the query's.
+func scanDeadlines(rows *sql.Rows, err error) ([]evokestore.Deadline, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []evokestore.Deadline
+	for rows.Next() {
+		d, err := scanDeadline(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
 func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, error) {
 	var d evokestore.Deadline
 	var due int64
@@ -341,19 +358,8 @@ func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, erro
 // most limit (default 1000).
 func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]evokestore.Deadline, error) {
 	rows, err := q.stmt(ctx, sDueDeadlines).QueryContext(ctx, now.UnixNano(), limitOr(limit))
+	out, err := scanDeadlines(rows, err)
 	if err != nil {
-		return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
-	}
-	defer rows.Close()
-	var out []evokestore.Deadline
-	for rows.Next() {
-		d, err := scanDeadline(rows)
-		if err != nil {
-			return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
 	}
 	return out, nil
@@ -366,19 +372,8 @@ func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string)
 		return nil, nil
 	}
 	rows, err := q.stmt(ctx, sInstanceDeadlines).QueryContext(ctx, pm, jsonStrings(ids))
+	out, err := scanDeadlines(rows, err)
 	if err != nil {
-		return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
-	}
-	defer rows.Close()
-	var out []evokestore.Deadline
-	for rows.Next() {
-		d, err := scanDeadline(rows)
-		if err != nil {
-			return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
 	}
 	return out, nil

@@ -21,3 +21,13 @@ func WithTx(ctx context.Context, st Store, fn func(tx Tx) error) error {
 	}
 	return nil
 }
+
+// EventAt reads the event at a log position; ok is false if the log has no
+// event there (it never had one, or it was purged).
+func EventAt(ctx context.Context, q Querier, position int64) (ev Event, ok bool, err error) {
+	evs, err := q.ReadLog(ctx, LogQuery{After: position - 1, Limit: 1})
+	if err != nil || len(evs) == 0 || evs[0].Position != position {
+		return Event{}, false, err
+	}
+	return evs[0], true, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/evoke-go/evoke/evokeops"
 	"github.com/evoke-go/evoke/evokestore"
 )
 
@@ -104,8 +105,8 @@ func (en *Engine) Skip(ctx context.Context, pm, id string) error {
 		now := en.cfg.Clock.Now()
 		rec := evokestore.HistoryRecord{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindSkipped, Version: in.Version,
 			Position: first.Position, PhaseBefore: in.Phase, PhaseAfter: in.Phase, Error: first.Error, RecordedAt: now}
-		if evs, err := en.store.ReadLog(ctx, evokestore.LogQuery{After: first.Position - 1, Limit: 1}); err == nil && len(evs) == 1 {
-			rec.EventID, rec.EventType = evs[0].ID, evs[0].Type
+		if ev, ok, err := evokestore.EventAt(ctx, en.store, first.Position); err == nil && ok {
+			rec.EventID, rec.EventType = ev.ID, ev.Type
 		}
 		ls := en.leases.Load()
 		if err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
@@ -143,34 +144,20 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 		if in.Status.Done() {
 			return fmt.Errorf("%w: %s %s is already %s", ErrNotStuck, pm, id, in.Status)
 		}
-		held, err := en.store.Held(ctx, pm, id)
-		if err != nil {
-			return fmt.Errorf("load held events: %w", err)
-		}
 		now := en.cfg.Clock.Now()
 		prev := in.Version
-		in.Status, in.CompletedAt, in.UpdatedAt = evokestore.StatusCancelled, now, now
 		err = evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
+				return err
+			}
+			if err := evokeops.Tombstone(ctx, tx, &in, now); err != nil {
 				return err
 			}
 			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
 				return err
 			}
-			if len(held) > 0 {
-				pos := make([]int64, len(held))
-				for i, h := range held {
-					pos[i] = h.Position
-				}
-				if err := tx.Release(ctx, pm, id, pos); err != nil {
-					return err
-				}
-			}
-			if err := tx.ReplaceDeadlines(ctx, pm, []string{id}, nil); err != nil {
-				return err
-			}
 			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindCancel,
-				Version: in.Version, PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now}})
+				Version: in.Version, PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: en.cfg.NodeID, LeaseToken: ls.tokens[in.Partition]}})
 		})
 		if err != nil {
 			return fmt.Errorf("cancel %s %s: %w", pm, id, err)
@@ -191,14 +178,14 @@ func (r *router) parkedEvent(ctx context.Context, position int64) (evokestore.He
 	if i < 0 {
 		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("%w: position %d for %s", ErrNotHeld, position, r.name)
 	}
-	evs, err := r.en.store.ReadLog(ctx, evokestore.LogQuery{After: position - 1, Limit: 1})
+	ev, ok, err := evokestore.EventAt(ctx, r.en.store, position)
 	if err != nil {
 		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("read event %d: %w", position, err)
 	}
-	if len(evs) == 0 || evs[0].Position != position {
+	if !ok {
 		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("event %d is missing from the log", position)
 	}
-	return held[i], evs[0], nil
+	return held[i], ev, nil
 }
 
 // RetryEvent correlates an event parked for pm again and, if that now

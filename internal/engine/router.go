@@ -373,8 +373,9 @@ func (b *batch) needsTx() bool {
 }
 
 // prepare reads the next batch of events after the prepared checkpoints,
-// steps it and executes its commands ahead; prev, if not nil, is the batch
-// still committing. It returns nil when no event is waiting.
+// steps it and executes its commands ahead; inflight are the batches handed
+// to the writer and not yet landed, oldest first. It returns nil when no
+// event is waiting.
 func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error) {
 	st := r.en.store
 	ls := r.en.leases.Load()
@@ -557,27 +558,33 @@ func (r *router) route(ev *evokestore.Event) Route {
 
 // load fetches the batch's instances in one query. Instances that prevs
 // (batches still to commit, newest first) write are taken as the newest of
-// them writes them.
+// them writes them, and not read.
 func (r *router) load(ctx context.Context, groups map[string]*group, order []string, prevs []*batch) error {
-	if len(order) == 0 {
+	read := order // the instances no batch in flight writes
+	if len(prevs) > 0 {
+		read = nil
+	next:
+		for _, id := range order {
+			for _, prev := range prevs {
+				if pg := prev.groups[id]; pg != nil && pg.write != nil {
+					in := pg.write.Instance
+					groups[id].inst = &in
+					continue next
+				}
+			}
+			read = append(read, id)
+		}
+	}
+	if len(read) == 0 {
 		return nil
 	}
-	insts, err := r.en.store.Instances(ctx, r.name, order)
+	insts, err := r.en.store.Instances(ctx, r.name, read)
 	if err != nil {
-		return fmt.Errorf("load %d instances of %s: %w", len(order), r.name, err)
+		return fmt.Errorf("load %d instances of %s: %w", len(read), r.name, err)
 	}
 	for i := range insts {
 		if g := groups[insts[i].ID]; g != nil {
 			g.inst = &insts[i]
-		}
-	}
-	for _, id := range order {
-		for _, prev := range prevs {
-			if pg := prev.groups[id]; pg != nil && pg.write != nil {
-				in := pg.write.Instance
-				groups[id].inst = &in
-				break
-			}
 		}
 	}
 	return nil
@@ -1214,14 +1221,13 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	}
 	g := &group{id: inst.ID, partition: inst.Partition, token: ls.tokens[inst.Partition], inst: inst}
 	for _, h := range held {
-		evs, err := st.ReadLog(ctx, evokestore.LogQuery{After: h.Position - 1, Limit: 1})
+		ev, ok, err := evokestore.EventAt(ctx, st, h.Position)
 		if err != nil {
 			return fmt.Errorf("read held event %d: %w", h.Position, err)
 		}
-		if len(evs) == 0 || evs[0].Position != h.Position {
+		if !ok {
 			return fmt.Errorf("held event %d of %s %s is missing from the log", h.Position, r.name, inst.ID)
 		}
-		ev := evs[0]
 		route := r.route(&ev)
 		if route.Kind == RouteIgnore || route.Kind == RouteError {
 			route.Kind = RouteContinue
