@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
+	"runtime/trace"
 	"text/tabwriter"
 	"time"
 
@@ -38,6 +40,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
 		return errUsage
 	}
+	// The profile and trace files are created now: a bad path fails
+	// before the run, which they record only the timed part of.
+	cpu, err := openRecording(*cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	if err != nil {
+		return err
+	}
+	defer cpu.close() // if the timed run never began (closing twice is harmless)
+	tr, err := openRecording(*traceFile, trace.Start, trace.Stop)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
 	tgt, err := bench.OpenEmpty(ctx, *store, *force, func(ctx context.Context, spec string) (evokestore.Store, error) {
 		return OpenStore(ctx, spec)
 	})
@@ -56,14 +70,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.AfterSeed = tgt.Settle
 	}
 	var profileErr error
-	if *cpuProfile != "" || *traceFile != "" {
+	if cpu != nil || tr != nil {
 		opts.Timed = func() func() {
-			stopProfile, err := startCPUProfile(*cpuProfile)
+			stopProfile, err := cpu.begin()
 			if err != nil {
 				profileErr = err
 				return func() {}
 			}
-			stopTrace, err := startTrace(*traceFile)
+			stopTrace, err := tr.begin()
 			if err != nil {
 				stopProfile()
 				profileErr = err

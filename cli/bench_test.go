@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,11 @@ func TestBenchProfiles(t *testing.T) {
 	if !bytes.HasPrefix(trace, []byte("go 1.")) {
 		t.Errorf("trace does not start with its header: %q", trace[:min(len(trace), 16)])
 	}
-	if code, _, errs := run(t, "bench", "--store", filepath.Join(dir, "b2.db"), "--orders", "5", "--trace", filepath.Join(dir, "missing", "t")); code != 1 || !strings.Contains(errs, "missing") {
+	b2 := filepath.Join(dir, "b2.db")
+	if code, _, errs := run(t, "bench", "--store", b2, "--orders", "5", "--trace", filepath.Join(dir, "missing", "t")); code != 1 || !strings.Contains(errs, "missing") {
 		t.Errorf("unwritable trace path: exit %d, %s", code, errs)
+	}
+	if _, err := os.Stat(b2); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an unwritable trace path failed after the store was opened (%v): it must fail before any work", err)
 	}
 }

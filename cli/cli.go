@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"runtime/pprof"
-	"runtime/trace"
 	"strings"
 
 	"github.com/evoke-go/evoke/evokepg"
@@ -154,34 +153,57 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// startTrace writes a runtime execution trace to path until the returned
-// function is called; an empty path traces nothing.
-func startTrace(path string) (stop func(), err error) {
-	return record(path, trace.Start, trace.Stop)
-}
-
 // startCPUProfile writes a CPU profile to path until the returned function
 // is called; an empty path profiles nothing.
 func startCPUProfile(path string) (stop func(), err error) {
-	return record(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	r, err := openRecording(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	return r.begin()
 }
 
-// record creates path and runs start on it; the function it returns runs
-// stop and closes the file. An empty path records nothing.
-func record(path string, start func(io.Writer) error, stop func()) (func(), error) {
+// recording is the file a CPU profile or an execution trace goes to,
+// created before the work it records starts, so that a bad path fails at
+// once.
+type recording struct {
+	f     *os.File
+	start func(io.Writer) error
+	stop  func()
+}
+
+// openRecording creates path; an empty path records nothing (a nil
+// recording, whose methods do nothing).
+func openRecording(path string, start func(io.Writer) error, stop func()) (*recording, error) {
 	if path == "" {
-		return func() {}, nil
+		return nil, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := start(f); err != nil {
-		f.Close()
+	return &recording{f: f, start: start, stop: stop}, nil
+}
+
+// begin starts recording; the function it returns stops and closes the
+// file. On error the file is closed.
+func (r *recording) begin() (end func(), err error) {
+	if r == nil {
+		return func() {}, nil
+	}
+	if err := r.start(r.f); err != nil {
+		r.f.Close()
 		return nil, err
 	}
 	return func() {
-		stop()
-		f.Close()
+		r.stop()
+		r.f.Close()
 	}, nil
+}
+
+// close closes the file (again, harmlessly, after begin's end).
+func (r *recording) close() {
+	if r != nil {
+		r.f.Close()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/evoke-go/evoke/evokeops"
@@ -28,10 +29,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	switch evokestore.InstanceStatus(*status) {
-	case "", evokestore.StatusRunning, evokestore.StatusCompensating, evokestore.StatusFailing, evokestore.StatusParked,
-		evokestore.StatusCompleted, evokestore.StatusCancelled:
-	default:
+	if *status != "" && !slices.Contains(evokestore.Statuses, evokestore.InstanceStatus(*status)) {
 		fmt.Fprintf(stderr, "--status: unknown status %q\n", *status)
 		return errUsage
 	}
@@ -69,7 +67,12 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if len(insts) == *limit {
-		fmt.Fprintf(stdout, "(first %d; more with --after %s)\n", *limit, insts[len(insts)-1].ID)
+		last := insts[len(insts)-1]
+		if *pm != "" {
+			fmt.Fprintf(stdout, "(first %d; more with --after %s)\n", *limit, last.ID)
+		} else { // --after pages within one process manager
+			fmt.Fprintf(stdout, "(first %d; more with --pm %s --after %s)\n", *limit, last.ProcessManager, last.ID)
+		}
 	}
 	return listParkedEvents(ctx, st, *pm, stdout)
 }

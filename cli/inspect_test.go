@@ -26,6 +26,10 @@ func TestInspect(t *testing.T) {
 		!strings.Contains(lines[6], "more with --after order-0000005") {
 		t.Errorf("list --limit 5:\n%s", out)
 	}
+	// Without --pm, the hint names the process manager --after pages in.
+	if code, out, _ := run(t, "list", "--store", db, "--limit", "5"); code != 0 || !strings.Contains(out, "more with --pm order_fulfillment --after order-0000005") {
+		t.Errorf("list --limit 5 without --pm (exit %d):\n%s", code, out)
+	}
 	code, out, _ = run(t, "list", "--store", db, "--pm", "order_fulfillment", "--status", "completed", "--limit", "1000", "--json")
 	if code != 0 {
 		t.Fatalf("list --json: exit %d", code)

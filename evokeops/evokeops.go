@@ -187,7 +187,7 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 
 // stuck refuses an instance that is neither failing nor parked.
 func stuck(in *evokestore.Instance) error {
-	if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
+	if !in.Status.Stuck() {
 		return fmt.Errorf("%w: %s %s is %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
 	}
 	return nil

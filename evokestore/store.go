@@ -255,8 +255,16 @@ const (
 	StatusCancelled InstanceStatus = "cancelled"
 )
 
+// Statuses lists every instance status, running first and the final ones
+// last.
+var Statuses = []InstanceStatus{StatusRunning, StatusCompensating, StatusFailing, StatusParked, StatusCompleted, StatusCancelled}
+
 // Done reports whether the status is final (a tombstone).
 func (s InstanceStatus) Done() bool { return s == StatusCompleted || s == StatusCancelled }
+
+// Stuck reports whether the instance waits for a retry or an operator
+// (failing or parked): it holds its new events instead of stepping them.
+func (s InstanceStatus) Stuck() bool { return s == StatusFailing || s == StatusParked }
 
 // Instance is a stored process-manager instance.
 type Instance struct {

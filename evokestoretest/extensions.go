@@ -808,7 +808,7 @@ func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 		}
 	}
 	if !slices.Equal(names, []string{"a/$timeout", "a/late", "b/x"}) {
-		t.Errorf("InstanceDeadlines(a, b) = %v, want a's by due time, then b's", names)
+		t.Fatalf("InstanceDeadlines(a, b) = %v, want a's by due time, then b's", names)
 	}
 	if !got[0].DueAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("due at %v", got[0].DueAt)

@@ -17,6 +17,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -246,15 +247,18 @@ type Graph struct {
 	Instances int
 	// Edges counts the times each transition was taken.
 	Edges map[Edge]int
-	// Starts counts the phases instances started from; Ends the
-	// phases instances ended (completed or cancelled) in.
-	Starts, Ends map[string]int
+	// Ends counts the phases instances ended (completed or cancelled) in.
+	Ends map[string]int
 }
+
+// historyReaders is how many instances' histories Transitions reads at
+// once.
+const historyReaders = 8
 
 // Transitions reads up to maxInst instances' history and counts their phase
 // transitions.
 func Transitions(ctx context.Context, st evokestore.Store, pm string, maxInst int) (*Graph, error) {
-	g := &Graph{Edges: map[Edge]int{}, Starts: map[string]int{}, Ends: map[string]int{}}
+	g := &Graph{Edges: map[Edge]int{}, Ends: map[string]int{}}
 	after := ""
 	for g.Instances < maxInst {
 		page, err := st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: pm, AfterProcessManager: pm, AfterID: after, Limit: min(500, maxInst-g.Instances)})
@@ -264,26 +268,17 @@ func Transitions(ctx context.Context, st evokestore.Store, pm string, maxInst in
 		if len(page) == 0 {
 			break
 		}
+		hists, err := histories(ctx, st, pm, page)
+		if err != nil {
+			return nil, err
+		}
 		for i := range page {
-			in := &page[i]
-			hist, err := st.History(ctx, pm, in.ID)
-			if err != nil {
-				return nil, err
-			}
-			first := true
-			for _, h := range hist {
-				if h.Kind != evokestore.KindStep {
-					continue
-				}
-				if first {
-					g.Starts[h.PhaseBefore]++
-					first = false
-				}
-				if h.PhaseBefore != h.PhaseAfter {
+			for _, h := range hists[i] {
+				if h.Kind == evokestore.KindStep && h.PhaseBefore != h.PhaseAfter {
 					g.Edges[Edge{h.PhaseBefore, h.PhaseAfter, h.EventType}]++
 				}
 			}
-			if in.Status.Done() {
+			if in := &page[i]; in.Status.Done() {
 				g.Ends[in.Phase]++
 			}
 			g.Instances++
@@ -291,6 +286,27 @@ func Transitions(ctx context.Context, st evokestore.Store, pm string, maxInst in
 		after = page[len(page)-1].ID
 	}
 	return g, nil
+}
+
+// histories reads the history of each instance, historyReaders at a time.
+func histories(ctx context.Context, st evokestore.Store, pm string, insts []evokestore.Instance) ([][]evokestore.HistoryRecord, error) {
+	out := make([][]evokestore.HistoryRecord, len(insts))
+	errs := make([]error, len(insts))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(historyReaders, len(insts)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i], errs[i] = st.History(ctx, pm, insts[i].ID)
+			}
+		})
+	}
+	for i := range insts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // SortedEdges returns the edges in a stable order.

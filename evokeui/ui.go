@@ -116,8 +116,7 @@ func (u *ui) authorized(r *http.Request) bool {
 }
 
 // statuses in the order the overview shows them.
-var statuses = []evokestore.InstanceStatus{evokestore.StatusRunning, evokestore.StatusCompensating, evokestore.StatusFailing,
-	evokestore.StatusParked, evokestore.StatusCompleted, evokestore.StatusCancelled}
+var statuses = evokestore.Statuses
 
 func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
 	s, err := u.st.Stats(r.Context())
@@ -223,9 +222,9 @@ func (u *ui) nextDeadlines(ctx context.Context, insts []evokestore.Instance) (ma
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range dls {
+		for _, d := range dls { // by instance, then due time: the first is the next
 			k := [2]string{pm, d.InstanceID}
-			if cur, ok := out[k]; !ok || d.DueAt.Before(cur.DueAt) {
+			if _, seen := out[k]; !seen {
 				out[k] = d
 			}
 		}
@@ -254,7 +253,7 @@ func (u *ui) instance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := evokestore.InstanceStatus(fmt.Sprint(v.Instance["status"]))
-	stuck := status == evokestore.StatusFailing || status == evokestore.StatusParked
+	stuck := status.Stuck()
 	state := ""
 	if s, ok := v.Instance["state"]; ok {
 		var b strings.Builder

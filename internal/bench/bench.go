@@ -382,16 +382,20 @@ func SummariseSteps(steps []Step, steadyFrom time.Time) (all, steady Latency) {
 			st = append(st, s.Latency)
 		}
 	}
-	return Summarise(a), Summarise(st)
+	return summariseOwned(a), summariseOwned(st)
 }
 
 // Summarise returns the count, median, 99th percentile and maximum of lat
 // (nearest rank), in milliseconds.
 func Summarise(lat []time.Duration) Latency {
-	if len(lat) == 0 {
+	return summariseOwned(slices.Clone(lat))
+}
+
+// summariseOwned is Summarise of a slice it may sort in place.
+func summariseOwned(s []time.Duration) Latency {
+	if len(s) == 0 {
 		return Latency{}
 	}
-	s := slices.Clone(lat)
 	slices.Sort(s)
 	rank := func(p float64) time.Duration {
 		i := int(p*float64(len(s))+0.999999) - 1

@@ -77,6 +77,11 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	if res.SteadyStepLatency.Count > l.Count {
 		t.Errorf("%d steady steps of %d", res.SteadyStepLatency.Count, l.Count)
 	}
+	// A run shorter than the warm-up has no steady steps (TestSummariseSteps
+	// covers the split itself).
+	if res.Seconds < bench.WarmUp.Seconds()-0.1 && res.SteadyStepLatency.Count != 0 {
+		t.Errorf("a %.2fs run has %d steady steps, want none before %v", res.Seconds, res.SteadyStepLatency.Count, bench.WarmUp)
+	}
 	if res.SagasPerSec <= 0 || res.EventsPerSec <= res.SagasPerSec || res.PeakRSSMB <= 0 {
 		t.Errorf("rates and RSS %s", raw)
 	}

@@ -413,7 +413,7 @@ func count(ctx context.Context, store evokestore.Querier, s *Summary) error {
 				case orderfulfillment.StatusTimedOut:
 					s.TimedOut++
 				}
-			case in.Status == evokestore.StatusFailing || in.Status == evokestore.StatusParked:
+			case in.Status.Stuck():
 				s.Failed++
 				if in.Status == evokestore.StatusParked {
 					s.Parked++

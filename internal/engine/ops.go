@@ -64,7 +64,7 @@ func (r *router) stuck(ctx context.Context, id string) (*evokestore.Instance, er
 	if !r.en.leases.Load().owns(in.Partition) {
 		return nil, fmt.Errorf("%w: %s %s", ErrNotOwner, r.name, id)
 	}
-	if in.Status != evokestore.StatusFailing && in.Status != evokestore.StatusParked {
+	if !in.Status.Stuck() {
 		return nil, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, r.name, id, in.Status)
 	}
 	return in, nil

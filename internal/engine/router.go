@@ -661,7 +661,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 			}
 			continue
 		}
-		if exists && (inst.Status == evokestore.StatusFailing || inst.Status == evokestore.StatusParked) {
+		if exists && inst.Status.Stuck() {
 			if !replay {
 				g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position})
 			}
