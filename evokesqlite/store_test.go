@@ -341,9 +341,10 @@ func TestFencedUpsert(t *testing.T) {
 	}
 }
 
-// Migration 0009 rekeys history by position: a store at schema 8 with
-// records (steps, and failures sharing a step's position) opens with them
-// all, read back in ID order, and a second step on one event is still
+// Migrations 0009 and 0010 rekey history by position (0009) and move the
+// rows to write order with the key in an index (0010): a store at schema 8
+// with records (steps, and failures sharing a step's position) opens with
+// them all, read back in ID order, and a second step on one event is still
 // refused.
 func TestHistoryRekeyMigration(t *testing.T) {
 	ctx := context.Background()

@@ -311,8 +311,8 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		if at == 0 {
 			at = now
 		}
-		// The key (migration 0009): a step's is its position alone, so
-		// that an instance steps once per event.
+		// The key (migrations 0009, 0010): a step's is its position
+		// alone, so that an instance steps once per event.
 		id := t.s.historyID(now)
 		stepKey := id
 		if h.Kind == evokestore.KindStep {
