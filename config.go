@@ -39,6 +39,18 @@ type Config struct {
 	// keeps failing. Set it when aggregates are slow (their Execute calls
 	// out), so that they do not lengthen the steps' transactions.
 	QueueCommands bool
+	// InstanceCache is how many instances each process manager keeps in
+	// memory between batches, as it committed them, so that a saga's next
+	// step need not read its instance back from the store (on PostgreSQL
+	// the costliest query of a step). Only running instances are kept, in
+	// two generations of half the size each; what changes an instance
+	// from outside the runtime moves its version (evokeops.Cancel) or
+	// leaves it stopped (evokeops.Retry and Skip act on failing and parked
+	// instances, which are never cached), so a stale entry can only fail a
+	// write as fenced, which drops the cache and retries. About 450 bytes
+	// an instance with a small state. Defaults to 32768; negative keeps
+	// none.
+	InstanceCache int
 	// Workers is how many goroutines step the instances of one batch in
 	// parallel (one instance still runs one step at a time). Defaults to
 	// GOMAXPROCS.
@@ -104,6 +116,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&out.BatchSize, 1024)
 	def(&out.DispatchBatchSize, 1024)
 	def(&out.Workers, runtime.GOMAXPROCS(0))
+	def(&out.InstanceCache, 32768)
 	def(&out.MaxAttempts, 5)
 	defd := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {

@@ -3,9 +3,11 @@ package evoke_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
@@ -33,6 +35,16 @@ func (s *refusingStore) Begin(ctx context.Context) (evokestore.Tx, error) {
 type refusingTx struct {
 	evokestore.Tx
 	s *refusingStore
+}
+
+// InstanceDeadlines keeps the stores' optional reader, without which the
+// runtime caches no instances (and parks without moving the version).
+func (s *refusingStore) InstanceDeadlines(ctx context.Context, pm string, ids []string) ([]evokestore.Deadline, error) {
+	return s.Store.(evokestore.DeadlinesReader).InstanceDeadlines(ctx, pm, ids)
+}
+
+func (t *refusingTx) InstanceDeadlines(ctx context.Context, pm string, ids []string) ([]evokestore.Deadline, error) {
+	return t.Tx.(evokestore.DeadlinesReader).InstanceDeadlines(ctx, pm, ids)
 }
 
 func (t *refusingTx) AppendEvents(ctx context.Context, evs []evokestore.NewEvent) ([]evokestore.Event, error) {
@@ -100,8 +112,55 @@ func TestTransientDispatchErrorParksTheInstance(t *testing.T) {
 	if len(notes) != 2 || notes[0].Seen != 1 || notes[1].Seen != 2 {
 		t.Fatalf("notes after retry %+v, want the two in order, once each", notes)
 	}
+	// Versions: the first step (1), the park (2: a park moves the version,
+	// so that the runtime, which had the instance cached as running when
+	// the later event came, could not step it over the park), the held
+	// event's step on retry (3).
 	in, _ = instance(t, st, "rec", "stuck")
-	if in.Status != evokestore.StatusRunning || in.Version != 2 {
+	if in.Status != evokestore.StatusRunning || in.Version != 3 {
 		t.Errorf("after retry: %s at version %d", in.Status, in.Version)
 	}
+}
+
+// timedRecorder is a recorder with an inactivity timeout.
+type timedRecorder struct{ recorder }
+
+func (timedRecorder) Timeout() time.Duration { return time.Hour }
+
+// A park moves the instance's version, and its deadlines with it: once
+// retried, the instance's timeout still fires.
+func TestParkedThenRetriedInstanceKeepsItsTimeout(t *testing.T) {
+	t.Parallel()
+	clock := evoketest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := &refusingStore{Store: openStore(t)}
+	st.refuse.Store(true)
+	cfg := quietConfig()
+	cfg.Clock = clock
+	rt := newRuntime(t, st, cfg)
+	if err := evoke.RegisterProcessManager(rt, timedRecorder{recorder{name: "rec"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	ctx := context.Background()
+	appendEvent(t, rt, "s", "Cont", recData{ID: "stuck"})
+	evoketest.Eventually(t, 0, "the instance parked", func() bool {
+		clock.Advance(10 * time.Millisecond) // the dispatcher's backoff
+		in, _ := instance(t, st, "rec", "stuck")
+		return in.Status == evokestore.StatusParked
+	})
+	in, _ := instance(t, st, "rec", "stuck")
+	dls, err := st.InstanceDeadlines(ctx, "rec", []string{"stuck"})
+	if err != nil || len(dls) != 1 || dls[0].Version != in.Version || in.Version != 2 {
+		t.Fatalf("parked at v%d with deadlines %+v (%v), want its timeout at v2", in.Version, dls, err)
+	}
+	st.refuse.Store(false)
+	if err := rt.Retry(ctx, "rec", "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	evoketest.WaitIdle(t, rt, 0)
+	clock.Advance(2 * time.Hour)
+	evoketest.Eventually(t, 0, "the timeout fired", func() bool {
+		in, _ := instance(t, st, "rec", "stuck")
+		return slices.Contains(state(t, in).Seen, evoke.TimeoutEvent)
+	})
 }

@@ -35,7 +35,8 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 	}
 	ec := engine.Config{
 		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize, InlineDispatch: !c.QueueCommands,
-		Workers: c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
+		InstanceCache: max(c.InstanceCache, 0),
+		Workers:       c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
 		Retention: c.Retention, PurgeInterval: c.PurgeInterval,
 		NodeID: c.NodeID, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL,
 	}

@@ -159,6 +159,27 @@ func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.Outbo
 		}
 		prev := in.Version
 		in.Status, in.LastError, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusParked, reason, now, time.Time{}
+		// The version moves on, so that the router, which may hold the
+		// instance as running (in a batch committing, or cached), cannot
+		// commit over the park: its write is fenced off. The instance's
+		// deadlines move with it, to fire once it runs again. (A store
+		// that cannot list an instance's deadlines keeps the version; the
+		// router then caches no instances, see New.)
+		if dr, ok := tx.(evokestore.DeadlinesReader); ok {
+			in.Version++
+			dls, err := dr.InstanceDeadlines(ctx, c.ProcessManager, []string{c.InstanceID})
+			if err != nil {
+				return err
+			}
+			if len(dls) > 0 {
+				for i := range dls {
+					dls[i].Version = in.Version
+				}
+				if err := tx.ReplaceDeadlines(ctx, c.ProcessManager, []string{c.InstanceID}, dls); err != nil {
+					return err
+				}
+			}
+		}
 		if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
 			return err
 		}

@@ -159,6 +159,9 @@ type Config struct {
 	// transaction when their aggregates are registered here and their
 	// instance has none queued; the others wait in the outbox.
 	InlineDispatch bool
+	// InstanceCache is how many instances each router keeps in memory
+	// between batches (cache.go); 0 keeps none.
+	InstanceCache int
 }
 
 // Engine runs registered process managers and aggregates.
@@ -220,6 +223,11 @@ func New(cfg Config) *Engine {
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 1
 	}
+	if _, ok := cfg.Store.(evokestore.DeadlinesReader); !ok {
+		// The dispatcher's park cannot move an instance's version with its
+		// deadlines (dispatcher.park), so nothing may be cached.
+		cfg.InstanceCache = 0
+	}
 	en := &Engine{cfg: cfg, store: cfg.Store, log: cfg.Logger, aggregates: map[string]Aggregate{}}
 	if l, ok := cfg.Store.(evokestore.Leaser); ok && cfg.LeaseTTL > 0 {
 		en.leaser = l
@@ -237,7 +245,7 @@ func (en *Engine) AddProcessManager(pm ProcessManager, opts Options) {
 	types := append([]string(nil), pm.Types()...)
 	types = append(types, TypeCommandRejected, TypeDeadline)
 	en.routers = append(en.routers, &router{en: en, pm: pm, opts: opts, types: types, name: pm.Name(),
-		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines(), kick: make(chan struct{}, 1)})
+		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines(), kick: make(chan struct{}, 1), cache: newInstCache(en.cfg.InstanceCache)})
 }
 
 // AddAggregate registers an aggregate.

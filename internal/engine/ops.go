@@ -159,6 +159,7 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindCancel,
 				Version: in.Version, PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: en.cfg.NodeID, LeaseToken: ls.tokens[in.Partition]}})
 		})
+		r.cache.drop(id)
 		if err != nil {
 			return fmt.Errorf("cancel %s %s: %w", pm, id, err)
 		}
@@ -217,7 +218,7 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 			})
 			return err
 		}
-		if err := r.load(ctx, groups, order, nil); err != nil {
+		if err := r.load(ctx, ls, groups, order, nil); err != nil {
 			return err
 		}
 		if len(order) == 0 {

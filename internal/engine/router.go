@@ -38,6 +38,8 @@ type router struct {
 	mu        sync.Mutex
 	nextRetry time.Time     // zero: none known
 	kick      chan struct{} // wakes the router after an operator action
+	// cache holds instances as this router committed them (nil: none).
+	cache *instCache
 }
 
 // partCP is the checkpoint of one owned partition.
@@ -161,6 +163,14 @@ func (r *router) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if failures == 0 && errors.Is(err, evokestore.ErrFenced) {
+				// An instance changed under the router (another process
+				// cancelled it, the dispatcher parked it): the cache is
+				// dropped, the batch is read again at once.
+				failures = 1
+				r.en.log.Info("an instance changed under the process manager; reading its batch again", "process_manager", r.name, "err", err)
+				continue
+			}
 			failures++
 			d := r.en.backoff(failures)
 			r.en.log.Error("process manager batch failed; retrying", "process_manager", r.name, "err", err, "retry_in", d)
@@ -253,6 +263,8 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 		r.en.busy.Add(-1)
 		if err == nil {
 			r.finish(f.b)
+		} else {
+			r.cache.reset() // what the store holds is not known
 		}
 		if errors.Is(err, errDropped) {
 			return true, nil
@@ -435,7 +447,7 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	if len(events) > 0 {
 		now := r.en.cfg.Clock.Now()
 		b.groups, b.order, b.orphans = r.correlate(events, true)
-		if err := r.load(ctx, b.groups, b.order, prevs); err != nil {
+		if err := r.load(ctx, ls, b.groups, b.order, prevs); err != nil {
 			return nil, err
 		}
 		r.stepAll(b.groups, b.order, now, false)
@@ -471,6 +483,9 @@ func (r *router) finish(b *batch) {
 	logTransitions := r.en.log.Enabled(context.Background(), slog.LevelInfo)
 	for _, id := range b.order {
 		g := b.groups[id]
+		if g.write != nil {
+			r.cache.put(&g.write.Instance, g.token)
+		}
 		if w := g.write; w != nil && w.Status == evokestore.StatusFailing {
 			if r.nextRetry.IsZero() || w.NextAttemptAt.Before(r.nextRetry) {
 				r.nextRetry = w.NextAttemptAt
@@ -558,22 +573,24 @@ func (r *router) route(ev *evokestore.Event) Route {
 
 // load fetches the batch's instances in one query. Instances that prevs
 // (batches still to commit, newest first) write are taken as the newest of
-// them writes them, and not read.
-func (r *router) load(ctx context.Context, groups map[string]*group, order []string, prevs []*batch) error {
-	read := order // the instances no batch in flight writes
-	if len(prevs) > 0 {
-		read = nil
-	next:
-		for _, id := range order {
-			for _, prev := range prevs {
-				if pg := prev.groups[id]; pg != nil && pg.write != nil {
-					in := pg.write.Instance
-					groups[id].inst = &in
-					continue next
-				}
+// them writes them, and those in the cache (as committed) from there; only
+// the others are read.
+func (r *router) load(ctx context.Context, ls *leaseSet, groups map[string]*group, order []string, prevs []*batch) error {
+	read := order[:0:0]
+next:
+	for _, id := range order {
+		for _, prev := range prevs {
+			if pg := prev.groups[id]; pg != nil && pg.write != nil {
+				in := pg.write.Instance
+				groups[id].inst = &in
+				continue next
 			}
-			read = append(read, id)
 		}
+		if in, ok := r.cache.get(id, ls); ok {
+			groups[id].inst = &in
+			continue
+		}
+		read = append(read, id)
 	}
 	if len(read) == 0 {
 		return nil
@@ -969,6 +986,7 @@ func (r *router) commit(ctx context.Context, b *batch) error {
 		return err
 	}
 	if err := r.write(ctx, b); err != nil {
+		r.cache.reset() // what the store holds is not known
 		return err
 	}
 	r.finish(b)
