@@ -18,7 +18,7 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--json]", stderr)
+	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--rate R] [--calibrate] [--json]", stderr)
 	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; a non-empty file needs --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
 	orders := fs.Int("orders", 10000, "number of orders to run to completion")
 	workers := fs.Int("workers", 0, "goroutines stepping one batch (Config.Workers; default GOMAXPROCS)")
@@ -32,6 +32,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noSettle := fs.Bool("no-vacuum", false, "PostgreSQL: do not VACUUM (ANALYZE) the seeded instances before the timed run")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed run (not seeding, not the latency analysis) to this file")
+	calibrate := fs.Bool("calibrate", false, "after the run, measure the machine on the same backend (durable 1-row and 100-row transactions of a minimal table, ~4 s) and report it with the result")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the timed run to this file (go tool trace)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -110,6 +111,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
 		return errors.Join(runErr, closeErr)
 	}
+	if *calibrate {
+		if !*asJSON {
+			fmt.Fprintln(stderr, "evoke bench: measuring the machine")
+		}
+		m, err := bench.Calibrate(ctx, *store, 2*time.Second)
+		if err != nil {
+			return errors.Join(err, runErr, closeErr)
+		}
+		res.Machine = &m
+	}
 	if *asJSON {
 		if err := json.NewEncoder(stdout).Encode(res); err != nil {
 			return err
@@ -144,6 +155,10 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 	row("peak RSS MB", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	if r.InFlight > 0 {
 		row("seed seconds", fmt.Sprintf("%.1f", r.SeedSeconds))
+	}
+	if m := r.Machine; m != nil {
+		row("machine: 1-row tx/s", fmt.Sprintf("%.0f", m.TxPerSec))
+		row("machine: rows/s in 100-row tx", fmt.Sprintf("%.0f", m.RowsPerSec))
 	}
 	tw.Flush()
 }

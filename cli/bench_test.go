@@ -34,9 +34,9 @@ func TestBench(t *testing.T) {
 	if code, _, errs := run(t, "bench", "--store", db, "--orders", "10"); code != 1 || !strings.Contains(errs, "--force") {
 		t.Errorf("used file without --force: exit %d, %s", code, errs)
 	}
-	code, out, errs = run(t, "bench", "--store", db, "--orders", "10", "--force")
-	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") {
-		t.Errorf("--force table (exit %d): %s %s", code, out, errs)
+	code, out, errs = run(t, "bench", "--store", db, "--orders", "10", "--force", "--calibrate")
+	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "machine: 1-row tx/s") {
+		t.Errorf("--force --calibrate table (exit %d): %s %s", code, out, errs)
 	}
 	for _, args := range [][]string{{"bench", "--orders", "0"}, {"bench", "--inflight", "-1"}, {"bench", "extra"}} {
 		if code, _, _ := run(t, args...); code != 2 {

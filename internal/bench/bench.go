@@ -112,6 +112,9 @@ type Result struct {
 	PeakRSSMB float64 `json:"peak_rss_mb"`
 	// SeedSeconds is how long seeding the in-flight instances took.
 	SeedSeconds float64 `json:"seed_seconds"`
+	// Machine is the machine's own figures on the store's backend, when
+	// measured (evoke bench --calibrate; see Calibrate).
+	Machine *Machine `json:"machine,omitempty"`
 }
 
 // WarmUp is how long after the start of the timed run SteadyStepLatency

@@ -176,3 +176,39 @@ func TestSummarise(t *testing.T) {
 		t.Errorf("Summarise(nil) = %+v", got)
 	}
 }
+
+// Calibrate measures the machine on the bench store's backend and leaves
+// nothing behind: no scratch file next to a SQLite store, no schema in
+// PostgreSQL.
+func TestCalibrate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	specs := []string{filepath.Join(t.TempDir(), "bench.db")}
+	if u := os.Getenv("EVOKE_TEST_POSTGRES_URL"); u != "" {
+		specs = append(specs, u)
+	}
+	for _, spec := range specs {
+		m, err := bench.Calibrate(ctx, spec, 200*time.Millisecond)
+		if err != nil {
+			t.Fatalf("postgres %v: %v", bench.IsPostgres(spec), err)
+		}
+		// A transaction of 100 rows costs far less than 100 of one row.
+		if m.TxPerSec <= 0 || m.RowsPerSec <= 2*m.TxPerSec {
+			t.Errorf("postgres %v: %+v", bench.IsPostgres(spec), m)
+		}
+		if bench.IsPostgres(spec) {
+			conn, err := pgx.Connect(ctx, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			err = conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'evoke_machine_%'`).Scan(&n)
+			conn.Close(ctx)
+			if err != nil || n != 0 {
+				t.Errorf("%d scratch schemas left (%v)", n, err)
+			}
+		} else if left, _ := os.ReadDir(filepath.Dir(spec)); len(left) != 0 {
+			t.Errorf("scratch files left next to the store: %v", left)
+		}
+	}
+}
