@@ -357,6 +357,15 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions)
 	}
 	if n := len(upd.ids); n > 0 {
+		// When PostgreSQL plans the update for the array it is given (a
+		// prepared statement's first executions on a connection), it joins
+		// a large batch by hashing a scan of the whole table: 27 ms for
+		// 1,000 updates on 40,000 instances, against 5 ms through the
+		// primary key (session 4; +4% sagas/s at 20,000 orders, 8 of 10
+		// alternating pairs). The join is a nested loop for this
+		// statement only.
+		b.Queue(`SET LOCAL enable_hashjoin = off`)
+		b.Queue(`SET LOCAL enable_mergejoin = off`)
 		b.Queue(sqlUpdateInstances, upd.pms, upd.ids, upd.prevs, upd.partitions, upd.states, upd.versions, upd.statuses, upd.phases,
 			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions).Exec(func(ct pgconn.CommandTag) error {
 			if got := ct.RowsAffected(); got != int64(n) {
@@ -367,6 +376,8 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 			}
 			return nil
 		})
+		b.Queue(`SET LOCAL enable_hashjoin TO DEFAULT`)
+		b.Queue(`SET LOCAL enable_mergejoin TO DEFAULT`)
 	}
 	if err := t.send(ctx, b); err != nil {
 		if c, ok := uniqueConstraint(err); ok && c == consInstance {
