@@ -35,6 +35,7 @@ type MachineTable struct {
 	// Parallel is how many transactions run at once: 1 on SQLite (one
 	// writer), 8 on PostgreSQL.
 	Parallel int
+	table    string // its name in SQL
 	insert   func(ctx context.Context, query string, args []any) error
 	close    func() error
 }
@@ -54,6 +55,7 @@ func OpenMachineSQLite(ctx context.Context, path string) (*MachineTable, error) 
 	}
 	return &MachineTable{
 		Parallel: 1,
+		table:    "t",
 		insert: func(ctx context.Context, query string, args []any) error {
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
@@ -95,8 +97,9 @@ func OpenMachinePostgres(ctx context.Context, rawURL string) (*MachineTable, err
 	}
 	return &MachineTable{
 		Parallel: 8,
+		table:    schema + ".t",
 		insert: func(ctx context.Context, query string, args []any) error {
-			_, err := pool.Exec(ctx, strings.Replace(query, "INTO t ", "INTO "+schema+".t ", 1), args...)
+			_, err := pool.Exec(ctx, query, args...)
 			return err
 		},
 		close: func() error {
@@ -121,7 +124,7 @@ func (m *MachineTable) Inserter(rows int) func(ctx context.Context) error {
 		fmt.Fprintf(&values, "($%d)", i+1)
 		args[i] = "order-fulfilment-payload"
 	}
-	query := `INSERT INTO t (v) VALUES ` + values.String()
+	query := `INSERT INTO ` + m.table + ` (v) VALUES ` + values.String()
 	return func(ctx context.Context) error { return m.insert(ctx, query, args) }
 }
 
