@@ -9,13 +9,8 @@ import (
 	"github.com/evoke-go/evoke/internal/bench"
 )
 
-// BenchmarkMachine measures the machine rather than evoke: durable
-// transactions of a minimal table on the pragmas the store uses (WAL,
-// synchronous=FULL), one row per transaction and 100 rows per multi-row
-// INSERT (bench.Machine; `evoke bench --calibrate` reports the same with a
-// run). Issue 5 and SPEC §6.6 quote these two figures for "this kind of
-// machine" (~5,700 transactions/s and ~280,000 rows/s); run it next to
-// `evoke bench` to tell a slower day of the machine from a slower evoke.
+// BenchmarkMachine measures the machine rather than evoke (bench.Machine):
+// durable transactions of a minimal table on the store's pragmas.
 func BenchmarkMachine(b *testing.B) {
 	for _, rows := range []int{1, 100} {
 		b.Run(fmt.Sprintf("rows-per-tx=%d", rows), func(b *testing.B) {

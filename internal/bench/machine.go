@@ -168,9 +168,8 @@ func Calibrate(ctx context.Context, spec string, d time.Duration) (Machine, erro
 	if IsPostgres(spec) {
 		m, err = OpenMachinePostgres(ctx, spec)
 	} else {
-		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite://"), "sqlite:")
 		var dir string
-		if dir, err = os.MkdirTemp(filepath.Dir(path), "evoke-machine-"); err != nil {
+		if dir, err = os.MkdirTemp(filepath.Dir(sqlitePath(spec)), "evoke-machine-"); err != nil {
 			return Machine{}, fmt.Errorf("measure the machine: %w", err)
 		}
 		defer os.RemoveAll(dir)

@@ -29,6 +29,9 @@ type Target struct {
 // Opener opens the store named by a --store spec (cli.OpenStore).
 type Opener func(ctx context.Context, spec string) (evokestore.Store, error)
 
+// sqlitePath is the file a SQLite spec (PATH or sqlite:PATH) names.
+func sqlitePath(spec string) string { return strings.TrimPrefix(spec, "sqlite:") }
+
 // IsPostgres reports whether spec names a PostgreSQL store.
 func IsPostgres(spec string) bool {
 	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
@@ -61,7 +64,7 @@ func OpenEmpty(ctx context.Context, spec string, force bool, open Opener) (*Targ
 		u.RawQuery = q.Encode()
 		t.adminURL = u.String()
 	} else {
-		path := strings.TrimPrefix(spec, "sqlite:")
+		path := sqlitePath(spec)
 		if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 			if !force {
 				return nil, fmt.Errorf("%w: %s exists (pass --force to delete it)", ErrNotEmpty, path)

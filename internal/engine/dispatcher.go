@@ -165,7 +165,7 @@ func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.Outbo
 		// deadlines move with it, to fire once it runs again. (A store
 		// that cannot list an instance's deadlines keeps the version; the
 		// router then caches no instances, see New.)
-		if dr, ok := tx.(evokestore.DeadlinesReader); ok {
+		if dr, ok := deadlinesReader(tx, en.store); ok {
 			in.Version++
 			dls, err := dr.InstanceDeadlines(ctx, c.ProcessManager, []string{c.InstanceID})
 			if err != nil {

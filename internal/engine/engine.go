@@ -223,7 +223,7 @@ func New(cfg Config) *Engine {
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 1
 	}
-	if _, ok := cfg.Store.(evokestore.DeadlinesReader); !ok {
+	if _, ok := deadlinesReader(nil, cfg.Store); !ok {
 		// The dispatcher's park cannot move an instance's version with its
 		// deadlines (dispatcher.park), so nothing may be cached.
 		cfg.InstanceCache = 0
@@ -235,6 +235,20 @@ func New(cfg Config) *Engine {
 		en.leases.Store(allPartitions(cfg.Partitions))
 	}
 	return en
+}
+
+// deadlinesReader returns what lists an instance's deadlines for the
+// dispatcher's park: tx itself, or else the store. Read from the store, the
+// deadlines are still those of the version the park writes over: a step
+// committed in between moved the version, and the park's fenced write
+// fails. New enables the instance cache on the same condition, so that a
+// cache never exists without the park moving the version.
+func deadlinesReader(tx evokestore.Tx, store evokestore.Store) (evokestore.DeadlinesReader, bool) {
+	if dr, ok := tx.(evokestore.DeadlinesReader); ok {
+		return dr, true
+	}
+	dr, ok := store.(evokestore.DeadlinesReader)
+	return dr, ok
 }
 
 // Counters returns the engine's totals.
