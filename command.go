@@ -62,8 +62,11 @@ func (c Command) validate() error {
 
 // CommandID returns the deterministic ID of the index-th command that
 // process manager pm's instance produced on the event trigger (its ID and
-// Position are used). IDs are UUIDs whose first 48 bits are the trigger's
-// position, so that IDs made in log order sort in log order.
+// Position are used). IDs are UUIDs whose first 48 bits are a sort key, so
+// that IDs made in log order sort (nearly) in log order: the trigger ID's
+// own first 48 bits when it is a UUID of version 7 (a time) or 8 (as evoke
+// derives the IDs of the events aggregates append for its commands), and
+// otherwise the trigger's position.
 func CommandID(pm, instanceID string, trigger Event, index int) string {
 	return engine.CommandID(pm, instanceID, trigger.ID, trigger.Position, index)
 }

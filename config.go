@@ -51,6 +51,22 @@ type Config struct {
 	// added ~35 MB of peak RSS to evoke bench's runs (garbage collector
 	// headroom included). Defaults to 32768; negative keeps none.
 	InstanceCache int
+	// ChainDepth bounds the follow-on steps a batch runs ahead. When a
+	// batch has (nearly) caught up with the log, the events its inline
+	// commands will append are stepped at once, for the batch's own
+	// instances, and so are the events of the commands those steps issue,
+	// for up to ChainDepth rounds: a saga whose steps all run inline can
+	// complete in one transaction, with one instance write, instead of one
+	// transaction per step. The follow-on steps are prepared off the
+	// store's writer; the writer only checks, after appending, that no
+	// event committed meanwhile by someone else reached a chained instance
+	// (log order, SPEC §3.1), and otherwise writes the batch again without
+	// them. A chained step's event has no log position yet when Handle
+	// sees it: its Position is 0 (its history record and the instance's
+	// last position get the real one). Defaults to 8; negative disables it
+	// (each event is then stepped by a later batch). It has no effect with
+	// QueueCommands.
+	ChainDepth int
 	// Workers is how many goroutines step the instances of one batch in
 	// parallel (one instance still runs one step at a time). Defaults to
 	// GOMAXPROCS.
@@ -117,6 +133,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&out.DispatchBatchSize, 1024)
 	def(&out.Workers, runtime.GOMAXPROCS(0))
 	def(&out.InstanceCache, 32768)
+	def(&out.ChainDepth, 8)
 	def(&out.MaxAttempts, 5)
 	defd := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {

@@ -35,6 +35,7 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 	}
 	ec := engine.Config{
 		Store: store, Logger: c.Logger, Clock: c.Clock, BatchSize: c.BatchSize, DispatchBatchSize: c.DispatchBatchSize, InlineDispatch: !c.QueueCommands,
+		ChainDepth:    max(c.ChainDepth, 0),
 		InstanceCache: max(c.InstanceCache, 0),
 		Workers:       c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
 		Retention: c.Retention, PurgeInterval: c.PurgeInterval,
@@ -318,6 +319,12 @@ type Stats struct {
 	// appended to, a store refusing the events) and were queued in the
 	// outbox instead (see Config.QueueCommands).
 	InlineFallbacks int64
+	// Chained counts steps committed as follow-on steps, in the
+	// transaction that appended their events (see Config.ChainDepth);
+	// ChainFallbacks counts batches written again without them (an event
+	// committed meanwhile reached a chained instance, or the transaction
+	// with them failed).
+	Chained, ChainFallbacks int64
 }
 
 // Stats returns the runtime's counters.
@@ -329,5 +336,6 @@ func (rt *Runtime) Stats() Stats {
 		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
 		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
+		Chained: c.Chained.Load(), ChainFallbacks: c.ChainFallbacks.Load(),
 	}
 }

@@ -112,9 +112,23 @@ type Result struct {
 	PeakRSSMB float64 `json:"peak_rss_mb"`
 	// SeedSeconds is how long seeding the in-flight instances took.
 	SeedSeconds float64 `json:"seed_seconds"`
+	// Runtime are some of the runtime's counters: its batches, the steps
+	// it chained into the batch that appended their events
+	// (Config.ChainDepth), and the batches it wrote again without their
+	// chained steps or with their commands queued.
+	Runtime RuntimeCounters `json:"runtime"`
 	// Machine is the machine's own figures on the store's backend, when
 	// measured (evoke bench --calibrate; see Calibrate).
 	Machine *Machine `json:"machine,omitempty"`
+}
+
+// RuntimeCounters are Result.Runtime.
+type RuntimeCounters struct {
+	Steps           int64 `json:"steps"`
+	Batches         int64 `json:"batches"`
+	Chained         int64 `json:"chained"`
+	ChainFallbacks  int64 `json:"chain_fallbacks"`
+	InlineFallbacks int64 `json:"inline_fallbacks"`
 }
 
 // WarmUp is how long after the start of the timed run SteadyStepLatency
@@ -169,6 +183,8 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	end()
 	res.Completed, res.Failed = sum.Completed, sum.Failed
 	res.Events, res.Commands, res.Seconds = sum.Events, sum.Commands, sum.Seconds
+	rs := sum.Runtime
+	res.Runtime = RuntimeCounters{Steps: rs.Steps, Batches: rs.Batches, Chained: rs.Chained, ChainFallbacks: rs.ChainFallbacks, InlineFallbacks: rs.InlineFallbacks}
 	if sum.Seconds > 0 {
 		res.SagasPerSec = float64(sum.Completed) / sum.Seconds
 		res.EventsPerSec = float64(sum.Events) / sum.Seconds

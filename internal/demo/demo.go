@@ -86,6 +86,8 @@ type Summary struct {
 	Commands    int64   `json:"commands"`
 	Seconds     float64 `json:"seconds"`
 	SagasPerSec float64 `json:"sagas_per_sec"`
+	// Runtime are the runtime's counters at the end of the run.
+	Runtime evoke.Stats `json:"-"`
 }
 
 // OrderID returns the ID of order number n.
@@ -227,6 +229,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	if err := stop(); err != nil {
 		return sum, err
 	}
+	sum.Runtime = rt.Stats()
 	ictx := context.WithoutCancel(ctx)
 	if err := count(ictx, store, &sum); err != nil {
 		return sum, err

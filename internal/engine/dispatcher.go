@@ -400,6 +400,9 @@ func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) e
 			return fmt.Errorf("delete dispatched commands: %w", err)
 		}
 	}
+	for i := range x.results {
+		x.results[i].Events = nil // from an earlier attempt
+	}
 	if len(x.appends) > 0 {
 		evs, err := tx.AppendEvents(ctx, x.appends)
 		if err != nil {

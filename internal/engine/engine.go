@@ -162,6 +162,9 @@ type Config struct {
 	// InstanceCache is how many instances each router keeps in memory
 	// between batches (cache.go); 0 keeps none.
 	InstanceCache int
+	// ChainDepth is how many rounds of follow-on steps a batch prepares
+	// (chain.go); 0 runs none.
+	ChainDepth int
 }
 
 // Engine runs registered process managers and aggregates.
@@ -210,6 +213,12 @@ type Counters struct {
 	// InlineFallbacks counts batches whose commands, executed ahead, could
 	// not be written with the steps and were queued instead.
 	InlineFallbacks atomic.Int64
+	// Chained counts steps committed as follow-on steps, in the
+	// transaction that appended their events (chain.go).
+	Chained atomic.Int64
+	// ChainFallbacks counts batches written again without their
+	// follow-on steps.
+	ChainFallbacks atomic.Int64
 }
 
 // New returns an engine; register before Start.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,29 @@ func TestBackoff(t *testing.T) {
 			if d < want/2 || d > want {
 				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
 			}
+		}
+	}
+}
+
+func TestGapsAndRanges(t *testing.T) {
+	rs := rangesOf([]int64{9, 3, 4, 5, 11, 10, 20})
+	if want := [][2]int64{{3, 5}, {9, 11}, {20, 20}}; !slices.Equal(rs, want) {
+		t.Fatalf("rangesOf = %v, want %v", rs, want)
+	}
+	cases := []struct {
+		after, before int64
+		covered       [][2]int64
+		want          [][2]int64
+	}{
+		{0, 10, nil, [][2]int64{{1, 9}}},
+		{0, 25, rs, [][2]int64{{1, 2}, {6, 8}, {12, 19}, {21, 24}}},
+		{4, 21, rs, [][2]int64{{6, 8}, {12, 19}}},
+		{2, 6, [][2]int64{{3, 5}}, nil},
+		{5, 5, nil, nil},
+	}
+	for _, c := range cases {
+		if got := gaps(c.after, c.before, slices.Clone(c.covered)); !slices.Equal(got, c.want) {
+			t.Errorf("gaps(%d, %d, %v) = %v, want %v", c.after, c.before, c.covered, got, c.want)
 		}
 	}
 }

@@ -63,9 +63,25 @@ func sortKey(id string) uint64 {
 
 // CommandID returns the deterministic ID of the index-th command that
 // process manager pm's instance produced on the event eventID at log
-// position position.
+// position position. Its sort key is the trigger's (triggerKey).
 func CommandID(pm, instanceID, eventID string, position int64, index int) string {
-	return SortableID(uint64(position), "cmd", pm, instanceID, eventID, strconv.Itoa(index))
+	return SortableID(triggerKey(eventID, position), "cmd", pm, instanceID, eventID, strconv.Itoa(index))
+}
+
+// triggerKey is the sort key of the commands an event triggers: the key of
+// the event's own ID when it is a time- or key-ordered UUID (version 7, or
+// version 8 as SortableID makes, as for every event an aggregate appends
+// for evoke), and otherwise its log position. It depends on the event
+// alone, and not on its position for the events aggregates append, so that
+// a step chained before its event has a position (chain.go) issues the
+// same IDs as when a later batch steps the event.
+func triggerKey(eventID string, position int64) uint64 {
+	if len(eventID) == 36 && (eventID[14] == '7' || eventID[14] == '8') {
+		if k := sortKey(eventID); k != 0 {
+			return k
+		}
+	}
+	return uint64(position)
 }
 
 // EventID returns the deterministic ID of the index-th event a command

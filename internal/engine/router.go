@@ -40,6 +40,9 @@ type router struct {
 	kick      chan struct{} // wakes the router after an operator action
 	// cache holds instances as this router committed them (nil: none).
 	cache *instCache
+	// skips are the positions of the events this router chained in
+	// landed batches, until its checkpoints pass them (chain.go).
+	skips [][2]int64
 }
 
 // partCP is the checkpoint of one owned partition.
@@ -57,6 +60,9 @@ type partCP struct {
 type item struct {
 	ev   *evokestore.Event
 	kind RouteKind
+	// chained: ev is appended by the batch that steps it (chain.go); it
+	// has no position yet.
+	chained bool
 }
 
 // group is one instance's share of a batch, and what stepping it produced.
@@ -269,7 +275,7 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 		if errors.Is(err, errDropped) {
 			return true, nil
 		}
-		return f.b.fellBack, err
+		return !f.b.landedAsPrepared(), err
 	}
 	// landAll lands every flight and returns the first error. Batches after
 	// one that failed or fell back are dropped unwritten.
@@ -334,13 +340,16 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 				if b.needsTx() { // else it only moves checkpoints, in order
 					err = r.write(ctx, b)
 				}
-				f.ok <- err == nil && !b.fellBack
+				f.ok <- err == nil && b.landedAsPrepared()
 				f.done <- err
 			}()
 		}
-		if !b.more || n+1 >= maxDrain {
+		if n+1 >= maxDrain || (!b.more && (len(q) == 0 || b.chain == nil)) {
 			return b.more, landAll()
 		}
+		// Caught up, with follow-on steps being written: the next batch
+		// (the events committed since) is prepared meanwhile, since
+		// preparing a chained batch takes about as long as writing it.
 	}
 }
 
@@ -377,6 +386,32 @@ type batch struct {
 	// fellBack: executing exec with the steps failed, so every command was
 	// queued instead.
 	fellBack bool
+
+	// readTo is the log position the batch read up to.
+	readTo int64
+	// chain are the follow-on steps prepared with the batch (chain.go);
+	// chainDropped: the batch was written without them.
+	chain        *chainResult
+	chainDropped bool
+	// prevChained are the IDs of the events chained by the batches in
+	// flight when this one was prepared, and prevLanded where their
+	// writers appended.
+	prevChained []map[string]bool
+	prevLanded  []*landing
+	// landed is where the batch's writer appended (chain.go).
+	landed *landing
+}
+
+// landedAsPrepared reports whether the batch committed as the batches
+// prepared after it assumed.
+func (b *batch) landedAsPrepared() bool { return !b.fellBack && !b.chainDropped }
+
+// chained returns the batch's committed follow-on steps, or nil.
+func (b *batch) chained() *chainResult {
+	if b.chainDropped || b.fellBack {
+		return nil
+	}
+	return b.chain
 }
 
 // needsTx reports whether the batch has anything to write.
@@ -422,16 +457,23 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	// Every position up to head is committed (the stores assign positions
 	// in commit order), so the window's end is final once read.
 	until := min(head, after+scanWindow)
-	events, err := st.ReadLog(ctx, evokestore.LogQuery{After: after, Until: until, Types: r.types, Limit: r.en.cfg.BatchSize})
+	// The positions of events this router chained are not read again
+	// (chain.go).
+	events, full, skipped, err := r.readGaps(ctx, after, until, r.chainedRanges(prevs))
 	if err != nil {
 		return nil, fmt.Errorf("read log after %d: %w", after, err)
 	}
-	full := len(events) == r.en.cfg.BatchSize
 	newPos := until
 	if full {
 		newPos = events[len(events)-1].Position
 	}
-	b := &batch{ls: ls, fenceParts: ls.parts, more: full || until < head}
+	b := &batch{ls: ls, fenceParts: ls.parts, more: full || until < head, readTo: newPos, landed: &landing{}}
+	for _, prev := range prevs {
+		if prev.chain != nil {
+			b.prevChained = append(b.prevChained, prev.chain.ids)
+		}
+		b.prevLanded = append(b.prevLanded, prev.landed)
+	}
 	farthest := int64(0)
 	for _, p := range ls.parts {
 		pc := r.cps[p]
@@ -443,16 +485,21 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	// Nothing of interest in the window: move past it. The new positions
 	// are written with the next batch, or now if they ran far ahead (a
 	// restart would only rescan uninteresting events).
-	b.persist = len(events) > 0 || farthest >= scanWindow
+	b.persist = len(events) > 0 || skipped || farthest >= scanWindow
 	if len(events) > 0 {
 		now := r.en.cfg.Clock.Now()
-		b.groups, b.order, b.orphans = r.correlate(events, true)
+		b.groups, b.order, b.orphans = r.correlate(events, true, b.chainedBy)
 		if err := r.load(ctx, ls, b.groups, b.order, prevs); err != nil {
 			return nil, err
 		}
 		r.stepAll(b.groups, b.order, now, false)
 		if err := r.settle(ctx, b, prevs); err != nil {
 			return nil, err
+		}
+		if r.chainable(b, head) {
+			if b.chain, err = r.chain(ctx, b, prevs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, cp := range b.cps {
@@ -480,10 +527,26 @@ func (r *router) finish(b *batch) {
 		r.en.counters.Dispatched.Add(int64(len(b.exec.results)))
 		r.en.counters.Rejected.Add(int64(b.exec.rejected))
 	}
+	ch := b.chained()
+	if ch != nil {
+		if rs := b.landed.chained.Load(); rs != nil {
+			r.skips = append(r.skips, *rs...)
+		}
+		r.en.counters.Chained.Add(int64(ch.steps))
+		r.en.counters.Commands.Add(int64(len(ch.queued)))
+		for _, x := range ch.execs {
+			r.en.counters.Commands.Add(int64(len(x.results)))
+			r.en.counters.Dispatched.Add(int64(len(x.results)))
+			r.en.counters.Rejected.Add(int64(x.rejected))
+		}
+	}
 	logTransitions := r.en.log.Enabled(context.Background(), slog.LevelInfo)
 	for _, id := range b.order {
 		g := b.groups[id]
-		if g.write != nil {
+		if w := ch.landedWrite(id); w != nil {
+			g = ch.groups[id]
+			r.cache.put(&w.Instance, g.token)
+		} else if g.write != nil {
 			r.cache.put(&g.write.Instance, g.token)
 		}
 		if w := g.write; w != nil && w.Status == evokestore.StatusFailing {
@@ -508,7 +571,7 @@ func (r *router) finish(b *batch) {
 // owns; with fresh, it skips events at or below their partition's
 // checkpoint. Events whose correlation fails are returned as orphans, held
 // for the process manager by the owner of the empty ID's partition.
-func (r *router) correlate(events []evokestore.Event, fresh bool) (map[string]*group, []string, []evokestore.HeldEvent) {
+func (r *router) correlate(events []evokestore.Event, fresh bool, chained func(id string) bool) (map[string]*group, []string, []evokestore.HeldEvent) {
 	groups := make(map[string]*group)
 	var order []string
 	var orphans []evokestore.HeldEvent
@@ -522,6 +585,9 @@ func (r *router) correlate(events []evokestore.Event, fresh bool) (map[string]*g
 	}
 	for i := range events {
 		ev := &events[i]
+		if chained != nil && chained(ev.ID) {
+			continue // stepped by the batch in flight that appends it
+		}
 		route := r.route(ev)
 		switch route.Kind {
 		case RouteIgnore:
@@ -580,6 +646,13 @@ func (r *router) load(ctx context.Context, ls *leaseSet, groups map[string]*grou
 next:
 	for _, id := range order {
 		for _, prev := range prevs {
+			if prev.chain != nil {
+				if cg := prev.chain.groups[id]; cg != nil {
+					in := cg.write.Instance
+					groups[id].inst = &in
+					continue next
+				}
+			}
 			if pg := prev.groups[id]; pg != nil && pg.write != nil {
 				in := pg.write.Instance
 				groups[id].inst = &in
@@ -667,7 +740,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 	loaded, stepped, touched := false, false, false
 	for idx, it := range g.items {
 		ev := it.ev
-		if exists && ev.Position <= inst.LastPosition {
+		if exists && !it.chained && ev.Position <= inst.LastPosition {
 			continue // stepped in an earlier, committed batch
 		}
 		if exists && inst.Status.Done() && ev.Type != TypeCommandRejected {
@@ -771,7 +844,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 // firstPending returns the index of the group's first event not yet stepped.
 func firstPending(g *group) int {
 	for i, it := range g.items {
-		if g.inst == nil || it.ev.Position > g.inst.LastPosition {
+		if g.inst == nil || it.chained || it.ev.Position > g.inst.LastPosition {
 			return i
 		}
 	}
@@ -857,7 +930,9 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStart, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
 	}
 	inst.Version++
-	inst.LastPosition = ev.Position
+	if !it.chained { // else it has no position yet: the writer sets it (chain.go)
+		inst.LastPosition = ev.Position
+	}
 	inst.Phase = res.Phase
 	inst.UpdatedAt = now
 	inst.Attempts = 0
@@ -869,7 +944,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if replay {
 		g.released = append(g.released, ev.Position)
 	}
-	suppress := r.opts.SuppressCatchup && ev.Position <= r.catchupUntil(g.partition)
+	suppress := r.opts.SuppressCatchup && !it.chained && ev.Position <= r.catchupUntil(g.partition)
 	correlation := ev.CorrelationID
 	if correlation == "" {
 		correlation = ev.ID
@@ -982,6 +1057,7 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 // commit settles and writes a batch synchronously (operator actions and
 // retries, outside the pipeline of drain).
 func (r *router) commit(ctx context.Context, b *batch) error {
+	b.landed = &landing{}
 	if err := r.settle(ctx, b, nil); err != nil {
 		return err
 	}
@@ -1047,6 +1123,11 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 		for id := range prev.queuedIDs {
 			waiting[id] = true
 		}
+		if prev.chain != nil {
+			for id := range prev.chain.queuedIDs {
+				waiting[id] = true
+			}
+		}
 	}
 	for i := range b.outbox {
 		c := &b.outbox[i]
@@ -1070,18 +1151,40 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	if len(now) == 0 {
 		return nil
 	}
-	// The aggregates as the batches in flight leave them: the newest wins.
+	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), true)
+	return err
+}
+
+// inflightAggs returns the aggregates as the batches in flight (prevs,
+// newest first) leave them: the newest wins.
+func inflightAggs(prevs []*batch) map[string]*aggState {
 	var overlay map[string]*aggState
 	for i := len(prevs) - 1; i >= 0; i-- {
-		if x := prevs[i].exec; x != nil {
-			if overlay == nil {
-				overlay = make(map[string]*aggState, len(x.aggs))
+		for _, aggs := range []map[string]*aggState{execAggs(prevs[i].exec), chainAggs(prevs[i].chain)} {
+			if len(aggs) == 0 {
+				continue
 			}
-			maps.Copy(overlay, x.aggs)
+			if overlay == nil {
+				overlay = make(map[string]*aggState, len(aggs))
+			}
+			maps.Copy(overlay, aggs)
 		}
 	}
-	b.exec, err = r.en.decideAll(ctx, r.en.store, now, overlay, true)
-	return err
+	return overlay
+}
+
+func execAggs(x *execution) map[string]*aggState {
+	if x == nil {
+		return nil
+	}
+	return x.aggs
+}
+
+func chainAggs(ch *chainResult) map[string]*aggState {
+	if ch == nil {
+		return nil
+	}
+	return ch.aggs
 }
 
 // queue queues cmds in the outbox.
@@ -1103,41 +1206,83 @@ func (b *batch) queue(cmds []evokestore.OutboxCommand) {
 // It runs while the next batch is prepared, which reads b's plan: it
 // changes nothing of b but fellBack, read once it returned.
 func (r *router) write(ctx context.Context, b *batch) error {
-	err := r.writeOnce(ctx, b, b.queued, b.exec)
+	err := r.writeOnce(ctx, b, b.queued, b.exec, b.chain)
+	if err == nil && b.chain != nil {
+		rs := b.landed.pending
+		b.landed.chained.Store(&rs)
+	}
+	if err != nil && b.chain != nil && ctx.Err() == nil && !errors.Is(err, evokestore.ErrLeaseLost) && !errors.Is(err, evokestore.ErrFenced) {
+		// Without the follow-on steps: the batches prepared on top of
+		// this one are prepared again.
+		if !errors.Is(err, errChainBlocked) {
+			r.en.log.Warn("writing a batch's follow-on steps failed; writing it without them",
+				"process_manager", r.name, "steps", b.chain.steps, "err", err)
+		}
+		r.en.counters.ChainFallbacks.Add(1)
+		b.chainDropped = true
+		err = r.writeOnce(ctx, b, b.queued, b.exec, nil)
+	}
 	if err != nil && b.exec != nil && ctx.Err() == nil && !errors.Is(err, evokestore.ErrLeaseLost) && !errors.Is(err, evokestore.ErrFenced) {
 		r.en.log.Warn("executing a batch's commands with its steps failed; queueing them in the outbox instead",
 			"process_manager", r.name, "commands", len(b.exec.results), "err", err)
 		r.en.counters.InlineFallbacks.Add(1)
 		b.fellBack = true
-		err = r.writeOnce(ctx, b, b.outbox, nil)
+		err = r.writeOnce(ctx, b, b.outbox, nil, nil)
 	}
 	return err
 }
 
-// writeOnce commits b with queued going to the outbox and exec's outcomes
-// and events (nil: none).
-func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.OutboxCommand, exec *execution) error {
-	nh, nheld := 0, len(b.orphans)
-	for _, id := range b.order {
-		nh += len(b.groups[id].history)
-		nheld += len(b.groups[id].held)
-	}
-	var (
-		writes  = make([]evokestore.InstanceWrite, 0, len(b.order))
-		history = make([]evokestore.HistoryRecord, 0, nh)
-		held    = append(make([]evokestore.HeldEvent, 0, nheld), b.orphans...)
-	)
-	for _, id := range b.order {
-		g := b.groups[id]
-		if g.write != nil {
-			writes = append(writes, *g.write)
-		}
-		history = append(history, g.history...)
-		held = append(held, g.held...)
-	}
+// writeOnce commits b with queued going to the outbox, exec's outcomes
+// and events (nil: none), and the follow-on steps ch (nil: none).
+func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.OutboxCommand, exec *execution, ch *chainResult) error {
 	return evokestore.WithTx(ctx, r.en.store, func(tx evokestore.Tx) error {
+		b.landed.ranges = b.landed.ranges[:0] // of an attempt rolled back
 		if err := r.en.fence(ctx, tx, b.ls, b.fenceParts); err != nil {
 			return err
+		}
+		// groupOf is the output to write for an instance: its chained one,
+		// if any.
+		groupOf := func(id string) *group { return b.groups[id] }
+		var chainHist map[string][]evokestore.HistoryRecord
+		if ch != nil {
+			// The appends come first: the chained steps' positions are
+			// known only after them.
+			landed, hist, err := r.landChain(ctx, tx, b, exec, ch)
+			if err != nil {
+				return err
+			}
+			ch.landed, chainHist = landed, hist
+			queued = append(queued[:len(queued):len(queued)], ch.queued...)
+			groupOf = func(id string) *group {
+				if cg := ch.groups[id]; cg != nil {
+					return cg
+				}
+				return b.groups[id]
+			}
+		}
+		nh, nheld := 0, len(b.orphans)
+		for _, id := range b.order {
+			g := groupOf(id)
+			nh += len(g.history)
+			nheld += len(g.held)
+		}
+		var (
+			writes  = make([]evokestore.InstanceWrite, 0, len(b.order))
+			history = make([]evokestore.HistoryRecord, 0, nh)
+			held    = append(make([]evokestore.HeldEvent, 0, nheld), b.orphans...)
+		)
+		for _, id := range b.order {
+			if w := ch.landedWrite(id); w != nil {
+				writes = append(writes, *w)
+				history = append(history, chainHist[id]...)
+				continue
+			}
+			g := b.groups[id]
+			if g.write != nil {
+				writes = append(writes, *g.write)
+			}
+			history = append(history, g.history...)
+			held = append(held, g.held...)
 		}
 		if len(writes) > 0 {
 			if err := tx.PutInstances(ctx, writes); err != nil {
@@ -1162,7 +1307,7 @@ func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.Ou
 		var dlIDs []string
 		var dls []evokestore.Deadline
 		for _, id := range b.order {
-			g := b.groups[id]
+			g := groupOf(id)
 			if len(g.released) > 0 {
 				if err := tx.Release(ctx, r.name, id, g.released); err != nil {
 					return fmt.Errorf("release held events: %w", err)
@@ -1188,8 +1333,11 @@ func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.Ou
 				return err
 			}
 		}
-		if exec != nil {
-			return exec.write(ctx, tx, nil) // appends last
+		if exec != nil && ch == nil {
+			if err := exec.write(ctx, tx, nil); err != nil { // appends last
+				return err
+			}
+			b.landed.record(exec)
 		}
 		return nil
 	})

@@ -1,0 +1,247 @@
+package evoke_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
+)
+
+// relay is a process manager whose every step's command is executed by an
+// aggregate of this runtime whose event the same instance handles next: a
+// chain of hops, as in order fulfilment. Begin starts it; each "hop"
+// command appends Relayed; the third Relayed completes it. Poke, from
+// outside, is recorded in between. Seen records the events in the order
+// Handle saw them.
+type relay struct{}
+
+type relayState struct {
+	Seen   []string `json:"seen"`
+	Hops   int      `json:"hops"`
+	Status string   `json:"status"`
+}
+
+type relayData struct {
+	ID  string `json:"id"`
+	Hop int    `json:"hop,omitempty"`
+}
+
+func (relay) Name() string                                 { return "relay" }
+func (relay) InterestedIn() []string                       { return []string{"Begin", "Relayed", "Poke"} }
+func (relay) Strict() bool                                 { return false }
+func (relay) Apply(s relayState, _ evoke.Event) relayState { return s }
+func (relay) Completed(s relayState) bool                  { return s.Status == "done" }
+func (relay) Status(s relayState) string                   { return s.Status }
+
+func (relay) Correlate(e evoke.Event) evoke.Correlation {
+	if e.Type == "Begin" {
+		return evoke.ByField(e, "id", evoke.Start)
+	}
+	return evoke.ByField(e, "id", evoke.Continue)
+}
+
+func (relay) Handle(s relayState, e evoke.Event) (relayState, []evoke.Command, error) {
+	var d relayData
+	if err := e.Decode(&d); err != nil {
+		return s, nil, err
+	}
+	s.Seen = append(slices.Clip(s.Seen), e.Type)
+	switch e.Type {
+	case "Poke":
+		return s, nil, nil
+	case "Relayed":
+		s.Hops = d.Hop
+	}
+	if s.Hops == 3 {
+		s.Status = "done"
+		return s, nil, nil
+	}
+	s.Status = fmt.Sprintf("hop-%d", s.Hops+1)
+	return s, []evoke.Command{evoke.NewCommand("hop", "relayer", d.ID, relayData{ID: d.ID, Hop: s.Hops + 1})}, nil
+}
+
+// relayer is relay's aggregate: a hop appends Relayed.
+type relayer struct{}
+
+func (relayer) Execute(_ struct{}, c evoke.Command) ([]evoke.Event, error) {
+	var d relayData
+	if err := c.Decode(&d); err != nil {
+		return nil, err
+	}
+	return []evoke.Event{evoke.NewEvent("Relayed", d)}, nil
+}
+
+func (relayer) Apply(s struct{}, _ evoke.Event) struct{} { return s }
+
+func startRelay(t *testing.T, st evokestore.Store, cfg *evoke.Config) *evoke.Runtime {
+	t.Helper()
+	rt := newRuntime(t, st, cfg)
+	if err := evoke.RegisterAggregate(rt, "relayer", relayer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, relay{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	return rt
+}
+
+// verifyRelay checks that instance id completed having seen want, in log
+// order: each history record at its event's log position, the instance's
+// last position its last event's, and every command under the ID
+// evoke.CommandID gives for its trigger, with exactly one event.
+func verifyRelay(t *testing.T, st evokestore.Store, id string, want []string) {
+	t.Helper()
+	ctx := context.Background()
+	inst, ok := instance(t, st, "relay", id)
+	if !ok || inst.Status != evokestore.StatusCompleted {
+		t.Fatalf("%s: %+v, want completed", id, inst)
+	}
+	var s relayState
+	if err := json.Unmarshal(inst.State, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Seen, want) {
+		t.Fatalf("%s saw %v, want %v", id, s.Seen, want)
+	}
+	hist, err := st.History(ctx, "relay", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != len(want) {
+		t.Fatalf("%s: %d history records, want %d", id, len(hist), len(want))
+	}
+	evs, err := st.ReadLog(ctx, evokestore.LogQuery{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int64{}
+	causes := map[string]int{}
+	for _, e := range evs {
+		pos[e.ID] = e.Position
+		causes[e.CausationID]++
+	}
+	for i, h := range hist {
+		if p, ok := pos[h.EventID]; !ok || p != h.Position || (i > 0 && h.Position <= hist[i-1].Position) || h.Version != int64(i+1) {
+			t.Fatalf("%s: history %d = %+v; the event is at %d", id, i, h, p)
+		}
+		var refs []struct {
+			ID string `json:"id"`
+		}
+		if len(h.Commands) > 0 {
+			if err := json.Unmarshal(h.Commands, &refs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, ref := range refs {
+			if want := evoke.CommandID("relay", id, evoke.Event{ID: h.EventID, Position: h.Position}, k); ref.ID != want || causes[ref.ID] != 1 {
+				t.Fatalf("%s: command %s on %s (caused %d events), want ID %s", id, ref.ID, h.EventType, causes[ref.ID], want)
+			}
+		}
+	}
+	if last := hist[len(hist)-1].Position; inst.LastPosition != last {
+		t.Fatalf("%s: last position %d, want %d", id, inst.LastPosition, last)
+	}
+}
+
+// A saga whose steps all run inline completes in the batch that read its
+// first event (Config.ChainDepth), and is stored as if each step had run
+// in a batch of its own: positions, versions, command IDs. With chaining
+// off, the same.
+func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
+	t.Parallel()
+	for _, depth := range []int{0, -1} {
+		t.Run(fmt.Sprintf("depth=%d", depth), func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t)
+			cfg := quietConfig()
+			cfg.ChainDepth = depth
+			rt := startRelay(t, st, cfg)
+			const n = 40
+			var batch []evoke.StreamAppend
+			for k := range n {
+				id := fmt.Sprintf("r%02d", k)
+				batch = append(batch, evoke.StreamAppend{StreamID: "begin-" + id, ExpectedVersion: evoke.NoStream,
+					Events: []evoke.Event{evoke.NewEvent("Begin", relayData{ID: id})}})
+			}
+			if _, err := rt.AppendBatch(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+			evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
+			for k := range n {
+				verifyRelay(t, st, fmt.Sprintf("r%02d", k), []string{"Begin", "Relayed", "Relayed", "Relayed"})
+			}
+			stats := rt.Stats()
+			if depth < 0 && stats.Chained != 0 {
+				t.Fatalf("chaining off, yet %d steps chained", stats.Chained)
+			}
+			if depth == 0 && stats.Chained != 3*n {
+				// One batch reads the Begin events (the log holds nothing
+				// else) and chains every hop.
+				t.Fatalf("%d steps chained, want %d (stats %+v)", stats.Chained, 3*n, stats)
+			}
+		})
+	}
+}
+
+// pokingStore is fault injection: once armed, the first read of the log
+// that returns the Begin of instance target commits a Poke for it before
+// returning, so that the Poke falls between the batch's end and its
+// appends.
+type pokingStore struct {
+	evokestore.Store
+	target string
+	armed  atomic.Bool
+}
+
+func (s *pokingStore) ReadLog(ctx context.Context, q evokestore.LogQuery) ([]evokestore.Event, error) {
+	evs, err := s.Store.ReadLog(ctx, q)
+	if err != nil || !s.armed.Load() {
+		return evs, err
+	}
+	for _, e := range evs {
+		var d relayData
+		if e.Type == "Begin" && json.Unmarshal(e.Data, &d) == nil && d.ID == s.target && s.armed.CompareAndSwap(true, false) {
+			data, _ := json.Marshal(relayData{ID: s.target})
+			tx, err := s.Store.Begin(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "poke-" + s.target, StreamID: "poke-" + s.target, StreamVersion: 1, Type: "Poke", Data: data, RecordedAt: time.Now()}}); err != nil {
+				_ = tx.Rollback()
+				return nil, err
+			}
+			if err := tx.Commit(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return evs, nil
+}
+
+// SPEC §3.1 with chaining: an event another writer commits after a batch
+// read the log, for an instance the batch chains, comes before the chained
+// events in the log, so the instance must see it first: the batch is
+// written without its chain, and the instance steps Poke before its hops.
+func TestChainYieldsToAnEventCommittedMeanwhile(t *testing.T) {
+	t.Parallel()
+	st := &pokingStore{Store: openStore(t), target: "x"}
+	st.armed.Store(true)
+	rt := startRelay(t, st, nil)
+	appendEvent(t, rt, "begin-x", "Begin", relayData{ID: "x"})
+	evoketest.Eventually(t, 10*time.Second, "the relay completes", func() bool { return rt.Stats().Completed == 1 })
+	if st.armed.Load() {
+		t.Fatal("the poke was never injected")
+	}
+	verifyRelay(t, st.Store, "x", []string{"Begin", "Poke", "Relayed", "Relayed", "Relayed"})
+	if stats := rt.Stats(); stats.ChainFallbacks == 0 {
+		t.Fatalf("no batch was written without its chain: %+v", stats)
+	}
+}

@@ -1,0 +1,480 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// Follow-on steps ("chaining").
+//
+// A batch executes its steps' commands ahead, and their aggregates' events
+// are appended in the batch's own transaction. Without chaining, those
+// events are stepped by a later batch: one transaction and one instance
+// write per link of a saga, and each link waits for a whole cycle (read,
+// step, write) of the router. With chaining, prepare steps the events the
+// batch will append, for the batch's own instances, runs the commands
+// those steps issue, steps their events, and so on for up to ChainDepth
+// rounds: a whole saga can commit at once, with one instance write, and
+// the stepping stays off the store's writer (session 4 tried chaining on
+// the writer, inside the transaction; the writer is the bottleneck and it
+// lost: docs/design.md).
+//
+// Positions. The chained events have no log position until the writer
+// appends them, so a chained step is prepared with position 0: its
+// history record gets the event's position in the transaction, after the
+// append, and its instance's last position with it; its commands' IDs take
+// the event ID's sort key (the position of the step that started the
+// chain, see SortableID) in place of the position.
+//
+// Order (SPEC §3.1): an instance must see its events in log order. The
+// batch read the log up to position readTo; its appends take the
+// positions after every event committed before them (the stores assign
+// positions in commit order and hold the append lock until commit). So
+// the only events a chained instance could see out of order are those
+// committed between readTo and the batch's first append. The writer reads
+// them after appending, and if one reaches a chained instance that had not
+// stepped it, the transaction is abandoned and the batch written again
+// without its chain (Stats.ChainFallbacks); batches prepared on top of it
+// are then prepared again. Events chained by a batch still in flight are
+// known by their IDs (batch.prevChained), and skipped.
+//
+// The checkpoint stays at readTo: a later batch reads the chained events
+// and skips them, by their ID while the batch that chained them is in
+// flight, and by the instance's last position once it landed.
+//
+// A chained step that fails is not kept: its instance keeps the state of
+// its last good step, and the event is stepped by a later batch as usual,
+// which retries and parks as for any other event.
+
+// maxIntervening bounds the events the writer reads between a batch's end
+// and its first append; with more, the chain is dropped.
+const maxIntervening = 4096
+
+// chainSlack is how far behind the log's head a batch may end and still
+// prepare a chain: further behind, the events committed meanwhile are
+// many, and more likely to reach a chained instance.
+const chainSlack = 2048
+
+// errChainBlocked: an event committed between the batch's end and its
+// appends reaches a chained instance.
+var errChainBlocked = errors.New("an event committed meanwhile reaches a chained instance")
+
+// chainResult is what a batch's follow-on steps produced.
+type chainResult struct {
+	// groups are the chained instances' outputs, their base step
+	// included: the final instance write (with the base's previous
+	// version), and every step's history, commands and telemetry. They are
+	// read by later batches' prepare, and never changed once built.
+	groups map[string]*group
+	// execs are the follow-on commands executed ahead, round by round.
+	execs []*execution
+	// queued are the follow-on commands that wait in the outbox.
+	queued    []evokestore.OutboxCommand
+	queuedIDs map[string]bool
+	// aggs are the aggregates as the chain leaves them.
+	aggs map[string]*aggState
+	// ids are the chained events' IDs.
+	ids   map[string]bool
+	steps int
+	// landed are the chained instances' writes with their positions, as
+	// the writer committed them (read by finish, after the write).
+	landed map[string]*evokestore.InstanceWrite
+}
+
+// chainable reports whether b may prepare follow-on steps: it executed
+// commands ahead, and ended near the log's head.
+func (r *router) chainable(b *batch, head int64) bool {
+	return r.en.cfg.ChainDepth > 0 && b.exec != nil && len(b.exec.appends) > 0 && b.extra == nil && head-b.readTo <= chainSlack
+}
+
+// pending returns the events x will append, without positions.
+func pending(x *execution) []evokestore.Event {
+	evs := make([]evokestore.Event, len(x.appends))
+	for i := range x.appends {
+		evs[i] = pending1(&x.appends[i])
+	}
+	return evs
+}
+
+func pending1(e *evokestore.NewEvent) evokestore.Event {
+	return evokestore.Event{ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
+		CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: e.RecordedAt}
+}
+
+// landing is where a batch's writer appended: ranges of positions, in
+// order. It is set by the writer before the batches after it are written,
+// and read by their writers. chained are the ranges of the events it
+// chained, published once they committed, for the router's reads.
+type landing struct {
+	ranges  [][2]int64
+	pending [][2]int64
+	chained atomic.Pointer[[][2]int64]
+}
+
+// rangesOf returns the positions ps (sorted in place) as ranges.
+func rangesOf(ps []int64) [][2]int64 {
+	slices.Sort(ps)
+	var out [][2]int64
+	for _, p := range ps {
+		if n := len(out); n > 0 && out[n-1][1]+1 == p {
+			out[n-1][1] = p
+		} else {
+			out = append(out, [2]int64{p, p})
+		}
+	}
+	return out
+}
+
+// chainedRanges returns the positions of the events this router chained
+// that it may still read: those of the batches landed (r.skips, pruned as
+// the checkpoints pass them) and of the batches in flight that committed.
+func (r *router) chainedRanges(prevs []*batch) [][2]int64 {
+	low := int64(-1)
+	for _, pc := range r.cps {
+		if low < 0 || pc.committed < low {
+			low = pc.committed
+		}
+	}
+	keep := r.skips[:0]
+	for _, s := range r.skips {
+		if s[1] > low {
+			keep = append(keep, s)
+		}
+	}
+	r.skips = keep
+	out := slices.Clone(r.skips)
+	for _, prev := range prevs {
+		if rs := prev.landed.chained.Load(); rs != nil {
+			out = append(out, *rs...)
+		}
+	}
+	return out
+}
+
+// readGaps reads the events of interest in (after, until], but for those
+// in skip, up to the batch size, and reports whether it stopped there
+// (full), and whether it passed over positions in skip (skipped: the
+// checkpoint is to be written even with no event read).
+func (r *router) readGaps(ctx context.Context, after, until int64, skip [][2]int64) (events []evokestore.Event, full, skipped bool, err error) {
+	limit := r.en.cfg.BatchSize
+	gs := gaps(after, until+1, skip)
+	span := int64(0)
+	for _, g := range gs {
+		span += g[1] - g[0] + 1
+	}
+	skipped = span < until-after
+	for _, gap := range gs {
+		evs, err := r.en.store.ReadLog(ctx, evokestore.LogQuery{After: gap[0] - 1, Until: gap[1], Types: r.types, Limit: limit - len(events)})
+		if err != nil {
+			return nil, false, false, err
+		}
+		if events == nil {
+			events = evs
+		} else {
+			events = append(events, evs...)
+		}
+		if len(events) == limit {
+			return events, true, skipped, nil
+		}
+	}
+	return events, false, skipped, nil
+}
+
+// record adds the positions of x's appended events.
+func (l *landing) record(x *execution) {
+	for i := range x.results {
+		for _, e := range x.results[i].Events {
+			if n := len(l.ranges); n > 0 && l.ranges[n-1][1]+1 == e.Position {
+				l.ranges[n-1][1] = e.Position
+			} else {
+				l.ranges = append(l.ranges, [2]int64{e.Position, e.Position})
+			}
+		}
+	}
+}
+
+// gaps returns the ranges of (after, before) that none of covered covers
+// (it sorts covered in place).
+func gaps(after, before int64, covered [][2]int64) [][2]int64 {
+	slices.SortFunc(covered, func(a, b [2]int64) int { return int(a[0] - b[0]) })
+	var out [][2]int64
+	lo := after + 1
+	for _, c := range covered {
+		if c[1] < lo {
+			continue
+		}
+		if c[0] >= before {
+			break
+		}
+		if c[0] > lo {
+			out = append(out, [2]int64{lo, c[0] - 1})
+		}
+		lo = c[1] + 1
+	}
+	if lo < before {
+		out = append(out, [2]int64{lo, before - 1})
+	}
+	return out
+}
+
+// chain prepares b's follow-on steps; prevs are the batches in flight,
+// newest first. It returns nil when nothing was chained.
+func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainResult, error) {
+	evs := pending(b.exec)
+	// The events the batches in flight append and do not chain come
+	// before b's in the log: the instances they reach are not chained.
+	// (The writer's check skips the positions those batches appended.)
+	blocked := map[string]bool{}
+	for _, prev := range prevs {
+		xs := []*execution{prev.exec}
+		if prev.chain != nil {
+			xs = append(xs, prev.chain.execs...)
+		}
+		for _, x := range xs {
+			if x == nil {
+				continue
+			}
+			for i := range x.appends {
+				if prev.chain != nil && prev.chain.ids[x.appends[i].ID] {
+					continue
+				}
+				ev := pending1(&x.appends[i])
+				if rt := r.route(&ev); rt.ID != "" {
+					blocked[rt.ID] = true
+				}
+			}
+		}
+	}
+	// cur holds the chainable instances as their latest step left them.
+	cur := make(map[string]*evokestore.Instance, len(b.order))
+	for _, id := range b.order {
+		g := b.groups[id]
+		if w := g.write; w != nil && !w.Status.Done() && !w.Status.Stuck() && len(g.held) == 0 {
+			in := w.Instance
+			cur[id] = &in
+		}
+	}
+	// inline: instances whose commands may run ahead (none of theirs is
+	// waiting in the outbox).
+	inline := make(map[string]bool, len(cur))
+	for i := range b.exec.results {
+		if id := b.exec.results[i].Outcome.InstanceID; cur[id] != nil && !b.queuedIDs[id] {
+			inline[id] = true
+		}
+	}
+	base := inflightAggs(prevs)
+	overlay := make(map[string]*aggState, len(base)+len(b.exec.aggs))
+	maps.Copy(overlay, base)
+	maps.Copy(overlay, b.exec.aggs)
+	res := &chainResult{groups: map[string]*group{}, ids: map[string]bool{}}
+	for round := 0; round < r.en.cfg.ChainDepth && len(evs) > 0; round++ {
+		groups := map[string]*group{}
+		var order []string
+		for i := range evs {
+			ev := &evs[i]
+			rt := r.route(ev)
+			switch {
+			case rt.Kind == RouteIgnore || rt.Kind == RouteError:
+				continue
+			case blocked[rt.ID] || cur[rt.ID] == nil:
+				// Not chained: a later batch steps it, and every later
+				// event of the instance.
+				blocked[rt.ID] = true
+				continue
+			}
+			g := groups[rt.ID]
+			if g == nil {
+				in := *cur[rt.ID]
+				g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in}
+				groups[rt.ID] = g
+				order = append(order, rt.ID)
+			}
+			g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
+		}
+		if len(order) == 0 {
+			break
+		}
+		r.stepAll(groups, order, r.en.cfg.Clock.Now(), false)
+		var cmds []evokestore.OutboxCommand
+		for _, id := range order {
+			g := groups[id]
+			if g.write == nil || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
+				// A step failed (or an event was dropped): nothing of
+				// this round is kept for the instance.
+				blocked[id] = true
+				delete(cur, id)
+				continue
+			}
+			for _, it := range g.items {
+				res.ids[it.ev.ID] = true
+			}
+			res.steps += len(g.items)
+			in := g.write.Instance
+			if in.Status.Done() {
+				delete(cur, id)
+				blocked[id] = true
+			} else {
+				cur[id] = &in
+			}
+			res.merge(b.groups[id], g)
+			cmds = append(cmds, g.outbox...)
+		}
+		var now []evokestore.OutboxCommand
+		for i := range cmds {
+			c := &cmds[i]
+			if inline[c.InstanceID] && r.en.aggregates[c.AggregateType] != nil {
+				now = append(now, *c)
+				continue
+			}
+			inline[c.InstanceID] = false // its later commands queue behind it
+			res.queued = append(res.queued, *c)
+			if res.queuedIDs == nil {
+				res.queuedIDs = map[string]bool{}
+			}
+			res.queuedIDs[c.InstanceID] = true
+		}
+		if len(now) == 0 {
+			break
+		}
+		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, true)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(overlay, x.aggs)
+		res.execs = append(res.execs, x)
+		evs = pending(x)
+	}
+	if len(res.groups) == 0 {
+		return nil, nil
+	}
+	res.aggs = overlay
+	return res, nil
+}
+
+// merge adds chained step output g to the result for its instance, whose
+// base batch output is base (left as it is, for a write without the
+// chain).
+func (res *chainResult) merge(base, g *group) {
+	m := res.groups[g.id]
+	if m == nil {
+		cp := *base
+		cp.history = append([]evokestore.HistoryRecord(nil), base.history...)
+		cp.outbox = append([]evokestore.OutboxCommand(nil), base.outbox...)
+		cp.telemetry = append([]Telemetry(nil), base.telemetry...)
+		cp.deadlines = append([]evokestore.Deadline(nil), base.deadlines...)
+		w := *base.write
+		cp.write = &w
+		m = &cp
+		res.groups[g.id] = m
+	}
+	m.write.Instance = g.write.Instance // the base's previous version stays
+	m.history = append(m.history, g.history...)
+	m.outbox = append(m.outbox, g.outbox...)
+	m.telemetry = append(m.telemetry, g.telemetry...)
+	if g.setDL {
+		m.deadlines, m.setDL = append(m.deadlines[:0], g.deadlines...), true
+	}
+}
+
+// chainedBy reports whether a batch in flight when b was prepared chained
+// the event id.
+func (b *batch) chainedBy(id string) bool {
+	for _, ids := range b.prevChained {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// land writes ch's appends in tx, after b's own (exec), checks the events
+// committed since b's end, and returns the chained instances' writes and
+// history with their positions.
+func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec *execution, ch *chainResult) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
+	for _, x := range append([]*execution{exec}, ch.execs...) {
+		if err := x.write(ctx, tx, nil); err != nil {
+			return nil, nil, err
+		}
+		b.landed.record(x)
+	}
+	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
+	first := int64(0)
+	for _, x := range append([]*execution{exec}, ch.execs...) {
+		for i := range x.results {
+			for _, e := range x.results[i].Events {
+				pos[e.ID] = e.Position
+				if first == 0 || e.Position < first {
+					first = e.Position
+				}
+			}
+		}
+	}
+	// The events committed between the batch's end and its appends, but
+	// for those of the batches in flight (known, see chain).
+	var covered [][2]int64
+	for _, l := range b.prevLanded {
+		covered = append(covered, l.ranges...)
+	}
+	for _, gap := range gaps(b.readTo, first, covered) {
+		between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: gap[0] - 1, Until: gap[1], Types: r.types, Limit: maxIntervening})
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the events committed since the batch: %w", err)
+		}
+		if len(between) == maxIntervening {
+			return nil, nil, fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
+		}
+		for i := range between {
+			ev := &between[i]
+			if b.chainedBy(ev.ID) {
+				continue
+			}
+			rt := r.route(ev)
+			if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
+				continue
+			}
+			if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
+				continue // stepped already
+			}
+			return nil, nil, fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+		}
+	}
+	writes := make(map[string]*evokestore.InstanceWrite, len(ch.groups))
+	history := make(map[string][]evokestore.HistoryRecord, len(ch.groups))
+	for id, g := range ch.groups {
+		w := *g.write
+		hs := append([]evokestore.HistoryRecord(nil), g.history...)
+		for i := range hs {
+			if hs[i].Position != 0 {
+				continue
+			}
+			p, ok := pos[hs[i].EventID]
+			if !ok {
+				return nil, nil, fmt.Errorf("chained event %s of %s was not appended", hs[i].EventID, id)
+			}
+			hs[i].Position = p
+			w.LastPosition = max(w.LastPosition, p)
+		}
+		writes[id], history[id] = &w, hs
+	}
+	ps := make([]int64, 0, len(ch.ids))
+	for id := range ch.ids {
+		ps = append(ps, pos[id])
+	}
+	b.landed.pending = rangesOf(ps)
+	return writes, history, nil
+}
+
+// landedWrite returns the committed write of chained instance id, or nil
+// (also for a nil ch).
+func (ch *chainResult) landedWrite(id string) *evokestore.InstanceWrite {
+	if ch == nil {
+		return nil
+	}
+	return ch.landed[id]
+}
