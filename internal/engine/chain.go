@@ -41,8 +41,9 @@ import (
 // them after appending, and if one reaches a chained instance that had not
 // stepped it, the transaction is abandoned and the batch written again
 // without its chain (Stats.ChainFallbacks); batches prepared on top of it
-// are then prepared again. Events chained by a batch still in flight are
-// known by their IDs (batch.prevChained), and skipped.
+// are then prepared again. The positions the batches in flight appended
+// are not read (batch.prevLanded): their unchained events were checked in
+// prepare, where an instance they reach is not chained.
 //
 // The checkpoint stays at readTo: a later batch reads the chained events
 // and skips them, by their ID while the batch that chained them is in
@@ -397,15 +398,13 @@ func (b *batch) chainedBy(id string) bool {
 // committed since b's end, and returns the chained instances' writes and
 // history with their positions.
 func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec *execution, ch *chainResult) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
+	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
+	first := int64(0)
 	for _, x := range append([]*execution{exec}, ch.execs...) {
 		if err := x.write(ctx, tx, nil); err != nil {
 			return nil, nil, err
 		}
 		b.landed.record(x)
-	}
-	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
-	first := int64(0)
-	for _, x := range append([]*execution{exec}, ch.execs...) {
 		for i := range x.results {
 			for _, e := range x.results[i].Events {
 				pos[e.ID] = e.Position
@@ -431,9 +430,6 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 		}
 		for i := range between {
 			ev := &between[i]
-			if b.chainedBy(ev.ID) {
-				continue
-			}
 			rt := r.route(ev)
 			if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
 				continue
