@@ -245,3 +245,92 @@ func TestChainYieldsToAnEventCommittedMeanwhile(t *testing.T) {
 		t.Fatalf("no batch was written without its chain: %+v", stats)
 	}
 }
+
+// A backlog chains too (the router reads the log ahead of its batches):
+// forty relays begin before the runtime starts, in batches of eight steps,
+// and most hops are chained, without a batch written again. (Not all: a
+// batch reads fewer events once it knows how many steps each brings, and
+// the first batch learns it.) The one instance with a later event in the
+// backlog sees its events in log order: Begin, then the Poke that is five
+// batches behind it, then its hops.
+func TestChainReadsAheadOfABacklog(t *testing.T) {
+	t.Parallel()
+	st := &stepCountingStore{Store: openStore(t)}
+	cfg := quietConfig()
+	cfg.BatchSize = 8
+	rt := newRuntime(t, st, cfg)
+	if err := evoke.RegisterAggregate(rt, "relayer", relayer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, relay{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var batch []evoke.StreamAppend
+	for k := range n {
+		id := fmt.Sprintf("r%02d", k)
+		batch = append(batch, evoke.StreamAppend{StreamID: "begin-" + id, ExpectedVersion: evoke.NoStream,
+			Events: []evoke.Event{evoke.NewEvent("Begin", relayData{ID: id})}})
+	}
+	batch = append(batch, evoke.StreamAppend{StreamID: "poke-r03", ExpectedVersion: evoke.NoStream,
+		Events: []evoke.Event{evoke.NewEvent("Poke", relayData{ID: "r03"})}})
+	if _, err := rt.AppendBatch(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
+	for k := range n {
+		want := []string{"Begin", "Relayed", "Relayed", "Relayed"}
+		if k == 3 {
+			want = []string{"Begin", "Poke", "Relayed", "Relayed", "Relayed"}
+		}
+		verifyRelay(t, st.Store, fmt.Sprintf("r%02d", k), want)
+	}
+	if most := st.most.Load(); most > int64(cfg.BatchSize) {
+		t.Fatalf("a transaction stepped %d events, more than the batch size %d", most, cfg.BatchSize)
+	}
+	if stats := rt.Stats(); stats.Chained < 2*n || stats.ChainFallbacks != 0 {
+		t.Fatalf("%d steps chained with %d fallbacks, want at least %d and none (stats %+v)", stats.Chained, stats.ChainFallbacks, 2*n, stats)
+	}
+}
+
+// stepCountingStore records the most steps (history records of kind
+// "step") one transaction wrote.
+type stepCountingStore struct {
+	evokestore.Store
+	most atomic.Int64
+}
+
+func (s *stepCountingStore) Begin(ctx context.Context) (evokestore.Tx, error) {
+	tx, err := s.Store.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &stepCountingTx{Tx: tx, s: s}, nil
+}
+
+type stepCountingTx struct {
+	evokestore.Tx
+	s     *stepCountingStore
+	steps int64
+}
+
+func (t *stepCountingTx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
+	for _, r := range records {
+		if r.Kind == evokestore.KindStep {
+			t.steps++
+		}
+	}
+	return t.Tx.InsertHistory(ctx, records)
+}
+
+func (t *stepCountingTx) Commit() error {
+	err := t.Tx.Commit()
+	for err == nil {
+		most := t.s.most.Load()
+		if t.steps <= most || t.s.most.CompareAndSwap(most, t.steps) {
+			break
+		}
+	}
+	return err
+}

@@ -18,9 +18,11 @@ type Config struct {
 	// Clock tells the time. Defaults to the system clock.
 	Clock Clock
 	// BatchSize is how many events one process manager steps per
-	// transaction. Larger batches amortise the commit (see
-	// docs/benchmarks.md); under light load batches are as small as the
-	// events waiting. Defaults to 1024.
+	// transaction, chained follow-on steps (ChainDepth) included: a batch
+	// that chains reads fewer events, as many as its steps allow. It
+	// bounds the memory a process manager holds. Larger batches amortise
+	// the commit (see docs/benchmarks.md); under light load batches are as
+	// small as the events waiting. Defaults to 1024.
 	BatchSize int
 	// DispatchBatchSize is how many outbox commands are executed per
 	// transaction. Defaults to 1024.
@@ -51,17 +53,18 @@ type Config struct {
 	// added ~35 MB of peak RSS to evoke bench's runs (garbage collector
 	// headroom included). Defaults to 32768; negative keeps none.
 	InstanceCache int
-	// ChainDepth bounds the follow-on steps a batch runs ahead. When a
-	// batch has (nearly) caught up with the log, the events its inline
-	// commands will append are stepped at once, for the batch's own
-	// instances, and so are the events of the commands those steps issue,
-	// for up to ChainDepth rounds: a saga whose steps all run inline can
-	// complete in one transaction, with one instance write, instead of one
-	// transaction per step. The follow-on steps are prepared off the
-	// store's writer; the writer only checks, after appending, that no
-	// event committed meanwhile by someone else reached a chained instance
-	// (log order, SPEC §3.1), and otherwise writes the batch again without
-	// them. A chained step's event has no log position yet when Handle
+	// ChainDepth bounds the follow-on steps a batch runs ahead. The
+	// events a batch's inline commands will append are stepped at once,
+	// for the batch's own instances, and so are the events of the commands
+	// those steps issue, for up to ChainDepth rounds: a saga whose steps
+	// all run inline can complete in one transaction, with one instance
+	// write, instead of one transaction per step. An instance that a later
+	// event in the log reaches is not chained (the router reads the log
+	// ahead of its batches to know), nor are the steps past BatchSize. The
+	// follow-on steps are prepared off the store's writer; the writer only
+	// checks, after appending, that no event committed meanwhile by
+	// someone else reached a chained instance (log order, SPEC §3.1), and
+	// otherwise writes the batch again without them. A chained step's event has no log position yet when Handle
 	// sees it: its Position is 0 (its history record and the instance's
 	// last position get the real one). Defaults to 8; negative disables it
 	// (each event is then stepped by a later batch). It has no effect with

@@ -33,17 +33,23 @@ import (
 // chain, see SortableID) in place of the position.
 //
 // Order (SPEC §3.1): an instance must see its events in log order. The
-// batch read the log up to position readTo; its appends take the
-// positions after every event committed before them (the stores assign
-// positions in commit order and hold the append lock until commit). So
-// the only events a chained instance could see out of order are those
-// committed between readTo and the batch's first append. The writer reads
-// them after appending, and if one reaches a chained instance that had not
-// stepped it, the transaction is abandoned and the batch written again
-// without its chain (Stats.ChainFallbacks); batches prepared on top of it
-// are then prepared again. The positions the batches in flight appended
-// are not read (batch.prevLanded): their unchained events were checked in
-// prepare, where an instance they reach is not chained.
+// batch read the log up to position readTo, and ahead of it up to
+// checkedTo (ahead.go): an instance that an event read ahead reaches is
+// not chained. Its appends take the positions after every event committed
+// before them (the stores assign positions in commit order and hold the
+// append lock until commit). So the only events a chained instance could
+// see out of order are those committed between checkedTo and the batch's
+// first append. The writer reads them after appending, and if one reaches
+// a chained instance that had not stepped it, the transaction is abandoned
+// and the batch written again without its chain (Stats.ChainFallbacks);
+// batches prepared on top of it are then prepared again. The positions the
+// batches in flight appended are not read (batch.prevLanded): their
+// unchained events were checked in prepare, where an instance they reach
+// is not chained.
+//
+// Size: a batch's steps, chained ones included, stay within BatchSize; the
+// instances past it are not chained, and the next batch reads as many
+// events as the steps per event of this one allow (router.perEvent).
 //
 // The checkpoint stays at readTo: a later batch reads the chained events
 // and skips them, by their ID while the batch that chained them is in
@@ -53,9 +59,14 @@ import (
 // its last good step, and the event is stepped by a later batch as usual,
 // which retries and parks as for any other event.
 
-// maxIntervening bounds the events the writer reads between a batch's end
-// and its first append; with more, the chain is dropped.
-const maxIntervening = 4096
+// maxIntervening bounds the events the writer reads between the end of a
+// batch's read-ahead and its first append (in pages of interveningPage);
+// with more, the chain is dropped. They are the events committed while the
+// batch was prepared: a few thousand when a producer appends in bursts.
+const (
+	maxIntervening  = 32768
+	interveningPage = 4096
+)
 
 // chainSlack is how far behind the log's head a batch may end and still
 // prepare a chain: further behind, the events committed meanwhile are
@@ -78,7 +89,9 @@ type chainResult struct {
 	// queued are the follow-on commands that wait in the outbox.
 	queued    []evokestore.OutboxCommand
 	queuedIDs map[string]bool
-	// aggs are the aggregates as the chain leaves them.
+	// aggs are the aggregates the chain's commands ran against, as it
+	// leaves them (only those: the batches in flight's are theirs, and
+	// taking them in would grow each batch's map by every batch before it).
 	aggs map[string]*aggState
 	// ids are the chained events' IDs.
 	ids   map[string]bool
@@ -89,9 +102,9 @@ type chainResult struct {
 }
 
 // chainable reports whether b may prepare follow-on steps: it executed
-// commands ahead, and ended near the log's head.
+// commands ahead, and the log it read ahead ends near the head.
 func (r *router) chainable(b *batch, head int64) bool {
-	return r.en.cfg.ChainDepth > 0 && b.exec != nil && len(b.exec.appends) > 0 && b.extra == nil && head-b.readTo <= chainSlack
+	return r.en.cfg.ChainDepth > 0 && b.exec != nil && len(b.exec.appends) > 0 && b.extra == nil && head-b.checkedTo <= chainSlack
 }
 
 // pending returns the events x will append, without positions.
@@ -159,11 +172,10 @@ func (r *router) chainedRanges(prevs []*batch) [][2]int64 {
 }
 
 // readGaps reads the events of interest in (after, until], but for those
-// in skip, up to the batch size, and reports whether it stopped there
+// in skip, up to limit events, and reports whether it stopped there
 // (full), and whether it passed over positions in skip (skipped: the
 // checkpoint is to be written even with no event read).
-func (r *router) readGaps(ctx context.Context, after, until int64, skip [][2]int64) (events []evokestore.Event, full, skipped bool, err error) {
-	limit := r.en.cfg.BatchSize
+func (r *router) readGaps(ctx context.Context, after, until int64, skip [][2]int64, limit int) (events []evokestore.Event, full, skipped bool, err error) {
 	gs := gaps(after, until+1, skip)
 	span := int64(0)
 	for _, g := range gs {
@@ -273,7 +285,17 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 	overlay := make(map[string]*aggState, len(base)+len(b.exec.aggs))
 	maps.Copy(overlay, base)
 	maps.Copy(overlay, b.exec.aggs)
-	res := &chainResult{groups: map[string]*group{}, ids: map[string]bool{}}
+	res := &chainResult{ids: map[string]bool{}}
+	// steps counts the batch's steps, cut the chained steps left out for
+	// the budget; their ratio to the base steps sizes the next batch.
+	read := 0
+	for _, g := range b.groups {
+		read += len(g.items)
+	}
+	steps, cut := read, 0
+	defer func() { r.perEvent = float64(steps+cut) / float64(max(read, 1)) }()
+	rounds := map[string][]*group{} // each chained instance's rounds
+	var chained []string
 	for round := 0; round < r.en.cfg.ChainDepth && len(evs) > 0; round++ {
 		groups := map[string]*group{}
 		var order []string
@@ -283,7 +305,7 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			switch {
 			case rt.Kind == RouteIgnore || rt.Kind == RouteError:
 				continue
-			case blocked[rt.ID] || cur[rt.ID] == nil:
+			case blocked[rt.ID] || cur[rt.ID] == nil || r.ahead.reaches(rt.ID):
 				// Not chained: a later batch steps it, and every later
 				// event of the instance.
 				blocked[rt.ID] = true
@@ -298,6 +320,20 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			}
 			g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
 		}
+		// The batch's steps stay within BatchSize: the instances past it
+		// are not chained.
+		kept := order[:0]
+		for _, id := range order {
+			if n := len(groups[id].items); steps+n <= r.en.cfg.BatchSize {
+				steps += n
+				kept = append(kept, id)
+			} else {
+				cut += n
+				blocked[id] = true
+				delete(groups, id)
+			}
+		}
+		order = kept
 		if len(order) == 0 {
 			break
 		}
@@ -323,7 +359,10 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			} else {
 				cur[id] = &in
 			}
-			res.merge(b.groups[id], g)
+			if rounds[id] == nil {
+				chained = append(chained, id)
+			}
+			rounds[id] = append(rounds[id], g)
 			cmds = append(cmds, g.outbox...)
 		}
 		var now []evokestore.OutboxCommand
@@ -348,38 +387,48 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			return nil, err
 		}
 		maps.Copy(overlay, x.aggs)
+		if res.aggs == nil {
+			res.aggs = make(map[string]*aggState, len(x.aggs))
+		}
+		maps.Copy(res.aggs, x.aggs)
 		res.execs = append(res.execs, x)
 		evs = pending(x)
 	}
-	if len(res.groups) == 0 {
+	if len(chained) == 0 {
 		return nil, nil
 	}
-	res.aggs = overlay
+	res.merge(b, rounds, chained)
 	return res, nil
 }
 
-// merge adds chained step output g to the result for its instance, whose
-// base batch output is base (left as it is, for a write without the
-// chain).
-func (res *chainResult) merge(base, g *group) {
-	m := res.groups[g.id]
-	if m == nil {
-		cp := *base
-		cp.history = append([]evokestore.HistoryRecord(nil), base.history...)
-		cp.outbox = append([]evokestore.OutboxCommand(nil), base.outbox...)
-		cp.telemetry = append([]Telemetry(nil), base.telemetry...)
-		cp.deadlines = append([]evokestore.Deadline(nil), base.deadlines...)
+// merge builds the result for each chained instance: its base batch
+// output (left as it is, for a write without the chain) followed by its
+// rounds' outputs, in slices allocated once.
+func (res *chainResult) merge(b *batch, rounds map[string][]*group, order []string) {
+	res.groups = make(map[string]*group, len(order))
+	for _, id := range order {
+		base, gs := b.groups[id], rounds[id]
+		nh, no, nt := len(base.history), len(base.outbox), len(base.telemetry)
+		for _, g := range gs {
+			nh, no, nt = nh+len(g.history), no+len(g.outbox), nt+len(g.telemetry)
+		}
+		m := *base
+		m.history = append(make([]evokestore.HistoryRecord, 0, nh), base.history...)
+		m.outbox = append(make([]evokestore.OutboxCommand, 0, no), base.outbox...)
+		m.telemetry = append(make([]Telemetry, 0, nt), base.telemetry...)
+		m.deadlines = slices.Clone(base.deadlines)
 		w := *base.write
-		cp.write = &w
-		m = &cp
-		res.groups[g.id] = m
-	}
-	m.write.Instance = g.write.Instance // the base's previous version stays
-	m.history = append(m.history, g.history...)
-	m.outbox = append(m.outbox, g.outbox...)
-	m.telemetry = append(m.telemetry, g.telemetry...)
-	if g.setDL {
-		m.deadlines, m.setDL = append(m.deadlines[:0], g.deadlines...), true
+		m.write = &w
+		for _, g := range gs {
+			m.write.Instance = g.write.Instance // the base's previous version stays
+			m.history = append(m.history, g.history...)
+			m.outbox = append(m.outbox, g.outbox...)
+			m.telemetry = append(m.telemetry, g.telemetry...)
+			if g.setDL {
+				m.deadlines, m.setDL = append(m.deadlines[:0], g.deadlines...), true
+			}
+		}
+		res.groups[id] = &m
 	}
 }
 
@@ -420,24 +469,31 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 	for _, l := range b.prevLanded {
 		covered = append(covered, l.ranges...)
 	}
-	for _, gap := range gaps(b.readTo, first, covered) {
-		between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: gap[0] - 1, Until: gap[1], Types: r.types, Limit: maxIntervening})
-		if err != nil {
-			return nil, nil, fmt.Errorf("read the events committed since the batch: %w", err)
-		}
-		if len(between) == maxIntervening {
-			return nil, nil, fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
-		}
-		for i := range between {
-			ev := &between[i]
-			rt := r.route(ev)
-			if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
-				continue
+	read := 0
+	for _, gap := range gaps(b.checkedTo, first, covered) {
+		for after := gap[0] - 1; after < gap[1]; {
+			between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: after, Until: gap[1], Types: r.types, Limit: interveningPage})
+			if err != nil {
+				return nil, nil, fmt.Errorf("read the events committed since the batch: %w", err)
 			}
-			if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
-				continue // stepped already
+			if read += len(between); read > maxIntervening {
+				return nil, nil, fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
 			}
-			return nil, nil, fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+			for i := range between {
+				ev := &between[i]
+				rt := r.route(ev)
+				if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
+					continue
+				}
+				if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
+					continue // stepped already
+				}
+				return nil, nil, fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+			}
+			if len(between) < interveningPage {
+				break
+			}
+			after = between[len(between)-1].Position
 		}
 	}
 	writes := make(map[string]*evokestore.InstanceWrite, len(ch.groups))

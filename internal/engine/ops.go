@@ -207,7 +207,7 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 		if !ls.owns(orphanPart) {
 			return fmt.Errorf("%w: events parked for %s", ErrNotOwner, pm)
 		}
-		groups, order, orphans := r.correlate([]evokestore.Event{ev}, false, nil)
+		groups, order, orphans := r.correlate([]evokestore.Event{ev}, nil, false, nil)
 		if len(orphans) > 0 {
 			err := fmt.Errorf("correlate event %d again: %s", position, orphans[0].Error)
 			_ = evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {

@@ -43,6 +43,12 @@ type router struct {
 	// skips are the positions of the events this router chained in
 	// landed batches, until its checkpoints pass them (chain.go).
 	skips [][2]int64
+	// ahead is the log read past the prepared checkpoints (ahead.go).
+	ahead *lookahead
+	// perEvent is how many steps the last batch stepped (or would have,
+	// chained, but for the budget) per event it read: a batch that chains
+	// reads fewer events, so that its steps stay within BatchSize.
+	perEvent float64
 }
 
 // partCP is the checkpoint of one owned partition.
@@ -360,6 +366,7 @@ var errResync = errors.New("leases changed")
 // rewind drops prepared batches: the next one reads from the last
 // committed positions.
 func (r *router) rewind() {
+	r.ahead = nil
 	for _, pc := range r.cps {
 		pc.cp.Position = pc.committed
 	}
@@ -387,8 +394,9 @@ type batch struct {
 	// queued instead.
 	fellBack bool
 
-	// readTo is the log position the batch read up to.
-	readTo int64
+	// readTo is the log position the batch read up to; checkedTo the end
+	// of the log read ahead with it (ahead.go).
+	readTo, checkedTo int64
 	// chain are the follow-on steps prepared with the batch (chain.go);
 	// chainDropped: the batch was written without them.
 	chain        *chainResult
@@ -455,19 +463,15 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 		return nil, nil
 	}
 	// Every position up to head is committed (the stores assign positions
-	// in commit order), so the window's end is final once read.
-	until := min(head, after+scanWindow)
-	// The positions of events this router chained are not read again
-	// (chain.go).
-	events, full, skipped, err := r.readGaps(ctx, after, until, r.chainedRanges(prevs))
+	// in commit order), so what is read is final. The positions of events
+	// this router chained are not read again (chain.go); the log is read
+	// ahead of the batch (ahead.go).
+	win, err := r.next(ctx, after, head, r.chainedRanges(prevs))
 	if err != nil {
 		return nil, fmt.Errorf("read log after %d: %w", after, err)
 	}
-	newPos := until
-	if full {
-		newPos = events[len(events)-1].Position
-	}
-	b := &batch{ls: ls, fenceParts: ls.parts, more: full || until < head, readTo: newPos, landed: &landing{}}
+	events, skipped, newPos := win.events, win.skipped, win.readTo
+	b := &batch{ls: ls, fenceParts: ls.parts, more: win.more, readTo: newPos, checkedTo: win.checkedTo, landed: &landing{}}
 	for _, prev := range prevs {
 		if prev.chain != nil {
 			b.prevChained = append(b.prevChained, prev.chain.ids)
@@ -488,7 +492,7 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	b.persist = len(events) > 0 || skipped || farthest >= scanWindow
 	if len(events) > 0 {
 		now := r.en.cfg.Clock.Now()
-		b.groups, b.order, b.orphans = r.correlate(events, true, b.chainedBy)
+		b.groups, b.order, b.orphans = r.correlate(events, win.routes, true, b.chainedBy)
 		if err := r.load(ctx, ls, b.groups, b.order, prevs); err != nil {
 			return nil, err
 		}
@@ -500,6 +504,8 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 			if b.chain, err = r.chain(ctx, b, prevs); err != nil {
 				return nil, err
 			}
+		} else {
+			r.perEvent = 1
 		}
 	}
 	for _, cp := range b.cps {
@@ -571,7 +577,7 @@ func (r *router) finish(b *batch) {
 // owns; with fresh, it skips events at or below their partition's
 // checkpoint. Events whose correlation fails are returned as orphans, held
 // for the process manager by the owner of the empty ID's partition.
-func (r *router) correlate(events []evokestore.Event, fresh bool, chained func(id string) bool) (map[string]*group, []string, []evokestore.HeldEvent) {
+func (r *router) correlate(events []evokestore.Event, routes []Route, fresh bool, chained func(id string) bool) (map[string]*group, []string, []evokestore.HeldEvent) {
 	groups := make(map[string]*group)
 	var order []string
 	var orphans []evokestore.HeldEvent
@@ -588,7 +594,12 @@ func (r *router) correlate(events []evokestore.Event, fresh bool, chained func(i
 		if chained != nil && chained(ev.ID) {
 			continue // stepped by the batch in flight that appends it
 		}
-		route := r.route(ev)
+		var route Route
+		if routes != nil {
+			route = routes[i]
+		} else {
+			route = r.route(ev)
+		}
 		switch route.Kind {
 		case RouteIgnore:
 			continue

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// Reading ahead.
+//
+// A batch that ends behind the log's head (a backlog: the process manager
+// is catching up, or its events came faster than one batch holds) could
+// not chain: the writer would have to read every event between the
+// batch's end and its appends to find those that reach a chained
+// instance, on the store's writer, and most of the time there are
+// thousands. So the router reads the log ahead of its batches, up to
+// aheadBatches batches' worth, and routes each event once, as it reads
+// it: pending counts the events read ahead that reach each instance. A
+// batch takes its events from the front, and chains only instances that
+// no event read ahead reaches; the writer checks only the events committed
+// after the read-ahead end (batch.checkedTo). Every event is still read
+// and correlated once; the routes are kept for the batch that takes it.
+//
+// What is read ahead is dropped whenever the router rewinds (a batch
+// dropped, a failed write, the end of a drain): it is read again from the
+// committed checkpoints.
+
+// aheadBatches and aheadMin bound the events read ahead: 16 batches, and
+// at least 16,384 events.
+const (
+	aheadBatches = 16
+	aheadMin     = 16384
+)
+
+// lookahead is the log read past the prepared checkpoints: the events of
+// interest in (after, to], oldest first, with their routes.
+type lookahead struct {
+	after, to int64
+	events    []evokestore.Event
+	routes    []Route
+	// pending counts the events held here that reach each instance.
+	pending map[string]int
+	// skipped: positions of chained events were passed over (the
+	// checkpoint is to be written even if no event is taken).
+	skipped bool
+}
+
+// reaches reports whether an event read ahead reaches instance id.
+func (la *lookahead) reaches(id string) bool { return la != nil && la.pending[id] > 0 }
+
+// routed reports whether rt names an instance.
+func routed(rt Route) bool { return rt.ID != "" && rt.Kind != RouteIgnore && rt.Kind != RouteError }
+
+// window is what one batch takes from the log.
+type window struct {
+	events []evokestore.Event
+	routes []Route
+	// readTo is the batch's end; checkedTo the end of what is read ahead
+	// (the events in between are in r.ahead).
+	readTo, checkedTo int64
+	more, skipped     bool
+}
+
+// next reads the log after the position after, up to head, but for the
+// positions in skip, and returns the next batch's events: at most a batch
+// from the front of what is read ahead, reading further first.
+func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (window, error) {
+	limit := r.en.cfg.BatchSize
+	capacity := limit
+	if r.en.cfg.ChainDepth > 0 {
+		capacity = max(aheadBatches*limit, aheadMin)
+	}
+	la := r.ahead
+	if la == nil || la.after != after {
+		la = &lookahead{after: after, to: after, pending: map[string]int{}}
+		r.ahead = la
+	}
+	// Read ahead while what is held is short of a whole batch plus the
+	// read-ahead, in windows of positions.
+	for len(la.events) < capacity && la.to < head {
+		until := min(head, la.to+scanWindow)
+		evs, full, skipped, err := r.readGaps(ctx, la.to, until, skip, capacity-len(la.events))
+		if err != nil {
+			r.ahead = nil
+			return window{}, err
+		}
+		for i := range evs {
+			rt := r.route(&evs[i])
+			la.routes = append(la.routes, rt)
+			if routed(rt) {
+				la.pending[rt.ID]++
+			}
+		}
+		la.events = append(la.events, evs...)
+		la.skipped = la.skipped || skipped
+		if full {
+			la.to = evs[len(evs)-1].Position
+		} else {
+			la.to = until
+		}
+	}
+	n := min(limit, len(la.events))
+	if r.perEvent > 1 {
+		n = min(n, max(1, int(float64(limit)/r.perEvent)))
+	}
+	w := window{events: la.events[:n:n], routes: la.routes[:n:n], checkedTo: la.to, skipped: la.skipped}
+	for _, rt := range w.routes {
+		if routed(rt) {
+			if la.pending[rt.ID]--; la.pending[rt.ID] == 0 {
+				delete(la.pending, rt.ID)
+			}
+		}
+	}
+	la.events, la.routes = la.events[n:], la.routes[n:]
+	if len(la.events) > 0 {
+		w.readTo = w.events[n-1].Position
+	} else {
+		w.readTo = la.to
+		la.skipped = false
+		la.events, la.routes = nil, nil // let the taken array go with its batch
+	}
+	la.after = w.readTo
+	w.more = len(la.events) > 0 || la.to < head
+	return w, nil
+}
