@@ -334,3 +334,63 @@ func (t *stepCountingTx) Commit() error {
 	}
 	return err
 }
+
+// tally counts the events it handles in a map it changes in place, and
+// fails on the second Relayed: a chained step that fails after changing
+// its in-memory state must leave the instance as its last good step did.
+type tally struct{}
+
+type tallyState struct {
+	Counts map[string]int `json:"counts"`
+}
+
+func (tally) Name() string                                 { return "tally" }
+func (tally) InterestedIn() []string                       { return []string{"Begin", "Relayed"} }
+func (tally) Apply(s tallyState, _ evoke.Event) tallyState { return s }
+func (tally) Correlate(e evoke.Event) evoke.Correlation {
+	return evoke.ByField(e, "id", evoke.Continue)
+}
+
+func (tally) Handle(s tallyState, e evoke.Event) (tallyState, []evoke.Command, error) {
+	var d relayData
+	if err := e.Decode(&d); err != nil {
+		return s, nil, err
+	}
+	if s.Counts == nil {
+		s.Counts = map[string]int{}
+	}
+	s.Counts[e.Type]++ // in place: the map is shared with the state before
+	if d.Hop == 2 {
+		return s, nil, fmt.Errorf("hop %d fails", d.Hop)
+	}
+	return s, []evoke.Command{evoke.NewCommand("hop", "relayer", d.ID, relayData{ID: d.ID, Hop: d.Hop + 1})}, nil
+}
+
+func TestChainedFailureKeepsTheLastGoodState(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	rt := newRuntime(t, st, nil)
+	if err := evoke.RegisterAggregate(rt, "relayer", relayer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, tally{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	appendEvent(t, rt, "begin-t", "Begin", relayData{ID: "t"})
+	evoketest.Eventually(t, 10*time.Second, "the instance parks", func() bool { return rt.Stats().Parked == 1 })
+	inst, ok := instance(t, st, "tally", "t")
+	if !ok || inst.Status != evokestore.StatusParked {
+		t.Fatalf("instance: %+v, want parked", inst)
+	}
+	var s tallyState
+	if err := json.Unmarshal(inst.State, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Counts["Begin"] != 1 || s.Counts["Relayed"] != 1 {
+		t.Fatalf("state %+v, want one Begin and one Relayed (the failing step's change is not kept)", s.Counts)
+	}
+	if stats := rt.Stats(); stats.Chained == 0 {
+		t.Fatalf("nothing chained: %+v", stats)
+	}
+}

@@ -264,13 +264,16 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			}
 		}
 	}
-	// cur holds the chainable instances as their latest step left them.
+	// cur holds the chainable instances as their latest step left them,
+	// and states their states decoded (the next round starts from there).
 	cur := make(map[string]*evokestore.Instance, len(b.order))
+	states := make(map[string]any, len(b.order))
 	for _, id := range b.order {
 		g := b.groups[id]
 		if w := g.write; w != nil && !w.Status.Done() && !w.Status.Stuck() && len(g.held) == 0 {
 			in := w.Instance
 			cur[id] = &in
+			states[id] = g.state
 		}
 	}
 	// inline: instances whose commands may run ahead (none of theirs is
@@ -314,7 +317,8 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			g := groups[rt.ID]
 			if g == nil {
 				in := *cur[rt.ID]
-				g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in}
+				g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in, start: states[rt.ID]}
+				delete(states, rt.ID) // the round owns it now
 				groups[rt.ID] = g
 				order = append(order, rt.ID)
 			}
@@ -358,6 +362,7 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 				blocked[id] = true
 			} else {
 				cur[id] = &in
+				states[id] = g.state
 			}
 			if rounds[id] == nil {
 				chained = append(chained, id)

@@ -78,6 +78,9 @@ type group struct {
 	token     int64 // the partition's lease token
 	items     []item
 	inst      *evokestore.Instance // nil when absent from the store
+	// start is inst's state already decoded, or nil (chain.go hands a
+	// round the state the round before left); the group owns it.
+	start any
 
 	// output
 	write     *evokestore.InstanceWrite
@@ -88,6 +91,7 @@ type group struct {
 	deadlines []evokestore.Deadline
 	setDL     bool
 	telemetry []Telemetry
+	state     any // the state the last step left, when one stepped
 }
 
 func (r *router) initCheckpoints(ctx context.Context) error {
@@ -324,7 +328,24 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 			return false, perr
 		}
 		if b == nil {
-			return false, landAll()
+			if len(q) == 0 {
+				return false, nil
+			}
+			// Caught up, with batches being written: look again once the
+			// oldest landed, rather than wait for all of them and for a
+			// wake-up (the events committed meanwhile would wait a whole
+			// write for the next batch to be prepared).
+			redo, lerr := land()
+			if lerr != nil {
+				return false, lerr
+			}
+			if redo {
+				if lerr := landAll(); lerr != nil {
+					return false, lerr
+				}
+				r.rewind()
+			}
+			continue
 		}
 		if !b.needsTx() && len(q) == 0 {
 			r.finish(b)
@@ -350,12 +371,11 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 				f.done <- err
 			}()
 		}
-		if n+1 >= maxDrain || (!b.more && (len(q) == 0 || b.chain == nil)) {
+		if n+1 >= maxDrain || (!b.more && len(q) == 0) {
 			return b.more, landAll()
 		}
-		// Caught up, with follow-on steps being written: the next batch
-		// (the events committed since) is prepared meanwhile, since
-		// preparing a chained batch takes about as long as writing it.
+		// The next batch (or, caught up, the events committed since) is
+		// prepared while this one is written.
 	}
 }
 
@@ -736,7 +756,7 @@ func (r *router) stepGroup(g *group, now time.Time, replay bool) {
 // succeeded (so that the in-memory state may be tainted), it returns that
 // index and error for a clean re-run. Otherwise it returns -1.
 func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, failErr error) (int, error) {
-	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst} // reset output for a re-run
+	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: g.start} // reset output for a re-run
 	var inst evokestore.Instance
 	prevVersion := int64(-1)
 	exists := g.inst != nil
@@ -802,6 +822,11 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 			}
 			continue
 		}
+		if !loaded && g.start != nil && failAt < 0 {
+			// A re-run (failAt) decodes again: the failed run may have
+			// changed start in place.
+			state, loaded = g.start, true
+		}
 		if !loaded {
 			s, err := r.pm.Load(inst.State)
 			if err != nil {
@@ -842,6 +867,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
 		}
 		inst.State = b
+		g.state = state
 		for i := range g.telemetry {
 			if g.telemetry[i].Kind == TelemetryStop {
 				g.telemetry[i].FinalState = b
