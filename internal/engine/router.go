@@ -580,6 +580,23 @@ func (r *router) finish(b *batch) {
 				r.nextRetry = w.NextAttemptAt
 			}
 		}
+		// Steps and failures are counted and logged as they committed: a
+		// step prepared in a batch (or chain) that was not written is
+		// stepped again by a later one.
+		for i := range g.history {
+			h := &g.history[i]
+			switch h.Kind {
+			case evokestore.KindStep:
+				r.en.counters.Steps.Add(1)
+			case evokestore.KindFailed:
+				r.en.counters.Failures.Add(1)
+				r.en.log.Warn("step failed; will retry", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempt", g.write.Attempts, "retry_at", g.write.NextAttemptAt, "err", h.Error)
+			case evokestore.KindParked:
+				r.en.counters.Failures.Add(1)
+				r.en.counters.Parked.Add(1)
+				r.en.log.Error("instance parked", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempts", g.write.Attempts, "err", h.Error)
+			}
+		}
 		for _, t := range g.telemetry {
 			if t.Kind == TelemetryStop {
 				r.en.counters.Completed.Add(1)
@@ -1036,7 +1053,6 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if before != res.Phase {
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
 	}
-	r.en.counters.Steps.Add(1)
 	done := wasDone || it.kind == RouteStop || res.Completed
 	if done && !wasDone {
 		inst.Status = evokestore.StatusCompleted
@@ -1063,7 +1079,6 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 // fail records a failed step: the event is held, and the instance retried
 // with backoff or, past the attempt limit, parked.
 func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event, err error, now time.Time, replay bool) {
-	r.en.counters.Failures.Add(1)
 	inst.Attempts++
 	inst.LastError = err.Error()
 	inst.UpdatedAt = now
@@ -1072,14 +1087,11 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 		inst.Status = evokestore.StatusParked
 		inst.NextAttemptAt = time.Time{}
 		kind = evokestore.KindParked
-		r.en.counters.Parked.Add(1)
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
-		r.en.log.Error("instance parked", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position, "attempts", inst.Attempts, "err", err)
 	} else {
 		inst.Status = evokestore.StatusFailing
 		inst.NextAttemptAt = now.Add(r.en.backoff(inst.Attempts))
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryRetry, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
-		r.en.log.Warn("step failed; will retry", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position, "attempt", inst.Attempts, "retry_at", inst.NextAttemptAt, "err", err)
 	}
 	if !replay {
 		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: err.Error()})
