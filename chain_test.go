@@ -178,6 +178,12 @@ func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
 			for k := range n {
 				verifyRelay(t, st, fmt.Sprintf("r%02d", k), []string{"Begin", "Relayed", "Relayed", "Relayed"})
 			}
+			// The checkpoints end past the chained events (stored, as Idle
+			// reads them).
+			evoketest.Eventually(t, 10*time.Second, "the runtime idles", func() bool {
+				idle, err := rt.Idle(context.Background())
+				return err == nil && idle
+			})
 			stats := rt.Stats()
 			if depth < 0 && stats.Chained != 0 {
 				t.Fatalf("chaining off, yet %d steps chained", stats.Chained)
@@ -391,6 +397,27 @@ func TestChainedFailureKeepsTheLastGoodState(t *testing.T) {
 	if s.Counts["Begin"] != 1 || s.Counts["Relayed"] != 1 {
 		t.Fatalf("state %+v, want one Begin and one Relayed (the failing step's change is not kept)", s.Counts)
 	}
+	if stats := rt.Stats(); stats.Chained == 0 {
+		t.Fatalf("nothing chained: %+v", stats)
+	}
+}
+
+// Relays begun one by one while the runtime runs: batches pass over the
+// events the batches before them chained while those are written, and the
+// router stores its checkpoints past them before it idles.
+func TestChainedCheckpointsStoredBeforeIdle(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	rt := startRelay(t, st, nil)
+	const n = 150
+	for k := range n {
+		appendEvent(t, rt, fmt.Sprintf("begin-r%03d", k), "Begin", relayData{ID: fmt.Sprintf("r%03d", k)})
+	}
+	evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
+	evoketest.Eventually(t, 10*time.Second, "the runtime idles", func() bool {
+		idle, err := rt.Idle(context.Background())
+		return err == nil && idle
+	})
 	if stats := rt.Stats(); stats.Chained == 0 {
 		t.Fatalf("nothing chained: %+v", stats)
 	}

@@ -288,6 +288,9 @@ SELECT $1::text, instance_id, name, due_at, version FROM unnest($2::text[], $3::
 
 	sqlPutCheckpoint = `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES ($1, $2, $3, $4)
 ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`
+	sqlPutCheckpoints = `INSERT INTO checkpoints (process_manager, partition, position, catchup_until)
+SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[])
+ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`
 
 	sqlDeleteOutbox      = `DELETE FROM outbox WHERE seq = ANY($1::bigint[])`
 	sqlRelease           = `DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2 AND position = ANY($3::bigint[])`
@@ -580,10 +583,21 @@ func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) er
 		return fmt.Errorf("evokepg: put checkpoints: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
-	for _, cp := range cps {
-		b.Queue(sqlPutCheckpoint, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil)
+	// One statement for all (a router writes one per partition it owns
+	// with every batch); a checkpoint named twice keeps its last value, as
+	// it would written one by one.
+	last := make(map[[2]any]int, len(cps))
+	for i, cp := range cps {
+		last[[2]any{cp.ProcessManager, cp.Partition}] = i
 	}
+	pms, parts, poss, untils := make([]string, 0, len(last)), make([]int32, 0, len(last)), make([]int64, 0, len(last)), make([]int64, 0, len(last))
+	for i, cp := range cps {
+		if last[[2]any{cp.ProcessManager, cp.Partition}] == i {
+			pms, parts, poss, untils = append(pms, cp.ProcessManager), append(parts, int32(cp.Partition)), append(poss, cp.Position), append(untils, cp.CatchupUntil)
+		}
+	}
+	b := t.batch()
+	b.Queue(sqlPutCheckpoints, pms, parts, poss, untils)
 	if err := t.send(ctx, b); err != nil {
 		return fmt.Errorf("evokepg: put checkpoints: %w", err)
 	}

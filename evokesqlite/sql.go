@@ -139,6 +139,7 @@ const (
 	bHistory
 	bHold
 	bDeadlines
+	bCheckpoints
 	numBulk
 )
 
@@ -161,4 +162,6 @@ var bulkKinds = [numBulk]bulkKind{
 	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, position, step_key, id, kind, version, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 16},
 	bHold:      {prefix: `INSERT INTO held_events (process_manager, instance_id, position, error) VALUES `, cols: 4, suffix: ` ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`},
 	bDeadlines: {prefix: `INSERT INTO deadlines (` + deadlineCols + `) VALUES `, cols: 5},
+	bCheckpoints: {prefix: `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES `, cols: 4,
+		suffix: ` ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.position, catchup_until = excluded.catchup_until`},
 }

@@ -337,10 +337,17 @@ func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error 
 
 // PutCheckpoints stores several subscription checkpoints.
 func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
-	for _, cp := range cps {
-		if err := t.PutCheckpoint(ctx, cp); err != nil {
-			return err
-		}
+	if len(cps) == 0 {
+		return nil
+	}
+	// Multi-row upserts: a row names a checkpoint an earlier row of the
+	// statement wrote, it overwrites it, as one by one.
+	fill := func(args []any, i int) []any {
+		cp := &cps[i]
+		return append(args, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil)
+	}
+	if err := t.insertBulk(ctx, bCheckpoints, len(cps), fill, nil); err != nil {
+		return fmt.Errorf("evokesqlite: put checkpoints: %w", err)
 	}
 	return nil
 }

@@ -105,14 +105,15 @@ func testPutCheckpoints(t *testing.T, s evokestore.Store) {
 	commit(t, tx)
 	check(s, "after commit", first...)
 
-	// Overwrite some, add one; PutCheckpoint and PutCheckpoints mix.
+	// Overwrite some, add one; PutCheckpoint and PutCheckpoints mix; a
+	// checkpoint named twice in one call keeps the last.
 	inTx(t, s, func(tx evokestore.Tx) error {
 		if err := tx.PutCheckpoint(ctx, cp("pm", 1, 8, 9)); err != nil {
 			return err
 		}
-		return tx.PutCheckpoints(ctx, []evokestore.Checkpoint{cp("pm", 0, 12, 9), cp("pm", 2, 1, 9), cp("pm", 1, 10, 11)})
+		return tx.PutCheckpoints(ctx, []evokestore.Checkpoint{cp("pm", 0, 12, 9), cp("pm", 2, 1, 9), cp("pm", 1, 10, 11), cp("pm", 2, 4, 9)})
 	})
-	check(s, "after overwrite", cp("pm", 0, 12, 9), cp("pm", 1, 10, 11), cp("pm", 2, 1, 9), cp("other", 0, 3, 0))
+	check(s, "after overwrite", cp("pm", 0, 12, 9), cp("pm", 1, 10, 11), cp("pm", 2, 4, 9), cp("other", 0, 3, 0))
 	if _, ok, err := s.Checkpoint(ctx, "other", 1); err != nil || ok {
 		t.Errorf("Checkpoint(other, 1) never written: ok=%v err=%v", ok, err)
 	}

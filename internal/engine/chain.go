@@ -454,10 +454,11 @@ func (b *batch) chainedBy(id string) bool {
 func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec *execution, ch *chainResult) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
 	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
 	first := int64(0)
-	for _, x := range append([]*execution{exec}, ch.execs...) {
-		if err := x.write(ctx, tx, nil); err != nil {
-			return nil, nil, err
-		}
+	xs := append([]*execution{exec}, ch.execs...)
+	if err := writeAll(ctx, tx, xs); err != nil {
+		return nil, nil, err
+	}
+	for _, x := range xs {
 		b.landed.record(x)
 		for i := range x.results {
 			for _, e := range x.results[i].Events {

@@ -415,6 +415,43 @@ func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) e
 	return nil
 }
 
+// writeAll writes the outcomes and events of xs, in order, as write does
+// each, but with one call for all outcomes and one for all events (a chain's
+// rounds are an execution each).
+func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution) error {
+	if len(xs) == 1 {
+		return xs[0].write(ctx, tx, nil)
+	}
+	var outcomes []evokestore.CommandOutcome
+	var appends []evokestore.NewEvent
+	for _, x := range xs {
+		outcomes = append(outcomes, x.outcomes...)
+		appends = append(appends, x.appends...)
+		for i := range x.results {
+			x.results[i].Events = nil // from an earlier attempt
+		}
+	}
+	if len(outcomes) > 0 {
+		if err := tx.PutCommandOutcomes(ctx, outcomes); err != nil {
+			return fmt.Errorf("record command outcomes: %w", err)
+		}
+	}
+	if len(appends) == 0 {
+		return nil
+	}
+	evs, err := tx.AppendEvents(ctx, appends)
+	if err != nil {
+		return fmt.Errorf("append %d events: %w", len(appends), err)
+	}
+	for _, x := range xs {
+		for k := range x.appends {
+			x.results[x.owner[k]].Events = append(x.results[x.owner[k]].Events, evs[k])
+		}
+		evs = evs[len(x.appends):]
+	}
+	return nil
+}
+
 // preload loads the aggregates of a batch's new commands: from overlay
 // where it has them, the others in one query if the store can
 // (evokestore.StreamsReader); otherwise decide loads each.

@@ -45,6 +45,10 @@ type router struct {
 	skips [][2]int64
 	// ahead is the log read past the prepared checkpoints (ahead.go).
 	ahead *lookahead
+	// unpersisted: the last landed batch passed over chained events
+	// without writing its checkpoints; they are written before the router
+	// idles.
+	unpersisted bool
 	// perEvent is how many steps the last batch stepped (or would have,
 	// chained, but for the budget) per event it read: a batch that chains
 	// reads fewer events, so that its steps stay within BatchSize.
@@ -163,6 +167,7 @@ func (r *router) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		more, err := r.drain(ctx)
+		unpersisted := r.unpersisted
 		if time.Since(lastLook) >= r.en.cfg.PollInterval {
 			// Even when busy, look now and then for instances another
 			// process (an operator, evokeops) set to retry.
@@ -199,9 +204,43 @@ func (r *router) run(ctx context.Context) {
 		if more {
 			continue
 		}
+		if unpersisted {
+			// Checkpoints passed over chained events: the next batch
+			// writes them, or the router does if none comes soon.
+			if r.waitWake(ctx, wake, min(r.en.cfg.PollInterval, idleFlush)) {
+				continue
+			}
+			r.mu.Lock()
+			if !r.unpersisted {
+				// written meanwhile (an operator action's batch)
+			} else if err := r.persistCheckpoints(ctx); err != nil && ctx.Err() == nil {
+				r.en.log.Warn("writing checkpoints failed; retrying later", "process_manager", r.name, "err", err)
+			}
+			r.mu.Unlock()
+		}
 		if !r.waitNext(ctx, wake) {
 			return
 		}
+	}
+}
+
+// idleFlush is how long the router waits for new events before it writes
+// checkpoints left unwritten (router.unpersisted).
+const idleFlush = 50 * time.Millisecond
+
+// waitWake waits up to d for a wake-up, and reports whether one came.
+func (r *router) waitWake(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-wake:
+		return true
+	case <-r.kick:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 
@@ -379,6 +418,20 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 	}
 }
 
+// persistCheckpoints writes the checkpoints of the owned partitions as
+// committed (drain's batches passed over chained events without writing
+// them).
+func (r *router) persistCheckpoints(ctx context.Context) error {
+	ls := r.en.leases.Load()
+	b := &batch{ls: ls, fenceParts: ls.parts, persist: true, landed: &landing{}}
+	for _, p := range ls.parts {
+		if pc := r.cps[p]; pc != nil {
+			b.cps = append(b.cps, pc.cp)
+		}
+	}
+	return r.commit(ctx, b)
+}
+
 // errResync: the leases changed while a batch was committing; the next
 // batch is prepared once it landed.
 var errResync = errors.New("leases changed")
@@ -428,6 +481,9 @@ type batch struct {
 	prevLanded  []*landing
 	// landed is where the batch's writer appended (chain.go).
 	landed *landing
+	// skippedOnly: the batch passed over chained events and does not
+	// write its checkpoints (router.unpersisted).
+	skippedOnly bool
 }
 
 // landedAsPrepared reports whether the batch committed as the batches
@@ -508,8 +564,14 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	}
 	// Nothing of interest in the window: move past it. The new positions
 	// are written with the next batch, or now if they ran far ahead (a
-	// restart would only rescan uninteresting events).
-	b.persist = len(events) > 0 || skipped || farthest >= scanWindow
+	// restart would only rescan uninteresting events). Passing over the
+	// events this router chained is the same (a batch that chains is
+	// followed by one that reads nothing else, and its own transaction
+	// would cost as much as the batch's), but Idle would see them after
+	// the stored checkpoint: if no batch follows soon, the router writes
+	// them (run).
+	b.persist = len(events) > 0 || farthest >= scanWindow
+	b.skippedOnly = skipped && !b.persist
 	if len(events) > 0 {
 		now := r.en.cfg.Clock.Now()
 		b.groups, b.order, b.orphans = r.correlate(events, win.routes, true, b.chainedBy)
@@ -536,6 +598,11 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 
 // finish records a landed batch: checkpoints, counters, telemetry.
 func (r *router) finish(b *batch) {
+	if b.persist {
+		r.unpersisted = false
+	} else if b.skippedOnly {
+		r.unpersisted = true
+	}
 	for _, cp := range b.cps {
 		if pc := r.cps[cp.Partition]; pc != nil {
 			pc.committed = max(pc.committed, cp.Position)
