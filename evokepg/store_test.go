@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -617,5 +618,61 @@ func TestFencedConcurrentUpdate(t *testing.T) {
 	}
 	if err := <-second; !errors.Is(err, evokestore.ErrFenced) {
 		t.Fatalf("second update: err = %v, want ErrFenced", err)
+	}
+}
+
+// ReadStreams reads by the stream index even on a log PostgreSQL has not
+// analysed yet (a new schema's first minute): without statistics, the
+// planner took "stream_id = ANY($1)" for 50 streams to match a quarter of
+// the log and scanned all of it.
+func TestReadStreamsUsesTheIndexUnanalysed(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema, nil)
+	const n = 20000
+	evs := make([]evokestore.NewEvent, n)
+	for i := range evs {
+		evs[i] = evokestore.NewEvent{ID: fmt.Sprintf("e%05d", i), StreamID: fmt.Sprintf("s%05d", i), StreamVersion: 1, Type: "T", Data: []byte(`{}`)}
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%05d", i*397)
+	}
+	got, err := s.ReadStreams(ctx, ids)
+	if err != nil || len(got) != len(ids) {
+		t.Fatalf("ReadStreams: %d events, %v; want %d", len(got), err, len(ids))
+	}
+	conn := adminConn(t)
+	if _, err := conn.Exec(ctx, `SET search_path TO `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	var analysed bool
+	if err := conn.QueryRow(ctx, `SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'events'`, schema).Scan(&analysed); err != nil {
+		t.Fatal(err)
+	}
+	if analysed {
+		t.Skip("the log was analysed already: nothing to show")
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN `+evokepg.SQLReadStreams, pgx.QueryExecModeExec, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if strings.Contains(text, "Seq Scan on events") || !strings.Contains(text, "Index") {
+		t.Fatalf("ReadStreams does not read through the stream index:\n%s", text)
 	}
 }
