@@ -1,4 +1,13 @@
 package evokepg
 
+import "context"
+
 // SQLReadStreams is ReadStreams' query, for tests of its plan.
 const SQLReadStreams = sqlReadStreams
+
+// Setting returns a run-time parameter as the store's connections have it.
+func (s *Store) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT current_setting($1)`, name).Scan(&v)
+	return v, err
+}

@@ -676,3 +676,27 @@ func TestReadStreamsUsesTheIndexUnanalysed(t *testing.T) {
 		t.Fatalf("ReadStreams does not read through the stream index:\n%s", text)
 	}
 }
+
+// The store's connections run without JIT compilation unless the URL asks
+// for it: on a log not analysed yet, PostgreSQL costed the stream reads of
+// a large batch past jit_above_cost and compiled them for ~22 ms a call.
+func TestNoJITUnlessAsked(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	if v, err := open(t, schema, nil).Setting(ctx, "jit"); err != nil || v != "off" {
+		t.Fatalf("jit = %q, %v; want off", v, err)
+	}
+	u := testURL(t)
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	s, err := evokepg.Open(ctx, u+sep+"jit=on", &evokepg.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := s.Setting(ctx, "jit"); err != nil || v != "on" {
+		t.Fatalf("with jit=on in the URL: jit = %q, %v; want on", v, err)
+	}
+}
