@@ -80,15 +80,23 @@ func (relayer) Execute(_ struct{}, c evoke.Command) ([]evoke.Event, error) {
 
 func (relayer) Apply(s struct{}, _ evoke.Event) struct{} { return s }
 
-func startRelay(t *testing.T, st evokestore.Store, cfg *evoke.Config) *evoke.Runtime {
+// relayRuntime returns an unstarted runtime on st with the relayer
+// aggregate and pm.
+func relayRuntime[S any](t *testing.T, st evokestore.Store, cfg *evoke.Config, pm evoke.ProcessManager[S]) *evoke.Runtime {
 	t.Helper()
 	rt := newRuntime(t, st, cfg)
 	if err := evoke.RegisterAggregate(rt, "relayer", relayer{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := evoke.RegisterProcessManager(rt, relay{}, nil); err != nil {
+	if err := evoke.RegisterProcessManager(rt, pm, nil); err != nil {
 		t.Fatal(err)
 	}
+	return rt
+}
+
+func startRelay(t *testing.T, st evokestore.Store, cfg *evoke.Config) *evoke.Runtime {
+	t.Helper()
+	rt := relayRuntime(t, st, cfg, relay{})
 	start(t, rt)
 	return rt
 }
@@ -265,13 +273,7 @@ func TestChainReadsAheadOfABacklog(t *testing.T) {
 	st := &stepCountingStore{Store: openStore(t)}
 	cfg := quietConfig()
 	cfg.BatchSize = 8
-	rt := newRuntime(t, st, cfg)
-	if err := evoke.RegisterAggregate(rt, "relayer", relayer{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterProcessManager(rt, relay{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	rt := relayRuntime(t, st, cfg, relay{})
 	const n = 40
 	var batch []evoke.StreamAppend
 	for k := range n {
@@ -376,13 +378,7 @@ func (tally) Handle(s tallyState, e evoke.Event) (tallyState, []evoke.Command, e
 func TestChainedFailureKeepsTheLastGoodState(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
-	rt := newRuntime(t, st, nil)
-	if err := evoke.RegisterAggregate(rt, "relayer", relayer{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterProcessManager(rt, tally{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	rt := relayRuntime(t, st, nil, tally{})
 	start(t, rt)
 	appendEvent(t, rt, "begin-t", "Begin", relayData{ID: "t"})
 	evoketest.Eventually(t, 10*time.Second, "the instance parks", func() bool { return rt.Stats().Parked == 1 })
