@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"text/tabwriter"
@@ -34,6 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed run (not seeding, not the latency analysis) to this file")
 	calibrate := fs.Bool("calibrate", false, "after the run, measure the machine on the same backend (durable 1-row and 100-row transactions of a minimal table, ~4 s) and report it with the result")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the timed run to this file (go tool trace)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end of the timed run (allocations since the process started, seeding included; live objects at the end)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +55,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer tr.close()
+	var memW io.Writer
+	mem, err := openRecording(*memProfile, func(w io.Writer) error { memW = w; return nil }, func() {
+		runtime.GC() // the live objects as of the end of the run
+		_ = pprof.Lookup("allocs").WriteTo(memW, 0)
+	})
+	if err != nil {
+		return err
+	}
+	defer mem.close()
 	tgt, err := bench.OpenEmpty(ctx, *store, *force, func(ctx context.Context, spec string) (evokestore.Store, error) {
 		return OpenStore(ctx, spec)
 	})
@@ -71,7 +82,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.AfterSeed = tgt.Settle
 	}
 	var profileErr error
-	if cpu != nil || tr != nil {
+	if cpu != nil || tr != nil || mem != nil {
 		opts.Timed = func() func() {
 			stopProfile, err := cpu.begin()
 			if err != nil {
@@ -84,7 +95,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				profileErr = err
 				return func() {}
 			}
-			return func() { stopTrace(); stopProfile() }
+			stopMem, err := mem.begin()
+			if err != nil {
+				stopTrace()
+				stopProfile()
+				profileErr = err
+				return func() {}
+			}
+			return func() { stopMem(); stopTrace(); stopProfile() }
 		}
 	}
 	opts.Config.Workers, opts.Config.BatchSize, opts.Config.DispatchBatchSize = *workers, *batch, *dispatchBatch

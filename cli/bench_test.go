@@ -45,23 +45,25 @@ func TestBench(t *testing.T) {
 	}
 }
 
-// --cpuprofile and --trace cover the timed run: both files are written and
-// are what go tool pprof and go tool trace read.
+// --cpuprofile, --memprofile and --trace cover the timed run: the files
+// are written and are what go tool pprof and go tool trace read.
 func TestBenchProfiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	prof, tr := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "run.trace")
-	code, _, errs := run(t, "bench", "--store", filepath.Join(dir, "bench.db"), "--orders", "50", "--cpuprofile", prof, "--trace", tr, "--json")
+	prof, mem, tr := filepath.Join(dir, "cpu.prof"), filepath.Join(dir, "mem.prof"), filepath.Join(dir, "run.trace")
+	code, _, errs := run(t, "bench", "--store", filepath.Join(dir, "bench.db"), "--orders", "50", "--cpuprofile", prof, "--memprofile", mem, "--trace", tr, "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	p, err := os.ReadFile(prof)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A pprof profile is a gzipped protocol buffer.
-	if len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
-		t.Errorf("CPU profile is not gzipped: % x", p[:min(len(p), 8)])
+	for _, f := range []string{prof, mem} {
+		p, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A pprof profile is a gzipped protocol buffer.
+		if len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+			t.Errorf("%s is not gzipped: % x", filepath.Base(f), p[:min(len(p), 8)])
+		}
 	}
 	trace, err := os.ReadFile(tr)
 	if err != nil {

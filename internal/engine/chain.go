@@ -342,7 +342,11 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			break
 		}
 		r.stepAll(groups, order, r.en.cfg.Clock.Now(), false)
-		var cmds []evokestore.OutboxCommand
+		n := 0
+		for _, id := range order {
+			n += len(groups[id].outbox)
+		}
+		cmds := make([]evokestore.OutboxCommand, 0, n)
 		for _, id := range order {
 			g := groups[id]
 			if g.write == nil || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
@@ -370,7 +374,7 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			rounds[id] = append(rounds[id], g)
 			cmds = append(cmds, g.outbox...)
 		}
-		var now []evokestore.OutboxCommand
+		now := cmds[:0] // the commands to run now, in place: usually all of them
 		for i := range cmds {
 			c := &cmds[i]
 			if inline[c.InstanceID] && r.en.aggregates[c.AggregateType] != nil {

@@ -422,8 +422,12 @@ func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution) error {
 	if len(xs) == 1 {
 		return xs[0].write(ctx, tx, nil)
 	}
-	var outcomes []evokestore.CommandOutcome
-	var appends []evokestore.NewEvent
+	no, na := 0, 0
+	for _, x := range xs {
+		no, na = no+len(x.outcomes), na+len(x.appends)
+	}
+	outcomes := make([]evokestore.CommandOutcome, 0, no)
+	appends := make([]evokestore.NewEvent, 0, na)
 	for _, x := range xs {
 		outcomes = append(outcomes, x.outcomes...)
 		appends = append(appends, x.appends...)

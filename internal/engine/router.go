@@ -1047,6 +1047,14 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	// A rejection may reach an instance that completed on the step that
 	// issued the command: Compensate still runs, the tombstone stays.
 	wasDone := inst.Status.Done()
+	// Usually a transition and a command per step, and a start or a stop:
+	// room for them at once rather than growing the slices.
+	if g.telemetry == nil {
+		g.telemetry = make([]Telemetry, 0, 2*len(g.items)+1)
+	}
+	if g.history == nil {
+		g.history = make([]evokestore.HistoryRecord, 0, len(g.items))
+	}
 	if inst.Version == 0 {
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStart, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
 	}
