@@ -68,9 +68,9 @@ const (
 	interveningPage = 4096
 )
 
-// chainSlack is how far behind the log's head a batch may end and still
-// prepare a chain: further behind, the events committed meanwhile are
-// many, and more likely to reach a chained instance.
+// chainSlack is how far behind the log's head what a batch read ahead may
+// end and still prepare a chain: further behind (a backlog longer than
+// the read-ahead), the writer would have many events to check.
 const chainSlack = 2048
 
 // errChainBlocked: an event committed between the batch's end and its
