@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,6 +172,8 @@ func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
 			st := openStore(t)
 			cfg := quietConfig()
 			cfg.ChainDepth = depth
+			tel := &telemetryLog{}
+			cfg.Hooks = tel
 			rt := startRelay(t, st, cfg)
 			const n = 40
 			var batch []evoke.StreamAppend
@@ -185,6 +188,12 @@ func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
 			evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
 			for k := range n {
 				verifyRelay(t, st, fmt.Sprintf("r%02d", k), []string{"Begin", "Relayed", "Relayed", "Relayed"})
+				// Telemetry, chained or not: started, three commands and
+				// four transitions in order, stopped.
+				want := []string{"start", "command", "transition", "command", "transition", "command", "transition", "transition", "stop"}
+				if got := tel.kinds(fmt.Sprintf("r%02d", k)); !slices.Equal(got, want) {
+					t.Fatalf("r%02d telemetry %v, want %v", k, got, want)
+				}
 			}
 			// The checkpoints end past the chained events (stored, as Idle
 			// reads them).
@@ -417,4 +426,26 @@ func TestChainedCheckpointsStoredBeforeIdle(t *testing.T) {
 	if stats := rt.Stats(); stats.Chained == 0 {
 		t.Fatalf("nothing chained: %+v", stats)
 	}
+}
+
+// telemetryLog records the kinds of telemetry each instance emitted, in
+// order.
+type telemetryLog struct {
+	mu  sync.Mutex
+	got map[string][]string
+}
+
+func (l *telemetryLog) Telemetry(t evoke.Telemetry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.got == nil {
+		l.got = map[string][]string{}
+	}
+	l.got[t.ProcessID] = append(l.got[t.ProcessID], string(t.Kind))
+}
+
+func (l *telemetryLog) kinds(id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got[id])
 }

@@ -19,10 +19,11 @@ type Config struct {
 	Clock Clock
 	// BatchSize is how many events one process manager steps per
 	// transaction, chained follow-on steps (ChainDepth) included: a batch
-	// that chains reads fewer events, as many as its steps allow. It
-	// bounds the memory a process manager holds. Larger batches amortise
-	// the commit (see docs/benchmarks.md); under light load batches are as
-	// small as the events waiting. Defaults to 1024.
+	// that chains reads fewer events, as many as its steps allow (512 order
+	// sagas of four steps by default). It bounds the memory a process
+	// manager holds. Larger batches amortise the commit (see
+	// docs/benchmarks.md); under light load batches are as small as the
+	// events waiting. Defaults to 2048.
 	BatchSize int
 	// DispatchBatchSize is how many outbox commands are executed per
 	// transaction. Defaults to 1024.
@@ -132,7 +133,7 @@ func (c *Config) withDefaults() (Config, error) {
 			*v = d
 		}
 	}
-	def(&out.BatchSize, 1024)
+	def(&out.BatchSize, 2048)
 	def(&out.DispatchBatchSize, 1024)
 	def(&out.Workers, runtime.GOMAXPROCS(0))
 	def(&out.InstanceCache, 32768)

@@ -23,7 +23,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; a non-empty file needs --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
 	orders := fs.Int("orders", 10000, "number of orders to run to completion")
 	workers := fs.Int("workers", 0, "goroutines stepping one batch (Config.Workers; default GOMAXPROCS)")
-	batch := fs.Int("batch", 0, "events stepped per transaction (Config.BatchSize; default 1024)")
+	batch := fs.Int("batch", 0, "events stepped per transaction, chained steps included (Config.BatchSize; default 2048)")
 	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (Config.DispatchBatchSize; default 1024)")
 	inflight := fs.Int("inflight", 0, "live order-fulfilment instances to seed before the timed run")
 	rate := fs.Float64("rate", 0, "place orders at this many per second while they run (0: all at once, to measure saturation)")

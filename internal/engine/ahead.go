@@ -26,10 +26,12 @@ import (
 // committed checkpoints.
 
 // aheadBatches and aheadMin bound the events read ahead: 16 batches, and
-// at least 16,384 events.
+// at least 16,384 events; aheadBytes bounds their data (large events read
+// ahead less far, one batch past it at most).
 const (
 	aheadBatches = 16
 	aheadMin     = 16384
+	aheadBytes   = 16 << 20
 )
 
 // lookahead is the log read past the prepared checkpoints: the events of
@@ -43,6 +45,8 @@ type lookahead struct {
 	// skipped: positions of chained events were passed over (the
 	// checkpoint is to be written even if no event is taken).
 	skipped bool
+	// bytes is the size of the events' data and metadata held.
+	bytes int
 }
 
 // reaches reports whether an event read ahead reaches instance id.
@@ -75,11 +79,13 @@ func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (
 		la = &lookahead{after: after, to: after, pending: map[string]int{}}
 		r.ahead = la
 	}
-	// Read ahead while what is held is short of a whole batch plus the
-	// read-ahead, in windows of positions.
-	for len(la.events) < capacity && la.to < head {
+	// Read ahead while what is held is short of the read-ahead (or the
+	// next batch), a batch at a time, in windows of positions; a log of
+	// events of no interest is scanned a few windows per call, as the
+	// batches' checkpoints move over it.
+	for windows := 0; windows < aheadBatches && (len(la.events) < capacity && la.bytes < aheadBytes || len(la.events) < limit) && la.to < head; windows++ {
 		until := min(head, la.to+scanWindow)
-		evs, full, skipped, err := r.readGaps(ctx, la.to, until, skip, capacity-len(la.events))
+		evs, full, skipped, err := r.readGaps(ctx, la.to, until, skip, min(limit, capacity-len(la.events)))
 		if err != nil {
 			r.ahead = nil
 			return window{}, err
@@ -90,6 +96,7 @@ func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (
 			if routed(rt) {
 				la.pending[rt.ID]++
 			}
+			la.bytes += len(evs[i].Data) + len(evs[i].Values)
 		}
 		la.events = append(la.events, evs...)
 		la.skipped = la.skipped || skipped
@@ -104,12 +111,13 @@ func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (
 		n = min(n, max(1, int(float64(limit)/r.perEvent)))
 	}
 	w := window{events: la.events[:n:n], routes: la.routes[:n:n], checkedTo: la.to, skipped: la.skipped}
-	for _, rt := range w.routes {
+	for i, rt := range w.routes {
 		if routed(rt) {
 			if la.pending[rt.ID]--; la.pending[rt.ID] == 0 {
 				delete(la.pending, rt.ID)
 			}
 		}
+		la.bytes -= len(w.events[i].Data) + len(w.events[i].Values)
 	}
 	la.events, la.routes = la.events[n:], la.routes[n:]
 	if len(la.events) > 0 {

@@ -81,8 +81,9 @@ var errChainBlocked = errors.New("an event committed meanwhile reaches a chained
 type chainResult struct {
 	// groups are the chained instances' outputs, their base step
 	// included: the final instance write (with the base's previous
-	// version), and every step's history, commands and telemetry. They are
-	// read by later batches' prepare, and never changed once built.
+	// version) and every step's history; the telemetry of the chained
+	// steps only (merge). They are read by later batches' prepare, and
+	// never changed once built.
 	groups map[string]*group
 	// execs are the follow-on commands executed ahead, round by round.
 	execs []*execution
@@ -412,26 +413,27 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 
 // merge builds the result for each chained instance: its base batch
 // output (left as it is, for a write without the chain) followed by its
-// rounds' outputs, in slices allocated once.
+// rounds' history, in slices allocated once. Its telemetry is the rounds'
+// only (finish emits the base's first), and its commands are not kept (the
+// chain's executions and queued commands are what is written).
 func (res *chainResult) merge(b *batch, rounds map[string][]*group, order []string) {
 	res.groups = make(map[string]*group, len(order))
 	for _, id := range order {
 		base, gs := b.groups[id], rounds[id]
-		nh, no, nt := len(base.history), len(base.outbox), len(base.telemetry)
+		nh, nt := len(base.history), 0
 		for _, g := range gs {
-			nh, no, nt = nh+len(g.history), no+len(g.outbox), nt+len(g.telemetry)
+			nh, nt = nh+len(g.history), nt+len(g.telemetry)
 		}
 		m := *base
 		m.history = append(make([]evokestore.HistoryRecord, 0, nh), base.history...)
-		m.outbox = append(make([]evokestore.OutboxCommand, 0, no), base.outbox...)
-		m.telemetry = append(make([]Telemetry, 0, nt), base.telemetry...)
+		m.outbox = nil
+		m.telemetry = make([]Telemetry, 0, nt)
 		m.deadlines = slices.Clone(base.deadlines)
 		w := *base.write
 		m.write = &w
 		for _, g := range gs {
 			m.write.Instance = g.write.Instance // the base's previous version stays
 			m.history = append(m.history, g.history...)
-			m.outbox = append(m.outbox, g.outbox...)
 			m.telemetry = append(m.telemetry, g.telemetry...)
 			if g.setDL {
 				m.deadlines, m.setDL = append(m.deadlines[:0], g.deadlines...), true

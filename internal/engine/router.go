@@ -636,8 +636,10 @@ func (r *router) finish(b *batch) {
 	logTransitions := r.en.log.Enabled(context.Background(), slog.LevelInfo)
 	for _, id := range b.order {
 		g := b.groups[id]
+		tels := [][]Telemetry{g.telemetry}
 		if w := ch.landedWrite(id); w != nil {
 			g = ch.groups[id]
+			tels = append(tels, g.telemetry) // the chained steps', after the base's
 			r.cache.put(&w.Instance, g.token)
 		} else if g.write != nil {
 			r.cache.put(&g.write.Instance, g.token)
@@ -664,15 +666,17 @@ func (r *router) finish(b *batch) {
 				r.en.log.Error("instance parked", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempts", g.write.Attempts, "err", h.Error)
 			}
 		}
-		for _, t := range g.telemetry {
-			if t.Kind == TelemetryStop {
-				r.en.counters.Completed.Add(1)
+		for _, ts := range tels {
+			for _, t := range ts {
+				if t.Kind == TelemetryStop {
+					r.en.counters.Completed.Add(1)
+				}
+				if t.Kind == TelemetryTransition && logTransitions {
+					r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, phaseName(t.FromPhase), phaseName(t.ToPhase), t.EventType),
+						slog.String("process_manager", r.name), slog.String("instance", id))
+				}
+				r.en.cfg.Hooks.Telemetry(t)
 			}
-			if t.Kind == TelemetryTransition && logTransitions {
-				r.en.log.Info(fmt.Sprintf("process %s: %s -> %s on %s", id, phaseName(t.FromPhase), phaseName(t.ToPhase), t.EventType),
-					slog.String("process_manager", r.name), slog.String("instance", id))
-			}
-			r.en.cfg.Hooks.Telemetry(t)
 		}
 	}
 }
