@@ -11,3 +11,6 @@ func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 	err := s.pool.QueryRow(ctx, `SELECT current_setting($1)`, name).Scan(&v)
 	return v, err
 }
+
+// Copies returns how many COPY statements t sent.
+func (t *Tx) Copies() int { return t.copies }

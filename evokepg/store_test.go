@@ -700,3 +700,57 @@ func TestNoJITUnlessAsked(t *testing.T) {
 		t.Fatalf("with jit=on in the URL: jit = %q, %v; want on", v, err)
 	}
 }
+
+// A Tx that holds the append lock writes history and outcomes with INSERT,
+// never COPY: a node paused in the middle of a COPY would keep its session
+// active, out of reach of idle_in_transaction_session_timeout, and hold the
+// lock against every other node's appends until it resumed.
+func TestNoCopyUnderTheAppendLock(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newSchema(t), nil)
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	ptx := tx.(*evokepg.Tx)
+	records := func(from int) []evokestore.HistoryRecord {
+		hs := make([]evokestore.HistoryRecord, 100)
+		for i := range hs {
+			hs[i] = evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: fmt.Sprintf("i%d", from+i), Kind: evokestore.KindStep, Version: 1, Position: int64(from + i + 1)}
+		}
+		return hs
+	}
+	outcomes := func(from int) []evokestore.CommandOutcome {
+		outs := make([]evokestore.CommandOutcome, 100)
+		for i := range outs {
+			outs[i] = evokestore.CommandOutcome{CommandID: fmt.Sprintf("c%d", from+i), Type: "T", AggregateType: "a", AggregateID: "x", ProcessManager: "pm", InstanceID: "i", Status: evokestore.OutcomeAccepted}
+		}
+		return outs
+	}
+	if err := tx.InsertHistory(ctx, records(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PutCommandOutcomes(ctx, outcomes(0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ptx.Copies(); n != 2 {
+		t.Fatalf("%d COPY statements before the append lock, want 2 (100 rows each)", n)
+	}
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "e1", StreamID: "s", StreamVersion: 1, Type: "T"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.InsertHistory(ctx, records(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PutCommandOutcomes(ctx, outcomes(100)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ptx.Copies(); n != 2 {
+		t.Fatalf("%d COPY statements in all, %d under the append lock; want none under it", n, n-2)
+	}
+	hist, err := tx.History(ctx, "pm", "i150")
+	if err != nil || len(hist) != 1 {
+		t.Fatalf("history written under the lock: %v, %v", hist, err)
+	}
+}

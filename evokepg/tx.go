@@ -42,6 +42,7 @@ type Tx struct {
 	cause  error               // why the Tx ended, if not by its owner
 	locked bool                // the Tx holds the append lock
 	topics evokestore.TopicSet // topics written, whose notifications are queued
+	copies int                 // COPY statements sent (for tests)
 }
 
 var (
@@ -468,7 +469,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 			o.CommandID, o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error, int32(o.Events), at
 	}
 	var err error
-	if n < copyMinRows {
+	if n < copyMinRows || t.locked {
 		b := t.batch()
 		b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
 		err = t.send(ctx, b)
@@ -513,7 +514,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 			h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, h.Commands, h.Error, at
 		nodes[i], tokens[i] = h.Node, h.LeaseToken
 	}
-	if n < copyMinRows {
+	if n < copyMinRows || t.locked {
 		b := t.batch()
 		b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats, nodes, tokens)
 		if err := t.send(ctx, b); err != nil {
@@ -534,6 +535,12 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 // copyMinRows is the batch size from which rows are written with COPY,
 // which the server takes in markedly less time than an INSERT from arrays
 // (about 15% more batches per second in the benchmark, docs/benchmarks.md).
+// Not while the Tx holds the append lock: a COPY is a statement the client
+// streams, and a node paused in the middle of one (SIGSTOP, a frozen VM)
+// leaves its session active, which idle_in_transaction_session_timeout
+// does not end, so the lock would stall every other node's appends until
+// it resumed. An INSERT arrives whole; a node paused after it is idle in
+// its transaction, and the server ends it (Options.IdleInTxTimeout).
 const copyMinRows = 64
 
 var (
@@ -550,6 +557,7 @@ func (t *Tx) copyRows(ctx context.Context, table string, cols []string, n int, r
 			return err
 		}
 	}
+	t.copies++
 	i := -1
 	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
 		if i++; i >= n {

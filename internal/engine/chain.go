@@ -63,9 +63,13 @@ import (
 // batch's read-ahead and its first append (in pages of interveningPage);
 // with more, the chain is dropped. They are the events committed while the
 // batch was prepared: a few thousand when a producer appends in bursts.
+// The pages are small because the transaction holds the append lock: a
+// result the server cannot finish sending (its node paused while reading
+// it) would keep the lock, where a result that fits the sockets' buffers
+// leaves the session idle in its transaction, which the server ends.
 const (
 	maxIntervening  = 32768
-	interveningPage = 4096
+	interveningPage = 256
 )
 
 // chainSlack is how far behind the log's head what a batch read ahead may
