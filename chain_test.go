@@ -95,6 +95,17 @@ func relayRuntime[S any](t *testing.T, st evokestore.Store, cfg *evoke.Config, p
 	return rt
 }
 
+// begins returns the appends of n relays' Begin events, r00 and on.
+func begins(n int) []evoke.StreamAppend {
+	batch := make([]evoke.StreamAppend, n)
+	for k := range n {
+		id := fmt.Sprintf("r%02d", k)
+		batch[k] = evoke.StreamAppend{StreamID: "begin-" + id, ExpectedVersion: evoke.NoStream,
+			Events: []evoke.Event{evoke.NewEvent("Begin", relayData{ID: id})}}
+	}
+	return batch
+}
+
 func startRelay(t *testing.T, st evokestore.Store, cfg *evoke.Config) *evoke.Runtime {
 	t.Helper()
 	rt := relayRuntime(t, st, cfg, relay{})
@@ -176,13 +187,7 @@ func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
 			cfg.Hooks = tel
 			rt := startRelay(t, st, cfg)
 			const n = 40
-			var batch []evoke.StreamAppend
-			for k := range n {
-				id := fmt.Sprintf("r%02d", k)
-				batch = append(batch, evoke.StreamAppend{StreamID: "begin-" + id, ExpectedVersion: evoke.NoStream,
-					Events: []evoke.Event{evoke.NewEvent("Begin", relayData{ID: id})}})
-			}
-			if _, err := rt.AppendBatch(context.Background(), batch); err != nil {
+			if _, err := rt.AppendBatch(context.Background(), begins(n)); err != nil {
 				t.Fatal(err)
 			}
 			evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
@@ -197,10 +202,7 @@ func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
 			}
 			// The checkpoints end past the chained events (stored, as Idle
 			// reads them).
-			evoketest.Eventually(t, 10*time.Second, "the runtime idles", func() bool {
-				idle, err := rt.Idle(context.Background())
-				return err == nil && idle
-			})
+			evoketest.WaitIdle(t, rt, 10*time.Second)
 			stats := rt.Stats()
 			if depth < 0 && stats.Chained != 0 {
 				t.Fatalf("chaining off, yet %d steps chained", stats.Chained)
@@ -284,13 +286,7 @@ func TestChainReadsAheadOfABacklog(t *testing.T) {
 	cfg.BatchSize = 8
 	rt := relayRuntime(t, st, cfg, relay{})
 	const n = 40
-	var batch []evoke.StreamAppend
-	for k := range n {
-		id := fmt.Sprintf("r%02d", k)
-		batch = append(batch, evoke.StreamAppend{StreamID: "begin-" + id, ExpectedVersion: evoke.NoStream,
-			Events: []evoke.Event{evoke.NewEvent("Begin", relayData{ID: id})}})
-	}
-	batch = append(batch, evoke.StreamAppend{StreamID: "poke-r03", ExpectedVersion: evoke.NoStream,
+	batch := append(begins(n), evoke.StreamAppend{StreamID: "poke-r03", ExpectedVersion: evoke.NoStream,
 		Events: []evoke.Event{evoke.NewEvent("Poke", relayData{ID: "r03"})}})
 	if _, err := rt.AppendBatch(context.Background(), batch); err != nil {
 		t.Fatal(err)
@@ -419,10 +415,7 @@ func TestChainedCheckpointsStoredBeforeIdle(t *testing.T) {
 		appendEvent(t, rt, fmt.Sprintf("begin-r%03d", k), "Begin", relayData{ID: fmt.Sprintf("r%03d", k)})
 	}
 	evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
-	evoketest.Eventually(t, 10*time.Second, "the runtime idles", func() bool {
-		idle, err := rt.Idle(context.Background())
-		return err == nil && idle
-	})
+	evoketest.WaitIdle(t, rt, 10*time.Second)
 	if stats := rt.Stats(); stats.Chained == 0 {
 		t.Fatalf("nothing chained: %+v", stats)
 	}

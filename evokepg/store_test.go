@@ -634,14 +634,10 @@ func TestReadStreamsUsesTheIndexUnanalysed(t *testing.T) {
 	for i := range evs {
 		evs[i] = evokestore.NewEvent{ID: fmt.Sprintf("e%05d", i), StreamID: fmt.Sprintf("s%05d", i), StreamVersion: 1, Type: "T", Data: []byte(`{}`)}
 	}
-	tx, err := s.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.AppendEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
+	if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		_, err := tx.AppendEvents(ctx, evs)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ids := make([]string, 50)

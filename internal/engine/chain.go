@@ -206,15 +206,13 @@ func (r *router) readGaps(ctx context.Context, after, until int64, skip [][2]int
 
 // record adds the positions of x's appended events.
 func (l *landing) record(x *execution) {
+	var ps []int64
 	for i := range x.results {
 		for _, e := range x.results[i].Events {
-			if n := len(l.ranges); n > 0 && l.ranges[n-1][1]+1 == e.Position {
-				l.ranges[n-1][1] = e.Position
-			} else {
-				l.ranges = append(l.ranges, [2]int64{e.Position, e.Position})
-			}
+			ps = append(ps, e.Position)
 		}
 	}
+	l.ranges = append(l.ranges, rangesOf(ps)...)
 }
 
 // gaps returns the ranges of (after, before) that none of covered covers
@@ -458,14 +456,14 @@ func (b *batch) chainedBy(id string) bool {
 	return false
 }
 
-// land writes ch's appends in tx, after b's own (exec), checks the events
-// committed since b's end, and returns the chained instances' writes and
-// history with their positions.
+// landChain writes ch's appends in tx, after b's own (exec), checks the
+// events committed since the end of what b read ahead, and returns the
+// chained instances' writes and history with their positions.
 func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec *execution, ch *chainResult) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
 	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
 	first := int64(0)
 	xs := append([]*execution{exec}, ch.execs...)
-	if err := writeAll(ctx, tx, xs); err != nil {
+	if err := writeAll(ctx, tx, xs, nil); err != nil {
 		return nil, nil, err
 	}
 	for _, x := range xs {

@@ -390,8 +390,26 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 // (the log's positions follow commit order) holds that lock briefly and
 // never while waiting for other rows.
 func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) error {
-	if len(x.outcomes) > 0 {
-		if err := tx.PutCommandOutcomes(ctx, x.outcomes); err != nil {
+	return writeAll(ctx, tx, []*execution{x}, seqs)
+}
+
+// writeAll writes the outcomes and events of xs, in order, as write does
+// for one, with one call for all outcomes and one for all events (a chain's
+// rounds are an execution each).
+func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int64) error {
+	outcomes, appends := xs[0].outcomes, xs[0].appends
+	if len(xs) > 1 {
+		no, na := 0, 0
+		for _, x := range xs {
+			no, na = no+len(x.outcomes), na+len(x.appends)
+		}
+		outcomes, appends = make([]evokestore.CommandOutcome, 0, no), make([]evokestore.NewEvent, 0, na)
+		for _, x := range xs {
+			outcomes, appends = append(outcomes, x.outcomes...), append(appends, x.appends...)
+		}
+	}
+	if len(outcomes) > 0 {
+		if err := tx.PutCommandOutcomes(ctx, outcomes); err != nil {
 			return fmt.Errorf("record command outcomes: %w", err)
 		}
 	}
@@ -400,44 +418,9 @@ func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) e
 			return fmt.Errorf("delete dispatched commands: %w", err)
 		}
 	}
-	for i := range x.results {
-		x.results[i].Events = nil // from an earlier attempt
-	}
-	if len(x.appends) > 0 {
-		evs, err := tx.AppendEvents(ctx, x.appends)
-		if err != nil {
-			return fmt.Errorf("append %d events: %w", len(x.appends), err)
-		}
-		for k, e := range evs {
-			x.results[x.owner[k]].Events = append(x.results[x.owner[k]].Events, e)
-		}
-	}
-	return nil
-}
-
-// writeAll writes the outcomes and events of xs, in order, as write does
-// each, but with one call for all outcomes and one for all events (a chain's
-// rounds are an execution each).
-func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution) error {
-	if len(xs) == 1 {
-		return xs[0].write(ctx, tx, nil)
-	}
-	no, na := 0, 0
 	for _, x := range xs {
-		no, na = no+len(x.outcomes), na+len(x.appends)
-	}
-	outcomes := make([]evokestore.CommandOutcome, 0, no)
-	appends := make([]evokestore.NewEvent, 0, na)
-	for _, x := range xs {
-		outcomes = append(outcomes, x.outcomes...)
-		appends = append(appends, x.appends...)
 		for i := range x.results {
 			x.results[i].Events = nil // from an earlier attempt
-		}
-	}
-	if len(outcomes) > 0 {
-		if err := tx.PutCommandOutcomes(ctx, outcomes); err != nil {
-			return fmt.Errorf("record command outcomes: %w", err)
 		}
 	}
 	if len(appends) == 0 {

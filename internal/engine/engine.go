@@ -337,15 +337,25 @@ func (en *Engine) Stop(ctx context.Context) error {
 // wait blocks until wake, the poll interval, or ctx; it reports false when
 // ctx is done.
 func (en *Engine) wait(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
+	awoken(ctx, d, wake, nil)
+	return ctx.Err() == nil
+}
+
+// awoken waits up to d for a signal on wake or kick (nil: none), or for
+// ctx, and reports whether a signal came.
+func awoken(ctx context.Context, d time.Duration, wake, kick <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
 	case <-wake:
+		return true
+	case <-kick:
+		return true
 	case <-t.C:
+		return false
 	}
-	return true
 }
 
 // backoff returns the delay before retry attempt n (1-based): exponential

@@ -207,7 +207,7 @@ func (r *router) run(ctx context.Context) {
 		if unpersisted {
 			// Checkpoints passed over chained events: the next batch
 			// writes them, or the router does if none comes soon.
-			if r.waitWake(ctx, wake, min(r.en.cfg.PollInterval, idleFlush)) {
+			if awoken(ctx, min(r.en.cfg.PollInterval, idleFlush), wake, r.kick) {
 				continue
 			}
 			r.mu.Lock()
@@ -227,22 +227,6 @@ func (r *router) run(ctx context.Context) {
 // idleFlush is how long the router waits for new events before it writes
 // checkpoints left unwritten (router.unpersisted).
 const idleFlush = 50 * time.Millisecond
-
-// waitWake waits up to d for a wake-up, and reports whether one came.
-func (r *router) waitWake(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-wake:
-		return true
-	case <-r.kick:
-		return true
-	case <-t.C:
-		return false
-	}
-}
 
 // waitNext waits for new events, the next retry, or the poll interval.
 func (r *router) waitNext(ctx context.Context, wake <-chan struct{}) bool {
