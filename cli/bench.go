@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"os"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -19,7 +23,7 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--rate R] [--calibrate] [--json]", stderr)
+	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--rate R] [--calibrate] [--timeline FILE.svg] [--json]", stderr)
 	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; a non-empty file needs --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
 	orders := fs.Int("orders", 10000, "number of orders to run to completion")
 	workers := fs.Int("workers", 0, "goroutines stepping one batch (Config.Workers; default GOMAXPROCS)")
@@ -36,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	calibrate := fs.Bool("calibrate", false, "after the run, measure the machine on the same backend (durable 1-row and 100-row transactions of a minimal table, ~4 s) and report it with the result")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the timed run to this file (go tool trace)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end of the timed run (allocations since the process started, seeding included; live objects at the end)")
+	timeline := fs.String("timeline", "", "draw the step latency (p50, p99, max) and steps/s of every 100 ms of the run to this SVG file; with --json the windows are in the result's timeline")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +69,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer mem.close()
+	var timelineFile *os.File
+	if *timeline != "" {
+		if timelineFile, err = os.Create(*timeline); err != nil {
+			return err
+		}
+		defer timelineFile.Close()
+	}
 	tgt, err := bench.OpenEmpty(ctx, *store, *force, func(ctx context.Context, spec string) (evokestore.Store, error) {
 		return OpenStore(ctx, spec)
 	})
@@ -105,6 +117,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return func() { stopMem(); stopTrace(); stopProfile() }
 		}
 	}
+	if timelineFile != nil {
+		opts.Window = timelineWindow
+	}
 	opts.Config.Workers, opts.Config.BatchSize, opts.Config.DispatchBatchSize = *workers, *batch, *dispatchBatch
 	if *inflight > 0 {
 		seedBar := newBar(stderr, *inflight, "instances seeded")
@@ -139,6 +154,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		res.Machine = &m
 	}
+	if timelineFile != nil {
+		title := fmt.Sprintf("evoke bench: %d orders on %s", res.Orders, res.Store)
+		if *rate > 0 {
+			title += fmt.Sprintf(" at %s/s", strconv.FormatFloat(*rate, 'f', -1, 64))
+		}
+		if _, err := timelineFile.Write(bench.TimelineSVG(title, res.Timeline, bench.TargetP99)); err != nil {
+			return errors.Join(err, runErr, closeErr)
+		}
+		if err := timelineFile.Close(); err != nil {
+			return errors.Join(err, runErr, closeErr)
+		}
+	}
 	if *asJSON {
 		if err := json.NewEncoder(stdout).Encode(res); err != nil {
 			return err
@@ -148,6 +175,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return errors.Join(runErr, closeErr)
 }
+
+// timelineWindow is the width of one --timeline window.
+const timelineWindow = 100 * time.Millisecond
 
 func printBench(w io.Writer, store, schema string, r bench.Result) {
 	where := redact(store)
@@ -164,11 +194,19 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 	row("seconds", fmt.Sprintf("%.2f", r.Seconds))
 	row("sagas/s", fmt.Sprintf("%.0f", r.SagasPerSec))
 	row("events/s", fmt.Sprintf("%.0f", r.EventsPerSec))
+	if r.CPUSeconds > 0 {
+		row("CPU µs per saga", fmt.Sprintf("%.0f", r.CPUPerSagaUS))
+	}
 	row("step p50 ms", fmt.Sprintf("%.1f", r.StepLatency.P50))
 	row("step p99 ms", fmt.Sprintf("%.1f", r.StepLatency.P99))
 	row("step max ms", fmt.Sprintf("%.1f", r.StepLatency.Max))
 	if r.SteadyStepLatency.Count > 0 {
 		row(fmt.Sprintf("step p99 ms after %v", bench.WarmUp), fmt.Sprintf("%.1f", r.SteadyStepLatency.P99))
+	}
+	types := slices.Sorted(maps.Keys(r.StepLatencyByTrigger))
+	for _, t := range types {
+		l := r.StepLatencyByTrigger[t]
+		row(fmt.Sprintf("after %s: p50 / p99 ms", t), fmt.Sprintf("%.1f / %.1f", l.P50, l.P99))
 	}
 	row("peak RSS MB", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	if r.InFlight > 0 {

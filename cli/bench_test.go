@@ -35,8 +35,32 @@ func TestBench(t *testing.T) {
 		t.Errorf("used file without --force: exit %d, %s", code, errs)
 	}
 	code, out, errs = run(t, "bench", "--store", db, "--orders", "10", "--force", "--calibrate")
-	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "machine: 1-row tx/s") {
+	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "after OrderPlaced: p50 / p99 ms") || !strings.Contains(out, "CPU µs per saga") || !strings.Contains(out, "machine: 1-row tx/s") {
 		t.Errorf("--force --calibrate table (exit %d): %s %s", code, out, errs)
+	}
+	// --timeline draws the run; with --json its windows are in the result.
+	svg := filepath.Join(t.TempDir(), "timeline.svg")
+	code, out, errs = run(t, "bench", "--store", db, "--orders", "20", "--force", "--timeline", svg, "--json")
+	if code != 0 {
+		t.Fatalf("--timeline: exit %d: %s", code, errs)
+	}
+	var tl struct {
+		Timeline []struct{ Steps int } `json:"timeline"`
+		CPU      float64               `json:"cpu_us_per_saga"`
+		ByType   map[string]any        `json:"step_latency_by_trigger_ms"`
+	}
+	if err := json.Unmarshal([]byte(out), &tl); err != nil || len(tl.Timeline) == 0 || tl.CPU <= 0 || tl.ByType["OrderPlaced"] == nil {
+		t.Errorf("--timeline --json result (%v): %s", err, out)
+	}
+	if b, err := os.ReadFile(svg); err != nil || !bytes.HasPrefix(b, []byte("<svg")) || !bytes.Contains(b, []byte("20 orders on sqlite")) {
+		t.Errorf("timeline SVG (%v): %.200s", err, b)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh.db")
+	if code, _, errs := run(t, "bench", "--store", fresh, "--orders", "5", "--timeline", filepath.Join(t.TempDir(), "missing", "t.svg")); code != 1 || !strings.Contains(errs, "missing") {
+		t.Errorf("unwritable timeline path: exit %d, %s", code, errs)
+	}
+	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an unwritable timeline path failed after the store was opened (%v)", err)
 	}
 	for _, args := range [][]string{{"bench", "--orders", "0"}, {"bench", "--inflight", "-1"}, {"bench", "extra"}} {
 		if code, _, _ := run(t, args...); code != 2 {

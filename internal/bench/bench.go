@@ -65,6 +65,9 @@ type Options struct {
 	// returns is called when it ends (before the latency analysis). evoke
 	// bench --cpuprofile uses it to profile only the runtime's work.
 	Timed func() (end func())
+	// Window, if positive, fills Result.Timeline with the step latencies
+	// of each Window of the timed run.
+	Window time.Duration
 }
 
 // Latency summarises the step latencies of a run, in milliseconds.
@@ -106,6 +109,19 @@ type Result struct {
 	// prepared on each connection, files growing) are slower, and in a
 	// short run they hold most of the tail.
 	SteadyStepLatency Latency `json:"steady_step_latency_ms"`
+	// StepLatencyByTrigger is StepLatency by the triggering event's type.
+	// In the order workload an OrderPlaced step waits for the router to
+	// read the event a producer appended; with chaining, the later steps
+	// run in the batch that appended their event, so the overall median
+	// mostly shows them.
+	StepLatencyByTrigger map[string]Latency `json:"step_latency_by_trigger_ms"`
+	// CPUSeconds is the CPU time (user and system) the whole process
+	// used during the timed run, the orders' producer included; on a
+	// shared machine it varies less than the wall time. CPUPerSagaUS is it
+	// per completed saga, in microseconds. A PostgreSQL server's own CPU
+	// is not in it.
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	CPUPerSagaUS float64 `json:"cpu_us_per_saga"`
 	// PeakRSSMB is the process's peak resident set (VmHWM), in MiB, at
 	// the end of the timed run (seeding included, the latency analysis
 	// not); 0 where /proc/self/status is not available.
@@ -120,6 +136,9 @@ type Result struct {
 	// Machine is the machine's own figures on the store's backend, when
 	// measured (evoke bench --calibrate; see Calibrate).
 	Machine *Machine `json:"machine,omitempty"`
+	// Timeline summarises the step latencies by when their triggering
+	// event was appended, one Options.Window at a time (if asked for).
+	Timeline []Window `json:"timeline,omitempty"`
 }
 
 // RuntimeCounters are Result.Runtime.
@@ -176,15 +195,20 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if opts.Timed != nil {
 		end = opts.Timed()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
 	})
+	cpu := processCPU() - cpu0
 	end()
 	res.Completed, res.Failed = sum.Completed, sum.Failed
 	res.Events, res.Commands, res.Seconds = sum.Events, sum.Commands, sum.Seconds
 	rs := sum.Runtime
 	res.Runtime = RuntimeCounters{Steps: rs.Steps, Batches: rs.Batches, Chained: rs.Chained, ChainFallbacks: rs.ChainFallbacks, InlineFallbacks: rs.InlineFallbacks}
+	res.CPUSeconds = cpu.Seconds()
+	if sum.Completed > 0 {
+		res.CPUPerSagaUS = float64(cpu.Microseconds()) / float64(sum.Completed)
+	}
 	if sum.Seconds > 0 {
 		res.SagasPerSec = float64(sum.Completed) / sum.Seconds
 		res.EventsPerSec = float64(sum.Events) / sum.Seconds
@@ -199,6 +223,8 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 		return res, err
 	}
 	res.StepLatency, res.SteadyStepLatency = SummariseSteps(steps, start.Add(WarmUp))
+	res.StepLatencyByTrigger = ByTrigger(steps)
+	res.Timeline = TimelineOf(steps, start, opts.Window)
 	return res, runErr
 }
 
@@ -272,6 +298,8 @@ func Seed(ctx context.Context, store evokestore.Store, n int, progress func(done
 type Step struct {
 	Trigger time.Time
 	Latency time.Duration
+	// Type is the triggering event's type.
+	Type string
 }
 
 // StepLatencies returns, for every command the run's orders' steps
@@ -306,6 +334,7 @@ func StepLatencies(ctx context.Context, store evokestore.Store, after int64, fir
 	type pending struct {
 		cmd     string
 		trigger time.Time
+		typ     string
 	}
 	var (
 		mu        sync.Mutex
@@ -345,9 +374,9 @@ func StepLatencies(ctx context.Context, store evokestore.Store, after int64, fir
 					}
 					for _, r := range refs {
 						if at, ok := dispatched[r.ID]; ok {
-							mine = append(mine, Step{trig, at.Sub(trig)})
+							mine = append(mine, Step{trig, at.Sub(trig), h.EventType})
 						} else {
-							mineNoEvent = append(mineNoEvent, pending{r.ID, trig})
+							mineNoEvent = append(mineNoEvent, pending{r.ID, trig, h.EventType})
 						}
 					}
 				}
@@ -376,16 +405,17 @@ feed:
 	for lo := 0; lo < len(noEvent); lo += 500 {
 		part := noEvent[lo:min(lo+500, len(noEvent))]
 		ids := make([]string, len(part))
-		trig := make(map[string]time.Time, len(part))
+		trig := make(map[string]pending, len(part))
 		for i, p := range part {
-			ids[i], trig[p.cmd] = p.cmd, p.trigger
+			ids[i], trig[p.cmd] = p.cmd, p
 		}
 		outs, err := store.CommandOutcomes(ctx, ids)
 		if err != nil {
 			return nil, fmt.Errorf("read command outcomes: %w", err)
 		}
 		for _, o := range outs {
-			lat = append(lat, Step{trig[o.CommandID], o.RecordedAt.Sub(trig[o.CommandID])})
+			p := trig[o.CommandID]
+			lat = append(lat, Step{p.trigger, o.RecordedAt.Sub(p.trigger), p.typ})
 		}
 	}
 	return lat, nil
@@ -402,6 +432,20 @@ func SummariseSteps(steps []Step, steadyFrom time.Time) (all, steady Latency) {
 		}
 	}
 	return summariseOwned(a), summariseOwned(st)
+}
+
+// ByTrigger summarises the latencies of steps by their triggering event's
+// type.
+func ByTrigger(steps []Step) map[string]Latency {
+	by := map[string][]time.Duration{}
+	for _, s := range steps {
+		by[s.Type] = append(by[s.Type], s.Latency)
+	}
+	out := make(map[string]Latency, len(by))
+	for t, l := range by {
+		out[t] = summariseOwned(l)
+	}
+	return out
 }
 
 // Summarise returns the count, median, 99th percentile and maximum of lat

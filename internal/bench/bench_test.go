@@ -3,7 +3,10 @@ package bench_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +37,7 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	const orders, inflight = 150, bench.SeedChunk + 7
 	seeded := 0
 	res, err := bench.Run(ctx, tgt.Store, bench.Options{
-		Orders: orders, InFlight: inflight, Stall: 30 * time.Second,
+		Orders: orders, InFlight: inflight, Stall: 30 * time.Second, Window: 10 * time.Millisecond,
 		Config:       evokeConfig(),
 		SeedProgress: func(done, _ int) { seeded = done },
 		AfterSeed:    tgt.Settle,
@@ -84,6 +87,25 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	}
 	if res.SagasPerSec <= 0 || res.EventsPerSec <= res.SagasPerSec || res.PeakRSSMB <= 0 {
 		t.Errorf("rates and RSS %s", raw)
+	}
+	if res.CPUSeconds <= 0 || res.CPUPerSagaUS <= 0 || math.Abs(res.CPUPerSagaUS-res.CPUSeconds*1e6/orders) > 1 {
+		t.Errorf("CPU %v s, %v µs per saga: want both positive and consistent", res.CPUSeconds, res.CPUPerSagaUS)
+	}
+	// Each of an order's three commands follows one of its events.
+	by := res.StepLatencyByTrigger
+	if len(by) != 3 || by["OrderPlaced"].Count != orders || by["PaymentReceived"].Count != orders || by["InventoryReserved"].Count != orders {
+		t.Errorf("step latency by trigger: %+v", by)
+	}
+	// The timeline accounts for every step, window by window.
+	n := 0
+	for i, w := range res.Timeline {
+		n += w.Steps
+		if want := float64(i) * 0.01; math.Abs(w.At-want) > 1e-9 || w.Steps > 0 && (w.P50 > w.P99 || w.P99 > w.Max) || w.PerSec != float64(w.Steps)*100 {
+			t.Errorf("window %d = %+v", i, w)
+		}
+	}
+	if n != l.Count {
+		t.Errorf("the timeline holds %d steps, want %d", n, l.Count)
 	}
 	return tgt
 }
@@ -160,6 +182,72 @@ func TestSummariseSteps(t *testing.T) {
 	}
 	if steady.Count != 90 || steady.P99 != 9 || steady.Max != 9 || steady.P50 != 4.5 {
 		t.Errorf("steady = %+v, want 90 steps, p50 4.5 ms, p99 and max 9 ms", steady)
+	}
+}
+
+// Steps are grouped by when their trigger was appended; an empty window
+// stays, so that a stall shows.
+func TestTimelineOf(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	steps := []bench.Step{
+		{Trigger: t0.Add(10 * time.Millisecond), Latency: 2 * time.Millisecond},
+		{Trigger: t0.Add(90 * time.Millisecond), Latency: 4 * time.Millisecond},
+		{Trigger: t0.Add(250 * time.Millisecond), Latency: 30 * time.Millisecond},
+		{Trigger: t0.Add(-time.Millisecond), Latency: time.Millisecond}, // before the start: the first window
+	}
+	got := bench.TimelineOf(steps, t0, 100*time.Millisecond)
+	want := []bench.Window{
+		{At: 0, Steps: 3, PerSec: 30, P50: 2, P99: 4, Max: 4},
+		{At: 0.1},
+		{At: 0.2, Steps: 1, PerSec: 10, P50: 30, P99: 30, Max: 30},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("TimelineOf = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if math.Abs(got[i].At-want[i].At) > 1e-9 || got[i].Steps != want[i].Steps || got[i].PerSec != want[i].PerSec || got[i].P50 != want[i].P50 || got[i].P99 != want[i].P99 || got[i].Max != want[i].Max {
+			t.Errorf("window %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got := bench.TimelineOf(steps, t0, 0); got != nil {
+		t.Errorf("no window width: %+v", got)
+	}
+	if by := bench.ByTrigger([]bench.Step{{Latency: time.Millisecond, Type: "A"}, {Latency: 3 * time.Millisecond, Type: "A"}, {Latency: 9 * time.Millisecond, Type: "B"}}); len(by) != 2 || by["A"] != (bench.Latency{Count: 2, P50: 1, P99: 3, Max: 3}) || by["B"].Count != 1 {
+		t.Errorf("ByTrigger = %+v", by)
+	}
+}
+
+// The timeline is drawn as well-formed SVG with its title, legend and
+// target line, and an empty timeline still draws.
+func TestTimelineSVG(t *testing.T) {
+	t.Parallel()
+	tl := []bench.Window{{At: 0, Steps: 5, PerSec: 50, P50: 1, P99: 2, Max: 3}, {At: 0.1, Steps: 0}, {At: 0.2, Steps: 9, PerSec: 90, P50: 5, P99: 45.5, Max: 60}}
+	for _, c := range []struct {
+		tl   []bench.Window
+		want []string
+	}{
+		{tl, []string{"run &lt;1&gt;", ">p99<", ">target 20 ms<", "stroke-dasharray", "steps/s", "<polyline"}},
+		{nil, []string{"run &lt;1&gt;", ">p50<"}},
+	} {
+		svg := string(bench.TimelineSVG("run <1>", c.tl, bench.TargetP99))
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			if _, err := d.Token(); err != nil {
+				if err != io.EOF {
+					t.Fatalf("not well-formed XML: %v\n%s", err, svg)
+				}
+				break
+			}
+		}
+		for _, w := range c.want {
+			if !strings.Contains(svg, w) {
+				t.Errorf("%d windows: SVG lacks %q", len(c.tl), w)
+			}
+		}
+		if strings.Contains(svg, "NaN") || strings.Contains(svg, "Inf") {
+			t.Errorf("%d windows: SVG has NaN or Inf coordinates", len(c.tl))
+		}
 	}
 }
 
