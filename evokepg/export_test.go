@@ -14,3 +14,6 @@ func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 
 // Copies returns how many COPY statements t sent.
 func (t *Tx) Copies() int { return t.copies }
+
+// Trips returns how many round trips t made.
+func (t *Tx) Trips() int { return t.trips }

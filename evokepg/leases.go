@@ -2,6 +2,7 @@ package evokepg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -130,19 +131,27 @@ func (t *Tx) CheckLeases(ctx context.Context, node string, leases []evokestore.L
 	for i, l := range leases {
 		parts[i], tokens[i] = int32(l.Partition), l.Token
 	}
-	db, done, err := t.conn(ctx)
-	if err != nil {
+	if err := t.lock(); err != nil {
 		return fmt.Errorf("evokepg: check leases: %w", err)
 	}
-	defer done()
-	var n int
-	if err := db.QueryRow(ctx, sqlCheck, node, parts, tokens).Scan(&n); err != nil {
+	defer t.mu.Unlock()
+	b := t.batch()
+	b.Queue(sqlCheck, node, parts, tokens).QueryRow(func(row pgx.Row) error {
+		var n int
+		if err := row.Scan(&n); err != nil {
+			return err
+		}
+		if n != len(leases) {
+			return fmt.Errorf("%w: node %s holds %d of its %d leases", evokestore.ErrLeaseLost, node, n, len(leases))
+		}
+		return nil
+	})
+	return t.exec(ctx, b, func(err error) error {
+		if errors.Is(err, evokestore.ErrLeaseLost) {
+			return err
+		}
 		return fmt.Errorf("evokepg: check leases: %w", err)
-	}
-	if n != len(leases) {
-		return fmt.Errorf("%w: node %s holds %d of its %d leases", evokestore.ErrLeaseLost, node, n, len(leases))
-	}
-	return nil
+	})
 }
 
 func scanLeases(rows pgx.Rows, err error) ([]evokestore.Lease, error) {

@@ -750,3 +750,169 @@ func TestNoCopyUnderTheAppendLock(t *testing.T) {
 		t.Fatalf("history written under the lock: %v, %v", hist, err)
 	}
 }
+
+// With DeferWrites, the writes that return nothing ride with the next
+// round trip that needs a reply, or with COMMIT: a chained batch's write
+// (fence, outcomes, events, the check of what was committed meanwhile,
+// instances, history, checkpoints, commit) takes four round trips instead
+// of eight, and writes the same rows.
+func TestDeferredWritesSaveRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newSchema(t), nil)
+	leases, err := s.Balance(ctx, "n1", 2, time.Minute)
+	if err != nil || len(leases) != 2 {
+		t.Fatalf("leases %v, %v", leases, err)
+	}
+	write := func(deferred bool, k int) int {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		ptx := tx.(*evokepg.Tx)
+		if deferred {
+			ptx.DeferWrites()
+		}
+		id := fmt.Sprintf("i%d", k)
+		steps := []func() error{
+			func() error { return ptx.CheckLeases(ctx, "n1", leases) },
+			func() error {
+				return tx.PutCommandOutcomes(ctx, []evokestore.CommandOutcome{{CommandID: "c" + id, Type: "T", AggregateType: "a", AggregateID: id, ProcessManager: "pm", InstanceID: id, Status: evokestore.OutcomeAccepted}})
+			},
+			func() error {
+				_, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "e" + id, StreamID: "s" + id, StreamVersion: 1, Type: "T"}})
+				return err
+			},
+			func() error { _, err := tx.ReadLog(ctx, evokestore.LogQuery{After: 0, Limit: 10}); return err },
+			func() error {
+				return tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: -1, Instance: evokestore.Instance{ProcessManager: "pm", ID: id, Version: 1, Status: evokestore.StatusRunning}}})
+			},
+			func() error {
+				return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: "pm", InstanceID: id, Kind: evokestore.KindStep, Version: 1, Position: 1}})
+			},
+			func() error {
+				return tx.PutCheckpoints(ctx, []evokestore.Checkpoint{{ProcessManager: "pm", Partition: 0, Position: int64(k)}, {ProcessManager: "pm", Partition: 1, Position: int64(k)}})
+			},
+			tx.Commit,
+		}
+		for i, step := range steps {
+			if err := step(); err != nil {
+				t.Fatalf("deferred=%v: step %d: %v", deferred, i, err)
+			}
+		}
+		return ptx.Trips()
+	}
+	if n := write(false, 1); n != 8 {
+		t.Errorf("%d round trips without DeferWrites, want 8 (BEGIN rides with the fence)", n)
+	}
+	if n := write(true, 2); n != 4 {
+		t.Errorf("%d round trips with DeferWrites, want 4", n)
+	}
+	for _, id := range []string{"i1", "i2"} {
+		in, err := s.Instances(ctx, "pm", []string{id})
+		if err != nil || len(in) != 1 {
+			t.Errorf("instance %s: %v, %v", id, in, err)
+		}
+		if h, err := s.History(ctx, "pm", id); err != nil || len(h) != 1 {
+			t.Errorf("history of %s: %v, %v", id, h, err)
+		}
+		if o, err := s.CommandOutcomes(ctx, []string{"c" + id}); err != nil || len(o) != 1 {
+			t.Errorf("outcome of c%s: %v, %v", id, o, err)
+		}
+	}
+	if cp, ok, err := s.Checkpoint(ctx, "pm", 1); err != nil || !ok || cp.Position != 2 {
+		t.Errorf("checkpoint %+v, %v, %v", cp, ok, err)
+	}
+}
+
+// A write held back fails in the call that sends it, with its own
+// sentinel, and nothing of the transaction commits; a read sends what was
+// held back first and sees it; Rollback drops it unsent.
+func TestDeferredWriteErrors(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newSchema(t), nil)
+	leases, err := s.Balance(ctx, "n1", 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := evokestore.Instance{ProcessManager: "pm", ID: "a", Version: 1, Status: evokestore.StatusRunning}
+	if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: -1, Instance: inst}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	begin := func() *evokepg.Tx {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback() })
+		ptx := tx.(*evokepg.Tx)
+		ptx.DeferWrites()
+		return ptx
+	}
+	stale := inst
+	stale.Version = 2
+	newEvent := []evokestore.NewEvent{{ID: "e1", StreamID: "s", StreamVersion: 1, Type: "T"}}
+
+	// A fenced update surfaces at Commit.
+	tx := begin()
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: 5, Instance: stale}}); err != nil {
+		t.Fatalf("a held-back write failed at once: %v", err)
+	}
+	if err := tx.Commit(); !errors.Is(err, evokestore.ErrFenced) {
+		t.Errorf("commit after a fenced update: %v, want ErrFenced", err)
+	}
+	// A duplicate outcome surfaces at the next append, which does not land.
+	for range 2 {
+		if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+			tx.(*evokepg.Tx).DeferWrites()
+			return tx.PutCommandOutcomes(ctx, []evokestore.CommandOutcome{{CommandID: "c1", Type: "T", AggregateType: "a", AggregateID: "x", ProcessManager: "pm", InstanceID: "a", Status: evokestore.OutcomeAccepted}})
+		}); err != nil && !errors.Is(err, evokestore.ErrDuplicateCommand) {
+			t.Fatal(err)
+		}
+	}
+	tx = begin()
+	if err := tx.PutCommandOutcomes(ctx, []evokestore.CommandOutcome{{CommandID: "c1", Type: "T", AggregateType: "a", AggregateID: "x", ProcessManager: "pm", InstanceID: "a", Status: evokestore.OutcomeAccepted}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendEvents(ctx, newEvent); !errors.Is(err, evokestore.ErrDuplicateCommand) || !strings.Contains(err.Error(), "held back") {
+		t.Errorf("append after a duplicate outcome: %v, want ErrDuplicateCommand from the held-back write", err)
+	}
+	tx.Rollback()
+	// A lease check with a stale token surfaces at the next read.
+	tx = begin()
+	if err := tx.CheckLeases(ctx, "n1", []evokestore.Lease{{Partition: leases[0].Partition, Node: "n1", Token: leases[0].Token + 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Instances(ctx, "pm", []string{"a"}); !errors.Is(err, evokestore.ErrLeaseLost) {
+		t.Errorf("read after a stale lease check: %v, want ErrLeaseLost", err)
+	}
+	tx.Rollback()
+	// A read sees the writes held back before it.
+	tx = begin()
+	next := inst
+	next.Version, next.Phase = 2, "moved"
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: 1, Instance: next}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tx.Instances(ctx, "pm", []string{"a"}); err != nil || len(got) != 1 || got[0].Phase != "moved" {
+		t.Errorf("read in the Tx after a held-back update: %+v, %v", got, err)
+	}
+	tx.Rollback()
+	// Rollback sends nothing of what was held back.
+	tx = begin()
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: 1, Instance: next}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil || tx.Trips() != 0 {
+		t.Errorf("rollback: %v after %d round trips, want none", err, tx.Trips())
+	}
+	got, err := s.Instances(ctx, "pm", []string{"a"})
+	if err != nil || len(got) != 1 || got[0].Version != 1 || got[0].Phase != "" {
+		t.Errorf("after the failed and rolled back transactions: %+v, %v; want version 1 untouched", got, err)
+	}
+	if evs, err := s.ReadLog(ctx, evokestore.LogQuery{Limit: 10}); err != nil || len(evs) != 0 {
+		t.Errorf("log after the failed append: %v, %v", evs, err)
+	}
+}

@@ -156,6 +156,20 @@ type LeaseChecker interface {
 	CheckLeases(ctx context.Context, node string, leases []Lease) error
 }
 
+// WriteDeferrer is an optional Tx extension for stores that talk to a
+// server: after DeferWrites, a write that returns nothing but an error may
+// be held back and sent with the next call that needs the server's reply
+// (an append, a read, DeleteDeadline) or with Commit, saving a round trip
+// each. The error of a held-back write is then returned by that later call
+// (wrapping the same sentinels, such as ErrFenced or ErrLeaseLost, as it
+// would have returned itself), and the transaction must be rolled back as
+// after any failed call. A caller that tells its calls' errors apart (as
+// the conformance suite does) must not use it; evoke's router, which rolls
+// back a batch on any error, does.
+type WriteDeferrer interface {
+	DeferWrites()
+}
+
 // Tx is a write transaction. Its writes become visible together at Commit.
 type Tx interface {
 	Querier

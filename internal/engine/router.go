@@ -1349,6 +1349,11 @@ func (r *router) write(ctx context.Context, b *batch) error {
 func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.OutboxCommand, exec *execution, ch *chainResult) error {
 	return evokestore.WithTx(ctx, r.en.store, func(tx evokestore.Tx) error {
 		b.landed.ranges = b.landed.ranges[:0] // of an attempt rolled back
+		// Any error rolls the whole batch back, whichever call returns it:
+		// a server store may hold writes back for fewer round trips.
+		if d, ok := tx.(evokestore.WriteDeferrer); ok {
+			d.DeferWrites()
+		}
 		if err := r.en.fence(ctx, tx, b.ls, b.fenceParts); err != nil {
 			return err
 		}
