@@ -139,6 +139,7 @@ func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
 			return nil, nil, err
 		}
 		t.tx = tx
+		t.trips++
 	}
 	t.trips++
 	return t.tx, t.mu.Unlock, nil
