@@ -79,7 +79,15 @@
 // into few transactions. Reads outside a Tx
 // use the pool; reads through a Tx use its connection and see its own
 // writes. A Store holds at most Options.MaxConns pooled connections plus the
-// listener's.//
+// listener's.
+//
+// Each write is otherwise a round trip of its own, so that its error is its
+// own; Tx.DeferWrites (evokestore.WriteDeferrer, used by evoke's router)
+// holds back the writes that return nothing until the next statement whose
+// reply is needed, or COMMIT: a router's batch takes four round trips
+// instead of eight. Batches of 64 rows or more of history and command
+// outcomes go with COPY unless the Tx holds the append lock.
+//
 // # Partition leases
 //
 // Store implements evokestore.Leaser and Tx implements

@@ -135,7 +135,7 @@ func (t *Tx) CheckLeases(ctx context.Context, node string, leases []evokestore.L
 		return fmt.Errorf("evokepg: check leases: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlCheck, node, parts, tokens).QueryRow(func(row pgx.Row) error {
 		var n int
 		if err := row.Scan(&n); err != nil {

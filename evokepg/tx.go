@@ -156,10 +156,6 @@ func (t *Tx) lock() error {
 	return nil
 }
 
-// batch returns a batch for a write (send begins the transaction with it if
-// needed). Call with t.mu held.
-func (t *Tx) batch() *pgx.Batch { return &pgx.Batch{} }
-
 // notify queues the notification of topic on b unless it is queued already;
 // PostgreSQL delivers it to listeners if and when the Tx commits.
 func (t *Tx) notify(b *pgx.Batch, topic evokestore.TopicSet) {
@@ -268,7 +264,7 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 		}
 	}
 
-	b := t.batch()
+	b := &pgx.Batch{}
 	if !t.locked {
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey)
 	}
@@ -425,7 +421,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 			upd.add(&writes[i])
 		}
 	}
-	b := t.batch()
+	b := &pgx.Batch{}
 	if len(ins.ids) > 0 {
 		b.Queue(sqlInsertInstances, ins.pms, ins.ids, ins.partitions, ins.states, ins.versions, ins.statuses, ins.phases,
 			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions)
@@ -485,7 +481,7 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 		ids[i], pms[i], insts[i], partitions[i], types[i], aggTypes[i], aggIDs[i], payloads[i], corrs[i], causes[i], vals[i], ats[i] =
 			c.ID, c.ProcessManager, c.InstanceID, int32(c.Partition), c.Type, c.AggregateType, c.AggregateID, c.Payload, c.CorrelationID, c.CausationID, c.Values, at
 	}
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlInsertOutbox, ids, pms, insts, partitions, types, aggTypes, aggIDs, payloads, corrs, causes, vals, ats)
 	t.notify(b, evokestore.SetOutbox)
 	if err := t.exec(ctx, b, wrapErr("insert outbox")); err != nil {
@@ -505,7 +501,7 @@ func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
 		return fmt.Errorf("evokepg: delete outbox: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlDeleteOutbox, seqs)
 	return t.exec(ctx, b, wrapErr("delete outbox"))
 }
@@ -541,7 +537,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 		return fmt.Errorf("evokepg: put command outcomes: %w", err)
 	}
 	if t.inserts(n) {
-		b := t.batch()
+		b := &pgx.Batch{}
 		b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
 		return t.exec(ctx, b, mapErr)
 	}
@@ -581,7 +577,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		nodes[i], tokens[i] = h.Node, h.LeaseToken
 	}
 	if t.inserts(n) {
-		b := t.batch()
+		b := &pgx.Batch{}
 		b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats, nodes, tokens)
 		return t.exec(ctx, b, wrapErr("insert history"))
 	}
@@ -613,8 +609,7 @@ var (
 )
 
 // inserts reports whether n rows go as an INSERT from arrays rather than
-// with COPY: few rows, or under the append lock, or when writes are held
-// back (an INSERT rides with the next round trip; a COPY is its own).
+// with COPY: few rows, or under the append lock (copyMinRows).
 func (t *Tx) inserts(n int) bool { return n < copyMinRows || t.locked }
 
 // wrapErr returns the error mapping of a write that has no error of its
@@ -627,7 +622,7 @@ func wrapErr(op string) func(error) error {
 // with t.mu held.
 func (t *Tx) copyRows(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
 	if t.tx == nil || len(t.pend) > 0 {
-		if err := t.send(ctx, t.batch()); err != nil {
+		if err := t.send(ctx, &pgx.Batch{}); err != nil {
 			return err
 		}
 	}
@@ -649,7 +644,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error 
 		return fmt.Errorf("evokepg: put checkpoint: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlPutCheckpoint, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil)
 	return t.exec(ctx, b, wrapErr("put checkpoint"))
 }
@@ -676,7 +671,7 @@ func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) er
 			pms, parts, poss, untils = append(pms, cp.ProcessManager), append(parts, int32(cp.Partition)), append(poss, cp.Position), append(untils, cp.CatchupUntil)
 		}
 	}
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlPutCheckpoints, pms, parts, poss, untils)
 	return t.exec(ctx, b, wrapErr("put checkpoints"))
 }
@@ -708,7 +703,7 @@ func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
 		at[k] = len(pms)
 		pms, ids, positions, errs = append(pms, h.ProcessManager), append(ids, h.InstanceID), append(positions, h.Position), append(errs, h.Error)
 	}
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlHold, pms, ids, positions, errs)
 	return t.exec(ctx, b, wrapErr("hold"))
 }
@@ -722,7 +717,7 @@ func (t *Tx) Release(ctx context.Context, processManager, instanceID string, pos
 		return fmt.Errorf("evokepg: release: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlRelease, processManager, instanceID, positions)
 	return t.exec(ctx, b, wrapErr("release"))
 }
@@ -738,7 +733,7 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 		return fmt.Errorf("evokepg: replace deadlines: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlDeleteDeadlinesOf, processManager, instanceIDs)
 	if n := len(deadlines); n > 0 {
 		ids, names, dues, versions := make([]string, n), make([]string, n), make([]int64, n), make([]int64, n)
@@ -763,7 +758,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 	}
 	defer t.mu.Unlock()
 	var n int64
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&evokestore.SetDeadlines == 0,
 		t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
 		var discard bool
@@ -785,7 +780,7 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlDeleteInstance, processManager, instanceID)
 	t.notify(b, evokestore.SetDeadlines)
 	if err := t.exec(ctx, b, func(err error) error {
@@ -816,7 +811,7 @@ func (t *Tx) Commit() error {
 		return fmt.Errorf("evokepg: commit: %w", context.Cause(t.ctx))
 	}
 	if len(t.pend) > 0 { // the writes held back, in a round trip of their own
-		if err := t.send(t.ctx, t.batch()); err != nil {
+		if err := t.send(t.ctx, &pgx.Batch{}); err != nil {
 			_ = t.rollback()
 			return fmt.Errorf("evokepg: commit: %w", err)
 		}
@@ -870,7 +865,7 @@ func (t *Tx) Purge(ctx context.Context, before time.Time, limit int) (evokestore
 		return res, fmt.Errorf("evokepg: purge: %w", err)
 	}
 	defer t.mu.Unlock()
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(sqlPurgeInstances, nanos(before), limit).QueryRow(func(row pgx.Row) error { return row.Scan(&res.Instances) })
 	b.Queue(sqlPurgeOutcomes, nanos(before), limit).Exec(func(ct pgconn.CommandTag) error {
 		res.CommandOutcomes = int(ct.RowsAffected())

@@ -159,7 +159,7 @@ type LeaseChecker interface {
 // WriteDeferrer is an optional Tx extension for stores that talk to a
 // server: after DeferWrites, a write that returns nothing but an error may
 // be held back and sent with the next call that needs the server's reply
-// (an append, a read, DeleteDeadline) or with Commit, saving a round trip
+// (an append, a read, DeleteDeadline, Purge) or with Commit, saving a round trip
 // each. The error of a held-back write is then returned by that later call
 // (wrapping the same sentinels, such as ErrFenced or ErrLeaseLost, as it
 // would have returned itself), and the transaction must be rolled back as
