@@ -84,8 +84,10 @@
 // Each write is otherwise a round trip of its own, so that its error is its
 // own; Tx.DeferWrites (evokestore.WriteDeferrer, used by evoke's router)
 // holds back the writes that return nothing until the next statement whose
-// reply is needed, or COMMIT: a router's batch takes four round trips
-// instead of eight. Batches of 64 rows or more of history and command
+// reply is needed, or sends them with COMMIT: a router's batch takes three
+// round trips instead of eight. The fences fail on the server (the
+// evoke_assert function, SQLSTATEs EVK01 and EVK02), so that a COMMIT
+// pipelined after them is refused. Batches of 64 rows or more of history and command
 // outcomes go with COPY unless the Tx holds the append lock.
 //
 // # Partition leases

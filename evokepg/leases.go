@@ -2,7 +2,6 @@ package evokepg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -45,7 +44,10 @@ RETURNING partition, token`
 	sqlForgetNode = `DELETE FROM nodes WHERE id = $1`
 	sqlPruneNodes = `DELETE FROM nodes n WHERE n.expires_at < now() - interval '1 hour'
 	AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.node = n.id)`
-	sqlCheck = `SELECT count(*) FROM (
+	// sqlCheck fails on the server (migration 0008) unless the node holds
+	// every lease it names, so that a COMMIT sent with it is refused.
+	sqlCheck = `SELECT evoke_assert(count(*) = cardinality($2::int[]), '` + codeLeaseLost + `',
+	format('node %s holds %s of its %s leases', $1::text, count(*), cardinality($2::int[]))) FROM (
 	SELECT 1 FROM leases l JOIN unnest($2::int[], $3::bigint[]) AS x(p, tok) ON l.partition = x.p AND l.token = x.tok
 	WHERE l.node = $1 AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = $1 AND n.expires_at > now())
 	ORDER BY l.partition FOR SHARE OF l) held`
@@ -136,19 +138,10 @@ func (t *Tx) CheckLeases(ctx context.Context, node string, leases []evokestore.L
 	}
 	defer t.mu.Unlock()
 	b := &pgx.Batch{}
-	b.Queue(sqlCheck, node, parts, tokens).QueryRow(func(row pgx.Row) error {
-		var n int
-		if err := row.Scan(&n); err != nil {
-			return err
-		}
-		if n != len(leases) {
-			return fmt.Errorf("%w: node %s holds %d of its %d leases", evokestore.ErrLeaseLost, node, n, len(leases))
-		}
-		return nil
-	})
+	b.Queue(sqlCheck, node, parts, tokens)
 	return t.exec(ctx, b, func(err error) error {
-		if errors.Is(err, evokestore.ErrLeaseLost) {
-			return err
+		if msg, ok := asserted(err, codeLeaseLost); ok {
+			return fmt.Errorf("%w: %s", evokestore.ErrLeaseLost, msg)
 		}
 		return fmt.Errorf("evokepg: check leases: %w", err)
 	})

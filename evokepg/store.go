@@ -342,6 +342,21 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	return nil
 }
 
+// The SQLSTATEs evoke_assert raises with (migration 0008).
+const (
+	codeFenced    = "EVK01"
+	codeLeaseLost = "EVK02"
+)
+
+// asserted returns the message of an evoke_assert failure with code.
+func asserted(err error, code string) (string, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == code {
+		return pe.Message, true
+	}
+	return "", false
+}
+
 // uniqueConstraint returns the constraint a unique violation broke.
 func uniqueConstraint(err error) (string, bool) {
 	var pe *pgconn.PgError

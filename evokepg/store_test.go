@@ -754,7 +754,7 @@ func TestNoCopyUnderTheAppendLock(t *testing.T) {
 // With DeferWrites, the writes that return nothing ride with the next
 // round trip that needs a reply, or with COMMIT: a chained batch's write
 // (fence, outcomes, events, the check of what was committed meanwhile,
-// instances, history, checkpoints, commit) takes four round trips instead
+// instances, history, checkpoints, commit) takes three round trips instead
 // of eight, and writes the same rows.
 func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 	ctx := context.Background()
@@ -805,8 +805,8 @@ func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 	if n := write(false, 1); n != 8 {
 		t.Errorf("%d round trips without DeferWrites, want 8 (BEGIN rides with the fence)", n)
 	}
-	if n := write(true, 2); n != 4 {
-		t.Errorf("%d round trips with DeferWrites, want 4", n)
+	if n := write(true, 2); n != 3 {
+		t.Errorf("%d round trips with DeferWrites, want 3 (the held-back writes ride with COMMIT)", n)
 	}
 	for _, id := range []string{"i1", "i2"} {
 		in, err := s.Instances(ctx, "pm", []string{id})
@@ -911,5 +911,87 @@ func TestDeferredWriteErrors(t *testing.T) {
 	}
 	if evs, err := s.ReadLog(ctx, evokestore.LogQuery{Limit: 10}); err != nil || len(evs) != 0 {
 		t.Errorf("log after the failed append: %v, %v", evs, err)
+	}
+}
+
+// TestCommitWithHeldBackWrites: COMMIT travels with the writes held back;
+// when one of them fails, Commit returns its error, nothing of the
+// transaction lands, and the connection goes back to the pool usable (with
+// two connections, a leak would block the transactions after a few
+// failures).
+func TestCommitWithHeldBackWrites(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := open(t, newSchema(t), &evokepg.Options{MaxConns: 2})
+	inst := evokestore.Instance{ProcessManager: "pm", ID: "a", Version: 1, Status: evokestore.StatusRunning}
+	if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: -1, Instance: inst}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ptx := tx.(*evokepg.Tx)
+		ptx.DeferWrites()
+		if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: fmt.Sprintf("e%d", i), StreamID: "s", StreamVersion: int64(i + 1), Type: "T"}}); err != nil {
+			t.Fatal(err)
+		}
+		stale := inst
+		stale.Version = 9
+		if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: 5, Instance: stale}}); err != nil {
+			t.Fatalf("a held-back write failed at once: %v", err)
+		}
+		if err := tx.Commit(); !errors.Is(err, evokestore.ErrFenced) {
+			t.Fatalf("commit %d after a fenced update: %v, want ErrFenced", i, err)
+		}
+		if n := ptx.Trips(); n != 2 {
+			t.Errorf("commit %d: %d round trips, want 2 (BEGIN with the append, the update with COMMIT)", i, n)
+		}
+	}
+	if evs, err := s.ReadStream(ctx, "s", 0); err != nil || len(evs) != 0 {
+		t.Errorf("events of failed commits: %v, %v; want none", evs, err)
+	}
+	var got int64
+	for i := range 4 {
+		if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+			tx.(*evokepg.Tx).DeferWrites()
+			evs, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: fmt.Sprintf("ok%d", i), StreamID: "s", StreamVersion: int64(i + 1), Type: "T"}})
+			if err != nil {
+				return err
+			}
+			got = evs[0].Position
+			return tx.PutCheckpoints(ctx, []evokestore.Checkpoint{{ProcessManager: "pm", Partition: 0, Position: got}})
+		}); err != nil {
+			t.Fatalf("transaction %d after the failures: %v", i, err)
+		}
+	}
+	if cp, ok, err := s.Checkpoint(ctx, "pm", 0); err != nil || !ok || cp.Position != got {
+		t.Errorf("checkpoint written with COMMIT: %+v, %v, %v; want position %d", cp, ok, err, got)
+	}
+	// A lease check held back and failing refuses the COMMIT sent with it.
+	leases, err := s.Balance(ctx, "n1", 1, time.Minute)
+	if err != nil || len(leases) != 1 {
+		t.Fatalf("leases %v, %v", leases, err)
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.(*evokepg.Tx).DeferWrites()
+	stale := []evokestore.Lease{{Partition: leases[0].Partition, Node: "n1", Token: leases[0].Token + 1}}
+	if err := tx.(*evokepg.Tx).CheckLeases(ctx, "n1", stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PutCheckpoints(ctx, []evokestore.Checkpoint{{ProcessManager: "pm", Partition: 0, Position: got + 100}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); !errors.Is(err, evokestore.ErrLeaseLost) {
+		t.Errorf("commit after a stale lease check: %v, want ErrLeaseLost", err)
+	}
+	if cp, _, err := s.Checkpoint(ctx, "pm", 0); err != nil || cp.Position != got {
+		t.Errorf("checkpoint after a refused commit: %+v, %v; want position %d", cp, err, got)
 	}
 }

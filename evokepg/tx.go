@@ -10,6 +10,7 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Constraint names the error mapping relies on (migrations/0001_init.sql).
@@ -26,8 +27,9 @@ const (
 // abandoned with its context cancelled, or the process dies first.
 //
 // A Tx takes a pooled connection and sends BEGIN only with its first
-// statement (in the same round trip when that is a write), and gives the
-// connection back at Commit or Rollback. After a statement failed, PostgreSQL
+// statement (in the same round trip when that is a write), and COMMIT with
+// the writes held back (DeferWrites), and gives the connection back at
+// Commit or Rollback. After a statement failed, PostgreSQL
 // refuses every further statement of the transaction: roll it back.
 type Tx struct {
 	queries
@@ -36,8 +38,9 @@ type Tx struct {
 	ctx  context.Context // Begin's: cancelling it rolls the Tx back
 	stop func() bool     // stops the context.AfterFunc that does so
 
-	mu     sync.Mutex // serialises the owner's calls with abort
-	tx     pgx.Tx     // nil until the first statement
+	mu     sync.Mutex    // serialises the owner's calls with abort
+	pc     *pgxpool.Conn // nil until the first statement
+	begun  bool          // BEGIN was sent on conn
 	done   bool
 	cause  error               // why the Tx ended, if not by its owner
 	locked bool                // the Tx holds the append lock
@@ -48,6 +51,9 @@ type Tx struct {
 	// round trip (DeferWrites).
 	deferring bool
 	pend      []*pgx.QueuedQuery
+	// pendVeto: a write in pend has a check of its own on the client, which
+	// could not stop a COMMIT sent with it (Commit sends pend first then).
+	pendVeto bool
 }
 
 var (
@@ -62,10 +68,15 @@ var (
 // DeleteOutbox, PutCommandOutcomes, InsertHistory, the checkpoints, Hold,
 // Release, ReplaceDeadlines, DeleteInstance, CheckLeases) are queued and
 // sent in the same round trip as the next statement whose reply is needed,
-// or just before COMMIT. A chained batch of the router then takes four
-// round trips instead of eight. Rows written with COPY (64 or more, before
-// the append lock) still go in a round trip of their own, after those held
+// or with COMMIT. A chained batch of the router then takes three round
+// trips instead of eight. Rows written with COPY (64 or more, before the
+// append lock) still go in a round trip of their own, after those held
 // back: the server takes a COPY in less time than an INSERT from arrays.
+//
+// A held-back write's failure stops the COMMIT sent with it because it is
+// the server's: the fences (the instance versions, the leases) raise
+// through evoke_assert (migration 0008) instead of being checked by the
+// client on the statement's result.
 func (t *Tx) DeferWrites() {
 	t.mu.Lock()
 	t.deferring = true
@@ -90,6 +101,9 @@ func (t *Tx) exec(ctx context.Context, b *pgx.Batch, mapErr func(error) error) e
 	}
 	for _, qq := range b.QueuedQueries {
 		fn := qq.Fn
+		if fn != nil {
+			t.pendVeto = true
+		}
 		qq.Fn = func(br pgx.BatchResults) error {
 			var err error
 			if fn != nil {
@@ -132,17 +146,28 @@ func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
 			return nil, nil, err
 		}
 	}
-	if t.tx == nil {
-		tx, err := t.s.pool.Begin(ctx)
-		if err != nil {
+	if !t.begun {
+		if err := t.send(ctx, &pgx.Batch{}); err != nil {
 			t.mu.Unlock()
 			return nil, nil, err
 		}
-		t.tx = tx
-		t.trips++
 	}
 	t.trips++
-	return t.tx, t.mu.Unlock, nil
+	return t.pc, t.mu.Unlock, nil
+}
+
+// acquire takes t's connection from the pool if it has none. Call with
+// t.mu held.
+func (t *Tx) acquire(ctx context.Context) error {
+	if t.pc != nil {
+		return nil
+	}
+	c, err := t.s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	t.pc = c
+	return nil
 }
 
 // lock locks t for a write; the caller unlocks t.mu.
@@ -167,22 +192,23 @@ func (t *Tx) notify(b *pgx.Batch, topic evokestore.TopicSet) {
 // send runs b in one round trip, after BEGIN if the transaction has not
 // begun yet and after the writes held back. Call with t.mu held.
 func (t *Tx) send(ctx context.Context, b *pgx.Batch) error {
-	if t.tx == nil || len(t.pend) > 0 {
+	if err := t.acquire(ctx); err != nil {
+		return err
+	}
+	if !t.begun || len(t.pend) > 0 {
 		nb := &pgx.Batch{}
-		if t.tx == nil {
-			nb.BeginTx(pgx.TxOptions{})
+		if !t.begun {
+			nb.Queue("begin")
 		}
 		nb.QueuedQueries = append(nb.QueuedQueries, t.pend...)
 		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
-		t.pend, b = nil, nb
+		t.pend, t.pendVeto, b = nil, false, nb
 	}
 	t.trips++
-	if t.tx != nil {
-		return t.tx.SendBatch(ctx, b).Close()
-	}
-	br := t.s.pool.SendBatch(ctx, b)
-	t.tx = br.Tx()
-	return br.Close()
+	// Begun even if the batch fails: rollback then ends whatever the
+	// server holds of the transaction.
+	t.begun = true
+	return t.pc.SendBatch(ctx, b).Close()
 }
 
 // end marks t ended and forgets it. Call with t.mu held.
@@ -200,19 +226,30 @@ func (t *Tx) end() {
 // t.ctx's cancellation. Call with t.mu held.
 func (t *Tx) rollback() error {
 	t.pend = nil
-	if t.tx == nil {
+	if t.pc == nil {
 		return nil
 	}
+	defer t.release()
 	// A connection that broke (typically because a statement's context was
 	// cancelled) took the transaction with it: the server rolled it back.
-	conn := t.tx.Conn()
-	broken := conn == nil || conn.IsClosed()
+	if !t.begun || t.pc.Conn().IsClosed() {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.ctx), 15*time.Second)
 	defer cancel()
-	if err := t.tx.Rollback(ctx); err != nil && !broken {
+	if _, err := t.pc.Exec(ctx, "rollback"); err != nil && !t.pc.Conn().IsClosed() {
 		return err
 	}
 	return nil
+}
+
+// release gives t's connection back to the pool, which closes it unless
+// it is idle outside a transaction. Call with t.mu held.
+func (t *Tx) release() {
+	if t.pc != nil {
+		t.pc.Release()
+		t.pc = nil
+	}
 }
 
 // abort rolls t back unless it has ended: its context was cancelled or the
@@ -330,6 +367,14 @@ FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::bytea[], $6
 	AS u(process_manager, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at)
 WHERE i.process_manager = u.process_manager AND i.id = u.id AND i.version = u.prev`
 
+	// sqlFencedUpdate runs sqlUpdateInstances and fails on the server
+	// (migration 0008) unless every row found its expected version.
+	sqlFencedUpdate = `WITH u AS (` + sqlUpdateInstances + ` RETURNING 1)
+SELECT evoke_assert(count(*) = cardinality($2::text[]), '` + codeFenced + `',
+	CASE WHEN cardinality($2::text[]) = 1 THEN format('update %s/%s at version %s', ($1::text[])[1], ($2::text[])[1], ($3::bigint[])[1])
+	ELSE format('%s of %s updates found another version', cardinality($2::text[]) - count(*), cardinality($2::text[])) END)
+FROM u`
+
 	sqlInsertOutbox = `INSERT INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at)
 SELECT command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at
 FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::text[], $10::text[], $11::bytea[], $12::bigint[])
@@ -436,22 +481,19 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		// statement only.
 		b.Queue(`SET LOCAL enable_hashjoin = off`)
 		b.Queue(`SET LOCAL enable_mergejoin = off`)
-		b.Queue(sqlUpdateInstances, upd.pms, upd.ids, upd.prevs, upd.partitions, upd.states, upd.versions, upd.statuses, upd.phases,
-			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions).Exec(func(ct pgconn.CommandTag) error {
-			if got := ct.RowsAffected(); got != int64(n) {
-				if n == 1 {
-					return fmt.Errorf("update %s/%s at version %d: %w", upd.pms[0], upd.ids[0], upd.prevs[0], evokestore.ErrFenced)
-				}
-				return fmt.Errorf("%d of %d updates found another version: %w", int64(n)-got, n, evokestore.ErrFenced)
-			}
-			return nil
-		})
+		// The fence fails on the server, so that a COMMIT sent in the
+		// same round trip is refused (migration 0008).
+		b.Queue(sqlFencedUpdate, upd.pms, upd.ids, upd.prevs, upd.partitions, upd.states, upd.versions, upd.statuses, upd.phases,
+			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions)
 		b.Queue(`SET LOCAL enable_hashjoin TO DEFAULT`)
 		b.Queue(`SET LOCAL enable_mergejoin TO DEFAULT`)
 	}
 	return t.exec(ctx, b, func(err error) error {
 		if c, ok := uniqueConstraint(err); ok && c == consInstance {
 			return fmt.Errorf("evokepg: put instances: insert: %w: %v", evokestore.ErrFenced, err)
+		}
+		if msg, ok := asserted(err, codeFenced); ok {
+			return fmt.Errorf("evokepg: put instances: %s: %w", msg, evokestore.ErrFenced)
 		}
 		return fmt.Errorf("evokepg: put instances: %w", err)
 	})
@@ -621,7 +663,7 @@ func wrapErr(op string) func(error) error {
 // copyRows writes n rows into table with COPY, in order, inside t. Call
 // with t.mu held.
 func (t *Tx) copyRows(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
-	if t.tx == nil || len(t.pend) > 0 {
+	if !t.begun || len(t.pend) > 0 {
 		if err := t.send(ctx, &pgx.Batch{}); err != nil {
 			return err
 		}
@@ -629,7 +671,7 @@ func (t *Tx) copyRows(ctx context.Context, table string, cols []string, n int, r
 	t.copies++
 	t.trips++
 	i := -1
-	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+	_, err := t.pc.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
 		if i++; i >= n {
 			return nil, nil
 		}
@@ -803,23 +845,37 @@ func (t *Tx) Commit() error {
 		return fmt.Errorf("evokepg: commit: %w", t.closedErr())
 	}
 	t.end()
-	if t.tx == nil && len(t.pend) == 0 {
+	if !t.begun && len(t.pend) == 0 {
+		t.release()
 		return nil
 	}
 	if err := t.ctx.Err(); err != nil {
 		_ = t.rollback()
 		return fmt.Errorf("evokepg: commit: %w", context.Cause(t.ctx))
 	}
-	if len(t.pend) > 0 { // the writes held back, in a round trip of their own
+	// COMMIT goes with the writes held back, in one round trip: their
+	// failures are the server's (the fences raise, migration 0008), and
+	// PostgreSQL refuses a COMMIT after a failed statement. A write checked
+	// by the client goes first, in a round trip of its own. A transaction
+	// that failed answers COMMIT with ROLLBACK.
+	if t.pendVeto {
 		if err := t.send(t.ctx, &pgx.Batch{}); err != nil {
 			_ = t.rollback()
 			return fmt.Errorf("evokepg: commit: %w", err)
 		}
 	}
-	t.trips++
-	if err := t.tx.Commit(t.ctx); err != nil {
+	b := &pgx.Batch{}
+	b.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() == "ROLLBACK" {
+			return pgx.ErrTxCommitRollback
+		}
+		return nil
+	})
+	if err := t.send(t.ctx, b); err != nil {
+		_ = t.rollback()
 		return fmt.Errorf("evokepg: commit: %w", err)
 	}
+	t.release()
 	t.s.wakeups.SignalSet(t.topics)
 	return nil
 }
