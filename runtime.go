@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/engine"
@@ -325,6 +326,16 @@ type Stats struct {
 	// committed meanwhile reached a chained instance, or the transaction
 	// with them failed).
 	Chained, ChainFallbacks int64
+	// Where the process managers' routers spend their time: preparing
+	// batches (reading the log, correlating, stepping, executing commands
+	// ahead of the write), a prepared batch waiting for the one before it
+	// to be written, and writing batches (the transactions, commit
+	// included); Writes counts the batches written. A store has one writer
+	// at a time (SQLite's write lock, PostgreSQL's append lock), so
+	// WriteTime over the wall time is how busy the writer is, and near 1 it
+	// is what limits the throughput.
+	PrepareTime, WriteWait, WriteTime time.Duration
+	Writes                            int64
 }
 
 // Stats returns the runtime's counters.
@@ -337,5 +348,7 @@ func (rt *Runtime) Stats() Stats {
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
 		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
 		Chained: c.Chained.Load(), ChainFallbacks: c.ChainFallbacks.Load(),
+		PrepareTime: time.Duration(c.PrepareNanos.Load()), WriteWait: time.Duration(c.WaitNanos.Load()),
+		WriteTime: time.Duration(c.WriteNanos.Load()), Writes: c.Writes.Load(),
 	}
 }

@@ -208,6 +208,12 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 		l := r.StepLatencyByTrigger[t]
 		row(fmt.Sprintf("after %s: p50 / p99 ms", t), fmt.Sprintf("%.1f / %.1f", l.P50, l.P99))
 	}
+	if rc := r.Runtime; rc.Writes > 0 {
+		per := func(s float64) float64 { return s * 1000 / float64(rc.Writes) }
+		row("batches written", rc.Writes)
+		row("per batch: prepare / wait / write ms", fmt.Sprintf("%.1f / %.1f / %.1f", per(rc.PrepareSeconds), per(rc.WriteWaitSeconds), per(rc.WriteSeconds)))
+		row("writer busy", fmt.Sprintf("%.0f%%", 100*rc.WriterBusy))
+	}
 	row("peak RSS MB", fmt.Sprintf("%.0f", r.PeakRSSMB))
 	if r.InFlight > 0 {
 		row("seed seconds", fmt.Sprintf("%.1f", r.SeedSeconds))

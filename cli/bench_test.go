@@ -35,7 +35,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("used file without --force: exit %d, %s", code, errs)
 	}
 	code, out, errs = run(t, "bench", "--store", db, "--orders", "10", "--force", "--calibrate")
-	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "after OrderPlaced: p50 / p99 ms") || !strings.Contains(out, "CPU µs per saga") || !strings.Contains(out, "machine: 1-row tx/s") {
+	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "after OrderPlaced: p50 / p99 ms") || !strings.Contains(out, "CPU µs per saga") || !strings.Contains(out, "machine: 1-row tx/s") || !strings.Contains(out, "writer busy") || !strings.Contains(out, "per batch: prepare / wait / write ms") {
 		t.Errorf("--force --calibrate table (exit %d): %s %s", code, out, errs)
 	}
 	// --timeline draws the run; with --json its windows are in the result.
@@ -48,8 +48,13 @@ func TestBench(t *testing.T) {
 		Timeline []struct{ Steps int } `json:"timeline"`
 		CPU      float64               `json:"cpu_us_per_saga"`
 		ByType   map[string]any        `json:"step_latency_by_trigger_ms"`
+		Runtime  struct {
+			Writes int     `json:"writes"`
+			Busy   float64 `json:"writer_busy"`
+		} `json:"runtime"`
 	}
-	if err := json.Unmarshal([]byte(out), &tl); err != nil || len(tl.Timeline) == 0 || tl.CPU <= 0 || tl.ByType["OrderPlaced"] == nil {
+	if err := json.Unmarshal([]byte(out), &tl); err != nil || len(tl.Timeline) == 0 || tl.CPU <= 0 || tl.ByType["OrderPlaced"] == nil ||
+		tl.Runtime.Writes <= 0 || tl.Runtime.Busy <= 0 {
 		t.Errorf("--timeline --json result (%v): %s", err, out)
 	}
 	if b, err := os.ReadFile(svg); err != nil || !bytes.HasPrefix(b, []byte("<svg")) || !bytes.Contains(b, []byte("20 orders on sqlite")) {

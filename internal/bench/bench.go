@@ -148,6 +148,16 @@ type RuntimeCounters struct {
 	Chained         int64 `json:"chained"`
 	ChainFallbacks  int64 `json:"chain_fallbacks"`
 	InlineFallbacks int64 `json:"inline_fallbacks"`
+	// Where the routers spent their time (evoke.Stats): Writes batches
+	// written, the seconds spent preparing them, waiting for the batch
+	// before to be written, and writing them; WriterBusy is
+	// WriteSeconds over the run's wall time (near 1, the store's single
+	// writer is what limits the throughput).
+	Writes           int64   `json:"writes"`
+	PrepareSeconds   float64 `json:"prepare_seconds"`
+	WriteWaitSeconds float64 `json:"write_wait_seconds"`
+	WriteSeconds     float64 `json:"write_seconds"`
+	WriterBusy       float64 `json:"writer_busy"`
 }
 
 // WarmUp is how long after the start of the timed run SteadyStepLatency
@@ -204,7 +214,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	res.Completed, res.Failed = sum.Completed, sum.Failed
 	res.Events, res.Commands, res.Seconds = sum.Events, sum.Commands, sum.Seconds
 	rs := sum.Runtime
-	res.Runtime = RuntimeCounters{Steps: rs.Steps, Batches: rs.Batches, Chained: rs.Chained, ChainFallbacks: rs.ChainFallbacks, InlineFallbacks: rs.InlineFallbacks}
+	res.Runtime = RuntimeCounters{Steps: rs.Steps, Batches: rs.Batches, Chained: rs.Chained, ChainFallbacks: rs.ChainFallbacks, InlineFallbacks: rs.InlineFallbacks,
+		Writes: rs.Writes, PrepareSeconds: rs.PrepareTime.Seconds(), WriteWaitSeconds: rs.WriteWait.Seconds(), WriteSeconds: rs.WriteTime.Seconds()}
+	if sum.Seconds > 0 {
+		res.Runtime.WriterBusy = rs.WriteTime.Seconds() / sum.Seconds
+	}
 	res.CPUSeconds = cpu.Seconds()
 	if sum.Completed > 0 {
 		res.CPUPerSagaUS = float64(cpu.Microseconds()) / float64(sum.Completed)

@@ -91,6 +91,14 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	if res.CPUSeconds <= 0 || res.CPUPerSagaUS <= 0 || math.Abs(res.CPUPerSagaUS-res.CPUSeconds*1e6/orders) > 1 {
 		t.Errorf("CPU %v s, %v µs per saga: want both positive and consistent", res.CPUSeconds, res.CPUPerSagaUS)
 	}
+	// The routers' time: every order was written by some batch, which
+	// took time to prepare and to write; the writer cannot have been busy
+	// for longer than the run (one router here).
+	rc := res.Runtime
+	if rc.Writes <= 0 || rc.Writes > int64(orders) || rc.PrepareSeconds <= 0 || rc.WriteSeconds <= 0 || rc.WriteWaitSeconds < 0 ||
+		rc.WriterBusy <= 0 || rc.WriterBusy > 1.05 || math.Abs(rc.WriterBusy-rc.WriteSeconds/res.Seconds) > 1e-9 {
+		t.Errorf("router time %+v over a %.2fs run", rc, res.Seconds)
+	}
 	// Each of an order's three commands follows one of its events.
 	by := res.StepLatencyByTrigger
 	if len(by) != 3 || by["OrderPlaced"].Count != orders || by["PaymentReceived"].Count != orders || by["InventoryReserved"].Count != orders {

@@ -219,6 +219,12 @@ type Counters struct {
 	// ChainFallbacks counts batches written again without their
 	// follow-on steps.
 	ChainFallbacks atomic.Int64
+	// The routers' time, in nanoseconds: preparing batches (reading,
+	// correlating, stepping, executing commands ahead), a prepared batch
+	// waiting for the one before it to be written, and writing batches
+	// (their transactions, fallbacks and commit included); Writes counts
+	// the batches written.
+	PrepareNanos, WaitNanos, WriteNanos, Writes atomic.Int64
 }
 
 // New returns an engine; register before Start.

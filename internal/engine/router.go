@@ -330,7 +330,11 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 		r.rewind()
 	}()
 	for n := 0; ; n++ {
+		began := time.Now()
 		b, perr := r.prepare(ctx, q)
+		if b != nil && b.needsTx() {
+			r.en.counters.PrepareNanos.Add(int64(time.Since(began)))
+		}
 		if len(q) == pipelineDepth || (perr == errResync && len(q) > 0) {
 			redo, lerr := land()
 			if lerr != nil {
@@ -381,14 +385,22 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 			q = append(q, f)
 			r.en.busy.Add(1) // until finished: Idle waits for the counters
 			go func() {
-				if after != nil && !<-after.ok {
-					f.ok <- false
-					f.done <- errDropped
-					return
+				if after != nil {
+					waited := time.Now()
+					ok := <-after.ok
+					r.en.counters.WaitNanos.Add(int64(time.Since(waited)))
+					if !ok {
+						f.ok <- false
+						f.done <- errDropped
+						return
+					}
 				}
 				var err error
 				if b.needsTx() { // else it only moves checkpoints, in order
+					began := time.Now()
 					err = r.write(ctx, b)
+					r.en.counters.WriteNanos.Add(int64(time.Since(began)))
+					r.en.counters.Writes.Add(1)
 				}
 				f.ok <- err == nil && b.landedAsPrepared()
 				f.done <- err
