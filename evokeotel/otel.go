@@ -9,6 +9,10 @@
 // becomes a span covering its whole life (start to stop, across restarts and
 // nodes), and each park a span with an error status, so that traces show
 // which business processes ran and which got stuck.
+//
+// ObserveRuntime adds the runtime's own counters (evoke.Stats) as
+// observable metrics, among them the routers' prepare and write time: the
+// rate of evoke.router.write.time is how busy the store's writer is.
 package evokeotel
 
 import (
@@ -126,4 +130,76 @@ func (h *Hooks) Telemetry(t evoke.Telemetry) {
 	case evoke.TelemetryTransition:
 		h.transitions.Add(ctx, 1, metric.WithAttributes(pm, AttrFromStatus.String(t.FromStatus), AttrToStatus.String(t.ToStatus)))
 	}
+}
+
+// ObserveRuntime reports rt's counters (evoke.Stats) as observable metrics,
+// read whenever the meter provider in opts collects: steps, batches,
+// commands, dispatches and so on as counters named evoke.runtime.*, and the
+// routers' time (evoke.router.prepare.time, .write.wait and .write.time, in
+// seconds, and evoke.router.writes). The rate of evoke.router.write.time is
+// the share of the time the store's single writer was busy: near 1, it is
+// what limits the throughput (docs/benchmarks.md). The returned function
+// stops the reporting.
+func ObserveRuntime(rt *evoke.Runtime, opts *Options) (stop func() error, err error) {
+	mp := otel.GetMeterProvider()
+	if opts != nil && opts.MeterProvider != nil {
+		mp = opts.MeterProvider
+	}
+	m := mp.Meter(scope)
+	type count struct {
+		name, desc string
+		get        func(evoke.Stats) int64
+	}
+	counts := []count{
+		{"evoke.runtime.steps", "Steps committed.", func(s evoke.Stats) int64 { return s.Steps }},
+		{"evoke.runtime.batches", "Batches of steps committed.", func(s evoke.Stats) int64 { return s.Batches }},
+		{"evoke.runtime.commands", "Commands produced.", func(s evoke.Stats) int64 { return s.Commands }},
+		{"evoke.runtime.dispatched", "Commands executed against their aggregates.", func(s evoke.Stats) int64 { return s.Dispatched }},
+		{"evoke.runtime.rejected", "Commands their aggregates rejected.", func(s evoke.Stats) int64 { return s.Rejected }},
+		{"evoke.runtime.failures", "Failed steps.", func(s evoke.Stats) int64 { return s.Failures }},
+		{"evoke.runtime.parked", "Instances parked.", func(s evoke.Stats) int64 { return s.Parked }},
+		{"evoke.runtime.completed", "Instances completed.", func(s evoke.Stats) int64 { return s.Completed }},
+		{"evoke.runtime.lease_lost", "Transactions fenced off by a lost partition lease.", func(s evoke.Stats) int64 { return s.LeaseLost }},
+		{"evoke.runtime.chained", "Steps committed in the transaction that appended their events.", func(s evoke.Stats) int64 { return s.Chained }},
+		{"evoke.runtime.chain_fallbacks", "Batches written again without their chained steps.", func(s evoke.Stats) int64 { return s.ChainFallbacks }},
+		{"evoke.router.writes", "Batches the routers wrote.", func(s evoke.Stats) int64 { return s.Writes }},
+	}
+	type seconds struct {
+		name, desc string
+		get        func(evoke.Stats) float64
+	}
+	times := []seconds{
+		{"evoke.router.prepare.time", "Time the routers spent preparing batches.", func(s evoke.Stats) float64 { return s.PrepareTime.Seconds() }},
+		{"evoke.router.write.wait", "Time prepared batches waited for the batch before them to be written.", func(s evoke.Stats) float64 { return s.WriteWait.Seconds() }},
+		{"evoke.router.write.time", "Time the routers spent writing batches; its rate is how busy the store's writer is.", func(s evoke.Stats) float64 { return s.WriteTime.Seconds() }},
+	}
+	ints := make([]metric.Int64ObservableCounter, len(counts))
+	floats := make([]metric.Float64ObservableCounter, len(times))
+	var obs []metric.Observable
+	for i, c := range counts {
+		if ints[i], err = m.Int64ObservableCounter(c.name, metric.WithDescription(c.desc)); err != nil {
+			return nil, fmt.Errorf("evokeotel: %w", err)
+		}
+		obs = append(obs, ints[i])
+	}
+	for i, c := range times {
+		if floats[i], err = m.Float64ObservableCounter(c.name, metric.WithDescription(c.desc), metric.WithUnit("s")); err != nil {
+			return nil, fmt.Errorf("evokeotel: %w", err)
+		}
+		obs = append(obs, floats[i])
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := rt.Stats()
+		for i, c := range counts {
+			o.ObserveInt64(ints[i], c.get(s))
+		}
+		for i, c := range times {
+			o.ObserveFloat64(floats[i], c.get(s))
+		}
+		return nil
+	}, obs...)
+	if err != nil {
+		return nil, fmt.Errorf("evokeotel: %w", err)
+	}
+	return reg.Unregister, nil
 }

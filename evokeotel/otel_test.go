@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,10 @@ func TestHooksReportOrders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	stopObserving, err := evokeotel.ObserveRuntime(rt, &evokeotel.Options{MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
 	evoketest.Eventually(t, 0, "both orders stopped", func() bool { return rt.Stats().Completed == 2 })
 	evoketest.WaitIdle(t, rt, 0)
 	if err := rt.Stop(ctx); err != nil {
@@ -73,6 +78,7 @@ func TestHooksReportOrders(t *testing.T) {
 		t.Fatal(err)
 	}
 	sums := map[string]int64{}
+	secs := map[string]float64{}
 	byType := map[string]int64{}
 	var lifetimes uint64
 	for _, sm := range rm.ScopeMetrics {
@@ -87,6 +93,10 @@ func TestHooksReportOrders(t *testing.T) {
 					if v, ok := p.Attributes.Value(evokeotel.AttrFailedCommand); ok {
 						byType["failed:"+v.AsString()] += p.Value
 					}
+				}
+			case metricdata.Sum[float64]:
+				for _, p := range d.DataPoints {
+					secs[m.Name] += p.Value
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
@@ -104,6 +114,39 @@ func TestHooksReportOrders(t *testing.T) {
 	} {
 		if sums[name] != want {
 			t.Errorf("%s = %d, want %d", name, sums[name], want)
+		}
+	}
+	// ObserveRuntime: the runtime's counters as they stood, and the
+	// routers' time (some batches were written, which took time).
+	stats := rt.Stats()
+	for name, want := range map[string]int64{
+		"evoke.runtime.steps":     stats.Steps,
+		"evoke.runtime.completed": 2,
+		"evoke.runtime.chained":   stats.Chained,
+		"evoke.router.writes":     stats.Writes,
+	} {
+		if sums[name] != want {
+			t.Errorf("%s = %d, want %d", name, sums[name], want)
+		}
+	}
+	if stats.Steps == 0 || stats.Writes == 0 || secs["evoke.router.write.time"] <= 0 || secs["evoke.router.prepare.time"] <= 0 ||
+		secs["evoke.router.write.time"] != stats.WriteTime.Seconds() {
+		t.Errorf("router time %v, stats %+v", secs, stats)
+	}
+	if err := stopObserving(); err != nil {
+		t.Fatal(err)
+	}
+	rm = metricdata.ResourceMetrics{}
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if strings.HasPrefix(m.Name, "evoke.runtime.") || strings.HasPrefix(m.Name, "evoke.router.") {
+				if sum, ok := m.Data.(metricdata.Sum[int64]); ok && len(sum.DataPoints) > 0 {
+					t.Errorf("%s still observed after stop", m.Name)
+				}
+			}
 		}
 	}
 	if byType[of.CommandProcessPayment] != 2 || byType[of.CommandShipItem] != 1 || byType["failed:"+of.CommandProcessPayment] != 1 {
