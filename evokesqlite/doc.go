@@ -35,7 +35,12 @@
 // recorded in the evoke_migrations table. Opening a database whose schema is
 // newer than the binary fails with ErrSchemaTooNew. Times are stored as
 // INTEGER unix nanoseconds (UTC, 0 for the zero time) and JSON documents as
-// BLOBs.
+// BLOBs. A history record is its key (process manager, instance, position,
+// step key), its ID and one JSON array with the rest (migration 0011): the
+// driver binds every value of an INSERT on its own, and history is only
+// read by instance, so the payload is one value instead of eleven
+// (PostgreSQL keeps a column each: pgx sends a bulk insert's columns as
+// arrays).
 //
 // # Notifications
 //

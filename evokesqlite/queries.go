@@ -315,12 +315,13 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 	var out []evokestore.HistoryRecord
 	for rows.Next() {
 		var h evokestore.HistoryRecord
-		var at int64
-		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Kind, &h.Version, &h.Position, &h.EventID,
-			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at, &h.Node, &h.LeaseToken); err != nil {
+		var record []byte
+		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Position, &record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: history: %w", err)
 		}
-		h.RecordedAt = fromNanos(at)
+		if err := parseHistoryRecord(record, &h); err != nil {
+			return nil, fmt.Errorf("evokesqlite: history of %s %s, record %d: %w", processManager, instanceID, h.ID, err)
+		}
 		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {

@@ -56,7 +56,9 @@ const outboxCols = `seq, command_id, process_manager, instance_id, partition, ty
 
 const outcomeCols = `command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at`
 
-const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token`
+// historyCols are history's columns; record is the rest (migration 0011,
+// appendHistoryRecord).
+const historyCols = `id, process_manager, instance_id, position, record`
 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`
 
@@ -159,7 +161,7 @@ var bulkKinds = [numBulk]bulkKind{
 		suffix: ` ON CONFLICT (process_manager, id) DO UPDATE SET partition = excluded.partition, state = excluded.state, version = excluded.version, status = excluded.status, phase = excluded.phase, last_position = excluded.last_position, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, updated_at = excluded.updated_at, completed_at = excluded.completed_at WHERE instances.version = -excluded.created_at - 1`},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
 	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 10},
-	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, position, step_key, id, kind, version, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token) VALUES `, cols: 16},
+	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, position, step_key, id, record) VALUES `, cols: 6},
 	bHold:      {prefix: `INSERT INTO held_events (process_manager, instance_id, position, error) VALUES `, cols: 4, suffix: ` ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`},
 	bDeadlines: {prefix: `INSERT INTO deadlines (` + deadlineCols + `) VALUES `, cols: 5},
 	bCheckpoints: {prefix: `INSERT INTO checkpoints (process_manager, partition, position, catchup_until) VALUES `, cols: 4,

@@ -305,6 +305,13 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		return nil
 	}
 	now := time.Now().UnixNano()
+	// The records' payloads, one buffer for the call (the statements
+	// bind slices of it).
+	size := 0
+	for i := range records {
+		size += historyRecordSize(&records[i])
+	}
+	buf := make([]byte, 0, size)
 	fill := func(args []any, i int) []any {
 		h := &records[i]
 		at := nanos(h.RecordedAt)
@@ -318,8 +325,9 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		if h.Kind == evokestore.KindStep {
 			stepKey = 0
 		}
-		return append(args, h.ProcessManager, h.InstanceID, h.Position, stepKey, id, h.Kind, h.Version, h.EventID, h.EventType,
-			h.PhaseBefore, h.PhaseAfter, nullBytes(h.Commands), h.Error, at, h.Node, h.LeaseToken)
+		start := len(buf)
+		buf = appendHistoryRecord(buf, h, at)
+		return append(args, h.ProcessManager, h.InstanceID, h.Position, stepKey, id, buf[start:len(buf):len(buf)])
 	}
 	if err := t.insertBulk(ctx, bHistory, len(records), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: insert history: %w", err)

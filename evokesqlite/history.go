@@ -1,0 +1,122 @@
+package evokesqlite
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// A history record's payload is a JSON array (migration 0011):
+//
+//	[kind, version, event_id, event_type, phase_before, phase_after,
+//	 commands, error, recorded_at, node, lease_token]
+//
+// commands is the record's Commands as they are (a JSON array) or null.
+// It is written by appendHistoryRecord, without reflection, on the
+// writer's path.
+
+// historyRecordSize is about how many bytes appendHistoryRecord writes for
+// h (exactly, unless strings need escaping).
+func historyRecordSize(h *evokestore.HistoryRecord) int {
+	return 2*6 + 12 + 3*20 + len(h.Kind) + len(h.EventID) + len(h.EventType) + len(h.PhaseBefore) + len(h.PhaseAfter) +
+		len(h.Commands) + len(h.Error) + len(h.Node) + 4
+}
+
+// appendHistoryRecord appends h's payload, recorded at nanoseconds at.
+func appendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
+	p = append(p, '[')
+	p = appendJSONString(p, h.Kind)
+	p = append(p, ',')
+	p = strconv.AppendInt(p, h.Version, 10)
+	for _, s := range [...]string{h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter} {
+		p = append(p, ',')
+		p = appendJSONString(p, s)
+	}
+	p = append(p, ',')
+	if c := h.Commands; len(c) > 0 && json.Valid(c) && len(bytes.TrimSpace(c)) == len(c) && c[0] != '"' {
+		p = append(p, c...)
+	} else if len(c) > 0 {
+		// Not JSON, or JSON that would not read back byte for byte (the
+		// store does not own its shape): kept as a string.
+		p = appendJSONString(p, string(c))
+	} else {
+		p = append(p, "null"...)
+	}
+	p = append(p, ',')
+	p = appendJSONString(p, h.Error)
+	p = append(p, ',')
+	p = strconv.AppendInt(p, at, 10)
+	p = append(p, ',')
+	p = appendJSONString(p, h.Node)
+	p = append(p, ',')
+	p = strconv.AppendInt(p, h.LeaseToken, 10)
+	return append(p, ']')
+}
+
+// parseHistoryRecord fills in h from a payload appendHistoryRecord wrote
+// (or migration 0011 converted).
+func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord) error {
+	var a []json.RawMessage
+	if err := json.Unmarshal(record, &a); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	if len(a) != 11 {
+		return fmt.Errorf("payload has %d fields, want 11", len(a))
+	}
+	var at int64
+	for i, dst := range []any{&h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter, nil, &h.Error, &at, &h.Node, &h.LeaseToken} {
+		if dst == nil {
+			continue
+		}
+		if err := json.Unmarshal(a[i], dst); err != nil {
+			return fmt.Errorf("payload field %d: %w", i, err)
+		}
+	}
+	switch c := a[6]; {
+	case string(c) == "null":
+	case len(c) > 0 && c[0] == '"':
+		var s string
+		if err := json.Unmarshal(c, &s); err != nil {
+			return fmt.Errorf("payload commands: %w", err)
+		}
+		h.Commands = []byte(s)
+	default:
+		h.Commands = append([]byte(nil), c...)
+	}
+	h.RecordedAt = fromNanos(at)
+	return nil
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// U+FFFD, as encoding/json does.
+func appendJSONString(p []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	p = append(p, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				p = append(p, '\\', c)
+			case c < 0x20:
+				p = append(p, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				p = append(p, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			p = append(p, `\ufffd`...)
+		} else {
+			p = append(p, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(p, '"')
+}
