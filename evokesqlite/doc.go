@@ -36,11 +36,12 @@
 // newer than the binary fails with ErrSchemaTooNew. Times are stored as
 // INTEGER unix nanoseconds (UTC, 0 for the zero time) and JSON documents as
 // BLOBs. A history record is its key (process manager, instance, position,
-// step key), its ID and one JSON array with the rest (migration 0011): the
-// driver binds every value of an INSERT on its own, and history is only
-// read by instance, so the payload is one value instead of eleven
-// (PostgreSQL keeps a column each: pgx sends a bulk insert's columns as
-// arrays).
+// step key), its ID and one JSON array with the rest (migration 0011), and
+// a command outcome its command ID, its time and one JSON array (0012):
+// the driver binds every value of an INSERT on its own, copying each
+// string into C memory, and nothing looks these rows up by the other
+// values, so each is one value instead of eleven or eight (PostgreSQL
+// keeps a column each: pgx sends a bulk insert's columns as arrays).
 //
 // # Notifications
 //

@@ -271,9 +271,12 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 	for rows.Next() {
 		var o evokestore.CommandOutcome
 		var at int64
-		if err := rows.Scan(&o.CommandID, &o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID,
-			&o.Status, &o.Error, &o.Events, &at); err != nil {
+		var record []byte
+		if err := rows.Scan(&o.CommandID, &at, &record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: command outcomes: %w", err)
+		}
+		if err := parseOutcomeRecord(record, &o); err != nil {
+			return nil, fmt.Errorf("evokesqlite: command outcome %s: %w", o.CommandID, err)
 		}
 		o.RecordedAt = fromNanos(at)
 		out = append(out, o)

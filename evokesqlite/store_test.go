@@ -423,10 +423,11 @@ func TestHistoryRekeyMigration(t *testing.T) {
 	}
 }
 
-// Migration 0011 packs a record's payload into one JSON column: a store at
-// schema 10 with records of every shape (commands as JSON, not JSON, and
-// none; strings that need escaping) opens with them read back unchanged.
-func TestHistoryRecordMigration(t *testing.T) {
+// Migrations 0011 and 0012 pack a history record's and a command outcome's
+// payload into one JSON column: a store at schema 10 with records of every
+// shape (commands as JSON, not JSON, and none; strings that need escaping)
+// and outcomes opens with them read back unchanged.
+func TestRecordMigrations(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := sql.Open("sqlite", path)
@@ -479,10 +480,29 @@ func TestHistoryRecordMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	outcomes := []evokestore.CommandOutcome{
+		{CommandID: "c1", Type: "Pay", AggregateType: "payment", AggregateID: "o-1", ProcessManager: "pm", InstanceID: "i",
+			Status: evokestore.OutcomeAccepted, Events: 2, RecordedAt: at},
+		{CommandID: "c2", Type: "Reserve", AggregateType: "inventory", AggregateID: "o-\"1\"", ProcessManager: "pm", InstanceID: "i",
+			Status: evokestore.OutcomeRejected, Error: "out of stock: ✗\n", RecordedAt: at.Add(time.Second)},
+	}
+	for _, o := range outcomes {
+		if _, err := db.Exec(`INSERT INTO command_outcomes (command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.CommandID, o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID,
+			o.Status, o.Error, o.Events, o.RecordedAt.UnixNano()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s := open(t, path, nil)
+	if got, err := s.CommandOutcomes(ctx, []string{"c2", "c1"}); err != nil || !reflect.DeepEqual(got, outcomes) {
+		t.Fatalf("outcomes after migration:\n got %+v, %v\nwant %+v", got, err, outcomes)
+	}
+	if st, err := s.Stats(ctx); err != nil || st.Commands != 2 || st.Rejected != 1 {
+		t.Fatalf("stats after migration: %+v, %v", st, err)
+	}
 	got, err := s.History(ctx, "pm", "i")
 	if err != nil {
 		t.Fatal(err)

@@ -280,13 +280,20 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 		return nil
 	}
 	now := time.Now().UnixNano()
+	size := 0
+	for i := range outcomes {
+		size += outcomeRecordSize(&outcomes[i])
+	}
+	buf := make([]byte, 0, size)
 	fill := func(args []any, i int) []any {
 		o := &outcomes[i]
 		at := nanos(o.RecordedAt)
 		if at == 0 {
 			at = now
 		}
-		return append(args, o.CommandID, o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error, o.Events, at)
+		start := len(buf)
+		buf = appendOutcomeRecord(buf, o)
+		return append(args, o.CommandID, at, buf[start:len(buf):len(buf)])
 	}
 	if err := t.insertBulk(ctx, bOutcomes, len(outcomes), fill, nil); err != nil {
 		if _, ok := uniqueViolation(err); ok {

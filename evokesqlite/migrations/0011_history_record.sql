@@ -6,7 +6,7 @@
 -- writing it. Now the record is the key, the ID, and a JSON array:
 --   [kind, version, event_id, event_type, phase_before, phase_after,
 --    commands (a JSON array, or null), error, recorded_at, node, lease_token]
--- readable in SQL as record->>1 and so on. (A BLOB holding JSON text; the
+-- readable in SQL as CAST(record AS TEXT) ->> 1 and so on. (A BLOB holding JSON text; the
 -- records written before are converted here, commands that are not JSON
 -- kept as a string.)
 CREATE TABLE history_packed (

@@ -52,3 +52,18 @@ func TestHistoryRecordRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// An outcome's payload reads back as it was written.
+func TestOutcomeRecordRoundTrip(t *testing.T) {
+	o := evokestore.CommandOutcome{Type: "T\"", AggregateType: "a", AggregateID: "id\\x", ProcessManager: "pm", InstanceID: "i",
+		Status: evokestore.OutcomeRejected, Error: "no\u2028way", Events: 3}
+	var got evokestore.CommandOutcome
+	if err := parseOutcomeRecord(appendOutcomeRecord(nil, &o), &got); err != nil || got != o {
+		t.Fatalf("read back %+v, %v; want %+v", got, err, o)
+	}
+	for _, bad := range []string{`[]`, `["a","b","c","d","e","f","g","three"]`, `{}`} {
+		if err := parseOutcomeRecord([]byte(bad), &got); err == nil {
+			t.Errorf("payload %s parsed", bad)
+		}
+	}
+}

@@ -91,6 +91,49 @@ func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord) error {
 	return nil
 }
 
+// A command outcome's payload is a JSON array too (migration 0012):
+//
+//	[type, aggregate_type, aggregate_id, process_manager, instance_id,
+//	 status, error, events]
+
+// outcomeRecordSize is about how many bytes appendOutcomeRecord writes.
+func outcomeRecordSize(o *evokestore.CommandOutcome) int {
+	return 2*7 + 12 + len(o.Type) + len(o.AggregateType) + len(o.AggregateID) + len(o.ProcessManager) + len(o.InstanceID) +
+		len(o.Status) + len(o.Error) + 2
+}
+
+// appendOutcomeRecord appends o's payload.
+func appendOutcomeRecord(p []byte, o *evokestore.CommandOutcome) []byte {
+	p = append(p, '[')
+	for i, s := range [...]string{o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error} {
+		if i > 0 {
+			p = append(p, ',')
+		}
+		p = appendJSONString(p, s)
+	}
+	p = append(p, ',')
+	p = strconv.AppendInt(p, int64(o.Events), 10)
+	return append(p, ']')
+}
+
+// parseOutcomeRecord fills in o from a payload appendOutcomeRecord wrote
+// (or migration 0012 converted).
+func parseOutcomeRecord(record []byte, o *evokestore.CommandOutcome) error {
+	var a []json.RawMessage
+	if err := json.Unmarshal(record, &a); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	if len(a) != 8 {
+		return fmt.Errorf("payload has %d fields, want 8", len(a))
+	}
+	for i, dst := range []any{&o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID, &o.Status, &o.Error, &o.Events} {
+		if err := json.Unmarshal(a[i], dst); err != nil {
+			return fmt.Errorf("payload field %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // appendJSONString appends s as a JSON string; invalid UTF-8 becomes
 // U+FFFD, as encoding/json does.
 func appendJSONString(p []byte, s string) []byte {
