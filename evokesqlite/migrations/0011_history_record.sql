@@ -9,6 +9,9 @@
 -- readable in SQL as CAST(record AS TEXT) ->> 1 and so on. (A BLOB holding JSON text; the
 -- records written before are converted here, commands that are not JSON
 -- kept as a string.)
+-- This rewrites the table (as 0012 does command_outcomes): on a database
+-- with millions of records the first Open after the upgrade takes a while,
+-- in one transaction.
 CREATE TABLE history_packed (
 	process_manager TEXT    NOT NULL,
 	instance_id     TEXT    NOT NULL,
