@@ -37,7 +37,8 @@
 // INTEGER unix nanoseconds (UTC, 0 for the zero time) and JSON documents as
 // BLOBs. A history record is its key (process manager, instance, position,
 // step key), its ID and one JSON array with the rest (migration 0011), and
-// a command outcome its command ID, its time and one JSON array (0012):
+// a command outcome its command ID, its time, whether it was rejected and
+// one JSON array (0012):
 // the driver binds every value of an INSERT on its own, copying each
 // string into C memory, and nothing looks these rows up by the other
 // values, so each is one value instead of eleven or eight (PostgreSQL

@@ -56,7 +56,7 @@ const outboxCols = `seq, command_id, process_manager, instance_id, partition, ty
 
 // outcomeCols are command_outcomes' columns; record is the rest (migration
 // 0012, appendOutcomeRecord).
-const outcomeCols = `command_id, recorded_at, record`
+const outcomeCols = `command_id, recorded_at, rejected, record`
 
 // historyCols are history's columns; record is the rest (migration 0011,
 // appendHistoryRecord).
@@ -80,7 +80,7 @@ var stmtSQL = [numStmts]string{
 	sOutbox:               `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
 	sOutboxParts:          `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? AND partition IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
 	sOutboxInstances:      `SELECT ` + outboxCols + ` FROM outbox WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) AND seq > ? ORDER BY seq LIMIT ?`,
-	sCommandOutcomes:      `SELECT ` + outcomeCols + ` FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
+	sCommandOutcomes:      `SELECT command_id, recorded_at, record FROM command_outcomes WHERE command_id IN (SELECT value FROM json_each(?)) ORDER BY command_id`,
 	sHeld:                 `SELECT process_manager, instance_id, position, error FROM held_events WHERE process_manager = ? AND instance_id = ? ORDER BY position`,
 	sHistory:              `SELECT ` + historyCols + ` FROM history WHERE process_manager = ? AND instance_id = ? ORDER BY id`,
 	sDueDeadlines:         `SELECT ` + deadlineCols + ` FROM deadlines WHERE due_at <= ? ORDER BY due_at, process_manager, instance_id, name LIMIT ?`,
@@ -88,7 +88,7 @@ var stmtSQL = [numStmts]string{
 	sInstanceDeadlines:    `SELECT ` + deadlineCols + ` FROM deadlines WHERE process_manager = ? AND instance_id IN (SELECT value FROM json_each(?)) ORDER BY instance_id, due_at, name`,
 	sStatsEvents:          `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
 	sStatsOutbox:          `SELECT COUNT(*) FROM outbox`,
-	sStatsCommands:        `SELECT COUNT(*), COALESCE(SUM(CAST(record AS TEXT) ->> 5 = 'rejected'), 0) FROM command_outcomes`,
+	sStatsCommands:        `SELECT COUNT(*), COALESCE(SUM(rejected), 0) FROM command_outcomes`,
 	// The instances of each process manager (status '') and those not
 	// running, by status: the status index leaves running ones out.
 	sStatsInstances: `SELECT process_manager, '', COUNT(*) FROM instances GROUP BY process_manager
@@ -162,7 +162,7 @@ var bulkKinds = [numBulk]bulkKind{
 	bUpdateInstances: {prefix: `INSERT INTO instances (process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at, created_at) VALUES `, cols: 14,
 		suffix: ` ON CONFLICT (process_manager, id) DO UPDATE SET partition = excluded.partition, state = excluded.state, version = excluded.version, status = excluded.status, phase = excluded.phase, last_position = excluded.last_position, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, updated_at = excluded.updated_at, completed_at = excluded.completed_at WHERE instances.version = -excluded.created_at - 1`},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
-	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 3},
+	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 4},
 	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, position, step_key, id, record) VALUES `, cols: 6},
 	bHold:      {prefix: `INSERT INTO held_events (process_manager, instance_id, position, error) VALUES `, cols: 4, suffix: ` ON CONFLICT (process_manager, instance_id, position) DO UPDATE SET error = excluded.error`},
 	bDeadlines: {prefix: `INSERT INTO deadlines (` + deadlineCols + `) VALUES `, cols: 5},

@@ -293,7 +293,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 		}
 		start := len(buf)
 		buf = appendOutcomeRecord(buf, o)
-		return append(args, o.CommandID, at, buf[start:len(buf):len(buf)])
+		return append(args, o.CommandID, at, o.Status == evokestore.OutcomeRejected, buf[start:len(buf):len(buf)])
 	}
 	if err := t.insertBulk(ctx, bOutcomes, len(outcomes), fill, nil); err != nil {
 		if _, ok := uniqueViolation(err); ok {
