@@ -1,6 +1,7 @@
 package evokesqlite
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -19,11 +20,27 @@ func TestAppendJSONString(t *testing.T) {
 			t.Errorf("%q: %s does not parse: %v", s, b, err)
 			continue
 		}
-		want := strings.ToValidUTF8(s, string(utf8.RuneError))
+		want := validUTF8(s)
 		if got != want {
 			t.Errorf("%q: read back %q, want %q", s, got, want)
 		}
 	}
+}
+
+// validUTF8 is s with each byte of invalid UTF-8 replaced by U+FFFD, as
+// encoding/json writes and reads it.
+func validUTF8(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // A record's payload reads back as it was written.
@@ -66,4 +83,41 @@ func TestOutcomeRecordRoundTrip(t *testing.T) {
 			t.Errorf("payload %s parsed", bad)
 		}
 	}
+}
+
+// FuzzRecords: any strings survive a history record's and an outcome's
+// payload (as encoding/json reads them: invalid UTF-8 as U+FFFD), and no
+// stored bytes make the parsers panic.
+func FuzzRecords(f *testing.F) {
+	f.Add("step", "e", "Paid", "a", "b", `[{"id":"c"}]`, "", "node", int64(3), []byte(`["step",1,"","","","",null,"",0,"",0]`))
+	f.Add("failed\x00", "\xff", `"q"`, "é", "\n", "not json", "boom\\", "", int64(-1), []byte(`[`))
+	f.Fuzz(func(t *testing.T, kind, eventID, eventType, before, after, commands, errText, node string, n int64, stored []byte) {
+		valid := validUTF8
+		h := evokestore.HistoryRecord{Kind: kind, Version: n, EventID: eventID, EventType: eventType, PhaseBefore: before,
+			PhaseAfter: after, Commands: []byte(commands), Error: errText, Node: node, LeaseToken: n}
+		var got evokestore.HistoryRecord
+		if err := parseHistoryRecord(appendHistoryRecord(nil, &h, n), &got); err != nil {
+			t.Fatalf("history record %+v: %v", h, err)
+		}
+		wantCommands := commands
+		if !json.Valid([]byte(commands)) || len(bytes.TrimSpace([]byte(commands))) != len(commands) || strings.HasPrefix(commands, `"`) {
+			wantCommands = valid(commands)
+		}
+		if got.Kind != valid(kind) || got.Version != n || got.EventID != valid(eventID) || got.EventType != valid(eventType) ||
+			got.PhaseBefore != valid(before) || got.PhaseAfter != valid(after) || string(got.Commands) != wantCommands ||
+			got.Error != valid(errText) || got.Node != valid(node) || got.LeaseToken != n || got.RecordedAt.UnixNano() != n {
+			t.Fatalf("history record read back %+v, want %+v", got, h)
+		}
+		o := evokestore.CommandOutcome{Type: kind, AggregateType: eventType, AggregateID: eventID, ProcessManager: node, InstanceID: before,
+			Status: after, Error: errText, Events: int(n % 1000)}
+		var gotO evokestore.CommandOutcome
+		if err := parseOutcomeRecord(appendOutcomeRecord(nil, &o), &gotO); err != nil {
+			t.Fatalf("outcome %+v: %v", o, err)
+		}
+		if gotO.Type != valid(kind) || gotO.AggregateID != valid(eventID) || gotO.Error != valid(errText) || gotO.Events != o.Events {
+			t.Fatalf("outcome read back %+v, want %+v", gotO, o)
+		}
+		_ = parseHistoryRecord(stored, &got)
+		_ = parseOutcomeRecord(stored, &gotO)
+	})
 }
