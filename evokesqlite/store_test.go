@@ -342,14 +342,10 @@ func TestFencedUpsert(t *testing.T) {
 	}
 }
 
-// Migrations 0009 and 0010 rekey history by position (0009) and move the
-// rows to write order with the key in an index (0010): a store at schema 8
-// with records (steps, and failures sharing a step's position) opens with
-// them all, read back in ID order, and a second step on one event is still
-// refused.
-func TestHistoryRekeyMigration(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
+// schemaAt returns a database at path with the migrations up to version
+// applied, as an older binary left it.
+func schemaAt(t *testing.T, path string, version int64) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +359,7 @@ func TestHistoryRekeyMigration(t *testing.T) {
 	}
 	for _, f := range files {
 		var v int64
-		if _, err := fmt.Sscanf(filepath.Base(f), "%04d_", &v); err != nil || v > 8 {
+		if _, err := fmt.Sscanf(filepath.Base(f), "%04d_", &v); err != nil || v > version {
 			continue
 		}
 		q, err := os.ReadFile(f)
@@ -377,6 +373,18 @@ func TestHistoryRekeyMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return db
+}
+
+// Migrations 0009 and 0010 rekey history by position (0009) and move the
+// rows to write order with the key in an index (0010): a store at schema 8
+// with records (steps, and failures sharing a step's position) opens with
+// them all, read back in ID order, and a second step on one event is still
+// refused.
+func TestHistoryRekeyMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db := schemaAt(t, path, 8)
 	for _, r := range []struct {
 		id       int64
 		kind     string
@@ -430,33 +438,7 @@ func TestHistoryRekeyMigration(t *testing.T) {
 func TestRecordMigrations(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := filepath.Glob("migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE evoke_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		var v int64
-		if _, err := fmt.Sscanf(filepath.Base(f), "%04d_", &v); err != nil || v > 10 {
-			continue
-		}
-		q, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(string(q)); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if _, err := db.Exec(`INSERT INTO evoke_migrations VALUES (?, 0)`, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := schemaAt(t, path, 10)
 	at := time.Date(2026, 11, 26, 12, 0, 0, 123456789, time.UTC)
 	want := []evokestore.HistoryRecord{
 		{ID: 10, ProcessManager: "pm", InstanceID: "i", Kind: evokestore.KindStep, Version: 1, Position: 5, EventID: "e-1", EventType: "Placed",
