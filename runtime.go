@@ -330,10 +330,12 @@ type Stats struct {
 	// batches (reading the log, correlating, stepping, executing commands
 	// ahead of the write), a prepared batch waiting for the one before it
 	// to be written, and writing batches (the transactions, commit
-	// included); Writes counts the batches written. A store has one writer
-	// at a time (SQLite's write lock, PostgreSQL's append lock), so
-	// WriteTime over the wall time is how busy the writer is, and near 1 it
-	// is what limits the throughput.
+	// included), summed over the process managers; Writes counts the
+	// batches written. A store has one writer at a time (SQLite's write
+	// lock; on PostgreSQL the append lock, from a batch's first append to
+	// its commit), so with one process manager WriteTime over the wall time
+	// is how busy the writer is, and near 1 it is what limits the
+	// throughput.
 	PrepareTime, WriteWait, WriteTime time.Duration
 	Writes                            int64
 }

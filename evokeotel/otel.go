@@ -132,6 +132,12 @@ func (h *Hooks) Telemetry(t evoke.Telemetry) {
 	}
 }
 
+// stat is one of the evoke.Stats ObserveRuntime reports.
+type stat[T int64 | float64] struct {
+	name, desc string
+	get        func(evoke.Stats) T
+}
+
 // ObserveRuntime reports rt's counters (evoke.Stats) as observable metrics,
 // read whenever the meter provider in opts collects: steps, batches,
 // commands, dispatches and so on as counters named evoke.runtime.*, and the
@@ -146,11 +152,7 @@ func ObserveRuntime(rt *evoke.Runtime, opts *Options) (stop func() error, err er
 		mp = opts.MeterProvider
 	}
 	m := mp.Meter(scope)
-	type count struct {
-		name, desc string
-		get        func(evoke.Stats) int64
-	}
-	counts := []count{
+	counts := []stat[int64]{
 		{"evoke.runtime.steps", "Steps committed.", func(s evoke.Stats) int64 { return s.Steps }},
 		{"evoke.runtime.batches", "Batches of steps committed.", func(s evoke.Stats) int64 { return s.Batches }},
 		{"evoke.runtime.commands", "Commands produced.", func(s evoke.Stats) int64 { return s.Commands }},
@@ -164,11 +166,7 @@ func ObserveRuntime(rt *evoke.Runtime, opts *Options) (stop func() error, err er
 		{"evoke.runtime.chain_fallbacks", "Batches written again without their chained steps.", func(s evoke.Stats) int64 { return s.ChainFallbacks }},
 		{"evoke.router.writes", "Batches the routers wrote.", func(s evoke.Stats) int64 { return s.Writes }},
 	}
-	type seconds struct {
-		name, desc string
-		get        func(evoke.Stats) float64
-	}
-	times := []seconds{
+	times := []stat[float64]{
 		{"evoke.router.prepare.time", "Time the routers spent preparing batches.", func(s evoke.Stats) float64 { return s.PrepareTime.Seconds() }},
 		{"evoke.router.write.wait", "Time prepared batches waited for the batch before them to be written.", func(s evoke.Stats) float64 { return s.WriteWait.Seconds() }},
 		{"evoke.router.write.time", "Time the routers spent writing batches; its rate is how busy the store's writer is.", func(s evoke.Stats) float64 { return s.WriteTime.Seconds() }},

@@ -3,6 +3,7 @@ package evokepg
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,9 +52,6 @@ type Tx struct {
 	// round trip (DeferWrites).
 	deferring bool
 	pend      []*pgx.QueuedQuery
-	// pendVeto: a write in pend has a check of its own on the client, which
-	// could not stop a COMMIT sent with it (Commit sends pend first then).
-	pendVeto bool
 }
 
 var (
@@ -91,27 +89,20 @@ func (e *deferredError) Error() string { return "a write held back earlier faile
 func (e *deferredError) Unwrap() error { return e.err }
 
 // exec runs the writes queued on b, or holds them back when deferring;
-// mapErr turns a failure into the call's error. Call with t.mu held.
+// mapErr turns a failure into the call's error. A write that checks its
+// result on the client (a query with a Fn) is never held back: a COMMIT
+// sent with it would go through whatever the check found (Commit). Call
+// with t.mu held.
 func (t *Tx) exec(ctx context.Context, b *pgx.Batch, mapErr func(error) error) error {
-	if !t.deferring {
+	if !t.deferring || slices.ContainsFunc(b.QueuedQueries, func(qq *pgx.QueuedQuery) bool { return qq.Fn != nil }) {
 		if err := t.send(ctx, b); err != nil {
 			return mapErr(err)
 		}
 		return nil
 	}
 	for _, qq := range b.QueuedQueries {
-		fn := qq.Fn
-		if fn != nil {
-			t.pendVeto = true
-		}
 		qq.Fn = func(br pgx.BatchResults) error {
-			var err error
-			if fn != nil {
-				err = fn(br)
-			} else {
-				_, err = br.Exec()
-			}
-			if err != nil {
+			if _, err := br.Exec(); err != nil {
 				return &deferredError{mapErr(err)}
 			}
 			return nil
@@ -140,13 +131,7 @@ func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
 		t.mu.Unlock()
 		return nil, nil, err
 	}
-	if len(t.pend) > 0 {
-		if err := t.send(ctx, &pgx.Batch{}); err != nil {
-			t.mu.Unlock()
-			return nil, nil, err
-		}
-	}
-	if !t.begun {
+	if !t.begun || len(t.pend) > 0 {
 		if err := t.send(ctx, &pgx.Batch{}); err != nil {
 			t.mu.Unlock()
 			return nil, nil, err
@@ -202,7 +187,7 @@ func (t *Tx) send(ctx context.Context, b *pgx.Batch) error {
 		}
 		nb.QueuedQueries = append(nb.QueuedQueries, t.pend...)
 		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
-		t.pend, t.pendVeto, b = nil, false, nb
+		t.pend, b = nil, nb
 	}
 	t.trips++
 	// Begun even if the batch fails: rollback then ends whatever the
@@ -854,16 +839,10 @@ func (t *Tx) Commit() error {
 		return fmt.Errorf("evokepg: commit: %w", context.Cause(t.ctx))
 	}
 	// COMMIT goes with the writes held back, in one round trip: their
-	// failures are the server's (the fences raise, migration 0008), and
-	// PostgreSQL refuses a COMMIT after a failed statement. A write checked
-	// by the client goes first, in a round trip of its own. A transaction
-	// that failed answers COMMIT with ROLLBACK.
-	if t.pendVeto {
-		if err := t.send(t.ctx, &pgx.Batch{}); err != nil {
-			_ = t.rollback()
-			return fmt.Errorf("evokepg: commit: %w", err)
-		}
-	}
+	// failures are the server's (the fences raise, migration 0008; exec
+	// holds back no write checked by the client), and PostgreSQL refuses a
+	// COMMIT after a failed statement. A transaction that failed answers
+	// COMMIT with ROLLBACK.
 	b := &pgx.Batch{}
 	b.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
 		if tag.String() == "ROLLBACK" {

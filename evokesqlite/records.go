@@ -15,12 +15,14 @@ import (
 //	[kind, version, event_id, event_type, phase_before, phase_after,
 //	 commands, error, recorded_at, node, lease_token]
 //
-// commands is the record's Commands as they are (a JSON array) or null.
+// commands is the record's Commands as they are (a JSON array), null for
+// none, or a JSON string of them when they would not read back byte for
+// byte as a JSON value (not JSON, padded, a string, null).
 // It is written by appendHistoryRecord, without reflection, on the
 // writer's path.
 
-// historyRecordSize is about how many bytes appendHistoryRecord writes for
-// h (exactly, unless strings need escaping).
+// historyRecordSize estimates how many bytes appendHistoryRecord writes for
+// h (a capacity hint).
 func historyRecordSize(h *evokestore.HistoryRecord) int {
 	return 2*6 + 12 + 3*20 + len(h.Kind) + len(h.EventID) + len(h.EventType) + len(h.PhaseBefore) + len(h.PhaseAfter) +
 		len(h.Commands) + len(h.Error) + len(h.Node) + 4
@@ -37,7 +39,7 @@ func appendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte
 		p = appendJSONString(p, s)
 	}
 	p = append(p, ',')
-	if c := h.Commands; len(c) > 0 && json.Valid(c) && len(bytes.TrimSpace(c)) == len(c) && c[0] != '"' {
+	if c := h.Commands; len(c) > 0 && json.Valid(c) && len(bytes.TrimSpace(c)) == len(c) && c[0] != '"' && string(c) != "null" {
 		p = append(p, c...)
 	} else if len(c) > 0 {
 		// Not JSON, or JSON that would not read back byte for byte (the
@@ -60,32 +62,22 @@ func appendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte
 // parseHistoryRecord fills in h from a payload appendHistoryRecord wrote
 // (or migration 0011 converted).
 func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord) error {
-	var a []json.RawMessage
-	if err := json.Unmarshal(record, &a); err != nil {
-		return fmt.Errorf("payload: %w", err)
-	}
-	if len(a) != 11 {
-		return fmt.Errorf("payload has %d fields, want 11", len(a))
-	}
 	var at int64
-	for i, dst := range []any{&h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter, nil, &h.Error, &at, &h.Node, &h.LeaseToken} {
-		if dst == nil {
-			continue
-		}
-		if err := json.Unmarshal(a[i], dst); err != nil {
-			return fmt.Errorf("payload field %d: %w", i, err)
-		}
+	var commands json.RawMessage
+	if err := unmarshalArray(record, &h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter,
+		&commands, &h.Error, &at, &h.Node, &h.LeaseToken); err != nil {
+		return err
 	}
-	switch c := a[6]; {
-	case string(c) == "null":
-	case len(c) > 0 && c[0] == '"':
+	switch {
+	case string(commands) == "null":
+	case commands[0] == '"': // Commands that were not kept as JSON
 		var s string
-		if err := json.Unmarshal(c, &s); err != nil {
+		if err := json.Unmarshal(commands, &s); err != nil {
 			return fmt.Errorf("payload commands: %w", err)
 		}
 		h.Commands = []byte(s)
 	default:
-		h.Commands = append([]byte(nil), c...)
+		h.Commands = commands
 	}
 	h.RecordedAt = fromNanos(at)
 	return nil
@@ -119,14 +111,20 @@ func appendOutcomeRecord(p []byte, o *evokestore.CommandOutcome) []byte {
 // parseOutcomeRecord fills in o from a payload appendOutcomeRecord wrote
 // (or migration 0012 converted).
 func parseOutcomeRecord(record []byte, o *evokestore.CommandOutcome) error {
+	return unmarshalArray(record, &o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID, &o.Status, &o.Error, &o.Events)
+}
+
+// unmarshalArray decodes a JSON array of exactly len(dsts) values into
+// dsts, in order.
+func unmarshalArray(record []byte, dsts ...any) error {
 	var a []json.RawMessage
 	if err := json.Unmarshal(record, &a); err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
-	if len(a) != 8 {
-		return fmt.Errorf("payload has %d fields, want 8", len(a))
+	if len(a) != len(dsts) {
+		return fmt.Errorf("payload has %d fields, want %d", len(a), len(dsts))
 	}
-	for i, dst := range []any{&o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID, &o.Status, &o.Error, &o.Events} {
+	for i, dst := range dsts {
 		if err := json.Unmarshal(a[i], dst); err != nil {
 			return fmt.Errorf("payload field %d: %w", i, err)
 		}

@@ -216,9 +216,6 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	rs := sum.Runtime
 	res.Runtime = RuntimeCounters{Steps: rs.Steps, Batches: rs.Batches, Chained: rs.Chained, ChainFallbacks: rs.ChainFallbacks, InlineFallbacks: rs.InlineFallbacks,
 		Writes: rs.Writes, PrepareSeconds: rs.PrepareTime.Seconds(), WriteWaitSeconds: rs.WriteWait.Seconds(), WriteSeconds: rs.WriteTime.Seconds()}
-	if sum.Seconds > 0 {
-		res.Runtime.WriterBusy = rs.WriteTime.Seconds() / sum.Seconds
-	}
 	res.CPUSeconds = cpu.Seconds()
 	if sum.Completed > 0 {
 		res.CPUPerSagaUS = float64(cpu.Microseconds()) / float64(sum.Completed)
@@ -226,6 +223,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if sum.Seconds > 0 {
 		res.SagasPerSec = float64(sum.Completed) / sum.Seconds
 		res.EventsPerSec = float64(sum.Events) / sum.Seconds
+		res.Runtime.WriterBusy = rs.WriteTime.Seconds() / sum.Seconds
 	}
 	// Read before the latency analysis below, which is not the runtime's.
 	res.PeakRSSMB = PeakRSSMB()
