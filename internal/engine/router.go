@@ -166,7 +166,7 @@ func (r *router) run(ctx context.Context) {
 	lastLook := time.Now()
 	for ctx.Err() == nil {
 		r.mu.Lock()
-		more, err := r.drain(ctx)
+		more, err := r.drain(ctx, wake)
 		unpersisted := r.unpersisted
 		if time.Since(lastLook) >= r.en.cfg.PollInterval {
 			// Even when busy, look now and then for instances another
@@ -272,8 +272,13 @@ const pipelineDepth = 2
 // flight is a batch handed to the writer.
 type flight struct {
 	b    *batch
-	done chan error // its write's result, for drain
-	ok   chan bool  // whether it committed as prepared, for the next flight
+	done chan error    // its write's result, for drain
+	ok   chan bool     // whether it committed as prepared, for the next flight
+	fin  chan struct{} // closed once done holds the result
+	// riders are the batches prepared after b that need no transaction
+	// (they only move checkpoints past chained events): they land with b,
+	// and take no place in the pipeline.
+	riders []*batch
 }
 
 // errDropped: the batch was not written, because the one before it did not
@@ -290,7 +295,11 @@ var errDropped = errors.New("batch dropped: the batch before it did not commit a
 // will leave them; if one of those commits fails, or has to queue its
 // commands after all, the batches prepared after it are dropped unwritten
 // and prepared again from the last committed checkpoint.
-func (r *router) drain(ctx context.Context) (more bool, err error) {
+//
+// wake signals events committed since; caught up with batches in flight,
+// drain prepares again as soon as it fires, rather than once the oldest
+// flight landed.
+func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, err error) {
 	var q []*flight // in flight, oldest first
 	// land waits for the oldest flight's write and counts it. redo: it did
 	// not commit as the batches after it were prepared to expect (it fell
@@ -302,6 +311,11 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 		r.en.busy.Add(-1)
 		if err == nil {
 			r.finish(f.b)
+			if f.b.landedAsPrepared() {
+				for _, rb := range f.riders {
+					r.finish(rb)
+				}
+			}
 		} else {
 			r.cache.reset() // what the store holds is not known
 		}
@@ -335,7 +349,7 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 		if b != nil && b.needsTx() {
 			r.en.counters.PrepareNanos.Add(int64(time.Since(began)))
 		}
-		if len(q) == pipelineDepth || (perr == errResync && len(q) > 0) {
+		if (b != nil && b.needsTx() && len(q) == pipelineDepth) || (perr == errResync && len(q) > 0) {
 			redo, lerr := land()
 			if lerr != nil {
 				return false, lerr
@@ -358,10 +372,18 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 			if len(q) == 0 {
 				return false, nil
 			}
-			// Caught up, with batches being written: look again once the
-			// oldest landed, rather than wait for all of them and for a
-			// wake-up (the events committed meanwhile would wait a whole
-			// write for the next batch to be prepared).
+			// Caught up, with batches being written: look again as soon as
+			// events are committed (they are prepared while the flights
+			// are written), or once the oldest flight landed, rather than
+			// wait for all of them (the events committed meanwhile would
+			// wait a whole write for the next batch to be prepared).
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-wake:
+				continue
+			case <-q[0].fin:
+			}
 			redo, lerr := land()
 			if lerr != nil {
 				return false, lerr
@@ -374,10 +396,14 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 			}
 			continue
 		}
-		if !b.needsTx() && len(q) == 0 {
-			r.finish(b)
+		if !b.needsTx() {
+			if len(q) == 0 {
+				r.finish(b)
+			} else {
+				q[len(q)-1].riders = append(q[len(q)-1].riders, b)
+			}
 		} else {
-			f := &flight{b: b, done: make(chan error, 1), ok: make(chan bool, 1)}
+			f := &flight{b: b, done: make(chan error, 1), ok: make(chan bool, 1), fin: make(chan struct{})}
 			var after *flight
 			if len(q) > 0 {
 				after = q[len(q)-1]
@@ -392,18 +418,17 @@ func (r *router) drain(ctx context.Context) (more bool, err error) {
 					if !ok {
 						f.ok <- false
 						f.done <- errDropped
+						close(f.fin)
 						return
 					}
 				}
-				var err error
-				if b.needsTx() { // else it only moves checkpoints, in order
-					began := time.Now()
-					err = r.write(ctx, b)
-					r.en.counters.WriteNanos.Add(int64(time.Since(began)))
-					r.en.counters.Writes.Add(1)
-				}
+				began := time.Now()
+				err := r.write(ctx, b)
+				r.en.counters.WriteNanos.Add(int64(time.Since(began)))
+				r.en.counters.Writes.Add(1)
 				f.ok <- err == nil && b.landedAsPrepared()
 				f.done <- err
+				close(f.fin)
 			}()
 		}
 		if n+1 >= maxDrain || (!b.more && len(q) == 0) {
