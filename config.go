@@ -90,7 +90,9 @@ type Config struct {
 	Hooks Hooks
 	// Retention is how long completed and cancelled instances (their
 	// tombstones and history) and the aggregates' command deduplication
-	// records are kept. An event for an instance purged from the store
+	// records (of commands run from the outbox or by Runtime.Dispatch; a
+	// command run with the step that issued it is recorded by its events,
+	// which stay) are kept. An event for an instance purged from the store
 	// would start it again, and a command redelivered after its record is
 	// purged would run again, so keep it well above the longest gap between
 	// an instance's events. Negative disables purging. Defaults to 7 days.

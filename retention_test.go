@@ -17,6 +17,9 @@ func TestRetentionPurgesOldTombstones(t *testing.T) {
 	cfg.Clock = clock
 	cfg.Retention = 24 * time.Hour
 	cfg.PurgeInterval = time.Hour
+	// From the outbox, so that every command has an outcome record (one
+	// executed inline with its step has none: its events are its record).
+	cfg.QueueCommands = true
 	st, rt := startRecorders(t, cfg, recorder{name: "rec", done: "Done"})
 	ctx := context.Background()
 	appendEvent(t, rt, "s", "Done", recData{ID: "old"})

@@ -9,6 +9,7 @@ import (
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 func ledgerNotes(t *testing.T, st evokestore.Store, pm, id string) []note {
@@ -281,8 +282,9 @@ func TestOrderAndExactlyOnceAcrossRestarts(t *testing.T) {
 				t.Errorf("%s: command %d carried seen=%d: out of order", id, k, n.Seen)
 			}
 		}
-		outs, err := st.CommandOutcomes(ctx, []string{evoke.CommandID("rec", id, want[0], 0)})
-		if err != nil || len(outs) != 1 || outs[0].Status != evokestore.OutcomeAccepted {
+		first := evoke.CommandID("rec", id, want[0], 0)
+		outs, err := engine.Outcomes(ctx, st, []evokestore.OutboxCommand{{ID: first}})
+		if o := outs[first]; err != nil || o.Status != evokestore.OutcomeAccepted || o.Events != 1 {
 			t.Errorf("%s: outcome of the deterministic first command id: %+v %v", id, outs, err)
 		}
 	}
@@ -353,9 +355,9 @@ func TestLineage(t *testing.T) {
 		if noted[0].CorrelationID != c.corr {
 			t.Errorf("%s: aggregate event correlation %q, want %q", c.id, noted[0].CorrelationID, c.corr)
 		}
-		outs, _ := st.CommandOutcomes(ctx, []string{cmdID})
-		if len(outs) != 1 {
-			t.Fatalf("%s: command %s has no outcome", c.id, cmdID)
+		outs, err := engine.Outcomes(ctx, st, []evokestore.OutboxCommand{{ID: cmdID}})
+		if o, ok := outs[cmdID]; err != nil || !ok || o.Status != evokestore.OutcomeAccepted || o.Events != 1 {
+			t.Fatalf("%s: command %s has no outcome: %+v %v", c.id, cmdID, outs, err)
 		}
 	}
 }

@@ -94,6 +94,7 @@ const (
 FROM (SELECT DISTINCT unnest($1::text[]) AS id) s
 CROSS JOIN LATERAL (SELECT * FROM events WHERE stream_id = s.id ORDER BY stream_version) e
 ORDER BY e.stream_id, e.stream_version`
+	sqlReadEvents        = `SELECT ` + eventCols + ` FROM events WHERE id = ANY($1::text[]) ORDER BY position`
 	sqlHead              = `SELECT COALESCE(MAX(position), 0) FROM events`
 	sqlInstances         = `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = $1 AND id = ANY($2::text[]) ORDER BY id`
 	sqlListInstances     = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
@@ -174,6 +175,28 @@ func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion i
 	evs, err := scanEvents(rows, 8)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// ReadEvents returns the events with the given IDs, in log order
+// (evokestore.EventsReader).
+func (q queries) ReadEvents(ctx context.Context, ids []string) ([]evokestore.Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read %d events: %w", len(ids), err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlReadEvents, ids)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read %d events: %w", len(ids), err)
+	}
+	evs, err := scanEvents(rows, len(ids))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: read %d events: %w", len(ids), err)
 	}
 	return evs, nil
 }

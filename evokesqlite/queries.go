@@ -138,6 +138,20 @@ func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokest
 	return evs, nil
 }
 
+// ReadEvents returns the events with the given IDs, in log order
+// (evokestore.EventsReader).
+func (q queries) ReadEvents(ctx context.Context, ids []string) ([]evokestore.Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := q.stmt(ctx, sReadEvents).QueryContext(ctx, jsonStrings(ids))
+	evs, err := scanEvents(rows, err, len(ids))
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: read %d events: %w", len(ids), err)
+	}
+	return evs, nil
+}
+
 // Head returns the highest committed position (0 for an empty log); inside
 // a Tx, its own appends count.
 func (q queries) Head(ctx context.Context) (int64, error) {

@@ -11,6 +11,7 @@ const (
 	sReadLogTypes
 	sReadStream
 	sReadStreams
+	sReadEvents
 	sHead
 	sInstances
 	sListInstances
@@ -71,6 +72,7 @@ var stmtSQL = [numStmts]string{
 	sReadLogTypes:  `SELECT ` + eventCols + ` FROM events WHERE position > ? AND position <= ? AND +type IN (SELECT value FROM json_each(?)) ORDER BY position LIMIT ?`,
 	sReadStream:    `SELECT ` + eventCols + ` FROM events WHERE stream_id = ? AND stream_version > ? ORDER BY stream_version`,
 	sReadStreams:   `SELECT ` + eventCols + ` FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, stream_version`,
+	sReadEvents:    `SELECT ` + eventCols + ` FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY position`,
 	sHead:          `SELECT COALESCE(MAX(position), 0) FROM events`,
 	sInstances:     `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
 	sListInstances: `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,

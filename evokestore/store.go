@@ -81,6 +81,9 @@ type Querier interface {
 	// Outbox returns pending commands in sequence order.
 	Outbox(ctx context.Context, q OutboxQuery) ([]OutboxCommand, error)
 	// CommandOutcomes returns the recorded outcomes of the given command IDs.
+	// A command the runtime executed with the step that issued it, and
+	// that appended events, has no record: its events are (the runtime's
+	// engine.Outcomes finds those too).
 	CommandOutcomes(ctx context.Context, ids []string) ([]CommandOutcome, error)
 	// Held returns the events held for one instance (instanceID "" for
 	// events whose correlation failed), in position order.
@@ -101,6 +104,15 @@ type Querier interface {
 // version; the dispatcher uses it to load a batch's aggregates at once.
 type StreamsReader interface {
 	ReadStreams(ctx context.Context, streamIDs []string) ([]Event, error)
+}
+
+// EventsReader is an optional extension of a Querier: ReadEvents returns
+// the events with the given IDs, in log order; IDs not in the log are
+// absent. The runtime finds the outcome of a command executed inline (with
+// the step that issued it, so without an outcome record of its own) by the
+// IDs of its events, which derive from the command's ID.
+type EventsReader interface {
+	ReadEvents(ctx context.Context, ids []string) ([]Event, error)
 }
 
 // DeadlinesReader is an optional extension of a Querier: the deadlines of
@@ -437,9 +449,14 @@ type Deadline struct {
 
 // Stats counts what a store holds.
 type Stats struct {
-	Events   int64
-	Head     int64
-	Outbox   int64
+	Events int64
+	Head   int64
+	Outbox int64
+	// Commands and Rejected count the command outcome records (of the
+	// commands executed from the outbox or by Runtime.Dispatch, and of
+	// those executed inline that appended nothing), and how many of them
+	// are rejections. A command executed inline that appended events has
+	// no record: its events are.
 	Commands int64
 	Rejected int64
 	// Instances counts instances per process manager and status.

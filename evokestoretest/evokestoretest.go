@@ -83,6 +83,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
+		{"ReadEvents", testReadEvents},
 		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
 		{"LeaseBalance", testLeaseBalance},

@@ -13,7 +13,7 @@ import (
 // This file holds the subtests of the parts of the interface added after
 // the first version of the suite: LogQuery.Until, Tx.PutCheckpoints,
 // OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and the
-// optional extensions a backend may implement (StreamsReader, Purger,
+// optional extensions a backend may implement (StreamsReader, EventsReader, Purger,
 // Leaser with LeaseChecker). A subtest of an optional extension skips when
 // the store does not implement it.
 
@@ -816,5 +816,69 @@ func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 	}
 	if got, err := dr.InstanceDeadlines(ctx, "pm", nil); err != nil || len(got) != 0 {
 		t.Errorf("InstanceDeadlines(none) = %v, %v", got, err)
+	}
+}
+
+func testReadEvents(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	erStore, storeOK := s.(evokestore.EventsReader)
+	tx0 := begin(t, s)
+	_, txOK := tx0.(evokestore.EventsReader)
+	rollback(t, tx0)
+	if !storeOK && !txOK {
+		t.Skipf("%s store implements no evokestore.EventsReader (optional)", s.Backend())
+	}
+	if !storeOK || !txOK {
+		t.Errorf("%s: evokestore.EventsReader on the Store %v, on its Tx %v: want both", s.Backend(), storeOK, txOK)
+	}
+	news := map[string]evokestore.NewEvent{}
+	add := func(id, stream string, v int64) evokestore.NewEvent {
+		e := newEvent(id, stream, v, "T"+stream)
+		news[id] = e
+		return e
+	}
+	stored := appendEvents(t, s, add("e-b1", "b", 1), add("e-a1", "a", 1))
+	stored = append(stored, appendEvents(t, s, add("e-a2", "a", 2))...)
+	positions := map[string]int64{}
+	for _, e := range stored {
+		positions[e.ID] = e.Position
+	}
+	check := func(where string, er evokestore.EventsReader, ids []string, want []string) {
+		t.Helper()
+		got, err := er.ReadEvents(ctx, ids)
+		if err != nil {
+			t.Errorf("%s: ReadEvents(%q): %v", where, ids, err)
+			return
+		}
+		if got := eventIDs(got); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%s: ReadEvents(%q) = %v, want %v (log order)", where, ids, got, want)
+			return
+		}
+		for _, e := range got {
+			if w, ok := news[e.ID]; ok {
+				checkEvent(t, e, w)
+			}
+			if p, ok := positions[e.ID]; ok && e.Position != p {
+				t.Errorf("%s: ReadEvents event %s at position %d, want %d", where, e.ID, e.Position, p)
+			}
+		}
+	}
+	if storeOK {
+		check("store", erStore, []string{"e-a2", "missing", "e-b1", "e-a1"}, []string{"e-b1", "e-a1", "e-a2"})
+		check("store", erStore, []string{"e-a2", "e-a2"}, []string{"e-a2"})
+		check("store", erStore, []string{"missing"}, nil)
+		check("store", erStore, nil, nil)
+	}
+	if !txOK {
+		return
+	}
+	tx := begin(t, s)
+	defer tx.Rollback()
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{add("e-a3", "a", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	check("tx", tx.(evokestore.EventsReader), []string{"e-a3", "e-a1"}, []string{"e-a1", "e-a3"})
+	if storeOK {
+		check("store beside an open tx", erStore, []string{"e-a3"}, nil)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // InstanceView is one instance as `evoke show` and the web UI show it:
@@ -109,7 +110,7 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 	if err != nil {
 		return nil, err
 	}
-	var cmdIDs []string
+	var cmds []evokestore.OutboxCommand
 	for _, h := range hist {
 		s := Step{At: h.RecordedAt, Kind: h.Kind, Position: h.Position, EventType: h.EventType, EventID: h.EventID,
 			PhaseBefore: h.PhaseBefore, PhaseAfter: h.PhaseAfter, Version: h.Version, Error: h.Error, Node: h.Node}
@@ -118,18 +119,15 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 				return nil, fmt.Errorf("history of %s %s: commands of the step at %d: %w", pm, id, h.Position, err)
 			}
 			for _, c := range s.Commands {
-				cmdIDs = append(cmdIDs, c.ID)
+				cmds = append(cmds, evokestore.OutboxCommand{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
+					ProcessManager: pm, InstanceID: id})
 			}
 		}
 		v.Timeline = append(v.Timeline, s)
 	}
-	outcomes, err := st.CommandOutcomes(ctx, cmdIDs)
+	byID, err := engine.Outcomes(ctx, st, cmds)
 	if err != nil {
 		return nil, err
-	}
-	byID := make(map[string]evokestore.CommandOutcome, len(outcomes))
-	for _, o := range outcomes {
-		byID[o.CommandID] = o
 	}
 	for i := range v.Timeline {
 		for j := range v.Timeline[i].Commands {

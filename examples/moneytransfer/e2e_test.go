@@ -19,6 +19,7 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
 	mt "github.com/evoke-go/evoke/examples/moneytransfer"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // e2eWait bounds each wait for the runtime's background work.
@@ -243,14 +244,12 @@ func (h *e2eHarness) creditCommandID(transfer, source string) string {
 
 func (h *e2eHarness) outcome(cmdID string) (evokestore.CommandOutcome, bool) {
 	h.t.Helper()
-	outs, err := h.st.CommandOutcomes(context.Background(), []string{cmdID})
+	outs, err := engine.Outcomes(context.Background(), h.st, []evokestore.OutboxCommand{{ID: cmdID}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if len(outs) == 0 {
-		return evokestore.CommandOutcome{}, false
-	}
-	return outs[0], true
+	o, ok := outs[cmdID]
+	return o, ok
 }
 
 // The runtime is stopped as soon as the store shows the credit rejected, and

@@ -81,7 +81,9 @@ type Summary struct {
 	TimedOut int `json:"timed_out"`
 	// Parked counts orders whose instance is parked for an operator.
 	Parked int `json:"parked"`
-	// Events and Commands count what the run added to the store.
+	// Events counts the events the run added to the store, Commands the
+	// commands the runtime executed during the run (inline and from the
+	// outbox).
 	Events      int64   `json:"events"`
 	Commands    int64   `json:"commands"`
 	Seconds     float64 `json:"seconds"`
@@ -239,7 +241,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		return sum, fmt.Errorf("read store stats: %w", err)
 	}
 	sum.Events = after.Events - before.Events
-	sum.Commands = after.Commands - before.Commands
+	sum.Commands = sum.Runtime.Dispatched
 	sum.Seconds = elapsed.Seconds()
 	if sum.Seconds > 0 {
 		sum.SagasPerSec = float64(sum.Completed) / sum.Seconds

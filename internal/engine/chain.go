@@ -394,7 +394,7 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 		if len(now) == 0 {
 			break
 		}
-		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, true)
+		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, lookupNone)
 		if err != nil {
 			return nil, err
 		}

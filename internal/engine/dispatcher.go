@@ -267,7 +267,11 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			}
 		}
 		var err error
-		if x, err = en.decideAll(ctx, tx, cmds, nil, false); err != nil {
+		lookup := lookupAll
+		if fromOutbox {
+			lookup = lookupRecords
+		}
+		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup); err != nil {
 			return err
 		}
 		return x.write(ctx, tx, seqs)
@@ -292,16 +296,34 @@ type execution struct {
 	aggs map[string]*aggState
 }
 
+// lookup says how decideAll finds commands executed before.
+type lookup int
+
+const (
+	// lookupNone: the commands were just issued by steps not yet
+	// committed, and are executed inline, to commit with them (the
+	// router): none can have been executed, and none is looked up (were
+	// one executed after all, its events' IDs would collide, and the write
+	// fail). Those that append events, or whose rejection does, get no
+	// outcome record: the events are the record (Outcomes).
+	lookupNone lookup = iota
+	// lookupRecords: the commands come from the outbox, which never holds
+	// a command executed inline (a step's commands are either executed
+	// with it or queued with it): only outcome records are looked up.
+	lookupRecords
+	// lookupAll: commands from outside (Runtime.Dispatch), whose IDs may be
+	// any: outcome records and the events of inline executions.
+	lookupAll
+)
+
 // decideAll runs cmds, in order, against their aggregates' state as q (a
 // transaction, or the store) sees it, except for those in overlay (the
 // aggregates of an execution not yet committed), which start from there. A
-// command already executed (its outcome recorded) is reported as a
-// duplicate and not run again. With fresh, the commands were just issued by
-// steps not yet committed, so none can have an outcome and none is looked
-// up: were one recorded after all, writing the outcomes fails with
-// ErrDuplicateCommand. Only store errors are returned: what user code does
-// wrong (a panic, an error, an undecodable stream) rejects the command.
-func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, fresh bool) (*execution, error) {
+// command already executed (as lookup finds them) is reported as a
+// duplicate and not run again. Only store errors are returned: what user
+// code does wrong (a panic, an error, an undecodable stream) rejects the
+// command.
+func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup) (*execution, error) {
 	x := &execution{
 		results:  make([]CommandResult, len(cmds)),
 		appends:  make([]evokestore.NewEvent, 0, len(cmds)),
@@ -309,7 +331,8 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		outcomes: make([]evokestore.CommandOutcome, 0, len(cmds)),
 	}
 	seen := make(map[string]evokestore.CommandOutcome)
-	if !fresh {
+	switch lookup {
+	case lookupRecords:
 		ids := make([]string, len(cmds))
 		for i := range cmds {
 			ids[i] = cmds[i].ID
@@ -321,6 +344,12 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		for _, o := range prior {
 			seen[o.CommandID] = o
 		}
+	case lookupAll:
+		prior, err := Outcomes(ctx, tx, cmds)
+		if err != nil {
+			return nil, fmt.Errorf("load command outcomes: %w", err)
+		}
+		seen = prior
 	}
 	now := en.cfg.Clock.Now()
 	cache, err := en.preload(ctx, tx, cmds, seen, overlay)
@@ -352,7 +381,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 					return nil, fmt.Errorf("encode rejection of %s: %w", c.ID, err)
 				}
 				x.appends = append(x.appends, evokestore.NewEvent{
-					ID: SortableID(sortKey(c.ID), "rejection", c.ID), StreamID: "$evoke.rejection-" + c.ID, StreamVersion: 1,
+					ID: RejectionEventID(c.ID), StreamID: RejectionStreamID(c.ID), StreamVersion: 1,
 					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
 				})
 				x.owner = append(x.owner, i)
@@ -379,8 +408,13 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 			out.Events = len(evs)
 		}
 		seen[c.ID] = out
-		x.outcomes = append(x.outcomes, out)
 		x.results[i].Outcome = out
+		if lookup == lookupNone && (out.Events > 0 || out.Status == evokestore.OutcomeRejected && c.ProcessManager != "") {
+			// Executed inline, with the step that issued it: its events
+			// (or its rejection's) are its record (Outcomes).
+			continue
+		}
+		x.outcomes = append(x.outcomes, out)
 	}
 	return x, nil
 }

@@ -89,3 +89,13 @@ func triggerKey(eventID string, position int64) uint64 {
 func EventID(commandID string, index int) string {
 	return SortableID(sortKey(commandID), "evt", commandID, strconv.Itoa(index))
 }
+
+// RejectionEventID returns the deterministic ID of the CommandRejected
+// event evoke appends when an aggregate rejects the process manager's
+// command commandID.
+func RejectionEventID(commandID string) string {
+	return SortableID(sortKey(commandID), "rejection", commandID)
+}
+
+// RejectionStreamID returns the stream of that event.
+func RejectionStreamID(commandID string) string { return "$evoke.rejection-" + commandID }

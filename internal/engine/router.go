@@ -1300,7 +1300,7 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	if len(now) == 0 {
 		return nil
 	}
-	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), true)
+	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone)
 	return err
 }
 
