@@ -43,6 +43,12 @@
 // string into C memory, and nothing looks these rows up by the other
 // values, so each is one value instead of eleven or eight (PostgreSQL
 // keeps a column each: pgx sends a bulk insert's columns as arrays).
+// An instance's consecutive steps written in one call (a saga's chained
+// steps) share one history row, keyed by the first, whose JSON array holds
+// each record's array followed by its position and ID: one row instead of
+// four per saga. The key then refuses a second step on a row's first
+// position only; what makes a step commit once is the instance's version
+// fence, which the same transaction writes.
 //
 // # Notifications
 //

@@ -336,10 +336,9 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Position, &record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: history: %w", err)
 		}
-		if err := parseHistoryRecord(record, &h); err != nil {
+		if out, err = parseHistoryRow(out, h, record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: history of %s %s, record %d: %w", processManager, instanceID, h.ID, err)
 		}
-		out = append(out, h)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokesqlite: history: %w", err)

@@ -20,6 +20,11 @@ import (
 // byte as a JSON value (not JSON, padded, a string, null).
 // It is written by appendHistoryRecord, without reflection, on the
 // writer's path.
+//
+// A row may hold a run of one instance's steps written together (a saga's
+// chained steps): its payload is then an array of such arrays, each with
+// the record's position and ID after the eleven fields (appendHistoryRun),
+// and the row's key columns are the first record's.
 
 // historyRecordSize estimates how many bytes appendHistoryRecord writes for
 // h (a capacity hint).
@@ -30,6 +35,34 @@ func historyRecordSize(h *evokestore.HistoryRecord) int {
 
 // appendHistoryRecord appends h's payload, recorded at nanoseconds at.
 func appendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
+	return append(appendHistoryFields(p, h, at), ']')
+}
+
+// appendHistoryRun appends the payload of a row holding the records hs,
+// recorded at ats[i], with IDs ids[i]: one record's as appendHistoryRecord
+// writes it, several as an array of their fields followed by position and
+// ID.
+func appendHistoryRun(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64) []byte {
+	if len(hs) == 1 {
+		return appendHistoryRecord(p, &hs[0], ats[0])
+	}
+	p = append(p, '[')
+	for i := range hs {
+		if i > 0 {
+			p = append(p, ',')
+		}
+		p = appendHistoryFields(p, &hs[i], ats[i])
+		p = append(p, ',')
+		p = strconv.AppendInt(p, hs[i].Position, 10)
+		p = append(p, ',')
+		p = strconv.AppendInt(p, ids[i], 10)
+		p = append(p, ']')
+	}
+	return append(p, ']')
+}
+
+// appendHistoryFields appends '[' and h's eleven payload fields.
+func appendHistoryFields(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
 	p = append(p, '[')
 	p = appendJSONString(p, h.Kind)
 	p = append(p, ',')
@@ -55,17 +88,46 @@ func appendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte
 	p = append(p, ',')
 	p = appendJSONString(p, h.Node)
 	p = append(p, ',')
-	p = strconv.AppendInt(p, h.LeaseToken, 10)
-	return append(p, ']')
+	return strconv.AppendInt(p, h.LeaseToken, 10)
+}
+
+// parseHistoryRow appends to out the records of a history row: row holds
+// its key columns (process manager, instance, position, ID) and record its
+// payload, of one record or a run (appendHistoryRun).
+func parseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecord, record []byte) ([]evokestore.HistoryRecord, error) {
+	if len(record) < 2 || record[0] != '[' || record[1] != '[' {
+		if err := parseHistoryRecord(record, &row); err != nil {
+			return out, err
+		}
+		return append(out, row), nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(record, &elems); err != nil {
+		return out, fmt.Errorf("payload: %w", err)
+	}
+	for i, e := range elems {
+		h := evokestore.HistoryRecord{ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
+		if err := parseHistoryFields(e, &h, &h.Position, &h.ID); err != nil {
+			return out, fmt.Errorf("record %d of the row: %w", i, err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // parseHistoryRecord fills in h from a payload appendHistoryRecord wrote
 // (or migration 0011 converted).
 func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord) error {
+	return parseHistoryFields(record, h)
+}
+
+// parseHistoryFields fills in h from the eleven payload fields in record,
+// and more from the fields after them.
+func parseHistoryFields(record []byte, h *evokestore.HistoryRecord, more ...any) error {
 	var at int64
 	var commands json.RawMessage
-	if err := unmarshalArray(record, &h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter,
-		&commands, &h.Error, &at, &h.Node, &h.LeaseToken); err != nil {
+	if err := unmarshalArray(record, append([]any{&h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter,
+		&commands, &h.Error, &at, &h.Node, &h.LeaseToken}, more...)...); err != nil {
 		return err
 	}
 	switch {

@@ -123,7 +123,48 @@ func FuzzRecords(f *testing.F) {
 		if gotO.Type != valid(kind) || gotO.AggregateID != valid(eventID) || gotO.Error != valid(errText) || gotO.Events != o.Events {
 			t.Fatalf("outcome read back %+v, want %+v", gotO, o)
 		}
+		// A run of two: each reads back with its position and ID.
+		h2 := h
+		h2.Kind, h2.Version = evokestore.KindStep, n+1
+		run, err := parseHistoryRow(nil, evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: "i"},
+			appendHistoryRun(nil, []evokestore.HistoryRecord{h, h2}, []int64{n, n}, []int64{n, n + 1}))
+		if err != nil || len(run) != 2 || run[0].Kind != valid(kind) || run[1].Kind != evokestore.KindStep || run[1].Version != n+1 ||
+			run[1].ID != n+1 || run[0].EventID != valid(eventID) || string(run[1].Commands) != wantCommands || run[1].InstanceID != "i" {
+			t.Fatalf("run read back %+v, %v", run, err)
+		}
 		_ = parseHistoryRecord(stored, &got)
+		_, _ = parseHistoryRow(nil, evokestore.HistoryRecord{}, stored)
 		_ = parseOutcomeRecord(stored, &gotO)
 	})
+}
+
+// A row holding a run of one instance's steps reads back as the records,
+// each with its own position and ID, and a row of one record as before.
+func TestHistoryRunRoundTrip(t *testing.T) {
+	hs := []evokestore.HistoryRecord{
+		{Kind: evokestore.KindStep, Version: 1, Position: 10, EventID: "e1", EventType: "Placed", PhaseAfter: "paying", Commands: []byte(`[{"id":"c1"}]`)},
+		{Kind: evokestore.KindStep, Version: 2, Position: 12, EventID: "e2", EventType: "Paid", PhaseBefore: "paying", PhaseAfter: "done", Error: "x\"y"},
+	}
+	ats, ids := []int64{100, 200}, []int64{7, 8}
+	row := evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: "i", Position: 10, ID: 7}
+	got, err := parseHistoryRow(nil, row, appendHistoryRun(nil, hs, ats, ids))
+	if err != nil || len(got) != 2 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for i, g := range got {
+		w := hs[i]
+		w.ProcessManager, w.InstanceID, w.ID, w.RecordedAt = "pm", "i", ids[i], fromNanos(ats[i])
+		if g.ProcessManager != w.ProcessManager || g.InstanceID != w.InstanceID || g.ID != w.ID || g.Position != w.Position || g.Kind != w.Kind ||
+			g.Version != w.Version || g.EventID != w.EventID || g.EventType != w.EventType || g.PhaseBefore != w.PhaseBefore ||
+			g.PhaseAfter != w.PhaseAfter || string(g.Commands) != string(w.Commands) || g.Error != w.Error || !g.RecordedAt.Equal(w.RecordedAt) {
+			t.Errorf("record %d read back %+v, want %+v", i, g, w)
+		}
+	}
+	one, err := parseHistoryRow(nil, row, appendHistoryRun(nil, hs[:1], ats, ids))
+	if err != nil || len(one) != 1 || one[0].Position != 10 || one[0].ID != 7 || one[0].EventID != "e1" {
+		t.Errorf("a row of one record: %+v %v", one, err)
+	}
+	if string(appendHistoryRun(nil, hs[:1], ats, ids)) != string(appendHistoryRecord(nil, &hs[0], ats[0])) {
+		t.Error("a row of one record is not written as before runs")
+	}
 }

@@ -306,37 +306,55 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 
 // InsertHistory appends history records (their ID is assigned by the store
 // and ignored here). A second "step" record of one instance for the same
-// position fails.
+// position fails, where it is the first of its row: consecutive steps of
+// one instance (a saga's chained steps) share a row, keyed by the first
+// (parseHistoryRow). What makes a step commit once is the instance's
+// version fence (PutInstances); the key is a second guard.
 func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
 	if len(records) == 0 {
 		return nil
 	}
 	now := time.Now().UnixNano()
+	// Rows: runs of one instance's steps, and every other record alone.
+	var runs []int // start of each row's records; the last ends at len(records)
+	for i := range records {
+		if i == 0 || records[i].Kind != evokestore.KindStep || records[i-1].Kind != evokestore.KindStep ||
+			records[i].InstanceID != records[i-1].InstanceID || records[i].ProcessManager != records[i-1].ProcessManager {
+			runs = append(runs, i)
+		}
+	}
 	// The records' payloads, one buffer for the call (the statements
 	// bind slices of it).
 	size := 0
 	for i := range records {
-		size += historyRecordSize(&records[i])
+		size += historyRecordSize(&records[i]) + 42
 	}
 	buf := make([]byte, 0, size)
-	fill := func(args []any, i int) []any {
-		h := &records[i]
-		at := nanos(h.RecordedAt)
-		if at == 0 {
-			at = now
+	ats, ids := make([]int64, len(records)), make([]int64, len(records))
+	fill := func(args []any, r int) []any {
+		lo, hi := runs[r], len(records)
+		if r+1 < len(runs) {
+			hi = runs[r+1]
 		}
+		for i := lo; i < hi; i++ {
+			ats[i] = nanos(records[i].RecordedAt)
+			if ats[i] == 0 {
+				ats[i] = now
+			}
+			ids[i] = t.s.historyID(now)
+		}
+		h := &records[lo]
 		// The key (migrations 0009, 0010): a step's is its position
 		// alone, so that an instance steps once per event.
-		id := t.s.historyID(now)
-		stepKey := id
+		stepKey := ids[lo]
 		if h.Kind == evokestore.KindStep {
 			stepKey = 0
 		}
 		start := len(buf)
-		buf = appendHistoryRecord(buf, h, at)
-		return append(args, h.ProcessManager, h.InstanceID, h.Position, stepKey, id, buf[start:len(buf):len(buf)])
+		buf = appendHistoryRun(buf, records[lo:hi], ats[lo:hi], ids[lo:hi])
+		return append(args, h.ProcessManager, h.InstanceID, h.Position, stepKey, ids[lo], buf[start:len(buf):len(buf)])
 	}
-	if err := t.insertBulk(ctx, bHistory, len(records), fill, nil); err != nil {
+	if err := t.insertBulk(ctx, bHistory, len(runs), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: insert history: %w", err)
 	}
 	return nil
