@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 	"time"
 )
 
@@ -266,8 +267,8 @@ func Field(e Event, field string) (string, error) {
 	if !found {
 		return "", fmt.Errorf("%w: event %s (%s) has no field %q", ErrInvalid, e.ID, e.Type, field)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
+	s, plain := plainJSONString(raw)
+	if plain || json.Unmarshal(raw, &s) == nil {
 		if s == "" {
 			return "", fmt.Errorf("%w: event %s (%s) has an empty %q", ErrInvalid, e.ID, e.Type, field)
 		}
@@ -278,6 +279,22 @@ func Field(e Event, field string) (string, error) {
 		return n.String(), nil
 	}
 	return "", fmt.Errorf("%w: event %s (%s) field %q is neither a string nor a number", ErrInvalid, e.ID, e.Type, field)
+}
+
+// plainJSONString returns the string raw encodes when it is a JSON string
+// without escapes, of valid UTF-8 (most IDs): the common case, without
+// encoding/json's reflection.
+func plainJSONString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return "", false
+		}
+	}
+	return string(body), true
 }
 
 // topLevelField returns the raw value of data's top-level key field (the
