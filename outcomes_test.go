@@ -27,7 +27,6 @@ func (outc) Apply(s struct{}, _ evoke.Event) struct{}                         { 
 func (outc) Correlate(e evoke.Event) evoke.Correlation                        { return evoke.ByField(e, "id", evoke.Start) }
 func (outc) Completed(struct{}) bool                                          { return false }
 func (outc) Status(struct{}) string                                           { return "" }
-func (multi) Apply(s struct{}, _ evoke.Event) struct{}                        { return s }
 func (outc) Compensate(struct{}, evoke.FailedCommand) ([]evoke.Command, bool) { return nil, true }
 
 func (outc) Handle(s struct{}, e evoke.Event) (struct{}, []evoke.Command, error) {
@@ -42,6 +41,8 @@ func (outc) Handle(s struct{}, e evoke.Event) (struct{}, []evoke.Command, error)
 }
 
 type multi struct{}
+
+func (multi) Apply(s struct{}, _ evoke.Event) struct{} { return s }
 
 func (multi) Execute(_ struct{}, c evoke.Command) ([]evoke.Event, error) {
 	var d outcData
