@@ -327,7 +327,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 	// bind slices of it).
 	size := 0
 	for i := range records {
-		size += historyRecordSize(&records[i]) + 42
+		size += historyRecordSize(&records[i]) + 42 // and a run's position and ID
 	}
 	buf := make([]byte, 0, size)
 	ats, ids := make([]int64, len(records)), make([]int64, len(records))
