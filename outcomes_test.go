@@ -3,6 +3,7 @@ package evoke_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/evoke-go/evoke"
@@ -111,6 +112,15 @@ func TestInlineOutcomesAreTheirEvents(t *testing.T) {
 	}
 	if o := outs[cmds["reject"].ID]; o.Status != evokestore.OutcomeRejected || o.Error != "refused on purpose" || o.Events != 0 || o.RecordedAt.IsZero() {
 		t.Errorf("rejected: %+v", o)
+	}
+
+	// A store without evokestore.EventsReader: found through the streams.
+	plain, err := engine.Outcomes(ctx, struct{ evokestore.Querier }{st}, []evokestore.OutboxCommand{cmds["two"], cmds["none"], cmds["reject"], {ID: "never-issued"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(plain, outs) {
+		t.Errorf("without EventsReader:\n%+v\nwant\n%+v", plain, outs)
 	}
 
 	// Dispatched again by ID: nothing runs twice.
