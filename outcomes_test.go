@@ -123,6 +123,16 @@ func TestInlineOutcomesAreTheirEvents(t *testing.T) {
 		t.Errorf("without EventsReader:\n%+v\nwant\n%+v", plain, outs)
 	}
 
+	// The same through the runtime, by ID alone.
+	byID, err := rt.CommandOutcomes(ctx, cmds["two"].ID, cmds["reject"].ID, "never-issued")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := byID[cmds["two"].ID]; len(byID) != 2 || o.Status != evokestore.OutcomeAccepted || o.Events != 2 ||
+		byID[cmds["reject"].ID].Error != "refused on purpose" {
+		t.Errorf("Runtime.CommandOutcomes: %+v", byID)
+	}
+
 	// Dispatched again by ID: nothing runs twice.
 	res, err := rt.Dispatch(ctx, evoke.Command{ID: cmds["two"].ID, Type: "do", AggregateType: "multi", AggregateID: "two", Payload: []byte(`{"id":"two","kind":"two"}`)})
 	if err != nil || !res.Duplicate || len(res.Events) != 0 {

@@ -294,6 +294,26 @@ func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, er
 	return out, nil
 }
 
+// CommandOutcomes returns what became of the commands with the given IDs
+// that were executed, by ID: accepted (with how many events) or rejected
+// (with the reason), and when. Commands not executed (still queued, or
+// never issued) are absent. It finds a command run from the outbox or by
+// Dispatch by its outcome record, and one run with the step that issued it
+// by its events, whose IDs derive from the command's (the store's
+// CommandOutcomes alone does not: such a command has no record of its own;
+// a store without evokestore.EventsReader finds only the records here).
+func (rt *Runtime) CommandOutcomes(ctx context.Context, ids ...string) (map[string]evokestore.CommandOutcome, error) {
+	cmds := make([]evokestore.OutboxCommand, len(ids))
+	for i, id := range ids {
+		cmds[i].ID = id
+	}
+	out, err := engine.Outcomes(ctx, rt.store, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("command outcomes: %w", err)
+	}
+	return out, nil
+}
+
 // StreamID returns the stream an aggregate instance's events are stored in.
 func StreamID(aggregateType, aggregateID string) string {
 	return engine.StreamID(aggregateType, aggregateID)

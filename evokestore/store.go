@@ -82,8 +82,8 @@ type Querier interface {
 	Outbox(ctx context.Context, q OutboxQuery) ([]OutboxCommand, error)
 	// CommandOutcomes returns the recorded outcomes of the given command IDs.
 	// A command the runtime executed with the step that issued it, and
-	// that appended events, has no record: its events are (the runtime's
-	// engine.Outcomes finds those too).
+	// that appended events, has no record: its events are
+	// (evoke.Runtime.CommandOutcomes finds those too).
 	CommandOutcomes(ctx context.Context, ids []string) ([]CommandOutcome, error)
 	// Held returns the events held for one instance (instanceID "" for
 	// events whose correlation failed), in position order.
