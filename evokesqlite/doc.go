@@ -48,7 +48,8 @@
 // each record's array followed by its position and ID: one row instead of
 // four per saga. The key then refuses a second step on a row's first
 // position only; what makes a step commit once is the instance's version
-// fence, which the same transaction writes.
+// fence, which the same transaction writes. (Migration 0013 moves the
+// schema version for it, so that older binaries refuse such a file.)
 //
 // # Notifications
 //
