@@ -282,7 +282,7 @@ func Field(e Event, field string) (string, error) {
 }
 
 // plainJSONString returns the string raw encodes when it is a JSON string
-// without escapes, of valid UTF-8 (most IDs): the common case, without
+// of printable ASCII without escapes (most IDs): the common case, without
 // encoding/json's reflection.
 func plainJSONString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {

@@ -163,16 +163,7 @@ func (q queries) ReadLog(ctx context.Context, lq evokestore.LogQuery) ([]evokest
 // ReadStream returns one stream's events with version > afterVersion, in
 // version order.
 func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion int64) ([]evokestore.Event, error) {
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlReadStream, streamID, afterVersion)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
-	}
-	evs, err := scanEvents(rows, 8)
+	evs, err := q.queryEvents(ctx, 8, sqlReadStream, streamID, afterVersion)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: read stream %q: %w", streamID, err)
 	}
@@ -185,16 +176,7 @@ func (q queries) ReadEvents(ctx context.Context, ids []string) ([]evokestore.Eve
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read %d events: %w", len(ids), err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlReadEvents, ids)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read %d events: %w", len(ids), err)
-	}
-	evs, err := scanEvents(rows, len(ids))
+	evs, err := q.queryEvents(ctx, len(ids), sqlReadEvents, ids)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: read %d events: %w", len(ids), err)
 	}
@@ -208,20 +190,25 @@ func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokest
 	if len(streamIDs) == 0 {
 		return nil, nil
 	}
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlReadStreams, customPlan, streamIDs)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
-	}
-	evs, err := scanEvents(rows, len(streamIDs))
+	evs, err := q.queryEvents(ctx, len(streamIDs), sqlReadStreams, customPlan, streamIDs)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: read %d streams: %w", len(streamIDs), err)
 	}
 	return evs, nil
+}
+
+// queryEvents runs a query of events (hint sizes the result).
+func (q queries) queryEvents(ctx context.Context, hint int, sql string, args ...any) ([]evokestore.Event, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows, hint)
 }
 
 // Head returns the highest committed position (0 for an empty log); inside

@@ -107,7 +107,7 @@ func parseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecor
 	}
 	for i, e := range elems {
 		h := evokestore.HistoryRecord{ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
-		if err := parseHistoryFields(e, &h, &h.Position, &h.ID); err != nil {
+		if err := parseHistoryRecord(e, &h, &h.Position, &h.ID); err != nil {
 			return out, fmt.Errorf("record %d of the row: %w", i, err)
 		}
 		out = append(out, h)
@@ -116,14 +116,9 @@ func parseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecor
 }
 
 // parseHistoryRecord fills in h from a payload appendHistoryRecord wrote
-// (or migration 0011 converted).
-func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord) error {
-	return parseHistoryFields(record, h)
-}
-
-// parseHistoryFields fills in h from the eleven payload fields in record,
-// and more from the fields after them.
-func parseHistoryFields(record []byte, h *evokestore.HistoryRecord, more ...any) error {
+// (or migration 0011 converted), and more from fields after its eleven (a
+// run's position and ID).
+func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord, more ...any) error {
 	var at int64
 	var commands json.RawMessage
 	if err := unmarshalArray(record, append([]any{&h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter,

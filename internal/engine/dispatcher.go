@@ -332,20 +332,12 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 	}
 	seen := make(map[string]evokestore.CommandOutcome)
 	switch lookup {
-	case lookupRecords:
-		ids := make([]string, len(cmds))
-		for i := range cmds {
-			ids[i] = cmds[i].ID
+	case lookupRecords, lookupAll:
+		find := recordedOutcomes
+		if lookup == lookupAll {
+			find = Outcomes
 		}
-		prior, err := tx.CommandOutcomes(ctx, ids)
-		if err != nil {
-			return nil, fmt.Errorf("load command outcomes: %w", err)
-		}
-		for _, o := range prior {
-			seen[o.CommandID] = o
-		}
-	case lookupAll:
-		prior, err := Outcomes(ctx, tx, cmds)
+		prior, err := find(ctx, tx, cmds)
 		if err != nil {
 			return nil, fmt.Errorf("load command outcomes: %w", err)
 		}

@@ -18,20 +18,9 @@ import (
 // accepted with as many events, or rejected with the rejection's reason,
 // recorded when the events were.
 func Outcomes(ctx context.Context, q evokestore.Querier, cmds []evokestore.OutboxCommand) (map[string]evokestore.CommandOutcome, error) {
-	out := make(map[string]evokestore.CommandOutcome, len(cmds))
-	if len(cmds) == 0 {
-		return out, nil
-	}
-	ids := make([]string, len(cmds))
-	for i := range cmds {
-		ids[i] = cmds[i].ID
-	}
-	recorded, err := q.CommandOutcomes(ctx, ids)
+	out, err := recordedOutcomes(ctx, q, cmds)
 	if err != nil {
 		return nil, err
-	}
-	for _, o := range recorded {
-		out[o.CommandID] = o
 	}
 	var rest []*evokestore.OutboxCommand
 	asked := make(map[string]bool)
@@ -89,6 +78,26 @@ func Outcomes(ctx context.Context, q evokestore.Querier, cmds []evokestore.Outbo
 			}
 		}
 		more = next
+	}
+	return out, nil
+}
+
+// recordedOutcomes returns the outcome records of cmds, by command ID.
+func recordedOutcomes(ctx context.Context, q evokestore.Querier, cmds []evokestore.OutboxCommand) (map[string]evokestore.CommandOutcome, error) {
+	out := make(map[string]evokestore.CommandOutcome, len(cmds))
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(cmds))
+	for i := range cmds {
+		ids[i] = cmds[i].ID
+	}
+	recorded, err := q.CommandOutcomes(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range recorded {
+		out[o.CommandID] = o
 	}
 	return out, nil
 }

@@ -275,10 +275,6 @@ type flight struct {
 	done chan error    // its write's result, for drain
 	ok   chan bool     // whether it committed as prepared, for the next flight
 	fin  chan struct{} // closed once done holds the result
-	// riders are the batches prepared after b that need no transaction
-	// (they only move checkpoints past chained events): they land with b,
-	// and take no place in the pipeline.
-	riders []*batch
 }
 
 // errDropped: the batch was not written, because the one before it did not
@@ -311,11 +307,6 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 		r.en.busy.Add(-1)
 		if err == nil {
 			r.finish(f.b)
-			if f.b.landedAsPrepared() {
-				for _, rb := range f.riders {
-					r.finish(rb)
-				}
-			}
 		} else {
 			r.cache.reset() // what the store holds is not known
 		}
@@ -349,7 +340,7 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 		if b != nil && b.needsTx() {
 			r.en.counters.PrepareNanos.Add(int64(time.Since(began)))
 		}
-		if (b != nil && b.needsTx() && len(q) == pipelineDepth) || (perr == errResync && len(q) > 0) {
+		if (b != nil && len(q) == pipelineDepth) || (perr == errResync && len(q) > 0) {
 			redo, lerr := land()
 			if lerr != nil {
 				return false, lerr
@@ -396,12 +387,8 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 			}
 			continue
 		}
-		if !b.needsTx() {
-			if len(q) == 0 {
-				r.finish(b)
-			} else {
-				q[len(q)-1].riders = append(q[len(q)-1].riders, b)
-			}
+		if !b.needsTx() && len(q) == 0 {
+			r.finish(b)
 		} else {
 			f := &flight{b: b, done: make(chan error, 1), ok: make(chan bool, 1), fin: make(chan struct{})}
 			var after *flight
@@ -422,10 +409,13 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 						return
 					}
 				}
-				began := time.Now()
-				err := r.write(ctx, b)
-				r.en.counters.WriteNanos.Add(int64(time.Since(began)))
-				r.en.counters.Writes.Add(1)
+				var err error
+				if b.needsTx() { // else it only moves checkpoints, in order
+					began := time.Now()
+					err = r.write(ctx, b)
+					r.en.counters.WriteNanos.Add(int64(time.Since(began)))
+					r.en.counters.Writes.Add(1)
+				}
 				f.ok <- err == nil && b.landedAsPrepared()
 				f.done <- err
 				close(f.fin)
