@@ -103,5 +103,10 @@
 // Lookups by many IDs (id = ANY($1)) are planned with their parameters each
 // time (pgx.QueryExecModeExec) rather than as cached generic plans: evoke's
 // tables grow from empty, and a generic plan made while a table was small
-// would keep scanning it sequentially after it grew.
+// would keep scanning it sequentially after it grew. Where the key has more
+// than one column (events by stream, instances and their deadlines by
+// process manager and ID) the lookup is a lateral join, one index lookup per
+// ID: on a table not analysed yet (a new schema's first minutes) the planner
+// otherwise used the key's first column alone and filtered the rest, reading
+// every instance of the process manager for each batch.
 package evokepg

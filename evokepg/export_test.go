@@ -17,3 +17,10 @@ func (t *Tx) Copies() int { return t.copies }
 
 // Trips returns how many round trips t made.
 func (t *Tx) Trips() int { return t.trips }
+
+// SQLInstances and SQLInstanceDeadlines are the lookups by many instances,
+// for tests of their plans.
+const (
+	SQLInstances         = sqlInstances
+	SQLInstanceDeadlines = sqlInstanceDeadlines
+)

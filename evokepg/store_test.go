@@ -995,3 +995,64 @@ func TestCommitWithHeldBackWrites(t *testing.T) {
 		t.Errorf("checkpoint after a refused commit: %+v, %v; want position %d", cp, err, got)
 	}
 }
+
+// The lookups by many instances (a batch's instances, their deadlines) go
+// through the key, one index lookup per ID, on tables PostgreSQL has not
+// analysed yet: without statistics, the planner took "process_manager = $1"
+// alone as the index condition and "id = ANY($2)" as a filter, reading every
+// instance of the process manager for each batch.
+func TestLookupsByInstanceUseTheKeyUnanalysed(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema, nil)
+	conn := adminConn(t)
+	if _, err := conn.Exec(ctx, `SET search_path TO `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	if _, err := conn.Exec(ctx, `INSERT INTO instances (process_manager, id, partition, version, status)
+SELECT 'pm', 'i' || lpad(g::text, 6, '0'), g % 16, 1, 'running' FROM generate_series(1, $1::int) g`, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO deadlines (process_manager, instance_id, name, due_at, version)
+SELECT 'pm', 'i' || lpad(g::text, 6, '0'), 'timeout', g, 1 FROM generate_series(1, $1::int) g`, n); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 60)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i%06d", 1+i*317)
+	}
+	got, err := s.Instances(ctx, "pm", append(ids, ids[0], "missing"))
+	if err != nil || len(got) != len(ids) {
+		t.Fatalf("Instances: %d, %v; want %d (each once, the missing one absent)", len(got), err, len(ids))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1].ID >= got[i].ID {
+			t.Fatalf("Instances out of order: %q before %q", got[i-1].ID, got[i].ID)
+		}
+	}
+	var analysed bool
+	if err := conn.QueryRow(ctx, `SELECT bool_or(last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL) FROM pg_stat_user_tables WHERE schemaname = $1 AND relname IN ('instances', 'deadlines')`, schema).Scan(&analysed); err != nil {
+		t.Fatal(err)
+	}
+	if analysed {
+		t.Skip("the tables were analysed already: nothing to show")
+	}
+	for _, c := range []struct{ name, query, key string }{
+		{"instances", evokepg.SQLInstances, "AND (id = "},
+		{"deadlines", evokepg.SQLInstanceDeadlines, "AND (instance_id = "},
+	} {
+		rows, err := conn.Query(ctx, `EXPLAIN `+c.query, pgx.QueryExecModeExec, "pm", ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		if strings.Contains(text, "Seq Scan on "+c.name) || strings.Contains(text, "Filter:") || !strings.Contains(text, c.key) {
+			t.Errorf("the %s lookup does not go through the key:\n%s", c.name, text)
+		}
+	}
+}
