@@ -1240,19 +1240,28 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 		b.queue(b.outbox)
 		return nil
 	}
+	// Only instances that were in the store can have commands queued: the
+	// router writes an instance's queued commands with the instance, so a
+	// new one has none (nor one whose earlier incarnation was purged: the
+	// commands it left are not its own). A batch of new instances asks the
+	// store nothing.
 	ids := make([]string, 0, len(b.order))
 	for _, id := range b.order {
-		if len(b.groups[id].outbox) > 0 {
+		if g := b.groups[id]; len(g.outbox) > 0 && g.inst != nil {
 			ids = append(ids, id)
 		}
 	}
-	pending, err := r.en.store.Outbox(ctx, evokestore.OutboxQuery{ProcessManager: r.name, Instances: ids, Limit: maxPendingScan})
-	if err != nil {
-		return fmt.Errorf("look for queued commands: %w", err)
-	}
-	if len(pending) == maxPendingScan {
-		b.queue(b.outbox)
-		return nil
+	var pending []evokestore.OutboxCommand
+	if len(ids) > 0 {
+		var err error
+		pending, err = r.en.store.Outbox(ctx, evokestore.OutboxQuery{ProcessManager: r.name, Instances: ids, Limit: maxPendingScan})
+		if err != nil {
+			return fmt.Errorf("look for queued commands: %w", err)
+		}
+		if len(pending) == maxPendingScan {
+			b.queue(b.outbox)
+			return nil
+		}
 	}
 	waiting := make(map[string]bool, len(pending))
 	for i := range pending {
@@ -1290,6 +1299,7 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	if len(now) == 0 {
 		return nil
 	}
+	var err error
 	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone)
 	return err
 }
