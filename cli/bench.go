@@ -208,6 +208,13 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 		l := r.StepLatencyByTrigger[t]
 		row(fmt.Sprintf("after %s: p50 / p99 ms", t), fmt.Sprintf("%.1f / %.1f", l.P50, l.P99))
 	}
+	if l := r.CommitLatency; l.Count > 0 {
+		row("to commit: p50 / p99 / max ms", fmt.Sprintf("%.1f / %.1f / %.1f", l.P50, l.P99, l.Max))
+		for _, t := range slices.Sorted(maps.Keys(r.CommitLatencyByTrigger)) {
+			l := r.CommitLatencyByTrigger[t]
+			row(fmt.Sprintf("to commit after %s: p50 / p99 ms", t), fmt.Sprintf("%.1f / %.1f", l.P50, l.P99))
+		}
+	}
 	if rc := r.Runtime; rc.Writes > 0 {
 		per := func(s float64) float64 { return s * 1000 / float64(rc.Writes) }
 		row("batches written", rc.Writes)

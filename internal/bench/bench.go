@@ -115,6 +115,14 @@ type Result struct {
 	// run in the batch that appended their event, so the overall median
 	// mostly shows them.
 	StepLatencyByTrigger map[string]Latency `json:"step_latency_by_trigger_ms"`
+	// CommitLatency is the time from a command's triggering event's append
+	// to the commit of the step that ran it, as the runtime saw it (its
+	// "command" telemetry, emitted once the batch landed): StepLatency
+	// ends when the aggregate decided the command, inside the batch's
+	// preparation, so this adds the batch's write and its wait for the
+	// batch before. CommitLatencyByTrigger is it by triggering event type.
+	CommitLatency          Latency            `json:"commit_latency_ms"`
+	CommitLatencyByTrigger map[string]Latency `json:"commit_latency_by_trigger_ms"`
 	// CPUSeconds is the CPU time (user and system) the whole process
 	// used during the timed run, the orders' producer included; on a
 	// shared machine it varies less than the wall time. CPUPerSagaUS is it
@@ -205,9 +213,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if opts.Timed != nil {
 		end = opts.Timed()
 	}
+	commits := &commitClock{at: make(map[string]int64, 3*opts.Orders)}
 	start, cpu0 := time.Now(), processCPU()
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
+		Hooks: commits,
 	})
 	cpu := processCPU() - cpu0
 	end()
@@ -230,12 +240,13 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
 		return res, runErr
 	}
-	steps, err := StepLatencies(context.WithoutCancel(ctx), store, head, sum.FirstOrder, sum.Orders)
+	steps, err := StepLatencies(context.WithoutCancel(ctx), store, head, sum.FirstOrder, sum.Orders, commits.committed())
 	if err != nil {
 		return res, err
 	}
 	res.StepLatency, res.SteadyStepLatency = SummariseSteps(steps, start.Add(WarmUp))
 	res.StepLatencyByTrigger = ByTrigger(steps)
+	res.CommitLatency, res.CommitLatencyByTrigger = CommitLatencies(steps)
 	res.Timeline = TimelineOf(steps, start, opts.Window)
 	return res, runErr
 }
@@ -312,13 +323,67 @@ type Step struct {
 	Latency time.Duration
 	// Type is the triggering event's type.
 	Type string
+	// Committed is the time from Trigger to the commit of the step's batch
+	// as the runtime reported it; 0 when it did not (StepLatencies was
+	// given no commit times, or none for this command).
+	Committed time.Duration
+}
+
+// commitClock records when the runtime reported each command's step
+// committed (its "command" telemetry comes after the batch landed).
+type commitClock struct {
+	mu sync.Mutex
+	at map[string]int64 // command ID → Unix nanoseconds
+}
+
+func (c *commitClock) Telemetry(t evoke.Telemetry) {
+	if t.Kind != evoke.TelemetryCommand {
+		return
+	}
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	c.at[t.CommandID] = now
+	c.mu.Unlock()
+}
+
+// committed returns the recorded times; the clock must no longer be in use.
+func (c *commitClock) committed() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+// CommitLatencies summarises the steps' Committed times, of all and by
+// triggering event type, over the steps that have one.
+func CommitLatencies(steps []Step) (all Latency, byTrigger map[string]Latency) {
+	a := make([]time.Duration, 0, len(steps))
+	by := map[string][]time.Duration{}
+	for _, s := range steps {
+		if s.Committed > 0 {
+			a = append(a, s.Committed)
+			by[s.Type] = append(by[s.Type], s.Committed)
+		}
+	}
+	byTrigger = make(map[string]Latency, len(by))
+	for t, l := range by {
+		byTrigger[t] = summariseOwned(l)
+	}
+	return summariseOwned(a), byTrigger
 }
 
 // StepLatencies returns, for every command the run's orders' steps
-// produced, the time from its triggering event's append to its dispatch.
-// The run's events are those after log position after; its orders are
-// demo.OrderID(first) .. demo.OrderID(first+n-1).
-func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int) ([]Step, error) {
+// produced, the time from its triggering event's append to its dispatch,
+// and to its step's commit where committed (command ID → Unix nanoseconds)
+// has it. The run's events are those after log position after; its orders
+// are demo.OrderID(first) .. demo.OrderID(first+n-1).
+func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int, committed map[string]int64) ([]Step, error) {
+	step := func(cmd string, trig, at time.Time, typ string) Step {
+		s := Step{Trigger: trig, Latency: at.Sub(trig), Type: typ}
+		if c, ok := committed[cmd]; ok {
+			s.Committed = time.Unix(0, c).Sub(trig)
+		}
+		return s
+	}
 	appended := make(map[string]time.Time)   // event ID → RecordedAt
 	dispatched := make(map[string]time.Time) // command ID → first event's RecordedAt
 	for {
@@ -386,7 +451,7 @@ func StepLatencies(ctx context.Context, store evokestore.Store, after int64, fir
 					}
 					for _, r := range refs {
 						if at, ok := dispatched[r.ID]; ok {
-							mine = append(mine, Step{trig, at.Sub(trig), h.EventType})
+							mine = append(mine, step(r.ID, trig, at, h.EventType))
 						} else {
 							mineNoEvent = append(mineNoEvent, pending{r.ID, trig, h.EventType})
 						}
@@ -427,7 +492,7 @@ feed:
 		}
 		for _, o := range outs {
 			p := trig[o.CommandID]
-			lat = append(lat, Step{p.trigger, o.RecordedAt.Sub(p.trigger), p.typ})
+			lat = append(lat, step(o.CommandID, p.trigger, o.RecordedAt, p.typ))
 		}
 	}
 	return lat, nil

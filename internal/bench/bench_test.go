@@ -104,6 +104,15 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	if len(by) != 3 || by["OrderPlaced"].Count != orders || by["PaymentReceived"].Count != orders || by["InventoryReserved"].Count != orders {
 		t.Errorf("step latency by trigger: %+v", by)
 	}
+	// Every command's step was seen to commit, after the aggregate decided
+	// it (it runs inline, in the batch's preparation).
+	c := res.CommitLatency
+	if c.Count != l.Count || c.P50 < l.P50 || c.P99 < l.P99 || c.Max < l.Max || c.P50 > c.P99 || c.P99 > c.Max {
+		t.Errorf("commit latency %+v, step latency %+v: want every command, each at or after its dispatch", c, l)
+	}
+	if cb := res.CommitLatencyByTrigger; len(cb) != 3 || cb["OrderPlaced"].Count != orders || cb["InventoryReserved"].Count != orders {
+		t.Errorf("commit latency by trigger: %+v", cb)
+	}
 	// The timeline accounts for every step, window by window.
 	n := 0
 	for i, w := range res.Timeline {

@@ -59,6 +59,8 @@ type Options struct {
 	// Logger receives the runtime's logs. Defaults to warnings and errors
 	// on slog.Default's handler.
 	Logger *slog.Logger
+	// Hooks, if set, receives the runtime's telemetry too.
+	Hooks evoke.Hooks
 	// Config tunes the runtime; its Logger and Hooks are set by Run.
 	Config evoke.Config
 }
@@ -100,13 +102,18 @@ func orderNumber(id string) (int, bool) {
 	return n, err == nil && strings.HasPrefix(id, "order-")
 }
 
-// counter counts finished instances of the run's orders.
+// counter counts finished instances of the run's orders, and passes all
+// telemetry on to next, if set.
 type counter struct {
 	first, last int
 	finished    atomic.Int64
+	next        evoke.Hooks
 }
 
 func (c *counter) Telemetry(t evoke.Telemetry) {
+	if c.next != nil {
+		c.next.Telemetry(t)
+	}
 	if t.Kind != evoke.TelemetryStop || t.Name != orderfulfillment.Name {
 		return
 	}
@@ -151,7 +158,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 
 	cfg := opts.Config
 	cfg.Logger = logger
-	cnt := &counter{}
+	cnt := &counter{next: opts.Hooks}
 	cfg.Hooks = cnt
 	rt, err := evoke.New(store, &cfg)
 	if err != nil {
