@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"slices"
@@ -213,7 +214,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	if opts.Timed != nil {
 		end = opts.Timed()
 	}
-	commits := &commitClock{at: make(map[string]int64, 3*opts.Orders)}
+	commits := newCommitClock(3 * opts.Orders)
 	start, cpu0 := time.Now(), processCPU()
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
@@ -330,27 +331,43 @@ type Step struct {
 }
 
 // commitClock records when the runtime reported each command's step
-// committed (its "command" telemetry comes after the batch landed).
+// committed (its "command" telemetry comes after the batch landed), in
+// two flat slices sized for the run: a map of the IDs would grow the heap
+// the run's peak RSS is read from.
 type commitClock struct {
-	mu sync.Mutex
-	at map[string]int64 // command ID → Unix nanoseconds
+	seed maphash.Seed
+	mu   sync.Mutex
+	ids  []uint64 // hashes of command IDs
+	at   []int64  // Unix nanoseconds
+}
+
+func newCommitClock(commands int) *commitClock {
+	return &commitClock{seed: maphash.MakeSeed(), ids: make([]uint64, 0, commands), at: make([]int64, 0, commands)}
 }
 
 func (c *commitClock) Telemetry(t evoke.Telemetry) {
 	if t.Kind != evoke.TelemetryCommand {
 		return
 	}
-	now := time.Now().UnixNano()
+	now, h := time.Now().UnixNano(), maphash.String(c.seed, t.CommandID)
 	c.mu.Lock()
-	c.at[t.CommandID] = now
+	c.ids, c.at = append(c.ids, h), append(c.at, now)
 	c.mu.Unlock()
 }
 
-// committed returns the recorded times; the clock must no longer be in use.
-func (c *commitClock) committed() map[string]int64 {
+// committed returns the recorded times by command ID; the clock must no
+// longer be in use.
+func (c *commitClock) committed() func(id string) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.at
+	m := make(map[uint64]int64, len(c.ids))
+	for i, h := range c.ids {
+		m[h] = c.at[i]
+	}
+	return func(id string) (time.Time, bool) {
+		at, ok := m[maphash.String(c.seed, id)]
+		return time.Unix(0, at), ok
+	}
 }
 
 // CommitLatencies summarises the steps' Committed times, of all and by
@@ -373,14 +390,16 @@ func CommitLatencies(steps []Step) (all Latency, byTrigger map[string]Latency) {
 
 // StepLatencies returns, for every command the run's orders' steps
 // produced, the time from its triggering event's append to its dispatch,
-// and to its step's commit where committed (command ID → Unix nanoseconds)
-// has it. The run's events are those after log position after; its orders
+// and to its step's commit where committed (nil, or the commit time by
+// command ID) has it. The run's events are those after log position after; its orders
 // are demo.OrderID(first) .. demo.OrderID(first+n-1).
-func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int, committed map[string]int64) ([]Step, error) {
+func StepLatencies(ctx context.Context, store evokestore.Store, after int64, first, n int, committed func(id string) (time.Time, bool)) ([]Step, error) {
 	step := func(cmd string, trig, at time.Time, typ string) Step {
 		s := Step{Trigger: trig, Latency: at.Sub(trig), Type: typ}
-		if c, ok := committed[cmd]; ok {
-			s.Committed = time.Unix(0, c).Sub(trig)
+		if committed != nil {
+			if c, ok := committed(cmd); ok {
+				s.Committed = c.Sub(trig)
+			}
 		}
 		return s
 	}
