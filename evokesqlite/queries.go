@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/payload"
 )
 
 // defaultLimit is the limit of queries whose Limit is 0.
@@ -289,7 +290,7 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 		if err := rows.Scan(&o.CommandID, &at, &record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: command outcomes: %w", err)
 		}
-		if err := parseOutcomeRecord(record, &o); err != nil {
+		if err := payload.ParseOutcomeRecord(record, &o); err != nil {
 			return nil, fmt.Errorf("evokesqlite: command outcome %s: %w", o.CommandID, err)
 		}
 		o.RecordedAt = fromNanos(at)
@@ -336,7 +337,7 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Position, &record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: history: %w", err)
 		}
-		if out, err = parseHistoryRow(out, h, record); err != nil {
+		if out, err = payload.ParseHistoryRow(out, h, record); err != nil {
 			return nil, fmt.Errorf("evokesqlite: history of %s %s, record %d: %w", processManager, instanceID, h.ID, err)
 		}
 	}

@@ -56,11 +56,11 @@ const instanceCols = `process_manager, id, partition, state, version, status, ph
 const outboxCols = `seq, command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at`
 
 // outcomeCols are command_outcomes' columns; record is the rest (migration
-// 0012, appendOutcomeRecord).
+// 0012, AppendOutcomeRecord).
 const outcomeCols = `command_id, recorded_at, rejected, record`
 
 // historyCols are history's columns; record is the rest (migration 0011,
-// appendHistoryRecord).
+// AppendHistoryRecord).
 const historyCols = `id, process_manager, instance_id, position, record`
 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/payload"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -282,7 +283,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 	now := time.Now().UnixNano()
 	size := 0
 	for i := range outcomes {
-		size += outcomeRecordSize(&outcomes[i])
+		size += payload.OutcomeRecordSize(&outcomes[i])
 	}
 	buf := make([]byte, 0, size)
 	fill := func(args []any, i int) []any {
@@ -292,7 +293,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 			at = now
 		}
 		start := len(buf)
-		buf = appendOutcomeRecord(buf, o)
+		buf = payload.AppendOutcomeRecord(buf, o)
 		return append(args, o.CommandID, at, o.Status == evokestore.OutcomeRejected, buf[start:len(buf):len(buf)])
 	}
 	if err := t.insertBulk(ctx, bOutcomes, len(outcomes), fill, nil); err != nil {
@@ -308,7 +309,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 // and ignored here). A second "step" record of one instance for the same
 // position fails, where it is the first of its row: consecutive steps of
 // one instance (a saga's chained steps) share a row, keyed by the first
-// (parseHistoryRow). What makes a step commit once is the instance's
+// (ParseHistoryRow). What makes a step commit once is the instance's
 // version fence (PutInstances); the key is a second guard.
 func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
 	if len(records) == 0 {
@@ -327,7 +328,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 	// bind slices of it).
 	size := 0
 	for i := range records {
-		size += historyRecordSize(&records[i]) + 42 // and a run's position and ID
+		size += payload.HistoryRecordSize(&records[i]) + 42 // and a run's position and ID
 	}
 	buf := make([]byte, 0, size)
 	ats, ids := make([]int64, len(records)), make([]int64, len(records))
@@ -351,7 +352,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 			stepKey = 0
 		}
 		start := len(buf)
-		buf = appendHistoryRun(buf, records[lo:hi], ats[lo:hi], ids[lo:hi])
+		buf = payload.AppendHistoryRun(buf, records[lo:hi], ats[lo:hi], ids[lo:hi])
 		return append(args, h.ProcessManager, h.InstanceID, h.Position, stepKey, ids[lo], buf[start:len(buf):len(buf)])
 	}
 	if err := t.insertBulk(ctx, bHistory, len(runs), fill, nil); err != nil {

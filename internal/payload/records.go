@@ -1,16 +1,21 @@
-package evokesqlite
+// Package payload encodes the stores' history records and command outcomes
+// as JSON arrays without reflection, on the writer's path: evokesqlite keeps
+// each record's payload so (migrations 0011, 0012), evokepg the further
+// records of a history row holding a run of steps (migration 0014).
+package payload
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/evoke-go/evoke/evokestore"
 )
 
-// A history record's payload is a JSON array (migration 0011):
+// A history record's payload is a JSON array (evokesqlite's migration 0011):
 //
 //	[kind, version, event_id, event_type, phase_before, phase_after,
 //	 commands, error, recorded_at, node, lease_token]
@@ -18,40 +23,40 @@ import (
 // commands is the record's Commands as they are (a JSON array), null for
 // none, or a JSON string of them when they would not read back byte for
 // byte as a JSON value (not JSON, padded, a string, null).
-// It is written by appendHistoryRecord, without reflection, on the
+// It is written by AppendHistoryRecord, without reflection, on the
 // writer's path.
 //
 // A row may hold a run of one instance's steps written together (a saga's
 // chained steps): its payload is then an array of such arrays, each with
-// the record's position and ID after the eleven fields (appendHistoryRun),
+// the record's position and ID after the eleven fields (AppendHistoryRun),
 // and the row's key columns are the first record's.
 
-// historyRecordSize estimates how many bytes appendHistoryRecord writes for
+// HistoryRecordSize estimates how many bytes AppendHistoryRecord writes for
 // h (a capacity hint).
-func historyRecordSize(h *evokestore.HistoryRecord) int {
+func HistoryRecordSize(h *evokestore.HistoryRecord) int {
 	return 2*6 + 12 + 3*20 + len(h.Kind) + len(h.EventID) + len(h.EventType) + len(h.PhaseBefore) + len(h.PhaseAfter) +
 		len(h.Commands) + len(h.Error) + len(h.Node) + 4
 }
 
-// appendHistoryRecord appends h's payload, recorded at nanoseconds at.
-func appendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
-	return append(appendHistoryFields(p, h, at), ']')
+// AppendHistoryRecord appends h's payload, recorded at nanoseconds at.
+func AppendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
+	return append(AppendHistoryFields(p, h, at), ']')
 }
 
-// appendHistoryRun appends the payload of a row holding the records hs,
-// recorded at ats[i], with IDs ids[i]: one record's as appendHistoryRecord
+// AppendHistoryRun appends the payload of a row holding the records hs,
+// recorded at ats[i], with IDs ids[i]: one record's as AppendHistoryRecord
 // writes it, several as an array of their fields followed by position and
 // ID.
-func appendHistoryRun(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64) []byte {
+func AppendHistoryRun(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64) []byte {
 	if len(hs) == 1 {
-		return appendHistoryRecord(p, &hs[0], ats[0])
+		return AppendHistoryRecord(p, &hs[0], ats[0])
 	}
 	p = append(p, '[')
 	for i := range hs {
 		if i > 0 {
 			p = append(p, ',')
 		}
-		p = appendHistoryFields(p, &hs[i], ats[i])
+		p = AppendHistoryFields(p, &hs[i], ats[i])
 		p = append(p, ',')
 		p = strconv.AppendInt(p, hs[i].Position, 10)
 		p = append(p, ',')
@@ -61,15 +66,15 @@ func appendHistoryRun(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64)
 	return append(p, ']')
 }
 
-// appendHistoryFields appends '[' and h's eleven payload fields.
-func appendHistoryFields(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
+// AppendHistoryFields appends '[' and h's eleven payload fields.
+func AppendHistoryFields(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
 	p = append(p, '[')
-	p = appendJSONString(p, h.Kind)
+	p = AppendJSONString(p, h.Kind)
 	p = append(p, ',')
 	p = strconv.AppendInt(p, h.Version, 10)
 	for _, s := range [...]string{h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter} {
 		p = append(p, ',')
-		p = appendJSONString(p, s)
+		p = AppendJSONString(p, s)
 	}
 	p = append(p, ',')
 	if c := h.Commands; len(c) > 0 && json.Valid(c) && len(bytes.TrimSpace(c)) == len(c) && c[0] != '"' && string(c) != "null" {
@@ -77,26 +82,26 @@ func appendHistoryFields(p []byte, h *evokestore.HistoryRecord, at int64) []byte
 	} else if len(c) > 0 {
 		// Not JSON, or JSON that would not read back byte for byte (the
 		// store does not own its shape): kept as a string.
-		p = appendJSONString(p, string(c))
+		p = AppendJSONString(p, string(c))
 	} else {
 		p = append(p, "null"...)
 	}
 	p = append(p, ',')
-	p = appendJSONString(p, h.Error)
+	p = AppendJSONString(p, h.Error)
 	p = append(p, ',')
 	p = strconv.AppendInt(p, at, 10)
 	p = append(p, ',')
-	p = appendJSONString(p, h.Node)
+	p = AppendJSONString(p, h.Node)
 	p = append(p, ',')
 	return strconv.AppendInt(p, h.LeaseToken, 10)
 }
 
-// parseHistoryRow appends to out the records of a history row: row holds
+// ParseHistoryRow appends to out the records of a history row: row holds
 // its key columns (process manager, instance, position, ID) and record its
-// payload, of one record or a run (appendHistoryRun).
-func parseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecord, record []byte) ([]evokestore.HistoryRecord, error) {
+// payload, of one record or a run (AppendHistoryRun).
+func ParseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecord, record []byte) ([]evokestore.HistoryRecord, error) {
 	if len(record) < 2 || record[0] != '[' || record[1] != '[' {
-		if err := parseHistoryRecord(record, &row); err != nil {
+		if err := ParseHistoryRecord(record, &row); err != nil {
 			return out, err
 		}
 		return append(out, row), nil
@@ -107,7 +112,7 @@ func parseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecor
 	}
 	for i, e := range elems {
 		h := evokestore.HistoryRecord{ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
-		if err := parseHistoryRecord(e, &h, &h.Position, &h.ID); err != nil {
+		if err := ParseHistoryRecord(e, &h, &h.Position, &h.ID); err != nil {
 			return out, fmt.Errorf("record %d of the row: %w", i, err)
 		}
 		out = append(out, h)
@@ -115,13 +120,13 @@ func parseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecor
 	return out, nil
 }
 
-// parseHistoryRecord fills in h from a payload appendHistoryRecord wrote
+// ParseHistoryRecord fills in h from a payload AppendHistoryRecord wrote
 // (or migration 0011 converted), and more from fields after its eleven (a
 // run's position and ID).
-func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord, more ...any) error {
+func ParseHistoryRecord(record []byte, h *evokestore.HistoryRecord, more ...any) error {
 	var at int64
 	var commands json.RawMessage
-	if err := unmarshalArray(record, append([]any{&h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter,
+	if err := UnmarshalArray(record, append([]any{&h.Kind, &h.Version, &h.EventID, &h.EventType, &h.PhaseBefore, &h.PhaseAfter,
 		&commands, &h.Error, &at, &h.Node, &h.LeaseToken}, more...)...); err != nil {
 		return err
 	}
@@ -140,40 +145,40 @@ func parseHistoryRecord(record []byte, h *evokestore.HistoryRecord, more ...any)
 	return nil
 }
 
-// A command outcome's payload is a JSON array too (migration 0012):
+// A command outcome's payload is a JSON array too (evokesqlite's migration 0012):
 //
 //	[type, aggregate_type, aggregate_id, process_manager, instance_id,
 //	 status, error, events]
 
-// outcomeRecordSize is about how many bytes appendOutcomeRecord writes.
-func outcomeRecordSize(o *evokestore.CommandOutcome) int {
+// OutcomeRecordSize is about how many bytes AppendOutcomeRecord writes.
+func OutcomeRecordSize(o *evokestore.CommandOutcome) int {
 	return 2*7 + 12 + len(o.Type) + len(o.AggregateType) + len(o.AggregateID) + len(o.ProcessManager) + len(o.InstanceID) +
 		len(o.Status) + len(o.Error) + 2
 }
 
-// appendOutcomeRecord appends o's payload.
-func appendOutcomeRecord(p []byte, o *evokestore.CommandOutcome) []byte {
+// AppendOutcomeRecord appends o's payload.
+func AppendOutcomeRecord(p []byte, o *evokestore.CommandOutcome) []byte {
 	p = append(p, '[')
 	for i, s := range [...]string{o.Type, o.AggregateType, o.AggregateID, o.ProcessManager, o.InstanceID, o.Status, o.Error} {
 		if i > 0 {
 			p = append(p, ',')
 		}
-		p = appendJSONString(p, s)
+		p = AppendJSONString(p, s)
 	}
 	p = append(p, ',')
 	p = strconv.AppendInt(p, int64(o.Events), 10)
 	return append(p, ']')
 }
 
-// parseOutcomeRecord fills in o from a payload appendOutcomeRecord wrote
+// ParseOutcomeRecord fills in o from a payload AppendOutcomeRecord wrote
 // (or migration 0012 converted).
-func parseOutcomeRecord(record []byte, o *evokestore.CommandOutcome) error {
-	return unmarshalArray(record, &o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID, &o.Status, &o.Error, &o.Events)
+func ParseOutcomeRecord(record []byte, o *evokestore.CommandOutcome) error {
+	return UnmarshalArray(record, &o.Type, &o.AggregateType, &o.AggregateID, &o.ProcessManager, &o.InstanceID, &o.Status, &o.Error, &o.Events)
 }
 
-// unmarshalArray decodes a JSON array of exactly len(dsts) values into
+// UnmarshalArray decodes a JSON array of exactly len(dsts) values into
 // dsts, in order.
-func unmarshalArray(record []byte, dsts ...any) error {
+func UnmarshalArray(record []byte, dsts ...any) error {
 	var a []json.RawMessage
 	if err := json.Unmarshal(record, &a); err != nil {
 		return fmt.Errorf("payload: %w", err)
@@ -189,9 +194,9 @@ func unmarshalArray(record []byte, dsts ...any) error {
 	return nil
 }
 
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// AppendJSONString appends s as a JSON string; invalid UTF-8 becomes
 // U+FFFD, as encoding/json does.
-func appendJSONString(p []byte, s string) []byte {
+func AppendJSONString(p []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	p = append(p, '"')
 	for i := 0; i < len(s); {
@@ -217,4 +222,12 @@ func appendJSONString(p []byte, s string) []byte {
 		i += n
 	}
 	return append(p, '"')
+}
+
+// fromNanos is the time of Unix nanoseconds n, in UTC; zero for 0.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }

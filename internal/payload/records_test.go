@@ -1,4 +1,4 @@
-package evokesqlite
+package payload
 
 import (
 	"bytes"
@@ -10,11 +10,11 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 )
 
-// appendJSONString writes what encoding/json reads back as the same
+// AppendJSONString writes what encoding/json reads back as the same
 // string (invalid UTF-8 as U+FFFD, as encoding/json writes it).
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "nl\n cr\r tab\t nul\x00 bell\x07 del\x7f", "é ✓ 𝄞", "bad\xffutf8\xc3", "</script>&"} {
-		b := appendJSONString(nil, s)
+		b := AppendJSONString(nil, s)
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Errorf("%q: %s does not parse: %v", s, b, err)
@@ -48,7 +48,7 @@ func TestHistoryRecordRoundTrip(t *testing.T) {
 	h := evokestore.HistoryRecord{Kind: evokestore.KindParked, Version: -3, EventID: "e", EventType: "$timeout", PhaseBefore: "a\"b",
 		PhaseAfter: "ç", Commands: []byte(` [ {"id": "x"} ] `), Error: "line1\nline2", Node: "n", LeaseToken: 1 << 40}
 	var got evokestore.HistoryRecord
-	if err := parseHistoryRecord(appendHistoryRecord(nil, &h, 1234567890123456789), &got); err != nil {
+	if err := ParseHistoryRecord(AppendHistoryRecord(nil, &h, 1234567890123456789), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.RecordedAt.UnixNano() != 1234567890123456789 {
@@ -65,12 +65,12 @@ func TestHistoryRecordRoundTrip(t *testing.T) {
 	}
 	for _, c := range []string{"null", `"s"`, " [] ", "x"} {
 		h := evokestore.HistoryRecord{Kind: evokestore.KindStep, Commands: []byte(c)}
-		if err := parseHistoryRecord(appendHistoryRecord(nil, &h, 0), &got); err != nil || string(got.Commands) != c {
+		if err := ParseHistoryRecord(AppendHistoryRecord(nil, &h, 0), &got); err != nil || string(got.Commands) != c {
 			t.Errorf("commands %q read back %q, %v", c, got.Commands, err)
 		}
 	}
 	for _, bad := range []string{`[]`, `{"kind":"step"}`, `["step","one",  "", "", "", "", null, "", 0, "", 0]`, `not json`} {
-		if err := parseHistoryRecord([]byte(bad), &got); err == nil {
+		if err := ParseHistoryRecord([]byte(bad), &got); err == nil {
 			t.Errorf("payload %s parsed", bad)
 		}
 	}
@@ -81,11 +81,11 @@ func TestOutcomeRecordRoundTrip(t *testing.T) {
 	o := evokestore.CommandOutcome{Type: "T\"", AggregateType: "a", AggregateID: "id\\x", ProcessManager: "pm", InstanceID: "i",
 		Status: evokestore.OutcomeRejected, Error: "no\u2028way", Events: 3}
 	var got evokestore.CommandOutcome
-	if err := parseOutcomeRecord(appendOutcomeRecord(nil, &o), &got); err != nil || got != o {
+	if err := ParseOutcomeRecord(AppendOutcomeRecord(nil, &o), &got); err != nil || got != o {
 		t.Fatalf("read back %+v, %v; want %+v", got, err, o)
 	}
 	for _, bad := range []string{`[]`, `["a","b","c","d","e","f","g","three"]`, `{}`} {
-		if err := parseOutcomeRecord([]byte(bad), &got); err == nil {
+		if err := ParseOutcomeRecord([]byte(bad), &got); err == nil {
 			t.Errorf("payload %s parsed", bad)
 		}
 	}
@@ -102,7 +102,7 @@ func FuzzRecords(f *testing.F) {
 		h := evokestore.HistoryRecord{Kind: kind, Version: n, EventID: eventID, EventType: eventType, PhaseBefore: before,
 			PhaseAfter: after, Commands: []byte(commands), Error: errText, Node: node, LeaseToken: n}
 		var got evokestore.HistoryRecord
-		if err := parseHistoryRecord(appendHistoryRecord(nil, &h, n), &got); err != nil {
+		if err := ParseHistoryRecord(AppendHistoryRecord(nil, &h, n), &got); err != nil {
 			t.Fatalf("history record %+v: %v", h, err)
 		}
 		wantCommands := commands
@@ -117,7 +117,7 @@ func FuzzRecords(f *testing.F) {
 		o := evokestore.CommandOutcome{Type: kind, AggregateType: eventType, AggregateID: eventID, ProcessManager: node, InstanceID: before,
 			Status: after, Error: errText, Events: int(n % 1000)}
 		var gotO evokestore.CommandOutcome
-		if err := parseOutcomeRecord(appendOutcomeRecord(nil, &o), &gotO); err != nil {
+		if err := ParseOutcomeRecord(AppendOutcomeRecord(nil, &o), &gotO); err != nil {
 			t.Fatalf("outcome %+v: %v", o, err)
 		}
 		if gotO.Type != valid(kind) || gotO.AggregateID != valid(eventID) || gotO.Error != valid(errText) || gotO.Events != o.Events {
@@ -126,15 +126,15 @@ func FuzzRecords(f *testing.F) {
 		// A run of two: each reads back with its position and ID.
 		h2 := h
 		h2.Kind, h2.Version = evokestore.KindStep, n+1
-		run, err := parseHistoryRow(nil, evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: "i"},
-			appendHistoryRun(nil, []evokestore.HistoryRecord{h, h2}, []int64{n, n}, []int64{n, n + 1}))
+		run, err := ParseHistoryRow(nil, evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: "i"},
+			AppendHistoryRun(nil, []evokestore.HistoryRecord{h, h2}, []int64{n, n}, []int64{n, n + 1}))
 		if err != nil || len(run) != 2 || run[0].Kind != valid(kind) || run[1].Kind != evokestore.KindStep || run[1].Version != n+1 ||
 			run[1].ID != n+1 || run[0].EventID != valid(eventID) || string(run[1].Commands) != wantCommands || run[1].InstanceID != "i" {
 			t.Fatalf("run read back %+v, %v", run, err)
 		}
-		_ = parseHistoryRecord(stored, &got)
-		_, _ = parseHistoryRow(nil, evokestore.HistoryRecord{}, stored)
-		_ = parseOutcomeRecord(stored, &gotO)
+		_ = ParseHistoryRecord(stored, &got)
+		_, _ = ParseHistoryRow(nil, evokestore.HistoryRecord{}, stored)
+		_ = ParseOutcomeRecord(stored, &gotO)
 	})
 }
 
@@ -147,7 +147,7 @@ func TestHistoryRunRoundTrip(t *testing.T) {
 	}
 	ats, ids := []int64{100, 200}, []int64{7, 8}
 	row := evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: "i", Position: 10, ID: 7}
-	got, err := parseHistoryRow(nil, row, appendHistoryRun(nil, hs, ats, ids))
+	got, err := ParseHistoryRow(nil, row, AppendHistoryRun(nil, hs, ats, ids))
 	if err != nil || len(got) != 2 {
 		t.Fatalf("%+v %v", got, err)
 	}
@@ -160,11 +160,11 @@ func TestHistoryRunRoundTrip(t *testing.T) {
 			t.Errorf("record %d read back %+v, want %+v", i, g, w)
 		}
 	}
-	one, err := parseHistoryRow(nil, row, appendHistoryRun(nil, hs[:1], ats, ids))
+	one, err := ParseHistoryRow(nil, row, AppendHistoryRun(nil, hs[:1], ats, ids))
 	if err != nil || len(one) != 1 || one[0].Position != 10 || one[0].ID != 7 || one[0].EventID != "e1" {
 		t.Errorf("a row of one record: %+v %v", one, err)
 	}
-	if string(appendHistoryRun(nil, hs[:1], ats, ids)) != string(appendHistoryRecord(nil, &hs[0], ats[0])) {
+	if string(AppendHistoryRun(nil, hs[:1], ats, ids)) != string(AppendHistoryRecord(nil, &hs[0], ats[0])) {
 		t.Error("a row of one record is not written as before runs")
 	}
 }
