@@ -90,6 +90,21 @@
 // pipelined after them is refused. Batches of 64 rows or more of history and command
 // outcomes go with COPY unless the Tx holds the append lock.
 //
+// # History rows
+//
+// Consecutive step records of one instance written in one InsertHistory
+// call (a saga's chained steps) share one history row, up to 64 records: the
+// row's columns are the first record, its more column (migration 0009) the
+// others, as a JSON array (internal/payload). A record's ID is its row's
+// identity times 64 plus its place in the row. The history key
+// (history_by_instance) refuses a second step on a row's first position
+// only; what makes a step commit once is the instance's version fence in the
+// same transaction (PutInstances), as in evokesqlite. A node of a version
+// from before migration 0009 refuses to open the schema after it
+// (evokestore.ErrSchemaTooNew): one already running keeps writing rows of
+// one record, which this version reads, but would show packed rows' first
+// record only, so upgrade every node.
+//
 // # Partition leases
 //
 // Store implements evokestore.Leaser and Tx implements

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/payload"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -76,7 +77,7 @@ const outboxCols = `seq, command_id, process_manager, instance_id, partition, ty
 
 const outcomeCols = `command_id, type, aggregate_type, aggregate_id, process_manager, instance_id, status, error, events, recorded_at`
 
-const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token`
+const historyCols = `id, process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token, more`
 
 const deadlineCols = `process_manager, instance_id, name, due_at, version`
 
@@ -448,12 +449,19 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 	for rows.Next() {
 		var h evokestore.HistoryRecord
 		var at int64
+		var more []byte
 		if err := rows.Scan(&h.ID, &h.ProcessManager, &h.InstanceID, &h.Kind, &h.Version, &h.Position, &h.EventID,
-			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at, &h.Node, &h.LeaseToken); err != nil {
+			&h.EventType, &h.PhaseBefore, &h.PhaseAfter, &h.Commands, &h.Error, &at, &h.Node, &h.LeaseToken, &more); err != nil {
 			return nil, fmt.Errorf("evokepg: history: %w", err)
 		}
+		h.ID *= historyRun // a record's ID: see historyRun
 		h.RecordedAt = fromNanos(at)
 		out = append(out, h)
+		if more != nil {
+			if out, err = payload.ParseHistoryMore(out, &h, more); err != nil {
+				return nil, fmt.Errorf("evokepg: history of %s %s: %w", processManager, instanceID, err)
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: history: %w", err)

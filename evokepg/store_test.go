@@ -1056,3 +1056,74 @@ SELECT 'pm', 'i' || lpad(g::text, 6, '0'), 'timeout', g, 1 FROM generate_series(
 		}
 	}
 }
+
+// A run of one instance's steps written in one call is one history row
+// (migration 0009), by INSERT and by COPY alike, up to 64 records a row.
+func TestHistoryRuns(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	s := open(t, schema, nil)
+	rec := func(id, kind string, pos int64) evokestore.HistoryRecord {
+		return evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: id, Kind: kind, Version: pos, Position: pos,
+			EventID: fmt.Sprintf("e%d", pos), EventType: "T", Commands: []byte(fmt.Sprintf(`[{"id":"c%d"}]`, pos)),
+			RecordedAt: time.Unix(0, pos*1000).UTC()}
+	}
+	few := []evokestore.HistoryRecord{
+		rec("i", evokestore.KindStep, 10), rec("i", evokestore.KindStep, 12), rec("j", evokestore.KindStep, 11),
+		rec("i", evokestore.KindFailed, 13), rec("i", evokestore.KindStep, 14), rec("i", evokestore.KindStep, 15), rec("i", evokestore.KindStep, 16),
+	}
+	for p := int64(100); p < 230; p++ { // 64 + 64 + 2
+		few = append(few, rec("long", evokestore.KindStep, p))
+	}
+	var many []evokestore.HistoryRecord // enough rows for COPY
+	for k := range 100 {
+		for p := range int64(3) {
+			many = append(many, rec(fmt.Sprintf("m%03d", k), evokestore.KindStep, 1000+int64(k)*10+p))
+		}
+	}
+	copies := 0
+	for _, recs := range [][]evokestore.HistoryRecord{few, many} {
+		tx, err := s.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.InsertHistory(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		copies += tx.(*evokepg.Tx).Copies()
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if copies != 1 {
+		t.Errorf("%d COPY statements, want 1 (the 100 rows of the second call)", copies)
+	}
+	conn := adminConn(t)
+	for id, want := range map[string]int{"i": 3, "j": 1, "long": 3, "m042": 1} {
+		var rows int
+		if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM `+pgx.Identifier{schema, "history"}.Sanitize()+` WHERE instance_id = $1`, id).Scan(&rows); err != nil || rows != want {
+			t.Errorf("%s: %d rows (%v), want %d", id, rows, err, want)
+		}
+	}
+	for _, id := range []string{"i", "long", "m042"} {
+		got, err := s.History(ctx, "pm", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []evokestore.HistoryRecord
+		for _, h := range append(few[:len(few):len(few)], many...) {
+			if h.InstanceID == id {
+				want = append(want, h)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d records, want %d", id, len(got), len(want))
+		}
+		for k, g := range got {
+			if w := want[k]; g.Kind != w.Kind || g.Position != w.Position || g.EventID != w.EventID || string(g.Commands) != string(w.Commands) ||
+				!g.RecordedAt.Equal(w.RecordedAt) || k > 0 && g.ID <= got[k-1].ID {
+				t.Errorf("%s record %d = %+v, want %+v (after ID %d)", id, k, g, w, got[max(k-1, 0)].ID)
+			}
+		}
+	}
+}

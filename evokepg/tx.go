@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/payload"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -370,10 +371,10 @@ ON CONFLICT (command_id) DO NOTHING`
 	sqlInsertOutcomes = `INSERT INTO command_outcomes (` + outcomeCols + `)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::integer[], $10::bigint[])`
 
-	sqlInsertHistory = `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token)
-SELECT process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::text[], $14::bigint[])
-	WITH ORDINALITY AS u(process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token, ord)
+	sqlInsertHistory = `INSERT INTO history (process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token, more)
+SELECT process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token, more
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::bigint[], $13::text[], $14::bigint[], $15::bytea[])
+	WITH ORDINALITY AS u(process_manager, instance_id, kind, version, position, event_id, event_type, phase_before, phase_after, commands, error, recorded_at, node, lease_token, more, ord)
 ORDER BY ord`
 
 	sqlHold = `INSERT INTO held_events (process_manager, instance_id, position, error)
@@ -578,7 +579,11 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 
 // InsertHistory appends history records (their ID is assigned by the store,
 // increasing in slice order, and ignored here). A second "step" record of
-// one instance for the same position fails.
+// one instance for the same position fails, where it is the first of its
+// row: consecutive steps of one instance (a saga's chained steps) share a
+// row, keyed by the first, the others in its more column (migration 0009).
+// What makes a step commit once is the instance's version fence
+// (PutInstances, in the same transaction); the key is a second guard.
 func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
 	if len(records) == 0 {
 		return nil
@@ -587,36 +592,66 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		return fmt.Errorf("evokepg: insert history: %w", err)
 	}
 	defer t.mu.Unlock()
-	n := len(records)
 	now := time.Now().UnixNano()
+	ats := make([]int64, len(records))
+	for i := range records {
+		if ats[i] = nanos(records[i].RecordedAt); ats[i] == 0 {
+			ats[i] = now
+		}
+	}
+	// Rows: runs of one instance's steps, up to historyRun records, and
+	// every other record alone.
+	var runs []int // start of each row's records; the last ends at len(records)
+	for i := range records {
+		if i == 0 || records[i].Kind != evokestore.KindStep || records[i-1].Kind != evokestore.KindStep ||
+			records[i].InstanceID != records[i-1].InstanceID || records[i].ProcessManager != records[i-1].ProcessManager ||
+			i-runs[len(runs)-1] == historyRun {
+			runs = append(runs, i)
+		}
+	}
+	n := len(runs)
 	pms, insts, kinds, evIDs, evTypes, befores, afters, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	versions, positions, ats, commands := make([]int64, n), make([]int64, n), make([]int64, n), make([][]byte, n)
+	versions, positions, rowAts, commands, more := make([]int64, n), make([]int64, n), make([]int64, n), make([][]byte, n), make([][]byte, n)
 	nodes, tokens := make([]string, n), make([]int64, n)
+	size := 0
 	for i := range records {
-		h := &records[i]
-		at := nanos(h.RecordedAt)
-		if at == 0 {
-			at = now
+		size += payload.HistoryRecordSize(&records[i]) + 21 // and its position
+	}
+	buf := make([]byte, 0, size) // the rows' more, one buffer for the call
+	for r, lo := range runs {
+		hi := len(records)
+		if r+1 < n {
+			hi = runs[r+1]
 		}
-		pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], ats[i] =
-			h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, h.Commands, h.Error, at
-		nodes[i], tokens[i] = h.Node, h.LeaseToken
+		h := &records[lo]
+		pms[r], insts[r], kinds[r], versions[r], positions[r], evIDs[r], evTypes[r], befores[r], afters[r], commands[r], errs[r], rowAts[r] =
+			h.ProcessManager, h.InstanceID, h.Kind, h.Version, h.Position, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, h.Commands, h.Error, ats[lo]
+		nodes[r], tokens[r] = h.Node, h.LeaseToken
+		if hi > lo+1 {
+			start := len(buf)
+			buf = payload.AppendHistoryMore(buf, records[lo+1:hi], ats[lo+1:hi])
+			more[r] = buf[start:len(buf):len(buf)]
+		}
 	}
 	if t.inserts(n) {
 		b := &pgx.Batch{}
-		b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, ats, nodes, tokens)
+		b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, rowAts, nodes, tokens, more)
 		return t.exec(ctx, b, wrapErr("insert history"))
 	}
 	// Rows (and their identity IDs) go in slice order.
 	err := t.copyRows(ctx, "history", historyCopyCols, n, func(i int) []any {
-		return []any{pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], ats[i], nodes[i], tokens[i]}
+		return []any{pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], rowAts[i], nodes[i], tokens[i], more[i]}
 	})
 	if err != nil {
 		return fmt.Errorf("evokepg: insert history: %w", err)
 	}
 	return nil
 }
+
+// historyRun bounds the records of one history row: a record's ID is its
+// row's identity times historyRun plus its place in the row.
+const historyRun = 64
 
 // copyMinRows is the batch size from which rows are written with COPY,
 // which the server takes in markedly less time than an INSERT from arrays
@@ -631,7 +666,7 @@ const copyMinRows = 64
 
 var (
 	historyCopyCols = []string{"process_manager", "instance_id", "kind", "version", "position", "event_id", "event_type",
-		"phase_before", "phase_after", "commands", "error", "recorded_at", "node", "lease_token"}
+		"phase_before", "phase_after", "commands", "error", "recorded_at", "node", "lease_token", "more"}
 	outcomeCopyCols = strings.Split(strings.ReplaceAll(outcomeCols, " ", ""), ",")
 )
 

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"Outbox", testOutbox},
 		{"CommandOutcomes", testCommandOutcomes},
 		{"History", testHistory},
+		{"HistoryRuns", testHistoryRuns},
 		{"Checkpoints", testCheckpoints},
 		{"HeldEvents", testHeldEvents},
 		{"Deadlines", testDeadlines},
@@ -1027,6 +1028,66 @@ func testHistoryBulk(t *testing.T, s evokestore.Store) {
 		t.Error("a bulk of step records already stored was accepted")
 	}
 	rollback(t, tx)
+}
+
+// testHistoryRuns writes runs of one instance's steps in one call (a saga's
+// chained steps, which a store may keep in one row) among other records,
+// and reads every record back whole, in order, with increasing IDs; a
+// second step on an event a run began with is refused.
+func testHistoryRuns(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	rec := func(id, kind string, pos int64) evokestore.HistoryRecord {
+		h := record("pm", id, kind, pos, pos)
+		h.Commands = []byte(fmt.Sprintf(`[{"id":"c%d"}]`, pos))
+		h.Node, h.LeaseToken, h.PhaseAfter = "n1", pos*3, fmt.Sprintf("p%d", pos)
+		return h
+	}
+	in := []evokestore.HistoryRecord{
+		rec("i", evokestore.KindStep, 10), rec("i", evokestore.KindStep, 12), rec("j", evokestore.KindStep, 11),
+		rec("i", evokestore.KindFailed, 13), rec("i", evokestore.KindStep, 14), rec("i", evokestore.KindStep, 15), rec("i", evokestore.KindStep, 16),
+	}
+	in[2].Commands, in[3].Error = nil, "boom \"quoted\" é"
+	// A run longer than a store's row holds, across another call's rows.
+	var long []evokestore.HistoryRecord
+	for p := int64(100); p < 300; p++ {
+		long = append(long, rec("k", evokestore.KindStep, p))
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.InsertHistory(ctx, in) })
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.InsertHistory(ctx, long[:150]) })
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.InsertHistory(ctx, long[150:]) })
+	in = append(in, long...)
+	for _, id := range []string{"i", "j", "k"} {
+		got, err := s.History(ctx, "pm", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []evokestore.HistoryRecord
+		for _, h := range in {
+			if h.InstanceID == id {
+				want = append(want, h)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d records, want %d", id, len(got), len(want))
+		}
+		for k, g := range got {
+			w := want[k]
+			if g.ProcessManager != w.ProcessManager || g.InstanceID != w.InstanceID || g.Kind != w.Kind || g.Version != w.Version ||
+				g.Position != w.Position || g.EventID != w.EventID || g.EventType != w.EventType || g.PhaseBefore != w.PhaseBefore ||
+				g.PhaseAfter != w.PhaseAfter || !bytes.Equal(g.Commands, w.Commands) || g.Error != w.Error || !g.RecordedAt.Equal(w.RecordedAt) ||
+				g.Node != w.Node || g.LeaseToken != w.LeaseToken {
+				t.Errorf("%s record %d = %+v, want %+v", id, k, g, w)
+			}
+			if k > 0 && g.ID <= got[k-1].ID {
+				t.Errorf("%s: IDs %d then %d", id, got[k-1].ID, g.ID)
+			}
+		}
+	}
+	tx := begin(t, s)
+	if err := tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec("i", evokestore.KindStep, 14)}); err == nil {
+		t.Error("a second step on the first event of a run was accepted")
+	}
+	_ = tx.Rollback()
 }
 
 func testHistory(t *testing.T, s evokestore.Store) {

@@ -66,6 +66,40 @@ func AppendHistoryRun(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64)
 	return append(p, ']')
 }
 
+// AppendHistoryMore appends the further records of an evokepg history row:
+// a JSON array holding, for each of hs (recorded at ats[i]), its eleven
+// payload fields followed by its position.
+func AppendHistoryMore(p []byte, hs []evokestore.HistoryRecord, ats []int64) []byte {
+	p = append(p, '[')
+	for i := range hs {
+		if i > 0 {
+			p = append(p, ',')
+		}
+		p = AppendHistoryFields(p, &hs[i], ats[i])
+		p = append(p, ',')
+		p = strconv.AppendInt(p, hs[i].Position, 10)
+		p = append(p, ']')
+	}
+	return append(p, ']')
+}
+
+// ParseHistoryMore appends to out the records AppendHistoryMore wrote, of
+// row's process manager and instance, with IDs row.ID+1, row.ID+2, ...
+func ParseHistoryMore(out []evokestore.HistoryRecord, row *evokestore.HistoryRecord, more []byte) ([]evokestore.HistoryRecord, error) {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(more, &elems); err != nil {
+		return out, fmt.Errorf("further records: %w", err)
+	}
+	for i, e := range elems {
+		h := evokestore.HistoryRecord{ID: row.ID + int64(i) + 1, ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
+		if err := ParseHistoryRecord(e, &h, &h.Position); err != nil {
+			return out, fmt.Errorf("record %d of the row: %w", i+1, err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
 // AppendHistoryFields appends '[' and h's eleven payload fields.
 func AppendHistoryFields(p []byte, h *evokestore.HistoryRecord, at int64) []byte {
 	p = append(p, '[')

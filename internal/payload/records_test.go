@@ -168,3 +168,32 @@ func TestHistoryRunRoundTrip(t *testing.T) {
 		t.Error("a row of one record is not written as before runs")
 	}
 }
+
+// An evokepg row's further records read back with their positions, the
+// row's instance and IDs following the row's.
+func TestHistoryMoreRoundTrip(t *testing.T) {
+	hs := []evokestore.HistoryRecord{
+		{Kind: evokestore.KindStep, Version: 2, Position: 12, EventID: "e2", EventType: "Paid", PhaseBefore: "paying", PhaseAfter: "packing", Commands: []byte(`[{"id":"c2"}]`)},
+		{Kind: evokestore.KindStep, Version: 3, Position: 15, EventID: "e3", EventType: "Packed", PhaseBefore: "packing", Error: "x\"y", Node: "n", LeaseToken: 4},
+	}
+	ats := []int64{200, 300}
+	row := evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: "i", ID: 640}
+	first := evokestore.HistoryRecord{EventID: "before"}
+	got, err := ParseHistoryMore([]evokestore.HistoryRecord{first}, &row, AppendHistoryMore(nil, hs, ats))
+	if err != nil || len(got) != 3 || got[0].EventID != "before" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for i, g := range got[1:] {
+		w := hs[i]
+		w.ProcessManager, w.InstanceID, w.ID, w.RecordedAt = "pm", "i", 641+int64(i), fromNanos(ats[i])
+		if g.ProcessManager != w.ProcessManager || g.InstanceID != w.InstanceID || g.ID != w.ID || g.Position != w.Position || g.Kind != w.Kind ||
+			g.Version != w.Version || g.EventID != w.EventID || g.EventType != w.EventType || g.PhaseBefore != w.PhaseBefore ||
+			g.PhaseAfter != w.PhaseAfter || string(g.Commands) != string(w.Commands) || g.Error != w.Error || !g.RecordedAt.Equal(w.RecordedAt) ||
+			g.Node != w.Node || g.LeaseToken != w.LeaseToken {
+			t.Errorf("record %d read back %+v, want %+v", i, g, w)
+		}
+	}
+	if _, err := ParseHistoryMore(nil, &row, []byte(`[[1]]`)); err == nil {
+		t.Error("a malformed record was read")
+	}
+}
