@@ -82,6 +82,7 @@ type Store struct {
 	ckpt               *sql.DB
 	ckptKick           chan struct{}
 	ckptStop, ckptDone chan struct{}
+	ckpts              atomic.Int64 // checkpoints run
 
 	closeOnce sync.Once
 	closeErr  error
@@ -179,27 +180,59 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 // pages, which puts that copy and its fsync inside the writer's commit,
 // where every batch waits for it. Instead a goroutine with a connection of
 // its own copies what it can (a passive checkpoint: it never blocks the
-// writer or the readers) after commits once the log passes walCheckpointBytes;
-// the writer still checkpoints by itself past walBackstopPages, should that
-// ever fall behind.
-const (
-	walCheckpointBytes = 4 << 20
-	walBackstopPages   = 16384
+// writer or the readers) after commits once the log file passed
+// walCheckpointBytes, at most every walCheckpointEvery, and once more that
+// long after the last commit; the writer still checkpoints by itself past
+// walBackstopPages, should that ever fall behind.
+//
+// The interval matters: the log file keeps its size when SQLite starts it
+// over, so without one a checkpoint followed every commit, copying again
+// the pages every commit touches (the last page of each table and index,
+// the instances stepped) and syncing the database file each time; at
+// 10,000 sagas/s, ~1,100 checkpoints in a six-second run against ~50.
+var (
+	walCheckpointBytes int64 = 4 << 20
+	walCheckpointEvery       = 100 * time.Millisecond
 )
+
+const walBackstopPages = 16384
 
 func (s *Store) checkpoints() {
 	defer close(s.ckptDone)
+	var last time.Time
+	var later *time.Timer // a checkpoint held back by the interval
+	defer func() {
+		if later != nil {
+			later.Stop()
+		}
+	}()
+	var due <-chan time.Time
 	for {
 		select {
 		case <-s.ckptStop:
 			return
 		case <-s.ckptKick:
+		case <-due:
+			due = nil
 		}
 		if fi, err := os.Stat(s.path + "-wal"); err != nil || fi.Size() < walCheckpointBytes {
 			continue
 		}
+		if wait := walCheckpointEvery - time.Since(last); wait > 0 {
+			if due == nil {
+				if later == nil {
+					later = time.NewTimer(wait)
+				} else {
+					later.Reset(wait)
+				}
+				due = later.C
+			}
+			continue
+		}
 		var busy, log, done int
 		_ = s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done)
+		last = time.Now()
+		s.ckpts.Add(1)
 	}
 }
 

@@ -573,3 +573,49 @@ func TestHistoryRuns(t *testing.T) {
 		t.Error("a second step on the first position of a row was accepted")
 	}
 }
+
+// The checkpointer copies the log back at most once an interval however
+// many commits come, and once more that long after the last one.
+func TestCheckpointsAtMostOnceAnInterval(t *testing.T) {
+	const every = 300 * time.Millisecond
+	evokesqlite.SetCheckpointing(t.Cleanup, 1, every)
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "ckpt.db"), nil)
+	n := 0
+	commit := func() {
+		t.Helper()
+		n++
+		if err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+			_, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: fmt.Sprint("e", n), StreamID: "s", StreamVersion: int64(n), Type: "T", Data: []byte(`{}`)}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s: %d checkpoints", what, s.Checkpoints())
+			}
+		}
+	}
+	commit()
+	waitFor("checkpoint after the first commit", func() bool { return s.Checkpoints() >= 1 })
+	time.Sleep(every + every/2) // nothing pending
+	base := s.Checkpoints()
+	commit()
+	waitFor("checkpoint after a quiet interval", func() bool { return s.Checkpoints() == base+1 })
+	began := time.Now()
+	for range 20 {
+		commit()
+	}
+	if got := s.Checkpoints(); time.Since(began) < every*2/3 && got != base+1 {
+		t.Errorf("%d checkpoints during 20 commits within the interval, want none", got-base-1)
+	}
+	waitFor("checkpoint after the last commit", func() bool { return s.Checkpoints() == base+2 })
+	time.Sleep(2 * every)
+	if got := s.Checkpoints(); got != base+2 {
+		t.Errorf("%d checkpoints without commits, want none", got-base-2)
+	}
+}

@@ -1,0 +1,14 @@
+package evokesqlite
+
+import "time"
+
+// Checkpoints returns how many WAL checkpoints the store's checkpointer ran.
+func (s *Store) Checkpoints() int64 { return s.ckpts.Load() }
+
+// SetCheckpointing sets the checkpointer's log size threshold and interval
+// until the test ends (set them before opening a store).
+func SetCheckpointing(cleanup func(func()), bytes int64, every time.Duration) {
+	b, e := walCheckpointBytes, walCheckpointEvery
+	walCheckpointBytes, walCheckpointEvery = bytes, every
+	cleanup(func() { walCheckpointBytes, walCheckpointEvery = b, e })
+}
