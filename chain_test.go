@@ -255,9 +255,16 @@ func (s *pokingStore) ReadLog(ctx context.Context, q evokestore.LogQuery) ([]evo
 // read the log, for an instance the batch chains, comes before the chained
 // events in the log, so the instance must see it first: the batch is
 // written without its chain, and the instance steps Poke before its hops.
+// On PostgreSQL the router reads what was committed meanwhile in the
+// round trip of its appends (evokestore.AppendReader); on SQLite after them.
 func TestChainYieldsToAnEventCommittedMeanwhile(t *testing.T) {
 	t.Parallel()
-	st := &pokingStore{Store: openStore(t), target: "x"}
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); testChainYields(t, openStore(t)) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); testChainYields(t, openPGStore(t)) })
+}
+
+func testChainYields(t *testing.T, base evokestore.Store) {
+	st := &pokingStore{Store: base, target: "x"}
 	st.armed.Store(true)
 	rt := startRelay(t, st, nil)
 	appendEvent(t, rt, "begin-x", "Begin", relayData{ID: "x"})

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokepg"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
@@ -26,6 +30,30 @@ func openStore(t *testing.T) *evokesqlite.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// openPGStore opens a store on a fresh schema of the test PostgreSQL
+// (EVOKE_TEST_POSTGRES_URL; CI sets it), or skips the test.
+func openPGStore(t *testing.T) *evokepg.Store {
+	t.Helper()
+	url := os.Getenv("EVOKE_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("set EVOKE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+	}
+	ctx := context.Background()
+	schema := fmt.Sprintf("evoke_root_%d", time.Now().UnixNano())
+	st, err := evokepg.Open(ctx, url, &evokepg.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		st.Close()
+		if conn, err := pgx.Connect(ctx, url); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+			_ = conn.Close(ctx)
+		}
+	})
 	return st
 }
 

@@ -84,7 +84,14 @@ const deadlineCols = `process_manager, instance_id, name, due_at, version`
 const (
 	sqlReadLog      = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3`
 	sqlReadLogTypes = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND position <= $2 AND type = ANY($3::text[]) ORDER BY position LIMIT $4`
-	sqlReadStream   = `SELECT ` + eventCols + ` FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`
+	// The log after $1 but for the inclusive position ranges ($2[i], $3[i]).
+	sqlReadLogSkipping = `SELECT ` + eventCols + ` FROM events WHERE position > $1
+AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) WHERE position BETWEEN r.lo AND r.hi)
+ORDER BY position LIMIT $4`
+	sqlReadLogTypesSkipping = `SELECT ` + eventCols + ` FROM events WHERE position > $1 AND type = ANY($5::text[])
+AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS r(lo, hi) WHERE position BETWEEN r.lo AND r.hi)
+ORDER BY position LIMIT $4`
+	sqlReadStream = `SELECT ` + eventCols + ` FROM events WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`
 	// One index scan per stream, whatever the statistics say: a table
 	// never analysed yet (a new schema, the first minute) has no
 	// statistics for stream_id, and PostgreSQL then takes each of the

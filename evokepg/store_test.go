@@ -763,7 +763,7 @@ func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 	if err != nil || len(leases) != 2 {
 		t.Fatalf("leases %v, %v", leases, err)
 	}
-	write := func(deferred bool, k int) int {
+	write := func(deferred bool, k int, reading ...bool) int {
 		tx, err := s.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -795,6 +795,17 @@ func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 			},
 			tx.Commit,
 		}
+		if len(reading) > 0 {
+			// The append and the read of what was committed before it, in
+			// one round trip (evokestore.AppendReader).
+			steps = append(steps[:2:2], append([]func() error{func() error {
+				read, _, err := ptx.AppendEventsAfter(ctx, evokestore.LogQuery{Limit: 10}, nil, []evokestore.NewEvent{{ID: "e" + id, StreamID: "s" + id, StreamVersion: 1, Type: "T"}})
+				if err == nil && len(read) != k-1 {
+					err = fmt.Errorf("read %d events before the append, want %d", len(read), k-1)
+				}
+				return err
+			}}, steps[4:]...)...)
+		}
 		for i, step := range steps {
 			if err := step(); err != nil {
 				t.Fatalf("deferred=%v: step %d: %v", deferred, i, err)
@@ -808,7 +819,10 @@ func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 	if n := write(true, 2); n != 3 {
 		t.Errorf("%d round trips with DeferWrites, want 3 (the held-back writes ride with COMMIT)", n)
 	}
-	for _, id := range []string{"i1", "i2"} {
+	if n := write(true, 3, true); n != 2 {
+		t.Errorf("%d round trips with DeferWrites and AppendEventsAfter, want 2", n)
+	}
+	for _, id := range []string{"i1", "i2", "i3"} {
 		in, err := s.Instances(ctx, "pm", []string{id})
 		if err != nil || len(in) != 1 {
 			t.Errorf("instance %s: %v, %v", id, in, err)
@@ -820,7 +834,7 @@ func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 			t.Errorf("outcome of c%s: %v, %v", id, o, err)
 		}
 	}
-	if cp, ok, err := s.Checkpoint(ctx, "pm", 1); err != nil || !ok || cp.Position != 2 {
+	if cp, ok, err := s.Checkpoint(ctx, "pm", 1); err != nil || !ok || cp.Position != 3 {
 		t.Errorf("checkpoint %+v, %v, %v", cp, ok, err)
 	}
 }

@@ -260,8 +260,23 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 	if len(events) == 0 {
 		return nil, nil
 	}
+	_, out, err := t.appendEvents(ctx, nil, nil, events)
+	return out, err
+}
+
+// AppendEventsAfter reads the events q selects after taking the append lock
+// (skipping the inclusive position ranges in skip), then appends events, in
+// one round trip (evokestore.AppendReader): under the lock nothing else can
+// commit in between.
+func (t *Tx) AppendEventsAfter(ctx context.Context, q evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
+	return t.appendEvents(ctx, &q, skip, events)
+}
+
+// appendEvents appends events (possibly none), reading first, under the
+// append lock, what q selects if it is not nil.
+func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
 	if err := t.lock(); err != nil {
-		return nil, fmt.Errorf("evokepg: append events: %w", err)
+		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
 	defer t.mu.Unlock()
 
@@ -291,6 +306,31 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 	if !t.locked {
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey)
 	}
+	if q != nil {
+		limit := limitOr(q.Limit)
+		los, his := make([]int64, len(skip)), make([]int64, len(skip))
+		for i, r := range skip {
+			los[i], his[i] = r[0], r[1]
+		}
+		var qq *pgx.QueuedQuery
+		if len(q.Types) == 0 {
+			qq = b.Queue(sqlReadLogSkipping, q.After, los, his, limit)
+		} else {
+			qq = b.Queue(sqlReadLogTypesSkipping, q.After, los, his, limit, q.Types)
+		}
+		qq.Query(func(rows pgx.Rows) error {
+			evs, err := scanEvents(rows, min(limit, 64))
+			read = evs
+			return err
+		})
+	}
+	if n == 0 {
+		if err := t.send(ctx, b); err != nil {
+			return nil, nil, fmt.Errorf("evokepg: read log: %w", err)
+		}
+		t.locked = true
+		return read, nil, nil
+	}
 	t.notify(b, evokestore.SetEvents)
 	b.Queue(sqlInsertEvents, ids, streams, versions, types, datas, corrs, causes, vals, ats).Query(func(rows pgx.Rows) error {
 		i := 0
@@ -318,16 +358,16 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 		if c, ok := uniqueConstraint(err); ok {
 			switch c {
 			case consEventID:
-				return nil, fmt.Errorf("evokepg: append events: %w: %v", evokestore.ErrDuplicateEvent, err)
+				return nil, nil, fmt.Errorf("evokepg: append events: %w: %v", evokestore.ErrDuplicateEvent, err)
 			case consStreamVersion:
-				return nil, fmt.Errorf("evokepg: append events: %w: %v", evokestore.ErrVersionConflict, err)
+				return nil, nil, fmt.Errorf("evokepg: append events: %w: %v", evokestore.ErrVersionConflict, err)
 			}
 		}
-		return nil, fmt.Errorf("evokepg: append events: %w", err)
+		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
 	t.locked = true
 	t.topics |= evokestore.SetEvents
-	return out, nil
+	return read, out, nil
 }
 
 // The rows of an insert come from unnest over one array per column, in

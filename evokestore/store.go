@@ -182,6 +182,21 @@ type WriteDeferrer interface {
 	DeferWrites()
 }
 
+// AppendReader is an optional extension of a Tx, for a store whose calls
+// cost a round trip: AppendEventsAfter reads the events of the log that q
+// selects (q.Until is ignored; skip lists ranges of positions, inclusive, to
+// pass over), as the Tx sees them once it holds the right to append, then
+// appends events as AppendEvents does, in one round trip. Nothing is
+// committed between the two: every event read precedes the appended ones,
+// and every event committed before them after q.After and outside skip is
+// read (up to q.Limit). evoke's router checks, before committing a batch
+// that ran steps ahead (chained), that no event committed meanwhile reaches
+// those steps' instances; with this, that check costs no round trip of its
+// own while the append lock is held.
+type AppendReader interface {
+	AppendEventsAfter(ctx context.Context, q LogQuery, skip [][2]int64, events []NewEvent) (read, appended []Event, err error)
+}
+
 // Tx is a write transaction. Its writes become visible together at Commit.
 type Tx interface {
 	Querier

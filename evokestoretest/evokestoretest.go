@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
 		{"ReadEvents", testReadEvents},
+		{"AppendReader", testAppendReader},
 		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
 		{"LeaseBalance", testLeaseBalance},

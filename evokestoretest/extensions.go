@@ -13,7 +13,7 @@ import (
 // This file holds the subtests of the parts of the interface added after
 // the first version of the suite: LogQuery.Until, Tx.PutCheckpoints,
 // OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and the
-// optional extensions a backend may implement (StreamsReader, EventsReader, Purger,
+// optional extensions a backend may implement (StreamsReader, EventsReader, AppendReader, Purger,
 // Leaser with LeaseChecker). A subtest of an optional extension skips when
 // the store does not implement it.
 
@@ -880,5 +880,80 @@ func testReadEvents(t *testing.T, s evokestore.Store) {
 	check("tx", tx.(evokestore.EventsReader), []string{"e-a3", "e-a1"}, []string{"e-a1", "e-a3"})
 	if storeOK {
 		check("store beside an open tx", erStore, []string{"e-a3"}, nil)
+	}
+}
+
+// testAppendReader: AppendEventsAfter reads the log after a position, but for
+// the ranges to skip, restricted to types if given, and appends after what it
+// read; a failed append rolls back with the Tx.
+func testAppendReader(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	tx0 := begin(t, s)
+	_, ok := tx0.(evokestore.AppendReader)
+	_ = tx0.Rollback()
+	if !ok {
+		t.Skipf("%s store implements no evokestore.AppendReader (optional)", s.Backend())
+	}
+	types := []string{"A", "B"}
+	var news []evokestore.NewEvent
+	for i := range 8 {
+		news = append(news, newEvent(fmt.Sprintf("e%d", i+1), "s", int64(i+1), types[i%2]))
+	}
+	p := appendEvents(t, s, news[:3]...)
+	p = append(p, appendEvents(t, s, news[3:6]...)...)
+	ids := func(evs []evokestore.Event) []string {
+		out := []string{}
+		for _, e := range evs {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		q    evokestore.LogQuery
+		skip [][2]int64
+		want []string
+	}{
+		{"after e1", evokestore.LogQuery{After: p[0].Position}, nil, []string{"e2", "e3", "e4", "e5", "e6"}},
+		{"after e1, skipping e3..e4", evokestore.LogQuery{After: p[0].Position}, [][2]int64{{p[2].Position, p[3].Position}}, []string{"e2", "e5", "e6"}},
+		{"skipping e2 and e5 alone", evokestore.LogQuery{}, [][2]int64{{p[1].Position, p[1].Position}, {p[4].Position, p[4].Position}}, []string{"e1", "e3", "e4", "e6"}},
+		{"type A, skipping e3", evokestore.LogQuery{Types: []string{"A"}}, [][2]int64{{p[2].Position, p[2].Position}}, []string{"e1", "e5"}},
+		{"limit 2 after e2", evokestore.LogQuery{After: p[1].Position, Limit: 2}, nil, []string{"e3", "e4"}},
+		{"Until is ignored", evokestore.LogQuery{After: p[4].Position, Until: p[4].Position}, nil, []string{"e6"}},
+	}
+	for _, c := range cases {
+		tx := begin(t, s)
+		read, appended, err := tx.(evokestore.AppendReader).AppendEventsAfter(ctx, c.q, c.skip, nil)
+		_ = tx.Rollback()
+		if err != nil || len(appended) != 0 || !slices.Equal(ids(read), c.want) {
+			t.Errorf("%s: read %v, appended %v, %v; want %v", c.name, ids(read), ids(appended), err, c.want)
+		}
+	}
+	// With events to append: they follow what was read, and commit.
+	tx := begin(t, s)
+	read, appended, err := tx.(evokestore.AppendReader).AppendEventsAfter(ctx, evokestore.LogQuery{After: p[3].Position}, nil, news[6:8])
+	if err != nil {
+		_ = tx.Rollback()
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(read), []string{"e5", "e6"}) || !slices.Equal(ids(appended), []string{"e7", "e8"}) ||
+		appended[0].Position <= p[5].Position || appended[1].Position <= appended[0].Position {
+		t.Errorf("read %v, appended %v at %d, %d (e6 at %d)", ids(read), ids(appended), appended[0].Position, appended[1].Position, p[5].Position)
+	}
+	if got := readAll(t, s); len(got) != 8 || got[7].ID != "e8" || got[6].Position != appended[0].Position {
+		t.Errorf("the log after the append: %v", ids(got))
+	}
+	// A conflicting append fails, and nothing of it stays.
+	tx = begin(t, s)
+	if _, _, err := tx.(evokestore.AppendReader).AppendEventsAfter(ctx, evokestore.LogQuery{}, nil,
+		[]evokestore.NewEvent{newEvent("e9", "other", 1, "A"), newEvent("e10", "s", 3, "A")}); !errors.Is(err, evokestore.ErrVersionConflict) {
+		t.Errorf("an append at a taken stream version: %v, want ErrVersionConflict", err)
+	}
+	_ = tx.Rollback()
+	if got := readAll(t, s); len(got) != 8 {
+		t.Errorf("%d events after the failed append, want 8", len(got))
 	}
 }

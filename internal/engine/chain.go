@@ -463,7 +463,16 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
 	first := int64(0)
 	xs := append([]*execution{exec}, ch.execs...)
-	if err := writeAll(ctx, tx, xs, nil); err != nil {
+	// The events committed between the batch's end and its appends, but
+	// for those of the batches in flight (known, see chain), are read with
+	// the appends where the store can (in the same round trip, under its
+	// append lock), and otherwise after them.
+	var covered [][2]int64
+	for _, l := range b.prevLanded {
+		covered = append(covered, l.ranges...)
+	}
+	ra := &readAlong{q: evokestore.LogQuery{After: b.checkedTo, Types: r.types, Limit: interveningPage}, skip: covered}
+	if err := writeAllReading(ctx, tx, xs, nil, ra); err != nil {
 		return nil, nil, err
 	}
 	for _, x := range xs {
@@ -477,32 +486,45 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 			}
 		}
 	}
-	// The events committed between the batch's end and its appends, but
-	// for those of the batches in flight (known, see chain).
-	var covered [][2]int64
-	for _, l := range b.prevLanded {
-		covered = append(covered, l.ranges...)
-	}
 	read := 0
-	for _, gap := range gaps(b.checkedTo, first, covered) {
+	// check fails if one of the events committed meanwhile reaches a
+	// chained instance, which its chained steps would then pass over.
+	check := func(between []evokestore.Event) error {
+		if read += len(between); read > maxIntervening {
+			return fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
+		}
+		for i := range between {
+			ev := &between[i]
+			rt := r.route(ev)
+			if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
+				continue
+			}
+			if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
+				continue // stepped already
+			}
+			return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+		}
+		return nil
+	}
+	from := b.checkedTo
+	if ra.done {
+		if err := check(ra.events); err != nil {
+			return nil, nil, err
+		}
+		if len(ra.events) < interveningPage {
+			from = first // all read
+		} else {
+			from = ra.events[len(ra.events)-1].Position // read the rest
+		}
+	}
+	for _, gap := range gaps(from, first, covered) {
 		for after := gap[0] - 1; after < gap[1]; {
 			between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: after, Until: gap[1], Types: r.types, Limit: interveningPage})
 			if err != nil {
 				return nil, nil, fmt.Errorf("read the events committed since the batch: %w", err)
 			}
-			if read += len(between); read > maxIntervening {
-				return nil, nil, fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
-			}
-			for i := range between {
-				ev := &between[i]
-				rt := r.route(ev)
-				if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
-					continue
-				}
-				if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
-					continue // stepped already
-				}
-				return nil, nil, fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+			if err := check(between); err != nil {
+				return nil, nil, err
 			}
 			if len(between) < interveningPage {
 				break

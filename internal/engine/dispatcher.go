@@ -423,6 +423,22 @@ func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) e
 // for one, with one call for all outcomes and one for all events (a chain's
 // rounds are an execution each).
 func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int64) error {
+	return writeAllReading(ctx, tx, xs, seqs, nil)
+}
+
+// readAlong asks writeAllReading to read the log with its append, in the
+// same round trip, where the Tx can (evokestore.AppendReader): done reports
+// whether it did, and events holds what it read.
+type readAlong struct {
+	q      evokestore.LogQuery
+	skip   [][2]int64
+	events []evokestore.Event
+	done   bool
+}
+
+// writeAllReading is writeAll, reading along with the append as ra asks
+// (nil: no read).
+func writeAllReading(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int64, ra *readAlong) error {
 	outcomes, appends := xs[0].outcomes, xs[0].appends
 	if len(xs) > 1 {
 		no, na := 0, 0
@@ -452,7 +468,14 @@ func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int
 	if len(appends) == 0 {
 		return nil
 	}
-	evs, err := tx.AppendEvents(ctx, appends)
+	var evs []evokestore.Event
+	var err error
+	if ar, ok := tx.(evokestore.AppendReader); ok && ra != nil {
+		ra.events, evs, err = ar.AppendEventsAfter(ctx, ra.q, ra.skip, appends)
+		ra.done = err == nil
+	} else {
+		evs, err = tx.AppendEvents(ctx, appends)
+	}
 	if err != nil {
 		return fmt.Errorf("append %d events: %w", len(appends), err)
 	}
