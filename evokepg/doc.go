@@ -84,8 +84,12 @@
 // Each write is otherwise a round trip of its own, so that its error is its
 // own; Tx.DeferWrites (evokestore.WriteDeferrer, used by evoke's router)
 // holds back the writes that return nothing until the next statement whose
-// reply is needed, or sends them with COMMIT: a router's batch takes three
-// round trips instead of eight. The fences fail on the server (the
+// reply is needed, or sends them with COMMIT; Tx.AppendEventsAfter
+// (evokestore.AppendReader) reads the events committed before an append in
+// the append's own round trip, once it holds the append lock. A router's
+// chained batch takes two round trips instead of eight, both of them under
+// the append lock (which a remote server's latency therefore bounds: a
+// batch per two round trips). The fences fail on the server (the
 // evoke_assert function, SQLSTATEs EVK01 and EVK02), so that a COMMIT
 // pipelined after them is refused. Batches of 64 rows or more of history and command
 // outcomes go with COPY unless the Tx holds the append lock.
