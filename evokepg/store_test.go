@@ -659,7 +659,17 @@ func TestReadStreamsUsesTheIndexUnanalysed(t *testing.T) {
 	if analysed {
 		t.Skip("the log was analysed already: nothing to show")
 	}
-	rows, err := conn.Query(ctx, `EXPLAIN `+evokepg.SQLReadStreams, pgx.QueryExecModeExec, ids)
+	text := explain(t, conn, evokepg.SQLReadStreams, ids)
+	if strings.Contains(text, "Seq Scan on events") || !strings.Contains(text, "Index") {
+		t.Fatalf("ReadStreams does not read through the stream index:\n%s", text)
+	}
+}
+
+// explain returns the plan PostgreSQL makes for query with args, planned
+// with them as the store plans its lookups (pgx.QueryExecModeExec).
+func explain(t *testing.T, conn *pgx.Conn, query string, args ...any) string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `EXPLAIN `+query, append([]any{pgx.QueryExecModeExec}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,10 +677,7 @@ func TestReadStreamsUsesTheIndexUnanalysed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Join(plan, "\n")
-	if strings.Contains(text, "Seq Scan on events") || !strings.Contains(text, "Index") {
-		t.Fatalf("ReadStreams does not read through the stream index:\n%s", text)
-	}
+	return strings.Join(plan, "\n")
 }
 
 // The store's connections run without JIT compilation unless the URL asks
@@ -1056,15 +1063,7 @@ SELECT 'pm', 'i' || lpad(g::text, 6, '0'), 'timeout', g, 1 FROM generate_series(
 		{"instances", evokepg.SQLInstances, "AND (id = "},
 		{"deadlines", evokepg.SQLInstanceDeadlines, "AND (instance_id = "},
 	} {
-		rows, err := conn.Query(ctx, `EXPLAIN `+c.query, pgx.QueryExecModeExec, "pm", ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := strings.Join(plan, "\n")
+		text := explain(t, conn, c.query, "pm", ids)
 		if strings.Contains(text, "Seq Scan on "+c.name) || strings.Contains(text, "Filter:") || !strings.Contains(text, c.key) {
 			t.Errorf("the %s lookup does not go through the key:\n%s", c.name, text)
 		}

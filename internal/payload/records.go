@@ -51,25 +51,19 @@ func AppendHistoryRun(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64)
 	if len(hs) == 1 {
 		return AppendHistoryRecord(p, &hs[0], ats[0])
 	}
-	p = append(p, '[')
-	for i := range hs {
-		if i > 0 {
-			p = append(p, ',')
-		}
-		p = AppendHistoryFields(p, &hs[i], ats[i])
-		p = append(p, ',')
-		p = strconv.AppendInt(p, hs[i].Position, 10)
-		p = append(p, ',')
-		p = strconv.AppendInt(p, ids[i], 10)
-		p = append(p, ']')
-	}
-	return append(p, ']')
+	return appendHistoryArray(p, hs, ats, ids)
 }
 
 // AppendHistoryMore appends the further records of an evokepg history row:
 // a JSON array holding, for each of hs (recorded at ats[i]), its eleven
 // payload fields followed by its position.
 func AppendHistoryMore(p []byte, hs []evokestore.HistoryRecord, ats []int64) []byte {
+	return appendHistoryArray(p, hs, ats, nil)
+}
+
+// appendHistoryArray appends a JSON array of hs's payload fields, each
+// followed by its position and, if ids is not nil, ids[i].
+func appendHistoryArray(p []byte, hs []evokestore.HistoryRecord, ats, ids []int64) []byte {
 	p = append(p, '[')
 	for i := range hs {
 		if i > 0 {
@@ -78,6 +72,10 @@ func AppendHistoryMore(p []byte, hs []evokestore.HistoryRecord, ats []int64) []b
 		p = AppendHistoryFields(p, &hs[i], ats[i])
 		p = append(p, ',')
 		p = strconv.AppendInt(p, hs[i].Position, 10)
+		if ids != nil {
+			p = append(p, ',')
+			p = strconv.AppendInt(p, ids[i], 10)
+		}
 		p = append(p, ']')
 	}
 	return append(p, ']')
