@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,14 +209,14 @@ func TestTimelineOf(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	steps := []bench.Step{
-		{Trigger: t0.Add(10 * time.Millisecond), Latency: 2 * time.Millisecond},
-		{Trigger: t0.Add(90 * time.Millisecond), Latency: 4 * time.Millisecond},
+		{Trigger: t0.Add(10 * time.Millisecond), Latency: 2 * time.Millisecond, Committed: 7 * time.Millisecond},
+		{Trigger: t0.Add(90 * time.Millisecond), Latency: 4 * time.Millisecond, Committed: 9 * time.Millisecond},
 		{Trigger: t0.Add(250 * time.Millisecond), Latency: 30 * time.Millisecond},
 		{Trigger: t0.Add(-time.Millisecond), Latency: time.Millisecond}, // before the start: the first window
 	}
 	got := bench.TimelineOf(steps, t0, 100*time.Millisecond)
 	want := []bench.Window{
-		{At: 0, Steps: 3, PerSec: 30, P50: 2, P99: 4, Max: 4},
+		{At: 0, Steps: 3, PerSec: 30, P50: 2, P99: 4, Max: 4, CommitP99: 9}, // of the two with a commit time
 		{At: 0.1},
 		{At: 0.2, Steps: 1, PerSec: 10, P50: 30, P99: 30, Max: 30},
 	}
@@ -223,7 +224,7 @@ func TestTimelineOf(t *testing.T) {
 		t.Fatalf("TimelineOf = %+v, want %+v", got, want)
 	}
 	for i := range want {
-		if math.Abs(got[i].At-want[i].At) > 1e-9 || got[i].Steps != want[i].Steps || got[i].PerSec != want[i].PerSec || got[i].P50 != want[i].P50 || got[i].P99 != want[i].P99 || got[i].Max != want[i].Max {
+		if math.Abs(got[i].At-want[i].At) > 1e-9 || got[i].Steps != want[i].Steps || got[i].PerSec != want[i].PerSec || got[i].P50 != want[i].P50 || got[i].P99 != want[i].P99 || got[i].Max != want[i].Max || got[i].CommitP99 != want[i].CommitP99 {
 			t.Errorf("window %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
@@ -240,12 +241,16 @@ func TestTimelineOf(t *testing.T) {
 func TestTimelineSVG(t *testing.T) {
 	t.Parallel()
 	tl := []bench.Window{{At: 0, Steps: 5, PerSec: 50, P50: 1, P99: 2, Max: 3}, {At: 0.1, Steps: 0}, {At: 0.2, Steps: 9, PerSec: 90, P50: 5, P99: 45.5, Max: 60}}
+	withCommits := slices.Clone(tl)
+	withCommits[0].CommitP99, withCommits[2].CommitP99 = 8, 75
 	for _, c := range []struct {
-		tl   []bench.Window
-		want []string
+		tl     []bench.Window
+		want   []string
+		absent string
 	}{
-		{tl, []string{"run &lt;1&gt;", ">p99<", ">target 20 ms<", "stroke-dasharray", "steps/s", "<polyline"}},
-		{nil, []string{"run &lt;1&gt;", ">p50<"}},
+		{tl, []string{"run &lt;1&gt;", ">p99<", ">target 20 ms<", "stroke-dasharray", "steps/s", "<polyline"}, ">p99 to commit<"},
+		{withCommits, []string{">p99 to commit<", ">80<"}, ""}, // the scale takes the commit p99 in
+		{nil, []string{"run &lt;1&gt;", ">p50<"}, ""},
 	} {
 		svg := string(bench.TimelineSVG("run <1>", c.tl, bench.TargetP99))
 		d := xml.NewDecoder(strings.NewReader(svg))
@@ -261,6 +266,9 @@ func TestTimelineSVG(t *testing.T) {
 			if !strings.Contains(svg, w) {
 				t.Errorf("%d windows: SVG lacks %q", len(c.tl), w)
 			}
+		}
+		if c.absent != "" && strings.Contains(svg, c.absent) {
+			t.Errorf("%d windows: SVG has %q", len(c.tl), c.absent)
 		}
 		if strings.Contains(svg, "NaN") || strings.Contains(svg, "Inf") {
 			t.Errorf("%d windows: SVG has NaN or Inf coordinates", len(c.tl))

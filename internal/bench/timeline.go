@@ -20,6 +20,9 @@ type Window struct {
 	P50    float64 `json:"p50"`
 	P99    float64 `json:"p99"`
 	Max    float64 `json:"max"`
+	// CommitP99 is the 99th percentile of the latency to the steps'
+	// commits (Step.Committed), 0 when none was measured.
+	CommitP99 float64 `json:"commit_p99"`
 }
 
 // TargetP99 is issue 5's target for the step latency's 99th percentile,
@@ -33,24 +36,28 @@ func TimelineOf(steps []Step, start time.Time, w time.Duration) []Window {
 	if w <= 0 || len(steps) == 0 {
 		return nil
 	}
-	var groups [][]time.Duration
+	var groups, commits [][]time.Duration
 	for _, s := range steps {
 		i := max(int(s.Trigger.Sub(start)/w), 0)
 		for len(groups) <= i {
-			groups = append(groups, nil)
+			groups, commits = append(groups, nil), append(commits, nil)
 		}
 		groups[i] = append(groups[i], s.Latency)
+		if s.Committed > 0 {
+			commits[i] = append(commits[i], s.Committed)
+		}
 	}
 	out := make([]Window, len(groups))
 	for i, g := range groups {
 		l := summariseOwned(g)
-		out[i] = Window{At: (time.Duration(i) * w).Seconds(), Steps: l.Count, PerSec: float64(l.Count) / w.Seconds(), P50: l.P50, P99: l.P99, Max: l.Max}
+		out[i] = Window{At: (time.Duration(i) * w).Seconds(), Steps: l.Count, PerSec: float64(l.Count) / w.Seconds(), P50: l.P50, P99: l.P99, Max: l.Max,
+			CommitP99: summariseOwned(commits[i]).P99}
 	}
 	return out
 }
 
 // TimelineSVG draws a run's timeline: above, the p50, p99 and maximum step
-// latency of each window; below, the steps triggered per second. title
+// latency of each window, and the p99 to the commit where measured; below, the steps triggered per second. title
 // heads the drawing; target, if positive, is drawn as a dashed line across
 // the latency panel.
 func TimelineSVG(title string, tl []Window, target float64) []byte {
@@ -64,8 +71,10 @@ func TimelineSVG(title string, tl []Window, target float64) []byte {
 	)
 	end := 0.0
 	maxLat, maxRate := target, 0.0
+	commits := false
 	for _, x := range tl {
-		maxLat = math.Max(maxLat, x.Max)
+		maxLat = math.Max(maxLat, math.Max(x.Max, x.CommitP99))
+		commits = commits || x.CommitP99 > 0
 		maxRate = math.Max(maxRate, x.PerSec)
 	}
 	if len(tl) > 0 {
@@ -110,10 +119,16 @@ func TimelineSVG(title string, tl []Window, target float64) []byte {
 		b.WriteString("\"/>\n")
 	}
 	line("#bbbbbb", yl, func(p Window) float64 { return p.Max }, 1)
+	if commits {
+		line("#8050a0", yl, func(p Window) float64 { return p.CommitP99 }, 1.5)
+	}
 	line("#e08020", yl, func(p Window) float64 { return p.P99 }, 1.5)
 	line("#4878b0", yl, func(p Window) float64 { return p.P50 }, 1.5)
 	line("#4878b0", yr, func(p Window) float64 { return p.PerSec }, 1.5)
 	legend := []struct{ color, name string }{{"#bbbbbb", "max"}, {"#e08020", "p99"}, {"#4878b0", "p50"}}
+	if commits {
+		legend = append(legend, struct{ color, name string }{"#8050a0", "p99 to commit"})
+	}
 	if target > 0 {
 		legend = append(legend, struct{ color, name string }{"#c03030", fmt.Sprintf("target %s ms", fmtNum(target))})
 	}
