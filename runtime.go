@@ -301,7 +301,9 @@ func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, er
 // Dispatch by its outcome record, and one run with the step that issued it
 // by its events, whose IDs derive from the command's (the store's
 // CommandOutcomes alone does not: such a command has no record of its own;
-// a store without evokestore.EventsReader finds only the records here).
+// on a store without evokestore.EventsReader, which cannot look events up
+// by ID, only the records and the rejections are found, the aggregates of
+// the commands being unknown here).
 func (rt *Runtime) CommandOutcomes(ctx context.Context, ids ...string) (map[string]evokestore.CommandOutcome, error) {
 	cmds := make([]evokestore.OutboxCommand, len(ids))
 	for i, id := range ids {

@@ -639,16 +639,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 			ats[i] = now
 		}
 	}
-	// Rows: runs of one instance's steps, up to historyRun records, and
-	// every other record alone.
-	var runs []int // start of each row's records; the last ends at len(records)
-	for i := range records {
-		if i == 0 || records[i].Kind != evokestore.KindStep || records[i-1].Kind != evokestore.KindStep ||
-			records[i].InstanceID != records[i-1].InstanceID || records[i].ProcessManager != records[i-1].ProcessManager ||
-			i-runs[len(runs)-1] == historyRun {
-			runs = append(runs, i)
-		}
-	}
+	runs := payload.StepRuns(records, historyRun) // each row's first record
 	n := len(runs)
 	pms, insts, kinds, evIDs, evTypes, befores, afters, errs := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)

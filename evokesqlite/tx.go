@@ -316,14 +316,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 		return nil
 	}
 	now := time.Now().UnixNano()
-	// Rows: runs of one instance's steps, and every other record alone.
-	var runs []int // start of each row's records; the last ends at len(records)
-	for i := range records {
-		if i == 0 || records[i].Kind != evokestore.KindStep || records[i-1].Kind != evokestore.KindStep ||
-			records[i].InstanceID != records[i-1].InstanceID || records[i].ProcessManager != records[i-1].ProcessManager {
-			runs = append(runs, i)
-		}
-	}
+	runs := payload.StepRuns(records, 0) // each row's first record
 	// The records' payloads, one buffer for the call (the statements
 	// bind slices of it).
 	size := 0

@@ -224,59 +224,21 @@ func testHistoryNodeAndLeaseToken(t *testing.T, s evokestore.Store) {
 
 func testReadStreams(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
-	srStore, storeOK := s.(evokestore.StreamsReader)
-	tx0 := begin(t, s)
-	_, txOK := tx0.(evokestore.StreamsReader)
-	rollback(t, tx0)
-	if !storeOK && !txOK {
-		t.Skipf("%s store implements no evokestore.StreamsReader (optional)", s.Backend())
-	}
-	if !storeOK {
-		t.Errorf("%s Tx implements evokestore.StreamsReader but its Store does not", s.Backend())
-	}
-	if !txOK {
-		t.Errorf("%s Store implements evokestore.StreamsReader but its Tx does not (the dispatcher asserts it on a Tx)", s.Backend())
-	}
+	// The dispatcher asserts it on a Tx, the inspection tools on the Store.
+	srStore, storeOK, txOK := onStoreAndTx[evokestore.StreamsReader](t, s, "evokestore.StreamsReader")
 
-	news := map[string]evokestore.NewEvent{}
-	add := func(id, stream string, v int64) evokestore.NewEvent {
-		e := newEvent(id, stream, v, "T"+stream)
-		news[id] = e
-		return e
-	}
+	news, add := eventMaker()
 	// Interleaved across commits, so that position order differs from
 	// stream order.
 	var stored []evokestore.Event
 	stored = append(stored, appendEvents(t, s, add("b1", "b", 1), add("a1", "a", 1), add("c1", "c", 1))...)
 	stored = append(stored, appendEvents(t, s, add("a2", "a", 2), add("b2", "b", 2))...)
 	stored = append(stored, appendEvents(t, s, add("a3", "a", 3))...)
-	positions := map[string]int64{}
-	for _, e := range stored {
-		positions[e.ID] = e.Position
-	}
-
+	positions := positionsOf(stored)
 	check := func(where string, sr evokestore.StreamsReader, streams []string, want []string) {
 		t.Helper()
 		got, err := sr.ReadStreams(ctx, streams)
-		if err != nil {
-			t.Errorf("%s: ReadStreams(%q): %v", where, streams, err)
-			return
-		}
-		if ids := eventIDs(got); !slices.Equal(ids, want) && !(len(ids) == 0 && len(want) == 0) {
-			t.Errorf("%s: ReadStreams(%q) = %v, want %v", where, streams, ids, want)
-			return
-		}
-		for _, e := range got {
-			if w, ok := news[e.ID]; ok {
-				checkEvent(t, e, w)
-			}
-			if p, ok := positions[e.ID]; ok && e.Position != p {
-				t.Errorf("%s: ReadStreams event %s at position %d, want %d", where, e.ID, e.Position, p)
-			}
-			if e.Position <= 0 {
-				t.Errorf("%s: ReadStreams event %s has position %d", where, e.ID, e.Position)
-			}
-		}
+		checkEventsRead(t, fmt.Sprintf("%s: ReadStreams(%q)", where, streams), got, err, want, news, positions)
 	}
 	if storeOK {
 		check("store", srStore, []string{"c", "missing", "a"}, []string{"a1", "a2", "a3", "c1"})
@@ -821,47 +783,15 @@ func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 
 func testReadEvents(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
-	erStore, storeOK := s.(evokestore.EventsReader)
-	tx0 := begin(t, s)
-	_, txOK := tx0.(evokestore.EventsReader)
-	rollback(t, tx0)
-	if !storeOK && !txOK {
-		t.Skipf("%s store implements no evokestore.EventsReader (optional)", s.Backend())
-	}
-	if !storeOK || !txOK {
-		t.Errorf("%s: evokestore.EventsReader on the Store %v, on its Tx %v: want both", s.Backend(), storeOK, txOK)
-	}
-	news := map[string]evokestore.NewEvent{}
-	add := func(id, stream string, v int64) evokestore.NewEvent {
-		e := newEvent(id, stream, v, "T"+stream)
-		news[id] = e
-		return e
-	}
+	erStore, storeOK, txOK := onStoreAndTx[evokestore.EventsReader](t, s, "evokestore.EventsReader")
+	news, add := eventMaker()
 	stored := appendEvents(t, s, add("e-b1", "b", 1), add("e-a1", "a", 1))
 	stored = append(stored, appendEvents(t, s, add("e-a2", "a", 2))...)
-	positions := map[string]int64{}
-	for _, e := range stored {
-		positions[e.ID] = e.Position
-	}
+	positions := positionsOf(stored)
 	check := func(where string, er evokestore.EventsReader, ids []string, want []string) {
 		t.Helper()
 		got, err := er.ReadEvents(ctx, ids)
-		if err != nil {
-			t.Errorf("%s: ReadEvents(%q): %v", where, ids, err)
-			return
-		}
-		if got := eventIDs(got); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
-			t.Errorf("%s: ReadEvents(%q) = %v, want %v (log order)", where, ids, got, want)
-			return
-		}
-		for _, e := range got {
-			if w, ok := news[e.ID]; ok {
-				checkEvent(t, e, w)
-			}
-			if p, ok := positions[e.ID]; ok && e.Position != p {
-				t.Errorf("%s: ReadEvents event %s at position %d, want %d", where, e.ID, e.Position, p)
-			}
-		}
+		checkEventsRead(t, fmt.Sprintf("%s: ReadEvents(%q) (log order)", where, ids), got, err, want, news, positions)
 	}
 	if storeOK {
 		check("store", erStore, []string{"e-a2", "missing", "e-b1", "e-a1"}, []string{"e-b1", "e-a1", "e-a2"})
@@ -901,13 +831,6 @@ func testAppendReader(t *testing.T, s evokestore.Store) {
 	}
 	p := appendEvents(t, s, news[:3]...)
 	p = append(p, appendEvents(t, s, news[3:6]...)...)
-	ids := func(evs []evokestore.Event) []string {
-		out := []string{}
-		for _, e := range evs {
-			out = append(out, e.ID)
-		}
-		return out
-	}
 	cases := []struct {
 		name string
 		q    evokestore.LogQuery
@@ -925,8 +848,8 @@ func testAppendReader(t *testing.T, s evokestore.Store) {
 		tx := begin(t, s)
 		read, appended, err := tx.(evokestore.AppendReader).AppendEventsAfter(ctx, c.q, c.skip, nil)
 		_ = tx.Rollback()
-		if err != nil || len(appended) != 0 || !slices.Equal(ids(read), c.want) {
-			t.Errorf("%s: read %v, appended %v, %v; want %v", c.name, ids(read), ids(appended), err, c.want)
+		if err != nil || len(appended) != 0 || !slices.Equal(eventIDs(read), c.want) {
+			t.Errorf("%s: read %v, appended %v, %v; want %v", c.name, eventIDs(read), eventIDs(appended), err, c.want)
 		}
 	}
 	// With events to append: they follow what was read, and commit.
@@ -939,12 +862,12 @@ func testAppendReader(t *testing.T, s evokestore.Store) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(ids(read), []string{"e5", "e6"}) || !slices.Equal(ids(appended), []string{"e7", "e8"}) ||
+	if !slices.Equal(eventIDs(read), []string{"e5", "e6"}) || !slices.Equal(eventIDs(appended), []string{"e7", "e8"}) ||
 		appended[0].Position <= p[5].Position || appended[1].Position <= appended[0].Position {
-		t.Errorf("read %v, appended %v at %d, %d (e6 at %d)", ids(read), ids(appended), appended[0].Position, appended[1].Position, p[5].Position)
+		t.Errorf("read %v, appended %v at %d, %d (e6 at %d)", eventIDs(read), eventIDs(appended), appended[0].Position, appended[1].Position, p[5].Position)
 	}
 	if got := readAll(t, s); len(got) != 8 || got[7].ID != "e8" || got[6].Position != appended[0].Position {
-		t.Errorf("the log after the append: %v", ids(got))
+		t.Errorf("the log after the append: %v", eventIDs(got))
 	}
 	// A conflicting append fails, and nothing of it stays.
 	tx = begin(t, s)
@@ -955,5 +878,69 @@ func testAppendReader(t *testing.T, s evokestore.Store) {
 	_ = tx.Rollback()
 	if got := readAll(t, s); len(got) != 8 {
 		t.Errorf("%d events after the failed append, want 8", len(got))
+	}
+}
+
+// positionsOf returns the positions of evs by event ID.
+func positionsOf(evs []evokestore.Event) map[string]int64 {
+	m := make(map[string]int64, len(evs))
+	for _, e := range evs {
+		m[e.ID] = e.Position
+	}
+	return m
+}
+
+// checkEventsRead checks what a read (what) returned: the events want, by ID
+// and in that order, each as it was appended (news) and at its position
+// (positions).
+func checkEventsRead(t *testing.T, what string, got []evokestore.Event, err error, want []string, news map[string]evokestore.NewEvent, positions map[string]int64) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return
+	}
+	if ids := eventIDs(got); !slices.Equal(ids, want) && !(len(ids) == 0 && len(want) == 0) {
+		t.Errorf("%s = %v, want %v", what, ids, want)
+		return
+	}
+	for _, e := range got {
+		if w, ok := news[e.ID]; ok {
+			checkEvent(t, e, w)
+		}
+		if p, ok := positions[e.ID]; ok && e.Position != p {
+			t.Errorf("%s: event %s at position %d, want %d", what, e.ID, e.Position, p)
+		}
+		if e.Position <= 0 {
+			t.Errorf("%s: event %s has position %d", what, e.ID, e.Position)
+		}
+	}
+}
+
+// onStoreAndTx reports whether s and its Tx implement the optional
+// extension T (named name), and returns s as one: it skips the test if
+// neither does, and fails it if only one does.
+func onStoreAndTx[T any](t *testing.T, s evokestore.Store, name string) (store T, storeOK, txOK bool) {
+	t.Helper()
+	store, storeOK = s.(T)
+	tx := begin(t, s)
+	_, txOK = tx.(T)
+	rollback(t, tx)
+	if !storeOK && !txOK {
+		t.Skipf("%s store implements no %s (optional)", s.Backend(), name)
+	}
+	if !storeOK || !txOK {
+		t.Errorf("%s: %s on the Store %v, on its Tx %v: want both", s.Backend(), name, storeOK, txOK)
+	}
+	return store, storeOK, txOK
+}
+
+// eventMaker returns add, which makes an event of type "T"+stream, and the
+// events it made by ID.
+func eventMaker() (news map[string]evokestore.NewEvent, add func(id, stream string, v int64) evokestore.NewEvent) {
+	news = map[string]evokestore.NewEvent{}
+	return news, func(id, stream string, v int64) evokestore.NewEvent {
+		e := newEvent(id, stream, v, "T"+stream)
+		news[id] = e
+		return e
 	}
 }

@@ -372,20 +372,14 @@ func (c *commitClock) committed() func(id string) (time.Time, bool) {
 
 // CommitLatencies summarises the steps' Committed times, of all and by
 // triggering event type, over the steps that have one.
-func CommitLatencies(steps []Step) (all Latency, byTrigger map[string]Latency) {
+func CommitLatencies(steps []Step) (all Latency, by map[string]Latency) {
 	a := make([]time.Duration, 0, len(steps))
-	by := map[string][]time.Duration{}
 	for _, s := range steps {
 		if s.Committed > 0 {
 			a = append(a, s.Committed)
-			by[s.Type] = append(by[s.Type], s.Committed)
 		}
 	}
-	byTrigger = make(map[string]Latency, len(by))
-	for t, l := range by {
-		byTrigger[t] = summariseOwned(l)
-	}
-	return summariseOwned(a), byTrigger
+	return summariseOwned(a), byTrigger(steps, func(s Step) (time.Duration, bool) { return s.Committed, s.Committed > 0 })
 }
 
 // StepLatencies returns, for every command the run's orders' steps
@@ -533,9 +527,17 @@ func SummariseSteps(steps []Step, steadyFrom time.Time) (all, steady Latency) {
 // ByTrigger summarises the latencies of steps by their triggering event's
 // type.
 func ByTrigger(steps []Step) map[string]Latency {
+	return byTrigger(steps, func(s Step) (time.Duration, bool) { return s.Latency, true })
+}
+
+// byTrigger summarises of(s) of steps by their triggering event's type,
+// over the steps of which it is measured (ok).
+func byTrigger(steps []Step, of func(Step) (d time.Duration, ok bool)) map[string]Latency {
 	by := map[string][]time.Duration{}
 	for _, s := range steps {
-		by[s.Type] = append(by[s.Type], s.Latency)
+		if d, ok := of(s); ok {
+			by[s.Type] = append(by[s.Type], d)
+		}
 	}
 	out := make(map[string]Latency, len(by))
 	for t, l := range by {

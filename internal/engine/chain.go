@@ -472,7 +472,7 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 		covered = append(covered, l.ranges...)
 	}
 	ra := &readAlong{q: evokestore.LogQuery{After: b.checkedTo, Types: r.types, Limit: interveningPage}, skip: covered}
-	if err := writeAllReading(ctx, tx, xs, nil, ra); err != nil {
+	if err := writeAll(ctx, tx, xs, nil, ra); err != nil {
 		return nil, nil, err
 	}
 	for _, x := range xs {

@@ -330,18 +330,19 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		owner:    make([]int, 0, len(cmds)),
 		outcomes: make([]evokestore.CommandOutcome, 0, len(cmds)),
 	}
-	seen := make(map[string]evokestore.CommandOutcome)
+	var seen map[string]evokestore.CommandOutcome
 	switch lookup {
+	case lookupNone:
+		seen = make(map[string]evokestore.CommandOutcome, len(cmds))
 	case lookupRecords, lookupAll:
 		find := recordedOutcomes
 		if lookup == lookupAll {
 			find = Outcomes
 		}
-		prior, err := find(ctx, tx, cmds)
-		if err != nil {
+		var err error
+		if seen, err = find(ctx, tx, cmds); err != nil {
 			return nil, fmt.Errorf("load command outcomes: %w", err)
 		}
-		seen = prior
 	}
 	now := en.cfg.Clock.Now()
 	cache, err := en.preload(ctx, tx, cmds, seen, overlay)
@@ -416,18 +417,11 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 // (the log's positions follow commit order) holds that lock briefly and
 // never while waiting for other rows.
 func (x *execution) write(ctx context.Context, tx evokestore.Tx, seqs []int64) error {
-	return writeAll(ctx, tx, []*execution{x}, seqs)
+	return writeAll(ctx, tx, []*execution{x}, seqs, nil)
 }
 
-// writeAll writes the outcomes and events of xs, in order, as write does
-// for one, with one call for all outcomes and one for all events (a chain's
-// rounds are an execution each).
-func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int64) error {
-	return writeAllReading(ctx, tx, xs, seqs, nil)
-}
-
-// readAlong asks writeAllReading to read the log with its append, in the
-// same round trip, where the Tx can (evokestore.AppendReader): done reports
+// readAlong asks writeAll to read the log with its append, in the same
+// round trip, where the Tx can (evokestore.AppendReader): done reports
 // whether it did, and events holds what it read.
 type readAlong struct {
 	q      evokestore.LogQuery
@@ -436,9 +430,11 @@ type readAlong struct {
 	done   bool
 }
 
-// writeAllReading is writeAll, reading along with the append as ra asks
-// (nil: no read).
-func writeAllReading(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int64, ra *readAlong) error {
+// writeAll writes the outcomes and events of xs, in order, as write does
+// for one, with one call for all outcomes and one for all events (a chain's
+// rounds are an execution each). ra, if not nil, asks for a read of the
+// log along with the append.
+func writeAll(ctx context.Context, tx evokestore.Tx, xs []*execution, seqs []int64, ra *readAlong) error {
 	outcomes, appends := xs[0].outcomes, xs[0].appends
 	if len(xs) > 1 {
 		no, na := 0, 0

@@ -104,7 +104,7 @@ func recordedOutcomes(ctx context.Context, q evokestore.Querier, cmds []evokesto
 
 // eventsByID returns a reader of events by ID: the store's own
 // (evokestore.EventsReader), or one that reads the streams of cmds'
-// aggregates and rejections.
+// aggregates (where known) and rejections.
 func eventsByID(q evokestore.Querier) func(ctx context.Context, ids []string, cmds []*evokestore.OutboxCommand) (map[string]evokestore.Event, error) {
 	if er, ok := q.(evokestore.EventsReader); ok {
 		return func(ctx context.Context, ids []string, _ []*evokestore.OutboxCommand) (map[string]evokestore.Event, error) {
@@ -127,7 +127,11 @@ func eventsByID(q evokestore.Querier) func(ctx context.Context, ids []string, cm
 		m := make(map[string]evokestore.Event)
 		streams := make(map[string]bool)
 		for _, c := range cmds {
-			for _, s := range []string{StreamID(c.AggregateType, c.AggregateID), RejectionStreamID(c.ID)} {
+			ss := []string{RejectionStreamID(c.ID)}
+			if c.AggregateType != "" {
+				ss = append(ss, StreamID(c.AggregateType, c.AggregateID))
+			}
+			for _, s := range ss {
 				if streams[s] {
 					continue
 				}

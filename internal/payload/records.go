@@ -43,6 +43,23 @@ func AppendHistoryRecord(p []byte, h *evokestore.HistoryRecord, at int64) []byte
 	return append(AppendHistoryFields(p, h, at), ']')
 }
 
+// StepRuns splits records into history rows: runs of consecutive steps
+// of one instance (a saga's chained steps), of at most max records (no
+// bound if max <= 0), and every other record alone. It returns the index
+// of each row's first record; a row ends where the next begins, the last
+// at len(records).
+func StepRuns(records []evokestore.HistoryRecord, max int) []int {
+	var runs []int
+	for i := range records {
+		if i == 0 || records[i].Kind != evokestore.KindStep || records[i-1].Kind != evokestore.KindStep ||
+			records[i].InstanceID != records[i-1].InstanceID || records[i].ProcessManager != records[i-1].ProcessManager ||
+			max > 0 && i-runs[len(runs)-1] == max {
+			runs = append(runs, i)
+		}
+	}
+	return runs
+}
+
 // AppendHistoryRun appends the payload of a row holding the records hs,
 // recorded at ats[i], with IDs ids[i]: one record's as AppendHistoryRecord
 // writes it, several as an array of their fields followed by position and
@@ -84,14 +101,26 @@ func appendHistoryArray(p []byte, hs []evokestore.HistoryRecord, ats, ids []int6
 // ParseHistoryMore appends to out the records AppendHistoryMore wrote, of
 // row's process manager and instance, with IDs row.ID+1, row.ID+2, ...
 func ParseHistoryMore(out []evokestore.HistoryRecord, row *evokestore.HistoryRecord, more []byte) ([]evokestore.HistoryRecord, error) {
+	return parseHistoryArray(out, row, more, 1)
+}
+
+// parseHistoryArray appends to out the records of a JSON array
+// appendHistoryArray wrote, of row's process manager and instance: their
+// IDs are row.ID+from, row.ID+from+1, ..., or, with from < 0, read from
+// the array.
+func parseHistoryArray(out []evokestore.HistoryRecord, row *evokestore.HistoryRecord, arr []byte, from int) ([]evokestore.HistoryRecord, error) {
 	var elems []json.RawMessage
-	if err := json.Unmarshal(more, &elems); err != nil {
-		return out, fmt.Errorf("further records: %w", err)
+	if err := json.Unmarshal(arr, &elems); err != nil {
+		return out, fmt.Errorf("payload: %w", err)
 	}
 	for i, e := range elems {
-		h := evokestore.HistoryRecord{ID: row.ID + int64(i) + 1, ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
-		if err := ParseHistoryRecord(e, &h, &h.Position); err != nil {
-			return out, fmt.Errorf("record %d of the row: %w", i+1, err)
+		h := evokestore.HistoryRecord{ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
+		more := []any{&h.Position, &h.ID}
+		if from >= 0 {
+			h.ID, more = row.ID+int64(from+i), more[:1]
+		}
+		if err := ParseHistoryRecord(e, &h, more...); err != nil {
+			return out, fmt.Errorf("record %d of the row: %w", max(from, 0)+i, err)
 		}
 		out = append(out, h)
 	}
@@ -138,18 +167,7 @@ func ParseHistoryRow(out []evokestore.HistoryRecord, row evokestore.HistoryRecor
 		}
 		return append(out, row), nil
 	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(record, &elems); err != nil {
-		return out, fmt.Errorf("payload: %w", err)
-	}
-	for i, e := range elems {
-		h := evokestore.HistoryRecord{ProcessManager: row.ProcessManager, InstanceID: row.InstanceID}
-		if err := ParseHistoryRecord(e, &h, &h.Position, &h.ID); err != nil {
-			return out, fmt.Errorf("record %d of the row: %w", i, err)
-		}
-		out = append(out, h)
-	}
-	return out, nil
+	return parseHistoryArray(out, &row, record, -1)
 }
 
 // ParseHistoryRecord fills in h from a payload AppendHistoryRecord wrote

@@ -3,6 +3,7 @@ package payload
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -195,5 +196,30 @@ func TestHistoryMoreRoundTrip(t *testing.T) {
 	}
 	if _, err := ParseHistoryMore(nil, &row, []byte(`[[1]]`)); err == nil {
 		t.Error("a malformed record was read")
+	}
+}
+
+// Rows are runs of one instance's consecutive steps, cut at max records;
+// every other record is a row of its own.
+func TestStepRuns(t *testing.T) {
+	rec := func(pm, id, kind string) evokestore.HistoryRecord {
+		return evokestore.HistoryRecord{ProcessManager: pm, InstanceID: id, Kind: kind}
+	}
+	step, failed := evokestore.KindStep, evokestore.KindFailed
+	records := []evokestore.HistoryRecord{
+		rec("pm", "i", step), rec("pm", "i", step), rec("pm", "i", step), // 0: a run
+		rec("pm", "j", step),                             // 3: another instance
+		rec("other", "j", step),                          // 4: another process manager
+		rec("other", "j", failed),                        // 5: not a step
+		rec("other", "j", step), rec("other", "j", step), // 6: a run after it
+	}
+	if got, want := StepRuns(records, 0), []int{0, 3, 4, 5, 6}; !slices.Equal(got, want) {
+		t.Errorf("StepRuns(no bound) = %v, want %v", got, want)
+	}
+	if got, want := StepRuns(records, 2), []int{0, 2, 3, 4, 5, 6}; !slices.Equal(got, want) {
+		t.Errorf("StepRuns(2) = %v, want %v", got, want)
+	}
+	if got := StepRuns(nil, 0); len(got) != 0 {
+		t.Errorf("StepRuns(nil) = %v", got)
 	}
 }
