@@ -87,9 +87,10 @@
 // reply is needed, or sends them with COMMIT; Tx.AppendEventsAfter
 // (evokestore.AppendReader) reads the events committed before an append in
 // the append's own round trip, once it holds the append lock. A router's
-// chained batch takes two round trips instead of eight, both of them under
-// the append lock (which a remote server's latency therefore bounds: a
-// batch per two round trips). The fences fail on the server (the
+// chained batch takes two round trips instead of eight: the append lock is
+// taken in the first and held until the second (the COMMIT) returns, so a
+// remote server's latency bounds the batches a second to about one per
+// round trip and a half. The fences fail on the server (the
 // evoke_assert function, SQLSTATEs EVK01 and EVK02), so that a COMMIT
 // pipelined after them is refused. Batches of 64 rows or more of history and command
 // outcomes go with COPY unless the Tx holds the append lock.

@@ -762,7 +762,8 @@ func TestNoCopyUnderTheAppendLock(t *testing.T) {
 // round trip that needs a reply, or with COMMIT: a chained batch's write
 // (fence, outcomes, events, the check of what was committed meanwhile,
 // instances, history, checkpoints, commit) takes three round trips instead
-// of eight, and writes the same rows.
+// of eight, and two when the check rides with the events
+// (AppendEventsAfter), and writes the same rows.
 func TestDeferredWritesSaveRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, newSchema(t), nil)

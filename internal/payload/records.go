@@ -1,7 +1,7 @@
 // Package payload encodes the stores' history records and command outcomes
 // as JSON arrays without reflection, on the writer's path: evokesqlite keeps
-// each record's payload so (migrations 0011, 0012), evokepg the further
-// records of a history row holding a run of steps (migration 0014).
+// each record's payload so (its migrations 0011, 0012), evokepg the further
+// records of a history row holding a run of steps (its migration 0009).
 package payload
 
 import (
