@@ -208,6 +208,9 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 		l := r.StepLatencyByTrigger[t]
 		row(fmt.Sprintf("after %s: p50 / p99 ms", t), fmt.Sprintf("%.1f / %.1f", l.P50, l.P99))
 	}
+	if l := r.AppendLatency; l.Count > 0 {
+		row("orders' appends: p50 / p99 / max ms", fmt.Sprintf("%.1f / %.1f / %.1f (%d calls)", l.P50, l.P99, l.Max, l.Count))
+	}
 	if l := r.CommitLatency; l.Count > 0 {
 		row("to commit: p50 / p99 / max ms", fmt.Sprintf("%.1f / %.1f / %.1f", l.P50, l.P99, l.Max))
 		for _, t := range slices.Sorted(maps.Keys(r.CommitLatencyByTrigger)) {

@@ -35,7 +35,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("used file without --force: exit %d, %s", code, errs)
 	}
 	code, out, errs = run(t, "bench", "--store", db, "--orders", "10", "--force", "--calibrate")
-	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "after OrderPlaced: p50 / p99 ms") || !strings.Contains(out, "CPU µs per saga") || !strings.Contains(out, "machine: 1-row tx/s") || !strings.Contains(out, "writer busy") || !strings.Contains(out, "per batch: prepare / wait / write ms") {
+	if code != 0 || !strings.Contains(out, "sagas/s") || !strings.Contains(out, "step p99 ms") || !strings.Contains(out, "after OrderPlaced: p50 / p99 ms") || !strings.Contains(out, "CPU µs per saga") || !strings.Contains(out, "machine: 1-row tx/s") || !strings.Contains(out, "writer busy") || !strings.Contains(out, "per batch: prepare / wait / write ms") || !strings.Contains(out, "orders' appends: p50 / p99 / max ms") {
 		t.Errorf("--force --calibrate table (exit %d): %s %s", code, out, errs)
 	}
 	// --timeline draws the run; with --json its windows are in the result.

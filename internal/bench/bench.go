@@ -124,6 +124,13 @@ type Result struct {
 	// batch before. CommitLatencyByTrigger is it by triggering event type.
 	CommitLatency          Latency            `json:"commit_latency_ms"`
 	CommitLatencyByTrigger map[string]Latency `json:"commit_latency_by_trigger_ms"`
+	// AppendLatency summarises the producer's appends that placed the
+	// orders (each a Runtime.AppendBatch of up to 500 orders, or of a 10 ms
+	// slice with Rate): from the call to its return, the wait for the
+	// store's write lock included. An OrderPlaced step's latency starts
+	// when its event is stamped, before the append, so it includes the
+	// append; the rest is the router's.
+	AppendLatency Latency `json:"append_latency_ms"`
 	// CPUSeconds is the CPU time (user and system) the whole process
 	// used during the timed run, the orders' producer included; on a
 	// shared machine it varies less than the wall time. CPUPerSagaUS is it
@@ -215,10 +222,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 		end = opts.Timed()
 	}
 	commits := newCommitClock(3 * opts.Orders)
+	appends := &appendClock{}
 	start, cpu0 := time.Now(), processCPU()
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
-		Hooks: commits,
+		Hooks: commits, Placed: appends.add,
 	})
 	cpu := processCPU() - cpu0
 	end()
@@ -248,6 +256,7 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	res.StepLatency, res.SteadyStepLatency = SummariseSteps(steps, start.Add(WarmUp))
 	res.StepLatencyByTrigger = ByTrigger(steps)
 	res.CommitLatency, res.CommitLatencyByTrigger = CommitLatencies(steps)
+	res.AppendLatency = appends.summary()
 	res.Timeline = TimelineOf(steps, start, opts.Window)
 	return res, runErr
 }
@@ -328,6 +337,26 @@ type Step struct {
 	// as the runtime reported it; 0 when it did not (StepLatencies was
 	// given no commit times, or none for this command).
 	Committed time.Duration
+}
+
+// appendClock collects how long the producer's appends took. A paced
+// producer may still be running when a failed run returns.
+type appendClock struct {
+	mu   sync.Mutex
+	took []time.Duration
+}
+
+// add is demo.Options.Placed.
+func (c *appendClock) add(_ int, d time.Duration) {
+	c.mu.Lock()
+	c.took = append(c.took, d)
+	c.mu.Unlock()
+}
+
+func (c *appendClock) summary() Latency {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Summarise(c.took)
 }
 
 // commitClock records when the runtime reported each command's step

@@ -114,6 +114,10 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	if cb := res.CommitLatencyByTrigger; len(cb) != 3 || cb["OrderPlaced"].Count != orders || cb["InventoryReserved"].Count != orders {
 		t.Errorf("commit latency by trigger: %+v", cb)
 	}
+	// The orders were placed at once: one append (of up to 500 orders).
+	if a := res.AppendLatency; a.Count != 1 || a.P50 <= 0 || a.P50 > a.P99 || a.P99 > a.Max {
+		t.Errorf("append latency %+v: want the one append that placed %d orders", a, orders)
+	}
 	// The timeline accounts for every step, window by window.
 	n := 0
 	for i, w := range res.Timeline {
@@ -132,6 +136,26 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 func evokeConfig() (c evoke.Config) {
 	c.BatchSize, c.DispatchBatchSize, c.Workers = 64, 64, 2
 	return c
+}
+
+// TestAppendLatencyPaced: a paced run places its orders in 10 ms slices,
+// each append reported once.
+func TestAppendLatencyPaced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tgt, err := bench.OpenEmpty(ctx, filepath.Join(t.TempDir(), "paced.db"), false, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close(ctx, false)
+	const orders, rate = 120, 1000 // 120 ms of placing: about 12 slices
+	res, err := bench.Run(ctx, tgt.Store, bench.Options{Orders: orders, Rate: rate, Stall: 30 * time.Second, Config: evokeConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := res.AppendLatency; a.Count < 4 || a.Count > orders || a.P50 <= 0 || a.P50 > a.P99 || a.P99 > a.Max {
+		t.Errorf("append latency %+v: want one per 10 ms slice of %d orders at %d/s", a, orders, rate)
+	}
 }
 
 func TestBenchSQLite(t *testing.T) {

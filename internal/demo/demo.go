@@ -61,6 +61,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Hooks, if set, receives the runtime's telemetry too.
 	Hooks evoke.Hooks
+	// Placed, if set, is called after each append that placed orders, with
+	// how many it placed and how long the append took (the call to
+	// Runtime.AppendBatch: its transaction, waiting for the store's write
+	// lock included). It is called from the goroutine placing the orders.
+	Placed func(orders int, took time.Duration)
 	// Config tunes the runtime; its Logger and Hooks are set by Run.
 	Config evoke.Config
 }
@@ -200,11 +205,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 
 	if opts.Rate > 0 {
 		go func() {
-			if err := placePaced(ctx, rt, first, opts.Orders, opts.Rate, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil && ctx.Err() == nil {
+			if err := placePaced(ctx, rt, first, opts.Orders, opts.Rate, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil && ctx.Err() == nil {
 				logger.Error("placing orders failed", "err", err)
 			}
 		}()
-	} else if err := Place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate); err != nil {
+	} else if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil {
 		return sum, err
 	}
 
@@ -290,6 +295,11 @@ func allocate(ctx context.Context, rt *evoke.Runtime, n int) (int, error) {
 // batches; rt need not be started. With resume, orders placed by an earlier
 // attempt are skipped. failRate and timeoutRate are as in Options.
 func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64) error {
+	return place(ctx, rt, first, n, resume, failRate, timeoutRate, nil)
+}
+
+// place is Place reporting each append to placed (if not nil).
+func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64, placed func(int, time.Duration)) error {
 	const chunk = 500
 	for lo := first; lo < first+n; lo += chunk {
 		hi := min(lo+chunk, first+n)
@@ -306,7 +316,11 @@ func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 				continue
 			}
 		}
+		t0 := time.Now()
 		_, err := rt.AppendBatch(ctx, batch)
+		if err == nil && placed != nil {
+			placed(len(batch), time.Since(t0))
+		}
 		if err != nil && resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
 			for _, a := range batch {
 				_, err := rt.Append(ctx, a.StreamID, a.ExpectedVersion, a.Events...)
@@ -324,7 +338,7 @@ func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 }
 
 // placePaced places n orders at rate per second, a slice every 10ms.
-func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64) error {
+func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64, observe func(int, time.Duration)) error {
 	const tick = 10 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -338,7 +352,7 @@ func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float
 		}
 		due := min(n, int(rate*time.Since(start).Seconds()))
 		if due > placed {
-			if err := Place(ctx, rt, first+placed, due-placed, resume, failRate, timeoutRate); err != nil {
+			if err := place(ctx, rt, first+placed, due-placed, resume, failRate, timeoutRate, observe); err != nil {
 				return err
 			}
 			placed = due
