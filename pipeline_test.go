@@ -3,6 +3,8 @@ package evoke_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,4 +93,50 @@ func TestPreparesWhileAWriteIsInFlight(t *testing.T) {
 	evoketest.Eventually(t, 10*time.Second, "both relays complete", func() bool { return rt.Stats().Completed == 2 })
 	verifyRelay(t, raw, "a", []string{"Begin", "Relayed", "Relayed", "Relayed"})
 	verifyRelay(t, raw, "b", []string{"Begin", "Relayed", "Relayed", "Relayed"})
+}
+
+// headCounter counts the reads of the log's head made through it: each
+// look of a router at the log starts with one.
+type headCounter struct {
+	evokestore.Store
+	heads atomic.Int64
+}
+
+func (s *headCounter) Head(ctx context.Context) (int64, error) {
+	s.heads.Add(1)
+	return s.Store.Head(ctx)
+}
+
+// A router looks at the log when events are committed, not when a batch
+// of its own lands: each relay's Begin wakes it (the look that steps the
+// relay and chains its hops) and so does the commit of that batch (the
+// look that passes over the chained events), and nothing else does; the
+// landings in between found nothing new (session 11: ~5 looks a batch
+// before, a round trip each on PostgreSQL).
+func TestLooksAtTheLogWhenEventsAreCommitted(t *testing.T) {
+	t.Parallel()
+	raw := openStore(t)
+	st := &headCounter{Store: raw}
+	cfg := quietConfig()
+	cfg.PollInterval = time.Hour // wake-ups only
+	cfg.Retention = -1
+	rt := startRelay(t, st, cfg)
+	evoketest.Eventually(t, 10*time.Second, "the runtime is idle after starting", func() bool {
+		idle, err := rt.Idle(context.Background())
+		return err == nil && idle
+	})
+	base := st.heads.Load() // Idle reads the head too
+	const n = 20
+	for i := range n {
+		appendRaw(t, raw, fmt.Sprint("r", i))
+		evoketest.Eventually(t, 10*time.Second, "the relay completes", func() bool { return rt.Stats().Completed == int64(i+1) })
+	}
+	looks := st.heads.Load() - base
+	t.Logf("%d looks at the log for %d relays", looks, n)
+	if looks < n || looks > 3*n {
+		t.Errorf("%d looks at the log for %d relays, each committed on its own: want 2 a relay (at most 3)", looks, n)
+	}
+	for i := range n {
+		verifyRelay(t, raw, fmt.Sprint("r", i), []string{"Begin", "Relayed", "Relayed", "Relayed"})
+	}
 }

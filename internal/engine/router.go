@@ -334,8 +334,56 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 		// (nothing changes unless a batch was dropped or failed).
 		r.rewind()
 	}()
+	// wait blocks, caught up with batches in flight, until events are
+	// committed (or the router is kicked), which is a reason to look at the
+	// log again, or until the oldest flight landed, which it lands; that is
+	// no reason to look by itself (a commit since the last look, the landed
+	// flight's own included, wakes the router), unless the flight did not
+	// commit as the batches after it were prepared to expect.
+	wait := func() (look bool, err error) {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-wake:
+			return true, nil
+		case <-r.kick: // the leases changed, or an operator acted
+			return true, nil
+		case <-q[0].fin:
+		}
+		redo, err := land()
+		if err != nil || !redo {
+			return false, err
+		}
+		// Prepared against a commit that did not happen as assumed: prepare
+		// again from what is committed.
+		if err := landAll(); err != nil {
+			return false, err
+		}
+		r.rewind()
+		return true, nil
+	}
+	// waitToLook reports whether to look at the log again: at once if
+	// more is known to be there, else once events are committed, waiting
+	// for them while batches are in flight; false once every flight
+	// landed and nothing was committed since the last look.
+	waitToLook := func(more bool) (bool, error) {
+		for !more && len(q) > 0 {
+			if woke(wake) {
+				return true, nil
+			}
+			var err error
+			if more, err = wait(); err != nil {
+				return false, err
+			}
+		}
+		return more || woke(wake), nil
+	}
 	for n := 0; ; n++ {
 		began := time.Now()
+		// A wake-up from before this look is answered by it: the stores
+		// signal after a commit is visible, so one that signals after this
+		// point is seen by this look or wakes the next.
+		woke(wake)
 		b, perr := r.prepare(ctx, q)
 		if b != nil && b.needsTx() {
 			r.en.counters.PrepareNanos.Add(int64(time.Since(began)))
@@ -360,30 +408,15 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 			return false, perr
 		}
 		if b == nil {
-			if len(q) == 0 {
-				return false, nil
-			}
 			// Caught up, with batches being written: look again as soon as
 			// events are committed (they are prepared while the flights
-			// are written), or once the oldest flight landed, rather than
-			// wait for all of them (the events committed meanwhile would
-			// wait a whole write for the next batch to be prepared).
-			select {
-			case <-ctx.Done():
-				return false, ctx.Err()
-			case <-wake:
-				continue
-			case <-q[0].fin:
-			}
-			redo, lerr := land()
-			if lerr != nil {
-				return false, lerr
-			}
-			if redo {
-				if lerr := landAll(); lerr != nil {
-					return false, lerr
-				}
-				r.rewind()
+			// are written) rather than once the flights landed (the events
+			// committed meanwhile would wait a whole write for the next
+			// batch to be prepared); a flight landing alone is no reason to
+			// look (session 11: a batch cost ~6 looks at the log's head, a
+			// round trip each on PostgreSQL, four of them finding nothing).
+			if look, werr := waitToLook(false); werr != nil || !look {
+				return false, werr
 			}
 			continue
 		}
@@ -425,7 +458,21 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 			return b.more, landAll()
 		}
 		// The next batch (or, caught up, the events committed since) is
-		// prepared while this one is written.
+		// prepared while this one is written: at once if the log holds
+		// more, else once something is committed.
+		if look, werr := waitToLook(b.more); werr != nil || !look {
+			return false, werr
+		}
+	}
+}
+
+// woke reports whether a wake-up is waiting on wake, taking it.
+func woke(wake <-chan struct{}) bool {
+	select {
+	case <-wake:
+		return true
+	default:
+		return false
 	}
 }
 
