@@ -256,8 +256,9 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	res.StepLatency, res.SteadyStepLatency = SummariseSteps(steps, start.Add(WarmUp))
 	res.StepLatencyByTrigger = ByTrigger(steps)
 	res.CommitLatency, res.CommitLatencyByTrigger = CommitLatencies(steps)
-	res.AppendLatency = appends.summary()
+	res.AppendLatency = SummariseAppends(appends.taken())
 	res.Timeline = TimelineOf(steps, start, opts.Window)
+	AppendsInto(res.Timeline, appends.taken(), start, opts.Window)
 	return res, runErr
 }
 
@@ -339,24 +340,26 @@ type Step struct {
 	Committed time.Duration
 }
 
-// appendClock collects how long the producer's appends took. A paced
-// producer may still be running when a failed run returns.
+// appendClock collects the producer's appends. A paced producer may still
+// be running when a failed run returns.
 type appendClock struct {
-	mu   sync.Mutex
-	took []time.Duration
+	mu      sync.Mutex
+	appends []Append
 }
 
-// add is demo.Options.Placed.
+// add is demo.Options.Placed, called as an append returns.
 func (c *appendClock) add(_ int, d time.Duration) {
+	now := time.Now()
 	c.mu.Lock()
-	c.took = append(c.took, d)
+	c.appends = append(c.appends, Append{At: now.Add(-d), Took: d})
 	c.mu.Unlock()
 }
 
-func (c *appendClock) summary() Latency {
+// taken returns the appends; the clock must no longer be in use.
+func (c *appendClock) taken() []Append {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Summarise(c.took)
+	return c.appends
 }
 
 // commitClock records when the runtime reported each command's step
@@ -581,6 +584,9 @@ func Summarise(lat []time.Duration) Latency {
 	return summariseOwned(slices.Clone(lat))
 }
 
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 // summariseOwned is Summarise of a slice it may sort in place.
 func summariseOwned(s []time.Duration) Latency {
 	if len(s) == 0 {
@@ -591,7 +597,6 @@ func summariseOwned(s []time.Duration) Latency {
 		i := int(p*float64(len(s))+0.999999) - 1
 		return s[min(max(i, 0), len(s)-1)]
 	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return Latency{Count: len(s), P50: ms(rank(0.50)), P99: ms(rank(0.99)), Max: ms(s[len(s)-1])}
 }
 

@@ -129,6 +129,17 @@ func runSmall(t *testing.T, spec string) *bench.Target {
 	if n != l.Count {
 		t.Errorf("the timeline holds %d steps, want %d", n, l.Count)
 	}
+	// The one append began before its events were stamped, so within
+	// the timeline, in one window.
+	shown := 0
+	for _, w := range res.Timeline {
+		if w.AppendMax > 0 {
+			shown++
+		}
+	}
+	if shown != 1 {
+		t.Errorf("the timeline shows the one append in %d windows: %+v", shown, res.Timeline)
+	}
 	return tgt
 }
 
@@ -255,6 +266,21 @@ func TestTimelineOf(t *testing.T) {
 	if got := bench.TimelineOf(steps, t0, 0); got != nil {
 		t.Errorf("no window width: %+v", got)
 	}
+	// The producer's appends, by when they began: the longest of each
+	// window; one past the last window is left out.
+	appends := []bench.Append{
+		{At: t0.Add(5 * time.Millisecond), Took: 1500 * time.Microsecond},
+		{At: t0.Add(60 * time.Millisecond), Took: 12 * time.Millisecond},
+		{At: t0.Add(210 * time.Millisecond), Took: 3 * time.Millisecond},
+		{At: t0.Add(900 * time.Millisecond), Took: time.Second},
+	}
+	bench.AppendsInto(got, appends, t0, 100*time.Millisecond)
+	if got[0].AppendMax != 12 || got[1].AppendMax != 0 || got[2].AppendMax != 3 {
+		t.Errorf("AppendMax by window: %v, %v, %v; want 12, 0, 3", got[0].AppendMax, got[1].AppendMax, got[2].AppendMax)
+	}
+	if a := bench.SummariseAppends(appends); a != (bench.Latency{Count: 4, P50: 3, P99: 1000, Max: 1000}) {
+		t.Errorf("SummariseAppends = %+v", a)
+	}
 	if by := bench.ByTrigger([]bench.Step{{Latency: time.Millisecond, Type: "A"}, {Latency: 3 * time.Millisecond, Type: "A"}, {Latency: 9 * time.Millisecond, Type: "B"}}); len(by) != 2 || by["A"] != (bench.Latency{Count: 2, P50: 1, P99: 3, Max: 3}) || by["B"].Count != 1 {
 		t.Errorf("ByTrigger = %+v", by)
 	}
@@ -267,13 +293,17 @@ func TestTimelineSVG(t *testing.T) {
 	tl := []bench.Window{{At: 0, Steps: 5, PerSec: 50, P50: 1, P99: 2, Max: 3}, {At: 0.1, Steps: 0}, {At: 0.2, Steps: 9, PerSec: 90, P50: 5, P99: 45.5, Max: 60}}
 	withCommits := slices.Clone(tl)
 	withCommits[0].CommitP99, withCommits[2].CommitP99 = 8, 75
+	withAppends := slices.Clone(tl)
+	withAppends[2].AppendMax = 95
 	for _, c := range []struct {
 		tl     []bench.Window
 		want   []string
 		absent string
 	}{
 		{tl, []string{"run &lt;1&gt;", ">p99<", ">target 20 ms<", "stroke-dasharray", "steps/s", "<polyline"}, ">p99 to commit<"},
+		{tl, nil, ">longest append<"},
 		{withCommits, []string{">p99 to commit<", ">80<"}, ""}, // the scale takes the commit p99 in
+		{withAppends, []string{">longest append<", ">100<"}, ">p99 to commit<"}, // and the appends
 		{nil, []string{"run &lt;1&gt;", ">p50<"}, ""},
 	} {
 		svg := string(bench.TimelineSVG("run <1>", c.tl, bench.TargetP99))

@@ -23,6 +23,40 @@ type Window struct {
 	// CommitP99 is the 99th percentile of the latency to the steps'
 	// commits (Step.Committed), 0 when none was measured.
 	CommitP99 float64 `json:"commit_p99"`
+	// AppendMax is the longest of the producer's appends that began in
+	// the window, in milliseconds (0: none began): an OrderPlaced step's
+	// latency includes its event's append.
+	AppendMax float64 `json:"append_max,omitempty"`
+}
+
+// Append is one of the producer's appends: when it began and how long it
+// took.
+type Append struct {
+	At   time.Time
+	Took time.Duration
+}
+
+// SummariseAppends summarises how long the appends took.
+func SummariseAppends(appends []Append) Latency {
+	d := make([]time.Duration, len(appends))
+	for i, a := range appends {
+		d[i] = a.Took
+	}
+	return summariseOwned(d)
+}
+
+// AppendsInto sets each window's AppendMax from the appends that began in
+// it (a window of width w from start, as TimelineOf made them); appends
+// past the timeline's last window are left out.
+func AppendsInto(tl []Window, appends []Append, start time.Time, w time.Duration) {
+	if w <= 0 {
+		return
+	}
+	for _, a := range appends {
+		if i := max(int(a.At.Sub(start)/w), 0); i < len(tl) {
+			tl[i].AppendMax = max(tl[i].AppendMax, ms(a.Took))
+		}
+	}
 }
 
 // TargetP99 is issue 5's target for the step latency's 99th percentile,
@@ -57,7 +91,8 @@ func TimelineOf(steps []Step, start time.Time, w time.Duration) []Window {
 }
 
 // TimelineSVG draws a run's timeline: above, the p50, p99 and maximum step
-// latency of each window, and the p99 to the commit where measured; below, the steps triggered per second. title
+// latency of each window, the p99 to the commit and the longest of the
+// producer's appends where measured; below, the steps triggered per second. title
 // heads the drawing; target, if positive, is drawn as a dashed line across
 // the latency panel.
 func TimelineSVG(title string, tl []Window, target float64) []byte {
@@ -71,10 +106,11 @@ func TimelineSVG(title string, tl []Window, target float64) []byte {
 	)
 	end := 0.0
 	maxLat, maxRate := target, 0.0
-	commits := false
+	commits, appends := false, false
 	for _, x := range tl {
-		maxLat = math.Max(maxLat, math.Max(x.Max, x.CommitP99))
+		maxLat = math.Max(maxLat, math.Max(x.Max, math.Max(x.CommitP99, x.AppendMax)))
 		commits = commits || x.CommitP99 > 0
+		appends = appends || x.AppendMax > 0
 		maxRate = math.Max(maxRate, x.PerSec)
 	}
 	if len(tl) > 0 {
@@ -122,12 +158,18 @@ func TimelineSVG(title string, tl []Window, target float64) []byte {
 	if commits {
 		line("#8050a0", yl, func(p Window) float64 { return p.CommitP99 }, 1.5)
 	}
+	if appends {
+		line("#40a040", yl, func(p Window) float64 { return p.AppendMax }, 1)
+	}
 	line("#e08020", yl, func(p Window) float64 { return p.P99 }, 1.5)
 	line("#4878b0", yl, func(p Window) float64 { return p.P50 }, 1.5)
 	line("#4878b0", yr, func(p Window) float64 { return p.PerSec }, 1.5)
 	legend := []struct{ color, name string }{{"#bbbbbb", "max"}, {"#e08020", "p99"}, {"#4878b0", "p50"}}
 	if commits {
 		legend = append(legend, struct{ color, name string }{"#8050a0", "p99 to commit"})
+	}
+	if appends {
+		legend = append(legend, struct{ color, name string }{"#40a040", "longest append"})
 	}
 	if target > 0 {
 		legend = append(legend, struct{ color, name string }{"#c03030", fmt.Sprintf("target %s ms", fmtNum(target))})
