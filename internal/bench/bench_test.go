@@ -302,7 +302,7 @@ func TestTimelineSVG(t *testing.T) {
 	}{
 		{tl, []string{"run &lt;1&gt;", ">p99<", ">target 20 ms<", "stroke-dasharray", "steps/s", "<polyline"}, ">p99 to commit<"},
 		{tl, nil, ">longest append<"},
-		{withCommits, []string{">p99 to commit<", ">80<"}, ""}, // the scale takes the commit p99 in
+		{withCommits, []string{">p99 to commit<", ">80<"}, ""},                  // the scale takes the commit p99 in
 		{withAppends, []string{">longest append<", ">100<"}, ">p99 to commit<"}, // and the appends
 		{nil, []string{"run &lt;1&gt;", ">p50<"}, ""},
 	} {
