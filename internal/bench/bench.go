@@ -256,9 +256,10 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	res.StepLatency, res.SteadyStepLatency = SummariseSteps(steps, start.Add(WarmUp))
 	res.StepLatencyByTrigger = ByTrigger(steps)
 	res.CommitLatency, res.CommitLatencyByTrigger = CommitLatencies(steps)
-	res.AppendLatency = SummariseAppends(appends.taken())
+	placed := appends.taken()
+	res.AppendLatency = SummariseAppends(placed)
 	res.Timeline = TimelineOf(steps, start, opts.Window)
-	AppendsInto(res.Timeline, appends.taken(), start, opts.Window)
+	AppendsInto(res.Timeline, placed, start, opts.Window)
 	return res, runErr
 }
 
@@ -347,11 +348,10 @@ type appendClock struct {
 	appends []Append
 }
 
-// add is demo.Options.Placed, called as an append returns.
-func (c *appendClock) add(_ int, d time.Duration) {
-	now := time.Now()
+// add is demo.Options.Placed.
+func (c *appendClock) add(began time.Time, took time.Duration) {
 	c.mu.Lock()
-	c.appends = append(c.appends, Append{At: now.Add(-d), Took: d})
+	c.appends = append(c.appends, Append{At: began, Took: took})
 	c.mu.Unlock()
 }
 

@@ -62,10 +62,10 @@ type Options struct {
 	// Hooks, if set, receives the runtime's telemetry too.
 	Hooks evoke.Hooks
 	// Placed, if set, is called after each append that placed orders, with
-	// how many it placed and how long the append took (the call to
+	// when the append began and how long it took (the call to
 	// Runtime.AppendBatch: its transaction, waiting for the store's write
 	// lock included). It is called from the goroutine placing the orders.
-	Placed func(orders int, took time.Duration)
+	Placed func(began time.Time, took time.Duration)
 	// Config tunes the runtime; its Logger and Hooks are set by Run.
 	Config evoke.Config
 }
@@ -299,7 +299,7 @@ func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 }
 
 // place is Place reporting each append to placed (if not nil).
-func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64, placed func(int, time.Duration)) error {
+func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64, placed func(time.Time, time.Duration)) error {
 	const chunk = 500
 	for lo := first; lo < first+n; lo += chunk {
 		hi := min(lo+chunk, first+n)
@@ -319,7 +319,7 @@ func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 		t0 := time.Now()
 		_, err := rt.AppendBatch(ctx, batch)
 		if err == nil && placed != nil {
-			placed(len(batch), time.Since(t0))
+			placed(t0, time.Since(t0))
 		}
 		if err != nil && resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
 			for _, a := range batch {
@@ -338,7 +338,7 @@ func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 }
 
 // placePaced places n orders at rate per second, a slice every 10ms.
-func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64, observe func(int, time.Duration)) error {
+func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64, observe func(time.Time, time.Duration)) error {
 	const tick = 10 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()

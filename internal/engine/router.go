@@ -334,6 +334,16 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 		// (nothing changes unless a batch was dropped or failed).
 		r.rewind()
 	}()
+	// restart lands every flight and reads from what is committed: the
+	// batches were prepared against a commit that did not happen as
+	// assumed, or a lease set that changed.
+	restart := func() error {
+		if err := landAll(); err != nil {
+			return err
+		}
+		r.rewind()
+		return nil
+	}
 	// wait blocks, caught up with batches in flight, until events are
 	// committed (or the router is kicked), which is a reason to look at the
 	// log again, or until the oldest flight landed, which it lands; that is
@@ -354,13 +364,7 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 		if err != nil || !redo {
 			return false, err
 		}
-		// Prepared against a commit that did not happen as assumed: prepare
-		// again from what is committed.
-		if err := landAll(); err != nil {
-			return false, err
-		}
-		r.rewind()
-		return true, nil
+		return true, restart()
 	}
 	// waitToLook reports whether to look at the log again: at once if
 	// more is known to be there, else once events are committed, waiting
@@ -394,13 +398,9 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 				return false, lerr
 			}
 			if redo || perr == errResync {
-				// Prepared against a commit that did not happen as assumed,
-				// or a lease set that changed: prepare again from what is
-				// committed.
-				if lerr := landAll(); lerr != nil {
+				if lerr := restart(); lerr != nil {
 					return false, lerr
 				}
-				r.rewind()
 				continue
 			}
 		}
