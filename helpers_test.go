@@ -259,3 +259,11 @@ func (r recorder) Handle(s recState, e evoke.Event) (recState, []evoke.Command, 
 
 func (r recorder) Completed(s recState) bool { return s.Status == "done" }
 func (r recorder) Status(s recState) string  { return s.Status }
+
+// eachStore runs f as a parallel subtest on a fresh SQLite file and on a
+// fresh PostgreSQL schema (skipped without EVOKE_TEST_POSTGRES_URL).
+func eachStore(t *testing.T, f func(t *testing.T, st evokestore.Store)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { t.Parallel(); f(t, openStore(t)) })
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); f(t, openPGStore(t)) })
+}

@@ -272,8 +272,12 @@ func (en *Engine) Counters() *Counters { return &en.counters }
 // AddProcessManager registers a process manager.
 func (en *Engine) AddProcessManager(pm ProcessManager, opts Options) {
 	types := append([]string(nil), pm.Types()...)
+	interest := make(map[string]bool, len(types))
+	for _, t := range types {
+		interest[t] = true
+	}
 	types = append(types, TypeCommandRejected, TypeDeadline)
-	en.routers = append(en.routers, &router{en: en, pm: pm, opts: opts, types: types, name: pm.Name(),
+	en.routers = append(en.routers, &router{en: en, pm: pm, opts: opts, types: types, interest: interest, name: pm.Name(),
 		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines(), kick: make(chan struct{}, 1), cache: newInstCache(en.cfg.InstanceCache)})
 }
 

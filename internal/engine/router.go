@@ -27,6 +27,9 @@ type router struct {
 	name  string
 	opts  Options
 	types []string
+	// interest holds the event types the process manager declared, the
+	// only ones route lets through to Correlate.
+	interest map[string]bool
 	// cps are the checkpoints of the partitions this node owns.
 	cps map[int]*partCP
 	// usesDeadlines: the process manager has a timeout or named
@@ -794,7 +797,10 @@ func (r *router) correlate(events []evokestore.Event, routes []Route, fresh bool
 	return groups, order, orphans
 }
 
-// route correlates one event; system events carry their target.
+// route decides where one event goes, for every path that steps events
+// (a batch read from the log, a chained round, a retry of held events): an
+// event of a type the process manager did not declare goes nowhere, system
+// events carry their target, and the others go where Correlate says.
 func (r *router) route(ev *evokestore.Event) Route {
 	switch ev.Type {
 	case TypeCommandRejected, TypeDeadline:
@@ -803,6 +809,9 @@ func (r *router) route(ev *evokestore.Event) Route {
 			return Route{}
 		}
 		return Route{Kind: routeSystem, ID: t.InstanceID}
+	}
+	if !r.interest[ev.Type] {
+		return Route{}
 	}
 	route := r.pm.Correlate(ev)
 	if route.Kind == RouteError && route.Err == nil {

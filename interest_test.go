@@ -1,0 +1,152 @@
+package evoke_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
+)
+
+// picky is a process manager interested in Begin and in the types of
+// listen only; Begin sends one "emit" command whose aggregate appends the
+// events named in the command. It records every event Correlate, Apply and
+// Handle see, so that a test can tell that no other type reached it.
+type picky struct {
+	listen []string
+	emits  []string
+	mu     *sync.Mutex
+	seen   *[]string
+}
+
+type pickyState struct {
+	Applied []string `json:"applied"`
+	Handled []string `json:"handled"`
+}
+
+func (p picky) Name() string { return "picky" }
+func (p picky) InterestedIn() []string {
+	return append([]string{"Begin"}, p.listen...)
+}
+
+func (p picky) note(where string, e evoke.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	*p.seen = append(*p.seen, where+":"+e.Type)
+}
+
+func (p picky) Correlate(e evoke.Event) evoke.Correlation {
+	p.note("correlate", e)
+	return evoke.ByField(e, "id", evoke.Continue)
+}
+
+func (p picky) Apply(s pickyState, e evoke.Event) pickyState {
+	p.note("apply", e)
+	s.Applied = append(slices.Clip(s.Applied), e.Type)
+	return s
+}
+
+func (p picky) Handle(s pickyState, e evoke.Event) (pickyState, []evoke.Command, error) {
+	p.note("handle", e)
+	s.Handled = append(slices.Clip(s.Handled), e.Type)
+	if e.Type != "Begin" {
+		return s, nil, nil
+	}
+	id, _ := evoke.Field(e, "id")
+	return s, []evoke.Command{evoke.NewCommand("emit", "emitter", id, map[string]any{"id": id, "types": p.emits})}, nil
+}
+
+// emitter appends one event of each type its command names.
+type emitter struct{}
+
+func (emitter) Execute(_ struct{}, c evoke.Command) ([]evoke.Event, error) {
+	var p struct {
+		ID    string   `json:"id"`
+		Types []string `json:"types"`
+	}
+	if err := c.Decode(&p); err != nil {
+		return nil, err
+	}
+	evs := make([]evoke.Event, len(p.Types))
+	for i, t := range p.Types {
+		evs[i] = evoke.NewEvent(t, map[string]string{"id": p.ID})
+	}
+	return evs, nil
+}
+
+func (emitter) Apply(s struct{}, _ evoke.Event) struct{} { return s }
+
+// An event that a process manager's own command appends reaches it only
+// when its type is one the process manager is interested in, whichever
+// path steps it: chained in the batch that appends it, or read from the
+// log by a later batch.
+func TestOnlyInterestingEventsReachAProcessManager(t *testing.T) {
+	cases := []struct {
+		name           string
+		listen, emits  []string
+		wantStepsTypes []string
+	}{
+		{name: "not interested", emits: []string{"Acked"}, wantStepsTypes: []string{"Begin"}},
+		{name: "some interesting", listen: []string{"Zed"}, emits: []string{"Noise", "Zed"}, wantStepsTypes: []string{"Begin", "Zed"}},
+	}
+	for _, tc := range cases {
+		for _, depth := range []int{-1, 1, 8} {
+			t.Run(tc.name+"/chain="+strconv.Itoa(depth), func(t *testing.T) {
+				eachStore(t, func(t *testing.T, st evokestore.Store) {
+					var mu sync.Mutex
+					var seen []string
+					pm := picky{listen: tc.listen, emits: tc.emits, mu: &mu, seen: &seen}
+					cfg := quietConfig()
+					cfg.ChainDepth = depth
+					rt := newRuntime(t, st, cfg)
+					if err := evoke.RegisterAggregate(rt, "emitter", emitter{}); err != nil {
+						t.Fatal(err)
+					}
+					if err := evoke.RegisterProcessManager(rt, pm, nil); err != nil {
+						t.Fatal(err)
+					}
+					start(t, rt)
+					appendEvent(t, rt, "job-1", "Begin", map[string]string{"id": "j1"})
+					evoketest.WaitIdle(t, rt, 0)
+
+					mu.Lock()
+					got := slices.Clone(seen)
+					mu.Unlock()
+					var want []string
+					for _, typ := range tc.wantStepsTypes {
+						want = append(want, "correlate:"+typ, "apply:"+typ, "handle:"+typ)
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("user code saw %v, want %v", got, want)
+					}
+					inst, ok := instance(t, st, "picky", "j1")
+					if !ok {
+						t.Fatal("no instance j1")
+					}
+					hist, err := st.History(context.Background(), "picky", "j1")
+					if err != nil {
+						t.Fatal(err)
+					}
+					var stepped []string
+					for _, h := range hist {
+						stepped = append(stepped, h.EventType)
+					}
+					if !slices.Equal(stepped, tc.wantStepsTypes) {
+						t.Fatalf("history %v, want %v (instance %+v)", stepped, tc.wantStepsTypes, inst)
+					}
+					evs, err := st.ReadStream(context.Background(), evoke.StreamID("emitter", "j1"), 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(evs) != len(tc.emits) {
+						t.Fatalf("the emitter appended %d events, want %d: one command took effect", len(evs), len(tc.emits))
+					}
+				})
+			})
+		}
+	}
+}
