@@ -49,12 +49,18 @@ func openPGStore(t *testing.T) *evokepg.Store {
 	}
 	t.Cleanup(func() {
 		st.Close()
-		if conn, err := pgx.Connect(ctx, url); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-			_ = conn.Close(ctx)
-		}
+		dropSchema(url, schema)
 	})
 	return st
+}
+
+// dropSchema drops a test's PostgreSQL schema.
+func dropSchema(url, schema string) {
+	ctx := context.Background()
+	if conn, err := pgx.Connect(ctx, url); err == nil {
+		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		_ = conn.Close(ctx)
+	}
 }
 
 func quietConfig() *evoke.Config {

@@ -1,0 +1,426 @@
+package evoke_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
+)
+
+// The reference model: the semantics the docs promise, executed as plainly
+// as possible. One event at a time from an in-memory log, in log order; each
+// step's commands are executed at once and their events appended to the end
+// of the log; no batching, no chaining, no pipeline, no cache, no store.
+// The differential test (differential_test.go) runs the same scenario through
+// the real runtime and requires the same outcome.
+//
+// The model keeps what a user can observe through the store: every
+// instance's status, state, user-level status, version, history, held events
+// and deadlines, and every event in the log. Positions are not part of it:
+// the runtime's log interleaves different instances' events in an order that
+// batching may change, while each instance's own order is fixed.
+
+// model runs process managers over state S and aggregates over state A.
+type model[S, A any] struct {
+	pms        []evoke.ProcessManager[S]
+	aggregates map[string]evoke.Aggregate[A]
+	now        time.Time
+	log        []evoke.Event // every event appended, in order
+	next       int           // the next event of log to route
+	insts      map[instKey]*modelInst
+	orphans    map[string][]string // event IDs held for a process manager
+}
+
+type instKey struct{ pm, id string }
+
+// modelInst is one instance as the store would hold it.
+type modelInst struct {
+	status    string // running, compensating, completed or parked
+	state     []byte // JSON, as stored; nil for a new instance
+	phase     string
+	version   int64
+	history   []string
+	held      []string // event IDs
+	deadlines []modelDeadline
+}
+
+type modelDeadline struct {
+	name    string
+	at      time.Time
+	version int64
+}
+
+// timeoutName is the deadline an inactivity timeout is stored under; the
+// model never shows it to user code, only its kind.
+const timeoutName = "$timeout"
+
+func newModel[S, A any](now time.Time, aggregates map[string]evoke.Aggregate[A], pms ...evoke.ProcessManager[S]) *model[S, A] {
+	return &model[S, A]{pms: pms, aggregates: aggregates, now: now, insts: map[instKey]*modelInst{}, orphans: map[string][]string{}}
+}
+
+// appendEvent records e at the end of the log.
+func (m *model[S, A]) appendEvent(e evoke.Event) {
+	if e.RecordedAt.IsZero() {
+		e.RecordedAt = m.now
+	}
+	m.log = append(m.log, e)
+}
+
+// run routes every event not yet routed, including those the steps cause.
+func (m *model[S, A]) run() {
+	for m.next < len(m.log) {
+		e := m.log[m.next]
+		m.next++
+		for _, pm := range m.pms {
+			m.route(pm, e)
+		}
+	}
+}
+
+// advance moves the clock to now+d and fires every deadline then due, in
+// order of time (then process manager, instance and name), each as an
+// event at the end of the log; a deadline whose instance has moved past its
+// version, or completed, is dropped. It runs the log after each round of
+// deadlines, until none is due.
+func (m *model[S, A]) advance(d time.Duration) {
+	m.now = m.now.Add(d)
+	for m.fire() {
+		m.run()
+	}
+}
+
+// fire appends the events of the deadlines due, reporting whether there
+// were any.
+func (m *model[S, A]) fire() bool {
+	type due struct {
+		key instKey
+		dl  modelDeadline
+	}
+	var fire []due
+	for k, in := range m.insts {
+		var keep []modelDeadline
+		for _, dl := range in.deadlines {
+			if dl.at.After(m.now) {
+				keep = append(keep, dl)
+			} else {
+				fire = append(fire, due{k, dl})
+			}
+		}
+		in.deadlines = keep
+	}
+	slices.SortFunc(fire, func(a, b due) int {
+		if c := a.dl.at.Compare(b.dl.at); c != 0 {
+			return c
+		}
+		if a.key.pm != b.key.pm {
+			return cmpStr(a.key.pm, b.key.pm)
+		}
+		if a.key.id != b.key.id {
+			return cmpStr(a.key.id, b.key.id)
+		}
+		return cmpStr(a.dl.name, b.dl.name)
+	})
+	for _, f := range fire {
+		in := m.insts[f.key]
+		if in.version != f.dl.version || in.status == "completed" {
+			continue
+		}
+		id := engine.SortableID(uint64(f.dl.at.UnixMilli()), "deadline", f.key.pm, f.key.id, f.dl.name, fmt.Sprint(f.dl.version))
+		data, _ := json.Marshal(engine.DeadlineData{ProcessManager: f.key.pm, InstanceID: f.key.id, Version: f.dl.version, Name: f.dl.name, At: f.dl.at})
+		m.appendEvent(evoke.Event{ID: id, Type: engine.TypeDeadline, StreamID: "$evoke.deadline-" + id, StreamVersion: 1, Data: data,
+			Metadata: evoke.Metadata{CorrelationID: id}})
+	}
+	return len(fire) > 0
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// route delivers e to the instance of pm it correlates to, if any.
+func (m *model[S, A]) route(pm evoke.ProcessManager[S], e evoke.Event) {
+	name := pm.Name()
+	system := e.Type == engine.TypeCommandRejected || e.Type == engine.TypeDeadline
+	var kind evoke.CorrelationKind
+	var id string
+	if system {
+		var t struct {
+			ProcessManager string `json:"process_manager"`
+			InstanceID     string `json:"instance_id"`
+		}
+		if json.Unmarshal(e.Data, &t) != nil || t.ProcessManager != name {
+			return
+		}
+		kind, id = evoke.KindContinue, t.InstanceID
+	} else {
+		if !slices.Contains(pm.InterestedIn(), e.Type) {
+			return
+		}
+		c, err := call(func() evoke.Correlation { return pm.Correlate(e) })
+		switch {
+		case err == nil && c.Kind() == evoke.KindIgnore:
+			return
+		case err != nil || c.Kind() == evoke.KindError || c.ID() == "":
+			m.orphans[name] = append(m.orphans[name], e.ID)
+			return
+		}
+		kind, id = c.Kind(), c.ID()
+	}
+	key := instKey{name, id}
+	in := m.insts[key]
+	if in != nil {
+		if in.status == "completed" && e.Type != engine.TypeCommandRejected {
+			return // a tombstone takes no events
+		}
+		if in.status == "parked" {
+			in.held = append(in.held, e.ID)
+			return
+		}
+	} else {
+		switch {
+		case system:
+			return
+		case kind == evoke.KindStop:
+			return
+		case kind == evoke.KindContinue && isStrict(pm):
+			return
+		}
+		in = &modelInst{status: "running"}
+		m.insts[key] = in
+	}
+	if e.Type == engine.TypeDeadline {
+		var d engine.DeadlineData
+		if json.Unmarshal(e.Data, &d) != nil || d.Version != in.version {
+			return // the instance moved past it
+		}
+	}
+	m.step(pm, id, in, e, kind)
+}
+
+func isStrict(pm any) bool {
+	s, ok := pm.(evoke.Strict)
+	return ok && s.Strict()
+}
+
+// call runs f, turning a panic into an error.
+func call[T any](f func() T) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return f(), nil
+}
+
+// step runs one event through instance id: Compensate first for a
+// rejection, then Apply and Handle; a failure parks the instance (the
+// differential test runs with one attempt).
+func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst, e evoke.Event, kind evoke.CorrelationKind) {
+	var s S
+	if in.state != nil {
+		if err := json.Unmarshal(in.state, &s); err != nil {
+			m.park(in, e, err)
+			return
+		}
+	}
+	var cmds []evoke.Command
+	compensating := false
+	user := e
+	switch e.Type {
+	case engine.TypeCommandRejected:
+		var d engine.RejectionData
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			m.park(in, e, err)
+			return
+		}
+		c := d.Command
+		fc := evoke.FailedCommand{Reason: d.Reason, Command: evoke.Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType,
+			AggregateID: c.AggregateID, Payload: c.Payload, Metadata: evoke.Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}}}
+		if comp, ok := pm.(evoke.Compensator[S]); ok {
+			type out struct {
+				cmds []evoke.Command
+				ok   bool
+			}
+			o, err := call(func() out { c, ok := comp.Compensate(s, fc); return out{c, ok} })
+			if err != nil {
+				m.park(in, e, err)
+				return
+			}
+			if o.ok {
+				cmds = o.cmds
+				compensating = len(o.cmds) > 0
+			}
+		}
+		user.Type = evoke.CommandRejectedEvent
+		user.Data, _ = json.Marshal(evoke.RejectedData{CommandID: c.ID, CommandType: c.Type, AggregateType: c.AggregateType,
+			AggregateID: c.AggregateID, Payload: c.Payload, Reason: d.Reason})
+	case engine.TypeDeadline:
+		var d engine.DeadlineData
+		_ = json.Unmarshal(e.Data, &d)
+		if d.Name == timeoutName {
+			user.Type = evoke.TimeoutEvent
+		} else {
+			user.Type = evoke.DeadlineEvent
+			user.Data, _ = json.Marshal(evoke.DeadlineData{Name: d.Name, At: d.At})
+		}
+	}
+	type result struct {
+		s    S
+		cmds []evoke.Command
+		err  error
+	}
+	r, err := call(func() result {
+		s = pm.Apply(s, user)
+		s2, c, err := pm.Handle(s, user)
+		return result{s2, c, err}
+	})
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		m.park(in, e, err)
+		return
+	}
+	s = r.s
+	cmds = append(cmds, r.cmds...)
+	for _, c := range cmds {
+		if c.Type == "" || c.AggregateType == "" || c.AggregateID == "" {
+			m.park(in, e, errors.New("invalid command"))
+			return
+		}
+	}
+	phase := ""
+	if sr, ok := pm.(evoke.StatusReporter[S]); ok {
+		phase = sr.Status(s)
+	}
+	completed := false
+	if cp, ok := pm.(evoke.Completer[S]); ok {
+		completed = cp.Completed(s)
+	}
+	var named []evoke.Deadline
+	dl, hasDeadlines := pm.(evoke.Deadliner[S])
+	if hasDeadlines {
+		named = dl.Deadlines(s)
+	}
+	state, err := json.Marshal(s)
+	if err != nil {
+		m.park(in, e, err)
+		return
+	}
+
+	wasDone := in.status == "completed"
+	before := in.phase
+	in.version++
+	in.state, in.phase = state, phase
+	if compensating && !wasDone {
+		in.status = "compensating"
+	}
+	done := wasDone || kind == evoke.KindStop || completed
+	if done {
+		in.status = "completed"
+	}
+	var ids []string
+	for i := range cmds {
+		ids = append(ids, evoke.CommandID(pm.Name(), id, e, i))
+	}
+	in.history = append(in.history, fmt.Sprintf("step v%d %s %s %q->%q %v", in.version, e.ID, user.Type, before, phase, ids))
+	timeout := time.Duration(0)
+	if t, ok := pm.(evoke.Timeouter); ok {
+		timeout = t.Timeout()
+	}
+	if timeout > 0 || hasDeadlines {
+		in.deadlines = nil
+		if !done {
+			if timeout > 0 {
+				in.deadlines = append(in.deadlines, modelDeadline{timeoutName, e.RecordedAt.Add(timeout), in.version})
+			}
+			for _, d := range named {
+				in.deadlines = append(in.deadlines, modelDeadline{d.Name, d.At, in.version})
+			}
+		}
+	}
+	correlation := e.Metadata.CorrelationID
+	if correlation == "" {
+		correlation = e.ID
+	}
+	for i, c := range cmds {
+		c.ID = ids[i]
+		c.Metadata.CorrelationID, c.Metadata.CausationID = correlation, e.ID
+		m.execute(pm.Name(), id, c)
+	}
+}
+
+// park records a failed step: with one attempt, the instance is parked and
+// the event held.
+func (m *model[S, A]) park(in *modelInst, e evoke.Event, err error) {
+	in.status = "parked"
+	in.held = append(in.held, e.ID)
+	in.history = append(in.history, fmt.Sprintf("parked v%d %s", in.version, e.ID))
+}
+
+// execute runs a command against its aggregate's state (its stream's
+// events applied in order) and appends the events it decides, or the
+// rejection the runtime records for the process manager.
+func (m *model[S, A]) execute(pmName, instanceID string, c evoke.Command) {
+	agg := m.aggregates[c.AggregateType]
+	stream := evoke.StreamID(c.AggregateType, c.AggregateID)
+	var s A
+	var version int64
+	for _, e := range m.log {
+		if e.StreamID == stream {
+			s = agg.Apply(s, e)
+			version = e.StreamVersion
+		}
+	}
+	evs, err := agg.Execute(s, c)
+	if err != nil {
+		data, _ := json.Marshal(engine.RejectionData{ProcessManager: pmName, InstanceID: instanceID, Reason: err.Error(),
+			Command: evokeOutbox(pmName, instanceID, c)})
+		m.appendEvent(evoke.Event{ID: engine.RejectionEventID(c.ID), Type: engine.TypeCommandRejected, StreamID: engine.RejectionStreamID(c.ID),
+			StreamVersion: 1, Data: data, Metadata: evoke.Metadata{CorrelationID: c.Metadata.CorrelationID, CausationID: c.ID}})
+		return
+	}
+	for j, e := range evs {
+		version++
+		m.appendEvent(evoke.Event{ID: engine.EventID(c.ID, j), Type: e.Type, StreamID: stream, StreamVersion: version, Data: e.Data,
+			Metadata: evoke.Metadata{CorrelationID: c.Metadata.CorrelationID, CausationID: c.ID}})
+	}
+}
+
+// evokeOutbox is the command as a rejection event carries it.
+func evokeOutbox(pmName, instanceID string, c evoke.Command) evokestore.OutboxCommand {
+	return evokestore.OutboxCommand{ID: c.ID, ProcessManager: pmName, InstanceID: instanceID, Type: c.Type, AggregateType: c.AggregateType,
+		AggregateID: c.AggregateID, Payload: c.Payload, CorrelationID: c.Metadata.CorrelationID, CausationID: c.Metadata.CausationID}
+}
+
+// view is what a differential test compares.
+func (m *model[S, A]) view() world {
+	w := world{insts: map[string]instView{}, streams: map[string][]string{}, orphans: map[string][]string{}}
+	for k, in := range m.insts {
+		v := instView{Status: in.status, Phase: in.phase, Version: in.version, State: canonical(in.state), History: in.history, Held: in.held}
+		for _, d := range in.deadlines {
+			v.Deadlines = append(v.Deadlines, d.name+"@"+d.at.UTC().Format(time.RFC3339Nano)+" v"+strconv.FormatInt(d.version, 10))
+		}
+		slices.Sort(v.Deadlines)
+		w.insts[k.pm+"/"+k.id] = v
+	}
+	for _, e := range m.log {
+		w.streams[e.StreamID] = append(w.streams[e.StreamID], eventLine(e))
+	}
+	for pm, ids := range m.orphans {
+		w.orphans[pm] = ids
+	}
+	return w
+}
