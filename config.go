@@ -64,7 +64,7 @@ type Config struct {
 	// ahead of its batches to know), nor are the steps past BatchSize. The
 	// follow-on steps are prepared off the store's writer; the writer only
 	// checks, after appending, that no event committed meanwhile by
-	// someone else reached a chained instance (log order, SPEC §3.1), and
+	// someone else reached a chained instance (each instance sees its events in log order), and
 	// otherwise writes the batch again without them. A chained step's event has no log position yet when Handle
 	// sees it: its Position is 0 (its history record and the instance's
 	// last position get the real one). Defaults to 8; negative disables it

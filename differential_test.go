@@ -36,7 +36,9 @@ import (
 // data, rejections, deadlines); the same events held for correlation
 // failures.
 //
-// EVOKE_DIFF_CASES sets the number of cases a store (default 120),
+// EVOKE_DIFF_CASES sets the number of cases a store (default 300, or 40
+// with the race detector, which slows the runtime several times; CI runs
+// both),
 // EVOKE_DIFF_SEED the first seed (default 1), so a longer run is
 // EVOKE_DIFF_CASES=5000 EVOKE_DIFF_SEED=$RANDOM go test -run TestDifferential.
 // A failure prints its seed, the Config and a shrunk scenario as JSON. The
@@ -893,7 +895,10 @@ func cloneScenario(sc scenario) scenario {
 }
 
 func diffCases() (first uint64, n int) {
-	first, n = 1, 120
+	first, n = 1, 300
+	if raceDetector {
+		n = 40
+	}
 	if v, err := strconv.ParseUint(os.Getenv("EVOKE_DIFF_SEED"), 10, 64); err == nil {
 		first = v
 	}

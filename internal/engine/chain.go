@@ -21,9 +21,8 @@ import (
 // batch will append, for the batch's own instances, runs the commands
 // those steps issue, steps their events, and so on for up to ChainDepth
 // rounds: a whole saga can commit at once, with one instance write, and
-// the stepping stays off the store's writer (session 4 tried chaining on
-// the writer, inside the transaction; the writer is the bottleneck and it
-// lost: docs/design.md).
+// the stepping stays off the store's writer (chaining on the writer,
+// inside the transaction, was slower: the writer is the bottleneck).
 //
 // Positions. The chained events have no log position until the writer
 // appends them, so a chained step is prepared with position 0: its
@@ -32,7 +31,7 @@ import (
 // the event ID's sort key (the position of the step that started the
 // chain, see SortableID) in place of the position.
 //
-// Order (SPEC §3.1): an instance must see its events in log order. The
+// Order: an instance must see its events in log order. The
 // batch read the log up to position readTo, and ahead of it up to
 // checkedTo (ahead.go): an instance that an event read ahead reaches is
 // not chained. Its appends take the positions after every event committed
