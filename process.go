@@ -24,7 +24,9 @@ type ProcessManager[S any] interface {
 	Name() string
 	// InterestedIn lists the event types the process manager reacts to.
 	InterestedIn() []string
-	// Correlate routes an event to an instance.
+	// Correlate routes an event to an instance. An instance ID outside the
+	// input contract (see the package documentation) fails the correlation:
+	// the event is parked for the process manager.
 	Correlate(e Event) Correlation
 	// Apply evolves the state from the event.
 	Apply(state S, e Event) S
