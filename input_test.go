@@ -245,3 +245,21 @@ func TestStoresRefuseTheSameInput(t *testing.T) {
 		}
 	})
 }
+
+func TestKeyIsInjective(t *testing.T) {
+	t.Parallel()
+	lists := [][]string{{}, {""}, {"", ""}, {"a"}, {"a", ""}, {"", "a"}, {"a|"}, {"a", "b"}, {"a|b"}, {"%-"}, {"a%"}, {"|"}, {"", "|"}}
+	seen := map[string][]string{}
+	for _, parts := range lists {
+		k := evoke.Key(parts...)
+		if prev, ok := seen[k]; ok {
+			t.Errorf("Key(%q) = Key(%q) = %q", parts, prev, k)
+		}
+		seen[k] = parts
+	}
+	for want, parts := range map[string][]string{"": {}, "%-": {""}, "a|b": {"a", "b"}, "a%7Cb": {"a|b"}, "a|%-": {"a", ""}} {
+		if k := evoke.Key(parts...); k != want {
+			t.Errorf("Key(%q) = %q, want %q", parts, k, want)
+		}
+	}
+}

@@ -237,14 +237,21 @@ func ByCorrelationID(e Event, as func(id string) Correlation) Correlation {
 	return as(e.Metadata.CorrelationID)
 }
 
-// Key builds a composite instance ID from parts, the seed's
-// {transfer, Src, Dst}. Parts are escaped so that different part lists never
-// give the same key.
+// Key builds a composite instance ID from parts, such as {transfer, Src,
+// Dst}, so that different part lists never give the same key: parts are
+// joined with '|', a '|' or '%' inside a part is written as %7C or %25, and
+// an empty part as %- (which no other part gives), so that Key() is "" and
+// Key("") is "%-". Bytes are kept as they are otherwise: a key of parts
+// outside the input contract (invalid UTF-8, a NUL byte) is refused where
+// it is used.
 func Key(parts ...string) string {
 	var b strings.Builder
 	for i, p := range parts {
 		if i > 0 {
 			b.WriteByte('|')
+		}
+		if p == "" {
+			b.WriteString("%-")
 		}
 		for j := 0; j < len(p); j++ {
 			switch c := p[j]; c {
