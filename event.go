@@ -19,6 +19,14 @@ type Event struct {
 	// StreamVersion is the event's 1-based version within its stream.
 	StreamVersion int64
 	// Position is the event's place in the global log, strictly increasing.
+	// Apply and Handle see 0 for an event stepped in the transaction that
+	// appends it (a chained step, see Config.ChainDepth: an event an
+	// aggregate appends for a command of the same batch has no position
+	// yet), and the same event may be stepped with its real position
+	// instead (when the batch is written again without chained steps, or
+	// chaining is off). A process manager therefore must not base
+	// decisions on Position; ID, Type, Data, Metadata and RecordedAt are
+	// the same either way.
 	Position int64
 	// Data is the event's JSON payload; see Decode.
 	Data json.RawMessage
