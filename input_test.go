@@ -237,6 +237,12 @@ func TestStoresRefuseTheSameInput(t *testing.T) {
 		if err := evoke.RegisterProcessManager(rt, recorder{name: "rec\x00"}, nil); !errors.Is(err, evoke.ErrInvalid) {
 			t.Errorf("register a process manager named with a NUL: %v, want ErrInvalid", err)
 		}
+		if err := evoke.RegisterProcessManager(rt, oddInterest{recorder{name: "odd"}}, nil); !errors.Is(err, evoke.ErrInvalid) {
+			t.Errorf("register a process manager interested in an event type with invalid UTF-8: %v, want ErrInvalid", err)
+		}
+		if err := evoke.RegisterAggregate(rt, "agg\xff", ledger{}); !errors.Is(err, evoke.ErrInvalid) {
+			t.Errorf("register an aggregate type with invalid UTF-8: %v, want ErrInvalid", err)
+		}
 		if head, err := st.Head(ctx); err != nil || head != 0 {
 			t.Errorf("head %d (%v), want nothing appended", head, err)
 		}
@@ -245,6 +251,63 @@ func TestStoresRefuseTheSameInput(t *testing.T) {
 		}
 	})
 }
+
+// grumpy is a process manager whose error texts and phase hold a NUL and
+// invalid UTF-8: Correlate fails on Lost, Handle on Grr.
+type grumpy struct{}
+
+func (grumpy) Name() string           { return "grumpy" }
+func (grumpy) InterestedIn() []string { return []string{"Fine", "Grr", "Lost"} }
+func (grumpy) Correlate(e evoke.Event) evoke.Correlation {
+	if e.Type == "Lost" {
+		return evoke.CorrelationFailed(errors.New("lost \x00"))
+	}
+	return evoke.ByField(e, "id", evoke.Continue)
+}
+func (grumpy) Apply(s string, e evoke.Event) string { return s }
+func (grumpy) Handle(s string, e evoke.Event) (string, []evoke.Command, error) {
+	if e.Type == "Grr" {
+		return s, nil, errors.New("grr \x00 \xff")
+	}
+	return "fine\x00", nil, nil
+}
+func (grumpy) Status(s string) string { return s }
+
+// Error texts and phases from user code are stored as text, with invalid
+// UTF-8 and NUL replaced, so that recording a failure cannot fail itself.
+func TestErrorTextsAreStoredAsText(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st evokestore.Store) {
+		ctx := context.Background()
+		rt := newRuntime(t, st, nil)
+		if err := evoke.RegisterProcessManager(rt, grumpy{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		for _, e := range []struct{ typ, id string }{{"Fine", "a"}, {"Grr", "b"}, {"Lost", "x"}, {"Fine", "c"}} {
+			appendEvent(t, rt, "s", e.typ, recData{ID: e.id})
+		}
+		in := waitStatus(t, st, "grumpy", "b", evokestore.StatusParked)
+		if in.LastError != "grumpy.Handle(Grr): grr \uFFFD \uFFFD" {
+			t.Errorf("b's last error %q, want the error as text", in.LastError)
+		}
+		evoketest.WaitIdle(t, rt, 10*time.Second)
+		for _, id := range []string{"a", "c"} {
+			if in, _ := instance(t, st, "grumpy", id); in.Version != 1 || in.Phase != "fine\uFFFD" {
+				t.Errorf("%s = %+v, want stepped once in phase fine\uFFFD", id, in)
+			}
+		}
+		held, err := st.Held(ctx, "grumpy", "")
+		if err != nil || len(held) != 1 || held[0].Error != "lost \uFFFD" {
+			t.Errorf("held for the process manager: %+v %v, want the Lost event with its error as text", held, err)
+		}
+	})
+}
+
+// oddInterest is a recorder interested in an event type no store holds.
+type oddInterest struct{ recorder }
+
+func (oddInterest) InterestedIn() []string { return []string{"Cont", "Cont\xff"} }
 
 func TestKeyIsInjective(t *testing.T) {
 	t.Parallel()

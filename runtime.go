@@ -76,6 +76,11 @@ func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *Proc
 	if len(pm.InterestedIn()) == 0 {
 		return fmt.Errorf("%w: process manager %q is interested in no event types", ErrInvalid, pm.Name())
 	}
+	for _, typ := range pm.InterestedIn() {
+		if err := evokestore.CheckID("event type", typ); err != nil {
+			return fmt.Errorf("process manager %q: %w", pm.Name(), err)
+		}
+	}
 	if err := rt.register("process manager", pm.Name()); err != nil {
 		return err
 	}
