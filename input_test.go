@@ -16,6 +16,18 @@ import (
 	"github.com/evoke-go/evoke/evoketest"
 )
 
+// startWith starts a runtime on st (with cfg, nil for quietConfig) that
+// runs pm and the ledger aggregate.
+func startWith[S any](t *testing.T, st evokestore.Store, cfg *evoke.Config, pm evoke.ProcessManager[S]) *evoke.Runtime {
+	t.Helper()
+	rt := newRuntime(t, st, cfg)
+	if err := evoke.RegisterProcessManager(rt, pm, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	return rt
+}
+
 // errorCounter is a slog handler that counts the records at level Error.
 type errorCounter struct {
 	slog.Handler
@@ -40,11 +52,7 @@ func TestBadInstanceIDParksOnlyItsEvent(t *testing.T) {
 		cfg := quietConfig()
 		var errs atomic.Int64
 		cfg.Logger = slog.New(errorCounter{slog.NewTextHandler(io.Discard, nil), &errs})
-		rt := newRuntime(t, st, cfg)
-		if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
-			t.Fatal(err)
-		}
-		start(t, rt)
+		rt := startWith(t, st, cfg, recorder{name: "rec"})
 		bad, err := rt.Append(ctx, "s", evoke.AnyVersion, evoke.Event{Type: "Cont", Data: json.RawMessage(`{"id":"job-\u0000"}`)})
 		if err != nil {
 			t.Fatalf("append an event whose data escapes a NUL: %v", err)
@@ -104,11 +112,7 @@ func TestBadCommandFromHandleParksOnlyItsInstance(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st evokestore.Store) {
 		ctx := context.Background()
-		rt := newRuntime(t, st, nil)
-		if err := evoke.RegisterProcessManager(rt, forwarder{}, nil); err != nil {
-			t.Fatal(err)
-		}
-		start(t, rt)
+		rt := startWith(t, st, nil, forwarder{})
 		if _, err := rt.Append(ctx, "s", evoke.AnyVersion, evoke.Event{Type: "Forward", Data: json.RawMessage(`{"id":"a","agg":"x\u0000"}`)}); err != nil {
 			t.Fatal(err)
 		}
@@ -279,11 +283,7 @@ func TestErrorTextsAreStoredAsText(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st evokestore.Store) {
 		ctx := context.Background()
-		rt := newRuntime(t, st, nil)
-		if err := evoke.RegisterProcessManager(rt, grumpy{}, nil); err != nil {
-			t.Fatal(err)
-		}
-		start(t, rt)
+		rt := startWith(t, st, nil, grumpy{})
 		for _, e := range []struct{ typ, id string }{{"Fine", "a"}, {"Grr", "b"}, {"Lost", "x"}, {"Fine", "c"}} {
 			appendEvent(t, rt, "s", e.typ, recData{ID: e.id})
 		}
