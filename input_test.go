@@ -167,9 +167,9 @@ func TestBadEventFromExecuteRejectsTheCommand(t *testing.T) {
 	})
 }
 
-// Data that is not valid UTF-8 is refused: otherwise the correlation
-// fields u\xff and u\xfe would both read as u\uFFFD, one instance for two
-// sagas.
+// Data that is not valid UTF-8, raw or encoded by NewEvent or NewCommand,
+// is refused: otherwise the correlation fields u\xff and u\xfe would both
+// read as u\uFFFD, one instance for two sagas.
 func TestInvalidUTF8IsRefused(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st evokestore.Store) {
@@ -179,6 +179,14 @@ func TestInvalidUTF8IsRefused(t *testing.T) {
 			_, err := rt.Append(ctx, "s", evoke.AnyVersion, evoke.Event{Type: "Cont", Data: json.RawMessage(data)})
 			if !errors.Is(err, evoke.ErrInvalid) {
 				t.Errorf("append data %q: %v, want ErrInvalid", data, err)
+			}
+		}
+		for _, id := range []string{"u\xff", "u\xfe"} {
+			if _, err := rt.Append(ctx, "s", evoke.AnyVersion, evoke.NewEvent("Cont", recData{ID: id})); !errors.Is(err, evoke.ErrInvalid) {
+				t.Errorf("append NewEvent with id %q: %v, want ErrInvalid", id, err)
+			}
+			if _, err := rt.Dispatch(ctx, evoke.NewCommand("note", "ledger", "x", note{Instance: id})); !errors.Is(err, evoke.ErrInvalid) {
+				t.Errorf("dispatch NewCommand with instance %q: %v, want ErrInvalid", id, err)
 			}
 		}
 		if head, err := st.Head(ctx); err != nil || head != 0 {
