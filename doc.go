@@ -46,8 +46,11 @@
 //     evokestore.MaxPayloadLen (4 MiB) bytes, valid UTF-8, whose \u escapes
 //     of UTF-16 surrogates come in pairs. A \u0000 escape inside a payload
 //     is data like any other; a field read as an instance ID must still
-//     decode to an identifier. Metadata values are valid UTF-8 and encode
-//     to at most evokestore.MaxPayloadLen bytes.
+//     decode to an identifier. NewEvent and NewCommand refuse a value with
+//     a string that is not valid UTF-8 (encoding/json would write it as
+//     U+FFFD, so that different strings would read back alike). Metadata
+//     values are valid UTF-8 and encode to at most evokestore.MaxPayloadLen
+//     bytes.
 //
 // Append, AppendBatch and Dispatch fail with ErrInvalid, writing nothing,
 // on input outside these rules, and so does a store's own AppendEvents.
