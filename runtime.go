@@ -173,18 +173,17 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 		if err := evokestore.CheckID("stream id", a.StreamID); err != nil {
 			return nil, fmt.Errorf("append: %w", err)
 		}
-		stream := evokestore.Quote(a.StreamID)
 		if a.ExpectedVersion < AnyVersion {
-			return nil, fmt.Errorf("%w: append to %s: expected version %d", ErrInvalid, stream, a.ExpectedVersion)
+			return nil, fmt.Errorf("%w: append to %q: expected version %d", ErrInvalid, a.StreamID, a.ExpectedVersion)
 		}
 		anyVersion = anyVersion || a.ExpectedVersion == AnyVersion
 		for i, e := range a.Events {
 			if e.err != nil {
-				return nil, fmt.Errorf("append to %s: %w", stream, e.err)
+				return nil, fmt.Errorf("append to %q: %w", a.StreamID, e.err)
 			}
 			values, err := encodeValues(e.Metadata.Values)
 			if err != nil {
-				return nil, fmt.Errorf("append to %s: event %d: %w", stream, i, err)
+				return nil, fmt.Errorf("append to %q: event %d: %w", a.StreamID, i, err)
 			}
 			data := e.Data
 			if len(data) == 0 {
@@ -204,7 +203,7 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 				Values: values, RecordedAt: at,
 			}
 			if err := evokestore.CheckNewEvent(&ne); err != nil {
-				return nil, fmt.Errorf("append to %s: event %d: %w", stream, i, err)
+				return nil, fmt.Errorf("append to %q: event %d: %w", a.StreamID, i, err)
 			}
 			news = append(news, ne)
 		}
