@@ -2,9 +2,11 @@ package evoke
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
+	"unicode/utf8"
 
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/engine"
@@ -23,12 +25,26 @@ func fromRecord(r *evokestore.Event) Event {
 	return e
 }
 
-func encodeValues(v map[string]string) []byte {
+// encodeValues encodes metadata values as a JSON object, or nil for none.
+// Keys are identifiers and values valid UTF-8 (encoding/json would replace
+// invalid UTF-8, so that different values would read back alike).
+func encodeValues(v map[string]string) ([]byte, error) {
 	if len(v) == 0 {
-		return nil
+		return nil, nil
 	}
-	b, _ := json.Marshal(v)
-	return b
+	for k, s := range v {
+		if err := evokestore.CheckID("metadata key", k); err != nil {
+			return nil, err
+		}
+		if !utf8.ValidString(s) {
+			return nil, fmt.Errorf("%w: metadata value of %q is not valid UTF-8", ErrInvalid, k)
+		}
+	}
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = evokestore.CheckJSONObject("metadata values", b)
+	}
+	return b, err
 }
 
 // recovered turns a panic into a *PanicError in *err.
@@ -104,7 +120,7 @@ func (a *pmAdapter[S]) Phase(state any) (phase string) {
 			phase = fmt.Sprintf("<panic: %v>", p)
 		}
 	}()
-	return a.status.Status(state.(S))
+	return evokestore.Text(a.status.Status(state.(S)))
 }
 
 func (a *pmAdapter[S]) Step(state any, r *evokestore.Event) (res engine.StepResult, err error) {
@@ -140,6 +156,10 @@ func (a *pmAdapter[S]) Step(state any, r *evokestore.Event) (res engine.StepResu
 		func() {
 			defer recovered(a.name+".Deadlines", &err)
 			for _, d := range a.deadlines.Deadlines(s) {
+				if err = evokestore.CheckID("deadline name", d.Name); err != nil {
+					err = fmt.Errorf("%s.Deadlines: %w", a.name, err)
+					return
+				}
 				res.Deadlines = append(res.Deadlines, engine.NamedDeadline{Name: d.Name, At: d.At})
 			}
 		}()
@@ -178,10 +198,14 @@ func engineCommands(cmds []Command) ([]engine.Command, error) {
 	}
 	out := make([]engine.Command, len(cmds))
 	for i, c := range cmds {
-		if err := c.validate(); err != nil {
+		values, err := encodeValues(c.Metadata.Values)
+		if err == nil {
+			err = c.validate()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("command %d: %w", i, err)
 		}
-		out[i] = engine.Command{Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload, Values: encodeValues(c.Metadata.Values)}
+		out[i] = engine.Command{Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload, Values: values}
 	}
 	return out, nil
 }
@@ -210,15 +234,18 @@ func (a *aggAdapter[S]) Execute(state any, c *evokestore.OutboxCommand) ([]engin
 	if err != nil {
 		return nil, err
 	}
+	// An event outside the input contract fails the command as an error
+	// from Execute does: the command is rejected with the reason.
 	out := make([]engine.NewEvent, len(evs))
 	for i, e := range evs {
-		if e.err != nil {
-			return nil, e.err
+		values, err := encodeValues(e.Metadata.Values)
+		if err == nil {
+			err = errors.Join(e.err, evokestore.CheckID("event type", e.Type), evokestore.CheckJSON("event data", e.Data))
 		}
-		if e.Type == "" {
-			return nil, fmt.Errorf("%w: event %d has no type", ErrInvalid, i)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
-		out[i] = engine.NewEvent{Type: e.Type, Data: e.Data, Values: encodeValues(e.Metadata.Values)}
+		out[i] = engine.NewEvent{Type: e.Type, Data: e.Data, Values: values}
 	}
 	return out, nil
 }

@@ -2,8 +2,10 @@ package evoke
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/engine"
 )
 
@@ -49,15 +51,24 @@ func (c Command) Decode(v any) error {
 	return nil
 }
 
+// validate checks the command against the input contract (see the package
+// documentation): its ID (if set), type, aggregate type and ID, its stream
+// and lineage are identifiers, and its payload JSON. Its metadata values
+// are checked where they are encoded (encodeValues).
 func (c Command) validate() error {
 	if c.err != nil {
 		return c.err
 	}
-	if c.Type == "" || c.AggregateType == "" || c.AggregateID == "" {
-		return fmt.Errorf("%w: command needs a type, aggregate type and aggregate id (got %q, %q, %q)",
-			ErrInvalid, c.Type, c.AggregateType, c.AggregateID)
-	}
-	return nil
+	return errors.Join(
+		evokestore.CheckID("command type", c.Type),
+		evokestore.CheckID("aggregate type", c.AggregateType),
+		evokestore.CheckID("aggregate id", c.AggregateID),
+		evokestore.CheckID("aggregate stream id", StreamID(c.AggregateType, c.AggregateID)),
+		evokestore.CheckOptionalID("command id", c.ID),
+		evokestore.CheckOptionalID("correlation id", c.Metadata.CorrelationID),
+		evokestore.CheckOptionalID("causation id", c.Metadata.CausationID),
+		evokestore.CheckJSON("command payload", c.Payload),
+	)
 }
 
 // CommandID returns the deterministic ID of the index-th command that

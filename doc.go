@@ -31,6 +31,38 @@
 //	rt.Start(ctx)
 //	defer rt.Stop(ctx)
 //
+// # Input
+//
+// Both stores take the same input, checked where it enters the runtime and
+// again by the stores (package evokestore holds the rules and their limits):
+//
+//   - Identifiers are 1 to evokestore.MaxIDLen (1024) bytes of valid UTF-8
+//     without a NUL byte: event types and IDs, stream IDs, instance IDs
+//     (what Correlate returns, and so each part of a Key), process-manager
+//     names, aggregate types and IDs (and the stream StreamID makes of
+//     them), command types and IDs, deadline names and metadata keys.
+//     Correlation and causation IDs follow the same rules but may be empty.
+//   - Event data and command payloads are JSON of at most
+//     evokestore.MaxPayloadLen (4 MiB) bytes, valid UTF-8, whose \u escapes
+//     of UTF-16 surrogates come in pairs. A \u0000 escape inside a payload
+//     is data like any other; a field read as an instance ID must still
+//     decode to an identifier. NewEvent and NewCommand refuse a value with
+//     a string that is not valid UTF-8 (encoding/json would write it as
+//     U+FFFD, so that different strings would read back alike). Metadata
+//     values are valid UTF-8 and encode to at most evokestore.MaxPayloadLen
+//     bytes.
+//
+// Append, AppendBatch and Dispatch fail with ErrInvalid, writing nothing,
+// on input outside these rules, and so does a store's own AppendEvents.
+// Input that user code returns while the runtime works costs at most its
+// own event or instance: a command from Handle or Compensate, or a
+// deadline name, fails the step (retried, then parked) of that instance
+// only; an event from an aggregate's Execute rejects the command, as an
+// error from Execute does; an instance ID from Correlate parks that event
+// for the process manager, as a failed correlation does, and later events
+// go on. Error texts and phases are stored with invalid UTF-8 and NUL
+// bytes replaced (evokestore.Text).
+//
 // # Guarantees
 //
 // Each instance sees its events in log order and each event changes its

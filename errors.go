@@ -9,9 +9,11 @@ import (
 
 // Sentinel errors.
 var (
-	// ErrInvalid reports input the runtime cannot take: a malformed command
-	// or event, a payload that does not encode, a bad configuration.
-	ErrInvalid = errors.New("evoke: invalid input")
+	// ErrInvalid reports input the runtime cannot take: an identifier or
+	// payload outside the input contract (see the package documentation),
+	// a malformed command or event, a payload that does not encode, a bad
+	// configuration. It is evokestore.ErrInvalid, which the stores return.
+	ErrInvalid = evokestore.ErrInvalid
 	// ErrVersionConflict reports an append whose expected stream version
 	// did not match.
 	ErrVersionConflict = evokestore.ErrVersionConflict

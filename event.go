@@ -1,11 +1,14 @@
 package evoke
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/evoke-go/evoke/evokestore"
 )
 
 // Event is a fact recorded in the log.
@@ -19,6 +22,14 @@ type Event struct {
 	// StreamVersion is the event's 1-based version within its stream.
 	StreamVersion int64
 	// Position is the event's place in the global log, strictly increasing.
+	// Apply and Handle see 0 for an event stepped in the transaction that
+	// appends it (a chained step, see Config.ChainDepth: an event an
+	// aggregate appends for a command of the same batch has no position
+	// yet), and the same event may be stepped with its real position
+	// instead (when the batch is written again without chained steps, or
+	// chaining is off). A process manager therefore must not base
+	// decisions on Position; ID, Type, Data, Metadata and RecordedAt are
+	// the same either way.
 	Position int64
 	// Data is the event's JSON payload; see Decode.
 	Data json.RawMessage
@@ -84,22 +95,28 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the JSON error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// marshalPayload encodes v as JSON; raw JSON and nil pass through.
+// marshalPayload encodes v as JSON; raw JSON and nil pass through. A
+// string that is not valid UTF-8 is refused: encoding/json would write each
+// invalid byte as \ufffd (an escape it writes for nothing else), and two
+// different IDs would then read back as one.
 func marshalPayload(v any) (json.RawMessage, error) {
 	switch p := v.(type) {
 	case nil:
 		return json.RawMessage("{}"), nil
 	case json.RawMessage:
-		if !json.Valid(p) {
+		if len(p) == 0 {
 			return nil, fmt.Errorf("%w: payload is not valid JSON", ErrInvalid)
 		}
-		return p, nil
+		return p, evokestore.CheckJSON("payload", p)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode payload: %v", ErrInvalid, err)
 	}
-	return b, nil
+	if bytes.Contains(b, []byte(`\ufffd`)) {
+		return nil, fmt.Errorf("%w: payload has a string that is not valid UTF-8", ErrInvalid)
+	}
+	return b, evokestore.CheckJSON("payload", b)
 }
 
 // newID returns a random, time-ordered UUID (version 7).

@@ -24,7 +24,9 @@ type ProcessManager[S any] interface {
 	Name() string
 	// InterestedIn lists the event types the process manager reacts to.
 	InterestedIn() []string
-	// Correlate routes an event to an instance.
+	// Correlate routes an event to an instance. An instance ID outside the
+	// input contract (see the package documentation) fails the correlation:
+	// the event is parked for the process manager.
 	Correlate(e Event) Correlation
 	// Apply evolves the state from the event.
 	Apply(state S, e Event) S
@@ -235,14 +237,21 @@ func ByCorrelationID(e Event, as func(id string) Correlation) Correlation {
 	return as(e.Metadata.CorrelationID)
 }
 
-// Key builds a composite instance ID from parts, the seed's
-// {transfer, Src, Dst}. Parts are escaped so that different part lists never
-// give the same key.
+// Key builds a composite instance ID from parts, such as {transfer, Src,
+// Dst}, so that different part lists never give the same key: parts are
+// joined with '|', a '|' or '%' inside a part is written as %7C or %25, and
+// an empty part as %- (which no other part gives), so that Key() is "" and
+// Key("") is "%-". Bytes are kept as they are otherwise: a key of parts
+// outside the input contract (invalid UTF-8, a NUL byte) is refused where
+// it is used.
 func Key(parts ...string) string {
 	var b strings.Builder
 	for i, p := range parts {
 		if i > 0 {
 			b.WriteByte('|')
+		}
+		if p == "" {
+			b.WriteString("%-")
 		}
 		for j := 0; j < len(p); j++ {
 			switch c := p[j]; c {

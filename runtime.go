@@ -2,7 +2,6 @@ package evoke
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -57,8 +56,8 @@ func (rt *Runtime) register(kind, name string) error {
 	if rt.started {
 		return ErrStarted
 	}
-	if name == "" {
-		return fmt.Errorf("%w: %s with an empty name", ErrInvalid, kind)
+	if err := evokestore.CheckID(kind+" name", name); err != nil {
+		return err
 	}
 	key := kind + ":" + name
 	if rt.names[key] {
@@ -76,6 +75,11 @@ func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *Proc
 	}
 	if len(pm.InterestedIn()) == 0 {
 		return fmt.Errorf("%w: process manager %q is interested in no event types", ErrInvalid, pm.Name())
+	}
+	for _, typ := range pm.InterestedIn() {
+		if err := evokestore.CheckID("event type", typ); err != nil {
+			return fmt.Errorf("process manager %q: %w", pm.Name(), err)
+		}
 	}
 	if err := rt.register("process manager", pm.Name()); err != nil {
 		return err
@@ -166,25 +170,24 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 	anyVersion := false
 	var news []evokestore.NewEvent
 	for _, a := range batch {
-		if a.StreamID == "" {
-			return nil, fmt.Errorf("%w: append to an empty stream id", ErrInvalid)
+		if err := evokestore.CheckID("stream id", a.StreamID); err != nil {
+			return nil, fmt.Errorf("append: %w", err)
 		}
 		if a.ExpectedVersion < AnyVersion {
-			return nil, fmt.Errorf("%w: append to %s: expected version %d", ErrInvalid, a.StreamID, a.ExpectedVersion)
+			return nil, fmt.Errorf("%w: append to %q: expected version %d", ErrInvalid, a.StreamID, a.ExpectedVersion)
 		}
 		anyVersion = anyVersion || a.ExpectedVersion == AnyVersion
 		for i, e := range a.Events {
 			if e.err != nil {
-				return nil, fmt.Errorf("append to %s: %w", a.StreamID, e.err)
+				return nil, fmt.Errorf("append to %q: %w", a.StreamID, e.err)
 			}
-			if e.Type == "" {
-				return nil, fmt.Errorf("%w: append to %s: event %d has no type", ErrInvalid, a.StreamID, i)
+			values, err := encodeValues(e.Metadata.Values)
+			if err != nil {
+				return nil, fmt.Errorf("append to %q: event %d: %w", a.StreamID, i, err)
 			}
 			data := e.Data
 			if len(data) == 0 {
 				data = []byte("{}")
-			} else if !json.Valid(data) {
-				return nil, fmt.Errorf("%w: append to %s: event %d (%s): data is not valid JSON", ErrInvalid, a.StreamID, i, e.Type)
 			}
 			id := e.ID
 			if id == "" {
@@ -194,11 +197,15 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 			if at.IsZero() {
 				at = now
 			}
-			news = append(news, evokestore.NewEvent{
+			ne := evokestore.NewEvent{
 				ID: id, StreamID: a.StreamID, StreamVersion: a.ExpectedVersion + int64(i) + 1, Type: e.Type, Data: data,
 				CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-				Values: encodeValues(e.Metadata.Values), RecordedAt: at,
-			})
+				Values: values, RecordedAt: at,
+			}
+			if err := evokestore.CheckNewEvent(&ne); err != nil {
+				return nil, fmt.Errorf("append to %q: event %d: %w", a.StreamID, i, err)
+			}
+			news = append(news, ne)
 		}
 	}
 	for attempt := 1; ; attempt++ {
@@ -271,12 +278,16 @@ func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, er
 	if rt.eng.Aggregate(cmd.AggregateType) == nil {
 		return CommandResult{}, fmt.Errorf("%w: %q", ErrUnknownAggregate, cmd.AggregateType)
 	}
+	values, err := encodeValues(cmd.Metadata.Values)
+	if err != nil {
+		return CommandResult{}, fmt.Errorf("dispatch %s: %w", cmd.Type, err)
+	}
 	if cmd.ID == "" {
 		cmd.ID = newID()
 	}
 	oc := evokestore.OutboxCommand{
 		ID: cmd.ID, Type: cmd.Type, AggregateType: cmd.AggregateType, AggregateID: cmd.AggregateID, Payload: cmd.Payload,
-		CorrelationID: cmd.Metadata.CorrelationID, CausationID: cmd.Metadata.CausationID, Values: encodeValues(cmd.Metadata.Values),
+		CorrelationID: cmd.Metadata.CorrelationID, CausationID: cmd.Metadata.CausationID, Values: values,
 		CreatedAt: rt.cfg.Clock.Now(),
 	}
 	res, err := rt.eng.Execute(ctx, []evokestore.OutboxCommand{oc})

@@ -1,8 +1,7 @@
 // Package evokepg is evoke's shared storage backend: an [evokestore.Store] on
 // PostgreSQL, through github.com/jackc/pgx/v5 and its pgxpool. Any number of
 // nodes may open the same database and schema; the runtime's leases and the
-// fenced instance writes keep each instance owned by one node at a time
-// (SPEC §6.4).
+// fenced instance writes keep each instance owned by one node at a time.
 //
 // # Schema per deployment
 //
@@ -24,6 +23,15 @@
 // stored and returned byte for byte (JSONB would reorder keys and reformat).
 // Text keys use the "C" collation, so ordering and paging are bytewise and do
 // not depend on the database's locale.
+//
+// # Input
+//
+// The store takes the input evokestore's input contract allows, the same as
+// evokesqlite: PostgreSQL's text columns refuse NUL bytes and invalid UTF-8,
+// so Tx.AppendEvents checks its events first (evokestore.CheckNewEvents)
+// and fails with evokestore.ErrInvalid, appending nothing, rather than with
+// a driver error. JSON payloads are BYTEA, so a \u0000 escape inside one is
+// stored like any other byte.
 //
 // # Commit-ordered log positions
 //
@@ -63,8 +71,7 @@
 // latency, and the listener then ignores the notification sent by its own
 // pool's connections. If the listener's connection drops it reconnects with
 // exponential backoff and, since notifications may have been missed, wakes
-// every subscriber once. Workers should still poll as a fallback (SPEC
-// §6.5).
+// every subscriber once. Workers should still poll as a fallback.
 //
 // # Performance
 //

@@ -275,6 +275,9 @@ func (t *Tx) AppendEventsAfter(ctx context.Context, q evokestore.LogQuery, skip 
 // appendEvents appends events (possibly none), reading first, under the
 // append lock, what q selects if it is not nil.
 func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
+	if err := evokestore.CheckNewEvents(events); err != nil {
+		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
+	}
 	if err := t.lock(); err != nil {
 		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}

@@ -51,6 +51,14 @@
 // fence, which the same transaction writes. (Migration 0013 moves the
 // schema version for it, so that older binaries refuse such a file.)
 //
+// # Input
+//
+// The store takes the input evokestore's input contract allows, the same as
+// evokepg, although SQLite itself would store any bytes: Tx.AppendEvents
+// checks its events first (evokestore.CheckNewEvents) and fails with
+// evokestore.ErrInvalid, appending nothing, so that a log written here
+// can move to PostgreSQL and what one store accepts the other does too.
+//
 // # Notifications
 //
 // Subscribe is an in-process fan-out: after a Tx that wrote events, outbox

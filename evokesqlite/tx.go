@@ -98,6 +98,9 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 	if len(events) == 0 {
 		return nil, nil
 	}
+	if err := evokestore.CheckNewEvents(events); err != nil {
+		return nil, fmt.Errorf("evokesqlite: append events: %w", err)
+	}
 	now := time.Now().UnixNano()
 	out := make([]evokestore.Event, len(events))
 	fill := func(args []any, i int) []any {

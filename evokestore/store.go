@@ -1,12 +1,36 @@
 // Package evokestore defines the narrow interface between evoke's runtime and
 // its storage backends, in the manner of database/sql/driver: the runtime is
-// written against these types and each backend (evokesqlite, later evokepg)
+// written against these types and each backend (evokesqlite, evokepg)
 // implements them. Everything here works on bytes; the typed, generic user API
 // lives in the root evoke package.
 //
 // A backend must make each Tx atomic and isolated: the runtime relies on one
 // transaction per batch of steps to commit new states, outbox commands,
-// history, held events, deadlines and checkpoints together (SPEC §3.2).
+// history, held events, deadlines and checkpoints together.
+//
+// # Input contract
+//
+// Every backend takes the same input, so that what one store accepts the
+// other accepts too and reads back byte for byte:
+//
+//   - Identifiers are between 1 and MaxIDLen bytes of valid UTF-8 without
+//     a NUL byte (CheckID): event IDs, types and stream IDs, instance IDs,
+//     process-manager names, command IDs and types, aggregate types and
+//     IDs, deadline names, metadata keys. Correlation and causation IDs
+//     follow the same rules but may be empty (CheckOptionalID).
+//   - JSON payloads (event data, command payloads, metadata values) are
+//     at most MaxPayloadLen bytes of valid JSON and valid UTF-8 whose \u
+//     escapes of UTF-16 surrogates come in pairs (CheckJSON); metadata
+//     values are a JSON object (CheckJSONObject). A \u0000 escape inside a
+//     payload is allowed: payloads are stored as bytes. A store takes an
+//     empty payload as none.
+//   - Free text the runtime stores about instances (error texts, phases)
+//     is passed through Text, which replaces invalid UTF-8 and NUL bytes.
+//
+// Tx.AppendEvents checks each event with CheckNewEvents and fails with
+// ErrInvalid, appending nothing, when one breaks the contract. The runtime
+// checks its input at the edges with the same functions, before anything
+// reaches a store.
 package evokestore
 
 import (
@@ -33,6 +57,9 @@ var (
 	// ErrLeaseLost reports a write fenced because its node no longer holds
 	// the lease of a partition it wrote to.
 	ErrLeaseLost = errors.New("evokestore: partition lease lost")
+	// ErrInvalid reports input outside the input contract (see the package
+	// documentation): an identifier or payload a store does not take.
+	ErrInvalid = errors.New("evokestore: invalid input")
 )
 
 // Topic names a class of committed change that wakes waiting workers.
@@ -201,8 +228,9 @@ type AppendReader interface {
 type Tx interface {
 	Querier
 	// AppendEvents appends events at the stream versions they name. It fails
-	// with ErrVersionConflict or ErrDuplicateEvent and assigns positions in
-	// order. The returned events carry their positions and RecordedAt.
+	// with ErrVersionConflict or ErrDuplicateEvent, or with ErrInvalid for an
+	// event outside the input contract (CheckNewEvents), and assigns
+	// positions in order. The returned events carry their positions and RecordedAt.
 	AppendEvents(ctx context.Context, events []NewEvent) ([]Event, error)
 	// PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
 	// update whose stored version is not PrevVersion, or an insert of an

@@ -13,8 +13,9 @@
 //	}
 //
 // Run checks the behaviour documented in package evokestore, including the
-// sentinel errors, fencing, atomicity of transactions, concurrent writers
-// and commit notifications. It also checks the optional extensions the
+// sentinel errors, the input contract (every event outside it refused with
+// ErrInvalid, the input at its edges read back byte for byte), fencing,
+// atomicity of transactions, concurrent writers and commit notifications. It also checks the optional extensions the
 // runtime discovers by type assertion (evokestore.StreamsReader,
 // evokestore.Purger, evokestore.Leaser with evokestore.LeaseChecker) where
 // the store implements them, and skips their subtests where it does not.
@@ -82,6 +83,8 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"InstancesBulk", testInstancesBulk},
 		{"AppendBulk", testAppendBulk},
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
+		{"InputRefused", testInputRefused},
+		{"InputAccepted", testInputAccepted},
 		// Optional extensions: these skip when the store lacks them.
 		{"ReadStreams", testReadStreams},
 		{"ReadEvents", testReadEvents},

@@ -143,7 +143,7 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.OutboxCommand, cause error) error {
 	en := d.en
 	now := en.cfg.Clock.Now()
-	reason := fmt.Sprintf("dispatch of command %s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause)
+	reason := evokestore.Text(fmt.Sprintf("dispatch of command %s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause))
 	var tel Telemetry
 	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 		if err := en.fence(ctx, tx, ls, []int{c.Partition}); err != nil {
@@ -366,6 +366,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		}
 		evs, reason := en.decide(ctx, tx, cache, c)
 		if reason != "" {
+			reason = evokestore.Text(reason)
 			x.rejected++
 			out.Status, out.Error = evokestore.OutcomeRejected, reason
 			if c.ProcessManager != "" {

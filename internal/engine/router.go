@@ -779,7 +779,7 @@ func (r *router) correlate(events []evokestore.Event, routes []Route, fresh bool
 			r.en.counters.CorrelateErrs.Add(1)
 			r.en.log.Error("correlate failed; event parked for the process manager",
 				"process_manager", r.name, "event_id", ev.ID, "event_type", ev.Type, "position", ev.Position, "err", route.Err)
-			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: route.Err.Error()})
+			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: evokestore.Text(route.Err.Error())})
 			continue
 		}
 		pc, p := mine(route.ID, ev.Position)
@@ -800,7 +800,10 @@ func (r *router) correlate(events []evokestore.Event, routes []Route, fresh bool
 // route decides where one event goes, for every path that steps events
 // (a batch read from the log, a chained round, a retry of held events): an
 // event of a type the process manager did not declare goes nowhere, system
-// events carry their target, and the others go where Correlate says.
+// events carry their target, and the others go where Correlate says. An
+// instance ID outside the input contract (evokestore.CheckID) is a failed
+// correlation: no store could hold the instance, so the event is parked
+// for the process manager rather than failing every batch that loads it.
 func (r *router) route(ev *evokestore.Event) Route {
 	switch ev.Type {
 	case TypeCommandRejected, TypeDeadline:
@@ -817,8 +820,11 @@ func (r *router) route(ev *evokestore.Event) Route {
 	if route.Kind == RouteError && route.Err == nil {
 		route.Err = errors.New("correlation failed")
 	}
-	if route.Kind != RouteIgnore && route.Kind != RouteError && route.ID == "" {
-		return Route{Kind: RouteError, Err: fmt.Errorf("correlate %s: empty instance id for event %s (%s)", r.name, ev.ID, ev.Type)}
+	if route.Kind != RouteIgnore && route.Kind != RouteError {
+		if err := evokestore.CheckID("instance id", route.ID); err != nil {
+			return Route{Kind: RouteError, Err: fmt.Errorf("correlate %s: event %s (%s): %w",
+				r.name, evokestore.Quote(ev.ID), evokestore.Quote(ev.Type), err)}
+		}
 	}
 	return route
 }
@@ -1226,7 +1232,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 // with backoff or, past the attempt limit, parked.
 func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event, err error, now time.Time, replay bool) {
 	inst.Attempts++
-	inst.LastError = err.Error()
+	inst.LastError = evokestore.Text(err.Error())
 	inst.UpdatedAt = now
 	kind := evokestore.KindFailed
 	if inst.Attempts >= r.en.cfg.MaxAttempts {
@@ -1240,11 +1246,11 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryRetry, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
 	}
 	if !replay {
-		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: err.Error()})
+		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: inst.LastError})
 	}
 	g.history = append(g.history, evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Kind: kind, Version: inst.Version, Position: ev.Position,
-		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: err.Error(), RecordedAt: now,
+		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: inst.LastError, RecordedAt: now,
 		Node: r.en.cfg.NodeID, LeaseToken: g.token,
 	})
 }
