@@ -33,6 +33,11 @@ var (
 	// ErrLeaseLost reports a write fenced because its node no longer holds
 	// the lease of a partition it wrote to.
 	ErrLeaseLost = errors.New("evokestore: partition lease lost")
+	// ErrStoreNotFound reports that a backend asked to open an existing
+	// store only (the MustExist option of evokesqlite and evokepg) found
+	// none: the SQLite file or the PostgreSQL schema is missing, or holds no
+	// evoke tables. Nothing was created.
+	ErrStoreNotFound = errors.New("evokestore: no evoke store")
 )
 
 // Topic names a class of committed change that wakes waiting workers.
