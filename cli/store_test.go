@@ -29,6 +29,17 @@ var existingStoreCommands = [][]string{
 	{"cancel", "--pm", "pm", "id"},
 }
 
+// runBounded runs a command line like run, ending it after 10 seconds: a
+// serve that wrongly started must not hang the test.
+func runBounded(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out, errb strings.Builder
+	code := cli.Main(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
 // withStore returns the command line of cmd on store.
 func withStore(cmd []string, store string) []string {
 	return append([]string{cmd[0], "--store", store}, cmd[1:]...)
@@ -65,7 +76,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"worker", "--store", pg + "?evoke_schema=weird;x"}, 2, "malformed query"},
 		{[]string{"bench", "--store", pg + "?evoke_schema=weird;x"}, 2, "malformed query"},
 	} {
-		code, out, errs := run(t, c.args...)
+		code, out, errs := runBounded(t, c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d saying %q", c.args, code, errs, c.code, c.want)
 		}
@@ -85,7 +96,7 @@ func TestMissingSQLiteStoreIsNotCreated(t *testing.T) {
 	dir := t.TempDir()
 	for _, cmd := range existingStoreCommands {
 		for _, db := range []string{filepath.Join(dir, "typo.db"), "sqlite:" + filepath.Join(dir, "typo.db")} {
-			code, out, errs := run(t, withStore(cmd, db)...)
+			code, out, errs := runBounded(t, withStore(cmd, db)...)
 			if code != 1 || !strings.Contains(errs, "no such file: evokestore: no evoke store") || !strings.Contains(errs, "evoke demo, bench and worker create a store") {
 				t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 naming the missing store", cmd, code, out, errs)
 			}
@@ -128,9 +139,14 @@ func TestMissingPostgresSchemaIsNotCreated(t *testing.T) {
 			_ = conn.Close(ctx)
 		}
 	})
+	// evoke's tables and functions in public or in the schema.
 	evokeTables := func() (n int) {
 		t.Helper()
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', $1) AND tablename LIKE 'evoke%'`, schema).Scan(&n); err != nil {
+		names := []string{"evoke_migrations", "events", "instances", "outbox", "history", "checkpoints", "command_outcomes",
+			"deadlines", "held_events", "leases", "nodes"}
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = $1 OR schemaname = 'public' AND tablename = ANY($2))
+	+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN ('public', $1) AND p.proname LIKE 'evoke%')`,
+			schema, names).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -141,7 +157,7 @@ func TestMissingPostgresSchemaIsNotCreated(t *testing.T) {
 		sep = "&"
 	}
 	for _, cmd := range existingStoreCommands {
-		code, out, errs := run(t, withStore(cmd, base+sep+"evoke_schema="+schema)...)
+		code, out, errs := runBounded(t, withStore(cmd, base+sep+"evoke_schema="+schema)...)
 		if code != 1 || !strings.Contains(errs, "the schema does not exist: evokestore: no evoke store") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 naming the missing schema", cmd, code, out, errs)
 		}
@@ -151,7 +167,7 @@ func TestMissingPostgresSchemaIsNotCreated(t *testing.T) {
 		t.Errorf("schema %s exists after the commands (%v)", schema, err)
 	}
 	if n := evokeTables(); n != before {
-		t.Errorf("%d evoke tables in public, %d before", n, before)
+		t.Errorf("%d of evoke's tables and functions in public and %s, %d before", n, schema, before)
 	}
 }
 

@@ -1157,7 +1157,8 @@ func TestMustExist(t *testing.T) {
 	}
 	tablesIn := func(schema string) int {
 		var n int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'evoke%'`, schema).Scan(&n); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = $1)
+	+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname LIKE 'evoke%')`, schema).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -1173,10 +1174,10 @@ func TestMustExist(t *testing.T) {
 		t.Errorf("the missing schema exists after the refused open (%v)", err)
 	}
 	if n := tablesIn(bare); n != 0 {
-		t.Errorf("%d tables created in the schema without evoke's", n)
+		t.Errorf("%d tables and functions created in the schema without evoke's", n)
 	}
 	if n := tablesIn("public"); n != publicBefore {
-		t.Errorf("public: %d evoke tables, %d before", n, publicBefore)
+		t.Errorf("public: %d tables and evoke functions, %d before", n, publicBefore)
 	}
 
 	existing := newSchema(t)
