@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -122,23 +121,13 @@ func TestMissingSQLiteStoreIsNotCreated(t *testing.T) {
 // evoke's tables in public.
 func TestMissingPostgresSchemaIsNotCreated(t *testing.T) {
 	t.Parallel()
-	base := os.Getenv("EVOKE_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("set EVOKE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
-	}
+	base, store, schema := pgSchema(t, "evoke_cli_missing") // dropped at the end if the test fails
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	schema := fmt.Sprintf("evoke_cli_missing_%d", time.Now().UnixNano())
-	t.Cleanup(func() { // only if the test failed
-		if conn, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			_ = conn.Close(ctx)
-		}
-	})
 	// evoke's tables and functions in public or in the schema.
 	evokeTables := func() (n int) {
 		t.Helper()
@@ -152,12 +141,8 @@ func TestMissingPostgresSchemaIsNotCreated(t *testing.T) {
 		return n
 	}
 	before := evokeTables()
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
 	for _, cmd := range existingStoreCommands {
-		code, out, errs := runBounded(t, withStore(cmd, base+sep+"evoke_schema="+schema)...)
+		code, out, errs := runBounded(t, withStore(cmd, store)...)
 		if code != 1 || !strings.Contains(errs, "the schema does not exist: evokestore: no evoke store") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 naming the missing schema", cmd, code, out, errs)
 		}

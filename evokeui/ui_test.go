@@ -115,7 +115,17 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func get(t *testing.T, c *http.Client, u string) (int, string) {
 	t.Helper()
-	resp, err := c.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return send(t, c, req)
+}
+
+// send sends req with c and returns the answer's status and body.
+func send(t *testing.T, c *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,14 +282,7 @@ func TestActionsRefuseForgery(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/action"+query, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		maps.Copy(req.Header, header)
-		resp, err := op.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(resp.Body)
-		return resp.StatusCode, b.String()
+		return send(t, op, req)
 	}
 	cancel := func(formToken string) url.Values {
 		v := url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-1"}, "action": {"cancel"}}
