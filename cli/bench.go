@@ -48,6 +48,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
 		return errUsage
 	}
+	if isPostgres(*store) { // a malformed URL is refused before anything is made
+		if _, _, err := splitSchema(*store); err != nil {
+			return err
+		}
+	}
 	// The profile and trace files are created now: a bad path fails
 	// before the run, which they record only the timed part of.
 	cpu, err := openRecording(*cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
@@ -77,7 +82,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer timelineFile.Close()
 	}
 	tgt, err := bench.OpenEmpty(ctx, *store, *force, func(ctx context.Context, spec string) (evokestore.Store, error) {
-		return OpenStore(ctx, spec)
+		return OpenStore(ctx, spec, &OpenOpts{Create: true})
 	})
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@
 // Main. Every command names its store with --store: a SQLite file path (also
 // written sqlite:PATH; the default is ./evoke.db) or a postgres:// URL, whose
 // optional evoke_schema parameter names the schema holding evoke's tables
-// (default public).
+// (default public; ^[a-z_][a-z0-9_]{0,62}$). Only demo, bench and worker
+// create a store; the other commands open an existing one and fail, creating
+// nothing, when there is none.
 package cli
 
 import (
@@ -26,6 +28,16 @@ const DefaultStore = "./evoke.db"
 
 // errUsage marks a usage error (exit code 2); the message was printed.
 var errUsage = errors.New("usage")
+
+// usageError is a usage error whose message Main prints (exit code 2).
+type usageError struct{ msg string }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == errUsage }
 
 type command struct {
 	name, summary string
@@ -61,6 +73,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			case err == nil:
 				return 0
 			case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+				if ue := (*usageError)(nil); errors.As(err, &ue) {
+					fmt.Fprintf(stderr, "evoke %s: %v\n", c.name, ue)
+				}
 				return 2
 			default:
 				fmt.Fprintf(stderr, "evoke %s: %v\n", c.name, err)
@@ -80,37 +95,88 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH or sqlite:PATH, default ./evoke.db)")
-	fmt.Fprintln(w, "or a PostgreSQL URL (postgres://user@host/db?evoke_schema=NAME).")
+	fmt.Fprintln(w, "or a PostgreSQL URL (postgres://user@host/db?evoke_schema=NAME). Only demo, bench and")
+	fmt.Fprintln(w, "worker create a store; the other commands open an existing one.")
 	fmt.Fprintln(w, "Run `evoke <command> -h` for its flags.")
 }
 
+// OpenOpts are OpenStore's options.
+type OpenOpts struct {
+	// Create creates the store (the SQLite file, or the PostgreSQL schema,
+	// and evoke's tables) if it is missing, as demo, bench and worker do.
+	// Defaults to false: OpenStore opens an existing store only, and fails
+	// with an error wrapping evokestore.ErrStoreNotFound, creating
+	// nothing, when there is none.
+	Create bool
+}
+
 // OpenStore opens the store named by spec: a SQLite file path, also written
-// sqlite:PATH, or a postgres:// URL.
-func OpenStore(ctx context.Context, spec string) (evokestore.Store, error) {
-	switch {
-	case spec == "":
+// sqlite:PATH, or a postgres:// URL whose evoke_schema parameter names the
+// schema (see evokepg.Options.Schema for the names it accepts). opts may be
+// nil. A malformed spec (a URL that does not parse, a query with a ';', a
+// schema name evokepg refuses) is a usage error, found before anything is
+// opened.
+func OpenStore(ctx context.Context, spec string, opts *OpenOpts) (evokestore.Store, error) {
+	var o OpenOpts
+	if opts != nil {
+		o = *opts
+	}
+	if spec == "" {
 		spec = DefaultStore
-	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
-		u, err := url.Parse(spec)
+	}
+	if isPostgres(spec) {
+		dsn, schema, err := splitSchema(spec)
 		if err != nil {
-			return nil, fmt.Errorf("store %s: %w", redact(spec), err)
+			return nil, err
 		}
-		// evoke_schema picks the schema holding evoke's tables.
-		q := u.Query()
-		schema := q.Get("evoke_schema")
-		q.Del("evoke_schema")
-		u.RawQuery = q.Encode()
-		st, err := evokepg.Open(ctx, u.String(), &evokepg.Options{Schema: schema})
-		if err != nil {
-			return nil, fmt.Errorf("open store %s: %w", redact(spec), err)
+		st, err := evokepg.Open(ctx, dsn, &evokepg.Options{Schema: schema, MustExist: !o.Create})
+		switch {
+		case errors.Is(err, evokepg.ErrInvalidSchema):
+			return nil, usageErrorf("--store %s: evoke_schema: %v", redact(spec), err)
+		case err != nil:
+			return nil, fmt.Errorf("open store %s: %w%s", redact(spec), err, createHint(err))
 		}
 		return st, nil
 	}
-	st, err := evokesqlite.Open(ctx, strings.TrimPrefix(spec, "sqlite:"), nil)
+	st, err := evokesqlite.Open(ctx, strings.TrimPrefix(spec, "sqlite:"), &evokesqlite.Options{MustExist: !o.Create})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", spec, err)
+		return nil, fmt.Errorf("open store %s: %w%s", spec, err, createHint(err))
 	}
 	return st, nil
+}
+
+func isPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// splitSchema takes the evoke_schema parameter out of a postgres:// URL.
+// The query must parse whole: Go's URL parser drops a pair holding a ';'
+// (evoke_schema=a;b), which would silently select the default schema.
+func splitSchema(spec string) (dsn, schema string, err error) {
+	u, err := url.Parse(spec)
+	if err != nil {
+		return "", "", usageErrorf("--store %s: %v", redact(spec), errors.Unwrap(err))
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", "", usageErrorf("--store %s: malformed query: %v", redact(spec), err)
+	}
+	if vs := q["evoke_schema"]; len(vs) > 1 {
+		return "", "", usageErrorf("--store %s: evoke_schema given %d times", redact(spec), len(vs))
+	}
+	schema = q.Get("evoke_schema")
+	q.Del("evoke_schema")
+	u.RawQuery = q.Encode()
+	return u.String(), schema, nil
+}
+
+// createHint tells the user which commands create a store, after an error
+// that says there is none.
+func createHint(err error) string {
+	if errors.Is(err, evokestore.ErrStoreNotFound) {
+		return " (evoke demo, bench and worker create a store; the other commands open an existing one)"
+	}
+	return ""
 }
 
 // redact hides a URL's password.

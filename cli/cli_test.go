@@ -97,23 +97,8 @@ func TestDemoTableAndUsageErrors(t *testing.T) {
 // The demo on PostgreSQL, in a schema of its own.
 func TestDemoOnPostgres(t *testing.T) {
 	t.Parallel()
-	base := os.Getenv("EVOKE_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("set EVOKE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
-	}
-	schema := fmt.Sprintf("evoke_cli_%d", time.Now().UnixNano())
-	ctx := context.Background()
-	t.Cleanup(func() {
-		if conn, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			_ = conn.Close(ctx)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	code, out, errs := run(t, "demo", "--store", base+sep+"evoke_schema="+schema, "--orders", "200", "--json")
+	_, store, _ := pgSchema(t, "evoke_cli")
+	code, out, errs := run(t, "demo", "--store", store, "--orders", "200", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -124,4 +109,27 @@ func TestDemoOnPostgres(t *testing.T) {
 	if sum["store"] != "postgres" || sum["completed"] != 200.0 || sum["commands"] != 600.0 {
 		t.Errorf("summary %s", out)
 	}
+}
+
+// pgSchema returns the test PostgreSQL's URL, a --store URL naming a new
+// schema on it, and the schema, dropped when t ends; or skips t.
+func pgSchema(t *testing.T, prefix string) (base, store, schema string) {
+	t.Helper()
+	base = os.Getenv("EVOKE_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("set EVOKE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+	}
+	schema = fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if conn, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(ctx)
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base, base + sep + "evoke_schema=" + schema, schema
 }

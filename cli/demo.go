@@ -49,7 +49,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stopProfile()
-	st, err := OpenStore(ctx, *store)
+	st, err := OpenStore(ctx, *store, &OpenOpts{Create: true})
 	if err != nil {
 		return err
 	}

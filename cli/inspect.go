@@ -37,7 +37,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "--limit must be positive")
 		return errUsage
 	}
-	st, err := OpenStore(ctx, *store)
+	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st, err := OpenStore(ctx, *store)
+	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "evoke graph needs --pm NAME, --format mermaid or dot, and a positive --instances")
 		return errUsage
 	}
-	st, err := OpenStore(ctx, *store)
+	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func runOp(ctx context.Context, name, what string, op func(context.Context, evok
 		return errUsage
 	}
 	if event != nil && *event > 0 && *pm != "" && fs.NArg() == 0 {
-		st, err := OpenStore(ctx, *store)
+		st, err := OpenStore(ctx, *store, nil)
 		if err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func runOp(ctx context.Context, name, what string, op func(context.Context, evok
 	if err != nil {
 		return err
 	}
-	st, err := OpenStore(ctx, *store)
+	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
 		return err
 	}

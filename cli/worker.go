@@ -30,7 +30,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "--log-level: %v\n", err)
 		return errUsage
 	}
-	st, err := OpenStore(ctx, *store)
+	st, err := OpenStore(ctx, *store, &OpenOpts{Create: true})
 	if err != nil {
 		return err
 	}

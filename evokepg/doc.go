@@ -9,6 +9,13 @@
 // default). Open creates the schema if it is missing and sets search_path to
 // it on every connection (a startup parameter), so several evoke deployments,
 // or parallel test runs, can share one database without seeing each other.
+// A schema name matches ^[a-z_][a-z0-9_]{0,62}$: a name PostgreSQL folds to
+// itself, that needs no quoting in any tool, and that fits an identifier.
+// Open refuses any other (ErrInvalidSchema) before it connects. With
+// Options.MustExist, Open creates nothing: a missing schema, or one without
+// evoke's evoke_migrations table, fails with evokestore.ErrStoreNotFound
+// (inspection tools open stores this way, so that a mistyped name does not
+// leave an empty store behind).
 // The schema is created and upgraded by versioned migrations embedded in the
 // binary (migrations/NNNN_name.sql), applied by Open in one transaction under
 // a transaction-scoped advisory lock derived from the schema name, so that

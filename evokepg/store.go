@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +31,13 @@ var (
 // defaults.
 type Options struct {
 	// Schema is the PostgreSQL schema holding evoke's tables; Open creates
-	// it if missing and every connection uses it as its search_path. One
-	// database can host several deployments in different schemas. At most
-	// 63 bytes. Defaults to "public".
+	// it if missing (unless MustExist is set) and every connection uses it
+	// as its search_path. One database can host several deployments in
+	// different schemas. A name is a lower-case letter or underscore
+	// followed by up to 62 lower-case letters, digits and underscores
+	// (^[a-z_][a-z0-9_]{0,62}$): a name PostgreSQL folds to itself and
+	// that needs no quoting. Open refuses any other, before it connects.
+	// Defaults to "public".
 	Schema string
 	// MaxConns is the size of the connection pool serving transactions and
 	// reads. The Store opens one more connection, outside the pool, to
@@ -46,6 +49,30 @@ type Options struct {
 	// rows it locked so that another node can take the partitions over.
 	// Keep it at or below the runtime's lease time. Defaults to 5s.
 	IdleInTxTimeout time.Duration
+	// MustExist opens an existing store only: Open fails with an error
+	// wrapping evokestore.ErrStoreNotFound, and creates nothing, when the
+	// schema is missing or holds no evoke tables (its evoke_migrations
+	// table). An existing store of an older schema is still migrated.
+	// Defaults to false: Open creates the schema and its tables.
+	MustExist bool
+}
+
+// ErrInvalidSchema reports an Options.Schema that is not a valid name.
+var ErrInvalidSchema = errors.New("evokepg: invalid schema name")
+
+// validSchema reports whether name is a schema name Open accepts: a
+// lower-case letter or underscore followed by up to 62 lower-case letters,
+// digits and underscores.
+func validSchema(name string) bool {
+	if name == "" || len(name) > 63 || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -56,8 +83,8 @@ func (o *Options) withDefaults() (Options, error) {
 	if r.Schema == "" {
 		r.Schema = "public"
 	}
-	if len(r.Schema) > 63 || strings.ContainsRune(r.Schema, 0) {
-		return r, fmt.Errorf("evokepg: invalid Schema %q (want 1 to 63 bytes, no NUL)", r.Schema)
+	if !validSchema(r.Schema) {
+		return r, fmt.Errorf("%w %q: want a lower-case letter or underscore, then up to 62 lower-case letters, digits and underscores", ErrInvalidSchema, r.Schema)
 	}
 	if r.MaxConns <= 0 {
 		r.MaxConns = 8
@@ -104,7 +131,8 @@ var (
 // Open connects to the PostgreSQL database at url (a URL or keyword/value
 // connection string, as pgxpool.ParseConfig accepts), creates Options.Schema
 // if missing and migrates it to the schema this binary knows. opts may be
-// nil. A search_path in url is overridden by Options.Schema.
+// nil. A search_path in url is overridden by Options.Schema. With
+// Options.MustExist it opens an existing schema only.
 func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -156,7 +184,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("evokepg: open: %w", err)
 	}
 	s.pool = pool
-	if err := migrate(ctx, pool, o.Schema); err != nil {
+	if err := migrate(ctx, pool, o.Schema, o.MustExist); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("evokepg: open schema %q: %w", o.Schema, err)
 	}
@@ -278,7 +306,9 @@ func SchemaVersion() int64 {
 // migrate creates schema if missing and applies the migrations it lacks, in
 // one transaction holding an advisory lock of the schema: concurrent Opens
 // (nodes starting together) wait for the first and then find nothing to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+// With mustExist it creates nothing: a schema without evoke_migrations is
+// evokestore.ErrStoreNotFound.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, mustExist bool) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -295,6 +325,18 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	if mustExist {
+		var tables bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'evoke_migrations')`, schema).Scan(&tables); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		switch {
+		case !exists:
+			return fmt.Errorf("the schema does not exist: %w", evokestore.ErrStoreNotFound)
+		case !tables:
+			return fmt.Errorf("the schema holds no evoke tables: %w", evokestore.ErrStoreNotFound)
+		}
 	}
 	if !exists {
 		// Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE

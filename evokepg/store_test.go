@@ -123,8 +123,11 @@ func TestBackend(t *testing.T) {
 
 func TestOpenInvalid(t *testing.T) {
 	ctx := context.Background()
-	if _, err := evokepg.Open(ctx, "postgres://x@127.0.0.1:1/x", &evokepg.Options{Schema: string(make([]byte, 64))}); err == nil {
-		t.Error("Open with a 64-byte schema succeeded")
+	for _, schema := range []string{string(make([]byte, 64)), strings.Repeat("a", 64), "weird;x", "Has-Dash", "Upper", "1st", "sp ace", `q"uote`, "é"} {
+		// An unreachable server: the name is refused before Open connects.
+		if _, err := evokepg.Open(ctx, "postgres://x@127.0.0.1:1/x", &evokepg.Options{Schema: schema}); !errors.Is(err, evokepg.ErrInvalidSchema) {
+			t.Errorf("Open with schema %q: err = %v, want ErrInvalidSchema", schema, err)
+		}
 	}
 	if _, err := evokepg.Open(ctx, "::not a url::", nil); err == nil {
 		t.Error("Open of a malformed URL succeeded")
@@ -1139,5 +1142,48 @@ func TestHistoryRuns(t *testing.T) {
 				t.Errorf("%s record %d = %+v, want %+v (after ID %d)", id, k, g, w, got[max(k-1, 0)].ID)
 			}
 		}
+	}
+}
+
+// MustExist opens an existing schema only: a missing schema, or one without
+// evoke's tables, is refused and nothing is created in it or in public.
+func TestMustExist(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn := adminConn(t)
+	missing, bare := newSchema(t), newSchema(t)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+bare); err != nil {
+		t.Fatal(err)
+	}
+	tablesIn := func(schema string) int {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = $1)
+	+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname LIKE 'evoke%')`, schema).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	publicBefore := tablesIn("public")
+	for _, schema := range []string{missing, bare} {
+		if _, err := evokepg.Open(ctx, testURL(t), &evokepg.Options{Schema: schema, MustExist: true}); !errors.Is(err, evokestore.ErrStoreNotFound) {
+			t.Errorf("schema %s: err = %v, want ErrStoreNotFound", schema, err)
+		}
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, missing).Scan(&exists); err != nil || exists {
+		t.Errorf("the missing schema exists after the refused open (%v)", err)
+	}
+	if n := tablesIn(bare); n != 0 {
+		t.Errorf("%d tables and functions created in the schema without evoke's", n)
+	}
+	if n := tablesIn("public"); n != publicBefore {
+		t.Errorf("public: %d tables and evoke functions, %d before", n, publicBefore)
+	}
+
+	existing := newSchema(t)
+	open(t, existing, nil).Close()
+	s := open(t, existing, &evokepg.Options{MustExist: true})
+	if _, err := s.Head(ctx); err != nil {
+		t.Errorf("the existing schema through MustExist: %v", err)
 	}
 }

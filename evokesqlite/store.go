@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"strconv"
@@ -36,6 +37,13 @@ type Options struct {
 	// ReadConns is the number of connections in the pool serving reads made
 	// outside a transaction. Defaults to 4.
 	ReadConns int
+	// MustExist opens an existing store only: Open fails with an error
+	// wrapping evokestore.ErrStoreNotFound, and creates nothing, when the
+	// file is missing or holds no evoke tables. The connections open the
+	// file with SQLite's mode=rw, which never creates it. An existing store
+	// of an older schema is still migrated. Defaults to false: Open creates
+	// the file and its tables.
+	MustExist bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -90,10 +98,10 @@ type Store struct {
 
 var _ evokestore.Store = (*Store)(nil)
 
-// Open opens (creating it if missing) the SQLite database at path and
-// migrates it to the schema this binary knows. path may carry a "sqlite:"
-// prefix (and "sqlite://" is accepted too); it must not contain '?'. opts may
-// be nil.
+// Open opens (creating it if missing, unless Options.MustExist is set) the
+// SQLite database at path and migrates it to the schema this binary knows.
+// path may carry a "sqlite:" prefix (and "sqlite://" is accepted too); it
+// must not contain '?'. opts may be nil.
 func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -112,7 +120,14 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("evokesqlite: open %q: path must not contain '?'", p)
 	}
 
-	base := url.Values{}
+	dsn, base := p, url.Values{}
+	if o.MustExist {
+		if err := mustExist(ctx, p); err != nil {
+			return nil, err
+		}
+		dsn = existingURI(p)
+		base.Set("mode", "rw") // SQLite's own URI parameter: never create the file
+	}
 	base.Add("_pragma", "busy_timeout("+strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)+")")
 	base.Add("_pragma", "journal_mode(WAL)")
 	base.Add("_pragma", "synchronous("+o.Synchronous+")")
@@ -125,7 +140,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	// The writer checkpoints only as a backstop: the checkpointer does it.
 	wq.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walBackstopPages)+")")
 	wq.Set("_txlock", "immediate")
-	w, err := sql.Open("sqlite", p+"?"+wq.Encode())
+	w, err := sql.Open("sqlite", dsn+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
 	}
@@ -147,7 +162,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	// ~30 MB more of peak RSS for no more throughput, and 8 MiB cost ~6%
 	// of it (session 4, docs/benchmarks.md).
 	rq.Add("_pragma", "cache_size(-16384)")
-	r, err := sql.Open("sqlite", p+"?"+rq.Encode())
+	r, err := sql.Open("sqlite", dsn+"?"+rq.Encode())
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
@@ -164,7 +179,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	}
 	cq := cloneValues(base)
 	cq.Add("_pragma", "cache_size(-1024)") // it copies WAL frames: no use for a cache
-	c, err := sql.Open("sqlite", p+"?"+cq.Encode())
+	c, err := sql.Open("sqlite", dsn+"?"+cq.Encode())
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("evokesqlite: open %q: %w", p, err)
@@ -173,6 +188,42 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	s.ckpt, s.ckptKick, s.ckptStop, s.ckptDone = c, make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go s.checkpoints()
 	return s, nil
+}
+
+// mustExist checks, through a connection that sets no pragma and opens the
+// file with mode=rw (so that it neither creates the file nor turns an empty
+// one into a database), that path holds an evoke store.
+func mustExist(ctx context.Context, path string) error {
+	notFound := func(why string) error {
+		return fmt.Errorf("evokesqlite: open %q: %s: %w", path, why, evokestore.ErrStoreNotFound)
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return notFound("no such file")
+	}
+	db, err := sql.Open("sqlite", existingURI(path)+"?mode=rw")
+	if err != nil {
+		return fmt.Errorf("evokesqlite: open %q: %w", path, err)
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'evoke_migrations'`).Scan(&n)
+	switch {
+	case err != nil:
+		return fmt.Errorf("evokesqlite: open %q: %w", path, err)
+	case n == 0:
+		return notFound("the file holds no evoke tables")
+	}
+	return nil
+}
+
+// existingURI is path as an SQLite URI filename ("file:..."), through which
+// the driver hands SQLite's own parameters (mode) to SQLite.
+func existingURI(path string) string {
+	p := strings.NewReplacer("%", "%25", "#", "%23").Replace(path)
+	if strings.HasPrefix(p, "/") {
+		return "file://" + p
+	}
+	return "file:" + p
 }
 
 // WAL checkpoints. SQLite copies the write-ahead log back into the database

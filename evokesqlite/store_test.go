@@ -588,3 +588,55 @@ func TestCheckpointsAtMostOnceAnInterval(t *testing.T) {
 		t.Errorf("%d checkpoints without commits, want none", got-base-2)
 	}
 }
+
+// MustExist opens existing stores only: a missing file, an empty one or a
+// database without evoke's tables is refused, and left as it was.
+func TestMustExist(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	must := &evokesqlite.Options{MustExist: true}
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := evokesqlite.Open(context.Background(), missing, must); !errors.Is(err, evokestore.ErrStoreNotFound) {
+		t.Errorf("missing file: err = %v, want ErrStoreNotFound", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := evokesqlite.Open(context.Background(), "sqlite:"+empty, must); !errors.Is(err, evokestore.ErrStoreNotFound) {
+		t.Errorf("empty file: err = %v, want ErrStoreNotFound", err)
+	}
+	other := filepath.Join(dir, "other.db")
+	db, err := sql.Open("sqlite", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := evokesqlite.Open(context.Background(), other, must); !errors.Is(err, evokestore.ErrStoreNotFound) {
+		t.Errorf("a database without evoke's tables: err = %v, want ErrStoreNotFound", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"empty.db", "other.db"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("files after the refused opens: %v, want %v", names, want)
+	}
+	if fi, _ := os.Stat(empty); fi.Size() != 0 {
+		t.Errorf("the empty file was written: %d bytes", fi.Size())
+	}
+
+	// An existing store, at a path SQLite's URIs would misread.
+	odd := filepath.Join(dir, "odd #1 %20.db")
+	s := open(t, odd, nil)
+	appendOne(t, s, "e1", "s-1", 1)
+	s.Close()
+	s = open(t, odd, must)
+	if evs, err := s.ReadStream(context.Background(), "s-1", 0); err != nil || len(evs) != 1 {
+		t.Errorf("the existing store through MustExist: %d events, %v", len(evs), err)
+	}
+}

@@ -60,6 +60,11 @@ var (
 	// ErrInvalid reports input outside the input contract (see the package
 	// documentation): an identifier or payload a store does not take.
 	ErrInvalid = errors.New("evokestore: invalid input")
+	// ErrStoreNotFound reports that a backend asked to open an existing
+	// store only (the MustExist option of evokesqlite and evokepg) found
+	// none: the SQLite file or the PostgreSQL schema is missing, or holds no
+	// evoke tables. Nothing was created.
+	ErrStoreNotFound = errors.New("evokestore: no evoke store")
 )
 
 // Topic names a class of committed change that wakes waiting workers.

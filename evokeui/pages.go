@@ -70,8 +70,8 @@ form.inline { display: inline } button { margin-right: .5em }
 {{with .Parked}}<h3 id="parked">Events parked for {{$.PM}} ({{len .}}): its Correlate failed on them</h3>
 <table id="parked-events"><tr><th>position</th><th>error</th><th></th></tr>
 {{range .}}<tr><td class="n">{{.Position}}</td><td>{{short .Error}}</td><td>{{if $.Authorized}}
-{{if $.CanRetryEvents}}<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{$.PM}}"><input type="hidden" name="position" value="{{.Position}}"><button name="action" value="retry-event">Retry</button></form>{{end}}
-<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{$.PM}}"><input type="hidden" name="position" value="{{.Position}}"><button name="action" value="skip-event" id="skip-event-{{.Position}}">Skip</button></form>
+{{if $.CanRetryEvents}}<form class="inline" method="post" action="/action"><input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="pm" value="{{$.PM}}"><input type="hidden" name="position" value="{{.Position}}"><button name="action" value="retry-event">Retry</button></form>{{end}}
+<form class="inline" method="post" action="/action"><input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="pm" value="{{$.PM}}"><input type="hidden" name="position" value="{{.Position}}"><button name="action" value="skip-event" id="skip-event-{{.Position}}">Skip</button></form>
 {{end}}</td></tr>{{end}}</table>{{end}}
 </body></html>{{end}}
 
@@ -83,9 +83,9 @@ form.inline { display: inline } button { margin-right: .5em }
 {{with .In.last_error}}<p>last error (attempt {{$.In.attempts}}):</p><pre>{{.}}</pre>{{end}}
 {{if or .CanRetry .CanSkip .CanCancel}}<p id="actions">
 {{if .Authorized}}
-{{if .CanRetry}}<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="retry" id="retry">Retry</button></form>{{end}}
-{{if .CanSkip}}<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="skip" id="skip">Skip the held event</button></form>{{end}}
-{{if .CanCancel}}<form class="inline" method="post" action="/action"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="cancel" id="cancel">Cancel</button></form>{{end}}
+{{if .CanRetry}}<form class="inline" method="post" action="/action"><input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="retry" id="retry">Retry</button></form>{{end}}
+{{if .CanSkip}}<form class="inline" method="post" action="/action"><input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="skip" id="skip">Skip the held event</button></form>{{end}}
+{{if .CanCancel}}<form class="inline" method="post" action="/action"><input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="cancel" id="cancel">Cancel</button></form>{{end}}
 {{else if .ReadOnly}}(read-only: start <code>evoke serve</code> with a token to act){{else}}(open the address <code>evoke serve</code> printed, with its token, to retry, skip or cancel){{end}}
 </p>{{end}}
 {{with .State}}<h3>State</h3><pre id="state">{{.}}</pre>{{end}}

@@ -2,7 +2,11 @@ package evokeui
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html"
@@ -54,7 +58,21 @@ type EventActions interface {
 type Options struct {
 	// Token guards the actions: a browser that opened any page with
 	// ?token=<Token> gets it as a cookie (HttpOnly, SameSite=Strict) and
-	// may then retry, skip and cancel. Empty: the UI is read-only.
+	// may then retry, skip and cancel. Empty: the UI is read-only. Use a
+	// long random token (`evoke serve` makes one of 32 hex digits and
+	// refuses one shorter than 16 characters).
+	//
+	// The cookie alone does not allow an action: SameSite does not tell
+	// ports apart, so a page served from another port of the same host
+	// would get it sent along. An action is a POST that carries the
+	// anti-forgery token the UI's pages put in their forms (an HMAC of the
+	// token) and that the browser says comes from the UI's own origin
+	// (Sec-Fetch-Site, or else Origin, checked by
+	// net/http.CrossOriginProtection). A request with neither header comes
+	// from no browser (a browser sends Origin with every POST): it is
+	// allowed with the cookie and the anti-forgery token, which only a
+	// holder of the token can compute. Anything else gets 403 and changes
+	// nothing. The pages also refuse to be framed by another site.
 	Token string
 	// Actions carries them out; nil: StoreActions on the store.
 	Actions Actions
@@ -63,7 +81,12 @@ type Options struct {
 	GraphInstances int
 }
 
-const tokenCookie = "evoke_token"
+const (
+	tokenCookie = "evoke_token"
+	// formTokenField is the forms' hidden field holding the anti-forgery
+	// token.
+	formTokenField = "form_token"
+)
 
 // Handler returns the UI for st. Serve it on localhost (`evoke serve` binds
 // 127.0.0.1 by default): it shows instance states, which may hold personal
@@ -75,19 +98,36 @@ func Handler(st evokestore.Store, opts Options) http.Handler {
 	if opts.GraphInstances <= 0 {
 		opts.GraphInstances = 10000
 	}
-	u := &ui{st: st, opts: opts}
+	u := &ui{st: st, opts: opts, msgKey: make([]byte, 32)}
+	rand.Read(u.msgKey) // never fails (crypto/rand)
+	if opts.Token != "" {
+		m := hmac.New(sha256.New, []byte(opts.Token))
+		m.Write([]byte("evoke UI form token"))
+		u.formToken = base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", u.overview)
 	mux.HandleFunc("GET /instances", u.instances)
 	mux.HandleFunc("GET /instance", u.instance)
 	mux.HandleFunc("GET /graph", u.graph)
 	mux.HandleFunc("POST /action", u.action)
-	return u.withToken(mux)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "refused: actions come from the UI's own pages only (cross-origin request)", http.StatusForbidden)
+	}))
+	return u.withToken(cop.Handler(mux))
 }
 
 type ui struct {
 	st   evokestore.Store
 	opts Options
+	// formToken is the anti-forgery token of the forms ("" without a
+	// Token): an HMAC of the token, which a page of another origin can
+	// neither read nor compute.
+	formToken string
+	// msgKey signs the messages the UI passes to the page it redirects to
+	// after an action, so that a page shows only messages the UI issued.
+	msgKey []byte
 }
 
 // withToken turns ?token= into the cookie, then redirects to the same page
@@ -113,6 +153,35 @@ func (u *ui) withToken(next http.Handler) http.Handler {
 func (u *ui) authorized(r *http.Request) bool {
 	c, err := r.Cookie(tokenCookie)
 	return u.opts.Token != "" && err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(u.opts.Token)) == 1
+}
+
+// sign returns the signature of a message the UI issued about the
+// instance pm/id (id "" for a process manager's page).
+func (u *ui) sign(pm, id, msg string) string {
+	m := hmac.New(sha256.New, u.msgKey)
+	for _, s := range []string{pm, id, msg} {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// withMsg returns the address of path with q (its pm and id) and a signed
+// message.
+func (u *ui) withMsg(path string, q url.Values, msg string) string {
+	q.Set("msg", msg)
+	q.Set("sig", u.sign(q.Get("pm"), q.Get("id"), msg))
+	return path + "?" + q.Encode()
+}
+
+// msg returns the page's message if the UI signed it for this page's
+// process manager and instance, else "".
+func (u *ui) msg(q url.Values) string {
+	msg := q.Get("msg")
+	if msg == "" || !hmac.Equal([]byte(q.Get("sig")), []byte(u.sign(q.Get("pm"), q.Get("id"), msg))) {
+		return ""
+	}
+	return msg
 }
 
 // statuses in the order the overview shows them.
@@ -200,7 +269,7 @@ func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 		title += " · " + string(status)
 	}
 	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": nextPage, "Statuses": statuses,
-		"Parked": parked, "CanRetryEvents": canRetryEvents, "Msg": q.Get("msg")})
+		"Parked": parked, "CanRetryEvents": canRetryEvents, "Msg": u.msg(q)})
 }
 
 // nextDeadlines returns each listed instance's earliest deadline, if the
@@ -262,7 +331,7 @@ func (u *ui) instance(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.render(w, r, "instance", pm+" "+id, map[string]any{
-		"PM": pm, "ID": id, "V": v, "In": v.Instance, "State": state, "Msg": q.Get("msg"),
+		"PM": pm, "ID": id, "V": v, "In": v.Instance, "State": state, "Msg": u.msg(q),
 		"CanRetry": stuck, "CanSkip": stuck && len(v.Held) > 0, "CanCancel": !status.Done(),
 	})
 }
@@ -282,6 +351,10 @@ func (u *ui) graph(w http.ResponseWriter, r *http.Request) {
 func (u *ui) action(w http.ResponseWriter, r *http.Request) {
 	if !u.authorized(r) {
 		http.Error(w, "actions need the token: open the address `evoke serve` printed", http.StatusForbidden)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostFormValue(formTokenField)), []byte(u.formToken)) != 1 {
+		http.Error(w, "refused: the anti-forgery token is missing or wrong (actions come from the UI's own pages)", http.StatusForbidden)
 		return
 	}
 	pm, id, act := r.FormValue("pm"), r.FormValue("id"), r.FormValue("action")
@@ -307,7 +380,7 @@ func (u *ui) action(w http.ResponseWriter, r *http.Request) {
 	} else if viaStore && act != "cancel" {
 		msg = act + " requested: the runtime running " + pm + " takes it up within its poll interval"
 	}
-	http.Redirect(w, r, "/instance?"+url.Values{"pm": {pm}, "id": {id}, "msg": {msg}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, u.withMsg("/instance", url.Values{"pm": {pm}, "id": {id}}, msg), http.StatusSeeOther)
 }
 
 // eventAction retries or skips an event parked for pm.
@@ -333,7 +406,7 @@ func (u *ui) eventAction(w http.ResponseWriter, r *http.Request, pm, act string)
 	if err != nil {
 		msg = fmt.Sprintf("%s %d failed: %v", act, pos, err)
 	}
-	http.Redirect(w, r, "/instances?"+url.Values{"pm": {pm}, "msg": {msg}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, u.withMsg("/instances", url.Values{"pm": {pm}}, msg), http.StatusSeeOther)
 }
 
 func (u *ui) fail(w http.ResponseWriter, err error) {
@@ -341,9 +414,16 @@ func (u *ui) fail(w http.ResponseWriter, err error) {
 }
 
 func (u *ui) render(w http.ResponseWriter, r *http.Request, page, title string, data map[string]any) {
-	data["Title"], data["Authorized"], data["ReadOnly"] = title, u.authorized(r), u.opts.Token == ""
+	authorized := u.authorized(r)
+	data["Title"], data["Authorized"], data["ReadOnly"] = title, authorized, u.opts.Token == ""
+	if authorized {
+		data["FormToken"] = u.formToken
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
+	// No framing: a page of another site (or port) must not overlay the
+	// operator's buttons.
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	if err := pages.ExecuteTemplate(w, page, data); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}

@@ -3,6 +3,8 @@ package evokeui_test
 import (
 	"bytes"
 	"context"
+	"html/template"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -10,7 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +30,9 @@ import (
 const token = "t0k3n"
 
 // demoStore runs the demo (200 orders, 10% declined) into a new SQLite
-// file and adds two parked instances, then serves the UI for it.
-func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server) {
+// file and adds two parked instances, then serves the UI for it, recording
+// the status of every action request.
+func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server, *actionLog) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "ui.db")
 	var out, errb bytes.Buffer
@@ -64,14 +70,62 @@ func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(evokeui.Handler(st, evokeui.Options{Token: token}))
+	log := &actionLog{h: evokeui.Handler(st, evokeui.Options{Token: token})}
+	srv := httptest.NewServer(log)
 	t.Cleanup(srv.Close)
-	return st, srv
+	return st, srv, log
+}
+
+// actionLog serves the UI and records the status it answered each POST
+// with.
+type actionLog struct {
+	h        http.Handler
+	mu       sync.Mutex
+	statuses []int
+}
+
+func (l *actionLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		l.h.ServeHTTP(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	l.h.ServeHTTP(sw, r)
+	l.mu.Lock()
+	l.statuses = append(l.statuses, sw.status)
+	l.mu.Unlock()
+}
+
+// Statuses returns the statuses of the POSTs so far.
+func (l *actionLog) Statuses() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.statuses)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func get(t *testing.T, c *http.Client, u string) (int, string) {
 	t.Helper()
-	resp, err := c.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return send(t, c, req)
+}
+
+// send sends req with c and returns the answer's status and body.
+func send(t *testing.T, c *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +138,7 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 // The pages over HTTP, and the token guarding the actions.
 func TestPagesAndToken(t *testing.T) {
 	t.Parallel()
-	st, srv := demoStore(t)
+	st, srv, _ := demoStore(t)
 	c := srv.Client()
 	code, body := get(t, c, srv.URL+"/")
 	if code != 200 || !strings.Contains(body, `href="/instances?pm=order_fulfillment&amp;status=parked">2</a>`) {
@@ -121,15 +175,15 @@ func TestPagesAndToken(t *testing.T) {
 	}
 
 	// Actions: refused without the token or with a wrong one.
-	post := func(c *http.Client) int {
-		resp, err := c.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-1"}, "action": {"cancel"}})
+	post := func(c *http.Client, formToken string) int {
+		resp, err := c.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-1"}, "action": {"cancel"}, "form_token": {formToken}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := post(c); code != http.StatusForbidden {
+	if code := post(c, ""); code != http.StatusForbidden {
 		t.Errorf("action without the token: %d", code)
 	}
 	if code, _ := get(t, c, srv.URL+"/?token=wrong"); code != http.StatusForbidden {
@@ -140,7 +194,7 @@ func TestPagesAndToken(t *testing.T) {
 	if code, body := get(t, op, srv.URL+"/?token="+token); code != 200 || !strings.Contains(body, "<span>operator</span>") {
 		t.Fatalf("with the token: %d", code)
 	}
-	if code := post(op); code != 200 { // followed the redirect to the instance page
+	if code := post(op, formToken(t, op, srv.URL+"/instance?pm=order_fulfillment&id=stuck-1")); code != 200 { // followed the redirect to the instance page
 		t.Errorf("action with the token: %d", code)
 	}
 
@@ -153,7 +207,8 @@ func TestPagesAndToken(t *testing.T) {
 		!strings.Contains(body, "correlate exploded") || !strings.Contains(body, `id="skip-event-5"`) || strings.Contains(body, `value="retry-event"`) {
 		t.Errorf("instances page does not offer to skip the parked event (and only that):\n%s", body)
 	}
-	resp, err := op.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "position": {"5"}, "action": {"skip-event"}})
+	resp, err := op.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "position": {"5"}, "action": {"skip-event"},
+		"form_token": {formToken(t, op, srv.URL+"/instances?pm=order_fulfillment")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +231,170 @@ func TestPagesAndToken(t *testing.T) {
 	}
 }
 
+// formTokenRE finds the anti-forgery token in a page's forms.
+var formTokenRE = regexp.MustCompile(`<input type="hidden" name="form_token" value="([^"]+)">`)
+
+// formToken returns the anti-forgery token of the forms of the page at u.
+func formToken(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	_, body := get(t, c, u)
+	m := formTokenRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no anti-forgery token in %s:\n%s", u, body)
+	}
+	return m[1]
+}
+
+// operator returns a client holding the token's cookie.
+func operator(t *testing.T, srv *httptest.Server) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	op := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := op.Get(srv.URL + "/?token=" + token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("opening the UI with the token: %d", resp.StatusCode)
+	}
+	return op
+}
+
+// Each action needs the cookie, the page's anti-forgery token and a request
+// from the UI's own origin (or from no browser); anything else is 403 and
+// changes nothing.
+func TestActionsRefuseForgery(t *testing.T) {
+	t.Parallel()
+	st, srv, _ := demoStore(t)
+	op := operator(t, srv)
+	page := srv.URL + "/instance?pm=order_fulfillment&id=stuck-1"
+	good := formToken(t, op, page)
+	status := func(id string) evokestore.InstanceStatus {
+		in, err := st.Instances(context.Background(), "order_fulfillment", []string{id})
+		if err != nil || len(in) != 1 {
+			t.Fatalf("instance %s: %v", id, err)
+		}
+		return in[0].Status
+	}
+	post := func(form url.Values, header http.Header, query string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/action"+query, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		maps.Copy(req.Header, header)
+		return send(t, op, req)
+	}
+	cancel := func(formToken string) url.Values {
+		v := url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-1"}, "action": {"cancel"}}
+		if formToken != "" {
+			v.Set("form_token", formToken)
+		}
+		return v
+	}
+	h := func(kv ...string) http.Header {
+		hd := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			hd.Set(kv[i], kv[i+1])
+		}
+		return hd
+	}
+	other := strings.Replace(srv.URL, "127.0.0.1:", "127.0.0.1:1", 1) // the same host, another port
+	for _, c := range []struct {
+		name   string
+		form   url.Values
+		header http.Header
+		query  string
+		want   string
+	}{
+		{"no anti-forgery token", cancel(""), nil, "", "anti-forgery token is missing or wrong"},
+		{"a wrong anti-forgery token", cancel("x" + good[1:]), nil, "", "anti-forgery token is missing or wrong"},
+		{"the token itself", cancel(token), nil, "", "anti-forgery token is missing or wrong"},
+		{"the anti-forgery token in the address", cancel(""), nil, "?form_token=" + url.QueryEscape(good), "anti-forgery token is missing or wrong"},
+		{"a foreign Origin", cancel(good), h("Origin", "http://evil.example"), "", "cross-origin request"},
+		{"another port's Origin", cancel(good), h("Origin", other), "", "cross-origin request"},
+		{"Sec-Fetch-Site same-site", cancel(good), h("Sec-Fetch-Site", "same-site", "Origin", other), "", "cross-origin request"},
+		{"Sec-Fetch-Site cross-site", cancel(good), h("Sec-Fetch-Site", "cross-site"), "", "cross-origin request"},
+		{"Sec-Fetch-Site cross-site with the UI's Origin", cancel(good), h("Sec-Fetch-Site", "cross-site", "Origin", srv.URL), "", "cross-origin request"},
+		{"the UI's Origin without a token", cancel(""), h("Origin", srv.URL), "", "anti-forgery token is missing or wrong"},
+	} {
+		if code, body := post(c.form, c.header, c.query); code != http.StatusForbidden || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %q, want 403 saying %q", c.name, code, body, c.want)
+		}
+	}
+	if s := status("stuck-1"); s != evokestore.StatusParked {
+		t.Fatalf("a refused request changed stuck-1: %s", s)
+	}
+
+	// The UI's own origin, as a browser says it, with the page's token.
+	for _, hd := range []http.Header{h("Origin", srv.URL, "Sec-Fetch-Site", "same-origin"), h("Origin", srv.URL)} {
+		if code, _ := post(url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-2"}, "action": {"retry"}, "form_token": {good}}, hd, ""); code != http.StatusSeeOther {
+			t.Errorf("a same-origin retry with %v: %d, want 303", hd, code)
+		}
+	}
+	// No browser (no Origin, no Sec-Fetch-Site) with the cookie and the
+	// anti-forgery token: allowed.
+	if code, _ := post(cancel(good), nil, ""); code != http.StatusSeeOther || status("stuck-1") != evokestore.StatusCancelled {
+		t.Errorf("a request from no browser with both tokens: %d, stuck-1 %s", code, status("stuck-1"))
+	}
+	// The pages refuse to be framed.
+	resp, err := op.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("the page may be framed: CSP %q, X-Frame-Options %q", csp, resp.Header.Get("X-Frame-Options"))
+	}
+}
+
+// A page shows only the messages the UI itself issued after an action, not
+// text put in its address.
+func TestMessagesOnlyFromTheUI(t *testing.T) {
+	t.Parallel()
+	_, srv, _ := demoStore(t)
+	op := operator(t, srv)
+	for _, page := range []string{"/instance?pm=order_fulfillment&id=stuck-2&", "/instances?pm=order_fulfillment&"} {
+		for _, q := range []string{
+			"msg=" + url.QueryEscape("<script>alert(1)</script>"),
+			"msg=" + url.QueryEscape("Your session expired: call +1 555 0100"),
+			"msg=" + url.QueryEscape("retry done") + "&sig=AAAA",
+			"msg=" + url.QueryEscape("retry done") + "&sig=",
+		} {
+			_, body := get(t, op, srv.URL+page+q)
+			if strings.Contains(body, `id="msg"`) || strings.Contains(body, "alert(1)") || strings.Contains(body, "session expired") || strings.Contains(body, "retry done") {
+				t.Errorf("%s%s shows the text:\n%s", page, q, body)
+			}
+		}
+	}
+	// The message of an action is shown on the page the action leads to.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/action", strings.NewReader(url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-2"},
+		"action": {"retry"}, "form_token": {formToken(t, op, srv.URL+"/instance?pm=order_fulfillment&id=stuck-2")}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := op.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	next := resp.Header.Get("Location")
+	_, body := get(t, op, srv.URL+next)
+	if !strings.Contains(body, `<p class="msg" id="msg">retry requested`) {
+		t.Errorf("after the retry (%d, to %s) the page does not show its message:\n%s", resp.StatusCode, next, body)
+	}
+	// The same message with its text changed, or on another instance's
+	// page, is not.
+	u, _ := url.Parse(next)
+	q := u.Query()
+	q.Set("msg", q.Get("msg")+" <b>and more</b>")
+	if _, body := get(t, op, srv.URL+u.Path+"?"+q.Encode()); strings.Contains(body, `id="msg"`) {
+		t.Errorf("a changed message is shown:\n%s", body)
+	}
+	q = u.Query()
+	q.Set("id", "stuck-1")
+	if _, body := get(t, op, srv.URL+u.Path+"?"+q.Encode()); strings.Contains(body, `id="msg"`) {
+		t.Errorf("stuck-2's message is shown on stuck-1's page:\n%s", body)
+	}
+}
+
 // chromium finds the browser; EVOKE_TEST_BROWSER=1 (CI) makes its absence
 // an error instead of a skip.
 func chromium(t *testing.T) string {
@@ -191,30 +410,29 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// A real browser: the operator opens the printed address, walks from the
-// overview to a parked instance and cancels it; the state machine is drawn.
-// With EVOKE_UI_SCREENSHOTS=DIR the pages are saved there as PNG.
-func TestBrowser(t *testing.T) {
-	t.Parallel()
+// browser starts a headless chromium for t (or skips t) and returns its
+// context, a function that runs steps and one that returns an element's
+// text; each fails t on error.
+func browser(t *testing.T) (ctx context.Context, do func(...chromedp.Action[chromedp.Void]), text func(sel string) string) {
+	t.Helper()
 	bin := chromium(t)
-	st, srv := demoStore(t)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	t.Cleanup(cancel)
+	ctx, cancel = chromedp.NewContext(actx)
+	t.Cleanup(cancel)
 	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
+	t.Cleanup(cancel)
+	do = func(steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	text := func(sel string) string {
+	text = func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 		if err != nil {
@@ -222,6 +440,16 @@ func TestBrowser(t *testing.T) {
 		}
 		return s
 	}
+	return ctx, do, text
+}
+
+// A real browser: the operator opens the printed address, walks from the
+// overview to a parked instance and cancels it; the state machine is drawn.
+// With EVOKE_UI_SCREENSHOTS=DIR the pages are saved there as PNG.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	ctx, do, text := browser(t)
+	st, srv, _ := demoStore(t)
 	shots := os.Getenv("EVOKE_UI_SCREENSHOTS")
 	shot := func(name string) {
 		t.Helper()
@@ -273,5 +501,81 @@ func TestBrowser(t *testing.T) {
 	}
 	if !strings.Contains(svg, "awaiting_shipment") || !strings.Contains(svg, "ItemShipped") {
 		t.Errorf("graph: %s", svg)
+	}
+}
+
+// hostilePages are pages of another origin (the same host, another port)
+// that try to cancel an instance with the operator's cookie: a form that
+// submits itself, and fetch POSTs with credentials. They carry the UI's
+// real anti-forgery token, as if it had leaked: the browser's word on
+// where the request comes from must stop them on its own.
+const hostilePages = `<!doctype html>
+{{define "form"}}<form id="f" method="post" action="{{.UI}}/action">
+<input name="pm" value="order_fulfillment"><input name="id" value="stuck-1"><input name="action" value="cancel">
+<input name="form_token" value="{{.FormToken}}"></form>
+<script>document.getElementById("f").submit()</script>{{end}}
+{{define "fetch"}}<script>
+const body = () => new URLSearchParams({pm: "order_fulfillment", id: "stuck-1", action: "cancel", form_token: "{{.FormToken}}"});
+Promise.allSettled([
+  fetch("{{.UI}}/action", {method: "POST", credentials: "include", mode: "no-cors", body: body()}),
+  fetch("{{.UI}}/action", {method: "POST", credentials: "include", body: body()}),
+]).then(() => document.body.insertAdjacentHTML("beforeend", '<p id="sent">sent</p>'));
+</script>{{end}}`
+
+// A page of another origin cannot act in the operator's browser: its
+// form post and its fetch POSTs get 403 and the instance is unchanged; the
+// UI's own Cancel button still works.
+func TestBrowserCrossOriginRefused(t *testing.T) {
+	t.Parallel()
+	ctx, do, text := browser(t)
+	st, srv, log := demoStore(t)
+	do(chromedp.Navigate(srv.URL+"/?token="+token), chromedp.Navigate(srv.URL+"/instance?pm=order_fulfillment&id=stuck-1"))
+	formToken, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name="form_token"]`)))
+	if err != nil || formToken == "" {
+		t.Fatalf("the anti-forgery token of the page: %q, %v", formToken, err)
+	}
+	pages := template.Must(template.New("").Parse(hostilePages))
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = pages.ExecuteTemplate(w, strings.TrimPrefix(r.URL.Path, "/"), map[string]string{"UI": srv.URL, "FormToken": formToken})
+	}))
+	defer hostile.Close()
+	if hostile.URL == srv.URL || !strings.HasPrefix(hostile.URL, "http://127.0.0.1:") {
+		t.Fatalf("the hostile server %s is not another port of the UI's host %s", hostile.URL, srv.URL)
+	}
+	parked := func(when string) {
+		t.Helper()
+		in, _ := st.Instances(context.Background(), "order_fulfillment", []string{"stuck-1"})
+		if len(in) != 1 || in[0].Status != evokestore.StatusParked {
+			t.Fatalf("%s: stuck-1 is %+v, want it parked still", when, in)
+		}
+	}
+
+	do(chromedp.Navigate(hostile.URL+"/fetch"), chromedp.WaitReady(chromedp.CSS("#sent")))
+	if got := log.Statuses(); !slices.Equal(got, []int{403, 403}) {
+		t.Errorf("the fetch POSTs were answered %v, want 403 twice", got)
+	}
+	parked("after the fetch POSTs")
+
+	do(chromedp.Navigate(hostile.URL + "/form"))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.href === "`+srv.URL+`/action" && document.readyState === "complete"`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the form post did not land on the UI: %v", err)
+	}
+	if got := text("body"); !strings.Contains(got, "cross-origin request") {
+		t.Errorf("the form post's answer: %q", got)
+	}
+	if got := log.Statuses(); !slices.Equal(got, []int{403, 403, 403}) {
+		t.Errorf("the POSTs were answered %v, want 403 three times", got)
+	}
+	parked("after the form post")
+
+	do(chromedp.Navigate(srv.URL+"/instance?pm=order_fulfillment&id=stuck-1"), chromedp.Click(chromedp.CSS("#cancel")),
+		chromedp.WaitVisible(chromedp.CSS("#msg")))
+	if msg, status := text("#msg"), text("#status"); status != "cancelled" || !strings.Contains(msg, "cancel done") {
+		t.Errorf("after clicking Cancel: status %q, message %q", status, msg)
+	}
+	if got := log.Statuses(); !slices.Equal(got, []int{403, 403, 403, http.StatusSeeOther}) {
+		t.Errorf("the POSTs were answered %v, want the UI's own 303 last", got)
 	}
 }

@@ -23,7 +23,7 @@ import (
 )
 
 func open(ctx context.Context, spec string) (evokestore.Store, error) {
-	return cli.OpenStore(ctx, spec)
+	return cli.OpenStore(ctx, spec, &cli.OpenOpts{Create: true})
 }
 
 // runSmall runs a small bench with a few seeded in-flight instances on
