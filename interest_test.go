@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -113,15 +114,18 @@ func TestOnlyInterestingEventsReachAProcessManager(t *testing.T) {
 					appendEvent(t, rt, "job-1", "Begin", map[string]string{"id": "j1"})
 					evoketest.WaitIdle(t, rt, 0)
 
+					// User code may see an event more than once (the router
+					// correlates what it reads ahead, and steps again what a
+					// dropped chain stepped), but never one of a type the
+					// process manager is not interested in.
 					mu.Lock()
 					got := slices.Clone(seen)
 					mu.Unlock()
-					var want []string
-					for _, typ := range tc.wantStepsTypes {
-						want = append(want, "correlate:"+typ, "apply:"+typ, "handle:"+typ)
-					}
-					if !slices.Equal(got, want) {
-						t.Fatalf("user code saw %v, want %v", got, want)
+					for _, call := range got {
+						_, typ, _ := strings.Cut(call, ":")
+						if !slices.Contains(tc.wantStepsTypes, typ) {
+							t.Fatalf("user code saw %s (all calls: %v); interested in %v", call, got, pm.InterestedIn())
+						}
 					}
 					inst, ok := instance(t, st, "picky", "j1")
 					if !ok {
