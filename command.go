@@ -63,7 +63,7 @@ func (c Command) validate() error {
 		evokestore.CheckID("command type", c.Type),
 		evokestore.CheckID("aggregate type", c.AggregateType),
 		evokestore.CheckID("aggregate id", c.AggregateID),
-		evokestore.CheckID("aggregate stream id", StreamID(c.AggregateType, c.AggregateID)),
+		checkStreamLen(c.AggregateType, c.AggregateID),
 		evokestore.CheckOptionalID("command id", c.ID),
 		evokestore.CheckOptionalID("correlation id", c.Metadata.CorrelationID),
 		evokestore.CheckOptionalID("causation id", c.Metadata.CausationID),
@@ -80,4 +80,14 @@ func (c Command) validate() error {
 // otherwise the trigger's position.
 func CommandID(pm, instanceID string, trigger Event, index int) string {
 	return engine.CommandID(pm, instanceID, trigger.ID, trigger.Position, index)
+}
+
+// checkStreamLen checks that the stream of an aggregate, whose type and ID
+// are checked identifiers, is not longer than an identifier may be.
+func checkStreamLen(aggregateType, aggregateID string) error {
+	if n := len(aggregateType) + 1 + len(aggregateID); n > evokestore.MaxIDLen {
+		return fmt.Errorf("%w: aggregate stream id %s is %d bytes long, longer than %d", ErrInvalid,
+			evokestore.Quote(StreamID(aggregateType, aggregateID)), n, evokestore.MaxIDLen)
+	}
+	return nil
 }

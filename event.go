@@ -116,7 +116,12 @@ func marshalPayload(v any) (json.RawMessage, error) {
 	if bytes.Contains(b, []byte(`\ufffd`)) {
 		return nil, fmt.Errorf("%w: payload has a string that is not valid UTF-8", ErrInvalid)
 	}
-	return b, evokestore.CheckJSON("payload", b)
+	// What json.Marshal writes is valid JSON and UTF-8, and escapes no
+	// surrogate: only its length is left to check.
+	if len(b) > evokestore.MaxPayloadLen {
+		return nil, fmt.Errorf("%w: payload is %d bytes long, longer than %d", ErrInvalid, len(b), evokestore.MaxPayloadLen)
+	}
+	return b, nil
 }
 
 // newID returns a random, time-ordered UUID (version 7).
