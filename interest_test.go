@@ -2,6 +2,8 @@ package evoke_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,5 +154,89 @@ func TestOnlyInterestingEventsReachAProcessManager(t *testing.T) {
 				})
 			})
 		}
+	}
+}
+
+// positions is a process manager that records the Position Handle saw for
+// each event: Begin sends a hop command whose Relayed event it handles
+// (chained, with the default ChainDepth), which completes it.
+type positions struct{}
+
+type positionsState struct {
+	Seen []int64 `json:"seen"`
+	Done bool    `json:"done"`
+}
+
+func (positions) Name() string           { return "positions" }
+func (positions) InterestedIn() []string { return []string{"Begin", "Relayed"} }
+func (positions) Correlate(e evoke.Event) evoke.Correlation {
+	return evoke.ByField(e, "id", evoke.Continue)
+}
+func (positions) Apply(s positionsState, _ evoke.Event) positionsState { return s }
+func (positions) Completed(s positionsState) bool                      { return s.Done }
+
+func (positions) Handle(s positionsState, e evoke.Event) (positionsState, []evoke.Command, error) {
+	s.Seen = append(slices.Clip(s.Seen), e.Position)
+	if e.Type == "Relayed" {
+		s.Done = true
+		return s, nil, nil
+	}
+	id, _ := evoke.Field(e, "id")
+	return s, []evoke.Command{evoke.NewCommand("hop", "relayer", id, relayData{ID: id})}, nil
+}
+
+// Handle sees Position 0 for an event chained in the transaction that
+// appends it, as Event.Position documents, and the event's real position
+// otherwise; the instance's history has the real positions either way.
+func TestHandleSeesPositionZeroOnlyForChainedEvents(t *testing.T) {
+	doc, err := os.ReadFile("event.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "Apply and Handle see 0") && !strings.Contains(string(doc), "Handle sees 0") {
+		t.Fatalf("Event.Position's doc does not say that a chained step sees Position 0")
+	}
+	for _, depth := range []int{-1, 8} {
+		t.Run("chain="+strconv.Itoa(depth), func(t *testing.T) {
+			eachStore(t, func(t *testing.T, st evokestore.Store) {
+				cfg := quietConfig()
+				cfg.ChainDepth = depth
+				rt := relayRuntime(t, st, cfg, positions{})
+				start(t, rt)
+				appendEvent(t, rt, "begin-p1", "Begin", relayData{ID: "p1"})
+				evoketest.WaitIdle(t, rt, 0)
+				inst, ok := instance(t, st, "positions", "p1")
+				if !ok || inst.Status != evokestore.StatusCompleted {
+					t.Fatalf("instance %+v, want completed", inst)
+				}
+				var s positionsState
+				if err := json.Unmarshal(inst.State, &s); err != nil {
+					t.Fatal(err)
+				}
+				hist, err := st.History(context.Background(), "positions", "p1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(hist) != 2 || len(s.Seen) != 2 {
+					t.Fatalf("history %+v, seen %v: want two steps", hist, s.Seen)
+				}
+				for i, h := range hist {
+					if h.Position <= 0 {
+						t.Fatalf("history record %d has position %d", i, h.Position)
+					}
+				}
+				chained := rt.Stats().Chained > 0
+				if chained != (depth > 0) {
+					t.Fatalf("chained steps: %d, with ChainDepth %d", rt.Stats().Chained, depth)
+				}
+				want := []int64{hist[0].Position, hist[1].Position}
+				if chained {
+					want[1] = 0
+				}
+				if !slices.Equal(s.Seen, want) {
+					t.Fatalf("Handle saw positions %v, want %v (chained: %v)", s.Seen, want, chained)
+				}
+			})
+		})
 	}
 }
