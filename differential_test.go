@@ -299,9 +299,17 @@ func (s pmSpec) pm() gPM {
 // previous op with NoWait, while it is still busy).
 type scenOp struct {
 	Append    []testEvent `json:"append,omitempty"`
+	Operate   []action    `json:"operate,omitempty"`
 	AdvanceMS int64       `json:"advance_ms,omitempty"`
 	Restart   bool        `json:"restart,omitempty"`
 	NoWait    bool        `json:"no_wait,omitempty"`
+}
+
+// action is an operator's Retry, Skip or Cancel of an instance.
+type action struct {
+	PM     string `json:"pm"`
+	ID     string `json:"id"`
+	Action string `json:"action"` // retry, skip or cancel
 }
 
 type testEvent struct {
@@ -344,24 +352,47 @@ func generate(seed uint64) scenario {
 		sc.PMs = append(sc.PMs, spec)
 	}
 	n := 0
+	var failing []string // instances an event was generated to park
 	for range 2 + r.IntN(7) {
 		var op scenOp
 		switch k := r.IntN(10); {
-		case k < 6:
+		case k < 5:
 			for range 1 + r.IntN(6) {
 				n++
 				id := "i" + strconv.Itoa(r.IntN(5))
-				op.Append = append(op.Append, testEvent{ID: testEventID(seed, n), Type: testTypes[r.IntN(3)], Plan: g.plan(id, 3+r.IntN(2))})
+				pl := g.plan(id, 3+r.IntN(2))
+				if r.IntN(8) == 0 { // an instance for the operator to act on
+					pl.PanicHandle = true
+					failing = append(failing, id)
+				}
+				op.Append = append(op.Append, testEvent{ID: testEventID(seed, n), Type: testTypes[r.IntN(3)], Plan: pl})
 			}
 			op.NoWait = r.IntN(6) == 0
-		case k < 9:
+		case k < 7:
 			op.AdvanceMS = []int64{1000, 2500, 6000, 25000}[r.IntN(4)]
+		case k < 9 && !(sc.Config.QueueCommands && anyTimeout(sc.PMs)):
+			// (A retried or skipped event's timeout counts from its
+			// RecordedAt, so it can be due at once; with QueueCommands its
+			// firing races the step's commands in the outbox, an order the
+			// semantics leave open.)
+			for range 1 + r.IntN(3) {
+				id := "i" + strconv.Itoa(r.IntN(5))
+				if len(failing) > 0 && r.IntN(4) != 0 {
+					id = failing[r.IntN(len(failing))]
+				}
+				op.Operate = append(op.Operate, action{PM: sc.PMs[r.IntN(len(sc.PMs))].Name, ID: id,
+					Action: []string{"retry", "skip", "skip", "cancel"}[r.IntN(4)]})
+			}
 		default:
 			op.Restart = true
 		}
 		sc.Ops = append(sc.Ops, op)
 	}
 	return sc
+}
+
+func anyTimeout(pms []pmSpec) bool {
+	return slices.ContainsFunc(pms, func(p pmSpec) bool { return p.TimeoutMS > 0 })
 }
 
 // testEventID is a deterministic UUID of version 7 for a test event.
@@ -435,6 +466,7 @@ func (g *gen) cmd(id string, depth int) gCmd {
 
 // world is what the differential test compares.
 type world struct {
+	ops     []string // each operator action and whether it was accepted
 	insts   map[string]instView
 	streams map[string][]string
 	orphans map[string][]string
@@ -488,6 +520,9 @@ func (want world) diff(got world, max int) []string {
 		if len(out) < max {
 			out = append(out, fmt.Sprintf(f, args...))
 		}
+	}
+	if !slices.Equal(want.ops, got.ops) {
+		add("operator actions %v, model %v", got.ops, want.ops)
 	}
 	for _, k := range slices.Sorted(maps.Keys(unionKeys(want.insts, got.insts))) {
 		w, okW := want.insts[k]
@@ -550,8 +585,14 @@ func expect(sc scenario) world {
 		aggs[pm.aggType(0)], aggs[pm.aggType(1)] = gAgg{pm.name}, gAgg{pm.name}
 	}
 	m := newModel(diffStart, aggs, pms...)
+	var ops []string
 	for _, op := range sc.Ops {
 		switch {
+		case op.Operate != nil:
+			for _, a := range op.Operate {
+				i := slices.IndexFunc(pms, func(pm evoke.ProcessManager[gState]) bool { return pm.Name() == a.PM })
+				ops = append(ops, fmt.Sprintf("%s %s/%s: %v", a.Action, a.PM, a.ID, m.operate(pms[i], a.ID, a.Action)))
+			}
 		case op.Append != nil:
 			for _, te := range op.Append {
 				m.appendEvent(evoke.Event{ID: te.ID, Type: te.Type, StreamID: "t-" + te.ID, StreamVersion: 1, Data: mustJSON(te.Plan)})
@@ -561,7 +602,9 @@ func expect(sc scenario) world {
 			m.advance(time.Duration(op.AdvanceMS) * time.Millisecond)
 		}
 	}
-	return m.view()
+	w := m.view()
+	w.ops = ops
+	return w
 }
 
 func mustJSON(v any) []byte {
@@ -604,8 +647,25 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario) (world, erro
 	}
 	defer func() { _ = rt.Stop(context.WithoutCancel(ctx)) }()
 	defer func() { diffTally.add(rt.Stats()) }()
+	var ops []string
 	for i, op := range sc.Ops {
 		switch {
+		case op.Operate != nil:
+			for _, a := range op.Operate {
+				var err error
+				switch a.Action {
+				case "retry":
+					err = rt.Retry(ctx, a.PM, a.ID)
+				case "skip":
+					err = rt.Skip(ctx, a.PM, a.ID)
+				case "cancel":
+					err = rt.Cancel(ctx, a.PM, a.ID)
+				}
+				ops = append(ops, fmt.Sprintf("%s %s/%s: %v", a.Action, a.PM, a.ID, err == nil))
+				if err := waitIdle(ctx, rt); err != nil {
+					return world{}, fmt.Errorf("op %d: %w", i, err)
+				}
+			}
 		case op.Append != nil:
 			batch := make([]evoke.StreamAppend, len(op.Append))
 			for j, te := range op.Append {
@@ -637,7 +697,9 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario) (world, erro
 	if err := rt.Stop(ctx); err != nil {
 		return world{}, err
 	}
-	return readWorld(ctx, st, sc)
+	w, err := readWorld(ctx, st, sc)
+	w.ops = ops
+	return w, err
 }
 
 // diffTally counts what the runtimes of the differential test did, to
@@ -729,10 +791,10 @@ func readWorld(ctx context.Context, st evokestore.Store, sc scenario) (world, er
 						ids = append(ids, r.ID)
 					}
 					v.History = append(v.History, fmt.Sprintf("step v%d %s %s %q->%q %v", h.Version, h.EventID, h.EventType, h.PhaseBefore, h.PhaseAfter, ids))
-				case evokestore.KindParked:
-					v.History = append(v.History, fmt.Sprintf("parked v%d %s", h.Version, h.EventID))
-				default:
+				case evokestore.KindParked, evokestore.KindSkipped:
 					v.History = append(v.History, fmt.Sprintf("%s v%d %s", h.Kind, h.Version, h.EventID))
+				default:
+					v.History = append(v.History, fmt.Sprintf("%s v%d", h.Kind, h.Version))
 				}
 			}
 			if v.Held, err = heldIDs(s.Name, in.ID); err != nil {
@@ -839,6 +901,11 @@ func smaller(sc scenario) []scenario {
 		with(func(c *scenario) { c.Ops = slices.Delete(c.Ops, i, i+1) })
 	}
 	for i, op := range sc.Ops {
+		for j := range op.Operate {
+			if len(op.Operate) > 1 {
+				with(func(c *scenario) { c.Ops[i].Operate = slices.Delete(c.Ops[i].Operate, j, j+1) })
+			}
+		}
 		for j := range op.Append {
 			if len(op.Append) > 1 {
 				with(func(c *scenario) { c.Ops[i].Append = slices.Delete(c.Ops[i].Append, j, j+1) })

@@ -2,7 +2,6 @@ package evoke_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -72,13 +71,20 @@ func (m *model[S, A]) appendEvent(e evoke.Event) {
 	m.log = append(m.log, e)
 }
 
-// run routes every event not yet routed, including those the steps cause.
+// run routes every event not yet routed, including those the steps cause,
+// and fires the deadlines that are due (a replayed event's timeout may be),
+// until nothing is left to do.
 func (m *model[S, A]) run() {
-	for m.next < len(m.log) {
-		e := m.log[m.next]
-		m.next++
-		for _, pm := range m.pms {
-			m.route(pm, e)
+	for {
+		for m.next < len(m.log) {
+			e := m.log[m.next]
+			m.next++
+			for _, pm := range m.pms {
+				m.route(pm, e)
+			}
+		}
+		if !m.fire() {
+			return
 		}
 	}
 }
@@ -87,12 +93,10 @@ func (m *model[S, A]) run() {
 // order of time (then process manager, instance and name), each as an
 // event at the end of the log; a deadline whose instance has moved past its
 // version, or completed, is dropped. It runs the log after each round of
-// deadlines, until none is due.
+// deadlines, until none is due (see run).
 func (m *model[S, A]) advance(d time.Duration) {
 	m.now = m.now.Add(d)
-	for m.fire() {
-		m.run()
-	}
+	m.run()
 }
 
 // fire appends the events of the deadlines due, reporting whether there
@@ -128,7 +132,7 @@ func (m *model[S, A]) fire() bool {
 	})
 	for _, f := range fire {
 		in := m.insts[f.key]
-		if in.version != f.dl.version || in.status == "completed" {
+		if in.version != f.dl.version || done(in.status) {
 			continue
 		}
 		id := engine.SortableID(uint64(f.dl.at.UnixMilli()), "deadline", f.key.pm, f.key.id, f.dl.name, fmt.Sprint(f.dl.version))
@@ -152,36 +156,18 @@ func cmpStr(a, b string) int {
 // route delivers e to the instance of pm it correlates to, if any.
 func (m *model[S, A]) route(pm evoke.ProcessManager[S], e evoke.Event) {
 	name := pm.Name()
-	system := e.Type == engine.TypeCommandRejected || e.Type == engine.TypeDeadline
-	var kind evoke.CorrelationKind
-	var id string
-	if system {
-		var t struct {
-			ProcessManager string `json:"process_manager"`
-			InstanceID     string `json:"instance_id"`
-		}
-		if json.Unmarshal(e.Data, &t) != nil || t.ProcessManager != name {
-			return
-		}
-		kind, id = evoke.KindContinue, t.InstanceID
-	} else {
-		if !slices.Contains(pm.InterestedIn(), e.Type) {
-			return
-		}
-		c, err := call(func() evoke.Correlation { return pm.Correlate(e) })
-		switch {
-		case err == nil && c.Kind() == evoke.KindIgnore:
-			return
-		case err != nil || c.Kind() == evoke.KindError || c.ID() == "":
-			m.orphans[name] = append(m.orphans[name], e.ID)
-			return
-		}
-		kind, id = c.Kind(), c.ID()
+	kind, id, ok := m.correlate(pm, e)
+	if !ok {
+		return
+	}
+	if kind == evoke.KindError {
+		m.orphans[name] = append(m.orphans[name], e.ID)
+		return
 	}
 	key := instKey{name, id}
 	in := m.insts[key]
 	if in != nil {
-		if in.status == "completed" && e.Type != engine.TypeCommandRejected {
+		if done(in.status) && e.Type != engine.TypeCommandRejected {
 			return // a tombstone takes no events
 		}
 		if in.status == "parked" {
@@ -190,7 +176,7 @@ func (m *model[S, A]) route(pm evoke.ProcessManager[S], e evoke.Event) {
 		}
 	} else {
 		switch {
-		case system:
+		case e.Type == engine.TypeCommandRejected || e.Type == engine.TypeDeadline:
 			return
 		case kind == evoke.KindStop:
 			return
@@ -200,13 +186,115 @@ func (m *model[S, A]) route(pm evoke.ProcessManager[S], e evoke.Event) {
 		in = &modelInst{status: "running"}
 		m.insts[key] = in
 	}
-	if e.Type == engine.TypeDeadline {
-		var d engine.DeadlineData
-		if json.Unmarshal(e.Data, &d) != nil || d.Version != in.version {
-			return // the instance moved past it
+	if stale(in, e) {
+		return
+	}
+	m.step(pm, id, in, e, kind, false)
+}
+
+// correlate says where e goes for pm: nowhere (ok false), to a failed
+// correlation (KindError), or to an instance. The engine's own events name
+// their instance; the others go through Correlate if pm is interested.
+func (m *model[S, A]) correlate(pm evoke.ProcessManager[S], e evoke.Event) (kind evoke.CorrelationKind, id string, ok bool) {
+	if e.Type == engine.TypeCommandRejected || e.Type == engine.TypeDeadline {
+		var t struct {
+			ProcessManager string `json:"process_manager"`
+			InstanceID     string `json:"instance_id"`
+		}
+		if json.Unmarshal(e.Data, &t) != nil || t.ProcessManager != pm.Name() {
+			return 0, "", false
+		}
+		return evoke.KindContinue, t.InstanceID, true
+	}
+	if !slices.Contains(pm.InterestedIn(), e.Type) {
+		return 0, "", false
+	}
+	c, err := call(func() evoke.Correlation { return pm.Correlate(e) })
+	switch {
+	case err == nil && c.Kind() == evoke.KindIgnore:
+		return 0, "", false
+	case err != nil || c.Kind() == evoke.KindError || c.ID() == "":
+		return evoke.KindError, "", true
+	}
+	return c.Kind(), c.ID(), true
+}
+
+// stale reports a deadline event of a version the instance moved past.
+func stale(in *modelInst, e evoke.Event) bool {
+	if e.Type != engine.TypeDeadline {
+		return false
+	}
+	var d engine.DeadlineData
+	return json.Unmarshal(e.Data, &d) != nil || d.Version != in.version
+}
+
+func done(status string) bool { return status == "completed" || status == "cancelled" }
+
+// operate runs an operator's action on an instance, as Runtime.Retry, Skip
+// and Cancel do, and reports whether it was accepted: retry and skip act on
+// a parked instance only (skip needs an event held), cancel on any that is
+// not done.
+func (m *model[S, A]) operate(pm evoke.ProcessManager[S], id, action string) bool {
+	in := m.insts[instKey{pm.Name(), id}]
+	if in == nil {
+		return false
+	}
+	switch action {
+	case "cancel":
+		if done(in.status) {
+			return false
+		}
+		in.status, in.held, in.deadlines = "cancelled", nil, nil
+		in.history = append(in.history, fmt.Sprintf("cancelled v%d", in.version))
+		return true
+	case "retry":
+		if in.status != "parked" {
+			return false
+		}
+		in.history = append(in.history, fmt.Sprintf("retried v%d", in.version))
+	case "skip":
+		if in.status != "parked" || len(in.held) == 0 {
+			return false
+		}
+		in.history = append(in.history, fmt.Sprintf("skipped v%d %s", in.version, in.held[0]))
+		in.held = in.held[1:]
+	}
+	m.replay(pm, id, in)
+	m.run()
+	return true
+}
+
+// replay runs a parked instance again: it steps its held events in order,
+// dropping those it no longer takes, until one fails (which parks it again
+// with that event and the later ones still held).
+func (m *model[S, A]) replay(pm evoke.ProcessManager[S], id string, in *modelInst) {
+	in.status = "running"
+	held := in.held
+	in.held = nil
+	for i, eid := range held {
+		e := m.event(eid)
+		kind, _, _ := m.correlate(pm, e)
+		if kind == evoke.KindError || kind == evoke.KindIgnore {
+			kind = evoke.KindContinue
+		}
+		if (done(in.status) && e.Type != engine.TypeCommandRejected) || stale(in, e) {
+			continue
+		}
+		if !m.step(pm, id, in, e, kind, true) {
+			in.held = held[i:]
+			return
 		}
 	}
-	m.step(pm, id, in, e, kind)
+}
+
+// event returns the event of the log with ID id.
+func (m *model[S, A]) event(id string) evoke.Event {
+	for _, e := range m.log {
+		if e.ID == id {
+			return e
+		}
+	}
+	panic("no event " + id)
 }
 
 func isStrict(pm any) bool {
@@ -227,12 +315,12 @@ func call[T any](f func() T) (v T, err error) {
 // step runs one event through instance id: Compensate first for a
 // rejection, then Apply and Handle; a failure parks the instance (the
 // differential test runs with one attempt).
-func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst, e evoke.Event, kind evoke.CorrelationKind) {
+func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst, e evoke.Event, kind evoke.CorrelationKind, replay bool) bool {
 	var s S
 	if in.state != nil {
 		if err := json.Unmarshal(in.state, &s); err != nil {
-			m.park(in, e, err)
-			return
+			m.park(in, e, replay)
+			return false
 		}
 	}
 	var cmds []evoke.Command
@@ -242,8 +330,8 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 	case engine.TypeCommandRejected:
 		var d engine.RejectionData
 		if err := json.Unmarshal(e.Data, &d); err != nil {
-			m.park(in, e, err)
-			return
+			m.park(in, e, replay)
+			return false
 		}
 		c := d.Command
 		fc := evoke.FailedCommand{Reason: d.Reason, Command: evoke.Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType,
@@ -255,8 +343,8 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 			}
 			o, err := call(func() out { c, ok := comp.Compensate(s, fc); return out{c, ok} })
 			if err != nil {
-				m.park(in, e, err)
-				return
+				m.park(in, e, replay)
+				return false
 			}
 			if o.ok {
 				cmds = o.cmds
@@ -290,15 +378,15 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 		err = r.err
 	}
 	if err != nil {
-		m.park(in, e, err)
-		return
+		m.park(in, e, replay)
+		return false
 	}
 	s = r.s
 	cmds = append(cmds, r.cmds...)
 	for _, c := range cmds {
 		if c.Type == "" || c.AggregateType == "" || c.AggregateID == "" {
-			m.park(in, e, errors.New("invalid command"))
-			return
+			m.park(in, e, replay)
+			return false
 		}
 	}
 	phase := ""
@@ -316,19 +404,19 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 	}
 	state, err := json.Marshal(s)
 	if err != nil {
-		m.park(in, e, err)
-		return
+		m.park(in, e, replay)
+		return false
 	}
 
-	wasDone := in.status == "completed"
+	wasDone := done(in.status)
 	before := in.phase
 	in.version++
 	in.state, in.phase = state, phase
 	if compensating && !wasDone {
 		in.status = "compensating"
 	}
-	done := wasDone || kind == evoke.KindStop || completed
-	if done {
+	ends := wasDone || kind == evoke.KindStop || completed
+	if ends && !wasDone {
 		in.status = "completed"
 	}
 	var ids []string
@@ -342,7 +430,7 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 	}
 	if timeout > 0 || hasDeadlines {
 		in.deadlines = nil
-		if !done {
+		if !ends {
 			if timeout > 0 {
 				in.deadlines = append(in.deadlines, modelDeadline{timeoutName, e.RecordedAt.Add(timeout), in.version})
 			}
@@ -360,13 +448,16 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 		c.Metadata.CorrelationID, c.Metadata.CausationID = correlation, e.ID
 		m.execute(pm.Name(), id, c)
 	}
+	return true
 }
 
 // park records a failed step: with one attempt, the instance is parked and
-// the event held.
-func (m *model[S, A]) park(in *modelInst, e evoke.Event, err error) {
+// the event held (a replayed event is held already).
+func (m *model[S, A]) park(in *modelInst, e evoke.Event, replay bool) {
 	in.status = "parked"
-	in.held = append(in.held, e.ID)
+	if !replay {
+		in.held = append(in.held, e.ID)
+	}
 	in.history = append(in.history, fmt.Sprintf("parked v%d %s", in.version, e.ID))
 }
 

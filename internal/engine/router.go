@@ -1456,6 +1456,13 @@ func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.Ou
 		if err := r.en.fence(ctx, tx, b.ls, b.fenceParts); err != nil {
 			return err
 		}
+		// An operator's action is written first: its history record comes
+		// before the records of the steps it causes.
+		if b.extra != nil {
+			if err := b.extra(tx); err != nil {
+				return err
+			}
+		}
 		// groupOf is the output to write for an instance: its chained one,
 		// if any.
 		groupOf := func(id string) *group { return b.groups[id] }
@@ -1542,11 +1549,6 @@ func (r *router) writeOnce(ctx context.Context, b *batch, queued []evokestore.Ou
 		if b.persist && len(b.cps) > 0 {
 			if err := tx.PutCheckpoints(ctx, b.cps); err != nil {
 				return fmt.Errorf("write checkpoints: %w", err)
-			}
-		}
-		if b.extra != nil {
-			if err := b.extra(tx); err != nil {
-				return err
 			}
 		}
 		if exec != nil && ch == nil {
