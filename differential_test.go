@@ -552,6 +552,14 @@ func (want world) diff(got world, max int) []string {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(unionKeys(want.streams, got.streams))) {
+		if strings.HasPrefix(k, "$evoke.deadline-") {
+			// Whether a deadline that is due as soon as it is stored (a
+			// replayed event's timeout) fires before the instance's next
+			// step replaces it is a race the semantics leave open; the
+			// deadline events an instance stepped or holds are compared
+			// in its history and held events.
+			continue
+		}
 		if w, g := want.streams[k], got.streams[k]; !slices.Equal(w, g) {
 			add("stream %s:\n      %s\n    model:\n      %s", k, strings.Join(g, "\n      "), strings.Join(w, "\n      "))
 		}
