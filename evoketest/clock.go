@@ -17,9 +17,9 @@
 // rejected commands, timeouts and deadlines, completion. Aggregates are
 // either real (NewAggregate: their events and rejections flow back to the
 // process manager) or stubs that accept every command (StubAggregate). A
-// fixture starts in a few milliseconds and steps an event in about one;
-// Apply and Handle remain plain functions for tests that call them
-// directly.
+// fixture starts in tens of milliseconds and a When takes a few, so that
+// fixture tests run as unit tests; Apply and Handle remain plain functions
+// for tests that call them directly.
 //
 // The rest are building blocks for tests of a runtime of one's own: a
 // virtual Clock that moves only when the test says so, so deadlines fire
