@@ -111,7 +111,8 @@ func (r *recorder) Telemetry(t evoke.Telemetry) {
 }
 
 // Fixture tests one process manager in isolation, given/when/then: given
-// events, when an event arrives or time passes, then the commands it
+// events (or an instance's state, GivenState), when an event arrives or
+// time passes, then the commands it
 // issued, its state, status, outcome and deadlines are as expected.
 //
 // A Fixture runs a real evoke.Runtime on a SQLite file in the test's
@@ -120,7 +121,7 @@ func (r *recorder) Telemetry(t evoke.Telemetry) {
 // likewise, and the Then methods read the results back from the store. The
 // events are stepped by the runtime's own code, so a fixture test and
 // production cannot disagree. The Then methods check the instance the last
-// Given or When event correlated to (by the process manager's Correlate)
+// Given or When event correlated to (or GivenState named) (by the process manager's Correlate)
 // and the commands issued since the last When or AdvanceTime, in the order
 // the instance's steps issued them, cascades through the aggregates and
 // compensations included. They report a mismatch with Errorf and return f,
@@ -194,6 +195,41 @@ func (f *Fixture[S]) Runtime() *evoke.Runtime { return f.rt }
 func (f *Fixture[S]) Given(events ...evoke.Event) *Fixture[S] {
 	f.tb.Helper()
 	f.append("Given", events)
+	f.since = f.lastRecord()
+	return f
+}
+
+// GivenState makes instance id exist with state, as if a step had left it
+// there: running, with the status its evoke.StatusReporter reports. It
+// writes the instance to the store directly (the fixture's runtime has a
+// single partition), so no deadline is set: a timeout or deadline starts
+// with the instance's next step.
+func (f *Fixture[S]) GivenState(id string, state S) *Fixture[S] {
+	f.tb.Helper()
+	f.step = "GivenState(" + id + ")"
+	b, err := json.Marshal(state)
+	if err != nil {
+		f.tb.Fatalf("evoketest: %s: encode state: %v", f.step, err)
+	}
+	phase := ""
+	if sr, ok := f.pm.(evoke.StatusReporter[S]); ok {
+		phase = evokestore.Text(sr.Status(state))
+	}
+	ctx, now := context.Background(), f.clock.Now()
+	err = evokestore.WithTx(ctx, f.store, func(tx evokestore.Tx) error {
+		head, err := tx.Head(ctx)
+		if err != nil {
+			return err
+		}
+		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{PrevVersion: -1, Instance: evokestore.Instance{
+			ProcessManager: f.pm.Name(), ID: id, State: b, Version: 1, Status: evokestore.StatusRunning,
+			Phase: phase, LastPosition: head, CreatedAt: now, UpdatedAt: now,
+		}}})
+	})
+	if err != nil {
+		f.tb.Fatalf("evoketest: %s: %v", f.step, err)
+	}
+	f.instance = id
 	f.since = f.lastRecord()
 	return f
 }

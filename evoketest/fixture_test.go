@@ -54,6 +54,16 @@ func TestFixtureGivenIsNotChecked(t *testing.T) {
 	f.When(evoke.NewEvent("Verified", userData{"bob"})).ThenCommands().ThenStatus("verified")
 }
 
+func TestFixtureGivenState(t *testing.T) {
+	t.Parallel()
+	f := newSignup(t).GivenState("cy", signupState{User: "cy", Status: "welcomed"})
+	f.ThenStatus("welcomed").ThenOutcome(evokestore.StatusRunning).ThenDeadlines()
+	f.When(evoke.NewEvent("Verified", userData{"cy"})).
+		ThenCommands().
+		ThenState(signupState{User: "cy", Status: "verified"}).
+		ThenOutcome(evokestore.StatusCompleted)
+}
+
 func TestFixtureRejectionFlowsBack(t *testing.T) {
 	t.Parallel()
 	f := newSignup(t, evoketest.NewAggregate("mailer", mailer{}), evoketest.StubAggregate("admin"))
@@ -143,6 +153,9 @@ func TestFixtureFailures(t *testing.T) {
 		{"deadlines", func(tb testing.TB) {
 			newSignup(tb).When(signedUp("ann")).AdvanceTime(time.Minute).ThenDeadlines()
 		}, []string{"after AdvanceTime(1m0s): deadlines of ann differ (-want +got):", "+ remind at 2025-01-02T00:00:00Z"}},
+		{"existing instance", func(tb testing.TB) {
+			newSignup(tb).When(signedUp("ann")).GivenState("ann", signupState{})
+		}, []string{"GivenState(ann): "}},
 		{"no instance", func(tb testing.TB) {
 			newSignup(tb).ThenStatus("welcomed")
 		}, []string{"after Given: no event correlated to an instance of signup"}},
