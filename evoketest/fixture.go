@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,83 +29,6 @@ type FixtureOpts struct {
 	// Start is the virtual clock's time when the fixture starts. Defaults
 	// to 2025-01-01T00:00:00Z.
 	Start time.Time
-}
-
-// Aggregate is an aggregate for FixtureOpts.Aggregates.
-type Aggregate struct {
-	typ      string
-	register func(rt *evoke.Runtime, rec *recorder) error
-}
-
-// NewAggregate returns the aggregate agg under aggregateType, as
-// evoke.RegisterAggregate registers it.
-func NewAggregate[S any](aggregateType string, agg evoke.Aggregate[S]) Aggregate {
-	return Aggregate{typ: aggregateType, register: func(rt *evoke.Runtime, rec *recorder) error {
-		return evoke.RegisterAggregate[S](rt, aggregateType, recording[S]{agg: agg, rec: rec})
-	}}
-}
-
-// StubAggregate returns an aggregate of type aggregateType that accepts
-// every command and emits no events: the process manager's commands to it
-// are recorded and nothing flows back.
-func StubAggregate(aggregateType string) Aggregate {
-	return Aggregate{typ: aggregateType, register: func(rt *evoke.Runtime, rec *recorder) error {
-		return evoke.RegisterAggregate[struct{}](rt, aggregateType, recording[struct{}]{rec: rec})
-	}}
-}
-
-// recording wraps an aggregate (nil for a stub) to record the commands it
-// executes, by ID, with their payloads.
-type recording[S any] struct {
-	agg evoke.Aggregate[S]
-	rec *recorder
-}
-
-func (r recording[S]) Execute(s S, cmd evoke.Command) ([]evoke.Event, error) {
-	var evs []evoke.Event
-	var err error
-	if r.agg != nil {
-		evs, err = r.agg.Execute(s, cmd)
-	}
-	r.rec.executed(cmd, err)
-	return evs, err
-}
-
-func (r recording[S]) Apply(s S, e evoke.Event) S {
-	if r.agg == nil {
-		return s
-	}
-	return r.agg.Apply(s, e)
-}
-
-// recorder holds what the aggregates executed and what the runtime's
-// telemetry reported.
-type recorder struct {
-	mu       sync.Mutex
-	commands map[string]evoke.Command // by ID
-	rejected map[string]string        // reason by command ID
-	unknown  []string                 // aggregate types the runtime did not know
-}
-
-func (r *recorder) executed(cmd evoke.Command, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.commands[cmd.ID] = cmd
-	if err != nil {
-		r.rejected[cmd.ID] = err.Error()
-	} else {
-		delete(r.rejected, cmd.ID)
-	}
-}
-
-// Telemetry notes compensations for commands to unknown aggregates.
-func (r *recorder) Telemetry(t evoke.Telemetry) {
-	if t.Kind != evoke.TelemetryCompensate || !strings.HasPrefix(t.Err, "unknown aggregate type") {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.unknown = append(r.unknown, fmt.Sprintf("%s (%s)", t.FailedCommand, t.Err))
 }
 
 // Fixture tests one process manager in isolation, given/when/then: given
@@ -160,7 +81,7 @@ func NewFixture[S any](tb testing.TB, pm evoke.ProcessManager[S], opts *FixtureO
 	f := &Fixture[S]{tb: tb, pm: pm, store: st, clock: NewClock(o.Start), step: "Given",
 		rec: &recorder{commands: map[string]evoke.Command{}, rejected: map[string]string{}}}
 	f.rt, err = evoke.New(st, &evoke.Config{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:       slog.New(slog.DiscardHandler),
 		Clock:        f.clock,
 		Hooks:        f.rec,
 		PollInterval: 10 * time.Millisecond,
@@ -502,42 +423,4 @@ func (f *Fixture[S]) ThenDeadlines(want ...evoke.Deadline) *Fixture[S] {
 		f.tb.Errorf("evoketest: after %s: deadlines of %s differ (-want +got):\n%s", f.step, f.instance, diff(wl, gl))
 	}
 	return f
-}
-
-// diff shows two line lists as a line diff: common lines indented, lines
-// only in want prefixed "-", lines only in got "+".
-func diff(want, got []string) string {
-	// lcs[i][j] is the longest common subsequence of want[i:] and got[j:].
-	lcs := make([][]int, len(want)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(got)+1)
-	}
-	for i := len(want) - 1; i >= 0; i-- {
-		for j := len(got) - 1; j >= 0; j-- {
-			if want[i] == got[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	var b strings.Builder
-	i, j := 0, 0
-	for i < len(want) || j < len(got) {
-		switch {
-		case i < len(want) && j < len(got) && want[i] == got[j]:
-			fmt.Fprintf(&b, "  %s\n", want[i])
-			i, j = i+1, j+1
-		case i < len(want) && (j == len(got) || lcs[i+1][j] >= lcs[i][j+1]):
-			fmt.Fprintf(&b, "- %s\n", want[i])
-			i++
-		default:
-			fmt.Fprintf(&b, "+ %s\n", got[j])
-			j++
-		}
-	}
-	if b.Len() == 0 {
-		return "  (none)"
-	}
-	return strings.TrimSuffix(b.String(), "\n")
 }
