@@ -15,6 +15,14 @@
 // inactivity timeout), Deadliner (named deadlines), Completer (complete from
 // the state), StatusReporter (a user-level status for logs, history and
 // state machines) and Strict (no instance from a Continue).
+// RegisterProcessManager refuses a method named like one of theirs whose
+// signature does not match, instead of leaving the behaviour off.
+//
+// Apply and Handle also receive three events the runtime makes itself,
+// which InterestedIn does not list: CommandRejectedEvent after an aggregate
+// rejected a command (Rejected returns its RejectedData), TimeoutEvent when
+// the inactivity timeout passed (IsTimeout) and DeadlineEvent when a named
+// deadline passed (DeadlineOf returns its DeadlineData).
 //
 // An Aggregate over its own state type decides on commands (Execute) and
 // evolves from its events (Apply).

@@ -32,6 +32,13 @@ type ProcessManager[S any] interface {
 	Apply(state S, e Event) S
 	// Handle reacts to the event: it returns the new state and the commands
 	// to dispatch. An error (or panic) fails the step for this instance only.
+	//
+	// Besides the types of InterestedIn, Apply and Handle receive the
+	// runtime's own events: CommandRejectedEvent when an aggregate rejected
+	// one of the instance's commands (read it with Rejected), TimeoutEvent
+	// when the inactivity timeout of a Timeouter passed (IsTimeout) and
+	// DeadlineEvent when a named deadline of a Deadliner passed
+	// (DeadlineOf).
 	Handle(state S, e Event) (S, []Command, error)
 }
 

@@ -1,6 +1,30 @@
-// Package evoketest helps test process managers and code built on evoke: a
-// virtual clock that moves only when the test says so, so deadlines fire
-// without sleeping.
+// Package evoketest helps test process managers and code built on evoke.
+//
+// Fixture tests one process manager given/when/then:
+//
+//	f := evoketest.NewFixture(t, orderfulfillment.Fulfillment{}, &evoketest.FixtureOpts{
+//		Aggregates: []evoketest.Aggregate{evoketest.NewAggregate("payment", orderfulfillment.Payment{})},
+//	})
+//	f.Given(evoke.NewEvent("OrderPlaced", placed))
+//	f.When(evoke.NewEvent("PaymentReceived", paid)).
+//		ThenCommands(evoke.NewCommand("reserve_inventory", "inventory", "order-1", reserve)).
+//		ThenStatus("awaiting_inventory")
+//	f.AdvanceTime(15 * time.Minute).ThenCommands(refund)
+//
+// It drives a real evoke.Runtime on a SQLite file in the test's temporary
+// directory with a virtual clock, so the events are stepped by the same
+// code as in production: correlation, Apply and Handle, compensation of
+// rejected commands, timeouts and deadlines, completion. Aggregates are
+// either real (NewAggregate: their events and rejections flow back to the
+// process manager) or stubs that accept every command (StubAggregate). A
+// fixture starts in tens of milliseconds and a When takes a few, so that
+// fixture tests run as unit tests; Apply and Handle remain plain functions
+// for tests that call them directly.
+//
+// The rest are building blocks for tests of a runtime of one's own: a
+// virtual Clock that moves only when the test says so, so deadlines fire
+// without sleeping; WaitIdle, which waits until a runtime has nothing left
+// to do; Eventually; and Instance, which reads an instance from a store.
 package evoketest
 
 import (

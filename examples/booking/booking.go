@@ -184,10 +184,7 @@ func (Process) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 		// the booking stands. The instance has completed already (timed
 		// out); the runtime still delivers the rejection so the state
 		// tells the truth.
-		d, err := evoke.Decode[evoke.RejectedData](e)
-		if err != nil {
-			return s, nil, err
-		}
+		d, _ := evoke.Rejected(e) // the runtime's own event: it decodes
 		if d.CommandType == CommandCancelBooking && s.Status == StatusTimedOut {
 			s.Status = StatusConfirmed
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 	"github.com/evoke-go/evoke/examples/booking"
 )
 
@@ -34,14 +36,6 @@ func handle(t *testing.T, s booking.State, e evoke.Event) (booking.State, []evok
 	return s, cmds
 }
 
-func oneCommand(t *testing.T, cmds []evoke.Command, typ string) evoke.Command {
-	t.Helper()
-	if len(cmds) != 1 || cmds[0].Type != typ || cmds[0].AggregateType != "booking" || cmds[0].AggregateID != "bk-1" {
-		t.Fatalf("commands = %+v, want one %s to booking/bk-1", cmds, typ)
-	}
-	return cmds[0]
-}
-
 func TestProcessDeclaration(t *testing.T) {
 	t.Parallel()
 	pm := booking.Process{}
@@ -64,25 +58,25 @@ func TestProcessDeclaration(t *testing.T) {
 	}
 }
 
+// newFixture runs the process manager from t0, with a stub booking
+// aggregate.
+func newFixture(t *testing.T) *evoketest.Fixture[booking.State] {
+	return evoketest.NewFixture(t, booking.Process{}, &evoketest.FixtureOpts{
+		Aggregates: []evoketest.Aggregate{evoketest.StubAggregate(booking.AggregateBooking)},
+		Start:      t0,
+	})
+}
+
 func TestConfirmedWorkflow(t *testing.T) {
 	t.Parallel()
-	pm := booking.Process{}
-	s, cmds := handle(t, booking.State{}, requested())
-	if s.Status != booking.StatusAwaitingConfirmation || !s.StartedAt.Equal(t0) || s.Seat != "12A" {
-		t.Fatalf("state = %+v", s)
-	}
-	var r booking.Reserve
-	if err := oneCommand(t, cmds, "reserve").Decode(&r); err != nil || r != (booking.Reserve{BookingID: "bk-1", Seat: "12A"}) {
-		t.Fatalf("reserve payload = %+v, %v", r, err)
-	}
-	if pm.Completed(s) {
-		t.Fatal("completed while awaiting confirmation")
-	}
-
-	s, cmds = handle(t, s, event(booking.EventBookingConfirmed, booking.BookingConfirmed{BookingID: "bk-1"}, t0.Add(time.Minute)))
-	if s.Status != booking.StatusConfirmed || len(cmds) != 0 || !pm.Completed(s) || pm.Status(s) != "confirmed" {
-		t.Fatalf("state %+v, commands %v", s, cmds)
-	}
+	f := newFixture(t)
+	f.When(requested()).
+		ThenCommands(evoke.NewCommand("reserve", booking.AggregateBooking, "bk-1", booking.Reserve{BookingID: "bk-1", Seat: "12A"})).
+		ThenState(booking.State{BookingID: "bk-1", CustomerID: "cust-1", Seat: "12A", Status: booking.StatusAwaitingConfirmation, StartedAt: t0}).
+		ThenDeadlines(evoke.Deadline{Name: evoke.TimeoutEvent, At: t0.Add(booking.Timeout)})
+	f.AdvanceTime(time.Minute).
+		When(evoke.NewEvent(booking.EventBookingConfirmed, booking.BookingConfirmed{BookingID: "bk-1"})).
+		ThenCommands().ThenStatus(booking.StatusConfirmed).ThenOutcome(evokestore.StatusCompleted).ThenDeadlines()
 }
 
 func TestDuplicateRequestReservesOnce(t *testing.T) {
@@ -98,20 +92,18 @@ func TestDuplicateRequestReservesOnce(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	t.Parallel()
-	timeout := evoke.Event{Type: evoke.TimeoutEvent, RecordedAt: t0.Add(booking.Timeout)}
-	pm := booking.Process{}
-
-	s, _ := handle(t, booking.State{}, requested())
-	s, cmds := handle(t, s, timeout)
-	if s.Status != booking.StatusTimedOut || !pm.Completed(s) || !s.TimedOutAt.Equal(t0.Add(15*time.Minute)) {
-		t.Fatalf("state = %+v", s)
-	}
-	var c booking.CancelBooking
-	if err := oneCommand(t, cmds, "cancel_booking").Decode(&c); err != nil || c != (booking.CancelBooking{BookingID: "bk-1", Reason: "timeout"}) {
-		t.Fatalf("cancel_booking payload = %+v, %v", c, err)
+	f := newFixture(t)
+	f.When(requested())
+	f.AdvanceTime(booking.Timeout - time.Second).ThenCommands().ThenStatus(booking.StatusAwaitingConfirmation)
+	f.AdvanceTime(time.Second).
+		ThenCommands(evoke.NewCommand("cancel_booking", booking.AggregateBooking, "bk-1", booking.CancelBooking{BookingID: "bk-1", Reason: "timeout"})).
+		ThenStatus(booking.StatusTimedOut).ThenOutcome(evokestore.StatusCompleted)
+	if s := f.State(); !s.TimedOutAt.Equal(t0.Add(booking.Timeout)) {
+		t.Errorf("timed out at %v", s.TimedOutAt)
 	}
 
 	// A timeout in any other status does nothing.
+	timeout := evoke.Event{Type: evoke.TimeoutEvent, RecordedAt: t0.Add(booking.Timeout)}
 	for _, status := range []string{"", booking.StatusConfirmed, booking.StatusTimedOut} {
 		before := booking.State{BookingID: "bk-1", Status: status}
 		after, cmds := handle(t, before, timeout)

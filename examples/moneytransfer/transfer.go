@@ -245,10 +245,7 @@ func (Transfer) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 	case evoke.CommandRejectedEvent:
 		// Delivered after Compensate: a rejected credit is being refunded;
 		// a rejected debit took no money, so the transfer failed.
-		d, err := evoke.Decode[evoke.RejectedData](e)
-		if err != nil {
-			return s, nil, err
-		}
+		d, _ := evoke.Rejected(e) // the runtime's own event: it decodes
 		switch {
 		case d.CommandType == CommandDebit:
 			s.Status = StatusFailed

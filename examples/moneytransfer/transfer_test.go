@@ -1,11 +1,12 @@
 package moneytransfer_test
 
 import (
-	"errors"
 	"reflect"
 	"testing"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 	mt "github.com/evoke-go/evoke/examples/moneytransfer"
 )
 
@@ -31,134 +32,50 @@ func step(t *testing.T, s mt.State, e evoke.Event) (mt.State, []evoke.Command) {
 	return s, cmds
 }
 
-func credit(t *testing.T, c evoke.Command) mt.Credit {
-	t.Helper()
-	var p mt.Credit
-	if err := c.Decode(&p); err != nil {
-		t.Fatal(err)
-	}
-	return p
+// account is an event of an account's stream, given to a fixture.
+func account(id, typ string, data any) evoke.Event {
+	e := evoke.NewEvent(typ, data)
+	e.StreamID = evoke.StreamID(mt.AggregateAccount, id)
+	return e
 }
 
-// bank executes commands against accounts kept in memory, as the runtime
-// would.
-type bank struct {
-	agg      mt.Account
-	accounts map[string]mt.AccountState
-}
-
-func newBank() *bank { return &bank{accounts: map[string]mt.AccountState{}} }
-
-func (b *bank) exec(c evoke.Command) ([]evoke.Event, error) {
-	s := b.accounts[c.AggregateID]
-	evs, err := b.agg.Execute(s, c)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range evs {
-		s = b.agg.Apply(s, e)
-	}
-	b.accounts[c.AggregateID] = s
-	return evs, nil
-}
-
-func (b *bank) must(t *testing.T, c evoke.Command) []evoke.Event {
-	t.Helper()
-	evs, err := b.exec(c)
-	if err != nil {
-		t.Fatalf("%s %s: %v", c.Type, c.AggregateID, err)
-	}
-	return evs
+func newFixture(t *testing.T) *evoketest.Fixture[mt.State] {
+	return evoketest.NewFixture(t, mt.Transfer{}, &evoketest.FixtureOpts{
+		Aggregates: []evoketest.Aggregate{evoketest.NewAggregate(mt.AggregateAccount, mt.Account{})},
+	})
 }
 
 func TestFullWorkflow(t *testing.T) {
 	t.Parallel()
-	pm := mt.Transfer{}
-	if pm.Name() != "money_transfer" {
-		t.Fatalf("Name = %q", pm.Name())
-	}
-	b := newBank()
-	b.must(t, evoke.NewCommand(mt.CommandDeposit, mt.AggregateAccount, "acc-a", mt.Deposit{Amount: 1000}))
-
-	s, cmds := step(t, mt.State{}, initiated())
-	if s.Status != mt.StatusDebitingSource || len(cmds) != 1 {
-		t.Fatalf("status %q, commands %v", s.Status, cmds)
-	}
-	c := cmds[0]
-	if c.Type != "debit" || c.AggregateType != "account" || c.AggregateID != "acc-a" {
-		t.Fatalf("command = %+v", c)
-	}
-	if p := credit(t, c); p != (mt.Credit{Amount: 500, TransferID: "tr-1"}) {
-		t.Fatalf("debit payload = %+v", p)
-	}
-
-	evs := b.must(t, c)
-	if len(evs) != 1 || evs[0].Type != mt.EventSourceDebited {
-		t.Fatalf("debit events = %+v", evs)
-	}
-	s, cmds = step(t, s, evs[0])
-	if s.Status != mt.StatusCreditingDest || len(cmds) != 1 {
-		t.Fatalf("status %q, commands %v", s.Status, cmds)
-	}
-	c = cmds[0]
-	if c.Type != "credit" || c.AggregateID != "acc-b" || credit(t, c) != (mt.Credit{Amount: 500, TransferID: "tr-1"}) {
-		t.Fatalf("command = %+v", c)
-	}
-
-	evs = b.must(t, c)
-	if len(evs) != 1 || evs[0].Type != mt.EventDestinationCredited {
-		t.Fatalf("credit events = %+v", evs)
-	}
-	s, cmds = step(t, s, evs[0])
-	if s.Status != mt.StatusCompleted || len(cmds) != 0 || !pm.Completed(s) {
-		t.Fatalf("status %q, commands %v", s.Status, cmds)
-	}
-	if a, d := b.accounts["acc-a"].Balance, b.accounts["acc-b"].Balance; a != 500 || d != 500 {
-		t.Fatalf("balances %d, %d", a, d)
-	}
+	newFixture(t).
+		Given(account("acc-a", mt.EventDeposited, mt.Deposited{AccountID: "acc-a", Amount: 1000})).
+		When(initiated()).
+		ThenCommands(
+			evoke.NewCommand(mt.CommandDebit, mt.AggregateAccount, "acc-a", mt.Credit{Amount: 500, TransferID: "tr-1"}),
+			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-b", mt.Credit{Amount: 500, TransferID: "tr-1"}),
+		).
+		ThenStatus(mt.StatusCompleted).
+		ThenOutcome(evokestore.StatusCompleted)
 }
 
 // TestCompensationWorkflow freezes the destination: the credit is rejected,
 // Compensate refunds the source, and the refund's event ends the transfer.
 func TestCompensationWorkflow(t *testing.T) {
 	t.Parallel()
-	pm := mt.Transfer{}
-	b := newBank()
-	b.must(t, evoke.NewCommand(mt.CommandDeposit, mt.AggregateAccount, "acc-a", mt.Deposit{Amount: 1000}))
-	b.must(t, evoke.NewCommand(mt.CommandFreeze, mt.AggregateAccount, "acc-b", nil))
-
-	s, cmds := step(t, mt.State{}, initiated())
-	s, cmds = step(t, s, b.must(t, cmds[0])[0])
-	_, err := b.exec(cmds[0])
-	if !errors.Is(err, mt.ErrFrozen) {
-		t.Fatalf("credit to frozen account: %v", err)
-	}
-
-	refund, ok := pm.Compensate(s, evoke.FailedCommand{Command: cmds[0], Reason: err.Error()})
-	if !ok || len(refund) != 1 {
-		t.Fatalf("Compensate = %v, %v", refund, ok)
-	}
-	r := refund[0]
-	if r.Type != "credit" || r.AggregateType != "account" || r.AggregateID != "acc-a" {
-		t.Fatalf("refund = %+v", r)
-	}
-	if p := credit(t, r); p != (mt.Credit{Amount: 500, TransferID: "tr-1", Reason: "transfer_failed"}) {
-		t.Fatalf("refund payload = %+v", p)
-	}
-	if pm.Completed(s) {
-		t.Fatal("completed before the refund's event")
-	}
-
-	evs := b.must(t, r)
-	if len(evs) != 1 || evs[0].Type != mt.EventSourceRefunded {
-		t.Fatalf("refund events = %+v", evs)
-	}
-	s, cmds = step(t, s, evs[0])
-	if s.Status != mt.StatusRefunded || s.RefundReason != mt.ReasonTransferFailed || len(cmds) != 0 || !pm.Completed(s) {
-		t.Fatalf("state %+v, commands %v", s, cmds)
-	}
-	if a := b.accounts["acc-a"].Balance; a != 1000 {
-		t.Fatalf("source balance %d after refund", a)
+	f := newFixture(t).Given(
+		account("acc-a", mt.EventDeposited, mt.Deposited{AccountID: "acc-a", Amount: 1000}),
+		account("acc-b", mt.EventAccountFrozen, mt.AccountFrozen{AccountID: "acc-b"}),
+	)
+	f.When(initiated()).
+		ThenCommands(
+			evoke.NewCommand(mt.CommandDebit, mt.AggregateAccount, "acc-a", mt.Credit{Amount: 500, TransferID: "tr-1"}),
+			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-b", mt.Credit{Amount: 500, TransferID: "tr-1"}),
+			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-a", mt.Credit{Amount: 500, TransferID: "tr-1", Reason: "transfer_failed"}),
+		).
+		ThenStatus(mt.StatusRefunded).
+		ThenOutcome(evokestore.StatusCompleted)
+	if s := f.State(); s.RefundReason != mt.ReasonTransferFailed {
+		t.Errorf("refund reason %q", s.RefundReason)
 	}
 }
 

@@ -261,10 +261,7 @@ func (Fulfillment) Handle(s State, e evoke.Event) (State, []evoke.Command, error
 		return s, nil, nil
 	case evoke.CommandRejectedEvent:
 		// Delivered after Compensate: record which step failed.
-		d, err := evoke.Decode[evoke.RejectedData](e)
-		if err != nil {
-			return s, nil, err
-		}
+		d, _ := evoke.Rejected(e) // the runtime's own event: it decodes
 		switch d.CommandType {
 		case CommandProcessPayment:
 			s.Status = StatusPaymentFailed

@@ -139,19 +139,6 @@ func TestFullWorkflow(t *testing.T) {
 	}
 }
 
-func TestDuplicateOrderPlacedDispatchesOnce(t *testing.T) {
-	t.Parallel()
-	pm := of.Fulfillment{}
-	placed := event(of.EventOrderPlaced, orderPlaced())
-	s, _ := step(t, pm, of.State{}, placed)
-	again := orderPlaced()
-	again.Amount = 1
-	s2, cmds := step(t, pm, s, event(of.EventOrderPlaced, again))
-	if len(cmds) != 0 || !reflect.DeepEqual(s2, s) {
-		t.Fatalf("second OrderPlaced: state %+v, commands %v", s2, cmds)
-	}
-}
-
 func TestDemoFlagsReachCommands(t *testing.T) {
 	t.Parallel()
 	pm := of.Fulfillment{}

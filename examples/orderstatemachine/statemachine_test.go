@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evoketest"
 	sm "github.com/evoke-go/evoke/examples/orderstatemachine"
 )
 
@@ -33,60 +35,37 @@ func handle(t *testing.T, s sm.State, e evoke.Event) (sm.State, []evoke.Command)
 	return s, cmds
 }
 
-func oneCommand(t *testing.T, cmds []evoke.Command, typ, aggType, aggID string) evoke.Command {
-	t.Helper()
-	if len(cmds) != 1 || cmds[0].Type != typ || cmds[0].AggregateType != aggType || cmds[0].AggregateID != aggID {
-		t.Fatalf("commands = %+v, want one %s to %s/%s", cmds, typ, aggType, aggID)
-	}
-	return cmds[0]
+func newFixture(t *testing.T) *evoketest.Fixture[sm.State] {
+	return evoketest.NewFixture(t, sm.Machine{}, &evoketest.FixtureOpts{Aggregates: []evoketest.Aggregate{
+		evoketest.StubAggregate(sm.AggregatePayment), evoketest.StubAggregate(sm.AggregateShipping), evoketest.StubAggregate(sm.AggregateCustomer),
+	}})
 }
 
-// TestFullWorkflow follows the seed's full_workflow_test: placed, paid,
-// shipped.
+// TestFullWorkflow follows a full_workflow_test: placed, paid, shipped.
 func TestFullWorkflow(t *testing.T) {
 	t.Parallel()
-	m := sm.Machine{}
-	var s sm.State
-	if m.Status(s) != "new" {
-		t.Fatalf("zero status = %q", m.Status(s))
+	if s := (sm.Machine{}).Status(sm.State{}); s != "new" {
+		t.Fatalf("zero status = %q", s)
 	}
-	if c := m.Correlate(placed()); c.Kind() != evoke.KindStart || c.ID() != "order-1" {
-		t.Fatalf("Correlate = %v", c)
-	}
-	s, cmds := handle(t, s, placed())
-	if m.Status(s) != sm.StatusAwaitingPayment {
-		t.Fatalf("status = %q", m.Status(s))
-	}
-	var p sm.ProcessPayment
-	if err := oneCommand(t, cmds, "process_payment", "payment", "order-1").Decode(&p); err != nil ||
-		p != (sm.ProcessPayment{OrderID: "order-1", Amount: 900}) {
-		t.Fatalf("process_payment payload = %+v, %v", p, err)
-	}
-
-	s, cmds = handle(t, s, ev(sm.EventPaymentReceived))
-	if m.Status(s) != sm.StatusAwaitingShipment {
-		t.Fatalf("status = %q", m.Status(s))
-	}
-	oneCommand(t, cmds, "ship_order", "shipping", "order-1")
-
-	s, cmds = handle(t, s, ev(sm.EventItemShipped))
-	if m.Status(s) != sm.StatusCompleted || len(cmds) != 0 || !m.Completed(s) {
-		t.Fatalf("status %q, commands %v", m.Status(s), cmds)
-	}
+	f := newFixture(t)
+	f.When(placed()).
+		ThenCommands(evoke.NewCommand(sm.CommandProcessPayment, sm.AggregatePayment, "order-1", sm.ProcessPayment{OrderID: "order-1", Amount: 900})).
+		ThenStatus(sm.StatusAwaitingPayment)
+	f.When(ev(sm.EventPaymentReceived)).
+		ThenCommands(evoke.Command{Type: sm.CommandShipOrder, AggregateType: sm.AggregateShipping, AggregateID: "order-1"}).
+		ThenStatus(sm.StatusAwaitingShipment)
+	f.When(ev(sm.EventItemShipped)).ThenCommands().ThenStatus(sm.StatusCompleted).ThenOutcome(evokestore.StatusCompleted)
 }
 
 func TestPaymentFailedWorkflow(t *testing.T) {
 	t.Parallel()
-	m := sm.Machine{}
-	s, _ := handle(t, sm.State{}, placed())
-	s, cmds := handle(t, s, ev(sm.EventPaymentFailed))
-	if m.Status(s) != sm.StatusCancelled || !m.Completed(s) || s.FailureReason != "declined" {
-		t.Fatalf("state = %+v", s)
-	}
-	var n sm.NotifyCustomer
-	if err := oneCommand(t, cmds, "notify_customer", "customer", "cust-1").Decode(&n); err != nil ||
-		n != (sm.NotifyCustomer{CustomerID: "cust-1", OrderID: "order-1", Message: "order cancelled: declined"}) {
-		t.Fatalf("notify_customer payload = %+v, %v", n, err)
+	f := newFixture(t).Given(placed())
+	f.When(ev(sm.EventPaymentFailed)).
+		ThenCommands(evoke.NewCommand(sm.CommandNotifyCustomer, sm.AggregateCustomer, "cust-1",
+			sm.NotifyCustomer{CustomerID: "cust-1", OrderID: "order-1", Message: "order cancelled: declined"})).
+		ThenStatus(sm.StatusCancelled).ThenOutcome(evokestore.StatusCompleted)
+	if s := f.State(); s.FailureReason != "declined" {
+		t.Errorf("failure reason %q", s.FailureReason)
 	}
 }
 
