@@ -253,6 +253,16 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 	fromOutbox := ls != nil
 	var x *execution
 	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
+		lookup := lookupAll
+		if fromOutbox {
+			lookup = lookupRecords
+		}
+		var err error
+		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup); err != nil {
+			return err
+		}
+		// The fence is the first write: on PostgreSQL it takes the append
+		// lock, so the reads of the decisions come before it.
 		var seqs []int64
 		if fromOutbox {
 			parts := make([]int, 0, len(cmds))
@@ -265,14 +275,6 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			if err := en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
 				return err
 			}
-		}
-		var err error
-		lookup := lookupAll
-		if fromOutbox {
-			lookup = lookupRecords
-		}
-		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup); err != nil {
-			return err
 		}
 		return x.write(ctx, tx, seqs)
 	})
