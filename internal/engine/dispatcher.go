@@ -52,7 +52,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 			failures++
 			delay := d.en.backoff(failures)
-			d.en.log.Error("dispatch failed; retrying", "err", err, "retry_in", delay)
+			d.en.log.Log(ctx, d.en.retryLevel(err, failures), "dispatch failed; retrying", "err", err, "retry_in", delay)
 			if !sleep(ctx, delay) {
 				return
 			}
@@ -107,6 +107,7 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, err
 	}
+	d.en.conflict(err)
 	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
 	blocked := map[string]bool{}
 	var firstErr error
@@ -122,7 +123,11 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 				return n, err
 			}
 			blocked[key] = true
-			d.attempts[c.ID]++
+			// A conflict with another transaction is no fault of the
+			// command's: it does not count towards parking its instance.
+			if !d.en.conflict(err) {
+				d.attempts[c.ID]++
+			}
 			if d.attempts[c.ID] >= d.en.cfg.MaxAttempts && c.ProcessManager != "" {
 				if perr := d.park(ctx, ls, &c, err); perr != nil {
 					firstErr = cmp(firstErr, perr)

@@ -30,7 +30,7 @@ func (s *scheduler) run(ctx context.Context) {
 			}
 			failures++
 			d := s.en.backoff(failures)
-			s.en.log.Error("firing deadlines failed; retrying", "err", err, "retry_in", d)
+			s.en.log.Log(ctx, s.en.retryLevel(err, failures), "firing deadlines failed; retrying", "err", err, "retry_in", d)
 			if !sleep(ctx, d) {
 				return
 			}
