@@ -8,6 +8,7 @@ import (
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokepg"
+	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/demo"
 )
 
@@ -28,16 +29,7 @@ func TestRunOnASharedStore(t *testing.T) {
 	cfg := evoke.Config{LeaseTTL: time.Second, PollInterval: 100 * time.Millisecond}
 	wcfg := cfg
 	wcfg.Logger = slog.New(slog.DiscardHandler)
-	worker, err := evoke.New(open(), &wcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Register(worker, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := worker.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	worker := startNode(t, open(), &wcfg)
 	defer worker.Stop(ctx)
 	sum, err := demo.Run(ctx, open(), demo.Options{Orders: 400, Stall: 5 * time.Second, Config: cfg})
 	if err != nil {
@@ -49,4 +41,21 @@ func TestRunOnASharedStore(t *testing.T) {
 	if st := worker.Stats(); st.Completed == 0 {
 		t.Logf("the other node completed none of the orders: the test shows nothing (%+v)", st)
 	}
+}
+
+// startNode starts a runtime of the order-fulfilment process manager, with
+// no inactivity timeout, on st.
+func startNode(t *testing.T, st evokestore.Store, cfg *evoke.Config) *evoke.Runtime {
+	t.Helper()
+	rt, err := evoke.New(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.Register(rt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }
