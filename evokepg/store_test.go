@@ -1191,3 +1191,43 @@ func TestMustExist(t *testing.T) {
 		t.Errorf("the existing schema through MustExist: %v", err)
 	}
 }
+
+// DeleteDeadlines deletes, in one round trip, each deadline still stored
+// with its name and version, and reports which it deleted.
+func TestDeleteDeadlines(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newSchema(t), nil)
+	at := time.Unix(100, 0).UTC()
+	dls := []evokestore.Deadline{
+		{ProcessManager: "pm", InstanceID: "a", Name: "x", Version: 1, DueAt: at},
+		{ProcessManager: "pm", InstanceID: "b", Name: "x", Version: 2, DueAt: at},
+	}
+	err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"a", "b"}, dls)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	before := tx.(*evokepg.Tx).Trips()
+	deleted, err := tx.(evokestore.DeadlinesDeleter).DeleteDeadlines(ctx, []evokestore.Deadline{
+		dls[0], {ProcessManager: "pm", InstanceID: "b", Name: "x", Version: 1}, {ProcessManager: "pm", InstanceID: "c", Name: "x", Version: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(deleted, []bool{true, false, false}) {
+		t.Errorf("deleted %v, want [true false false]", deleted)
+	}
+	if n := tx.(*evokepg.Tx).Trips() - before; n != 1 {
+		t.Errorf("%d round trips, want 1", n)
+	}
+	left, err := tx.(evokestore.DeadlinesReader).InstanceDeadlines(ctx, "pm", []string{"a", "b"})
+	if err != nil || len(left) != 1 || left[0].InstanceID != "b" {
+		t.Errorf("deadlines left: %v, %v; want b's", left, err)
+	}
+}

@@ -56,10 +56,11 @@ type Tx struct {
 }
 
 var (
-	_ evokestore.Tx            = (*Tx)(nil)
-	_ evokestore.StreamsReader = (*Tx)(nil)
-	_ evokestore.Purger        = (*Tx)(nil)
-	_ evokestore.WriteDeferrer = (*Tx)(nil)
+	_ evokestore.Tx               = (*Tx)(nil)
+	_ evokestore.StreamsReader    = (*Tx)(nil)
+	_ evokestore.Purger           = (*Tx)(nil)
+	_ evokestore.WriteDeferrer    = (*Tx)(nil)
+	_ evokestore.DeadlinesDeleter = (*Tx)(nil)
 )
 
 // DeferWrites implements evokestore.WriteDeferrer: from now on, the writes
@@ -817,6 +818,39 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		t.topics |= evokestore.SetDeadlines
 	}
 	return n > 0, nil
+}
+
+// DeleteDeadlines deletes each of ds as DeleteDeadline does, in one round
+// trip (evokestore.DeadlinesDeleter), and reports for each whether it was
+// deleted.
+func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]bool, error) {
+	deleted := make([]bool, len(ds))
+	if len(ds) == 0 {
+		return deleted, nil
+	}
+	if err := t.lock(); err != nil {
+		return nil, fmt.Errorf("evokepg: delete deadlines: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := &pgx.Batch{}
+	notify := t.topics&evokestore.SetDeadlines == 0
+	for i, d := range ds {
+		b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, notify,
+			t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
+			var n int64
+			var discard bool
+			err := row.Scan(&n, &discard)
+			deleted[i] = n > 0
+			return err
+		})
+	}
+	if err := t.send(ctx, b, true); err != nil {
+		return nil, fmt.Errorf("evokepg: delete deadlines: %w", err)
+	}
+	if slices.Contains(deleted, true) {
+		t.topics |= evokestore.SetDeadlines
+	}
+	return deleted, nil
 }
 
 // DeleteInstance removes an instance with its held events, deadlines and
