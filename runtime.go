@@ -247,6 +247,12 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 		if err != nil && anyVersion && errors.Is(err, ErrVersionConflict) && attempt < 10 {
 			continue
 		}
+		if err != nil && evokestore.IsConflict(err) && attempt < 10 {
+			// The store failed the transaction for a conflict with
+			// another: it appended nothing, and runs again.
+			rt.eng.Counters().Conflicts.Add(1)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("append %d events: %w", len(news), err)
 		}
@@ -354,6 +360,12 @@ type Stats struct {
 	// LeaseLost counts transactions fenced off because this node had lost
 	// a partition's lease.
 	LeaseLost int64
+	// Conflicts counts transactions the store failed for a conflict with
+	// another (on PostgreSQL a deadlock, SQLSTATE 40P01, or a
+	// serialization failure, 40001) and that ran again: a batch, a
+	// dispatch, a firing of deadlines, an append. One is logged as a
+	// warning; one that keeps failing past a few attempts as an error.
+	Conflicts int64
 	// InlineFallbacks counts batches whose commands, executed with their
 	// steps, could not be written with them (a stream another writer
 	// appended to, a store refusing the events) and were queued in the
@@ -387,7 +399,7 @@ func (rt *Runtime) Stats() Stats {
 		Rejected: c.Rejected.Load(), Failures: c.Failures.Load(), Parked: c.Parked.Load(), Completed: c.Completed.Load(),
 		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
-		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
+		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), Conflicts: c.Conflicts.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
 		Chained: c.Chained.Load(), ChainFallbacks: c.ChainFallbacks.Load(),
 		PrepareTime: time.Duration(c.PrepareNanos.Load()), WriteWait: time.Duration(c.WaitNanos.Load()),
 		WriteTime: time.Duration(c.WriteNanos.Load()), Writes: c.Writes.Load(),

@@ -162,6 +162,7 @@ func ObserveRuntime(rt *evoke.Runtime, opts *Options) (stop func() error, err er
 		{"evoke.runtime.parked", "Instances parked.", func(s evoke.Stats) int64 { return s.Parked }},
 		{"evoke.runtime.completed", "Instances completed.", func(s evoke.Stats) int64 { return s.Completed }},
 		{"evoke.runtime.lease_lost", "Transactions fenced off by a lost partition lease.", func(s evoke.Stats) int64 { return s.LeaseLost }},
+		{"evoke.runtime.conflicts", "Transactions the store failed for a conflict with another and that ran again.", func(s evoke.Stats) int64 { return s.Conflicts }},
 		{"evoke.runtime.chained", "Steps committed in the transaction that appended their events.", func(s evoke.Stats) int64 { return s.Chained }},
 		{"evoke.runtime.chain_fallbacks", "Batches written again without their chained steps.", func(s evoke.Stats) int64 { return s.ChainFallbacks }},
 		{"evoke.router.writes", "Batches the routers wrote.", func(s evoke.Stats) int64 { return s.Writes }},

@@ -58,11 +58,26 @@
 // commit is visible, so positions are assigned in commit order: once a
 // reader sees position p, every position below p is either visible too or
 // never will be (rolled back transactions leave gaps, which are harmless).
-// Only appends serialise, and only from their first AppendEvents to their
-// end; every other write (instances, outbox, history, checkpoints,
-// deadlines) stays concurrent under READ COMMITTED. A Tx should therefore
-// append its events as late as possible before committing. Because the lock
-// is per schema, deployments in different schemas do not contend.
+// Because the lock is per schema, deployments in different schemas do not
+// contend.
+//
+// # One lock order
+//
+// The append lock is the first lock of every Tx that writes: the first
+// round trip that writes or locks a row (an append, an instance, outbox,
+// deadline or history write, a lease check, a purge) takes it before its
+// other statements, in the same round trip; reads before it lock nothing.
+// A Tx that appends after writing rows would otherwise hold those rows
+// while it waits for the lock, and the holder of the lock could be
+// waiting for the same rows: a deadlock, which PostgreSQL breaks by failing
+// one of the two, possibly an application's own append. With the lock
+// first, writing transactions run one at a time from their first write to
+// their end and never wait for each other's rows. The only writes outside a
+// Tx, the lease changes of Store.Balance and Store.Leave, never wait for the
+// append lock and lock lease rows in partition order, the order
+// Tx.CheckLeases locks them in. A Tx should write as late as possible
+// before committing: its reads before its first write run concurrently with
+// other writers.
 //
 // # Notifications
 //
@@ -106,8 +121,13 @@
 // remote server's latency bounds the batches a second to about one per
 // round trip and a half. The fences fail on the server (the
 // evoke_assert function, SQLSTATEs EVK01 and EVK02), so that a COMMIT
-// pipelined after them is refused. Batches of 64 rows or more of history and command
-// outcomes go with COPY unless the Tx holds the append lock.
+// pipelined after them is refused. Rows go as INSERTs from arrays, never
+// with COPY: every write is under the append lock, and a COPY is a
+// statement the client streams, so a node paused in the middle of one
+// (SIGSTOP, a frozen VM) would leave its session active, which
+// idle_in_transaction_session_timeout does not end, and the lock held. An
+// INSERT arrives whole; a node paused after it is idle in its transaction,
+// and the server ends it (Options.IdleInTxTimeout).
 //
 // # History rows
 //

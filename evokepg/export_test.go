@@ -12,8 +12,8 @@ func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 	return v, err
 }
 
-// Copies returns how many COPY statements t sent.
-func (t *Tx) Copies() int { return t.copies }
+// LockKey returns the key of s's append lock.
+func (s *Store) LockKey() int64 { return s.lockKey }
 
 // Trips returns how many round trips t made.
 func (t *Tx) Trips() int { return t.trips }

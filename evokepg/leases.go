@@ -24,7 +24,10 @@ var (
 // every transaction that writes under it (CheckLeases) until that
 // transaction ends; taking a lease over updates the row, so it waits for
 // them (or, with SKIP LOCKED, leaves the partition for the next round): once
-// a lease has changed hands, no write under the old token can commit. A node
+// a lease has changed hands, no write under the old token can commit. Every
+// statement locks lease rows in partition order, the order CheckLeases
+// locks them in, and none of them waits for the append lock, so that lease
+// changes never deadlock with the transactions they fence. A node
 // paused in the middle of a transaction is cut off by the server's
 // idle_in_transaction_session_timeout (see Options.IdleInTxTimeout).
 const (
@@ -33,14 +36,16 @@ ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`
 	sqlEnsureLeases = `INSERT INTO leases (partition) SELECT g FROM generate_series(0, $1 - 1) g ON CONFLICT DO NOTHING`
 	sqlLiveNodes    = `SELECT count(*) FROM nodes WHERE expires_at > now()`
 	sqlHeldLeases   = `SELECT partition, token FROM leases WHERE node = $1 AND partition < $2 ORDER BY partition`
-	sqlReleaseSome  = `UPDATE leases SET node = '' WHERE node = $1 AND partition = ANY($2::int[])`
-	sqlTake         = `UPDATE leases SET node = $1, token = token + 1
+	sqlReleaseSome  = `UPDATE leases SET node = '' WHERE node = $1 AND partition IN (
+	SELECT partition FROM leases WHERE node = $1 AND partition = ANY($2::int[]) ORDER BY partition FOR UPDATE)`
+	sqlTake = `UPDATE leases SET node = $1, token = token + 1
 WHERE partition IN (
 	SELECT l.partition FROM leases l LEFT JOIN nodes n ON n.id = l.node
 	WHERE l.partition < $3 AND (l.node = '' OR n.id IS NULL OR n.expires_at <= now())
 	ORDER BY l.partition LIMIT $2 FOR UPDATE OF l SKIP LOCKED)
 RETURNING partition, token`
-	sqlLeave      = `UPDATE leases SET node = '' WHERE node = $1`
+	sqlLeave = `UPDATE leases SET node = '' WHERE node = $1 AND partition IN (
+	SELECT partition FROM leases WHERE node = $1 ORDER BY partition FOR UPDATE)`
 	sqlForgetNode = `DELETE FROM nodes WHERE id = $1`
 	sqlPruneNodes = `DELETE FROM nodes n WHERE n.expires_at < now() - interval '1 hour'
 	AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.node = n.id)`

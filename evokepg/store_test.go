@@ -707,57 +707,66 @@ func TestNoJITUnlessAsked(t *testing.T) {
 	}
 }
 
-// A Tx that holds the append lock writes history and outcomes with INSERT,
-// never COPY: a node paused in the middle of a COPY would keep its session
-// active, out of reach of idle_in_transaction_session_timeout, and hold the
-// lock against every other node's appends until it resumed.
-func TestNoCopyUnderTheAppendLock(t *testing.T) {
+// The append lock is the first lock of a Tx that writes: taken by its
+// first round trip that writes, a write held back included, and never by
+// one that only reads.
+func TestFirstWriteTakesTheAppendLock(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, newSchema(t), nil)
-	tx, err := s.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	ptx := tx.(*evokepg.Tx)
-	records := func(from int) []evokestore.HistoryRecord {
-		hs := make([]evokestore.HistoryRecord, 100)
-		for i := range hs {
-			hs[i] = evokestore.HistoryRecord{ProcessManager: "pm", InstanceID: fmt.Sprintf("i%d", from+i), Kind: evokestore.KindStep, Version: 1, Position: int64(from + i + 1)}
+	conn := adminConn(t)
+	held := func() bool {
+		t.Helper()
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	AND ((classid::bigint << 32) | objid::bigint) = $1`, s.LockKey()).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return hs
+		return n > 0
 	}
-	outcomes := func(from int) []evokestore.CommandOutcome {
-		outs := make([]evokestore.CommandOutcome, 100)
-		for i := range outs {
-			outs[i] = evokestore.CommandOutcome{CommandID: fmt.Sprintf("c%d", from+i), Type: "T", AggregateType: "a", AggregateID: "x", ProcessManager: "pm", InstanceID: "i", Status: evokestore.OutcomeAccepted}
+	write := map[string]func(tx evokestore.Tx) error{
+		"history": func(tx evokestore.Tx) error {
+			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: "pm", InstanceID: "i", Kind: evokestore.KindStep, Version: 1, Position: 1}})
+		},
+		"checkpoint": func(tx evokestore.Tx) error {
+			return tx.PutCheckpoint(ctx, evokestore.Checkpoint{ProcessManager: "pm", Position: 1})
+		},
+		"delete deadline": func(tx evokestore.Tx) error {
+			_, err := tx.DeleteDeadline(ctx, evokestore.Deadline{ProcessManager: "pm", InstanceID: "i", Name: "d"})
+			return err
+		},
+	}
+	for name, fn := range write {
+		for _, deferred := range []bool{false, true} {
+			tx, err := s.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if deferred {
+				tx.(evokestore.WriteDeferrer).DeferWrites()
+			}
+			if _, err := tx.Head(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if held() {
+				t.Fatalf("%s: a Tx that only read holds the append lock", name)
+			}
+			if err := fn(tx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Head(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !held() {
+				t.Errorf("%s (deferred: %v): a Tx that wrote does not hold the append lock", name, deferred)
+			}
+			if err := tx.Rollback(); err != nil {
+				t.Fatal(err)
+			}
 		}
-		return outs
 	}
-	if err := tx.InsertHistory(ctx, records(0)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.PutCommandOutcomes(ctx, outcomes(0)); err != nil {
-		t.Fatal(err)
-	}
-	if n := ptx.Copies(); n != 2 {
-		t.Fatalf("%d COPY statements before the append lock, want 2 (100 rows each)", n)
-	}
-	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{{ID: "e1", StreamID: "s", StreamVersion: 1, Type: "T"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.InsertHistory(ctx, records(100)); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.PutCommandOutcomes(ctx, outcomes(100)); err != nil {
-		t.Fatal(err)
-	}
-	if n := ptx.Copies(); n != 2 {
-		t.Fatalf("%d COPY statements in all, %d under the append lock; want none under it", n, n-2)
-	}
-	hist, err := tx.History(ctx, "pm", "i150")
-	if err != nil || len(hist) != 1 {
-		t.Fatalf("history written under the lock: %v, %v", hist, err)
+	if held() {
+		t.Fatal("the append lock outlives its Tx")
 	}
 }
 
@@ -1075,7 +1084,7 @@ SELECT 'pm', 'i' || lpad(g::text, 6, '0'), 'timeout', g, 1 FROM generate_series(
 }
 
 // A run of one instance's steps written in one call is one history row
-// (migration 0009), by INSERT and by COPY alike, up to 64 records a row.
+// (migration 0009), up to 64 records a row.
 func TestHistoryRuns(t *testing.T) {
 	ctx := context.Background()
 	schema := newSchema(t)
@@ -1092,13 +1101,12 @@ func TestHistoryRuns(t *testing.T) {
 	for p := int64(100); p < 230; p++ { // 64 + 64 + 2
 		few = append(few, rec("long", evokestore.KindStep, p))
 	}
-	var many []evokestore.HistoryRecord // enough rows for COPY
+	var many []evokestore.HistoryRecord
 	for k := range 100 {
 		for p := range int64(3) {
 			many = append(many, rec(fmt.Sprintf("m%03d", k), evokestore.KindStep, 1000+int64(k)*10+p))
 		}
 	}
-	copies := 0
 	for _, recs := range [][]evokestore.HistoryRecord{few, many} {
 		tx, err := s.Begin(ctx)
 		if err != nil {
@@ -1107,13 +1115,9 @@ func TestHistoryRuns(t *testing.T) {
 		if err := tx.InsertHistory(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
-		copies += tx.(*evokepg.Tx).Copies()
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if copies != 1 {
-		t.Errorf("%d COPY statements, want 1 (the 100 rows of the second call)", copies)
 	}
 	conn := adminConn(t)
 	for id, want := range map[string]int{"i": 3, "j": 1, "long": 3, "m042": 1} {
@@ -1185,5 +1189,45 @@ func TestMustExist(t *testing.T) {
 	s := open(t, existing, &evokepg.Options{MustExist: true})
 	if _, err := s.Head(ctx); err != nil {
 		t.Errorf("the existing schema through MustExist: %v", err)
+	}
+}
+
+// DeleteDeadlines deletes, in one round trip, each deadline still stored
+// with its name and version, and reports which it deleted.
+func TestDeleteDeadlines(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, newSchema(t), nil)
+	at := time.Unix(100, 0).UTC()
+	dls := []evokestore.Deadline{
+		{ProcessManager: "pm", InstanceID: "a", Name: "x", Version: 1, DueAt: at},
+		{ProcessManager: "pm", InstanceID: "b", Name: "x", Version: 2, DueAt: at},
+	}
+	err := evokestore.WithTx(ctx, s, func(tx evokestore.Tx) error {
+		return tx.ReplaceDeadlines(ctx, "pm", []string{"a", "b"}, dls)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	before := tx.(*evokepg.Tx).Trips()
+	deleted, err := tx.(evokestore.DeadlinesDeleter).DeleteDeadlines(ctx, []evokestore.Deadline{
+		dls[0], {ProcessManager: "pm", InstanceID: "b", Name: "x", Version: 1}, {ProcessManager: "pm", InstanceID: "c", Name: "x", Version: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(deleted, []bool{true, false, false}) {
+		t.Errorf("deleted %v, want [true false false]", deleted)
+	}
+	if n := tx.(*evokepg.Tx).Trips() - before; n != 1 {
+		t.Errorf("%d round trips, want 1", n)
+	}
+	left, err := tx.(evokestore.DeadlinesReader).InstanceDeadlines(ctx, "pm", []string{"a", "b"})
+	if err != nil || len(left) != 1 || left[0].InstanceID != "b" {
+		t.Errorf("deadlines left: %v, %v; want b's", left, err)
 	}
 }

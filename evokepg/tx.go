@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +30,10 @@ const (
 // A Tx takes a pooled connection and sends BEGIN only with its first
 // statement (in the same round trip when that is a write), and COMMIT with
 // the writes held back (DeferWrites), and gives the connection back at
-// Commit or Rollback. After a statement failed, PostgreSQL
-// refuses every further statement of the transaction: roll it back.
+// Commit or Rollback. Its first write takes the append lock first (see
+// "One lock order" in the package documentation). After a statement failed,
+// PostgreSQL refuses every further statement of the transaction: roll it
+// back.
 type Tx struct {
 	queries
 
@@ -47,7 +48,6 @@ type Tx struct {
 	cause  error               // why the Tx ended, if not by its owner
 	locked bool                // the Tx holds the append lock
 	topics evokestore.TopicSet // topics written, whose notifications are queued
-	copies int                 // COPY statements sent (for tests)
 	trips  int                 // round trips made (for tests)
 	// deferring: writes without a result are held in pend until the next
 	// round trip (DeferWrites).
@@ -56,10 +56,11 @@ type Tx struct {
 }
 
 var (
-	_ evokestore.Tx            = (*Tx)(nil)
-	_ evokestore.StreamsReader = (*Tx)(nil)
-	_ evokestore.Purger        = (*Tx)(nil)
-	_ evokestore.WriteDeferrer = (*Tx)(nil)
+	_ evokestore.Tx               = (*Tx)(nil)
+	_ evokestore.StreamsReader    = (*Tx)(nil)
+	_ evokestore.Purger           = (*Tx)(nil)
+	_ evokestore.WriteDeferrer    = (*Tx)(nil)
+	_ evokestore.DeadlinesDeleter = (*Tx)(nil)
 )
 
 // DeferWrites implements evokestore.WriteDeferrer: from now on, the writes
@@ -67,10 +68,9 @@ var (
 // DeleteOutbox, PutCommandOutcomes, InsertHistory, the checkpoints, Hold,
 // Release, ReplaceDeadlines, DeleteInstance, CheckLeases) are queued and
 // sent in the same round trip as the next statement whose reply is needed,
-// or with COMMIT. A chained batch of the router then takes three round
-// trips instead of eight. Rows written with COPY (64 or more, before the
-// append lock) still go in a round trip of their own, after those held
-// back: the server takes a COPY in less time than an INSERT from arrays.
+// or with COMMIT, after the append lock (see the package documentation). A
+// chained batch of the router then takes three round trips instead of
+// eight.
 //
 // A held-back write's failure stops the COMMIT sent with it because it is
 // the server's: the fences (the instance versions, the leases) raise
@@ -96,7 +96,7 @@ func (e *deferredError) Unwrap() error { return e.err }
 // with t.mu held.
 func (t *Tx) exec(ctx context.Context, b *pgx.Batch, mapErr func(error) error) error {
 	if !t.deferring || slices.ContainsFunc(b.QueuedQueries, func(qq *pgx.QueuedQuery) bool { return qq.Fn != nil }) {
-		if err := t.send(ctx, b); err != nil {
+		if err := t.send(ctx, b, true); err != nil {
 			return mapErr(err)
 		}
 		return nil
@@ -133,7 +133,7 @@ func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
 		return nil, nil, err
 	}
 	if !t.begun || len(t.pend) > 0 {
-		if err := t.send(ctx, &pgx.Batch{}); err != nil {
+		if err := t.send(ctx, &pgx.Batch{}, false); err != nil {
 			t.mu.Unlock()
 			return nil, nil, err
 		}
@@ -175,16 +175,29 @@ func (t *Tx) notify(b *pgx.Batch, topic evokestore.TopicSet) {
 	}
 }
 
+const sqlAppendLock = `SELECT pg_advisory_xact_lock($1)`
+
 // send runs b in one round trip, after BEGIN if the transaction has not
-// begun yet and after the writes held back. Call with t.mu held.
-func (t *Tx) send(ctx context.Context, b *pgx.Batch) error {
+// begun yet and after the writes held back; writes tells whether b writes
+// or locks rows. The first round trip that writes (b, or a write held
+// back) takes the append lock before anything else: this is where the
+// lock order (see the package documentation) is enforced. Call with t.mu
+// held.
+func (t *Tx) send(ctx context.Context, b *pgx.Batch, writes bool) error {
 	if err := t.acquire(ctx); err != nil {
 		return err
 	}
-	if !t.begun || len(t.pend) > 0 {
+	lock := !t.locked && (writes || len(t.pend) > 0)
+	if !t.begun || len(t.pend) > 0 || lock {
 		nb := &pgx.Batch{}
 		if !t.begun {
 			nb.Queue("begin")
+		}
+		if lock {
+			nb.Queue(sqlAppendLock, t.s.lockKey)
+			// Held from here on, even if the batch fails: the
+			// transaction can then only roll back.
+			t.locked = true
 		}
 		nb.QueuedQueries = append(nb.QueuedQueries, t.pend...)
 		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
@@ -253,9 +266,10 @@ func (t *Tx) abort(cause error) {
 
 // AppendEvents appends events in slice order at the stream versions they
 // name and returns them with their positions and RecordedAt (the NewEvent's,
-// or now if zero, truncated to the stored UTC nanoseconds). The first append
-// of a Tx takes the schema's append lock, held until the Tx ends, so that
-// positions follow commit order (see the package documentation).
+// or now if zero, truncated to the stored UTC nanoseconds). It runs under
+// the schema's append lock, taken by the first write of the Tx and held
+// until the Tx ends, so that positions follow commit order (see the package
+// documentation).
 func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -306,9 +320,6 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 	}
 
 	b := &pgx.Batch{}
-	if !t.locked {
-		b.Queue(`SELECT pg_advisory_xact_lock($1)`, t.s.lockKey)
-	}
 	if q != nil {
 		limit := limitOr(q.Limit)
 		los, his := make([]int64, len(skip)), make([]int64, len(skip))
@@ -328,10 +339,10 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		})
 	}
 	if n == 0 {
-		if err := t.send(ctx, b); err != nil {
+		// The read is under the append lock even when nothing follows.
+		if err := t.send(ctx, b, true); err != nil {
 			return nil, nil, fmt.Errorf("evokepg: read log: %w", err)
 		}
-		t.locked = true
 		return read, nil, nil
 	}
 	t.notify(b, evokestore.SetEvents)
@@ -357,7 +368,7 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		}
 		return nil
 	})
-	if err := t.send(ctx, b); err != nil {
+	if err := t.send(ctx, b, true); err != nil {
 		if c, ok := uniqueConstraint(err); ok {
 			switch c {
 			case consEventID:
@@ -368,7 +379,6 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		}
 		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
-	t.locked = true
 	t.topics |= evokestore.SetEvents
 	return read, out, nil
 }
@@ -607,17 +617,9 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 		}
 		return fmt.Errorf("evokepg: put command outcomes: %w", err)
 	}
-	if t.inserts(n) {
-		b := &pgx.Batch{}
-		b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
-		return t.exec(ctx, b, mapErr)
-	}
-	if err := t.copyRows(ctx, "command_outcomes", outcomeCopyCols, n, func(i int) []any {
-		return []any{ids[i], types[i], aggTypes[i], aggIDs[i], pms[i], insts[i], statuses[i], errs[i], events[i], ats[i]}
-	}); err != nil {
-		return mapErr(err)
-	}
-	return nil
+	b := &pgx.Batch{}
+	b.Queue(sqlInsertOutcomes, ids, types, aggTypes, aggIDs, pms, insts, statuses, errs, events, ats)
+	return t.exec(ctx, b, mapErr)
 }
 
 // InsertHistory appends history records (their ID is assigned by the store,
@@ -668,70 +670,19 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 			more[r] = buf[start:len(buf):len(buf)]
 		}
 	}
-	if t.inserts(n) {
-		b := &pgx.Batch{}
-		b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, rowAts, nodes, tokens, more)
-		return t.exec(ctx, b, wrapErr("insert history"))
-	}
-	// Rows (and their identity IDs) go in slice order.
-	err := t.copyRows(ctx, "history", historyCopyCols, n, func(i int) []any {
-		return []any{pms[i], insts[i], kinds[i], versions[i], positions[i], evIDs[i], evTypes[i], befores[i], afters[i], commands[i], errs[i], rowAts[i], nodes[i], tokens[i], more[i]}
-	})
-	if err != nil {
-		return fmt.Errorf("evokepg: insert history: %w", err)
-	}
-	return nil
+	b := &pgx.Batch{}
+	b.Queue(sqlInsertHistory, pms, insts, kinds, versions, positions, evIDs, evTypes, befores, afters, commands, errs, rowAts, nodes, tokens, more)
+	return t.exec(ctx, b, wrapErr("insert history"))
 }
 
 // historyRun bounds the records of one history row: a record's ID is its
 // row's identity times historyRun plus its place in the row.
 const historyRun = 64
 
-// copyMinRows is the batch size from which rows are written with COPY,
-// which the server takes in markedly less time than an INSERT from arrays
-// (about 15% more batches per second in the benchmark, docs/benchmarks.md).
-// Not while the Tx holds the append lock: a COPY is a statement the client
-// streams, and a node paused in the middle of one (SIGSTOP, a frozen VM)
-// leaves its session active, which idle_in_transaction_session_timeout
-// does not end, so the lock would stall every other node's appends until
-// it resumed. An INSERT arrives whole; a node paused after it is idle in
-// its transaction, and the server ends it (Options.IdleInTxTimeout).
-const copyMinRows = 64
-
-var (
-	historyCopyCols = []string{"process_manager", "instance_id", "kind", "version", "position", "event_id", "event_type",
-		"phase_before", "phase_after", "commands", "error", "recorded_at", "node", "lease_token", "more"}
-	outcomeCopyCols = strings.Split(strings.ReplaceAll(outcomeCols, " ", ""), ",")
-)
-
-// inserts reports whether n rows go as an INSERT from arrays rather than
-// with COPY: few rows, or under the append lock (copyMinRows).
-func (t *Tx) inserts(n int) bool { return n < copyMinRows || t.locked }
-
 // wrapErr returns the error mapping of a write that has no error of its
 // own to tell apart.
 func wrapErr(op string) func(error) error {
 	return func(err error) error { return fmt.Errorf("evokepg: %s: %w", op, err) }
-}
-
-// copyRows writes n rows into table with COPY, in order, inside t. Call
-// with t.mu held.
-func (t *Tx) copyRows(ctx context.Context, table string, cols []string, n int, row func(i int) []any) error {
-	if !t.begun || len(t.pend) > 0 {
-		if err := t.send(ctx, &pgx.Batch{}); err != nil {
-			return err
-		}
-	}
-	t.copies++
-	t.trips++
-	i := -1
-	_, err := t.pc.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
-		if i++; i >= n {
-			return nil, nil
-		}
-		return row(i), nil
-	}))
-	return err
 }
 
 // PutCheckpoint stores (inserts or overwrites) a subscription checkpoint.
@@ -860,13 +811,46 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		var discard bool
 		return row.Scan(&n, &discard)
 	})
-	if err := t.send(ctx, b); err != nil {
+	if err := t.send(ctx, b, true); err != nil {
 		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
 	}
 	if n > 0 {
 		t.topics |= evokestore.SetDeadlines
 	}
 	return n > 0, nil
+}
+
+// DeleteDeadlines deletes each of ds as DeleteDeadline does, in one round
+// trip (evokestore.DeadlinesDeleter), and reports for each whether it was
+// deleted.
+func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]bool, error) {
+	deleted := make([]bool, len(ds))
+	if len(ds) == 0 {
+		return deleted, nil
+	}
+	if err := t.lock(); err != nil {
+		return nil, fmt.Errorf("evokepg: delete deadlines: %w", err)
+	}
+	defer t.mu.Unlock()
+	b := &pgx.Batch{}
+	notify := t.topics&evokestore.SetDeadlines == 0
+	for i, d := range ds {
+		b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, notify,
+			t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
+			var n int64
+			var discard bool
+			err := row.Scan(&n, &discard)
+			deleted[i] = n > 0
+			return err
+		})
+	}
+	if err := t.send(ctx, b, true); err != nil {
+		return nil, fmt.Errorf("evokepg: delete deadlines: %w", err)
+	}
+	if slices.Contains(deleted, true) {
+		t.topics |= evokestore.SetDeadlines
+	}
+	return deleted, nil
 }
 
 // DeleteInstance removes an instance with its held events, deadlines and
@@ -919,7 +903,7 @@ func (t *Tx) Commit() error {
 		}
 		return nil
 	})
-	if err := t.send(t.ctx, b); err != nil {
+	if err := t.send(t.ctx, b, false); err != nil {
 		_ = t.rollback()
 		return fmt.Errorf("evokepg: commit: %w", err)
 	}
@@ -975,7 +959,7 @@ func (t *Tx) Purge(ctx context.Context, before time.Time, limit int) (evokestore
 		res.CommandOutcomes = int(ct.RowsAffected())
 		return nil
 	})
-	if err := t.send(ctx, b); err != nil {
+	if err := t.send(ctx, b, true); err != nil {
 		return evokestore.PurgeResult{}, fmt.Errorf("evokepg: purge: %w", err)
 	}
 	return res, nil

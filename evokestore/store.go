@@ -154,6 +154,13 @@ type DeadlinesReader interface {
 	InstanceDeadlines(ctx context.Context, processManager string, instanceIDs []string) ([]Deadline, error)
 }
 
+// DeadlinesDeleter is an optional extension of a Tx: DeleteDeadlines
+// deletes each deadline as Tx.DeleteDeadline does, in one call (on a
+// server, one round trip), and reports for each whether it was deleted.
+type DeadlinesDeleter interface {
+	DeleteDeadlines(ctx context.Context, ds []Deadline) (deleted []bool, err error)
+}
+
 // Purger is an optional extension of a Tx: retention. Purge deletes up to
 // limit instances that completed or were cancelled before before (their
 // tombstones), with their history, held events and deadlines, and up to

@@ -2,6 +2,7 @@ package evokestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -30,4 +31,20 @@ func EventAt(ctx context.Context, q Querier, position int64) (ev Event, ok bool,
 		return Event{}, false, err
 	}
 	return evs[0], true, nil
+}
+
+// IsConflict reports whether err is a transaction conflict the server
+// resolved by failing the transaction, which succeeds if run again: a
+// deadlock (SQLSTATE 40P01) or a serialization failure (40001), as
+// reported by an error in err's chain with a SQLState method (pgconn's).
+func IsConflict(err error) bool {
+	var se interface{ SQLState() string }
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.SQLState() {
+	case "40P01", "40001":
+		return true
+	}
+	return false
 }

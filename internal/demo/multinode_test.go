@@ -179,16 +179,7 @@ func TestMultiNodeKillAndPause(t *testing.T) {
 	}
 	// Outcomes of the last commands may still be in the outbox of a
 	// stopped worker; run a last node to drain it.
-	rt, err := evoke.New(st, &evoke.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NodeID: "drain", Partitions: partitions, LeaseTTL: lease})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := demo.Register(rt, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	rt := startNode(t, st, &evoke.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NodeID: "drain", Partitions: partitions, LeaseTTL: lease})
 	waitFor("the outbox drained", time.Minute, func() bool {
 		idle, err := rt.Idle(ctx)
 		return err == nil && idle

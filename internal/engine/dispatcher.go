@@ -52,7 +52,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			}
 			failures++
 			delay := d.en.backoff(failures)
-			d.en.log.Error("dispatch failed; retrying", "err", err, "retry_in", delay)
+			d.en.log.Log(ctx, d.en.retryLevel(err, failures), "dispatch failed; retrying", "err", err, "retry_in", delay)
 			if !sleep(ctx, delay) {
 				return
 			}
@@ -107,6 +107,7 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	if ctx.Err() != nil {
 		return 0, err
 	}
+	d.en.conflict(err)
 	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
 	blocked := map[string]bool{}
 	var firstErr error
@@ -122,7 +123,11 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 				return n, err
 			}
 			blocked[key] = true
-			d.attempts[c.ID]++
+			// A conflict with another transaction is no fault of the
+			// command's: it does not count towards parking its instance.
+			if !d.en.conflict(err) {
+				d.attempts[c.ID]++
+			}
 			if d.attempts[c.ID] >= d.en.cfg.MaxAttempts && c.ProcessManager != "" {
 				if perr := d.park(ctx, ls, &c, err); perr != nil {
 					firstErr = cmp(firstErr, perr)
@@ -253,6 +258,16 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 	fromOutbox := ls != nil
 	var x *execution
 	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
+		lookup := lookupAll
+		if fromOutbox {
+			lookup = lookupRecords
+		}
+		var err error
+		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup); err != nil {
+			return err
+		}
+		// The fence is the first write: on PostgreSQL it takes the append
+		// lock, so the reads of the decisions come before it.
 		var seqs []int64
 		if fromOutbox {
 			parts := make([]int, 0, len(cmds))
@@ -265,14 +280,6 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 			if err := en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
 				return err
 			}
-		}
-		var err error
-		lookup := lookupAll
-		if fromOutbox {
-			lookup = lookupRecords
-		}
-		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup); err != nil {
-			return err
 		}
 		return x.write(ctx, tx, seqs)
 	})

@@ -210,6 +210,9 @@ type Counters struct {
 	Suppressed    atomic.Int64 // commands dropped during catch-up
 	Purged        atomic.Int64 // instances purged after the retention
 	LeaseLost     atomic.Int64 // transactions fenced off by a lost lease
+	// Conflicts counts transactions the store failed for a conflict
+	// (evokestore.IsConflict) and that are run again.
+	Conflicts atomic.Int64
 	// InlineFallbacks counts batches whose commands, executed ahead, could
 	// not be written with the steps and were queued instead.
 	InlineFallbacks atomic.Int64

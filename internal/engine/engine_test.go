@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -98,5 +101,32 @@ func TestGapsAndRanges(t *testing.T) {
 		if got := gaps(c.after, c.before, slices.Clone(c.covered)); !slices.Equal(got, c.want) {
 			t.Errorf("gaps(%d, %d, %v) = %v, want %v", c.after, c.before, c.covered, got, c.want)
 		}
+	}
+}
+
+type sqlStateErr string
+
+func (e sqlStateErr) Error() string    { return "server error " + string(e) }
+func (e sqlStateErr) SQLState() string { return string(e) }
+
+// A conflict is counted and logged as a warning within its retry budget,
+// and as an error past it; any other failure is an error and not counted.
+func TestRetryLevel(t *testing.T) {
+	t.Parallel()
+	en := New(Config{})
+	conflict := fmt.Errorf("commit: %w", sqlStateErr("40P01"))
+	for failures := 1; failures <= conflictRetries; failures++ {
+		if l := en.retryLevel(conflict, failures); l != slog.LevelWarn {
+			t.Errorf("conflict, failure %d: level %v, want WARN", failures, l)
+		}
+	}
+	if l := en.retryLevel(conflict, conflictRetries+1); l != slog.LevelError {
+		t.Errorf("conflict past its budget: level %v, want ERROR", l)
+	}
+	if l := en.retryLevel(errors.New("broken"), 1); l != slog.LevelError {
+		t.Errorf("other failure: level %v, want ERROR", l)
+	}
+	if n := en.Counters().Conflicts.Load(); n != conflictRetries+1 {
+		t.Errorf("%d conflicts counted, want %d", n, conflictRetries+1)
 	}
 }

@@ -27,7 +27,12 @@ type leaseSet struct {
 	tokens map[int]int64
 }
 
+// owns reports whether p is in ls; a nil ls (a runtime not started) owns
+// nothing.
 func (ls *leaseSet) owns(p int) bool {
+	if ls == nil {
+		return false
+	}
 	_, ok := ls.tokens[p]
 	return ok
 }

@@ -197,7 +197,7 @@ func (r *router) run(ctx context.Context) {
 			}
 			failures++
 			d := r.en.backoff(failures)
-			r.en.log.Error("process manager batch failed; retrying", "process_manager", r.name, "err", err, "retry_in", d)
+			r.en.log.Log(ctx, r.en.retryLevel(err, failures), "process manager batch failed; retrying", "process_manager", r.name, "err", err, "retry_in", d)
 			if !sleep(ctx, d) {
 				return
 			}
@@ -1426,6 +1426,7 @@ func (r *router) write(ctx context.Context, b *batch) error {
 		// Without the follow-on steps: the batches prepared on top of
 		// this one are prepared again.
 		if !errors.Is(err, errChainBlocked) {
+			r.en.conflict(err)
 			r.en.log.Warn("writing a batch's follow-on steps failed; writing it without them",
 				"process_manager", r.name, "steps", b.chain.steps, "err", err)
 		}
@@ -1434,6 +1435,7 @@ func (r *router) write(ctx context.Context, b *batch) error {
 		err = r.writeOnce(ctx, b, b.queued, b.exec, nil)
 	}
 	if err != nil && b.exec != nil && ctx.Err() == nil && !errors.Is(err, evokestore.ErrLeaseLost) && !errors.Is(err, evokestore.ErrFenced) {
+		r.en.conflict(err)
 		r.en.log.Warn("executing a batch's commands with its steps failed; queueing them in the outbox instead",
 			"process_manager", r.name, "commands", len(b.exec.results), "err", err)
 		r.en.counters.InlineFallbacks.Add(1)

@@ -30,7 +30,7 @@ func (s *scheduler) run(ctx context.Context) {
 			}
 			failures++
 			d := s.en.backoff(failures)
-			s.en.log.Error("firing deadlines failed; retrying", "err", err, "retry_in", d)
+			s.en.log.Log(ctx, s.en.retryLevel(err, failures), "firing deadlines failed; retrying", "err", err, "retry_in", d)
 			if !sleep(ctx, d) {
 				return
 			}
@@ -97,20 +97,21 @@ func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now tim
 		if err := s.en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
 			return err
 		}
+		deleted, err := deleteDeadlines(ctx, tx, due)
+		if err != nil {
+			return fmt.Errorf("delete deadline: %w", err)
+		}
+		insts, err := deadlineInstances(ctx, tx, due, deleted)
+		if err != nil {
+			return fmt.Errorf("load instance: %w", err)
+		}
 		var appends []evokestore.NewEvent
-		for _, d := range due {
-			deleted, err := tx.DeleteDeadline(ctx, d)
-			if err != nil {
-				return fmt.Errorf("delete deadline: %w", err)
-			}
-			if !deleted {
+		for i, d := range due {
+			if !deleted[i] {
 				continue // fired or replaced meanwhile
 			}
-			insts, err := tx.Instances(ctx, d.ProcessManager, []string{d.InstanceID})
-			if err != nil {
-				return fmt.Errorf("load instance: %w", err)
-			}
-			if len(insts) == 0 || insts[0].Version != d.Version || insts[0].Status.Done() {
+			in, ok := insts[[2]string{d.ProcessManager, d.InstanceID}]
+			if !ok || in.Version != d.Version || in.Status.Done() {
 				s.en.counters.DroppedStale.Add(1)
 				continue
 			}
@@ -127,7 +128,49 @@ func (s *scheduler) fire(ctx context.Context, due []evokestore.Deadline, now tim
 		if len(appends) == 0 {
 			return nil
 		}
-		_, err := tx.AppendEvents(ctx, appends)
+		_, err = tx.AppendEvents(ctx, appends)
 		return err
 	})
+}
+
+// deleteDeadlines deletes ds in tx, in one call where the store can
+// (evokestore.DeadlinesDeleter), and reports for each whether it was still
+// there.
+func deleteDeadlines(ctx context.Context, tx evokestore.Tx, ds []evokestore.Deadline) ([]bool, error) {
+	if dd, ok := tx.(evokestore.DeadlinesDeleter); ok {
+		return dd.DeleteDeadlines(ctx, ds)
+	}
+	deleted := make([]bool, len(ds))
+	for i, d := range ds {
+		ok, err := tx.DeleteDeadline(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		deleted[i] = ok
+	}
+	return deleted, nil
+}
+
+// deadlineInstances loads the instances of the deadlines of ds that were
+// deleted, with one read per process manager, keyed by process manager and
+// ID.
+func deadlineInstances(ctx context.Context, tx evokestore.Tx, ds []evokestore.Deadline, deleted []bool) (map[[2]string]evokestore.Instance, error) {
+	ids := map[string][]string{}
+	for i, d := range ds {
+		if deleted[i] {
+			ids[d.ProcessManager] = append(ids[d.ProcessManager], d.InstanceID)
+		}
+	}
+	out := make(map[[2]string]evokestore.Instance, len(ds))
+	for pm, of := range ids {
+		slices.Sort(of)
+		insts, err := tx.Instances(ctx, pm, slices.Compact(of))
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range insts {
+			out[[2]string{pm, in.ID}] = in
+		}
+	}
+	return out, nil
 }
