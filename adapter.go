@@ -240,7 +240,10 @@ func (a *aggAdapter[S]) Execute(state any, c *evokestore.OutboxCommand) ([]engin
 	for i, e := range evs {
 		values, err := encodeValues(e.Metadata.Values)
 		if err == nil {
-			err = errors.Join(e.err, evokestore.CheckID("event type", e.Type), evokestore.CheckJSON("event data", e.Data))
+			err = errors.Join(e.err, evokestore.CheckID("event type", e.Type))
+			if err == nil && !e.dataChecked() {
+				err = evokestore.CheckJSON("event data", e.Data)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)

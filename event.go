@@ -40,6 +40,10 @@ type Event struct {
 	RecordedAt time.Time
 
 	err error // from NewEvent, reported when the event is appended
+	// checked is the data NewEvent made and checked against the input
+	// contract: while Data is still that slice, it need not be checked
+	// again (dataChecked).
+	checked []byte
 }
 
 // Metadata carries an event's or command's lineage and user key/values.
@@ -58,6 +62,7 @@ type Metadata struct {
 func NewEvent(eventType string, data any) Event {
 	e := Event{Type: eventType}
 	e.Data, e.err = marshalPayload(data)
+	e.checked = e.Data
 	if e.err != nil {
 		e.err = fmt.Errorf("event %s: %w", eventType, e.err)
 	}
@@ -126,3 +131,10 @@ func marshalPayload(v any) (json.RawMessage, error) {
 
 // newID returns a random, time-ordered UUID (version 7).
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// dataChecked reports whether e's data is the data NewEvent made and
+// checked. (Should a caller change those bytes in place, the store's own
+// check still refuses what breaks the input contract.)
+func (e *Event) dataChecked() bool {
+	return len(e.Data) > 0 && len(e.Data) == len(e.checked) && &e.Data[0] == &e.checked[0]
+}
