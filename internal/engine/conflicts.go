@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"log/slog"
 
 	"github.com/evoke-go/evoke/evokestore"
@@ -22,13 +23,13 @@ func (en *Engine) conflict(err error) bool {
 
 // retryLevel counts err, a failure about to be retried for the failures-th
 // time in a row, if it is a transaction conflict, and returns the level to
-// log it at: a conflict within its retry budget is routine (WARN), any
-// other failure, or a conflict beyond the budget, an error.
+// log it at: a conflict, or a write fenced off because a partition moved
+// to another node (a lease hand-over, routine when nodes join or leave),
+// within the retry budget is routine (WARN); any other failure, or one of
+// those beyond the budget, an error.
 func (en *Engine) retryLevel(err error, failures int) slog.Level {
-	if !en.conflict(err) {
-		return slog.LevelError
-	}
-	if failures > conflictRetries {
+	routine := en.conflict(err) || errors.Is(err, evokestore.ErrLeaseLost)
+	if !routine || failures > conflictRetries {
 		return slog.LevelError
 	}
 	return slog.LevelWarn

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
 )
 
 func TestSortableID(t *testing.T) {
@@ -128,5 +130,24 @@ func TestRetryLevel(t *testing.T) {
 	}
 	if n := en.Counters().Conflicts.Load(); n != conflictRetries+1 {
 		t.Errorf("%d conflicts counted, want %d", n, conflictRetries+1)
+	}
+}
+
+// A write fenced off by a lost lease (a partition handed over) is logged
+// as routine within the retry budget, and is not counted as a conflict.
+func TestRetryLevelLeaseLost(t *testing.T) {
+	t.Parallel()
+	en := New(Config{})
+	lease := fmt.Errorf("commit: %w", evokestore.ErrLeaseLost)
+	for failures := 1; failures <= conflictRetries; failures++ {
+		if l := en.retryLevel(lease, failures); l != slog.LevelWarn {
+			t.Errorf("lease lost, failure %d: level %v, want WARN", failures, l)
+		}
+	}
+	if l := en.retryLevel(lease, conflictRetries+1); l != slog.LevelError {
+		t.Errorf("lease lost past the budget: level %v, want ERROR", l)
+	}
+	if n := en.Counters().Conflicts.Load(); n != 0 {
+		t.Errorf("%d conflicts counted for lost leases", n)
 	}
 }
