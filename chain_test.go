@@ -251,7 +251,7 @@ func (s *pokingStore) ReadLog(ctx context.Context, q evokestore.LogQuery) ([]evo
 	return evs, nil
 }
 
-// SPEC §3.1 with chaining: an event another writer commits after a batch
+// Log order with chaining: an event another writer commits after a batch
 // read the log, for an instance the batch chains, comes before the chained
 // events in the log, so the instance must see it first: the batch is
 // written without its chain, and the instance steps Poke before its hops.

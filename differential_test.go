@@ -624,7 +624,7 @@ func mustJSON(v any) []byte {
 }
 
 // observe runs sc through a runtime on st and reads what it left there.
-func observe(ctx context.Context, st evokestore.Store, sc scenario) (world, error) {
+func observe(ctx context.Context, st evokestore.Store, sc scenario, counts *diffCounts) (world, error) {
 	clock := evoketest.NewClock(diffStart)
 	cfg := &evoke.Config{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock, MaxAttempts: 1,
@@ -654,7 +654,7 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario) (world, erro
 		return world{}, err
 	}
 	defer func() { _ = rt.Stop(context.WithoutCancel(ctx)) }()
-	defer func() { diffTally.add(rt.Stats()) }()
+	defer func() { counts.add(rt.Stats()) }()
 	var ops []string
 	for i, op := range sc.Ops {
 		switch {
@@ -689,8 +689,8 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario) (world, erro
 			if err := rt.Stop(ctx); err != nil {
 				return world{}, err
 			}
-			diffTally.add(rt.Stats())
-			diffTally.restarts.Add(1)
+			counts.add(rt.Stats())
+			counts.restart()
 			if rt, err = newRT(); err != nil {
 				return world{}, err
 			}
@@ -710,13 +710,20 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario) (world, erro
 	return w, err
 }
 
-// diffTally counts what the runtimes of the differential test did, to
-// show what its cases exercise.
-var diffTally tally4
+// diffCounts counts what the runtimes of a differential run did, to show
+// what its cases exercise; a nil *diffCounts counts nothing.
+type diffCounts struct{ steps, chained, parked, completed, rejected, restarts atomic.Int64 }
 
-type tally4 struct{ steps, chained, parked, completed, rejected, restarts atomic.Int64 }
+func (t *diffCounts) restart() {
+	if t != nil {
+		t.restarts.Add(1)
+	}
+}
 
-func (t *tally4) add(s evoke.Stats) {
+func (t *diffCounts) add(s evoke.Stats) {
+	if t == nil {
+		return
+	}
 	t.steps.Add(s.Steps)
 	t.chained.Add(s.Chained)
 	t.parked.Add(s.Parked)
@@ -724,7 +731,7 @@ func (t *tally4) add(s evoke.Stats) {
 	t.rejected.Add(s.Rejected)
 }
 
-func (t *tally4) String() string {
+func (t *diffCounts) String() string {
 	return fmt.Sprintf("%d steps (%d chained), %d instances completed, %d parked, %d commands rejected, %d restarts",
 		t.steps.Load(), t.chained.Load(), t.completed.Load(), t.parked.Load(), t.rejected.Load(), t.restarts.Load())
 }
@@ -861,13 +868,13 @@ func pgDiffStore(url string) diffStore {
 
 // check runs sc on a fresh store and through the model; it returns the
 // differences, or an error of the run itself.
-func check(ctx context.Context, open diffStore, sc scenario) ([]string, error) {
+func check(ctx context.Context, open diffStore, sc scenario, counts *diffCounts) ([]string, error) {
 	st, closeStore, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer closeStore()
-	got, err := observe(ctx, st, sc)
+	got, err := observe(ctx, st, sc, counts)
 	if err != nil {
 		return nil, err
 	}
@@ -881,7 +888,7 @@ func shrink(ctx context.Context, open diffStore, sc scenario, budget time.Durati
 		if time.Now().After(deadline) {
 			return false
 		}
-		d, err := check(ctx, open, c)
+		d, err := check(ctx, open, c, nil)
 		return err != nil || len(d) > 0
 	}
 	for changed := true; changed && time.Now().Before(deadline); {
@@ -1005,6 +1012,7 @@ func runDifferential(t *testing.T, open diffStore, first uint64, n int) {
 	ctx := context.Background()
 	start := time.Now()
 	var (
+		counts diffCounts
 		mu     sync.Mutex
 		failed []uint64
 		wg     sync.WaitGroup
@@ -1025,7 +1033,7 @@ func runDifferential(t *testing.T, open diffStore, first uint64, n int) {
 					return
 				}
 				sc := generate(seed)
-				d, err := check(ctx, open, sc)
+				d, err := check(ctx, open, sc, &counts)
 				if err == nil && len(d) == 0 {
 					continue
 				}
@@ -1037,16 +1045,16 @@ func runDifferential(t *testing.T, open diffStore, first uint64, n int) {
 		})
 	}
 	wg.Wait()
-	t.Logf("%d cases from seed %d in %v; both stores' runtimes together: %v", n, first, time.Since(start).Round(time.Millisecond), &diffTally)
+	t.Logf("%d cases from seed %d in %v: %v", n, first, time.Since(start).Round(time.Millisecond), &counts)
 }
 
 // report prints a failing case: its seed, its differences and a shrunk
 // scenario that still fails.
 func report(t *testing.T, ctx context.Context, open diffStore, sc scenario, d []string, err error) {
 	small := shrink(ctx, open, sc, 60*time.Second)
-	sd, serr := check(ctx, open, small)
-	t.Errorf("seed %d (config %+v) differs from the model:\n  %s%v\nshrunk scenario (%s):\n%s\ndifferences of the shrunk scenario:\n  %s%v\nrerun: EVOKE_DIFF_SEED=%d EVOKE_DIFF_CASES=1 go test -run 'TestDifferential' .",
-		sc.Seed, sc.Config, strings.Join(d, "\n  "), errOrNil(err), "JSON", mustJSON(small), strings.Join(sd, "\n  "), errOrNil(serr), sc.Seed)
+	sd, serr := check(ctx, open, small, nil)
+	t.Errorf("seed %d (config %+v) differs from the model:\n  %s%v\nshrunk scenario:\n%s\ndifferences of the shrunk scenario:\n  %s%v\nrerun: EVOKE_DIFF_SEED=%d EVOKE_DIFF_CASES=1 go test -run 'TestDifferential' .",
+		sc.Seed, sc.Config, strings.Join(d, "\n  "), errOrNil(err), mustJSON(small), strings.Join(sd, "\n  "), errOrNil(serr), sc.Seed)
 }
 
 func errOrNil(err error) string {
@@ -1066,7 +1074,7 @@ func FuzzDifferential(f *testing.F) {
 	open := sqliteDiffStore(dir)
 	f.Fuzz(func(t *testing.T, seed uint64) {
 		sc := generate(seed)
-		d, err := check(context.Background(), open, sc)
+		d, err := check(context.Background(), open, sc, nil)
 		if err != nil || len(d) > 0 {
 			report(t, context.Background(), open, sc, d, err)
 		}

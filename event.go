@@ -118,7 +118,7 @@ func marshalPayload(v any) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode payload: %v", ErrInvalid, err)
 	}
-	if bytes.Contains(b, []byte(`\ufffd`)) {
+	if replacedInvalidUTF8(b) {
 		return nil, fmt.Errorf("%w: payload has a string that is not valid UTF-8", ErrInvalid)
 	}
 	// What json.Marshal writes is valid JSON and UTF-8, and escapes no
@@ -137,4 +137,25 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 // check still refuses what breaks the input contract.)
 func (e *Event) dataChecked() bool {
 	return len(e.Data) > 0 && len(e.Data) == len(e.checked) && &e.Data[0] == &e.checked[0]
+}
+
+// replacedInvalidUTF8 reports whether json.Marshal's output b holds the
+// escape \ufffd, which it writes for invalid UTF-8 only (a U+FFFD in a
+// string is written as itself). A backslash written as \\ before "ufffd"
+// is not an escape: the backslashes before the u must be odd in number.
+func replacedInvalidUTF8(b []byte) bool {
+	for {
+		i := bytes.Index(b, []byte(`ufffd`))
+		if i < 0 {
+			return false
+		}
+		n := 0
+		for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		b = b[i+5:]
+	}
 }

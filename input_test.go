@@ -334,3 +334,20 @@ func TestKeyIsInjective(t *testing.T) {
 		}
 	}
 }
+
+// A string that holds the text \ufffd (a backslash, then "ufffd") or the
+// rune U+FFFD is valid UTF-8: NewEvent takes it; only invalid bytes, which
+// encoding/json would write as the escape \ufffd, are refused.
+func TestNewEventTakesReplacementCharacterText(t *testing.T) {
+	for _, s := range []string{`C:\ufffd`, `a\\ufffd`, "\uFFFD", `\\\ufffd`} {
+		if e := evoke.NewEvent("T", map[string]string{"path": s}); e.Decode(new(map[string]string)) != nil {
+			t.Fatalf("NewEvent(%q) made undecodable data", s)
+		}
+		if c := evoke.NewCommand("c", "a", "1", map[string]string{"path": s}); c.Payload == nil {
+			t.Fatalf("NewCommand(%q) refused valid text", s)
+		}
+	}
+	if c := evoke.NewCommand("c", "a", "1", map[string]string{"path": "u\xff"}); c.Payload != nil {
+		t.Fatalf("NewCommand took invalid UTF-8: %s", c.Payload)
+	}
+}

@@ -478,7 +478,7 @@ func (m *model[S, A]) execute(pmName, instanceID string, c evoke.Command) {
 	evs, err := agg.Execute(s, c)
 	if err != nil {
 		data, _ := json.Marshal(engine.RejectionData{ProcessManager: pmName, InstanceID: instanceID, Reason: err.Error(),
-			Command: evokeOutbox(pmName, instanceID, c)})
+			Command: rejectedCommand(pmName, instanceID, c)})
 		m.appendEvent(evoke.Event{ID: engine.RejectionEventID(c.ID), Type: engine.TypeCommandRejected, StreamID: engine.RejectionStreamID(c.ID),
 			StreamVersion: 1, Data: data, Metadata: evoke.Metadata{CorrelationID: c.Metadata.CorrelationID, CausationID: c.ID}})
 		return
@@ -490,8 +490,8 @@ func (m *model[S, A]) execute(pmName, instanceID string, c evoke.Command) {
 	}
 }
 
-// evokeOutbox is the command as a rejection event carries it.
-func evokeOutbox(pmName, instanceID string, c evoke.Command) evokestore.OutboxCommand {
+// rejectedCommand is the command as a rejection event carries it.
+func rejectedCommand(pmName, instanceID string, c evoke.Command) evokestore.OutboxCommand {
 	return evokestore.OutboxCommand{ID: c.ID, ProcessManager: pmName, InstanceID: instanceID, Type: c.Type, AggregateType: c.AggregateType,
 		AggregateID: c.AggregateID, Payload: c.Payload, CorrelationID: c.Metadata.CorrelationID, CausationID: c.Metadata.CausationID}
 }

@@ -44,7 +44,7 @@ type ProcessManager[S any] interface {
 
 // Compensator is implemented by process managers that undo work when one of
 // their commands is rejected by its aggregate. It returns the compensating
-// commands and true, or false to skip (the seed's skip). The instance is
+// commands and true, or false to skip (evoq's skip). The instance is
 // marked compensating while its compensations are outstanding.
 type Compensator[S any] interface {
 	Compensate(state S, failed FailedCommand) ([]Command, bool)
@@ -52,7 +52,7 @@ type Compensator[S any] interface {
 
 // Timeouter is implemented by process managers with an inactivity timeout:
 // when no event was handled for Timeout, Handle receives an event of type
-// TimeoutEvent (the seed's handle(State, timeout, Meta)).
+// TimeoutEvent (evoq's handle(State, timeout, Meta)).
 type Timeouter interface {
 	Timeout() time.Duration
 }
@@ -60,14 +60,14 @@ type Timeouter interface {
 // Completer is the explicit signal with which Handle completes an instance:
 // after each step the runtime asks Completed of the new state, and an
 // instance whose state is complete leaves a tombstone and takes no further
-// events (the seed's basic example only knows it is done from its state:
+// events (evoq's basic example only knows it is done from its state:
 // status => completed).
 type Completer[S any] interface {
 	Completed(state S) bool
 }
 
 // StatusReporter is implemented by process managers whose state has a
-// user-level status (the seed's status field). The runtime records it before
+// user-level status (evoq's status field). The runtime records it before
 // and after each step in the instance history, logs transitions
 // ("process X: a -> b on EventType") and draws state machines from them.
 type StatusReporter[S any] interface {
@@ -107,7 +107,7 @@ const (
 	// CommandRejectedEvent is delivered to Apply and Handle right after
 	// Compensate (or instead of it, for a process manager without one)
 	// when an aggregate rejected one of the instance's commands, so that
-	// the state can record the failure (the seed's status => payment_failed)
+	// the state can record the failure (evoq's status => payment_failed)
 	// and Handle can complete the instance. Its data is RejectedData.
 	CommandRejectedEvent = "$rejected"
 )
@@ -209,7 +209,7 @@ func (c Correlation) String() string {
 	return c.kind.String() + "(" + c.id + ")"
 }
 
-// ByField correlates by entity ID, the seed's most common strategy: the
+// ByField correlates by entity ID, evoq's most common strategy: the
 // instance ID is the event data's top-level field (a string or number), and
 // as says what to do with it, e.g. ByField(e, "order_id", Continue). An
 // event without the field fails correlation with a clear error.

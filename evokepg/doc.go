@@ -103,7 +103,7 @@
 // binds. A Tx sends BEGIN with its first statement, and a write with the
 // notification it queues (and an append with the lock before it) as one pgx
 // batch, so a Tx that appends events costs two round trips: the batch and
-// COMMIT. With the append lock held through COMMIT, appending transactions
+// COMMIT. With the append lock held through COMMIT, writing transactions
 // commit one at a time, each waiting for its own WAL flush: batch events
 // into few transactions. Reads outside a Tx
 // use the pool; reads through a Tx use its connection and see its own

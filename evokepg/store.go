@@ -104,7 +104,7 @@ type Store struct {
 	listenCC *pgx.ConnConfig // the listener's connection settings
 	schema   string
 	channel  string // the NOTIFY channel of the schema
-	lockKey  int64  // the advisory lock serialising appends
+	lockKey  int64  // the advisory lock serialising writing transactions
 
 	wakeups evokestore.Wakeups
 
@@ -253,9 +253,9 @@ func (s *Store) Close() error {
 
 // Begin starts a write transaction (READ COMMITTED). The transaction takes a
 // pooled connection and begins on the server with its first statement, in
-// the same round trip. Writers do not block each other except on the rows
-// they both write and, for appends, on the append lock held until the
-// appending Tx ends (see the package documentation). Cancelling ctx before
+// the same round trip. Its first round trip that writes takes the append
+// lock, held until the Tx ends, so writing transactions run one at a time
+// from their first write to their end (see the package documentation). Cancelling ctx before
 // the Tx ends rolls it back.
 func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
 	if err := ctx.Err(); err != nil {

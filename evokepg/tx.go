@@ -515,7 +515,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		// prepared statement's first executions on a connection), it joins
 		// a large batch by hashing a scan of the whole table: 27 ms for
 		// 1,000 updates on 40,000 instances, against 5 ms through the
-		// primary key (session 4; +4% sagas/s at 20,000 orders, 8 of 10
+		// primary key (+4% sagas/s at 20,000 orders, 8 of 10
 		// alternating pairs). The join is a nested loop for this
 		// statement only.
 		b.Queue(`SET LOCAL enable_hashjoin = off`)

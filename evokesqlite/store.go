@@ -160,7 +160,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	rq.Add("_pragma", "query_only(1)")
 	// Readers: 16 MiB each. With a million live instances, 32 MiB took
 	// ~30 MB more of peak RSS for no more throughput, and 8 MiB cost ~6%
-	// of it (session 4, docs/benchmarks.md).
+	// of it (docs/benchmarks.md).
 	rq.Add("_pragma", "cache_size(-16384)")
 	r, err := sql.Open("sqlite", dsn+"?"+rq.Encode())
 	if err != nil {

@@ -357,7 +357,7 @@ type Instance struct {
 	Version int64
 	Status  InstanceStatus
 	// Phase is the user-level status reported by the process manager
-	// (the seed's status field), for logs and inspection.
+	// (evoq's status field), for logs and inspection.
 	Phase string
 	// LastPosition is the log position of the last event stepped.
 	LastPosition  int64

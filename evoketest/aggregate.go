@@ -10,14 +10,13 @@ import (
 
 // Aggregate is an aggregate for FixtureOpts.Aggregates.
 type Aggregate struct {
-	typ      string
 	register func(rt *evoke.Runtime, rec *recorder) error
 }
 
 // NewAggregate returns the aggregate agg under aggregateType, as
 // evoke.RegisterAggregate registers it.
 func NewAggregate[S any](aggregateType string, agg evoke.Aggregate[S]) Aggregate {
-	return Aggregate{typ: aggregateType, register: func(rt *evoke.Runtime, rec *recorder) error {
+	return Aggregate{register: func(rt *evoke.Runtime, rec *recorder) error {
 		return evoke.RegisterAggregate[S](rt, aggregateType, recording[S]{agg: agg, rec: rec})
 	}}
 }
@@ -26,7 +25,7 @@ func NewAggregate[S any](aggregateType string, agg evoke.Aggregate[S]) Aggregate
 // every command and emits no events: the process manager's commands to it
 // are recorded and nothing flows back.
 func StubAggregate(aggregateType string) Aggregate {
-	return Aggregate{typ: aggregateType, register: func(rt *evoke.Runtime, rec *recorder) error {
+	return Aggregate{register: func(rt *evoke.Runtime, rec *recorder) error {
 		return evoke.RegisterAggregate[struct{}](rt, aggregateType, recording[struct{}]{rec: rec})
 	}}
 }

@@ -402,11 +402,10 @@ func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceStatus) *Fixture[S] {
 // inactivity timeout of an evoke.Timeouter is one named evoke.TimeoutEvent.
 func (f *Fixture[S]) ThenDeadlines(want ...evoke.Deadline) *Fixture[S] {
 	f.tb.Helper()
-	dr, ok := any(f.store).(evokestore.DeadlinesReader)
-	if !ok {
-		f.tb.Fatalf("evoketest: the store does not read deadlines")
+	if f.instance == "" {
+		f.tb.Fatalf("evoketest: no instance to check deadlines of: no event correlated to one yet")
 	}
-	got, err := dr.InstanceDeadlines(context.Background(), f.pm.Name(), []string{f.instance})
+	got, err := f.store.InstanceDeadlines(context.Background(), f.pm.Name(), []string{f.instance})
 	if err != nil {
 		f.tb.Fatalf("evoketest: read deadlines: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 // The garbage collector's defaults, unless GOGC or GOMEMLIMIT set them: the
 // runtime allocates briskly but keeps little (its live heap is bounded by
 // the batch sizes and the instance cache, not by the instances in flight;
-// a soft limit of 224 MiB instead made no difference in session 4), so collecting four
+// a soft limit of 224 MiB instead made no difference), so collecting four
 // times less often saves about a sixth of the CPU of a saturated run
 // (docs/benchmarks.md); the soft limit makes the collector work harder
 // again before the heap reaches it. A program embedding evoke can make the

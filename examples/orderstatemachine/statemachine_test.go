@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *evoketest.Fixture[sm.State] {
 	}})
 }
 
-// TestFullWorkflow follows a full_workflow_test: placed, paid, shipped.
+// TestFullWorkflow steps a whole order with plain Apply/Handle calls: placed, paid, shipped.
 func TestFullWorkflow(t *testing.T) {
 	t.Parallel()
 	if s := (sm.Machine{}).Status(sm.State{}); s != "new" {

@@ -125,7 +125,9 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 			blocked[key] = true
 			// A conflict with another transaction is no fault of the
 			// command's: it does not count towards parking its instance.
-			if !d.en.conflict(err) {
+			// (It is counted as a conflict once, by run's retryLevel, when
+			// the pass returns it.)
+			if !evokestore.IsConflict(err) {
 				d.attempts[c.ID]++
 			}
 			if d.attempts[c.ID] >= d.en.cfg.MaxAttempts && c.ProcessManager != "" {
