@@ -48,7 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
 		return errUsage
 	}
-	if isPostgres(*store) { // a malformed URL is refused before anything is made
+	if bench.IsPostgres(*store) { // a malformed URL is refused before anything is made
 		if _, _, err := splitSchema(*store); err != nil {
 			return err
 		}

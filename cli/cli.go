@@ -21,6 +21,7 @@ import (
 	"github.com/evoke-go/evoke/evokepg"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/bench"
 )
 
 // DefaultStore is the store commands use without --store.
@@ -124,7 +125,7 @@ func OpenStore(ctx context.Context, spec string, opts *OpenOpts) (evokestore.Sto
 	if spec == "" {
 		spec = DefaultStore
 	}
-	if isPostgres(spec) {
+	if bench.IsPostgres(spec) {
 		dsn, schema, err := splitSchema(spec)
 		if err != nil {
 			return nil, err
@@ -143,10 +144,6 @@ func OpenStore(ctx context.Context, spec string, opts *OpenOpts) (evokestore.Sto
 		return nil, fmt.Errorf("open store %s: %w%s", spec, err, createHint(err))
 	}
 	return st, nil
-}
-
-func isPostgres(spec string) bool {
-	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
 }
 
 // splitSchema takes the evoke_schema parameter out of a postgres:// URL.
