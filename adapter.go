@@ -63,6 +63,8 @@ type pmAdapter[S any] struct {
 	done      Completer[S]
 	status    StatusReporter[S]
 	deadlines Deadliner[S]
+	failures  FailureHandler
+	discarder Discarder
 	strict    bool
 	timeout   time.Duration
 }
@@ -73,6 +75,8 @@ func newPMAdapter[S any](pm ProcessManager[S]) *pmAdapter[S] {
 	a.done, _ = pm.(Completer[S])
 	a.status, _ = pm.(StatusReporter[S])
 	a.deadlines, _ = pm.(Deadliner[S])
+	a.failures, _ = pm.(FailureHandler)
+	a.discarder, _ = pm.(Discarder)
 	if s, ok := pm.(Strict); ok {
 		a.strict = s.Strict()
 	}
@@ -95,7 +99,42 @@ func (a *pmAdapter[S]) Correlate(r *evokestore.Event) (route engine.Route) {
 		}
 	}()
 	c := a.pm.Correlate(fromRecord(r))
-	return engine.Route{Kind: engine.RouteKind(c.kind), ID: c.id, Err: c.err}
+	route = engine.Route{Kind: engine.RouteKind(c.kind), ID: c.id, Err: c.err}
+	if c.kind == KindEach {
+		route.Each = make([]engine.Route, len(c.each))
+		for i, t := range c.each {
+			route.Each[i] = engine.Route{Kind: engine.RouteKind(t.kind), ID: t.id}
+		}
+	}
+	return route
+}
+
+// OnFailure asks the process manager's FailureHandler, if any.
+func (a *pmAdapter[S]) OnFailure(f engine.Failure) (d engine.Decision) {
+	if a.failures == nil {
+		return d
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			d = engine.Decision{}
+		}
+	}()
+	e := fromRecord(f.Event)
+	e.InstanceID = f.InstanceID
+	return a.failures.OnFailure(Failure{InstanceID: f.InstanceID, Event: e, Err: f.Err, Attempts: f.Attempts}).d
+}
+
+// DiscardPending asks the process manager's Discarder, if any.
+func (a *pmAdapter[S]) DiscardPending(failed engine.FailedCommand) (discard bool) {
+	if a.discarder == nil {
+		return false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			discard = false
+		}
+	}()
+	return a.discarder.DiscardPending(failedCommand(failed))
 }
 
 func (a *pmAdapter[S]) Load(b []byte) (any, error) {
@@ -123,8 +162,9 @@ func (a *pmAdapter[S]) Phase(state any) (phase string) {
 	return evokestore.Text(a.status.Status(state.(S)))
 }
 
-func (a *pmAdapter[S]) Step(state any, r *evokestore.Event) (res engine.StepResult, err error) {
+func (a *pmAdapter[S]) Step(state any, id string, r *evokestore.Event) (res engine.StepResult, err error) {
 	e := fromRecord(r)
+	e.InstanceID = id
 	s := state.(S)
 	func() {
 		defer recovered(a.name+".Apply", &err)
@@ -171,15 +211,7 @@ func (a *pmAdapter[S]) Compensate(state any, failed engine.FailedCommand) (cmds 
 	if a.comp == nil {
 		return nil, false, nil
 	}
-	c := failed.Command
-	fc := FailedCommand{
-		Command: Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
-			Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}},
-		Reason: failed.Reason,
-	}
-	if len(c.Values) > 0 {
-		_ = json.Unmarshal(c.Values, &fc.Command.Metadata.Values)
-	}
+	fc := failedCommand(failed)
 	var out []Command
 	func() {
 		defer recovered(a.name+".Compensate", &err)
@@ -190,6 +222,20 @@ func (a *pmAdapter[S]) Compensate(state any, failed engine.FailedCommand) (cmds 
 	}
 	cmds, err = engineCommands(out)
 	return cmds, ok, err
+}
+
+// failedCommand converts a rejected command to the public type.
+func failedCommand(failed engine.FailedCommand) FailedCommand {
+	c := failed.Command
+	fc := FailedCommand{
+		Command: Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
+			Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}},
+		Reason: failed.Reason,
+	}
+	if len(c.Values) > 0 {
+		_ = json.Unmarshal(c.Values, &fc.Command.Metadata.Values)
+	}
+	return fc
 }
 
 func engineCommands(cmds []Command) ([]engine.Command, error) {

@@ -111,6 +111,17 @@ type Config struct {
 	// NodeID names this node in leases and in the instance history.
 	// Defaults to host name, process ID and a random suffix.
 	NodeID string
+	// StepTimeout bounds one step in wall-clock time: Correlate excepted,
+	// the calls into a process manager for one event (Apply, Handle,
+	// Compensate and the optional methods after them) must return within
+	// it. A step that overruns fails its instance with ErrStepTimeout,
+	// which parks it at once unless the process manager's OnFailure
+	// decides otherwise, while the other instances go on. Go cannot stop a
+	// goroutine: the overrunning call keeps its goroutine until it
+	// returns, and its result is dropped. Per process manager,
+	// ProcessManagerOpts.StepTimeout overrides it. Defaults to 30s;
+	// negative leaves steps unbounded.
+	StepTimeout time.Duration
 	// LeaseTTL is how long a node's partition leases last without renewal
 	// (renewed every third of it): a node that dies or stalls has its
 	// partitions taken over after about this long. Only stores that lease
@@ -154,6 +165,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&out.PurgeInterval, time.Hour)
 	def(&out.Partitions, 16)
 	defd(&out.LeaseTTL, 5*time.Second)
+	defd(&out.StepTimeout, 30*time.Second)
 	if out.NodeID == "" {
 		host, _ := os.Hostname()
 		out.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[24:])
@@ -189,4 +201,7 @@ type ProcessManagerOpts struct {
 	// log when the process manager was first deployed, so that catching up
 	// on old events rebuilds state without acting again.
 	SuppressCatchupCommands bool
+	// StepTimeout overrides Config.StepTimeout for this process manager;
+	// 0 keeps the runtime's, negative leaves its steps unbounded.
+	StepTimeout time.Duration
 }

@@ -50,7 +50,17 @@ import (
 // events come in one order whatever the batching; the scenario appends its
 // events in one transaction, waits until the runtime is idle, and only then
 // moves the virtual clock; user code is deterministic (its panics too), and
-// a failing step parks at once (MaxAttempts 1).
+// a failing step parks at once (MaxAttempts 1) unless the event's plan has
+// OnFailure decide otherwise (skip, stop, park, or retry after a delay on
+// the virtual clock).
+//
+// The generated process managers use every routing and failure feature: an
+// event may go to several instances (Each: test events to any instance,
+// aggregate events to their instance's listener), start a new instance
+// only (StartNew), fail and be skipped, stopped or retried by OnFailure, and
+// a rejected command may discard the later commands of its step
+// (Discarder). Handle addresses commands to the instance it steps
+// (Event.InstanceID).
 
 // gPlan is what a generated process manager does with one event. Events
 // carry their plan as data: a test event's plan is generated, an aggregate
@@ -68,7 +78,23 @@ type gPlan struct {
 	OnTimer     *gPlan `json:"on_timer,omitempty"`
 	Invalid     bool   `json:"invalid,omitempty"` // Handle returns a command without a type
 	Err         bool   `json:"err,omitempty"`     // Handle returns an error
+	// Each: the event also continues these instances (Each).
+	Each []string `json:"each,omitempty"`
+	// Listen: the event also continues the listener of its instance (ID
+	// + "~l"), which issues no commands, so that it hears only its
+	// instance's events, in their order: an aggregate's event routed to
+	// several instances.
+	Listen bool `json:"l,omitempty"`
+	// OnFail is what OnFailure decides for a failure of this event: skip,
+	// stop, park, retry (after retryDelay, then park) or "" (the default).
+	OnFail string `json:"of,omitempty"`
 }
+
+// listener ends the ID of an instance's listener (gPlan.Listen).
+const listener = "~l"
+
+// retryDelay is the delay of an OnFail "retry".
+const retryDelay = 3 * time.Second
 
 // gSet sets (or, with AfterMS 0, clears) a named deadline.
 type gSet struct {
@@ -86,6 +112,9 @@ type gCmd struct {
 	Comp      []gCmd  `json:"comp,omitempty"` // Compensate's commands when it is rejected
 	PanicComp bool    `json:"pc,omitempty"`
 	OnReject  *gPlan  `json:"on_reject,omitempty"`
+	// Discard: when it is rejected, the later commands of its step are
+	// discarded (Discarder).
+	Discard bool `json:"discard,omitempty"`
 }
 
 type gEmit struct {
@@ -133,9 +162,25 @@ func (p gPM) Correlate(e evoke.Event) evoke.Correlation {
 	if err := e.Decode(&pl); err != nil {
 		return evoke.CorrelationFailed(err)
 	}
+	if len(pl.Each) > 0 || pl.Listen {
+		cs := []evoke.Correlation{p.correlation(pl)}
+		for _, id := range pl.Each {
+			cs = append(cs, evoke.Continue(id))
+		}
+		if pl.Listen {
+			cs = append(cs, evoke.Continue(pl.ID+listener))
+		}
+		return evoke.Each(cs...)
+	}
+	return p.correlation(pl)
+}
+
+func (p gPM) correlation(pl gPlan) evoke.Correlation {
 	switch pl.Kind {
 	case "start":
 		return evoke.Start(pl.ID)
+	case "startnew":
+		return evoke.StartNew(pl.ID)
 	case "stop":
 		return evoke.Stop(pl.ID)
 	case "ignore":
@@ -217,19 +262,66 @@ func (p gPM) Handle(s gState, e evoke.Event) (gState, []evoke.Command, error) {
 	if pl.OnTimer != nil {
 		s.OnTimer = pl.OnTimer
 	}
-	cmds := p.commands(pl.Cmds)
+	if strings.HasSuffix(e.InstanceID, listener) {
+		return s, nil, nil
+	}
+	cmds := p.commands(e.InstanceID, pl.Cmds)
 	if pl.Invalid {
 		cmds = append(cmds, evoke.NewCommand("", p.aggType(0), "x", nil))
 	}
 	return s, cmds, nil
 }
 
-func (p gPM) commands(cs []gCmd) []evoke.Command {
+// commands makes the commands cs for instance inst: the instance's own
+// aggregates, whose events correlate back to it (an event routed to
+// several instances makes each issue its commands to its own).
+func (p gPM) commands(inst string, cs []gCmd) []evoke.Command {
 	var out []evoke.Command
 	for _, c := range cs {
-		out = append(out, evoke.NewCommand("do", p.aggType(c.Agg), p.aggID(c.Inst, c.Agg), c))
+		c.Inst = inst
+		out = append(out, evoke.NewCommand("do", p.aggType(c.Agg), p.aggID(inst, c.Agg), c))
 	}
 	return out
+}
+
+// OnFailure decides as the failing event's plan says; a failure of an
+// event whose plan is not at hand (a timeout's) gets the default.
+func (p gPM) OnFailure(f evoke.Failure) evoke.FailureAction {
+	var pl gPlan
+	switch f.Event.Type {
+	case evoke.CommandRejectedEvent:
+		var d evoke.RejectedData
+		var c gCmd
+		if f.Event.Decode(&d) != nil || json.Unmarshal(d.Payload, &c) != nil || c.OnReject == nil {
+			return f.RetryWithBackoff()
+		}
+		pl = *c.OnReject
+	case evoke.TimeoutEvent, evoke.DeadlineEvent:
+		return f.RetryWithBackoff()
+	default:
+		if f.Event.Decode(&pl) != nil {
+			return f.RetryWithBackoff()
+		}
+	}
+	switch pl.OnFail {
+	case "skip":
+		return f.Skip()
+	case "stop":
+		return f.Stop()
+	case "park":
+		return f.Park()
+	case "retry":
+		if f.Attempts < 2 {
+			return f.RetryAfter(retryDelay)
+		}
+		return f.Park()
+	}
+	return f.RetryWithBackoff()
+}
+
+func (p gPM) DiscardPending(rejected evoke.FailedCommand) bool {
+	var c gCmd
+	return rejected.Command.Decode(&c) == nil && c.Discard
 }
 
 func (p gPM) Compensate(s gState, failed evoke.FailedCommand) ([]evoke.Command, bool) {
@@ -240,7 +332,7 @@ func (p gPM) Compensate(s gState, failed evoke.FailedCommand) ([]evoke.Command, 
 	if c.PanicComp {
 		panic("compensate panics on purpose")
 	}
-	return p.commands(c.Comp), len(c.Comp) > 0
+	return p.commands(c.Inst, c.Comp), len(c.Comp) > 0
 }
 
 // gAgg is a generated aggregate of process manager pm: it emits what its
@@ -261,6 +353,7 @@ func (a gAgg) Execute(s gAggState, c evoke.Command) ([]evoke.Event, error) {
 	}
 	evs := make([]evoke.Event, len(g.Emit))
 	for i, em := range g.Emit {
+		em.Plan.ID = g.Inst // it correlates back to the instance that asked
 		evs[i] = evoke.NewEvent(a.pm+"."+em.Type, em.Plan)
 	}
 	return evs, nil
@@ -351,6 +444,7 @@ func generate(seed uint64) scenario {
 		}
 		sc.PMs = append(sc.PMs, spec)
 	}
+	g.retries = !(sc.Config.QueueCommands && anyTimeout(sc.PMs))
 	n := 0
 	var failing []string // instances an event was generated to park
 	for range 2 + r.IntN(7) {
@@ -364,6 +458,11 @@ func generate(seed uint64) scenario {
 				if r.IntN(8) == 0 { // an instance for the operator to act on
 					pl.PanicHandle = true
 					failing = append(failing, id)
+				}
+				if r.IntN(6) == 0 { // one event, several instances
+					for range 1 + r.IntN(3) {
+						pl.Each = append(pl.Each, "i"+strconv.Itoa(r.IntN(5)))
+					}
 				}
 				op.Append = append(op.Append, testEvent{ID: testEventID(seed, n), Type: testTypes[r.IntN(3)], Plan: pl})
 			}
@@ -404,6 +503,10 @@ func testEventID(seed uint64, n int) string {
 type gen struct {
 	r     *rand.Rand
 	types []string // the event types aggregates emit, in their process manager's namespace
+	// retries: failures may be retried after a delay (a retried event's
+	// timeout can be due at once, which with QueueCommands races the
+	// step's commands in the outbox, an order the semantics leave open).
+	retries bool
 }
 
 func (g *gen) plan(id string, depth int) gPlan {
@@ -420,6 +523,8 @@ func (g *gen) plan(id string, depth int) gPlan {
 		pl.Kind = "fail"
 	case k < 32:
 		pl.Kind = "panic"
+	case k < 37:
+		pl.Kind = "startnew"
 	}
 	if r.IntN(2) == 0 {
 		pl.Phase = string(rune('a' + r.IntN(4)))
@@ -429,6 +534,13 @@ func (g *gen) plan(id string, depth int) gPlan {
 	pl.PanicHandle = r.IntN(100) == 0
 	pl.Err = r.IntN(150) == 0
 	pl.Invalid = r.IntN(200) == 0
+	pl.Listen = r.IntN(8) == 0
+	if r.IntN(3) == 0 {
+		pl.OnFail = []string{"skip", "stop", "park", "retry"}[r.IntN(4)]
+		if pl.OnFail == "retry" && !g.retries {
+			pl.OnFail = "skip"
+		}
+	}
 	if r.IntN(5) == 0 {
 		pl.Set = append(pl.Set, gSet{Name: []string{"d1", "d2"}[r.IntN(2)], AfterMS: []int64{0, 1500, 5000, 20000}[r.IntN(4)]})
 	}
@@ -446,7 +558,7 @@ func (g *gen) plan(id string, depth int) gPlan {
 
 func (g *gen) cmd(id string, depth int) gCmd {
 	r := g.r
-	c := gCmd{Inst: id, Agg: r.IntN(2), Reject: r.IntN(8) == 0}
+	c := gCmd{Inst: id, Agg: r.IntN(2), Reject: r.IntN(8) == 0, Discard: r.IntN(3) == 0}
 	if r.IntN(5) == 0 {
 		c.Limit = 1 + r.IntN(3)
 	}
@@ -712,7 +824,35 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario, counts *diff
 
 // diffCounts counts what the runtimes of a differential run did, to show
 // what its cases exercise; a nil *diffCounts counts nothing.
-type diffCounts struct{ steps, chained, parked, completed, rejected, restarts atomic.Int64 }
+type diffCounts struct {
+	steps, chained, parked, completed, rejected, restarts atomic.Int64
+	// From what the runtimes left in the stores: failures skipped,
+	// stopped and retried by OnFailure, and listeners (instances that a
+	// process manager reaches with the events of another, by Each).
+	skipped, stopped, retried, listeners atomic.Int64
+}
+
+// seen counts what the runtime left in w.
+func (t *diffCounts) seen(w world) {
+	if t == nil {
+		return
+	}
+	for k, in := range w.insts {
+		if strings.HasSuffix(k, listener) {
+			t.listeners.Add(1)
+		}
+		for _, h := range in.History {
+			switch {
+			case strings.HasPrefix(h, "skipped "):
+				t.skipped.Add(1)
+			case strings.HasPrefix(h, "cancelled "):
+				t.stopped.Add(1)
+			case strings.HasPrefix(h, "failed "):
+				t.retried.Add(1)
+			}
+		}
+	}
+}
 
 func (t *diffCounts) restart() {
 	if t != nil {
@@ -732,8 +872,10 @@ func (t *diffCounts) add(s evoke.Stats) {
 }
 
 func (t *diffCounts) String() string {
-	return fmt.Sprintf("%d steps (%d chained), %d instances completed, %d parked, %d commands rejected, %d restarts",
-		t.steps.Load(), t.chained.Load(), t.completed.Load(), t.parked.Load(), t.rejected.Load(), t.restarts.Load())
+	return fmt.Sprintf("%d steps (%d chained), %d instances completed, %d parked, %d commands rejected, %d restarts; "+
+		"failures: %d skipped, %d retried after a delay, %d stopped or cancelled; %d listeners",
+		t.steps.Load(), t.chained.Load(), t.completed.Load(), t.parked.Load(), t.rejected.Load(), t.restarts.Load(),
+		t.skipped.Load(), t.retried.Load(), t.stopped.Load(), t.listeners.Load())
 }
 
 // waitIdle waits until rt is idle, or 20 s.
@@ -878,6 +1020,7 @@ func check(ctx context.Context, open diffStore, sc scenario, counts *diffCounts)
 	if err != nil {
 		return nil, err
 	}
+	counts.seen(got)
 	return expect(sc).diff(got, 6), nil
 }
 

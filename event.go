@@ -38,6 +38,12 @@ type Event struct {
 	// RecordedAt is when the event was appended. Process managers read time
 	// from here, never from a clock, so that replays see the same time.
 	RecordedAt time.Time
+	// InstanceID is the process-manager instance the event is delivered to,
+	// as Correlate routed it: set on the events Apply, Handle and OnFailure
+	// receive (an event routed to several instances with Each is delivered
+	// to each with its own), empty elsewhere. It is not stored with the
+	// event.
+	InstanceID string
 
 	err error // from NewEvent, reported when the event is appended
 	// checked is the data NewEvent made and checked against the input

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/evoke-go/evoke"
@@ -40,7 +41,9 @@ type instKey struct{ pm, id string }
 
 // modelInst is one instance as the store would hold it.
 type modelInst struct {
-	status    string // running, compensating, completed or parked
+	status    string // running, compensating, failing, completed, cancelled or parked
+	attempts  int       // failures in a row
+	nextAt    time.Time // when a failing instance is retried
 	state     []byte // JSON, as stored; nil for a new instance
 	phase     string
 	version   int64
@@ -83,10 +86,34 @@ func (m *model[S, A]) run() {
 				m.route(pm, e)
 			}
 		}
-		if !m.fire() {
+		if !m.retry() && !m.fire() {
 			return
 		}
 	}
+}
+
+// retry runs again the failing instances whose retry is due, reporting
+// whether there were any. (Whether a due deadline of such an instance fires
+// before or after its retry changes nothing: fired first, it is held and
+// then dropped as stale once the retried step moves the version on.)
+func (m *model[S, A]) retry() bool {
+	var due []instKey
+	for k, in := range m.insts {
+		if in.status == "failing" && !in.nextAt.After(m.now) {
+			due = append(due, k)
+		}
+	}
+	slices.SortFunc(due, func(a, b instKey) int {
+		if a.pm != b.pm {
+			return cmpStr(a.pm, b.pm)
+		}
+		return cmpStr(a.id, b.id)
+	})
+	for _, k := range due {
+		i := slices.IndexFunc(m.pms, func(pm evoke.ProcessManager[S]) bool { return pm.Name() == k.pm })
+		m.replay(m.pms[i], k.id, m.insts[k])
+	}
+	return len(due) > 0
 }
 
 // advance moves the clock to now+d and fires every deadline then due, in
@@ -153,24 +180,31 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// route delivers e to the instance of pm it correlates to, if any.
+// route delivers e to the instances of pm it correlates to, if any.
 func (m *model[S, A]) route(pm evoke.ProcessManager[S], e evoke.Event) {
 	name := pm.Name()
-	kind, id, ok := m.correlate(pm, e)
+	targets, ok := m.correlate(pm, e)
 	if !ok {
 		return
 	}
-	if kind == evoke.KindError {
+	if targets == nil {
 		m.orphans[name] = append(m.orphans[name], e.ID)
 		return
 	}
-	key := instKey{name, id}
+	for _, t := range targets {
+		m.deliver(pm, e, t.Kind(), t.ID())
+	}
+}
+
+// deliver steps e on instance id of pm, as correlated with kind.
+func (m *model[S, A]) deliver(pm evoke.ProcessManager[S], e evoke.Event, kind evoke.CorrelationKind, id string) {
+	key := instKey{pm.Name(), id}
 	in := m.insts[key]
 	if in != nil {
 		if done(in.status) && e.Type != engine.TypeCommandRejected {
 			return // a tombstone takes no events
 		}
-		if in.status == "parked" {
+		if in.status == "parked" || in.status == "failing" {
 			in.held = append(in.held, e.ID)
 			return
 		}
@@ -193,30 +227,48 @@ func (m *model[S, A]) route(pm evoke.ProcessManager[S], e evoke.Event) {
 }
 
 // correlate says where e goes for pm: nowhere (ok false), to a failed
-// correlation (KindError), or to an instance. The engine's own events name
+// correlation (nil targets), or to instances. The engine's own events name
 // their instance; the others go through Correlate if pm is interested.
-func (m *model[S, A]) correlate(pm evoke.ProcessManager[S], e evoke.Event) (kind evoke.CorrelationKind, id string, ok bool) {
+func (m *model[S, A]) correlate(pm evoke.ProcessManager[S], e evoke.Event) (targets []evoke.Correlation, ok bool) {
 	if e.Type == engine.TypeCommandRejected || e.Type == engine.TypeDeadline {
 		var t struct {
 			ProcessManager string `json:"process_manager"`
 			InstanceID     string `json:"instance_id"`
 		}
 		if json.Unmarshal(e.Data, &t) != nil || t.ProcessManager != pm.Name() {
-			return 0, "", false
+			return nil, false
 		}
-		return evoke.KindContinue, t.InstanceID, true
+		return []evoke.Correlation{evoke.Continue(t.InstanceID)}, true
 	}
 	if !slices.Contains(pm.InterestedIn(), e.Type) {
-		return 0, "", false
+		return nil, false
 	}
 	c, err := call(func() evoke.Correlation { return pm.Correlate(e) })
 	switch {
 	case err == nil && c.Kind() == evoke.KindIgnore:
-		return 0, "", false
-	case err != nil || c.Kind() == evoke.KindError || c.ID() == "":
-		return evoke.KindError, "", true
+		return nil, false
+	case err != nil || c.Kind() == evoke.KindError:
+		return nil, true
 	}
-	return c.Kind(), c.ID(), true
+	targets = c.Targets()
+	for _, t := range targets {
+		if t.ID() == "" {
+			return nil, true
+		}
+	}
+	return targets, true
+}
+
+// kindFor is the kind with which e reaches instance id of pm when it is
+// retried: as Correlate routes it there, or Continue.
+func (m *model[S, A]) kindFor(pm evoke.ProcessManager[S], e evoke.Event, id string) evoke.CorrelationKind {
+	targets, _ := m.correlate(pm, e)
+	for _, t := range targets {
+		if t.ID() == id {
+			return t.Kind()
+		}
+	}
+	return evoke.KindContinue
 }
 
 // stale reports a deadline event of a version the instance moved past.
@@ -248,35 +300,34 @@ func (m *model[S, A]) operate(pm evoke.ProcessManager[S], id, action string) boo
 		in.history = append(in.history, fmt.Sprintf("cancelled v%d", in.version))
 		return true
 	case "retry":
-		if in.status != "parked" {
+		if in.status != "parked" && in.status != "failing" {
 			return false
 		}
 		in.history = append(in.history, fmt.Sprintf("retried v%d", in.version))
 	case "skip":
-		if in.status != "parked" || len(in.held) == 0 {
+		if in.status != "parked" && in.status != "failing" || len(in.held) == 0 {
 			return false
 		}
 		in.history = append(in.history, fmt.Sprintf("skipped v%d %s", in.version, in.held[0]))
 		in.held = in.held[1:]
 	}
+	in.attempts = 0
 	m.replay(pm, id, in)
 	m.run()
 	return true
 }
 
-// replay runs a parked instance again: it steps its held events in order,
-// dropping those it no longer takes, until one fails (which parks it again
-// with that event and the later ones still held).
+// replay runs a failing or parked instance again: it steps its held events
+// in order, dropping those it no longer takes, until one fails and is not
+// skipped or stopped by the process manager (which leaves that event and
+// the later ones held).
 func (m *model[S, A]) replay(pm evoke.ProcessManager[S], id string, in *modelInst) {
 	in.status = "running"
 	held := in.held
 	in.held = nil
 	for i, eid := range held {
 		e := m.event(eid)
-		kind, _, _ := m.correlate(pm, e)
-		if kind == evoke.KindError || kind == evoke.KindIgnore {
-			kind = evoke.KindContinue
-		}
+		kind := m.kindFor(pm, e, id)
 		if (done(in.status) && e.Type != engine.TypeCommandRejected) || stale(in, e) {
 			continue
 		}
@@ -313,14 +364,26 @@ func call[T any](f func() T) (v T, err error) {
 }
 
 // step runs one event through instance id: Compensate first for a
-// rejection, then Apply and Handle; a failure parks the instance (the
-// differential test runs with one attempt).
+// rejection, then Apply and Handle. It reports false for a failure that
+// leaves the event held (the instance failing or parked).
 func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst, e evoke.Event, kind evoke.CorrelationKind, replay bool) bool {
+	ok, err := m.try(pm, id, in, e, kind)
+	if err != nil {
+		return m.fail(pm, id, in, e, err, replay)
+	}
+	return ok
+}
+
+// try is step but for failures, which it returns.
+func (m *model[S, A]) try(pm evoke.ProcessManager[S], id string, in *modelInst, e evoke.Event, kind evoke.CorrelationKind) (bool, error) {
+	if kind == evoke.KindStartNew && in.version > 0 {
+		return false, evoke.ErrAlreadyStarted
+	}
+	e.InstanceID = id
 	var s S
 	if in.state != nil {
 		if err := json.Unmarshal(in.state, &s); err != nil {
-			m.park(in, e, replay)
-			return false
+			return false, err
 		}
 	}
 	var cmds []evoke.Command
@@ -330,8 +393,7 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 	case engine.TypeCommandRejected:
 		var d engine.RejectionData
 		if err := json.Unmarshal(e.Data, &d); err != nil {
-			m.park(in, e, replay)
-			return false
+			return false, err
 		}
 		c := d.Command
 		fc := evoke.FailedCommand{Reason: d.Reason, Command: evoke.Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType,
@@ -343,27 +405,15 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 			}
 			o, err := call(func() out { c, ok := comp.Compensate(s, fc); return out{c, ok} })
 			if err != nil {
-				m.park(in, e, replay)
-				return false
+				return false, err
 			}
 			if o.ok {
 				cmds = o.cmds
 				compensating = len(o.cmds) > 0
 			}
 		}
-		user.Type = evoke.CommandRejectedEvent
-		user.Data, _ = json.Marshal(evoke.RejectedData{CommandID: c.ID, CommandType: c.Type, AggregateType: c.AggregateType,
-			AggregateID: c.AggregateID, Payload: c.Payload, Reason: d.Reason})
-	case engine.TypeDeadline:
-		var d engine.DeadlineData
-		_ = json.Unmarshal(e.Data, &d)
-		if d.Name == timeoutName {
-			user.Type = evoke.TimeoutEvent
-		} else {
-			user.Type = evoke.DeadlineEvent
-			user.Data, _ = json.Marshal(evoke.DeadlineData{Name: d.Name, At: d.At})
-		}
 	}
+	user = userEvent(e)
 	type result struct {
 		s    S
 		cmds []evoke.Command
@@ -378,15 +428,13 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 		err = r.err
 	}
 	if err != nil {
-		m.park(in, e, replay)
-		return false
+		return false, err
 	}
 	s = r.s
 	cmds = append(cmds, r.cmds...)
 	for _, c := range cmds {
 		if c.Type == "" || c.AggregateType == "" || c.AggregateID == "" {
-			m.park(in, e, replay)
-			return false
+			return false, evoke.ErrInvalid
 		}
 	}
 	phase := ""
@@ -404,13 +452,13 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 	}
 	state, err := json.Marshal(s)
 	if err != nil {
-		m.park(in, e, replay)
-		return false
+		return false, err
 	}
 
 	wasDone := done(in.status)
 	before := in.phase
 	in.version++
+	in.attempts = 0
 	in.state, in.phase = state, phase
 	if compensating && !wasDone {
 		in.status = "compensating"
@@ -446,25 +494,88 @@ func (m *model[S, A]) step(pm evoke.ProcessManager[S], id string, in *modelInst,
 	for i, c := range cmds {
 		c.ID = ids[i]
 		c.Metadata.CorrelationID, c.Metadata.CausationID = correlation, e.ID
-		m.execute(pm.Name(), id, c)
+		reason, rejected := m.execute(pm.Name(), id, c)
+		if d, ok := pm.(evoke.Discarder); ok && rejected && d.DiscardPending(evoke.FailedCommand{Command: c, Reason: reason}) {
+			break // the step's later commands are discarded
+		}
 	}
-	return true
+	return true, nil
 }
 
-// park records a failed step: with one attempt, the instance is parked and
-// the event held (a replayed event is held already).
-func (m *model[S, A]) park(in *modelInst, e evoke.Event, replay bool) {
-	in.status = "parked"
+// userEvent is e as Apply, Handle and OnFailure see it: the runtime's own
+// events with their user-level types and data.
+func userEvent(e evoke.Event) evoke.Event {
+	switch e.Type {
+	case engine.TypeCommandRejected:
+		var d engine.RejectionData
+		if json.Unmarshal(e.Data, &d) != nil {
+			return e
+		}
+		c := d.Command
+		e.Type = evoke.CommandRejectedEvent
+		e.Data, _ = json.Marshal(evoke.RejectedData{CommandID: c.ID, CommandType: c.Type, AggregateType: c.AggregateType,
+			AggregateID: c.AggregateID, Payload: c.Payload, Reason: d.Reason})
+	case engine.TypeDeadline:
+		var d engine.DeadlineData
+		if json.Unmarshal(e.Data, &d) != nil {
+			return e
+		}
+		if d.Name == timeoutName {
+			e.Type = evoke.TimeoutEvent
+		} else {
+			e.Type = evoke.DeadlineEvent
+			e.Data, _ = json.Marshal(evoke.DeadlineData{Name: d.Name, At: d.At})
+		}
+	}
+	return e
+}
+
+// fail records a failed step as the process manager's OnFailure decides
+// (the differential test runs with one attempt, so the default parks): it
+// reports false when the event stays held (the instance failing or parked)
+// and true when the instance goes on (skipped) or ends (stopped).
+func (m *model[S, A]) fail(pm evoke.ProcessManager[S], id string, in *modelInst, e evoke.Event, err error, replay bool) bool {
+	in.attempts++
+	action := "default"
+	if fh, ok := pm.(evoke.FailureHandler); ok {
+		user := userEvent(e)
+		user.InstanceID = id
+		f := evoke.Failure{InstanceID: id, Event: user, Err: err, Attempts: in.attempts}
+		if a, perr := call(func() evoke.FailureAction { return fh.OnFailure(f) }); perr == nil {
+			action = a.String()
+		}
+	}
+	switch action {
+	case "skip":
+		in.attempts = 0
+		if in.status == "failing" || in.status == "parked" {
+			in.status = "running"
+		}
+		in.history = append(in.history, fmt.Sprintf("skipped v%d %s", in.version, e.ID))
+		return true
+	case "stop":
+		in.status, in.deadlines = "cancelled", nil
+		in.history = append(in.history, fmt.Sprintf("cancelled v%d", in.version))
+		return true
+	case "default", "retry with backoff", "park":
+		in.status = "parked"
+		in.history = append(in.history, fmt.Sprintf("parked v%d %s", in.version, e.ID))
+	default: // retry after
+		d, _ := time.ParseDuration(strings.TrimPrefix(action, "retry after "))
+		in.status, in.nextAt = "failing", m.now.Add(d)
+		in.history = append(in.history, fmt.Sprintf("failed v%d", in.version))
+	}
 	if !replay {
 		in.held = append(in.held, e.ID)
 	}
-	in.history = append(in.history, fmt.Sprintf("parked v%d %s", in.version, e.ID))
+	return false
 }
 
 // execute runs a command against its aggregate's state (its stream's
 // events applied in order) and appends the events it decides, or the
-// rejection the runtime records for the process manager.
-func (m *model[S, A]) execute(pmName, instanceID string, c evoke.Command) {
+// rejection the runtime records for the process manager, whose reason it
+// returns.
+func (m *model[S, A]) execute(pmName, instanceID string, c evoke.Command) (reason string, rejected bool) {
 	agg := m.aggregates[c.AggregateType]
 	stream := evoke.StreamID(c.AggregateType, c.AggregateID)
 	var s A
@@ -481,13 +592,14 @@ func (m *model[S, A]) execute(pmName, instanceID string, c evoke.Command) {
 			Command: rejectedCommand(pmName, instanceID, c)})
 		m.appendEvent(evoke.Event{ID: engine.RejectionEventID(c.ID), Type: engine.TypeCommandRejected, StreamID: engine.RejectionStreamID(c.ID),
 			StreamVersion: 1, Data: data, Metadata: evoke.Metadata{CorrelationID: c.Metadata.CorrelationID, CausationID: c.ID}})
-		return
+		return err.Error(), true
 	}
 	for j, e := range evs {
 		version++
 		m.appendEvent(evoke.Event{ID: engine.EventID(c.ID, j), Type: e.Type, StreamID: stream, StreamVersion: version, Data: e.Data,
 			Metadata: evoke.Metadata{CorrelationID: c.Metadata.CorrelationID, CausationID: c.ID}})
 	}
+	return "", false
 }
 
 // rejectedCommand is the command as a rejection event carries it.

@@ -25,6 +25,8 @@ func optionalMethods[S any]() []optionalMethod {
 		{"Completed", reflect.TypeFor[Completer[S]](), "Completed(state %s) bool"},
 		{"Status", reflect.TypeFor[StatusReporter[S]](), "Status(state %s) string"},
 		{"Strict", reflect.TypeFor[Strict](), "Strict() bool"},
+		{"OnFailure", reflect.TypeFor[FailureHandler](), "OnFailure(f evoke.Failure) evoke.FailureAction"},
+		{"DiscardPending", reflect.TypeFor[Discarder](), "DiscardPending(rejected evoke.FailedCommand) bool"},
 	}
 }
 

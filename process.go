@@ -153,11 +153,19 @@ const (
 	// KindError: correlation failed; the event is parked for the process
 	// manager.
 	KindError
+	// KindStartNew: the event starts a new instance; for an instance that
+	// has stepped already it is an error of that instance's step
+	// (ErrAlreadyStarted), as a failed Handle is.
+	KindStartNew
+	// KindEach: the event goes to several instances, each as one of
+	// Targets says.
+	KindEach
 )
 
-var kindNames = [...]string{"ignore", "start", "continue", "stop", "error"}
+var kindNames = [...]string{"ignore", "start", "continue", "stop", "error", "start-new", "each"}
 
-// String names the kind: ignore, start, continue, stop or error.
+// String names the kind: ignore, start, continue, stop, error, start-new
+// or each.
 func (k CorrelationKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -165,19 +173,87 @@ func (k CorrelationKind) String() string {
 	return fmt.Sprintf("CorrelationKind(%d)", k)
 }
 
-// Correlation routes an event to a process-manager instance.
+// Correlation routes an event to a process-manager instance, or to
+// several (Each).
 type Correlation struct {
 	kind CorrelationKind
 	id   string
 	err  error
+	each []Correlation
 }
 
 // Start routes the event to instance id, creating it if absent. A start for
 // a running instance goes to it: a duplicate start is not a second instance.
 func Start(id string) Correlation { return Correlation{kind: KindStart, id: id} }
 
+// StartNew routes the event to a new instance id, as Start does, for
+// events that must start an instance and never reach a running one (a
+// duplicated or replayed start event): for an instance that has stepped
+// already, the event fails that instance's step with ErrAlreadyStarted,
+// which its OnFailure (or the runtime's default: retry, then park) handles.
+// An instance that is done (completed or cancelled) takes no events: the
+// event is dropped for it.
+func StartNew(id string) Correlation { return Correlation{kind: KindStartNew, id: id} }
+
 // Continue routes the event to instance id, creating it if absent.
 func Continue(id string) Correlation { return Correlation{kind: KindContinue, id: id} }
+
+// ContinueEach routes the event to every instance of ids, as Continue does
+// to one (Each(Continue(ids[0]), Continue(ids[1]), ...)).
+func ContinueEach(ids ...string) Correlation {
+	cs := make([]Correlation, len(ids))
+	for i, id := range ids {
+		cs[i] = Continue(id)
+	}
+	return Each(cs...)
+}
+
+// Each routes one event to several instances, each as its correlation says
+// (Start, StartNew, Continue or Stop): "account frozen" for every transfer
+// of the account, "product recalled" for every open order of the product.
+// Each instance steps the event once, in log order with its other events,
+// with its own history, failures and parking, as if the event were routed
+// to it alone. An instance named twice gets the event once, as the first
+// correlation naming it says; Ignore correlations are left out, so that
+// Each() is Ignore; a failed correlation (CorrelationFailed) fails the
+// whole event, which is parked for the process manager. The instances may
+// be in different partitions, and so stepped by different nodes.
+func Each(cs ...Correlation) Correlation {
+	var out []Correlation
+	seen := make(map[string]bool, len(cs))
+	var add func(c Correlation) *Correlation
+	add = func(c Correlation) *Correlation {
+		switch c.kind {
+		case KindIgnore:
+		case KindError:
+			return &c
+		case KindEach:
+			for _, t := range c.each {
+				if bad := add(t); bad != nil {
+					return bad
+				}
+			}
+		default:
+			if !seen[c.id] {
+				seen[c.id] = true
+				out = append(out, c)
+			}
+		}
+		return nil
+	}
+	for _, c := range cs {
+		if bad := add(c); bad != nil {
+			return *bad
+		}
+	}
+	switch len(out) {
+	case 0:
+		return Ignore()
+	case 1:
+		return out[0]
+	}
+	return Correlation{kind: KindEach, each: out}
+}
 
 // Stop routes the event to instance id, which completes after handling it.
 func Stop(id string) Correlation { return Correlation{kind: KindStop, id: id} }
@@ -192,8 +268,21 @@ func CorrelationFailed(err error) Correlation { return Correlation{kind: KindErr
 // Kind returns what the correlation does.
 func (c Correlation) Kind() CorrelationKind { return c.kind }
 
-// ID returns the instance ID.
+// ID returns the instance ID (empty for Each).
 func (c Correlation) ID() string { return c.id }
+
+// Targets returns the single-instance correlations of c: those of Each, c
+// itself for one that names an instance, none for Ignore and a failed
+// correlation.
+func (c Correlation) Targets() []Correlation {
+	switch c.kind {
+	case KindEach:
+		return append([]Correlation(nil), c.each...)
+	case KindIgnore, KindError:
+		return nil
+	}
+	return []Correlation{c}
+}
 
 // Err returns the error of a failed correlation.
 func (c Correlation) Err() error { return c.err }
@@ -205,6 +294,13 @@ func (c Correlation) String() string {
 	}
 	if c.kind == KindIgnore {
 		return "ignore"
+	}
+	if c.kind == KindEach {
+		parts := make([]string, len(c.each))
+		for i, t := range c.each {
+			parts[i] = t.String()
+		}
+		return "each(" + strings.Join(parts, ", ") + ")"
 	}
 	return c.kind.String() + "(" + c.id + ")"
 }

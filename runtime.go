@@ -40,6 +40,7 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 		Workers:       c.Workers, PollInterval: c.PollInterval, MaxAttempts: c.MaxAttempts, BackoffBase: c.BackoffBase, BackoffMax: c.BackoffMax,
 		Retention: c.Retention, PurgeInterval: c.PurgeInterval,
 		NodeID: c.NodeID, Partitions: c.Partitions, LeaseTTL: c.LeaseTTL,
+		StepTimeout: max(c.StepTimeout, 0),
 	}
 	if c.Hooks != nil {
 		ec.Hooks = hooksAdapter{c.Hooks}
@@ -94,7 +95,8 @@ func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *Proc
 	if opts != nil {
 		o = *opts
 	}
-	rt.eng.AddProcessManager(newPMAdapter(pm), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands})
+	rt.eng.AddProcessManager(newPMAdapter(pm), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands,
+		StepTimeout: o.StepTimeout})
 	return nil
 }
 
@@ -371,6 +373,9 @@ type Stats struct {
 	// appended to, a store refusing the events) and were queued in the
 	// outbox instead (see Config.QueueCommands).
 	InlineFallbacks int64
+	// StepTimeouts counts steps that overran their time bound (see
+	// Config.StepTimeout).
+	StepTimeouts int64
 	// Chained counts steps committed as follow-on steps, in the
 	// transaction that appended their events (see Config.ChainDepth);
 	// ChainFallbacks counts batches written again without them (an event
@@ -400,7 +405,7 @@ func (rt *Runtime) Stats() Stats {
 		DroppedCompleted: c.DroppedDone.Load(), DroppedStop: c.DroppedStop.Load(), DroppedStrict: c.DroppedStrict.Load(),
 		DroppedStale: c.DroppedStale.Load(), CorrelateErrors: c.CorrelateErrs.Load(), Suppressed: c.Suppressed.Load(),
 		Purged: c.Purged.Load(), LeaseLost: c.LeaseLost.Load(), Conflicts: c.Conflicts.Load(), InlineFallbacks: c.InlineFallbacks.Load(),
-		Chained: c.Chained.Load(), ChainFallbacks: c.ChainFallbacks.Load(),
+		Chained: c.Chained.Load(), ChainFallbacks: c.ChainFallbacks.Load(), StepTimeouts: c.StepTimeouts.Load(),
 		PrepareTime: time.Duration(c.PrepareNanos.Load()), WriteWait: time.Duration(c.WaitNanos.Load()),
 		WriteTime: time.Duration(c.WriteNanos.Load()), Writes: c.Writes.Load(),
 	}

@@ -433,6 +433,11 @@ type OutboxCommand struct {
 const (
 	OutcomeAccepted = "accepted"
 	OutcomeRejected = "rejected"
+	// OutcomeDiscarded: not executed, because an earlier command of the
+	// step that issued it was rejected and its process manager discards
+	// the rest of such a step (evoke.Discarder). Error names the
+	// rejected command.
+	OutcomeDiscarded = "discarded"
 )
 
 // CommandOutcome is what an aggregate made of a command; it is also the

@@ -52,9 +52,6 @@ type lookahead struct {
 // reaches reports whether an event read ahead reaches instance id.
 func (la *lookahead) reaches(id string) bool { return la != nil && la.pending[id] > 0 }
 
-// routed reports whether rt names an instance.
-func routed(rt Route) bool { return rt.ID != "" && rt.Kind != RouteIgnore && rt.Kind != RouteError }
-
 // window is what one batch takes from the log.
 type window struct {
 	events []evokestore.Event
@@ -93,8 +90,8 @@ func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (
 		for i := range evs {
 			rt := r.route(&evs[i])
 			la.routes = append(la.routes, rt)
-			if routed(rt) {
-				la.pending[rt.ID]++
+			for t := range rt.targets {
+				la.pending[t.ID]++
 			}
 			la.bytes += len(evs[i].Data) + len(evs[i].Values)
 		}
@@ -112,9 +109,9 @@ func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (
 	}
 	w := window{events: la.events[:n:n], routes: la.routes[:n:n], checkedTo: la.to, skipped: la.skipped}
 	for i, rt := range w.routes {
-		if routed(rt) {
-			if la.pending[rt.ID]--; la.pending[rt.ID] == 0 {
-				delete(la.pending, rt.ID)
+		for t := range rt.targets {
+			if la.pending[t.ID]--; la.pending[t.ID] == 0 {
+				delete(la.pending, t.ID)
 			}
 		}
 		la.bytes -= len(w.events[i].Data) + len(w.events[i].Values)

@@ -260,8 +260,8 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 					continue
 				}
 				ev := pending1(&x.appends[i])
-				if rt := r.route(&ev); rt.ID != "" {
-					blocked[rt.ID] = true
+				for t := range r.route(&ev).targets {
+					blocked[t.ID] = true
 				}
 			}
 		}
@@ -306,25 +306,31 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 		var order []string
 		for i := range evs {
 			ev := &evs[i]
-			rt := r.route(ev)
-			switch {
-			case rt.Kind == RouteIgnore || rt.Kind == RouteError:
-				continue
-			case blocked[rt.ID] || cur[rt.ID] == nil || r.ahead.reaches(rt.ID):
-				// Not chained: a later batch steps it, and every later
-				// event of the instance.
-				blocked[rt.ID] = true
-				continue
+			route := r.route(ev)
+			// An event that reaches several instances is not chained:
+			// a later batch passes over the events this one chains, so it
+			// would have to land for all of them or none.
+			chainable := route.Kind != RouteEach
+			for rt := range route.targets {
+				chainable = chainable && !blocked[rt.ID] && cur[rt.ID] != nil && !r.ahead.reaches(rt.ID)
 			}
-			g := groups[rt.ID]
-			if g == nil {
-				in := *cur[rt.ID]
-				g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in, start: states[rt.ID]}
-				delete(states, rt.ID) // the round owns it now
-				groups[rt.ID] = g
-				order = append(order, rt.ID)
+			for rt := range route.targets {
+				if !chainable {
+					// Not chained: a later batch steps it, and every
+					// later event of the instance.
+					blocked[rt.ID] = true
+					continue
+				}
+				g := groups[rt.ID]
+				if g == nil {
+					in := *cur[rt.ID]
+					g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in, start: states[rt.ID]}
+					delete(states, rt.ID) // the round owns it now
+					groups[rt.ID] = g
+					order = append(order, rt.ID)
+				}
+				g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
 			}
-			g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
 		}
 		// The batch's steps stay within BatchSize: the instances past it
 		// are not chained.
@@ -351,7 +357,7 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 		cmds := make([]evokestore.OutboxCommand, 0, n)
 		for _, id := range order {
 			g := groups[id]
-			if g.write == nil || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
+			if g.write == nil || g.failed || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
 				// A step failed (or an event was dropped): nothing of
 				// this round is kept for the instance.
 				blocked[id] = true
@@ -376,14 +382,21 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			rounds[id] = append(rounds[id], g)
 			cmds = append(cmds, g.outbox...)
 		}
+		// An instance's commands run now or queue all together, as in
+		// settle: a step's commands are decided in one transaction, so
+		// that a rejected one can discard the later ones (Discarder).
+		for i := range cmds {
+			if r.en.aggregates[cmds[i].AggregateType] == nil {
+				inline[cmds[i].InstanceID] = false
+			}
+		}
 		now := cmds[:0] // the commands to run now, in place: usually all of them
 		for i := range cmds {
 			c := &cmds[i]
-			if inline[c.InstanceID] && r.en.aggregates[c.AggregateType] != nil {
+			if inline[c.InstanceID] {
 				now = append(now, *c)
 				continue
 			}
-			inline[c.InstanceID] = false // its later commands queue behind it
 			res.queued = append(res.queued, *c)
 			if res.queuedIDs == nil {
 				res.queuedIDs = map[string]bool{}
@@ -494,14 +507,15 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 		}
 		for i := range between {
 			ev := &between[i]
-			rt := r.route(ev)
-			if ch.groups[rt.ID] == nil || rt.Kind == RouteIgnore || rt.Kind == RouteError {
-				continue
+			for rt := range r.route(ev).targets {
+				if ch.groups[rt.ID] == nil {
+					continue
+				}
+				if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
+					continue // stepped already
+				}
+				return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
 			}
-			if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
-				continue // stepped already
-			}
-			return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
 		}
 		return nil
 	}

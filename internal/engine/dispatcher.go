@@ -90,6 +90,20 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
+	if len(all) == q.Limit {
+		// A step's commands are decided in one transaction, so that a
+		// rejected one can discard the later ones (Discarder): a full
+		// read leaves the step it ends in to the next pass, unless that
+		// step is all it read.
+		last := stepKey(&all[len(all)-1])
+		n := len(all)
+		for n > 0 && stepKey(&all[n-1]) == last {
+			n--
+		}
+		if n > 0 {
+			all = all[:n]
+		}
+	}
 	cmds := all[:0:0]
 	for _, c := range all {
 		if !d.parked[[2]string{c.ProcessManager, c.InstanceID}] {
@@ -112,13 +126,20 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	blocked := map[string]bool{}
 	var firstErr error
 	n := 0
-	for i := range cmds {
+	for i := 0; i < len(cmds); {
+		// One step's commands at a time (see above).
+		j := i + 1
+		for j < len(cmds) && stepKey(&cmds[j]) == stepKey(&cmds[i]) {
+			j++
+		}
 		c := cmds[i]
+		step := cmds[i:j]
+		i = j
 		key := c.ProcessManager + "\x00" + c.InstanceID
 		if blocked[key] {
 			continue
 		}
-		if _, err := d.en.execute(ctx, cmds[i:i+1], ls); err != nil {
+		if _, err := d.en.execute(ctx, step, ls); err != nil {
 			if ctx.Err() != nil {
 				return n, err
 			}
@@ -140,8 +161,8 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 			continue
 		}
 		delete(d.attempts, c.ID)
-		d.en.counters.Dispatched.Add(1)
-		n++
+		d.en.counters.Dispatched.Add(int64(len(step)))
+		n += len(step)
 	}
 	return n, firstErr
 }
@@ -359,6 +380,9 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		return nil, err
 	}
 	x.aggs = cache
+	// discarded maps a step (stepKey) to the rejected command whose
+	// process manager discards the step's later commands.
+	var discarded map[string]string
 	for i := range cmds {
 		c := &cmds[i]
 		if o, ok := seen[c.ID]; ok {
@@ -373,11 +397,24 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 			CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
 			ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
 		}
+		if by, ok := discarded[stepKey(c)]; ok {
+			out.Status, out.Error = evokestore.OutcomeDiscarded, "discarded: command "+by+" of the same step was rejected"
+			seen[c.ID] = out
+			x.results[i].Outcome = out
+			x.outcomes = append(x.outcomes, out)
+			continue
+		}
 		evs, reason := en.decide(ctx, tx, cache, c)
 		if reason != "" {
 			reason = evokestore.Text(reason)
 			x.rejected++
 			out.Status, out.Error = evokestore.OutcomeRejected, reason
+			if pm := en.processManager(c.ProcessManager); pm != nil && pm.DiscardPending(FailedCommand{Command: *c, Reason: reason}) {
+				if discarded == nil {
+					discarded = map[string]string{}
+				}
+				discarded[stepKey(c)] = c.ID
+			}
 			if c.ProcessManager != "" {
 				data, err := json.Marshal(RejectionData{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Command: *c, Reason: reason})
 				if err != nil {
@@ -420,6 +457,25 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		x.outcomes = append(x.outcomes, out)
 	}
 	return x, nil
+}
+
+// stepKey identifies the step that issued c: its process manager, instance
+// and triggering event.
+func stepKey(c *evokestore.OutboxCommand) string {
+	return c.ProcessManager + "\x00" + c.InstanceID + "\x00" + c.CausationID
+}
+
+// processManager returns the registered process manager named name, or nil.
+func (en *Engine) processManager(name string) ProcessManager {
+	if name == "" {
+		return nil
+	}
+	for _, r := range en.routers {
+		if r.name == name {
+			return r.pm
+		}
+	}
+	return nil
 }
 
 // write records the outcomes, deletes the outbox rows seqs, and appends the

@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -40,6 +41,37 @@ type Route struct {
 	Kind RouteKind
 	ID   string
 	Err  error
+	// Each holds the single-instance routes of a RouteEach, at most one
+	// per instance ID.
+	Each []Route
+}
+
+// targets calls yield with each instance route of rt: rt itself when it
+// names one instance, each of Each for RouteEach, none otherwise.
+func (rt Route) targets(yield func(Route) bool) {
+	switch rt.Kind {
+	case RouteIgnore, RouteError:
+	case RouteEach:
+		for _, t := range rt.Each {
+			if !yield(t) {
+				return
+			}
+		}
+	default:
+		if rt.ID != "" {
+			yield(rt)
+		}
+	}
+}
+
+// reaches reports whether rt routes to instance id.
+func (rt Route) reaches(id string) bool {
+	for t := range rt.targets {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // RouteKind mirrors evoke.CorrelationKind.
@@ -52,6 +84,11 @@ const (
 	RouteContinue
 	RouteStop
 	RouteError
+	// RouteStartNew starts a new instance; for one that has stepped
+	// already, the event fails (ErrAlreadyStarted).
+	RouteStartNew
+	// RouteEach routes to every route of Each.
+	RouteEach
 	routeSystem // engine-routed system events
 )
 
@@ -99,14 +136,62 @@ type ProcessManager interface {
 	Save(state any) ([]byte, error)
 	// Phase reports the user-level status of a state.
 	Phase(state any) string
-	// Step runs Apply then Handle for one event.
-	Step(state any, e *evokestore.Event) (StepResult, error)
+	// Step runs Apply then Handle for one event of instance id.
+	Step(state any, id string, e *evokestore.Event) (StepResult, error)
 	// HasDeadlines reports whether the process manager sets named
 	// deadlines.
 	HasDeadlines() bool
 	// Compensate asks for compensating commands; ok false means skip.
 	Compensate(state any, failed FailedCommand) (cmds []Command, ok bool, err error)
+	// OnFailure decides what a failed step means; DecideDefault leaves it
+	// to the runtime.
+	OnFailure(f Failure) Decision
+	// DiscardPending reports whether the commands its step issued after a
+	// rejected command are discarded rather than executed.
+	DiscardPending(failed FailedCommand) bool
 }
+
+// Failure is a failed step, as OnFailure sees it.
+type Failure struct {
+	InstanceID string
+	Event      *evokestore.Event
+	Err        error
+	// Attempts counts the failures of this event in a row, this one
+	// included.
+	Attempts int
+}
+
+// Decision is what is done with a failed step.
+type Decision struct {
+	Action Action
+	// Delay is the wait before the retry of ActionRetry.
+	Delay time.Duration
+}
+
+// Action is the kind of a Decision.
+type Action uint8
+
+// Actions, mirrored by the root package's FailureAction.
+const (
+	// ActionDefault retries with backoff up to MaxAttempts, then parks
+	// (a step that overran its time bound parks at once).
+	ActionDefault Action = iota
+	// ActionRetry retries after Decision.Delay, whatever the attempts.
+	ActionRetry
+	// ActionSkip passes over the event: the instance goes on as if it had
+	// not come.
+	ActionSkip
+	// ActionStop ends the instance: it is cancelled, keeping the error.
+	ActionStop
+	// ActionPark parks the instance at once.
+	ActionPark
+)
+
+// ErrStepTimeout reports a step that did not return within its time bound.
+var ErrStepTimeout = errors.New("step did not return within its time bound")
+
+// ErrAlreadyStarted reports a StartNew for an instance that has stepped.
+var ErrAlreadyStarted = errors.New("instance already started")
 
 // Aggregate is the untyped view of a registered aggregate.
 type Aggregate interface {
@@ -132,6 +217,9 @@ type Options struct {
 	// SuppressCatchup drops the commands of steps on events that were in
 	// the log when the process manager was first deployed.
 	SuppressCatchup bool
+	// StepTimeout bounds one step's Apply and Handle (and Compensate) in
+	// wall-clock time; 0 takes Config.StepTimeout.
+	StepTimeout time.Duration
 }
 
 // Config configures an Engine; the root package fills defaults.
@@ -165,6 +253,9 @@ type Config struct {
 	// ChainDepth is how many rounds of follow-on steps a batch prepares
 	// (chain.go); 0 runs none.
 	ChainDepth int
+	// StepTimeout bounds a step in wall-clock time (watchdog.go); 0 or less
+	// leaves steps unbounded.
+	StepTimeout time.Duration
 }
 
 // Engine runs registered process managers and aggregates.
@@ -216,6 +307,8 @@ type Counters struct {
 	// InlineFallbacks counts batches whose commands, executed ahead, could
 	// not be written with the steps and were queued instead.
 	InlineFallbacks atomic.Int64
+	// StepTimeouts counts steps that overran their time bound.
+	StepTimeouts atomic.Int64
 	// Chained counts steps committed as follow-on steps, in the
 	// transaction that appended their events (chain.go).
 	Chained atomic.Int64
@@ -280,8 +373,13 @@ func (en *Engine) AddProcessManager(pm ProcessManager, opts Options) {
 		interest[t] = true
 	}
 	types = append(types, TypeCommandRejected, TypeDeadline)
+	bound := en.cfg.StepTimeout
+	if opts.StepTimeout != 0 {
+		bound = max(opts.StepTimeout, 0)
+	}
 	en.routers = append(en.routers, &router{en: en, pm: pm, opts: opts, types: types, interest: interest, name: pm.Name(),
-		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines(), kick: make(chan struct{}, 1), cache: newInstCache(en.cfg.InstanceCache)})
+		usesDeadlines: pm.Timeout() > 0 || pm.HasDeadlines(), kick: make(chan struct{}, 1), cache: newInstCache(en.cfg.InstanceCache),
+		stepTimeout: bound})
 }
 
 // AddAggregate registers an aggregate.

@@ -12,6 +12,7 @@ const (
 	TelemetryPark       = "park"
 	TelemetryTimeout    = "timeout"
 	TelemetryTransition = "transition"
+	TelemetrySkip       = "skip"
 )
 
 // Telemetry is one telemetry event, emitted after the transaction that made

@@ -287,8 +287,21 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 	if ob, err := st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); err != nil || len(ob) > 0 {
 		return false, err
 	}
-	if due, err := st.DueDeadlines(ctx, en.cfg.Clock.Now(), 1); err != nil || len(due) > 0 {
+	now := en.cfg.Clock.Now()
+	if due, err := st.DueDeadlines(ctx, now, 1); err != nil || len(due) > 0 {
 		return false, err
+	}
+	ls := en.leases.Load()
+	for _, r := range en.routers {
+		failing, err := st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: r.name, Status: evokestore.StatusFailing, Limit: 1000})
+		if err != nil {
+			return false, err
+		}
+		for i := range failing {
+			if ls.owns(failing[i].Partition) && !failing[i].NextAttemptAt.After(now) {
+				return false, nil // a retry is due
+			}
+		}
 	}
 	// Nothing was appended, and no batch was written, while we looked.
 	again, err := st.Head(ctx)

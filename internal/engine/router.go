@@ -35,6 +35,8 @@ type router struct {
 	// usesDeadlines: the process manager has a timeout or named
 	// deadlines, so every step rewrites the instance's deadlines.
 	usesDeadlines bool
+	// stepTimeout bounds a step in wall-clock time (watchdog.go); 0: none.
+	stepTimeout time.Duration
 
 	// mu serialises the router's passes with operator actions, so that an
 	// instance still runs one step at a time.
@@ -99,6 +101,12 @@ type group struct {
 	setDL     bool
 	telemetry []Telemetry
 	state     any // the state the last step left, when one stepped
+	// failed: a step of the group failed (whatever the process manager
+	// decided), so that a chained round of it is not kept.
+	failed bool
+	// watch is the watchdog's slot of the worker stepping the group, nil
+	// when steps are unbounded.
+	watch *slot
 }
 
 func (r *router) initCheckpoints(ctx context.Context) error {
@@ -782,17 +790,19 @@ func (r *router) correlate(events []evokestore.Event, routes []Route, fresh bool
 			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: evokestore.Text(route.Err.Error())})
 			continue
 		}
-		pc, p := mine(route.ID, ev.Position)
-		if pc == nil {
-			continue
+		for t := range route.targets {
+			pc, p := mine(t.ID, ev.Position)
+			if pc == nil {
+				continue
+			}
+			g := groups[t.ID]
+			if g == nil {
+				g = &group{id: t.ID, partition: p, token: pc.token}
+				groups[t.ID] = g
+				order = append(order, t.ID)
+			}
+			g.items = append(g.items, item{ev: ev, kind: t.Kind})
 		}
-		g := groups[route.ID]
-		if g == nil {
-			g = &group{id: route.ID, partition: p, token: pc.token}
-			groups[route.ID] = g
-			order = append(order, route.ID)
-		}
-		g.items = append(g.items, item{ev: ev, kind: route.Kind})
 	}
 	return groups, order, orphans
 }
@@ -820,13 +830,28 @@ func (r *router) route(ev *evokestore.Event) Route {
 	if route.Kind == RouteError && route.Err == nil {
 		route.Err = errors.New("correlation failed")
 	}
-	if route.Kind != RouteIgnore && route.Kind != RouteError {
-		if err := evokestore.CheckID("instance id", route.ID); err != nil {
+	for t := range route.targets {
+		if err := evokestore.CheckID("instance id", t.ID); err != nil {
 			return Route{Kind: RouteError, Err: fmt.Errorf("correlate %s: event %s (%s): %w",
 				r.name, evokestore.Quote(ev.ID), evokestore.Quote(ev.Type), err)}
 		}
 	}
+	if route.Kind == RouteEach && len(route.Each) == 0 {
+		return Route{}
+	}
 	return route
+}
+
+// routeFor returns the route of ev to instance id (the first, when the
+// process manager routes it there more than once), and false when it does
+// not route ev there.
+func (r *router) routeFor(ev *evokestore.Event, id string) (Route, bool) {
+	for t := range r.route(ev).targets {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return Route{}, false
 }
 
 // load fetches the batch's instances in one query. Instances that prevs
@@ -872,12 +897,17 @@ next:
 	return nil
 }
 
-// stepAll steps every group, spreading groups over the configured workers.
+// stepAll steps every group, spreading groups over the configured workers
+// (bounded in time by the watchdog when the process manager's steps are).
 func (r *router) stepAll(groups map[string]*group, order []string, now time.Time, replay bool) {
+	if r.stepTimeout > 0 {
+		r.stepWatched(groups, order, now, replay)
+		return
+	}
 	workers := min(r.en.cfg.Workers, len(order))
 	if workers <= 1 || len(order) < 8 {
 		for _, id := range order {
-			r.stepGroup(groups[id], now, replay)
+			r.stepGroup(groups[id], now, replay, nil)
 		}
 		return
 	}
@@ -886,7 +916,7 @@ func (r *router) stepAll(groups map[string]*group, order []string, now time.Time
 	for range workers {
 		wg.Go(func() {
 			for g := range next {
-				r.stepGroup(g, now, replay)
+				r.stepGroup(g, now, replay, nil)
 			}
 		})
 	}
@@ -900,24 +930,37 @@ func (r *router) stepAll(groups map[string]*group, order []string, now time.Time
 // stepGroup runs one instance's events in order. A failed step leaves the
 // state as the earlier steps of the group made it: user code may have
 // mutated the in-memory state before failing, so the group is run again from
-// the stored state, stopping at the failing event.
-func (r *router) stepGroup(g *group, now time.Time, replay bool) {
-	var failAt = -1
-	var failErr error
+// the stored state, with the failing events failed without running them.
+// (A failure the process manager skips lets the group go on, so that
+// several of its events may fail.)
+func (r *router) stepGroup(g *group, now time.Time, replay bool, fails map[int]error) {
+	plain := false
 	for {
-		at, err := r.tryGroup(g, now, replay, failAt, failErr)
+		at, err := r.tryGroup(g, now, replay, fails, plain)
 		if at < 0 {
 			return
 		}
-		failAt, failErr = at, err
+		if _, again := fails[at]; again {
+			// Only a state that cannot be saved fails an event twice: the
+			// process manager's decisions are left out, so that the first
+			// failure stops the group.
+			plain = true
+		}
+		fails = maps.Clone(fails) // the caller's stays as it was
+		if fails == nil {
+			fails = map[int]error{}
+		}
+		fails[at] = err
 	}
 }
 
-// tryGroup steps g; if a step fails after earlier steps of the group
-// succeeded (so that the in-memory state may be tainted), it returns that
-// index and error for a clean re-run. Otherwise it returns -1.
-func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, failErr error) (int, error) {
-	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: g.start} // reset output for a re-run
+// tryGroup steps g, failing the events of fails without running them
+// (plain: with the runtime's default decision); if a step fails after
+// earlier steps of the group succeeded (so that the in-memory state may be
+// tainted), it returns that index and error for a clean re-run. Otherwise
+// it returns -1.
+func (r *router) tryGroup(g *group, now time.Time, replay bool, fails map[int]error, plain bool) (int, error) {
+	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: g.start, watch: g.watch} // reset output for a re-run
 	var inst evokestore.Instance
 	prevVersion := int64(-1)
 	exists := g.inst != nil
@@ -929,7 +972,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 		}
 	}
 	var state any
-	loaded, stepped, touched := false, false, false
+	loaded, stepped, touched, tainted := false, false, false, false
 	for idx, it := range g.items {
 		ev := it.ev
 		if exists && !it.chained && ev.Position <= inst.LastPosition {
@@ -975,39 +1018,52 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 				continue
 			}
 		}
-		if idx == failAt {
-			r.fail(g, &inst, ev, failErr, now, replay)
+		// failed handles a failure of this event: whether the group goes
+		// on (the process manager skipped the event or stopped the
+		// instance) or, in a replay, ends.
+		failed := func(err error) (stop bool) {
 			touched = true
-			if replay {
+			act := r.fail(g, &inst, it, err, now, replay, plain)
+			return replay && act != ActionSkip && act != ActionStop
+		}
+		if err, ok := fails[idx]; ok {
+			if failed(err) {
 				break
 			}
 			continue
 		}
-		if !loaded && g.start != nil && failAt < 0 {
-			// A re-run (failAt) decodes again: the failed run may have
-			// changed start in place.
+		if it.kind == RouteStartNew && inst.Version > 0 {
+			if failed(fmt.Errorf("%w: %s %s (event %s, %s)", ErrAlreadyStarted, r.name, g.id, ev.ID, ev.Type)) {
+				break
+			}
+			continue
+		}
+		if !loaded && g.start != nil && fails == nil && !tainted {
+			// A re-run decodes again: the failed run may have changed
+			// start in place.
 			state, loaded = g.start, true
 		}
 		if !loaded {
 			s, err := r.pm.Load(inst.State)
 			if err != nil {
-				r.fail(g, &inst, ev, fmt.Errorf("load state of %s %s: %w", r.name, g.id, err), now, replay)
-				touched = true
-				if replay {
+				if failed(fmt.Errorf("load state of %s %s: %w", r.name, g.id, err)) {
 					break
 				}
 				continue
 			}
 			state, loaded = s, true
 		}
-		res, compensating, err := r.stepOne(state, &inst, ev)
+		g.watch.begin(idx)
+		res, compensating, err := r.stepOne(state, g.id, ev)
+		g.watch.end()
 		if err != nil {
 			if stepped {
 				return idx, err
 			}
-			r.fail(g, &inst, ev, err, now, replay)
-			touched = true
-			if replay {
+			// The failed step may have changed the state in place: the
+			// next step decodes it again.
+			loaded, tainted = false, true
+			if failed(err) {
 				break
 			}
 			continue
@@ -1024,7 +1080,7 @@ func (r *router) tryGroup(g *group, now time.Time, replay bool, failAt int, fail
 		if err != nil {
 			// The state cannot be stored: nothing of this group commits;
 			// the first event fails instead.
-			*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst}
+			*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, watch: g.watch}
 			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
 		}
 		inst.State = b
@@ -1049,37 +1105,55 @@ func firstPending(g *group) int {
 	return 0
 }
 
-// stepOne runs one event through the process manager.
-func (r *router) stepOne(state any, inst *evokestore.Instance, ev *evokestore.Event) (StepResult, bool, error) {
+// stepOne runs one event through the process manager: for a rejection,
+// Compensate, then Apply and Handle.
+func (r *router) stepOne(state any, id string, ev *evokestore.Event) (StepResult, bool, error) {
+	user, err := userEvent(ev)
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	if ev.Type != TypeCommandRejected {
+		res, err := r.pm.Step(state, id, user)
+		return res, false, err
+	}
+	var d RejectionData
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return StepResult{}, false, fmt.Errorf("decode rejection %s: %w", ev.ID, err)
+	}
+	cmds, ok, err := r.pm.Compensate(state, FailedCommand{Command: d.Command, Reason: d.Reason})
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	res, err := r.pm.Step(state, id, user)
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	res.Commands = append(cmds, res.Commands...)
+	return res, ok && len(cmds) > 0, nil
+}
+
+// userEvent returns ev as Apply, Handle and OnFailure see it: the engine's
+// rejection and deadline events with their user-level types and data
+// ($rejected, $timeout, $deadline), other events as they are.
+func userEvent(ev *evokestore.Event) (*evokestore.Event, error) {
 	switch ev.Type {
 	case TypeCommandRejected:
 		var d RejectionData
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
-			return StepResult{}, false, fmt.Errorf("decode rejection %s: %w", ev.ID, err)
-		}
-		cmds, ok, err := r.pm.Compensate(state, FailedCommand{Command: d.Command, Reason: d.Reason})
-		if err != nil {
-			return StepResult{}, false, err
+			return nil, fmt.Errorf("decode rejection %s: %w", ev.ID, err)
 		}
 		user := *ev
 		user.Type = "$rejected"
+		var err error
 		user.Data, err = json.Marshal(rejectedData{
 			CommandID: d.Command.ID, CommandType: d.Command.Type, AggregateType: d.Command.AggregateType,
 			AggregateID: d.Command.AggregateID, Payload: d.Command.Payload, Reason: d.Reason,
 		})
-		if err != nil {
-			return StepResult{}, false, err
-		}
-		res, err := r.pm.Step(state, &user)
-		if err != nil {
-			return StepResult{}, false, err
-		}
-		res.Commands = append(cmds, res.Commands...)
-		return res, ok && len(cmds) > 0, nil
+		return &user, err
 	case TypeDeadline:
 		var d DeadlineData
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
-			return StepResult{}, false, fmt.Errorf("decode deadline %s: %w", ev.ID, err)
+			return nil, fmt.Errorf("decode deadline %s: %w", ev.ID, err)
 		}
 		user := *ev
 		if d.Name == timeoutDeadline {
@@ -1091,11 +1165,9 @@ func (r *router) stepOne(state any, inst *evokestore.Instance, ev *evokestore.Ev
 				At   time.Time `json:"at"`
 			}{d.Name, d.At})
 		}
-		res, err := r.pm.Step(state, &user)
-		return res, false, err
+		return &user, nil
 	}
-	res, err := r.pm.Step(state, ev)
-	return res, false, err
+	return ev, nil
 }
 
 // catchupUntil returns the log head at the process manager's first
@@ -1228,31 +1300,85 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	}
 }
 
-// fail records a failed step: the event is held, and the instance retried
-// with backoff or, past the attempt limit, parked.
-func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event, err error, now time.Time, replay bool) {
+// fail records a failed step as the process manager's OnFailure decides
+// (plain: as the runtime does by default) and returns what it did:
+//   - ActionRetry: the event is held and the instance retried after the
+//     decision's delay (by default, with backoff until MaxAttempts);
+//   - ActionPark: the event is held and the instance parked (by default
+//     past MaxAttempts, or at once for a step that overran its time bound);
+//   - ActionSkip: the event is passed over, the instance goes on;
+//   - ActionStop: the instance ends, cancelled, with the error kept.
+func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, now time.Time, replay, plain bool) Action {
+	ev := it.ev
 	inst.Attempts++
-	inst.LastError = evokestore.Text(err.Error())
 	inst.UpdatedAt = now
-	kind := evokestore.KindFailed
-	if inst.Attempts >= r.en.cfg.MaxAttempts {
+	g.failed = true
+	var d Decision
+	if !plain {
+		user, uerr := userEvent(ev)
+		if uerr != nil {
+			user = ev
+		}
+		d = r.pm.OnFailure(Failure{InstanceID: g.id, Event: user, Err: err, Attempts: inst.Attempts})
+	}
+	if d.Action == ActionDefault {
+		d = Decision{Action: ActionRetry, Delay: r.en.backoff(inst.Attempts)}
+		if inst.Attempts >= r.en.cfg.MaxAttempts || errors.Is(err, ErrStepTimeout) {
+			d.Action = ActionPark
+		}
+	}
+	msg := evokestore.Text(err.Error())
+	rec := evokestore.HistoryRecord{
+		ProcessManager: r.name, InstanceID: g.id, Version: inst.Version, Position: ev.Position,
+		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: msg, RecordedAt: now,
+		Node: r.en.cfg.NodeID, LeaseToken: g.token,
+	}
+	tel := Telemetry{SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: msg}
+	switch d.Action {
+	case ActionSkip, ActionStop:
+		if !it.chained {
+			inst.LastPosition = max(inst.LastPosition, ev.Position)
+		}
+		if replay {
+			g.released = append(g.released, ev.Position)
+		}
+		inst.NextAttemptAt = time.Time{}
+		if d.Action == ActionSkip {
+			inst.Attempts, inst.LastError = 0, ""
+			if inst.Status.Stuck() {
+				inst.Status = evokestore.StatusRunning
+			}
+			rec.Kind, tel.Kind = evokestore.KindSkipped, TelemetrySkip
+			r.en.log.Info("failed step skipped by the process manager", "process_manager", r.name, "instance", g.id,
+				"event_id", ev.ID, "event_type", ev.Type, "err", err)
+			break
+		}
+		inst.Status, inst.CompletedAt, inst.LastError = evokestore.StatusCancelled, now, msg
+		if r.usesDeadlines {
+			g.deadlines, g.setDL = g.deadlines[:0], true
+		}
+		rec.Kind = evokestore.KindCancel
+		tel.Kind, tel.Duration = TelemetryStop, now.Sub(inst.CreatedAt)
+		r.en.log.Warn("instance stopped by the process manager after a failed step", "process_manager", r.name, "instance", g.id,
+			"event_id", ev.ID, "event_type", ev.Type, "err", err)
+	case ActionPark:
+		inst.LastError = msg
 		inst.Status = evokestore.StatusParked
 		inst.NextAttemptAt = time.Time{}
-		kind = evokestore.KindParked
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
-	} else {
+		rec.Kind, tel.Kind = evokestore.KindParked, TelemetryPark
+	default:
+		inst.LastError = msg
 		inst.Status = evokestore.StatusFailing
-		inst.NextAttemptAt = now.Add(r.en.backoff(inst.Attempts))
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryRetry, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
+		inst.NextAttemptAt = now.Add(max(d.Delay, 0))
+		rec.Kind, tel.Kind = evokestore.KindFailed, TelemetryRetry
+		d.Action = ActionRetry
 	}
-	if !replay {
-		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: inst.LastError})
+	if (d.Action == ActionRetry || d.Action == ActionPark) && !replay {
+		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: msg})
 	}
-	g.history = append(g.history, evokestore.HistoryRecord{
-		ProcessManager: r.name, InstanceID: g.id, Kind: kind, Version: inst.Version, Position: ev.Position,
-		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: inst.LastError, RecordedAt: now,
-		Node: r.en.cfg.NodeID, LeaseToken: g.token,
-	})
+	g.telemetry = append(g.telemetry, tel)
+	g.history = append(g.history, rec)
+	return d.Action
 }
 
 // commit settles and writes a batch synchronously (operator actions and
@@ -1614,8 +1740,8 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 		if !ok {
 			return fmt.Errorf("held event %d of %s %s is missing from the log", h.Position, r.name, inst.ID)
 		}
-		route := r.route(&ev)
-		if route.Kind == RouteIgnore || route.Kind == RouteError {
+		route, ok := r.routeFor(&ev, inst.ID)
+		if !ok {
 			route.Kind = RouteContinue
 		}
 		g.items = append(g.items, item{ev: &ev, kind: route.Kind})
@@ -1626,7 +1752,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 		w.Status = evokestore.StatusRunning
 		g.write = &evokestore.InstanceWrite{Instance: w, PrevVersion: inst.Version}
 	} else {
-		r.stepGroup(g, now, true)
+		r.stepAll(map[string]*group{inst.ID: g}, []string{inst.ID}, now, true)
 	}
 	return r.commit(ctx, &batch{ls: ls, fenceParts: []int{inst.Partition}, groups: map[string]*group{inst.ID: g}, order: []string{inst.ID}, extra: extra})
 }
