@@ -41,10 +41,10 @@ type instKey struct{ pm, id string }
 
 // modelInst is one instance as the store would hold it.
 type modelInst struct {
-	status    string // running, compensating, failing, completed, cancelled or parked
+	status    string    // running, compensating, failing, completed, cancelled or parked
 	attempts  int       // failures in a row
 	nextAt    time.Time // when a failing instance is retried
-	state     []byte // JSON, as stored; nil for a new instance
+	state     []byte    // JSON, as stored; nil for a new instance
 	phase     string
 	version   int64
 	history   []string
