@@ -22,7 +22,7 @@ import (
 	"github.com/evoke-go/evoke/internal/engine"
 )
 
-// TestCrashRecovery is the core issue's crash test: the real `evoke demo`
+// TestCrashRecovery is the crash test: the real `evoke demo`
 // binary is killed with SIGKILL at least 20 times, each time at a random
 // moment after it made progress, and restarted on the same file; in the end
 // every saga completed, no aggregate applied a command twice, no event is
