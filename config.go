@@ -65,12 +65,12 @@ type Config struct {
 	// follow-on steps are prepared off the store's writer; the writer only
 	// checks, after appending, that no event committed meanwhile by
 	// someone else reached a chained instance (each instance sees its
-	// events in log order), and otherwise
-	// writes the batch again without them. A chained step's event has no
-	// log position yet when Handle sees it: its Position is 0 (its history
-	// record and the instance's last position get the real one; see
-	// Event.Position). Defaults to 8; negative disables it (each event is
-	// then stepped by a later batch). It has no effect with QueueCommands.
+	// events in log order), and otherwise writes the batch again without
+	// them. A chained step's event has no log position yet when Handle sees
+	// it: its Position is 0 (its history record and the instance's last
+	// position get the real one; see Event.Position). Defaults to 8;
+	// negative disables it (each event is then stepped by a later batch).
+	// It has no effect with QueueCommands.
 	ChainDepth int
 	// Workers is how many goroutines step the instances of one batch in
 	// parallel (one instance still runs one step at a time). Defaults to

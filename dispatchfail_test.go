@@ -62,7 +62,7 @@ func (t *refusingTx) AppendEvents(ctx context.Context, evs []evokestore.NewEvent
 	return t.Tx.AppendEvents(ctx, evs)
 }
 
-// SPEC §4.2: a transient dispatch error is retried with backoff, then parks
+// A transient dispatch error is retried with backoff, then parks
 // the instance; the instance's later events wait, every other instance goes
 // on, and Retry after the fault is gone dispatches the command once.
 func TestTransientDispatchErrorParksTheInstance(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
-// The seed's order fulfilment, end to end on a SQLite file: an order is
+// Order fulfilment, end to end on a SQLite file: an order is
 // placed, the process manager drives payment, inventory and shipping, and
 // completes.
 func Example() {
@@ -63,7 +63,7 @@ func Example() {
 }
 
 func ExampleKey() {
-	// The seed's composite key {transfer, Src, Dst}.
+	// evoq's composite key {transfer, Src, Dst}.
 	fmt.Println(evoke.Key("transfer", "acc|1", "acc-2"))
 	// Output: transfer|acc%7C1|acc-2
 }

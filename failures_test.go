@@ -23,7 +23,7 @@ func waitStatus(t *testing.T, st evokestore.Store, pm, id string, want evokestor
 	return in
 }
 
-// SPEC §4.3: an event whose data does not decode fails its instance only,
+// An event whose data does not decode fails its instance only,
 // with a clear error; the instance is retried, then parked.
 func TestUndecodableEventParksOnlyItsInstance(t *testing.T) {
 	t.Parallel()
@@ -63,7 +63,7 @@ func TestUndecodableEventParksOnlyItsInstance(t *testing.T) {
 	}
 }
 
-// SPEC §4.1: a Correlate that panics parks that event for the process
+// A Correlate that panics parks that event for the process
 // manager, which goes on; the event can be skipped.
 func TestCorrelatePanicParksTheEvent(t *testing.T) {
 	t.Parallel()
@@ -97,7 +97,7 @@ func TestCorrelatePanicParksTheEvent(t *testing.T) {
 	}
 }
 
-// Issue 3: a poison instance is parked after the retry limit while 1,000
+// A poison instance is parked after the retry limit while 1,000
 // other instances complete; after Retry with the bug fixed it completes,
 // its held events applied in order.
 func TestPoisonInstanceParkedThenRetried(t *testing.T) {

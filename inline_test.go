@@ -88,7 +88,7 @@ func TestInlineDispatchChainsBatchesOnOneAggregate(t *testing.T) {
 	}
 }
 
-// SPEC §3.3, commands in order per instance: once an instance has a command
+// Commands in order per instance: once an instance has a command
 // waiting in the outbox, its later commands queue behind it instead of
 // running with their steps.
 func TestInlineDispatchQueuesBehindWaitingCommands(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"github.com/evoke-go/evoke/internal/engine"
 )
 
-// Operator actions on failing and parked instances (SPEC §4). They work
+// Operator actions on failing and parked instances. They work
 // whether or not the runtime is started; on a started runtime they run
 // between its steps, so an instance still runs one step at a time.
 

@@ -63,7 +63,7 @@ func (multi) Execute(_ struct{}, c evoke.Command) ([]evoke.Event, error) {
 // outcome in its events: it has an outcome record only when it appended
 // nothing. Its outcome is still found by its ID (the inspection tools'
 // engine.Outcomes), and Runtime.Dispatch of the same ID is a duplicate
-// that runs nothing again (SPEC §3.3).
+// that runs nothing again.
 func TestInlineOutcomesAreTheirEvents(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)

@@ -111,8 +111,8 @@ func (s *headCounter) Head(ctx context.Context) (int64, error) {
 // of its own lands: each relay's Begin wakes it (the look that steps the
 // relay and chains its hops) and so does the commit of that batch (the
 // look that passes over the chained events), and nothing else does; the
-// landings in between found nothing new (session 11: ~5 looks a batch
-// before, a round trip each on PostgreSQL).
+// landings in between find nothing new (each look is a round trip on
+// PostgreSQL).
 func TestLooksAtTheLogWhenEventsAreCommitted(t *testing.T) {
 	t.Parallel()
 	raw := openStore(t)

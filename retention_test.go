@@ -8,7 +8,7 @@ import (
 	"github.com/evoke-go/evoke/evoketest"
 )
 
-// SPEC §2.5: tombstones and completed history are purged after the
+// Tombstones and completed history are purged after the
 // retention; running instances and recent tombstones stay.
 func TestRetentionPurgesOldTombstones(t *testing.T) {
 	t.Parallel()

@@ -36,7 +36,7 @@ func state(t *testing.T, in evokestore.Instance) recState {
 	return s
 }
 
-// SPEC §2.1: a duplicate start is not a second instance.
+// A duplicate start is not a second instance.
 func TestStartTwiceGoesToTheSameInstance(t *testing.T) {
 	t.Parallel()
 	st, rt := startRecorders(t, nil, recorder{name: "rec"})
@@ -59,7 +59,7 @@ func TestStartTwiceGoesToTheSameInstance(t *testing.T) {
 	}
 }
 
-// SPEC §2.2: continue creates; a strict process manager drops and counts.
+// Continue creates; a strict process manager drops and counts.
 func TestContinueCreatesUnlessStrict(t *testing.T) {
 	t.Parallel()
 	st, rt := startRecorders(t, nil, recorder{name: "loose"}, recorder{name: "strict", strict: true})
@@ -84,7 +84,7 @@ func TestContinueCreatesUnlessStrict(t *testing.T) {
 	}
 }
 
-// SPEC §2.3 and §2.5: stop handles then completes; later events and stops
+// Stop handles then completes; later events and stops
 // for missing instances are dropped and counted; tombstones never resurrect.
 func TestStopCompletesAndLeavesATombstone(t *testing.T) {
 	t.Parallel()
@@ -122,7 +122,7 @@ func TestStopCompletesAndLeavesATombstone(t *testing.T) {
 	}
 }
 
-// SPEC §2.4: Ignore does nothing; an instance completes from Handle through
+// Ignore does nothing; an instance completes from Handle through
 // Completer.
 func TestIgnoreAndCompleteFromHandle(t *testing.T) {
 	t.Parallel()
@@ -141,7 +141,7 @@ func TestIgnoreAndCompleteFromHandle(t *testing.T) {
 	}
 }
 
-// SPEC §2.6: two process managers never share instances.
+// Two process managers never share instances.
 func TestInstanceKeyIncludesProcessManager(t *testing.T) {
 	t.Parallel()
 	st, rt := startRecorders(t, nil, recorder{name: "one", done: "Done"}, recorder{name: "two", done: "Done"})
@@ -160,7 +160,7 @@ func TestInstanceKeyIncludesProcessManager(t *testing.T) {
 	}
 }
 
-// SPEC §2.7: Apply runs before Handle, and Handle receives Apply's result
+// Apply runs before Handle, and Handle receives Apply's result
 // (the recorder's Handle errs otherwise).
 func TestApplyBeforeHandle(t *testing.T) {
 	t.Parallel()
@@ -176,7 +176,7 @@ func TestApplyBeforeHandle(t *testing.T) {
 	}
 }
 
-// SPEC §2.8: start from now, and catch up without dispatching.
+// Start from now, and catch up without dispatching.
 func TestStartFromNowAndSuppressedCatchup(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
@@ -214,7 +214,7 @@ func TestStartFromNowAndSuppressedCatchup(t *testing.T) {
 	}
 }
 
-// SPEC §3.1 and §3.3: events in log order, each changing state once across
+// Events in log order, each changing state once across
 // restarts; commands with deterministic IDs, in order per instance.
 func TestOrderAndExactlyOnceAcrossRestarts(t *testing.T) {
 	t.Parallel()
@@ -290,7 +290,7 @@ func TestOrderAndExactlyOnceAcrossRestarts(t *testing.T) {
 	}
 }
 
-// SPEC §3.3: aggregates deduplicate by command ID.
+// Aggregates deduplicate by command ID.
 func TestDispatchDeduplicatesByCommandID(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
@@ -326,7 +326,7 @@ func TestDispatchDeduplicatesByCommandID(t *testing.T) {
 	}
 }
 
-// SPEC §3.4: lineage from event to command to the aggregate's event.
+// Lineage from event to command to the aggregate's event.
 func TestLineage(t *testing.T) {
 	t.Parallel()
 	st, rt := startRecorders(t, nil, recorder{name: "rec"})

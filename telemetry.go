@@ -9,7 +9,7 @@ import (
 // TelemetryKind names a telemetry event.
 type TelemetryKind string
 
-// Telemetry kinds: the seed's start, stop, command and compensate, and
+// Telemetry kinds: evoq's start, stop, command and compensate, and
 // evoke's retry, park, timeout and transition.
 const (
 	TelemetryStart      TelemetryKind = engine.TelemetryStart

@@ -57,11 +57,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// Issue 3 and the seed's telemetry table: start (system_time; name,
+// evoq's telemetry table: start (system_time; name,
 // process_id), stop (duration; name, process_id, final_state), command
 // (system_time; name, command_type), compensate (system_time; name,
 // failed_command); plus slog state-transition logs.
-func TestTelemetryMatchesTheSeedTable(t *testing.T) {
+func TestTelemetryMatchesEvoqsTable(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
 	hooks := &recordedHooks{}

@@ -34,7 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	force := fs.Bool("force", false, "delete an existing SQLite file (and its -wal/-shm) first")
 	keep := fs.Bool("keep", false, "keep the PostgreSQL schema made for the run")
-	noSettle := fs.Bool("no-vacuum", false, "PostgreSQL: do not VACUUM (ANALYZE) the seeded instances before the timed run")
+	noSettle := fs.Bool("no-vacuum", false, "PostgreSQL: do not VACUUM (ANALYZE) the instances --inflight seeded before the timed run")
 	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed run (not seeding, not the latency analysis) to this file")
 	calibrate := fs.Bool("calibrate", false, "after the run, measure the machine on the same backend (durable 1-row and 100-row transactions of a minimal table, ~4 s) and report it with the result")

@@ -70,7 +70,7 @@ var (
 // sent in the same round trip as the next statement whose reply is needed,
 // or with COMMIT, after the append lock (see the package documentation). A
 // chained batch of the router then takes three round trips instead of
-// eight.
+// eight, and two when its append reads along (AppendEventsAfter).
 //
 // A held-back write's failure stops the COMMIT sent with it because it is
 // the server's: the fences (the instance versions, the leases) raise

@@ -15,10 +15,12 @@
 // Run checks the behaviour documented in package evokestore, including the
 // sentinel errors, the input contract (every event outside it refused with
 // ErrInvalid, the input at its edges read back byte for byte), fencing,
-// atomicity of transactions, concurrent writers and commit notifications. It also checks the optional extensions the
-// runtime discovers by type assertion (evokestore.StreamsReader,
-// evokestore.Purger, evokestore.Leaser with evokestore.LeaseChecker) where
-// the store implements them, and skips their subtests where it does not.
+// atomicity of transactions, concurrent writers and commit notifications.
+// It also checks the optional extensions the runtime discovers by type
+// assertion (evokestore.StreamsReader, evokestore.EventsReader,
+// evokestore.DeadlinesReader, evokestore.AppendReader, evokestore.Purger,
+// evokestore.Leaser and evokestore.LeaseChecker) where the store implements
+// them, and skips their subtests where it does not.
 // The lease subtests use a short ttl by the store's clock and so take about
 // half a second of real time.
 package evokestoretest

@@ -10,12 +10,11 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 )
 
-// This file holds the subtests of the parts of the interface added after
-// the first version of the suite: LogQuery.Until, Tx.PutCheckpoints,
-// OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and the
-// optional extensions a backend may implement (StreamsReader, EventsReader, AppendReader, Purger,
-// Leaser with LeaseChecker). A subtest of an optional extension skips when
-// the store does not implement it.
+// This file holds the subtests of LogQuery.Until, Tx.PutCheckpoints,
+// OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and of the
+// optional extensions a backend may implement (StreamsReader, EventsReader,
+// DeadlinesReader, AppendReader, Purger, Leaser and LeaseChecker). A subtest
+// of an optional extension skips when the store does not implement it.
 
 func testReadLogUntil(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()

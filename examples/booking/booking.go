@@ -1,4 +1,4 @@
-// Package booking mirrors the seed's "Timeout Handling" section
+// Package booking mirrors evoq's "Timeout Handling" section
 // (booking_pm): a booking waits for confirmation, and when none comes within
 // 15 minutes of inactivity the process manager cancels it.
 //
@@ -19,7 +19,7 @@ import (
 // Name is the process manager's name.
 const Name = "booking"
 
-// Timeout is the seed's timeout/0: 15 minutes.
+// Timeout is evoq's timeout/0: 15 minutes.
 const Timeout = 15 * time.Minute
 
 // AggregateBooking is the aggregate type of Booking; its ID is the booking
@@ -159,7 +159,7 @@ func (Process) Apply(s State, e evoke.Event) State {
 }
 
 // Handle reserves on BookingRequested (awaiting_confirmation), completes on
-// BookingConfirmed (confirmed) and, as the seed's
+// BookingConfirmed (confirmed) and, as evoq's
 // handle(#{status := awaiting_confirmation}, timeout, _) does, cancels the
 // booking with reason "timeout" on evoke.TimeoutEvent while awaiting
 // confirmation (timed_out). Anything else changes nothing.

@@ -8,7 +8,7 @@ import (
 	mt "github.com/evoke-go/evoke/examples/moneytransfer"
 )
 
-// TestCorrelationStrategies exercises the seed's three strategies: by
+// TestCorrelationStrategies exercises evoq's three strategies: by
 // entity ID, by correlation ID and by composite key.
 func TestCorrelationStrategies(t *testing.T) {
 	t.Parallel()

@@ -81,7 +81,7 @@ func killChild(db string) int {
 	}
 }
 
-// Issue 3: the seed's money transfer refunds the source exactly once, also
+// The money transfer refunds the source exactly once, also
 // when the process is killed (SIGKILL) between the failed credit and the
 // refund. Each run is killed the moment a new rejection is recorded.
 func TestRefundExactlyOnceAcrossKills(t *testing.T) {

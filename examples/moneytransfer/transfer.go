@@ -1,7 +1,7 @@
-// Package moneytransfer mirrors the seed's "Compensation (Rollback)"
+// Package moneytransfer mirrors evoq's "Compensation (Rollback)"
 // section (money_transfer_pm): a transfer debits its source account, then
 // credits its destination; when the credit is rejected, Compensate refunds
-// the source. It also shows the seed's three "Correlation Strategies" (see
+// the source. It also shows evoq's three "Correlation Strategies" (see
 // ByTransferID, ByCorrelation and ByAccountPair).
 //
 // The Account aggregate emits the events the Transfer process manager
@@ -18,7 +18,7 @@
 // rejected; the runtime passes the rejection to Transfer.Compensate, which
 // returns the refund: a credit to the source account with reason
 // "transfer_failed". Its SourceRefunded event, not Compensate, marks the
-// transfer refunded. DestinationCreditFailed is kept from the seed for
+// transfer refunded. DestinationCreditFailed is kept from evoq's example for
 // systems that report a failed credit as an event; Account never emits it.
 package moneytransfer
 
@@ -181,7 +181,7 @@ var (
 // Name returns "money_transfer".
 func (Transfer) Name() string { return Name }
 
-// InterestedIn returns the seed's events plus DestinationCredited and
+// InterestedIn returns evoq's events plus DestinationCredited and
 // SourceRefunded, which end the transfer.
 func (Transfer) InterestedIn() []string {
 	return []string{
@@ -214,7 +214,7 @@ func (Transfer) Apply(s State, e evoke.Event) State {
 	return s
 }
 
-// Handle drives the transfer as the seed's handle/3 does:
+// Handle drives the transfer as evoq's handle/3 does:
 //
 //	TransferInitiated       -> debit source,      debiting_source
 //	SourceDebited           -> credit destination, crediting_dest
@@ -257,7 +257,7 @@ func (Transfer) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 }
 
 // Compensate refunds the source when the credit to the destination is
-// rejected, as the seed's compensate/2 does, and skips every other
+// rejected, as evoq's compensate/2 does, and skips every other
 // rejection (including a rejected refund, which must not be refunded in
 // turn).
 func (Transfer) Compensate(s State, failed evoke.FailedCommand) ([]evoke.Command, bool) {

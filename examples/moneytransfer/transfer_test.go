@@ -16,7 +16,7 @@ func initiated() evoke.Event {
 	})
 }
 
-// step is one Correlate/Apply/Handle round, as the seed's
+// step is one Correlate/Apply/Handle round, as evoq's
 // full_workflow_test does by hand.
 func step(t *testing.T, s mt.State, e evoke.Event) (mt.State, []evoke.Command) {
 	t.Helper()

@@ -7,7 +7,7 @@ import (
 	of "github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
-// Example runs the seed's full workflow by plain calls: each event is
+// Example runs the full workflow by plain calls: each event is
 // correlated, applied and handled, and each command is executed by its
 // aggregate, whose event drives the next step.
 func Example() {

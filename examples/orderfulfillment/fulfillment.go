@@ -1,4 +1,4 @@
-// Package orderfulfillment mirrors the seed's "Basic Process Manager"
+// Package orderfulfillment mirrors evoq's "Basic Process Manager"
 // section (order_fulfillment_pm): an order is paid, its inventory reserved
 // and its items shipped, one aggregate after the other.
 //
@@ -190,13 +190,13 @@ var (
 // Name returns "order_fulfillment".
 func (Fulfillment) Name() string { return Name }
 
-// InterestedIn returns the seed's interested_in/0.
+// InterestedIn returns evoq's interested_in/0.
 func (Fulfillment) InterestedIn() []string {
 	return []string{EventOrderPlaced, EventPaymentReceived, EventInventoryReserved, EventItemShipped}
 }
 
 // Correlate routes every event by its order_id data field, continuing (or
-// creating) the instance, as the seed's correlate/2 does.
+// creating) the instance, as evoq's correlate/2 does.
 func (Fulfillment) Correlate(e evoke.Event) evoke.Correlation {
 	return evoke.ByField(e, "order_id", evoke.Continue)
 }
@@ -221,7 +221,7 @@ func (Fulfillment) Apply(s State, e evoke.Event) State {
 	return s
 }
 
-// Handle dispatches the next step, as the seed's handle/3 does:
+// Handle dispatches the next step, as evoq's handle/3 does:
 //
 //	OrderPlaced       -> process_payment,   awaiting_payment
 //	PaymentReceived   -> reserve_inventory, awaiting_inventory

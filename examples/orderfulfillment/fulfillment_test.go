@@ -29,7 +29,7 @@ func orderPlaced() of.OrderPlaced {
 	}
 }
 
-// step is one Correlate/Apply/Handle round, as the seed's
+// step is one Correlate/Apply/Handle round, as evoq's
 // full_workflow_test does by hand.
 func step(t *testing.T, pm of.Fulfillment, s of.State, e evoke.Event) (of.State, []evoke.Command) {
 	t.Helper()

@@ -1,4 +1,4 @@
-// Package orderstatemachine mirrors the seed's "State Machine Pattern"
+// Package orderstatemachine mirrors evoq's "State Machine Pattern"
 // section (order_state_machine_pm), with the correlation of its
 // "correlate/2" section: Handle switches on the pair (status, event type),
 // and every pair not in the table is an invalid transition, ignored.
@@ -163,7 +163,7 @@ func (Machine) InterestedIn() []string {
 	return []string{EventOrderPlaced, EventPaymentReceived, EventPaymentFailed, EventItemShipped, EventOrderCancelled}
 }
 
-// Correlate mirrors the seed's correlate/2 by order_id: OrderPlaced starts,
+// Correlate mirrors evoq's correlate/2 by order_id: OrderPlaced starts,
 // OrderCancelled stops, PaymentReceived, PaymentFailed and ItemShipped
 // continue, and anything else is ignored.
 func (Machine) Correlate(e evoke.Event) evoke.Correlation {
@@ -198,7 +198,7 @@ func (m Machine) Apply(s State, e evoke.Event) State {
 }
 
 // Handle is the transition table of the package documentation; any other
-// (status, event) pair is ignored, as the seed's last handle/3 clause does.
+// (status, event) pair is ignored, as evoq's last handle/3 clause does.
 func (m Machine) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 	switch [2]string{m.Status(s), e.Type} {
 	case [2]string{StatusNew, EventOrderPlaced}:

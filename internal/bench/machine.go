@@ -21,10 +21,10 @@ import (
 // Machine is what the machine itself does on a store backend, measured on
 // a minimal table (an identity and a short text): durable transactions of
 // one row per second, and rows per second in transactions of 100 rows.
-// Issue 5 and SPEC §6.6 quote both for "this kind of machine" (SQLite
-// ~5,700 and ~280,000, synchronous=FULL; PostgreSQL over 8 connections
-// ~8,400 and ~250,000); a bench run reported with them can be compared
-// with one made on another machine or another day.
+// The shared 2-core machines of docs/benchmarks.md do about SQLite ~5,700
+// and ~280,000 (synchronous=FULL) and PostgreSQL over 8 connections ~8,400
+// and ~250,000; a bench run reported with them can be compared with one
+// made on another machine or another day.
 type Machine struct {
 	TxPerSec   float64 `json:"tx_per_sec"`
 	RowsPerSec float64 `json:"rows_per_sec"`

@@ -59,7 +59,7 @@ func AppendsInto(tl []Window, appends []Append, start time.Time, w time.Duration
 	}
 }
 
-// TargetP99 is issue 5's target for the step latency's 99th percentile,
+// TargetP99 is the target for the step latency's 99th percentile,
 // in milliseconds, drawn across a timeline.
 const TargetP99 = 20
 

@@ -22,7 +22,7 @@ import (
 	"github.com/evoke-go/evoke/internal/engine"
 )
 
-// TestCrashRecovery is the core issue's crash test: the real `evoke demo`
+// TestCrashRecovery is the crash test: the real `evoke demo`
 // binary is killed with SIGKILL at least 20 times, each time at a random
 // moment after it made progress, and restarted on the same file; in the end
 // every saga completed, no aggregate applied a command twice, no event is
@@ -41,7 +41,7 @@ func TestCrashRecovery(t *testing.T) {
 	})
 }
 
-// TestCrashRecoveryPostgres is the same crash test on PostgreSQL (issue 4).
+// TestCrashRecoveryPostgres is the same crash test on PostgreSQL.
 func TestCrashRecoveryPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped in -short mode")
@@ -61,7 +61,7 @@ func TestCrashRecoveryPostgres(t *testing.T) {
 // crashTest kills `evoke demo --store store` at least 20 times mid-work,
 // finishes the run, and verifies the store exactly.
 func crashTest(t *testing.T, bin, store string, flags []string, orders int, open func() evokestore.Store) {
-	// The torture run of issue 5 scales it up:
+	// A torture run scales it up:
 	// EVOKE_CRASH_ORDERS=20000 EVOKE_CRASH_KILLS=50 go test -run TestCrashRecovery ./internal/demo/
 	minKills := envInt(t, "EVOKE_CRASH_KILLS", 20)
 	orders = envInt(t, "EVOKE_CRASH_ORDERS", orders)

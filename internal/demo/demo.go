@@ -1,5 +1,5 @@
 // Package demo runs the order-fulfilment workload behind `evoke demo` and
-// the crash tests: it places orders, runs the seed's order-fulfilment
+// the crash tests: it places orders, runs the example order-fulfilment
 // process manager with its payment, inventory and shipping aggregates, and
 // counts how far they got.
 package demo

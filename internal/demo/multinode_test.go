@@ -57,7 +57,7 @@ func buildEvoke(t *testing.T) string {
 	return bin
 }
 
-// Issue 4: three worker processes share one PostgreSQL database and 5,000
+// Three worker processes share one PostgreSQL database and 5,000
 // orders; one is killed with SIGKILL mid-run, another paused (SIGSTOP) past
 // its lease and resumed. Every saga completes exactly once, no command takes
 // effect twice, and no write under a lease commits after the lease moved

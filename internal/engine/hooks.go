@@ -2,7 +2,7 @@ package engine
 
 import "time"
 
-// Telemetry kinds, the seed's table plus retry, park and timeout.
+// Telemetry kinds, evoq's table plus retry, park and timeout.
 const (
 	TelemetryStart      = "start"
 	TelemetryStop       = "stop"

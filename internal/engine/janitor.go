@@ -9,7 +9,7 @@ import (
 )
 
 // janitor purges tombstones, their history and old command outcomes once
-// they are older than the retention (SPEC §2.5).
+// they are older than the retention.
 type janitor struct{ en *Engine }
 
 const purgeLimit = 1000

@@ -424,7 +424,7 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 			// are written) rather than once the flights landed (the events
 			// committed meanwhile would wait a whole write for the next
 			// batch to be prepared); a flight landing alone is no reason to
-			// look (session 11: a batch cost ~6 looks at the log's head, a
+			// look (a batch would cost ~6 looks at the log's head, a
 			// round trip each on PostgreSQL, four of them finding nothing).
 			if look, werr := waitToLook(false); werr != nil || !look {
 				return false, werr
