@@ -27,6 +27,34 @@
 // An Aggregate over its own state type decides on commands (Execute) and
 // evolves from its events (Apply).
 //
+// # Routing
+//
+// Correlate routes an event to one instance (Start, StartNew, Continue,
+// Stop) or to several (Each, ContinueEach): "account frozen" for every
+// transfer of the account. Each instance steps such an event once, in log
+// order with its other events, with its own history, failures and parking,
+// as if the event had been routed to it alone. StartNew is the strict
+// start: on an instance that has stepped already, the event fails that
+// instance's step with ErrAlreadyStarted. Apply, Handle and OnFailure read
+// the instance they step from Event.InstanceID.
+//
+// # Failures
+//
+// A step fails when Apply, Handle or Compensate returns an error or
+// panics, when the instance's state cannot be decoded, when Handle returns
+// a command outside the input contract, when it overruns its time bound
+// (Config.StepTimeout, 30 s by default; ErrStepTimeout) or on StartNew's
+// ErrAlreadyStarted. Only that instance is affected; its later events wait,
+// held. A FailureHandler decides what a failure means: retry with backoff
+// (the default, parking after Config.MaxAttempts; an overrun parks at
+// once), retry after a delay, skip the event, stop the instance or park it.
+// A parked instance waits for an operator: Retry, Skip or Cancel.
+//
+// When an aggregate rejects a command, Compensate (a Compensator) returns
+// the commands that undo the work, and Handle receives CommandRejectedEvent.
+// The step's later commands still run, unless the process manager is a
+// Discarder that discards them ("reserve" rejected, so "charge" never runs).
+//
 // # Running them
 //
 // New makes a Runtime on a store (evokesqlite for an embedded SQLite file,
@@ -81,6 +109,7 @@
 // transaction as its events, so a command takes effect once however often
 // it is delivered. A panic or error in user code affects one instance: it
 // is retried with backoff, then parked for an operator (Retry, Skip,
-// Cancel). Deadlines are durable and fenced by the instance's version. See
+// Cancel), or as its FailureHandler decides. Deadlines are durable and
+// fenced by the instance's version. See
 // docs/design.md in the repository for how and why.
 package evoke

@@ -10,7 +10,9 @@ import (
 type TelemetryKind string
 
 // Telemetry kinds: evoq's start, stop, command and compensate, and
-// evoke's retry, park, timeout and transition.
+// evoke's retry, park, skip, timeout and transition. A failed step is a
+// retry, a park or a skip (as OnFailure decided; a stop is a stop with
+// Err set).
 const (
 	TelemetryStart      TelemetryKind = engine.TelemetryStart
 	TelemetryStop       TelemetryKind = engine.TelemetryStop
@@ -20,6 +22,7 @@ const (
 	TelemetryPark       TelemetryKind = engine.TelemetryPark
 	TelemetryTimeout    TelemetryKind = engine.TelemetryTimeout
 	TelemetryTransition TelemetryKind = engine.TelemetryTransition
+	TelemetrySkip       TelemetryKind = engine.TelemetrySkip
 )
 
 // Telemetry is one telemetry event. It is emitted after the transaction that

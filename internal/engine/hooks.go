@@ -2,7 +2,7 @@ package engine
 
 import "time"
 
-// Telemetry kinds, evoq's table plus retry, park and timeout.
+// Telemetry kinds, evoq's table plus retry, park, skip and timeout.
 const (
 	TelemetryStart      = "start"
 	TelemetryStop       = "stop"
