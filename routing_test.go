@@ -449,3 +449,84 @@ func TestStepTimeBound(t *testing.T) {
 		once.Do(func() { close(release) })
 	})
 }
+
+// poker sends "poke" to the slowpoke aggregate of its instance on Go.
+type poker struct{}
+
+func (poker) Name() string           { return "poker" }
+func (poker) InterestedIn() []string { return []string{"Go"} }
+func (poker) Correlate(e evoke.Event) evoke.Correlation {
+	return evoke.ByField(e, "id", evoke.Continue)
+}
+func (poker) Apply(s int, _ evoke.Event) int { return s }
+func (poker) Handle(s int, e evoke.Event) (int, []evoke.Command, error) {
+	return s + 1, []evoke.Command{evoke.NewCommand("poke", "slowpoke", e.InstanceID, nil)}, nil
+}
+
+// slowpoke's Execute blocks for aggregate "stuck" until release is closed.
+type slowpoke struct{ release chan struct{} }
+
+func (a slowpoke) Execute(_ struct{}, c evoke.Command) ([]evoke.Event, error) {
+	if c.AggregateID == "stuck" {
+		<-a.release
+	}
+	return []evoke.Event{evoke.NewEvent("Poked", nil)}, nil
+}
+func (slowpoke) Apply(s struct{}, _ evoke.Event) struct{} { return s }
+
+// TestExecuteTimeBound: an aggregate's Execute that does not return fails
+// its command after the time bound, inline and from the outbox, until the
+// command's instance is parked; the other instances' commands go on.
+func TestExecuteTimeBound(t *testing.T) {
+	for _, queue := range []bool{false, true} {
+		t.Run(fmt.Sprintf("queue=%v", queue), func(t *testing.T) {
+			eachStore(t, func(t *testing.T, st evokestore.Store) {
+				ctx := context.Background()
+				release := make(chan struct{})
+				var once sync.Once
+				t.Cleanup(func() { once.Do(func() { close(release) }) })
+				cfg := quietConfig()
+				cfg.StepTimeout = 200 * time.Millisecond
+				cfg.MaxAttempts = 2
+				cfg.QueueCommands = queue
+				rt := newRuntime(t, st, cfg)
+				if err := evoke.RegisterProcessManager(rt, poker{}, nil); err != nil {
+					t.Fatal(err)
+				}
+				if err := evoke.RegisterAggregate(rt, "slowpoke", slowpoke{release}); err != nil {
+					t.Fatal(err)
+				}
+				start(t, rt)
+				for _, id := range []string{"a", "stuck", "b"} {
+					appendEvent(t, rt, "go-"+id, "Go", map[string]string{"id": id})
+				}
+				evoketest.Eventually(t, 20*time.Second, "the stuck instance parked", func() bool {
+					in, _ := instance(t, st, "poker", "stuck")
+					return in.Status == evokestore.StatusParked
+				})
+				in, _ := instance(t, st, "poker", "stuck")
+				if !strings.Contains(in.LastError, evoke.ErrStepTimeout.Error()) {
+					t.Fatalf("stuck: last error %q; want %q", in.LastError, evoke.ErrStepTimeout)
+				}
+				for _, id := range []string{"a", "b"} {
+					// (The dispatcher may still be on its way to them.)
+					evoketest.Eventually(t, 20*time.Second, id+" poked", func() bool {
+						evs, err := st.ReadStream(ctx, evoke.StreamID("slowpoke", id), 0)
+						return err == nil && len(evs) > 0
+					})
+					evs, err := st.ReadStream(ctx, evoke.StreamID("slowpoke", id), 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if in, _ := instance(t, st, "poker", id); len(evs) != 1 || in.Status != evokestore.StatusRunning {
+						t.Fatalf("%s: %d events, %s; want poked once, running", id, len(evs), in.Status)
+					}
+				}
+				if rt.Stats().StepTimeouts < 2 {
+					t.Fatalf("Stats.StepTimeouts %d, want at least 2", rt.Stats().StepTimeouts)
+				}
+				once.Do(func() { close(release) })
+			})
+		})
+	}
+}

@@ -407,6 +407,18 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			break
 		}
 		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, lookupNone)
+		if errors.Is(err, ErrStepTimeout) {
+			// An aggregate overran: the commands wait in the outbox,
+			// and chaining stops.
+			for _, c := range now {
+				res.queued = append(res.queued, c)
+				if res.queuedIDs == nil {
+					res.queuedIDs = map[string]bool{}
+				}
+				res.queuedIDs[c.InstanceID] = true
+			}
+			break
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -354,6 +354,45 @@ const (
 // code does wrong (a panic, an error, an undecodable stream) rejects the
 // command.
 func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup) (*execution, error) {
+	bound := en.cfg.StepTimeout
+	if bound <= 0 {
+		return en.decideEach(ctx, tx, cmds, overlay, lookup, nil)
+	}
+	// Bounded: decided on a goroutine of their own, which is abandoned if
+	// an aggregate's Execute overruns (see watchdog.go).
+	w := &slot{}
+	type result struct {
+		x   *execution
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		x, err := en.decideEach(ctx, tx, cmds, overlay, lookup, w)
+		done <- result{x, err}
+	}()
+	tick := max(bound/4, time.Millisecond)
+	timer := time.NewTimer(tick)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.x, r.err
+		case <-timer.C:
+			timer.Reset(tick)
+		}
+		if began := w.began.Load(); began != 0 && time.Since(time.Unix(0, began)) > bound {
+			w.abandoned.Store(true)
+			c := &cmds[w.idx.Load()]
+			en.counters.StepTimeouts.Add(1)
+			en.log.Error("an aggregate's Execute overran its time bound; its goroutine is abandoned", "aggregate_type", c.AggregateType,
+				"aggregate_id", c.AggregateID, "command", c.ID, "command_type", c.Type, "bound", bound)
+			return nil, fmt.Errorf("%w: %s.Execute(%s) of command %s ran longer than %v", ErrStepTimeout, c.AggregateType, c.Type, c.ID, bound)
+		}
+	}
+}
+
+// decideEach is decideAll, publishing each Execute in w (nil: unwatched).
+func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup, w *slot) (*execution, error) {
 	x := &execution{
 		results:  make([]CommandResult, len(cmds)),
 		appends:  make([]evokestore.NewEvent, 0, len(cmds)),
@@ -404,7 +443,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 			x.outcomes = append(x.outcomes, out)
 			continue
 		}
-		evs, reason := en.decide(ctx, tx, cache, c)
+		evs, reason := en.decide(ctx, tx, cache, c, w, i)
 		if reason != "" {
 			reason = evokestore.Text(reason)
 			x.rejected++
@@ -611,7 +650,7 @@ func (en *Engine) preload(ctx context.Context, tx evokestore.Querier, cmds []evo
 
 // decide runs one command against its aggregate's current state and returns
 // its events, or a rejection reason.
-func (en *Engine) decide(ctx context.Context, tx evokestore.Querier, cache map[string]*aggState, c *evokestore.OutboxCommand) (evs []NewEvent, reason string) {
+func (en *Engine) decide(ctx context.Context, tx evokestore.Querier, cache map[string]*aggState, c *evokestore.OutboxCommand, w *slot, i int) (evs []NewEvent, reason string) {
 	agg := en.aggregates[c.AggregateType]
 	if agg == nil {
 		return nil, fmt.Sprintf("unknown aggregate type %q", c.AggregateType)
@@ -638,7 +677,9 @@ func (en *Engine) decide(ctx context.Context, tx evokestore.Querier, cache map[s
 			evs, reason = nil, fmt.Sprintf("panic in %s.Execute(%s): %v\n%s", c.AggregateType, c.Type, p, debug.Stack())
 		}
 	}()
+	w.begin(i)
 	evs, err := agg.Execute(as.state, c)
+	w.end()
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -1489,6 +1489,13 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	}
 	var err error
 	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone)
+	if errors.Is(err, ErrStepTimeout) {
+		// An aggregate overran: the dispatcher runs the commands, and
+		// parks the instance if it keeps overrunning.
+		b.exec = nil
+		b.queue(now)
+		return nil
+	}
 	return err
 }
 
