@@ -385,7 +385,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 				}
 				x.appends = append(x.appends, evokestore.NewEvent{
 					ID: RejectionEventID(c.ID), StreamID: RejectionStreamID(c.ID), StreamVersion: 1,
-					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
+					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, Values: c.Values, RecordedAt: now,
 				})
 				x.owner = append(x.owner, i)
 			}
