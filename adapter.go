@@ -90,10 +90,13 @@ type pmAdapter[S any] struct {
 	deadlines Deadliner[S]
 	strict    bool
 	timeout   time.Duration
+	// timed makes Step measure Apply and Handle (StepResult.Took), for
+	// telemetry.
+	timed bool
 }
 
-func newPMAdapter[S any](pm ProcessManager[S]) *pmAdapter[S] {
-	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn()}
+func newPMAdapter[S any](pm ProcessManager[S], timed bool) *pmAdapter[S] {
+	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn(), timed: timed}
 	a.comp, _ = pm.(Compensator[S])
 	a.done, _ = pm.(Completer[S])
 	a.status, _ = pm.(StatusReporter[S])
@@ -151,6 +154,10 @@ func (a *pmAdapter[S]) Phase(state any) (phase string) {
 func (a *pmAdapter[S]) Step(state any, r *evokestore.Event) (res engine.StepResult, err error) {
 	e := fromRecord(r)
 	s := state.(S)
+	var began time.Time
+	if a.timed {
+		began = time.Now()
+	}
 	func() {
 		defer recovered(a.name+".Apply", &err)
 		s = a.pm.Apply(s, e)
@@ -165,6 +172,9 @@ func (a *pmAdapter[S]) Step(state any, r *evokestore.Event) (res engine.StepResu
 	}()
 	if err != nil {
 		return res, fmt.Errorf("%s.Handle(%s): %w", a.name, e.Type, err)
+	}
+	if a.timed {
+		res.Took = time.Since(began)
 	}
 	res.State = s
 	if res.Commands, err = engineCommands(cmds, r.Values, e.Metadata.Values); err != nil {

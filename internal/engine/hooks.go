@@ -2,7 +2,8 @@ package engine
 
 import "time"
 
-// Telemetry kinds, the seed's table plus retry, park and timeout.
+// Telemetry kinds, the seed's table plus retry, park, timeout, transition
+// and step.
 const (
 	TelemetryStart      = "start"
 	TelemetryStop       = "stop"
@@ -12,6 +13,7 @@ const (
 	TelemetryPark       = "park"
 	TelemetryTimeout    = "timeout"
 	TelemetryTransition = "transition"
+	TelemetryStep       = "step"
 )
 
 // Telemetry is one telemetry event, emitted after the transaction that made
@@ -31,6 +33,12 @@ type Telemetry struct {
 	EventType      string
 	Attempt        int
 	Err            string
+	// Stack is the trimmed stack of a recovered panic that failed a step
+	// (retry, park).
+	Stack string
+	// Values are the metadata values (JSON) of the event stepped (step,
+	// transition, stop, retry, park) or of the command produced (command).
+	Values []byte
 }
 
 // Hooks receives telemetry. Implementations must be fast and safe for

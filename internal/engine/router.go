@@ -1175,7 +1175,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 			Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
 			Payload: c.Payload, CorrelationID: correlation, CausationID: ev.ID, Values: c.Values, CreatedAt: now,
 		})
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id, Values: c.Values})
 	}
 	var cmdsJSON []byte
 	if len(refs) > 0 {
@@ -1197,19 +1197,22 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		}
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: d.Name})
 	}
+	if _, off := r.en.cfg.Hooks.(NopHooks); !off {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStep, SystemTime: now, Duration: res.Took, ProcessManager: r.name, InstanceID: g.id, EventType: eventType, Values: ev.Values})
+	}
 	g.history = append(g.history, evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
 		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
 		Commands: cmdsJSON, RecordedAt: now, Node: r.en.cfg.NodeID, LeaseToken: g.token,
 	})
 	if before != res.Phase {
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
 	}
 	done := wasDone || it.kind == RouteStop || res.Completed
 	if done && !wasDone {
 		inst.Status = evokestore.StatusCompleted
 		inst.CompletedAt = now
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
 	}
 	// Deadlines: rewritten after every step with the new version, so that a
 	// deadline the instance has moved past can never fire.
@@ -1232,18 +1235,19 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 // with backoff or, past the attempt limit, parked.
 func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event, err error, now time.Time, replay bool) {
 	inst.Attempts++
-	inst.LastError = evokestore.Text(err.Error())
+	inst.LastError = ErrorText(err) // with a panic's stack
+	msg, stack := evokestore.Text(err.Error()), PanicStack(err)
 	inst.UpdatedAt = now
 	kind := evokestore.KindFailed
 	if inst.Attempts >= r.en.cfg.MaxAttempts {
 		inst.Status = evokestore.StatusParked
 		inst.NextAttemptAt = time.Time{}
 		kind = evokestore.KindParked
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: msg, Stack: stack, Values: ev.Values})
 	} else {
 		inst.Status = evokestore.StatusFailing
 		inst.NextAttemptAt = now.Add(r.en.backoff(inst.Attempts))
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryRetry, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: inst.LastError})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryRetry, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: msg, Stack: stack, Values: ev.Values})
 	}
 	if !replay {
 		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: inst.LastError})
