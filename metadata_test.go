@@ -17,7 +17,8 @@ import (
 // aggregate for hop 1 (setting "user" over the event's and removing
 // "drop"), the first Hopped for hop 2 (with no values of its own), the
 // second completes it. An Opened with Reject asks for a command the
-// hopper rejects; the $rejected event's tenant is kept in the state.
+// hopper rejects: Compensate answers it with hop 9, and the $rejected
+// event's tenant is kept in the state.
 type tenancy struct{}
 
 type tenancyState struct {
@@ -66,6 +67,13 @@ func (tenancy) Handle(s tenancyState, e evoke.Event) (tenancyState, []evoke.Comm
 	return s, nil, nil
 }
 
+// Compensate answers a rejected command with hop 9, which carries the
+// rejected command's values.
+func (tenancy) Compensate(_ tenancyState, f evoke.FailedCommand) ([]evoke.Command, bool) {
+	id := f.Command.AggregateID
+	return []evoke.Command{evoke.NewCommand("hop", "hopper", id, hopData{ID: id, Hop: 9})}, true
+}
+
 // hopper appends Hopped for a hop, with its own "stage" value; it rejects
 // "refuse".
 type hopper struct{}
@@ -90,7 +98,9 @@ const testTraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
 // A tenant and a trace context set on the event that starts a saga reach
 // the aggregate's events two steps later, on the outbox path, inline and
 // with chained steps; a command's own values are set over the ones it
-// carries (and "" removes one), an aggregate's event's over its command's.
+// carries (and "" removes one), an aggregate's event's over its command's;
+// a rejected command's values reach the $rejected event and Compensate's
+// commands; a dispatched command's reach its events.
 func TestMetadataFollowsTheWork(t *testing.T) {
 	t.Parallel()
 	modes := []struct {
@@ -142,6 +152,13 @@ func TestMetadataFollowsTheWork(t *testing.T) {
 				}
 				if s.RejectedTenant != "acme" {
 					t.Fatalf("$rejected event tenant %q, want acme", s.RejectedTenant)
+				}
+				evoketest.Eventually(t, 20*time.Second, "the compensation's event", func() bool {
+					return len(readStream(t, st, evoke.StreamID("hopper", "t2"))) == 1
+				})
+				evs = readStream(t, st, evoke.StreamID("hopper", "t2"))
+				if want := map[string]string{"tenant": "acme", "user": "alice", "drop": "x", evoke.TraceParentKey: testTraceParent, "stage": "hop-9"}; !maps.Equal(values(t, evs[0]), want) {
+					t.Fatalf("compensation's event values %v, want %v", values(t, evs[0]), want)
 				}
 
 				// A command dispatched from outside: its events carry its values.
