@@ -2,8 +2,8 @@ package engine
 
 import "time"
 
-// Telemetry kinds, the seed's table plus retry, park, timeout, transition
-// and step.
+// Telemetry kinds, evoq's table plus retry, park, timeout, transition and
+// step.
 const (
 	TelemetryStart      = "start"
 	TelemetryStop       = "stop"
