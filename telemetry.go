@@ -10,8 +10,8 @@ import (
 // TelemetryKind names a telemetry event.
 type TelemetryKind string
 
-// Telemetry kinds: evoq's start, stop, command and compensate, and
-// evoke's retry, park, timeout, transition and step.
+// Telemetry kinds: the seed's start, stop, command and compensate, and
+// evoke's retry, park, timeout and transition.
 const (
 	TelemetryStart      TelemetryKind = engine.TelemetryStart
 	TelemetryStop       TelemetryKind = engine.TelemetryStop

@@ -2,8 +2,7 @@ package engine
 
 import "time"
 
-// Telemetry kinds, evoq's table plus retry, park, timeout, transition and
-// step.
+// Telemetry kinds, the seed's table plus retry, park and timeout.
 const (
 	TelemetryStart      = "start"
 	TelemetryStop       = "stop"
@@ -13,7 +12,7 @@ const (
 	TelemetryPark       = "park"
 	TelemetryTimeout    = "timeout"
 	TelemetryTransition = "transition"
-	TelemetryStep       = "step"
+	TelemetryStep       = "step" // a committed step, with its duration
 )
 
 // Telemetry is one telemetry event, emitted after the transaction that made
