@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -230,8 +231,16 @@ func TestPanicStackIsKept(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(logs.String(), frame) {
-			t.Fatalf("the log lacks the stack: %s", logs.String())
+		if !strings.Contains(logs.String(), `err="rec.Handle(Start): panic in rec.Handle: handle exploded on p1" stack="goroutine `) ||
+			!strings.Contains(logs.String(), frame) {
+			t.Fatalf("the log lacks the message and the stack apart: %s", logs.String())
+		}
+		// An aggregate's panic rejects its command with the same text.
+		_, err := rt.Dispatch(context.Background(), evoke.NewCommand("explode", "ledger", "x", nil))
+		var re *evoke.RejectedError
+		if !errors.As(err, &re) || !strings.HasPrefix(re.Reason, "panic in ledger.Execute(explode): aggregate exploded\n\ngoroutine ") ||
+			!strings.Contains(re.Reason, "evoke_test.ledger.Execute") || strings.Contains(re.Reason, "runtime/debug.Stack") {
+			t.Fatalf("explode: %v, want a rejection with the message and the stack", err)
 		}
 	})
 }

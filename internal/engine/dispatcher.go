@@ -579,7 +579,7 @@ func (en *Engine) decide(ctx context.Context, tx evokestore.Querier, cache map[s
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			evs, reason = nil, fmt.Sprintf("panic in %s.Execute(%s): %v\n%s", c.AggregateType, c.Type, p, debug.Stack())
+			evs, reason = nil, fmt.Sprintf("panic in %s.Execute(%s): %v\n\n%s", c.AggregateType, c.Type, p, TrimStack(debug.Stack()))
 		}
 	}()
 	evs, err := agg.Execute(as.state, c)

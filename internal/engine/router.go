@@ -720,11 +720,11 @@ func (r *router) finish(b *batch) {
 				r.en.counters.Steps.Add(1)
 			case evokestore.KindFailed:
 				r.en.counters.Failures.Add(1)
-				r.en.log.Warn("step failed; will retry", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempt", g.write.Attempts, "retry_at", g.write.NextAttemptAt, "err", h.Error)
+				r.en.log.Warn("step failed; will retry", append([]any{"process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempt", g.write.Attempts, "retry_at", g.write.NextAttemptAt}, errorAttrs(h.Error)...)...)
 			case evokestore.KindParked:
 				r.en.counters.Failures.Add(1)
 				r.en.counters.Parked.Add(1)
-				r.en.log.Error("instance parked", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempts", g.write.Attempts, "err", h.Error)
+				r.en.log.Error("instance parked", append([]any{"process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempts", g.write.Attempts}, errorAttrs(h.Error)...)...)
 			}
 		}
 		for _, ts := range tels {

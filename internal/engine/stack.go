@@ -72,3 +72,12 @@ func TrimStack(stack []byte) string {
 	}
 	return evokestore.Text(s)
 }
+
+// errorAttrs returns the log attributes of an error text as ErrorText
+// makes it: "err" with its message and, for a recovered panic, "stack".
+func errorAttrs(text string) []any {
+	if i := strings.Index(text, "\n\ngoroutine "); i >= 0 {
+		return []any{"err", text[:i], "stack", text[i+2:]}
+	}
+	return []any{"err", text}
+}
