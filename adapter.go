@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"time"
 	"unicode/utf8"
@@ -47,6 +48,30 @@ func encodeValues(v map[string]string) ([]byte, error) {
 	return b, err
 }
 
+// inheritValues returns the encoded metadata values of a command or event
+// produced for the message whose values are base (encoded) and baseMap
+// (decoded): base's keys, with own's set over them and a key own sets to
+// "" removed (see Metadata). Without own values, base is carried as it is.
+func inheritValues(base []byte, baseMap, own map[string]string) ([]byte, error) {
+	if len(own) == 0 {
+		return base, nil
+	}
+	var m map[string]string
+	if len(baseMap) > 0 {
+		m = maps.Clone(baseMap)
+	} else {
+		m = make(map[string]string, len(own))
+	}
+	for k, v := range own {
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return encodeValues(m)
+}
+
 // recovered turns a panic into a *PanicError in *err.
 func recovered(where string, err *error) {
 	if p := recover(); p != nil {
@@ -67,10 +92,13 @@ type pmAdapter[S any] struct {
 	discarder Discarder
 	strict    bool
 	timeout   time.Duration
+	// timed makes Step measure Apply and Handle (StepResult.Took), for
+	// telemetry.
+	timed bool
 }
 
-func newPMAdapter[S any](pm ProcessManager[S]) *pmAdapter[S] {
-	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn()}
+func newPMAdapter[S any](pm ProcessManager[S], timed bool) *pmAdapter[S] {
+	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn(), timed: timed}
 	a.comp, _ = pm.(Compensator[S])
 	a.done, _ = pm.(Completer[S])
 	a.status, _ = pm.(StatusReporter[S])
@@ -166,6 +194,10 @@ func (a *pmAdapter[S]) Step(state any, id string, r *evokestore.Event) (res engi
 	e := fromRecord(r)
 	e.InstanceID = id
 	s := state.(S)
+	var began time.Time
+	if a.timed {
+		began = time.Now()
+	}
 	func() {
 		defer recovered(a.name+".Apply", &err)
 		s = a.pm.Apply(s, e)
@@ -181,8 +213,11 @@ func (a *pmAdapter[S]) Step(state any, id string, r *evokestore.Event) (res engi
 	if err != nil {
 		return res, fmt.Errorf("%s.Handle(%s): %w", a.name, e.Type, err)
 	}
+	if a.timed {
+		res.Took = time.Since(began)
+	}
 	res.State = s
-	if res.Commands, err = engineCommands(cmds); err != nil {
+	if res.Commands, err = engineCommands(cmds, r.Values, e.Metadata.Values); err != nil {
 		return res, fmt.Errorf("%s.Handle(%s): %w", a.name, e.Type, err)
 	}
 	res.Phase = a.Phase(s)
@@ -220,7 +255,7 @@ func (a *pmAdapter[S]) Compensate(state any, failed engine.FailedCommand) (cmds 
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	cmds, err = engineCommands(out)
+	cmds, err = engineCommands(out, failed.Command.Values, fc.Command.Metadata.Values)
 	return cmds, ok, err
 }
 
@@ -238,13 +273,16 @@ func failedCommand(failed engine.FailedCommand) FailedCommand {
 	return fc
 }
 
-func engineCommands(cmds []Command) ([]engine.Command, error) {
+// engineCommands checks and converts the commands a step produced for the
+// event (or rejected command) whose metadata values are base and baseMap:
+// each command carries them, its own set over them (inheritValues).
+func engineCommands(cmds []Command, base []byte, baseMap map[string]string) ([]engine.Command, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
 	out := make([]engine.Command, len(cmds))
 	for i, c := range cmds {
-		values, err := encodeValues(c.Metadata.Values)
+		values, err := inheritValues(base, baseMap, c.Metadata.Values)
 		if err == nil {
 			err = c.validate()
 		}
@@ -284,7 +322,7 @@ func (a *aggAdapter[S]) Execute(state any, c *evokestore.OutboxCommand) ([]engin
 	// from Execute does: the command is rejected with the reason.
 	out := make([]engine.NewEvent, len(evs))
 	for i, e := range evs {
-		values, err := encodeValues(e.Metadata.Values)
+		values, err := inheritValues(c.Values, cmd.Metadata.Values, e.Metadata.Values)
 		if err == nil {
 			err = errors.Join(e.err, evokestore.CheckID("event type", e.Type))
 			if err == nil && !e.dataChecked() {

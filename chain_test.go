@@ -193,9 +193,9 @@ func TestChainedStepsAreStoredAsUnchained(t *testing.T) {
 			evoketest.Eventually(t, 10*time.Second, "every relay completes", func() bool { return rt.Stats().Completed == n })
 			for k := range n {
 				verifyRelay(t, st, fmt.Sprintf("r%02d", k), []string{"Begin", "Relayed", "Relayed", "Relayed"})
-				// Telemetry, chained or not: started, three commands and
-				// four transitions in order, stopped.
-				want := []string{"start", "command", "transition", "command", "transition", "command", "transition", "transition", "stop"}
+				// Telemetry, chained or not: started, three commands, four
+				// steps and transitions in order, stopped.
+				want := []string{"start", "command", "step", "transition", "command", "step", "transition", "command", "step", "transition", "step", "transition", "stop"}
 				if got := tel.kinds(fmt.Sprintf("r%02d", k)); !slices.Equal(got, want) {
 					t.Fatalf("r%02d telemetry %v, want %v", k, got, want)
 				}

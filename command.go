@@ -24,8 +24,11 @@ type Command struct {
 	AggregateID string
 	// Payload is the command's JSON payload; see Decode.
 	Payload json.RawMessage
-	// Metadata carries lineage: the runtime sets CausationID to the
-	// triggering event's ID and CorrelationID to the event's correlation ID.
+	// Metadata carries lineage and user key/values: for a command a process
+	// manager produces, the runtime sets CausationID to the triggering
+	// event's ID, CorrelationID to the event's correlation ID, and carries
+	// the event's Values, the command's own set over them (a key set to ""
+	// is removed; see Metadata).
 	Metadata Metadata
 
 	err error // from NewCommand, reported when the command is used

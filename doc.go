@@ -67,6 +67,22 @@
 //	rt.Start(ctx)
 //	defer rt.Stop(ctx)
 //
+// # Metadata
+//
+// Every event and command has Metadata: a correlation ID, a causation ID
+// and user Values (a tenant, a user, a trace context). The runtime carries
+// them along the work, so that a key set on the event that starts a
+// business process reaches every command and event it causes: a command a
+// process manager produces carries the Values of the event it reacts to,
+// and an event an aggregate appends carries the Values of its command. A
+// command or event sets its own Values over the ones it carries, key by
+// key, and removes one by setting it to "". A rejected command's Values
+// reach the process manager on its $rejected event (and so Compensate's
+// commands); timeouts and deadlines carry none. The W3C trace context
+// travels the same way under TraceParentKey and TraceStateKey: package
+// evokeotel writes it onto an event (Inject) and makes its spans children
+// of the trace it finds there.
+//
 // # Input
 //
 // Both stores take the same input, checked where it enters the runtime and

@@ -37,12 +37,20 @@ var (
 type PanicError struct {
 	// Where names the callback, e.g. "order_fulfillment.Handle".
 	Where string
+	// Value is what was passed to panic.
 	Value any
+	// Stack is the panicking goroutine's stack (runtime/debug.Stack).
 	Stack []byte
 }
 
 // Error describes the panic and where it happened.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic in %s: %v", e.Where, e.Value) }
+
+// StackTrace returns Stack. The runtime stores it, trimmed to the frames
+// from the panicking function on, after the error's message as the
+// instance's last error (what evoke show and the UI display), logs it,
+// and passes it to telemetry (Telemetry.Stack).
+func (e *PanicError) StackTrace() []byte { return e.Stack }
 
 // RejectedError is a command's rejection by its aggregate (a business
 // error), as recorded and passed to Compensate.

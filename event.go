@@ -53,14 +53,39 @@ type Event struct {
 }
 
 // Metadata carries an event's or command's lineage and user key/values.
+//
+// The runtime carries metadata along the work: a command a process manager
+// produces (from Handle or Compensate) has the correlation ID of the event
+// it reacts to, that event's ID as causation ID, and that event's Values;
+// an event an aggregate appends for a command has the command's
+// correlation ID, the command's ID as causation ID, and the command's
+// Values. A command's or event's own Values are set over the ones it
+// carries, key by key, and a key it sets to "" is removed. The $rejected
+// event a process manager sees for a rejected command carries that
+// command's Values, so that Compensate's commands carry them too; timeouts
+// and deadlines carry none. Events a caller appends (Append) and commands
+// it dispatches (Dispatch) have only the Values the caller gives them.
 type Metadata struct {
 	// CorrelationID ties together everything one business process caused.
 	CorrelationID string
 	// CausationID is the ID of the message that directly caused this one.
 	CausationID string
-	// Values holds user key/values.
+	// Values holds user key/values, such as a tenant, a user or a trace
+	// context (the W3C keys TraceParentKey and TraceStateKey, which package
+	// evokeotel writes and reads). Keys are identifiers (see the package
+	// documentation); a command's or event's Values are carried onto the
+	// work it causes.
 	Values map[string]string
 }
+
+// Metadata keys of the W3C trace context (https://www.w3.org/TR/trace-context/),
+// carried in Metadata.Values like any other key, so that one trace spans a
+// business process from the event that starts it to the last command.
+// Package evokeotel writes them (Inject) and reads them.
+const (
+	TraceParentKey = "traceparent"
+	TraceStateKey  = "tracestate"
+)
 
 // NewEvent returns an event of the given type with data encoded as JSON, for
 // Aggregate.Execute to return or Runtime.Append to record. An encoding error

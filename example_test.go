@@ -11,6 +11,7 @@ import (
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokesqlite"
+	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
@@ -75,4 +76,51 @@ func ExampleByField() {
 	// Output:
 	// continue(order-9)
 	// error
+}
+
+// Metadata values set on the event that places an order (a tenant and
+// the user who placed it) reach every command and event the order causes,
+// without the process manager or the aggregates copying them.
+func ExampleMetadata() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "evoke-example")
+	defer os.RemoveAll(dir)
+	store, err := evokesqlite.Open(ctx, filepath.Join(dir, "orders.db"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+
+	rt, _ := evoke.New(store, &evoke.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := orderfulfillment.Register(rt, orderfulfillment.Fulfillment{}); err != nil {
+		panic(err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer rt.Stop(ctx)
+
+	placed := evoke.NewEvent(orderfulfillment.EventOrderPlaced, orderfulfillment.OrderPlaced{
+		OrderID: "order-1", CustomerID: "c-7", Items: []orderfulfillment.Item{{SKU: "book", Qty: 1}}, Amount: 1999,
+	})
+	placed.Metadata.Values = map[string]string{"tenant": "acme", "user": "ann"}
+	if _, err := rt.Append(ctx, "order-1", evoke.NoStream, placed); err != nil {
+		panic(err)
+	}
+	for {
+		insts, _ := store.Instances(ctx, orderfulfillment.Name, []string{"order-1"})
+		if len(insts) == 1 && insts[0].Status.Done() {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	evs, _ := store.ReadLog(ctx, evokestore.LogQuery{Limit: 100})
+	for _, e := range evs {
+		fmt.Printf("%s %s\n", e.Type, e.Values)
+	}
+	// Output:
+	// OrderPlaced {"tenant":"acme","user":"ann"}
+	// PaymentReceived {"tenant":"acme","user":"ann"}
+	// InventoryReserved {"tenant":"acme","user":"ann"}
+	// ItemShipped {"tenant":"acme","user":"ann"}
 }

@@ -95,7 +95,7 @@ func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *Proc
 	if opts != nil {
 		o = *opts
 	}
-	rt.eng.AddProcessManager(newPMAdapter(pm), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands,
+	rt.eng.AddProcessManager(newPMAdapter(pm, rt.cfg.Hooks != nil), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands,
 		StepTimeout: o.StepTimeout})
 	return nil
 }

@@ -1,6 +1,7 @@
 package evoke
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/evoke-go/evoke/internal/engine"
@@ -23,13 +24,21 @@ const (
 	TelemetryTimeout    TelemetryKind = engine.TelemetryTimeout
 	TelemetryTransition TelemetryKind = engine.TelemetryTransition
 	TelemetrySkip       TelemetryKind = engine.TelemetrySkip
+	// TelemetryStep is emitted for every step an instance commits, with
+	// Duration the time its Apply and Handle took and EventType the event
+	// as Handle saw it.
+	TelemetryStep TelemetryKind = engine.TelemetryStep
 )
 
 // Telemetry is one telemetry event. It is emitted after the transaction that
-// made it true committed. Which fields are set depends on Kind, following the
-// seed's table: start (SystemTime; Name, ProcessID), stop (Duration; Name,
-// ProcessID, FinalState), command (SystemTime; Name, CommandType), compensate
-// (SystemTime; Name, FailedCommand).
+// made it true committed. Which fields are set depends on Kind: start
+// (SystemTime; Name, ProcessID), stop (Duration, the instance's lifetime;
+// Name, ProcessID, FinalState, Values), command (SystemTime; Name,
+// CommandType, CommandID, Values), compensate (SystemTime; Name,
+// FailedCommand), step (Duration, the time Apply and Handle took; Name,
+// ProcessID, EventType, Values), retry and park (Name, ProcessID,
+// EventType, Attempt, Err, Stack, Values), transition (FromStatus,
+// ToStatus, EventType, Values).
 type Telemetry struct {
 	Kind       TelemetryKind
 	SystemTime time.Time
@@ -48,6 +57,14 @@ type Telemetry struct {
 	EventType            string
 	Attempt              int
 	Err                  string
+	// Stack is the stack of a recovered panic (PanicError) that failed the
+	// step, trimmed to the frames from the panicking function on (retry,
+	// park).
+	Stack string
+	// Values are the metadata values of the event stepped or of the
+	// command produced, among them the trace context (TraceParentKey) that
+	// evokeotel makes its spans children of.
+	Values map[string]string
 }
 
 // Hooks receives telemetry; evokeotel implements it with OpenTelemetry.
@@ -61,10 +78,14 @@ type Hooks interface {
 type hooksAdapter struct{ h Hooks }
 
 func (a hooksAdapter) Telemetry(t engine.Telemetry) {
-	a.h.Telemetry(Telemetry{
+	pt := Telemetry{
 		Kind: TelemetryKind(t.Kind), SystemTime: t.SystemTime, Duration: t.Duration, Name: t.ProcessManager,
 		ProcessID: t.InstanceID, FinalState: t.FinalState, CommandType: t.CommandType, CommandID: t.CommandID,
 		FailedCommand: t.FailedCommand, FromStatus: t.FromPhase, ToStatus: t.ToPhase, EventType: t.EventType,
-		Attempt: t.Attempt, Err: t.Err,
-	})
+		Attempt: t.Attempt, Err: t.Err, Stack: t.Stack,
+	}
+	if len(t.Values) > 0 {
+		_ = json.Unmarshal(t.Values, &pt.Values)
+	}
+	a.h.Telemetry(pt)
 }

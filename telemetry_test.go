@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -137,4 +138,109 @@ func TestTelemetryMatchesEvoqsTable(t *testing.T) {
 			t.Errorf("logs lack %q", want)
 		}
 	}
+}
+
+// spin works for at least a microsecond of CPU, so that a step that calls
+// it takes measurable time on any machine.
+func spin() int {
+	n := 0
+	for i := range 100000 {
+		n += i % 7
+	}
+	return n
+}
+
+// spinner is tenancy with a Handle that spins first.
+type spinner struct{ tenancy }
+
+func (spinner) Name() string { return "spinner" }
+
+func (p spinner) Handle(s tenancyState, e evoke.Event) (tenancyState, []evoke.Command, error) {
+	if spin() < 0 {
+		return s, nil, nil
+	}
+	return p.tenancy.Handle(s, e)
+}
+
+// Every committed step emits step telemetry with the time its Apply and
+// Handle took, the event type and the event's metadata values.
+func TestStepTelemetryHasDurations(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st evokestore.Store) {
+		hooks := &recordedHooks{}
+		cfg := quietConfig()
+		cfg.Hooks = hooks
+		rt := newRuntime(t, st, cfg)
+		if err := evoke.RegisterAggregate(rt, "hopper", hopper{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := evoke.RegisterProcessManager(rt, spinner{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		e := evoke.NewEvent("Opened", hopData{ID: "s1"})
+		e.Metadata.Values = map[string]string{"tenant": "acme"}
+		if _, err := rt.Append(context.Background(), "open-s1", evoke.NoStream, e); err != nil {
+			t.Fatal(err)
+		}
+		evoketest.Eventually(t, 0, "the saga stops", func() bool { return len(hooks.of(evoke.TelemetryStop, "s1")) == 1 })
+		var types []string
+		for _, s := range hooks.of(evoke.TelemetryStep, "s1") {
+			if s.Name != "spinner" || s.Duration <= 0 || s.Values["tenant"] != "acme" {
+				t.Errorf("step telemetry %+v, want the name, a duration and the tenant", s)
+			}
+			types = append(types, s.EventType)
+		}
+		if !slices.Equal(types, []string{"Opened", "Hopped", "Hopped"}) {
+			t.Errorf("step telemetry for %v, want Opened, Hopped, Hopped", types)
+		}
+	})
+}
+
+// A panic's stack, from the panicking function on, is logged, kept after
+// the message in the instance's last error and history, and passed to
+// retry and park telemetry.
+func TestPanicStackIsKept(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st evokestore.Store) {
+		hooks := &recordedHooks{}
+		logs := &syncBuffer{}
+		cfg := quietConfig()
+		cfg.Hooks = hooks
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		rt := newRuntime(t, st, cfg)
+		rh := &recorderHooks{}
+		rh.setPanic("p1", true)
+		if err := evoke.RegisterProcessManager(rt, recorder{name: "rec", hooks: rh}, nil); err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		appendEvent(t, rt, "s-p1", "Start", recData{ID: "p1"})
+		evoketest.Eventually(t, 0, "the instance parks", func() bool { return len(hooks.of(evoke.TelemetryPark, "p1")) == 1 })
+		const frame = "evoke_test.recorder.Handle"
+		in, _ := instance(t, st, "rec", "p1")
+		msg, stack, _ := strings.Cut(in.LastError, "\n\n")
+		if !strings.Contains(msg, "panic in rec.Handle: handle exploded on p1") || !strings.HasPrefix(stack, "goroutine ") ||
+			!strings.Contains(stack, frame) || strings.Contains(stack, "runtime/debug.Stack") {
+			t.Fatalf("last error %q: want the message, then the stack from Handle on", in.LastError)
+		}
+		for _, kind := range []evoke.TelemetryKind{evoke.TelemetryRetry, evoke.TelemetryPark} {
+			for _, tel := range hooks.of(kind, "p1") {
+				if !strings.Contains(tel.Stack, frame) || strings.Contains(tel.Err, "goroutine") {
+					t.Fatalf("%s telemetry err %q, stack %q: want the message and the stack apart", kind, tel.Err, tel.Stack)
+				}
+			}
+		}
+		if !strings.Contains(logs.String(), `err="rec.Handle(Start): panic in rec.Handle: handle exploded on p1" stack="goroutine `) ||
+			!strings.Contains(logs.String(), frame) {
+			t.Fatalf("the log lacks the message and the stack apart: %s", logs.String())
+		}
+		// An aggregate's panic rejects its command with the same text.
+		_, err := rt.Dispatch(context.Background(), evoke.NewCommand("explode", "ledger", "x", nil))
+		var re *evoke.RejectedError
+		if !errors.As(err, &re) || !strings.HasPrefix(re.Reason, "panic in ledger.Execute(explode): aggregate exploded\n\ngoroutine ") ||
+			!strings.Contains(re.Reason, "evoke_test.ledger.Execute") || strings.Contains(re.Reason, "runtime/debug.Stack") {
+			t.Fatalf("explode: %v, want a rejection with the message and the stack", err)
+		}
+	})
 }

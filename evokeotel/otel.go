@@ -10,6 +10,19 @@
 // nodes), and each park a span with an error status, so that traces show
 // which business processes ran and which got stuck.
 //
+// Each committed step becomes a span (evoke.step) and a sample of the
+// histogram evoke.process_manager.step.duration (the time Apply and Handle
+// took, by process manager and event type), each command a span
+// (evoke.command), and each failed step a span with an error status
+// (evoke.retry, or evoke.park for the last attempt) holding an exception
+// event, with the stack of a recovered panic as exception.stacktrace.
+//
+// One trace spans a business process end to end: Inject writes the
+// current span's W3C trace context into an event's metadata before it is
+// appended, the runtime carries it onto every command and event the
+// process causes (see evoke.Metadata), and the spans above are children of
+// the trace context they find in the metadata of their event or command.
+//
 // ObserveRuntime adds the runtime's own counters (evoke.Stats) as
 // observable metrics, among them the routers' prepare and write time: the
 // rate of evoke.router.write.time is how busy the store's writer is.
@@ -23,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/evoke-go/evoke"
@@ -41,7 +55,44 @@ const (
 	AttrToStatus       = attribute.Key("evoke.to_status")
 	AttrEventType      = attribute.Key("evoke.event_type")
 	AttrAttempt        = attribute.Key("evoke.attempt")
+	AttrCommandID      = attribute.Key("evoke.command_id")
 )
+
+// Keys of the exception event on a failed step's span (OpenTelemetry's
+// semantic conventions for exceptions).
+const (
+	attrExceptionType       = attribute.Key("exception.type")
+	attrExceptionMessage    = attribute.Key("exception.message")
+	attrExceptionStacktrace = attribute.Key("exception.stacktrace")
+)
+
+// traceContext reads and writes the W3C trace context.
+var traceContext = propagation.TraceContext{}
+
+// Inject writes the trace context of ctx's span into md.Values, under
+// evoke.TraceParentKey and evoke.TraceStateKey, so that the spans of the
+// work an event (or a dispatched command) causes join that trace. Call it
+// on an event before appending it. Without a valid span context in ctx it
+// writes nothing.
+func Inject(ctx context.Context, md *evoke.Metadata) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	if md.Values == nil {
+		md.Values = make(map[string]string, 2)
+	}
+	traceContext.Inject(ctx, propagation.MapCarrier(md.Values))
+}
+
+// Extract returns ctx with the remote span context found in metadata
+// values (evoke.Metadata.Values, evoke.Telemetry.Values), if any, as the
+// parent of the spans started from it.
+func Extract(ctx context.Context, values map[string]string) context.Context {
+	if values[evoke.TraceParentKey] == "" {
+		return ctx
+	}
+	return traceContext.Extract(ctx, propagation.MapCarrier(values))
+}
 
 // Options configure Hooks; nil means the defaults.
 type Options struct {
@@ -56,7 +107,7 @@ type Hooks struct {
 	tracer trace.Tracer
 
 	starts, stops, commands, compensations, retries, parks, timeouts, transitions metric.Int64Counter
-	lifetime                                                                      metric.Float64Histogram
+	lifetime, stepDuration                                                        metric.Float64Histogram
 }
 
 var _ evoke.Hooks = (*Hooks)(nil)
@@ -93,6 +144,10 @@ func New(opts *Options) (*Hooks, error) {
 		h.lifetime, err = m.Float64Histogram("evoke.process_manager.lifetime",
 			metric.WithDescription("Time from an instance's start to its stop."), metric.WithUnit("s"))
 	}
+	if err == nil {
+		h.stepDuration, err = m.Float64Histogram("evoke.process_manager.step.duration",
+			metric.WithDescription("Time a process manager's Apply and Handle took on one event."), metric.WithUnit("s"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evokeotel: %w", err)
 	}
@@ -109,27 +164,49 @@ func (h *Hooks) Telemetry(t evoke.Telemetry) {
 	case evoke.TelemetryStop:
 		h.stops.Add(ctx, 1, metric.WithAttributes(pm))
 		h.lifetime.Record(ctx, t.Duration.Seconds(), metric.WithAttributes(pm))
-		_, span := h.tracer.Start(ctx, "evoke.process "+t.Name,
+		_, span := h.tracer.Start(Extract(ctx, t.Values), "evoke.process "+t.Name,
 			trace.WithTimestamp(t.SystemTime.Add(-t.Duration)),
 			trace.WithAttributes(pm, AttrProcessID.String(t.ProcessID)))
 		span.End(trace.WithTimestamp(t.SystemTime))
+	case evoke.TelemetryStep:
+		h.stepDuration.Record(ctx, t.Duration.Seconds(), metric.WithAttributes(pm, AttrEventType.String(t.EventType)))
+		_, span := h.tracer.Start(Extract(ctx, t.Values), "evoke.step "+t.Name,
+			trace.WithTimestamp(t.SystemTime.Add(-t.Duration)),
+			trace.WithAttributes(pm, AttrProcessID.String(t.ProcessID), AttrEventType.String(t.EventType)))
+		span.End(trace.WithTimestamp(t.SystemTime))
 	case evoke.TelemetryCommand:
 		h.commands.Add(ctx, 1, metric.WithAttributes(pm, AttrCommandType.String(t.CommandType)))
+		_, span := h.tracer.Start(Extract(ctx, t.Values), "evoke.command "+t.CommandType, trace.WithTimestamp(t.SystemTime),
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(pm, AttrProcessID.String(t.ProcessID), AttrCommandType.String(t.CommandType), AttrCommandID.String(t.CommandID)))
+		span.End(trace.WithTimestamp(t.SystemTime))
 	case evoke.TelemetryCompensate:
 		h.compensations.Add(ctx, 1, metric.WithAttributes(pm, AttrFailedCommand.String(t.FailedCommand)))
 	case evoke.TelemetryRetry:
 		h.retries.Add(ctx, 1, metric.WithAttributes(pm))
+		h.failureSpan(ctx, "evoke.retry ", t)
 	case evoke.TelemetryPark:
 		h.parks.Add(ctx, 1, metric.WithAttributes(pm))
-		_, span := h.tracer.Start(ctx, "evoke.park "+t.Name, trace.WithTimestamp(t.SystemTime),
-			trace.WithAttributes(pm, AttrProcessID.String(t.ProcessID), AttrEventType.String(t.EventType), AttrAttempt.Int(t.Attempt)))
-		span.SetStatus(codes.Error, t.Err)
-		span.End(trace.WithTimestamp(t.SystemTime))
+		h.failureSpan(ctx, "evoke.park ", t)
 	case evoke.TelemetryTimeout:
 		h.timeouts.Add(ctx, 1, metric.WithAttributes(pm))
 	case evoke.TelemetryTransition:
 		h.transitions.Add(ctx, 1, metric.WithAttributes(pm, AttrFromStatus.String(t.FromStatus), AttrToStatus.String(t.ToStatus)))
 	}
+}
+
+// failureSpan records a failed step t (retry or park) as a span with an
+// error status and an exception event, with the panic's stack if any.
+func (h *Hooks) failureSpan(ctx context.Context, name string, t evoke.Telemetry) {
+	_, span := h.tracer.Start(Extract(ctx, t.Values), name+t.Name, trace.WithTimestamp(t.SystemTime),
+		trace.WithAttributes(AttrProcessManager.String(t.Name), AttrProcessID.String(t.ProcessID), AttrEventType.String(t.EventType), AttrAttempt.Int(t.Attempt)))
+	attrs := []attribute.KeyValue{attrExceptionMessage.String(t.Err)}
+	if t.Stack != "" {
+		attrs = append(attrs, attrExceptionType.String("panic"), attrExceptionStacktrace.String(t.Stack))
+	}
+	span.AddEvent("exception", trace.WithTimestamp(t.SystemTime), trace.WithAttributes(attrs...))
+	span.SetStatus(codes.Error, t.Err)
+	span.End(trace.WithTimestamp(t.SystemTime))
 }
 
 // stat is one of the evoke.Stats ObserveRuntime reports.

@@ -159,7 +159,11 @@ func (v *InstanceView) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	if e, ok := in["last_error"]; ok {
-		fmt.Fprintf(w, "last error (attempt %d): %s\n", in["attempts"], e)
+		msg, stack := splitStack(fmt.Sprint(e))
+		fmt.Fprintf(w, "last error (attempt %d): %s\n", in["attempts"], msg)
+		if stack != "" {
+			fmt.Fprintf(w, "panic stack:\n  %s\n", strings.ReplaceAll(stack, "\n", "\n  "))
+		}
 	}
 	if n, ok := in["next_attempt_at"]; ok {
 		fmt.Fprintf(w, "next attempt: %s\n", fmtTime(n))
@@ -391,6 +395,16 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// splitStack splits an error text as the runtime stores it into its
+// message and the stack of a recovered panic that follows it after a blank
+// line (a goroutine's stack, as runtime/debug.Stack writes it).
+func splitStack(s string) (msg, stack string) {
+	if i := strings.Index(s, "\n\ngoroutine "); i >= 0 {
+		return s[:i], s[i+2:]
+	}
+	return s, ""
 }
 
 func firstLine(s string, n int) string {

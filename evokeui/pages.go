@@ -21,6 +21,10 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"time":  fmtTime,
 	"dash":  orDash,
 	"short": func(s string) string { return firstLine(s, 120) },
+	// errmsg and errstack split a stored error text into its message and
+	// the stack of a recovered panic after it.
+	"errmsg":   func(s any) string { m, _ := splitStack(fmt.Sprint(s)); return m },
+	"errstack": func(s any) string { _, st := splitStack(fmt.Sprint(s)); return st },
 	"phase": func(before, after string) string {
 		if before == after {
 			return orDash(after)
@@ -80,7 +84,7 @@ form.inline { display: inline } button { margin-right: .5em }
 {{with .Msg}}<p class="msg" id="msg">{{.}}</p>{{end}}
 <p>version {{.In.version}} · partition {{.In.partition}} · created {{time .In.created_at}} · updated {{time .In.updated_at}}{{with .In.completed_at}} · ended {{time .}}{{end}}
 {{with .In.next_attempt_at}} · next attempt {{time .}}{{end}}</p>
-{{with .In.last_error}}<p>last error (attempt {{$.In.attempts}}):</p><pre>{{.}}</pre>{{end}}
+{{with .In.last_error}}<p>last error (attempt {{$.In.attempts}}):</p><pre id="last-error">{{errmsg .}}</pre>{{with errstack .}}<details id="stack"><summary>panic stack</summary><pre>{{.}}</pre></details>{{end}}{{end}}
 {{if or .CanRetry .CanSkip .CanCancel}}<p id="actions">
 {{if .Authorized}}
 {{if .CanRetry}}<form class="inline" method="post" action="/action"><input type="hidden" name="form_token" value="{{$.FormToken}}"><input type="hidden" name="pm" value="{{.PM}}"><input type="hidden" name="id" value="{{.ID}}"><button name="action" value="retry" id="retry">Retry</button></form>{{end}}

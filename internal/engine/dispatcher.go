@@ -461,7 +461,7 @@ func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []
 				}
 				x.appends = append(x.appends, evokestore.NewEvent{
 					ID: RejectionEventID(c.ID), StreamID: RejectionStreamID(c.ID), StreamVersion: 1,
-					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, RecordedAt: now,
+					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, Values: c.Values, RecordedAt: now,
 				})
 				x.owner = append(x.owner, i)
 			}
@@ -674,7 +674,7 @@ func (en *Engine) decide(ctx context.Context, tx evokestore.Querier, cache map[s
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			evs, reason = nil, fmt.Sprintf("panic in %s.Execute(%s): %v\n%s", c.AggregateType, c.Type, p, debug.Stack())
+			evs, reason = nil, fmt.Sprintf("panic in %s.Execute(%s): %v\n\n%s", c.AggregateType, c.Type, p, TrimStack(debug.Stack()))
 		}
 	}()
 	w.begin(i)

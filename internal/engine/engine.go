@@ -104,6 +104,9 @@ type Command struct {
 
 // StepResult is the outcome of one step.
 type StepResult struct {
+	// Took is how long the process manager's Apply and Handle ran, when
+	// the engine has telemetry hooks (else 0).
+	Took      time.Duration
 	State     any
 	Commands  []Command
 	Phase     string

@@ -13,6 +13,7 @@ const (
 	TelemetryTimeout    = "timeout"
 	TelemetryTransition = "transition"
 	TelemetrySkip       = "skip"
+	TelemetryStep       = "step" // a committed step, with its duration
 )
 
 // Telemetry is one telemetry event, emitted after the transaction that made
@@ -32,6 +33,12 @@ type Telemetry struct {
 	EventType      string
 	Attempt        int
 	Err            string
+	// Stack is the trimmed stack of a recovered panic that failed a step
+	// (retry, park).
+	Stack string
+	// Values are the metadata values (JSON) of the event stepped (step,
+	// transition, stop, retry, park) or of the command produced (command).
+	Values []byte
 }
 
 // Hooks receives telemetry. Implementations must be fast and safe for

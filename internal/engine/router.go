@@ -728,11 +728,11 @@ func (r *router) finish(b *batch) {
 				r.en.counters.Steps.Add(1)
 			case evokestore.KindFailed:
 				r.en.counters.Failures.Add(1)
-				r.en.log.Warn("step failed; will retry", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempt", g.write.Attempts, "retry_at", g.write.NextAttemptAt, "err", h.Error)
+				r.en.log.Warn("step failed; will retry", append([]any{"process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempt", g.write.Attempts, "retry_at", g.write.NextAttemptAt}, errorAttrs(h.Error)...)...)
 			case evokestore.KindParked:
 				r.en.counters.Failures.Add(1)
 				r.en.counters.Parked.Add(1)
-				r.en.log.Error("instance parked", "process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempts", g.write.Attempts, "err", h.Error)
+				r.en.log.Error("instance parked", append([]any{"process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempts", g.write.Attempts}, errorAttrs(h.Error)...)...)
 			}
 		}
 		for _, ts := range tels {
@@ -1247,7 +1247,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 			Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
 			Payload: c.Payload, CorrelationID: correlation, CausationID: ev.ID, Values: c.Values, CreatedAt: now,
 		})
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id, Values: c.Values})
 	}
 	var cmdsJSON []byte
 	if len(refs) > 0 {
@@ -1269,19 +1269,22 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		}
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: d.Name})
 	}
+	if _, off := r.en.cfg.Hooks.(NopHooks); !off {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStep, SystemTime: now, Duration: res.Took, ProcessManager: r.name, InstanceID: g.id, EventType: eventType, Values: ev.Values})
+	}
 	g.history = append(g.history, evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
 		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
 		Commands: cmdsJSON, RecordedAt: now, Node: r.en.cfg.NodeID, LeaseToken: g.token,
 	})
 	if before != res.Phase {
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
 	}
 	done := wasDone || it.kind == RouteStop || res.Completed
 	if done && !wasDone {
 		inst.Status = evokestore.StatusCompleted
 		inst.CompletedAt = now
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
 	}
 	// Deadlines: rewritten after every step with the new version, so that a
 	// deadline the instance has moved past can never fire.
@@ -1327,13 +1330,15 @@ func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, n
 			d.Action = ActionPark
 		}
 	}
-	msg := evokestore.Text(err.Error())
+	// The stored error keeps a panic's stack; telemetry has them apart.
+	full, msg, stack := ErrorText(err), evokestore.Text(err.Error()), PanicStack(err)
 	rec := evokestore.HistoryRecord{
 		ProcessManager: r.name, InstanceID: g.id, Version: inst.Version, Position: ev.Position,
-		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: msg, RecordedAt: now,
+		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: full, RecordedAt: now,
 		Node: r.en.cfg.NodeID, LeaseToken: g.token,
 	}
-	tel := Telemetry{SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: msg}
+	tel := Telemetry{SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: msg,
+		Stack: stack, Values: ev.Values}
 	switch d.Action {
 	case ActionSkip, ActionStop:
 		if !it.chained {
@@ -1353,7 +1358,7 @@ func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, n
 				"event_id", ev.ID, "event_type", ev.Type, "err", err)
 			break
 		}
-		inst.Status, inst.CompletedAt, inst.LastError = evokestore.StatusCancelled, now, msg
+		inst.Status, inst.CompletedAt, inst.LastError = evokestore.StatusCancelled, now, full
 		if r.usesDeadlines {
 			g.deadlines, g.setDL = g.deadlines[:0], true
 		}
@@ -1362,19 +1367,19 @@ func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, n
 		r.en.log.Warn("instance stopped by the process manager after a failed step", "process_manager", r.name, "instance", g.id,
 			"event_id", ev.ID, "event_type", ev.Type, "err", err)
 	case ActionPark:
-		inst.LastError = msg
+		inst.LastError = full
 		inst.Status = evokestore.StatusParked
 		inst.NextAttemptAt = time.Time{}
 		rec.Kind, tel.Kind = evokestore.KindParked, TelemetryPark
 	default:
-		inst.LastError = msg
+		inst.LastError = full
 		inst.Status = evokestore.StatusFailing
 		inst.NextAttemptAt = now.Add(max(d.Delay, 0))
 		rec.Kind, tel.Kind = evokestore.KindFailed, TelemetryRetry
 		d.Action = ActionRetry
 	}
 	if (d.Action == ActionRetry || d.Action == ActionPark) && !replay {
-		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: msg})
+		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: full})
 	}
 	g.telemetry = append(g.telemetry, tel)
 	g.history = append(g.history, rec)
