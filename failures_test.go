@@ -64,7 +64,8 @@ func TestUndecodableEventParksOnlyItsInstance(t *testing.T) {
 }
 
 // A Correlate that panics parks that event for the process
-// manager, which goes on; the event can be skipped.
+// manager, with the panic's stack, and the process manager goes on; the
+// event can be skipped.
 func TestCorrelatePanicParksTheEvent(t *testing.T) {
 	t.Parallel()
 	st, rt := startRecorders(t, nil, recorder{name: "rec"})
@@ -78,6 +79,9 @@ func TestCorrelatePanicParksTheEvent(t *testing.T) {
 	held, err := st.Held(ctx, "rec", "")
 	if err != nil || len(held) != 1 || held[0].Position != poison.Position || !strings.Contains(held[0].Error, "panic in rec.Correlate") {
 		t.Fatalf("parked events %+v %v", held, err)
+	}
+	if !strings.Contains(held[0].Error, "\n\ngoroutine ") {
+		t.Errorf("the parked event's error has no stack: %q", held[0].Error)
 	}
 	if got := rt.Stats().CorrelateErrors; got != 1 {
 		t.Errorf("CorrelateErrors = %d", got)

@@ -787,7 +787,7 @@ func (r *router) correlate(events []evokestore.Event, routes []Route, fresh bool
 			r.en.counters.CorrelateErrs.Add(1)
 			r.en.log.Error("correlate failed; event parked for the process manager",
 				"process_manager", r.name, "event_id", ev.ID, "event_type", ev.Type, "position", ev.Position, "err", route.Err)
-			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: evokestore.Text(route.Err.Error())})
+			orphans = append(orphans, evokestore.HeldEvent{ProcessManager: r.name, Position: ev.Position, Error: ErrorText(route.Err)})
 			continue
 		}
 		for t := range route.targets {
