@@ -2,6 +2,7 @@ package evoke_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -123,4 +124,48 @@ func ExampleMetadata() {
 	// PaymentReceived {"tenant":"acme","user":"ann"}
 	// InventoryReserved {"tenant":"acme","user":"ann"}
 	// ItemShipped {"tenant":"acme","user":"ann"}
+}
+
+// An event that concerns several running instances goes to each of them:
+// here every open order of a recalled product, listed in the event.
+func ExampleEach() {
+	recalled := evoke.Event{Type: "ProductRecalled", Data: []byte(`{"sku":"sku-7","orders":["o-1","o-2","o-1"]}`)}
+	var d struct{ Orders []string }
+	_ = recalled.Decode(&d)
+	c := evoke.ContinueEach(d.Orders...)
+	fmt.Println(c)
+	fmt.Println(evoke.Each(evoke.StartNew("o-9"), c))
+	// Output:
+	// each(continue(o-1), continue(o-2))
+	// each(start-new(o-9), continue(o-1), continue(o-2))
+}
+
+// A process manager decides what its failures mean by implementing
+// FailureHandler: errors of one kind skip the event, of another stop the
+// instance, and a third is retried after a delay; the rest get the
+// runtime's backoff.
+func ExampleFailureHandler() {
+	errUnknownSKU := errors.New("unknown SKU")
+	errFraud := errors.New("fraud suspected")
+	errWarehouseDown := errors.New("warehouse unavailable")
+	onFailure := func(f evoke.Failure) evoke.FailureAction {
+		switch {
+		case errors.Is(f.Err, errUnknownSKU):
+			return f.Skip()
+		case errors.Is(f.Err, errFraud):
+			return f.Stop()
+		case errors.Is(f.Err, errWarehouseDown) && f.Attempts < 10:
+			return f.RetryAfter(30 * time.Second)
+		}
+		return f.RetryWithBackoff()
+	}
+	for _, err := range []error{errUnknownSKU, errFraud, errWarehouseDown, errors.New("boom")} {
+		f := evoke.Failure{InstanceID: "o-1", Err: fmt.Errorf("reserve: %w", err), Attempts: 1}
+		fmt.Printf("%v: %v\n", f.Err, onFailure(f))
+	}
+	// Output:
+	// reserve: unknown SKU: skip
+	// reserve: fraud suspected: stop
+	// reserve: warehouse unavailable: retry after 30s
+	// reserve: boom: retry with backoff
 }
