@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -19,23 +18,24 @@ import (
 
 // runList lists instances, by process manager and ID.
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("list", "[--store URL] [--pm NAME] [--status STATUS] [--limit N] [--after ID] [--json]", stderr)
+	fs := newFlags("list", "[--store URL] [--pm NAME] [--status STATUS] [--limit N] [--after ID] [--json]", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "only this process manager's instances")
 	status := fs.String("status", "", "only instances with this status: running, compensating, failing, parked, completed, cancelled")
 	limit := fs.Int("limit", 50, "at most this many instances")
 	after := fs.String("after", "", "start after this instance ID (with --pm: paging)")
 	asJSON := fs.Bool("json", false, "print one JSON object per instance")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
 	if *status != "" && !slices.Contains(evokestore.Statuses, evokestore.InstanceStatus(*status)) {
-		fmt.Fprintf(stderr, "--status: unknown status %q\n", *status)
-		return errUsage
+		return usageErrorf("--status: unknown status %q (want one of %v)", *status, evokestore.Statuses)
 	}
 	if *limit <= 0 {
-		fmt.Fprintln(stderr, "--limit must be positive")
-		return errUsage
+		return usageErrorf("--limit must be positive, not %d", *limit)
+	}
+	if *after != "" && *pm == "" {
+		return usageErrorf("--after pages within one process manager: give --pm too")
 	}
 	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
@@ -93,15 +93,15 @@ func listParkedEvents(ctx context.Context, st evokestore.Store, pm string, w io.
 
 // runShow prints one instance: its state, what it holds, and its timeline.
 func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("show", "[--store URL] --pm NAME [--json] ID", stderr)
+	fs := newFlags("show", "[--store URL] --pm NAME [--json] ID", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "the instance's process manager (required)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	// The ID comes after the flags.
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
 	}
-	id, err := instanceArg(fs, *pm, "", stderr)
+	id, err := instanceArg(fs, *pm, pos)
 	if err != nil {
 		return err
 	}
@@ -125,17 +125,21 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // runGraph draws a process manager's state machine from the transitions
 // its instances recorded (history: phase before -> phase after, on event).
 func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("graph", "[--store URL] --pm NAME [--format mermaid|dot] [--instances N]", stderr)
+	fs := newFlags("graph", "[--store URL] --pm NAME [--format mermaid|dot] [--instances N]", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "the process manager (required)")
 	format := fs.String("format", "mermaid", "mermaid (a stateDiagram) or dot (Graphviz)")
 	maxInst := fs.Int("instances", 10000, "read the history of at most this many instances")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
-	if *pm == "" || (*format != "mermaid" && *format != "dot") || *maxInst <= 0 {
-		fmt.Fprintln(stderr, "evoke graph needs --pm NAME, --format mermaid or dot, and a positive --instances")
-		return errUsage
+	switch {
+	case *pm == "":
+		return usageErrorf("needs --pm NAME: the process manager whose state machine to draw")
+	case *format != "mermaid" && *format != "dot":
+		return usageErrorf("--format %q: want mermaid or dot", *format)
+	case *maxInst <= 0:
+		return usageErrorf("--instances must be positive, not %d", *maxInst)
 	}
 	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
@@ -157,17 +161,16 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// instanceArg returns the one instance ID that a command taking --pm NAME ID
-// was given after its flags, or prints its usage (what, if set, says what
-// the command does).
-func instanceArg(fs *flag.FlagSet, pm, what string, stderr io.Writer) (string, error) {
-	if pm == "" || fs.NArg() != 1 {
-		if what != "" {
-			what = ": " + what
-		}
-		fmt.Fprintf(stderr, "evoke %s needs --pm NAME and one instance ID%s\n", fs.Name(), what)
-		fs.Usage()
-		return "", errUsage
+// instanceArg returns the one instance ID of a command taking --pm NAME ID,
+// from its positional arguments pos, or a usage error.
+func instanceArg(fs *flagSet, pm string, pos []string) (string, error) {
+	switch {
+	case pm == "" && len(pos) == 1:
+		return "", usageErrorf("needs --pm NAME: the process manager of instance %s", pos[0])
+	case pm == "" || len(pos) != 1:
+		return "", usageErrorf("needs --pm NAME and one instance ID, not %d arguments (usage: evoke %s %s)", len(pos), fs.Name(), fs.synopsis)
+	case pos[0] == "":
+		return "", usageErrorf("the instance ID is empty")
 	}
-	return fs.Arg(0), nil
+	return pos[0], nil
 }
