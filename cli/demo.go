@@ -102,7 +102,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errInterrupted
 	}
 	if sum.Parked > 0 {
-		fmt.Fprintf(stdout, "%d orders are parked: `evoke list --store %s --pm %s --status parked` lists them; evoke retry, skip and cancel act on them\n",
+		fmt.Fprintf(stderr, "%d orders are parked: `evoke list --store %s --pm %s --status parked` lists them; evoke retry, skip and cancel act on them\n",
 			sum.Parked, redact(*store), orderfulfillment.Name)
 	}
 	return runErr
