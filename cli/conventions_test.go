@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,6 +58,8 @@ func TestUsageErrorsBeforeOpening(t *testing.T) {
 		{[]string{"show", "--pm", "pm", "a", "b"}, 2, "needs --pm NAME and one instance ID, not 2 arguments"},
 		{[]string{"list", "--status", "done"}, 2, `--status: unknown status "done"`},
 		{[]string{"list", "--limit", "0"}, 2, "--limit must be positive"},
+		{[]string{"list", "--outcome", "done"}, 2, `--outcome: unknown outcome "done" (want one of [completed compensated timed_out cancelled])`},
+		{[]string{"list", "--outcome", "timed_out", "--status", "running"}, 2, "--status running and --outcome timed_out do not combine"},
 		{[]string{"list", "--after", "order-1"}, 2, "--after pages within one process manager: give --pm too"},
 		{[]string{"graph"}, 2, "needs --pm NAME"},
 		{[]string{"graph", "--pm", "pm", "--format", "png"}, 2, `--format "png": want mermaid or dot`},
@@ -194,5 +197,44 @@ func TestVersion(t *testing.T) {
 	if code != 0 || errs != "" || !strings.HasPrefix(out, "evoke ") || !strings.Contains(out, runtime.Version()) ||
 		!(strings.Contains(out, "revision ") || strings.Contains(out, "no VCS revision")) {
 		t.Errorf("version: exit %d, %q %q", code, out, errs)
+	}
+}
+
+// evoke list --outcome selects finished instances by how they ended, and
+// --json shows the outcome; the counts agree with the demo's summary.
+func TestListOutcome(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "outcome.db")
+	code, out, errs := run(t, "demo", "--store", db, "--orders", "100", "--fail-rate", "0.1", "--timeout-rate", "0.1", "--json")
+	if code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, errs)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatal(err)
+	}
+	compensated, timedOut := int(sum["compensated"].(float64)), int(sum["timed_out"].(float64))
+	if compensated == 0 || timedOut == 0 {
+		t.Fatalf("demo summary %s: want compensated and timed-out orders", out)
+	}
+	for outcome, want := range map[string]int{"compensated": compensated, "timed_out": timedOut, "completed": 100 - compensated - timedOut, "cancelled": 0} {
+		code, out, errs := run(t, "list", "--store", db, "--outcome", outcome, "--limit", "7", "--json")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if out == "" {
+			lines = nil
+		}
+		if code != 0 || len(lines) != min(want, 7) {
+			t.Errorf("list --outcome %s --limit 7: exit %d, %d instances, want %d (%s)", outcome, code, len(lines), min(want, 7), errs)
+		}
+		for _, l := range lines {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil || m["outcome"] != outcome {
+				t.Errorf("list --outcome %s: %s (%v)", outcome, l, err)
+			}
+		}
+	}
+	code, out, _ = run(t, "list", "--store", db, "--outcome", "timed_out", "--limit", "1000")
+	if code != 0 || strings.Count(out, "timed_out") != timedOut {
+		t.Errorf("list --outcome timed_out: exit %d:\n%s", code, out)
 	}
 }

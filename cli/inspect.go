@@ -18,18 +18,25 @@ import (
 
 // runList lists instances, by process manager and ID.
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("list", "[--store URL] [--pm NAME] [--status STATUS] [--limit N] [--after ID] [--json]", stdout, stderr)
+	fs := newFlags("list", "[--store URL] [--pm NAME] [--status STATUS] [--outcome OUTCOME] [--limit N] [--after ID] [--json]", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "only this process manager's instances")
 	status := fs.String("status", "", "only instances with this status: running, compensating, failing, parked, completed, cancelled")
+	outcome := fs.String("outcome", "", "only finished instances that ended this way: completed, compensated, timed_out, cancelled")
 	limit := fs.Int("limit", 50, "at most this many instances")
 	after := fs.String("after", "", "start after this instance ID (with --pm: paging)")
-	asJSON := fs.Bool("json", false, "print one JSON object per instance")
+	asJSON := fs.Bool("json", false, "print one JSON object per instance (a finished one with its outcome)")
 	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
 	if *status != "" && !slices.Contains(evokestore.Statuses, evokestore.InstanceStatus(*status)) {
 		return usageErrorf("--status: unknown status %q (want one of %v)", *status, evokestore.Statuses)
+	}
+	if *outcome != "" && !slices.Contains(outcomes, *outcome) {
+		return usageErrorf("--outcome: unknown outcome %q (want one of %v)", *outcome, outcomes)
+	}
+	if *outcome != "" && *status != "" && *status != string(outcomeStatus(*outcome)) {
+		return usageErrorf("--status %s and --outcome %s do not combine: an instance that ended %s has status %s", *status, *outcome, *outcome, outcomeStatus(*outcome))
 	}
 	if *limit <= 0 {
 		return usageErrorf("--limit must be positive, not %d", *limit)
@@ -46,14 +53,28 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *after != "" {
 		q.AfterProcessManager, q.AfterID = *pm, *after
 	}
-	insts, err := st.ListInstances(ctx, q)
+	var insts []evokestore.Instance
+	if *outcome != "" {
+		q.Status = outcomeStatus(*outcome)
+		insts, err = listByOutcome(ctx, st, q, *outcome)
+	} else {
+		insts, err = st.ListInstances(ctx, q)
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for i := range insts {
-			if err := enc.Encode(evokeui.InstanceMap(&insts[i])); err != nil {
+			m := evokeui.InstanceMap(&insts[i])
+			o, err := outcomeOf(ctx, st, &insts[i])
+			if err != nil {
+				return err
+			}
+			if o != "" {
+				m["outcome"] = o
+			}
+			if err := enc.Encode(m); err != nil {
 				return err
 			}
 		}
@@ -75,6 +96,41 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return listParkedEvents(ctx, st, *pm, stdout)
+}
+
+// outcomeStatus is the status of an instance that ended with outcome.
+func outcomeStatus(outcome string) evokestore.InstanceStatus {
+	if outcome == outcomeCancelled {
+		return evokestore.StatusCancelled
+	}
+	return evokestore.StatusCompleted
+}
+
+// listByOutcome lists the instances q selects that ended with outcome, up to
+// q.Limit, reading the store a page at a time.
+func listByOutcome(ctx context.Context, st evokestore.Store, q evokestore.InstanceQuery, outcome string) ([]evokestore.Instance, error) {
+	var out []evokestore.Instance
+	for len(out) < q.Limit {
+		page, err := st.ListInstances(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for i := range page {
+			o, err := outcomeOf(ctx, st, &page[i])
+			if err != nil {
+				return nil, err
+			}
+			if o == outcome && len(out) < q.Limit {
+				out = append(out, page[i])
+			}
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		last := page[len(page)-1]
+		q.AfterProcessManager, q.AfterID = last.ProcessManager, last.ID
+	}
+	return out, nil
 }
 
 // listParkedEvents prints the events parked for pm because its Correlate
