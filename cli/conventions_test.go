@@ -62,6 +62,7 @@ func TestUsageErrorsBeforeOpening(t *testing.T) {
 		{[]string{"list", "--outcome", "timed_out", "--status", "running"}, 2, "--status running and --outcome timed_out do not combine"},
 		{[]string{"list", "--after", "order-1"}, 2, "--after pages within one process manager: give --pm too"},
 		{[]string{"graph"}, 2, "needs --pm NAME"},
+		{[]string{"serve", "--addr", "7070"}, 2, `--addr "7070": want HOST:PORT`},
 		{[]string{"graph", "--pm", "pm", "--format", "png"}, 2, `--format "png": want mermaid or dot`},
 		{[]string{"graph", "--pm", "pm", "--instances", "0"}, 2, "--instances must be positive"},
 		{[]string{"version", "extra"}, 2, "unexpected arguments"},

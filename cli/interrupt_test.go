@@ -2,13 +2,18 @@ package cli_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/evoke-go/evoke/cli"
 )
 
 // evokeProcess starts the test binary as the evoke command with args.
@@ -119,4 +124,55 @@ func TestDemoPoisonOrdersPark(t *testing.T) {
 	if code, out, errs := run(t, "cancel", id, "--store", db, "--pm", "order_fulfillment"); code != 0 || !strings.Contains(out, "cancelled") {
 		t.Errorf("cancel %s: exit %d, %q %q", id, code, out, errs)
 	}
+}
+
+// evoke worker keeps the inactivity timeout a demo run recorded in the
+// store, without --timeout.
+func TestWorkerKeepsRecordedTimeout(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "worker.db")
+	if code, _, errs := run(t, "demo", "--store", db, "--orders", "10", "--timeout-rate", "0.2"); code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, errs)
+	}
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "timeout=1s"},
+		{[]string{"--timeout", "3s"}, "timeout=3s"},
+		{[]string{"--timeout", "10ms"}, "timeout=1s"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs := &cancelOnMatch{match: "worker running", cancel: cancel}
+		var out strings.Builder
+		code := cli.Main(ctx, append([]string{"worker", "--store", db}, c.flags...), &out, errs)
+		cancel()
+		if code != 0 || !strings.Contains(errs.String(), c.want) {
+			t.Errorf("worker %v: exit %d, stderr %q; want %q", c.flags, code, errs.String(), c.want)
+		}
+	}
+}
+
+// cancelOnMatch is a stderr that ends the command once it wrote match.
+type cancelOnMatch struct {
+	mu     sync.Mutex
+	b      strings.Builder
+	match  string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnMatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.b.Write(p)
+	if strings.Contains(w.b.String(), w.match) {
+		w.cancel()
+	}
+	return n, err
+}
+
+func (w *cancelOnMatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

@@ -27,6 +27,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return usageErrorf("--addr %q: want HOST:PORT, e.g. 127.0.0.1:7070 (%v)", *addr, err)
+	}
 	tok := *token
 	switch {
 	case *readOnly && tok != "":
