@@ -152,7 +152,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runBar != nil {
 		runBar.finish()
 	}
-	closeErr := errors.Join(tgt.Close(ctx, *keep), profileErr)
+	closeErr := errors.Join(tgt.Close(context.WithoutCancel(ctx), *keep), profileErr)
+	if errors.Is(runErr, demo.ErrInterrupted) {
+		fmt.Fprintln(stderr, "evoke bench: interrupted: no result")
+		if closeErr != nil {
+			fmt.Fprintf(stderr, "evoke bench: %v\n", closeErr)
+		}
+		return errInterrupted
+	}
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
 		return errors.Join(runErr, closeErr)
 	}
