@@ -5,6 +5,12 @@
 // (default public; ^[a-z_][a-z0-9_]{0,62}$). Only demo, bench and worker
 // create a store; the other commands open an existing one and fail, creating
 // nothing, when there is none.
+//
+// A command's flags may come before or after its arguments ("--" ends
+// them); --help and -h print its usage on stdout. Every flag and the form of
+// --store are checked before a store is opened. Main's exit codes: 0 on
+// success and for help, 1 for an error, 2 for a usage error, 130 for a
+// command that SIGINT or SIGTERM stopped after saying what it did.
 package cli
 
 import (
