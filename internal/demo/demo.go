@@ -1,7 +1,8 @@
 // Package demo runs the order-fulfilment workload behind `evoke demo` and
-// the crash tests: it places orders, runs the seed's order-fulfilment
-// process manager with its payment, inventory and shipping aggregates, and
-// counts how far they got.
+// the crash tests: it places orders, runs the order-fulfilment process
+// manager of examples/orderfulfillment with its payment, inventory and
+// shipping aggregates (poison orders aside, whose first step fails every
+// time), and counts how far they got.
 package demo
 
 import (
