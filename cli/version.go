@@ -24,7 +24,8 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // versionLine describes the build: "evoke VERSION (revision REV, TIME)
-// GOVERSION". The version is the module's as the go command recorded it:
+// GOVERSION", or, in a program that imports evoke, "evoke VERSION (a
+// dependency of PATH) GOVERSION". The version is the module's as the go command recorded it:
 // a tag or pseudo-version when evoke is a dependency or was installed with
 // go install …@version, "(devel)" when built from a checkout.
 func versionLine(bi *debug.BuildInfo, ok bool) string {
@@ -32,13 +33,14 @@ func versionLine(bi *debug.BuildInfo, ok bool) string {
 		return "evoke (no build information) " + runtime.Version()
 	}
 	version := bi.Main.Version
-	if bi.Main.Path != modulePath {
+	if bi.Main.Path != modulePath { // a program that imports evoke's cli
 		version = "(unknown)"
 		for _, d := range bi.Deps {
 			if d.Path == modulePath {
 				version = d.Version
 			}
 		}
+		return fmt.Sprintf("evoke %s (a dependency of %s) %s", version, bi.Main.Path, bi.GoVersion)
 	}
 	var rev, at, modified string
 	for _, s := range bi.Settings {
