@@ -73,8 +73,8 @@ func TestDemoInterruptedAndResumed(t *testing.T) {
 	if first["interrupted"] != true || placed <= 0 || placed >= 2000 || first["timeout_seconds"] != 1.0 {
 		t.Errorf("interrupted demo's summary: %s", out)
 	}
-	if first["completed"].(float64)+first["in_flight"].(float64) != 2000 {
-		t.Errorf("interrupted demo's summary does not add up: %s", out)
+	if first["completed"].(float64) > placed {
+		t.Errorf("interrupted demo's summary: more orders completed than placed: %s", out)
 	}
 
 	// Resumed without --timeout-rate: every order finishes, timeouts
