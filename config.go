@@ -129,6 +129,29 @@ type Config struct {
 	LeaseTTL time.Duration
 }
 
+// DefaultConfig returns the documented defaults that New fills in for a
+// zero field: the sizes, counts and durations. Logger, Clock and NodeID are
+// left zero (New uses slog.Default(), the system clock and a name of its
+// own making).
+func DefaultConfig() Config {
+	return Config{
+		BatchSize:         2048,
+		DispatchBatchSize: 1024,
+		Workers:           runtime.GOMAXPROCS(0),
+		InstanceCache:     32768,
+		ChainDepth:        8,
+		MaxAttempts:       5,
+		PollInterval:      time.Second,
+		BackoffBase:       100 * time.Millisecond,
+		BackoffMax:        30 * time.Second,
+		Retention:         7 * 24 * time.Hour,
+		PurgeInterval:     time.Hour,
+		Partitions:        16,
+		LeaseTTL:          5 * time.Second,
+		StepTimeout:       30 * time.Second,
+	}
+}
+
 // withDefaults returns a copy of c (nil allowed) with defaults filled in,
 // or an error for a value that cannot work.
 func (c *Config) withDefaults() (Config, error) {
@@ -142,30 +165,31 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.Clock == nil {
 		out.Clock = systemClock{}
 	}
+	d := DefaultConfig()
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
 		}
 	}
-	def(&out.BatchSize, 2048)
-	def(&out.DispatchBatchSize, 1024)
-	def(&out.Workers, runtime.GOMAXPROCS(0))
-	def(&out.InstanceCache, 32768)
-	def(&out.ChainDepth, 8)
-	def(&out.MaxAttempts, 5)
+	def(&out.BatchSize, d.BatchSize)
+	def(&out.DispatchBatchSize, d.DispatchBatchSize)
+	def(&out.Workers, d.Workers)
+	def(&out.InstanceCache, d.InstanceCache)
+	def(&out.ChainDepth, d.ChainDepth)
+	def(&out.MaxAttempts, d.MaxAttempts)
 	defd := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
 		}
 	}
-	defd(&out.PollInterval, time.Second)
-	defd(&out.BackoffBase, 100*time.Millisecond)
-	defd(&out.BackoffMax, 30*time.Second)
-	defd(&out.Retention, 7*24*time.Hour)
-	defd(&out.PurgeInterval, time.Hour)
-	def(&out.Partitions, 16)
-	defd(&out.LeaseTTL, 5*time.Second)
-	defd(&out.StepTimeout, 30*time.Second)
+	defd(&out.PollInterval, d.PollInterval)
+	defd(&out.BackoffBase, d.BackoffBase)
+	defd(&out.BackoffMax, d.BackoffMax)
+	defd(&out.Retention, d.Retention)
+	defd(&out.PurgeInterval, d.PurgeInterval)
+	def(&out.Partitions, d.Partitions)
+	defd(&out.LeaseTTL, d.LeaseTTL)
+	defd(&out.StepTimeout, d.StepTimeout)
 	if out.NodeID == "" {
 		host, _ := os.Hostname()
 		out.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newID()[24:])

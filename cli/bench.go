@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -17,18 +18,20 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/bench"
 	"github.com/evoke-go/evoke/internal/demo"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--rate R] [--calibrate] [--timeline FILE.svg] [--json]", stderr)
+	fs := newFlags("bench", "--store URL [--orders N] [--workers W] [--batch N] [--dispatch-batch N] [--inflight N] [--rate R] [--calibrate] [--timeline FILE.svg] [--json]", stdout, stderr)
 	store := fs.String("store", "./evoke-bench.db", "store: a SQLite file (PATH or sqlite:PATH; a non-empty file needs --force) or a postgres:// URL (a fresh schema is made unless it has evoke_schema)")
 	orders := fs.Int("orders", 10000, "number of orders to run to completion")
-	workers := fs.Int("workers", 0, "goroutines stepping one batch (Config.Workers; default GOMAXPROCS)")
-	batch := fs.Int("batch", 0, "events stepped per transaction, chained steps included (Config.BatchSize; default 2048)")
-	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (Config.DispatchBatchSize; default 1024)")
+	def := evoke.DefaultConfig()
+	workers := fs.Int("workers", def.Workers, "goroutines stepping one batch (Config.Workers; the default is GOMAXPROCS)")
+	batch := fs.Int("batch", def.BatchSize, "events stepped per transaction, chained steps included (Config.BatchSize)")
+	dispatchBatch := fs.Int("dispatch-batch", def.DispatchBatchSize, "commands executed per transaction (Config.DispatchBatchSize)")
 	inflight := fs.Int("inflight", 0, "live order-fulfilment instances to seed before the timed run")
 	rate := fs.Float64("rate", 0, "place orders at this many per second while they run (0: all at once, to measure saturation)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
@@ -41,17 +44,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the timed run to this file (go tool trace)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end of the timed run (allocations since the process started, seeding included; live objects at the end)")
 	timeline := fs.String("timeline", "", "draw the step latency (p50, p99, max) and steps/s of every 100 ms of the run to this SVG file; with --json the windows are in the result's timeline")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
-	if *orders <= 0 || *inflight < 0 || *workers < 0 || *batch < 0 || *dispatchBatch < 0 || *rate < 0 {
-		fmt.Fprintln(stderr, "--orders must be positive; --inflight, --workers, --batch and --dispatch-batch must not be negative")
-		return errUsage
+	switch {
+	case *orders <= 0 || *workers <= 0 || *batch <= 0 || *dispatchBatch <= 0:
+		return usageErrorf("--orders, --workers, --batch and --dispatch-batch must be positive")
+	case *inflight < 0:
+		return usageErrorf("--inflight must not be negative, not %d", *inflight)
+	case !(*rate >= 0) || math.IsInf(*rate, 1):
+		return usageErrorf("--rate must be a number of orders per second, 0 or more (0: all at once), not %v", *rate)
+	case *stall <= 0:
+		return usageErrorf("--stall must be positive, not %v", *stall)
 	}
-	if bench.IsPostgres(*store) { // a malformed URL is refused before anything is made
-		if _, _, err := splitSchema(*store); err != nil {
-			return err
-		}
+	if err := checkStoreSpec(*store); err != nil { // before anything is made
+		return err
 	}
 	// The profile and trace files are created now: a bad path fails
 	// before the run, which they record only the timed part of.
@@ -145,7 +152,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if runBar != nil {
 		runBar.finish()
 	}
-	closeErr := errors.Join(tgt.Close(ctx, *keep), profileErr)
+	closeErr := errors.Join(tgt.Close(context.WithoutCancel(ctx), *keep), profileErr)
+	if errors.Is(runErr, demo.ErrInterrupted) {
+		fmt.Fprintln(stderr, "evoke bench: interrupted: no result")
+		if closeErr != nil {
+			fmt.Fprintf(stderr, "evoke bench: %v\n", closeErr)
+		}
+		return errInterrupted
+	}
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) {
 		return errors.Join(runErr, closeErr)
 	}

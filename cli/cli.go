@@ -5,6 +5,12 @@
 // (default public; ^[a-z_][a-z0-9_]{0,62}$). Only demo, bench and worker
 // create a store; the other commands open an existing one and fail, creating
 // nothing, when there is none.
+//
+// A command's flags may come before or after its arguments ("--" ends
+// them); --help and -h print its usage on stdout. Every flag and the form of
+// --store are checked before a store is opened. Main's exit codes: 0 on
+// success and for help, 1 for an error, 2 for a usage error, 130 for a
+// command that SIGINT or SIGTERM stopped after saying what it did.
 package cli
 
 import (
@@ -15,6 +21,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 
@@ -27,8 +34,23 @@ import (
 // DefaultStore is the store commands use without --store.
 const DefaultStore = "./evoke.db"
 
-// errUsage marks a usage error (exit code 2); the message was printed.
-var errUsage = errors.New("usage")
+// Errors that Main turns into exit codes.
+var (
+	// errUsage marks a usage error (exit code 2); the message was
+	// printed.
+	errUsage = errors.New("usage")
+	// errInterrupted marks a command that stopped on SIGINT or SIGTERM
+	// after saying what it did (exit code 130, as a shell reports a
+	// process that SIGINT ended).
+	errInterrupted = errors.New("interrupted")
+)
+
+// Exit codes of Main.
+const (
+	exitError       = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
 
 // usageError is a usage error whose message Main prints (exit code 2).
 type usageError struct{ msg string }
@@ -57,15 +79,23 @@ func commands() []command {
 		{"skip", "drop the event a failing or parked instance is stuck on", runSkip},
 		{"cancel", "end an instance that has not completed", runCancel},
 		{"serve", "serve the inspection web UI (instances, timelines, state machines, actions)", runServe},
+		{"version", "print evoke's module version and VCS revision", runVersion},
 	}
 }
 
 // Main runs the evoke command line with args (without the program name) and
 // returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stdout)
 		return 0
+	}
+	if args[0] == "help" { // evoke help [COMMAND]
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
+		}
+		args = []string{args[1], "--help"}
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -73,20 +103,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			switch {
 			case err == nil:
 				return 0
-			case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
 				if ue := (*usageError)(nil); errors.As(err, &ue) {
 					fmt.Fprintf(stderr, "evoke %s: %v\n", c.name, ue)
 				}
-				return 2
+				return exitUsage
+			case errors.Is(err, errInterrupted):
+				return exitInterrupted
 			default:
 				fmt.Fprintf(stderr, "evoke %s: %v\n", c.name, err)
-				return 1
+				return exitError
 			}
 		}
 	}
 	fmt.Fprintf(stderr, "evoke: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitUsage
 }
 
 func usage(w io.Writer) {
@@ -98,7 +132,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH or sqlite:PATH, default ./evoke.db)")
 	fmt.Fprintln(w, "or a PostgreSQL URL (postgres://user@host/db?evoke_schema=NAME). Only demo, bench and")
 	fmt.Fprintln(w, "worker create a store; the other commands open an existing one.")
-	fmt.Fprintln(w, "Run `evoke <command> -h` for its flags.")
+	fmt.Fprintln(w, "Flags may come before or after a command's arguments.")
+	fmt.Fprintln(w, "Run `evoke <command> --help` (or `evoke help <command>`) for its flags.")
 }
 
 // OpenOpts are OpenStore's options.
@@ -125,6 +160,9 @@ func OpenStore(ctx context.Context, spec string, opts *OpenOpts) (evokestore.Sto
 	if spec == "" {
 		spec = DefaultStore
 	}
+	if err := checkStoreSpec(spec); err != nil {
+		return nil, err
+	}
 	if bench.IsPostgres(spec) {
 		dsn, schema, err := splitSchema(spec)
 		if err != nil {
@@ -144,6 +182,41 @@ func OpenStore(ctx context.Context, spec string, opts *OpenOpts) (evokestore.Sto
 		return nil, fmt.Errorf("open store %s: %w%s", spec, err, createHint(err))
 	}
 	return st, nil
+}
+
+// checkStoreSpec refuses a --store that names no store evoke can open,
+// before anything is opened: a URL of another scheme (mysql://) and a
+// malformed postgres:// URL are usage errors; a SQLite path that is a
+// directory, or whose directory is missing, is an error of its own (SQLite
+// itself says "unable to open database file" to all three).
+func checkStoreSpec(spec string) error {
+	if bench.IsPostgres(spec) {
+		_, _, err := splitSchema(spec)
+		return err
+	}
+	path, ok := strings.CutPrefix(spec, "sqlite://")
+	if !ok {
+		path, ok = strings.CutPrefix(spec, "sqlite:")
+	}
+	if scheme, _, found := strings.Cut(spec, "://"); !ok && found {
+		return usageErrorf("--store %s: evoke has no %s store; --store takes a SQLite file (PATH or sqlite:PATH) or a postgres:// URL", redact(spec), scheme)
+	}
+	switch {
+	case path == "":
+		return usageErrorf("--store %q: empty SQLite path", spec)
+	case strings.ContainsRune(path, '?'):
+		return usageErrorf("--store %s: a SQLite path must not contain '?'", spec)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("--store %s is a directory, not a SQLite file: name a file in it, such as %s", spec, filepath.Join(path, "evoke.db"))
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("--store %s: directory %s does not exist (evoke creates the store file, not its directory)", spec, dir)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("--store %s: %s is not a directory", spec, dir)
+	}
+	return nil
 }
 
 // splitSchema takes the evoke_schema parameter out of a postgres:// URL.
@@ -190,28 +263,73 @@ func redact(spec string) string {
 	return spec
 }
 
-// newFlags returns a flag set that prints its usage to stderr.
-func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// flagSet is a command's flags: its usage goes to stdout when asked for
+// (-h, --help) and to stderr after a usage error.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis       string
+	stdout, stderr io.Writer
+}
+
+// newFlags returns the flag set of command name, whose synopsis follows
+// "evoke name" in its usage.
+func newFlags(name, synopsis string, stdout, stderr io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, stdout: stdout, stderr: stderr}
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: evoke %s %s\n\nFlags:\n", name, args)
-		fs.PrintDefaults()
-	}
+	fs.FlagSet.Usage = func() {} // parse prints the usage where it belongs
 	return fs
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+// printUsage writes the command's usage: what it does, its synopsis and its
+// flags with their defaults.
+func (fs *flagSet) printUsage(w io.Writer) {
+	for _, c := range commands() {
+		if c.name == fs.Name() {
+			fmt.Fprintf(w, "evoke %s: %s\n\n", c.name, c.summary)
 		}
-		return errUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
-		fs.Usage()
-		return errUsage
+	fmt.Fprintf(w, "Usage: evoke %s %s\n\nFlags may come before or after the arguments; -- ends them.\n\nFlags:\n", fs.Name(), fs.synopsis)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(fs.stderr)
+}
+
+// parse parses args, whose flags may come before, between or after the
+// positional arguments (up to a "--"), and returns the positional
+// arguments. -h and --help print the usage on stdout and return
+// flag.ErrHelp (exit code 0); a bad flag prints the problem and the usage
+// on stderr and returns errUsage.
+func (fs *flagSet) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.printUsage(fs.stdout)
+				return nil, flag.ErrHelp
+			}
+			fmt.Fprintln(fs.stderr)
+			fs.printUsage(fs.stderr)
+			return nil, errUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// parseNoArgs parses args for a command that takes flags only.
+func (fs *flagSet) parseNoArgs(args []string) error {
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected arguments %q (evoke %s takes flags only; see evoke %s --help)", pos, fs.Name(), fs.Name())
 	}
 	return nil
 }

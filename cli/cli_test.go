@@ -86,7 +86,7 @@ func TestDemoTableAndUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
-	if code, _, errs := run(t, "demo", "--store", db, "--fail-rate", "0.8", "--timeout-rate", "0.5"); code != 1 || !strings.Contains(errs, "fractions") {
+	if code, _, errs := run(t, "demo", "--store", db, "--fail-rate", "0.8", "--timeout-rate", "0.5"); code != 2 || !strings.Contains(errs, "fractions") {
 		t.Errorf("bad rates: exit %d, %s", code, errs)
 	}
 	if code, _, errs := run(t, "demo", "--store", "postgres://u:secret@127.0.0.1:1/x?connect_timeout=1"); code != 1 || strings.Contains(errs, "secret") || !strings.Contains(errs, "u:***@") {

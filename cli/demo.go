@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -14,35 +15,52 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/examples/orderfulfillment"
 	"github.com/evoke-go/evoke/internal/demo"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "[--store PATH] [--orders N] [--fail-rate F] [--timeout-rate F] [--json]", stderr)
-	store := fs.String("store", DefaultStore, "store: a SQLite file (PATH or sqlite:PATH) or a postgres:// URL")
+	def := evoke.DefaultConfig()
+	fs := newFlags("demo", "[--store PATH|URL] [--orders N] [--fail-rate F] [--timeout-rate F] [--poison-rate F] [--rate R] [--json]", stdout, stderr)
+	store := fs.String("store", DefaultStore, "store: a SQLite file (PATH or sqlite:PATH) or a postgres:// URL; created if missing")
 	orders := fs.Int("orders", 1000, "number of orders to place")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
-	first := fs.Int("first-order", 0, "fix the first order number (re-running with the same value resumes those orders instead of placing new ones)")
+	first := fs.Int("first-order", 0, "fix the first order number (re-running with the same value resumes those orders instead of placing new ones; an interrupted run prints it)")
 	rate := fs.Float64("rate", 0, "place orders at this many per second while they run (0: all at once)")
 	failRate := fs.Float64("fail-rate", 0, "fraction of orders whose payment is declined (compensation path)")
-	timeoutRate := fs.Float64("timeout-rate", 0, "fraction of orders whose shipment never arrives (1s inactivity timeout, refund)")
-	stall := fs.Duration("stall", 60*time.Second, "give up when no order finished for this long")
-	batch := fs.Int("batch", 0, "events stepped per transaction (default: the runtime's, 1024)")
-	dispatchBatch := fs.Int("dispatch-batch", 0, "commands executed per transaction (default: the runtime's, 1024)")
-	lease := fs.Duration("lease", 0, "partition lease time on PostgreSQL (default: the runtime's, 5s); a killed run's partitions wait this long for the next")
+	timeoutRate := fs.Float64("timeout-rate", 0, "fraction of orders whose shipment never arrives: the order process gets a 1s inactivity timeout, which the store keeps for every later run and worker, and refunds them")
+	poisonRate := fs.Float64("poison-rate", 0, "fraction of poison orders, whose first step fails every time: their instances are parked, to practise evoke retry, skip and cancel on")
+	stall := fs.Duration("stall", 60*time.Second, "give up when no order settled for this long")
+	batch := fs.Int("batch", def.BatchSize, "events stepped per transaction, chained steps included (Config.BatchSize)")
+	dispatchBatch := fs.Int("dispatch-batch", def.DispatchBatchSize, "commands executed per transaction (Config.DispatchBatchSize)")
+	lease := fs.Duration("lease", def.LeaseTTL, "partition lease time on PostgreSQL (Config.LeaseTTL); a killed run's partitions wait this long for the next")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
-	if *orders <= 0 {
-		fmt.Fprintln(stderr, "--orders must be positive")
-		return errUsage
-	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "--log-level: %v\n", err)
-		return errUsage
+	switch err := level.UnmarshalText([]byte(*logLevel)); {
+	case err != nil:
+		return usageErrorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	case *orders <= 0:
+		return usageErrorf("--orders must be positive, not %d", *orders)
+	case *first < 0:
+		return usageErrorf("--first-order must not be negative, not %d", *first)
+	case !(*rate >= 0) || math.IsInf(*rate, 1):
+		return usageErrorf("--rate must be a number of orders per second, 0 or more (0: all at once), not %v", *rate)
+	case demo.CheckRates(*failRate, *timeoutRate, *poisonRate) != nil:
+		return usageErrorf("--fail-rate %v, --timeout-rate %v and --poison-rate %v must be fractions from 0 to 1 adding up to at most 1", *failRate, *timeoutRate, *poisonRate)
+	case *stall <= 0:
+		return usageErrorf("--stall must be positive, not %v", *stall)
+	case *batch <= 0, *dispatchBatch <= 0:
+		return usageErrorf("--batch and --dispatch-batch must be positive, not %d and %d", *batch, *dispatchBatch)
+	case *lease <= 0:
+		return usageErrorf("--lease must be positive, not %v", *lease)
+	}
+	if err := checkStoreSpec(*store); err != nil {
+		return err
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
@@ -57,7 +75,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	bar := newBar(stderr, *orders, "orders")
 	opts := demo.Options{
-		Orders: *orders, FirstOrder: *first, Stall: *stall, FailRate: *failRate, TimeoutRate: *timeoutRate, Rate: *rate,
+		Orders: *orders, FirstOrder: *first, Stall: *stall, Rate: *rate,
+		FailRate: *failRate, TimeoutRate: *timeoutRate, PoisonRate: *poisonRate,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		Progress: bar.set,
 	}
@@ -65,7 +84,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.Config.LeaseTTL = *lease
 	sum, runErr := demo.Run(ctx, st, opts)
 	bar.finish()
-	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) && !errors.Is(runErr, context.Canceled) {
+	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) && !errors.Is(runErr, demo.ErrInterrupted) {
 		return runErr
 	}
 	if *asJSON {
@@ -76,6 +95,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		printSummary(stdout, *store, sum)
 	}
+	if errors.Is(runErr, demo.ErrInterrupted) {
+		fmt.Fprintf(stderr, "evoke demo: interrupted: %d of %d orders placed, %d completed, %d parked; "+
+			"the store keeps them, and `evoke demo --store %s --first-order %d --orders %d` resumes them\n",
+			sum.Placed, sum.Orders, sum.Completed, sum.Parked, redact(*store), sum.FirstOrder, sum.Orders)
+		return errInterrupted
+	}
+	if sum.Parked > 0 {
+		fmt.Fprintf(stderr, "%d orders are parked: `evoke list --store %s --pm %s --status parked` lists them; evoke retry, skip and cancel act on them\n",
+			sum.Parked, redact(*store), orderfulfillment.Name)
+	}
 	return runErr
 }
 
@@ -84,6 +113,9 @@ func printSummary(w io.Writer, store string, s demo.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(k string, v any) { fmt.Fprintf(tw, "  %s\t%v\t\n", k, v) }
 	row("orders", s.Orders)
+	if s.Placed < s.Orders {
+		row("placed", s.Placed)
+	}
 	row("completed", s.Completed)
 	row("in flight", s.InFlight)
 	row("compensated", s.Compensated)

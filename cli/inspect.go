@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -19,23 +18,31 @@ import (
 
 // runList lists instances, by process manager and ID.
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("list", "[--store URL] [--pm NAME] [--status STATUS] [--limit N] [--after ID] [--json]", stderr)
+	fs := newFlags("list", "[--store URL] [--pm NAME] [--status STATUS] [--outcome OUTCOME] [--limit N] [--after ID] [--json]", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "only this process manager's instances")
 	status := fs.String("status", "", "only instances with this status: running, compensating, failing, parked, completed, cancelled")
+	outcome := fs.String("outcome", "", "only finished instances that ended this way: completed, compensated, timed_out, cancelled")
 	limit := fs.Int("limit", 50, "at most this many instances")
 	after := fs.String("after", "", "start after this instance ID (with --pm: paging)")
-	asJSON := fs.Bool("json", false, "print one JSON object per instance")
-	if err := parse(fs, args); err != nil {
+	asJSON := fs.Bool("json", false, "print one JSON object per instance (a finished one with its outcome)")
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
 	if *status != "" && !slices.Contains(evokestore.Statuses, evokestore.InstanceStatus(*status)) {
-		fmt.Fprintf(stderr, "--status: unknown status %q\n", *status)
-		return errUsage
+		return usageErrorf("--status: unknown status %q (want one of %v)", *status, evokestore.Statuses)
+	}
+	if *outcome != "" && !slices.Contains(outcomes, *outcome) {
+		return usageErrorf("--outcome: unknown outcome %q (want one of %v)", *outcome, outcomes)
+	}
+	if *outcome != "" && *status != "" && *status != string(outcomeStatus(*outcome)) {
+		return usageErrorf("--status %s and --outcome %s do not combine: an instance that ended %s has status %s", *status, *outcome, *outcome, outcomeStatus(*outcome))
 	}
 	if *limit <= 0 {
-		fmt.Fprintln(stderr, "--limit must be positive")
-		return errUsage
+		return usageErrorf("--limit must be positive, not %d", *limit)
+	}
+	if *after != "" && *pm == "" {
+		return usageErrorf("--after pages within one process manager: give --pm too")
 	}
 	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
@@ -46,14 +53,28 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *after != "" {
 		q.AfterProcessManager, q.AfterID = *pm, *after
 	}
-	insts, err := st.ListInstances(ctx, q)
+	var insts []evokestore.Instance
+	if *outcome != "" {
+		q.Status = outcomeStatus(*outcome)
+		insts, err = listByOutcome(ctx, st, q, *outcome)
+	} else {
+		insts, err = st.ListInstances(ctx, q)
+	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for i := range insts {
-			if err := enc.Encode(evokeui.InstanceMap(&insts[i])); err != nil {
+			m := evokeui.InstanceMap(&insts[i])
+			o, err := outcomeOf(ctx, st, &insts[i])
+			if err != nil {
+				return err
+			}
+			if o != "" {
+				m["outcome"] = o
+			}
+			if err := enc.Encode(m); err != nil {
 				return err
 			}
 		}
@@ -77,6 +98,41 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return listParkedEvents(ctx, st, *pm, stdout)
 }
 
+// outcomeStatus is the status of an instance that ended with outcome.
+func outcomeStatus(outcome string) evokestore.InstanceStatus {
+	if outcome == outcomeCancelled {
+		return evokestore.StatusCancelled
+	}
+	return evokestore.StatusCompleted
+}
+
+// listByOutcome lists the instances q selects that ended with outcome, up to
+// q.Limit, reading the store a page at a time.
+func listByOutcome(ctx context.Context, st evokestore.Store, q evokestore.InstanceQuery, outcome string) ([]evokestore.Instance, error) {
+	var out []evokestore.Instance
+	for len(out) < q.Limit {
+		page, err := st.ListInstances(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for i := range page {
+			o, err := outcomeOf(ctx, st, &page[i])
+			if err != nil {
+				return nil, err
+			}
+			if o == outcome && len(out) < q.Limit {
+				out = append(out, page[i])
+			}
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		last := page[len(page)-1]
+		q.AfterProcessManager, q.AfterID = last.ProcessManager, last.ID
+	}
+	return out, nil
+}
+
 // listParkedEvents prints the events parked for pm because its Correlate
 // failed, if any.
 func listParkedEvents(ctx context.Context, st evokestore.Store, pm string, w io.Writer) error {
@@ -93,15 +149,15 @@ func listParkedEvents(ctx context.Context, st evokestore.Store, pm string, w io.
 
 // runShow prints one instance: its state, what it holds, and its timeline.
 func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("show", "[--store URL] --pm NAME [--json] ID", stderr)
+	fs := newFlags("show", "[--store URL] --pm NAME [--json] ID", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "the instance's process manager (required)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	// The ID comes after the flags.
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
 	}
-	id, err := instanceArg(fs, *pm, "", stderr)
+	id, err := instanceArg(fs, *pm, pos)
 	if err != nil {
 		return err
 	}
@@ -125,17 +181,21 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // runGraph draws a process manager's state machine from the transitions
 // its instances recorded (history: phase before -> phase after, on event).
 func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("graph", "[--store URL] --pm NAME [--format mermaid|dot] [--instances N]", stderr)
+	fs := newFlags("graph", "[--store URL] --pm NAME [--format mermaid|dot] [--instances N]", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "the process manager (required)")
 	format := fs.String("format", "mermaid", "mermaid (a stateDiagram) or dot (Graphviz)")
 	maxInst := fs.Int("instances", 10000, "read the history of at most this many instances")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
-	if *pm == "" || (*format != "mermaid" && *format != "dot") || *maxInst <= 0 {
-		fmt.Fprintln(stderr, "evoke graph needs --pm NAME, --format mermaid or dot, and a positive --instances")
-		return errUsage
+	switch {
+	case *pm == "":
+		return usageErrorf("needs --pm NAME: the process manager whose state machine to draw")
+	case *format != "mermaid" && *format != "dot":
+		return usageErrorf("--format %q: want mermaid or dot", *format)
+	case *maxInst <= 0:
+		return usageErrorf("--instances must be positive, not %d", *maxInst)
 	}
 	st, err := OpenStore(ctx, *store, nil)
 	if err != nil {
@@ -157,17 +217,16 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// instanceArg returns the one instance ID that a command taking --pm NAME ID
-// was given after its flags, or prints its usage (what, if set, says what
-// the command does).
-func instanceArg(fs *flag.FlagSet, pm, what string, stderr io.Writer) (string, error) {
-	if pm == "" || fs.NArg() != 1 {
-		if what != "" {
-			what = ": " + what
-		}
-		fmt.Fprintf(stderr, "evoke %s needs --pm NAME and one instance ID%s\n", fs.Name(), what)
-		fs.Usage()
-		return "", errUsage
+// instanceArg returns the one instance ID of a command taking --pm NAME ID,
+// from its positional arguments pos, or a usage error.
+func instanceArg(fs *flagSet, pm string, pos []string) (string, error) {
+	switch {
+	case pm == "" && len(pos) == 1:
+		return "", usageErrorf("needs --pm NAME: the process manager of instance %s", pos[0])
+	case pm == "" || len(pos) != 1:
+		return "", usageErrorf("needs --pm NAME and one instance ID, not %d arguments (usage: evoke %s %s)", len(pos), fs.Name(), fs.synopsis)
+	case pos[0] == "":
+		return "", usageErrorf("the instance ID is empty")
 	}
-	return fs.Arg(0), nil
+	return pos[0], nil
 }

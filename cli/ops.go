@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 
@@ -26,23 +27,33 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return runOp(ctx, "cancel", "end an instance that has not completed (a cancelled tombstone)", evokeops.Cancel, args, stdout, stderr)
 }
 
-func runOp(ctx context.Context, name, what string, op func(context.Context, evokestore.Store, string, string) error,
+func runOp(ctx context.Context, name, _ string, op func(context.Context, evokestore.Store, string, string) error,
 	args []string, stdout, stderr io.Writer) error {
-	usage := "[--store URL] --pm NAME ID"
+	synopsis := "[--store URL] --pm NAME ID"
 	if name == "skip" {
-		usage = "[--store URL] --pm NAME (ID | --event POSITION)"
+		synopsis = "[--store URL] --pm NAME (ID | --event POSITION)"
 	}
-	fs := newFlags(name, usage, stderr)
+	fs := newFlags(name, synopsis, stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	pm := fs.String("pm", "", "the instance's process manager (required)")
 	var event *int64
 	if name == "skip" {
-		event = fs.Int64("event", 0, "instead of an instance: the position of an event parked for the process manager (its Correlate failed) to drop")
+		event = fs.Int64("event", 0, "instead of an instance ID: the log position of an event parked for the process manager because its Correlate failed (evoke list --pm NAME lists them), to drop")
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
 	}
-	if event != nil && *event > 0 && *pm != "" && fs.NArg() == 0 {
+	if event != nil && isSet(fs, "event") {
+		switch {
+		case *event <= 0:
+			return usageErrorf("--event must be a positive log position, not %d", *event)
+		case len(pos) > 0:
+			return usageErrorf("--event %d and instance %s do not combine: --event drops an event parked for the process manager (one no instance took); "+
+				"to drop the event an instance is stuck on, give its ID without --event", *event, pos[0])
+		case *pm == "":
+			return usageErrorf("--event %d needs --pm NAME: the process manager the event is parked for", *event)
+		}
 		st, err := OpenStore(ctx, *store, nil)
 		if err != nil {
 			return err
@@ -54,7 +65,7 @@ func runOp(ctx context.Context, name, what string, op func(context.Context, evok
 		fmt.Fprintf(stdout, "event %d parked for %s skipped\n", *event, *pm)
 		return nil
 	}
-	id, err := instanceArg(fs, *pm, what, stderr)
+	id, err := instanceArg(fs, *pm, pos)
 	if err != nil {
 		return err
 	}
@@ -74,4 +85,11 @@ func runOp(ctx context.Context, name, what string, op func(context.Context, evok
 			*pm, id, name, *pm, *pm, id)
 	}
 	return nil
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -19,13 +19,16 @@ const minTokenLen = 16
 
 // runServe serves the inspection UI for a store until ctx ends.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "[--store URL] [--addr HOST:PORT] [--token T | --read-only]", stderr)
+	fs := newFlags("serve", "[--store URL] [--addr HOST:PORT] [--token T | --read-only]", stdout, stderr)
 	store := fs.String("store", DefaultStore, "store: a SQLite file or a postgres:// URL")
 	addr := fs.String("addr", "127.0.0.1:7070", "address to listen on (localhost by default: the UI shows instance states, over plain HTTP)")
 	token := fs.String("token", "", fmt.Sprintf("token that allows retry, skip and cancel, at least %d characters (default: a random one, printed)", minTokenLen))
 	readOnly := fs.Bool("read-only", false, "no actions at all (takes no --token)")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return usageErrorf("--addr %q: want HOST:PORT, e.g. 127.0.0.1:7070 (%v)", *addr, err)
 	}
 	tok := *token
 	switch {

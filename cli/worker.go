@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -15,38 +14,50 @@ import (
 // (SIGINT, SIGTERM). On PostgreSQL any number of workers share the work:
 // each owns the partitions it leases.
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("worker", "--store URL [--node NAME] [--partitions N] [--lease D]", stderr)
-	store := fs.String("store", DefaultStore, "store: a postgres:// URL (several workers share it) or a SQLite file (one worker)")
+	def := evoke.DefaultConfig()
+	fs := newFlags("worker", "--store URL [--node NAME] [--partitions N] [--lease D] [--timeout D]", stdout, stderr)
+	store := fs.String("store", DefaultStore, "store: a postgres:// URL (several workers share it) or a SQLite file (one worker); created if missing")
 	node := fs.String("node", "", "this node's name (default: host, process ID and a random suffix)")
-	partitions := fs.Int("partitions", 16, "partitions of the instances; the same on every worker")
-	lease := fs.Duration("lease", 5*time.Second, "partition lease time: a dead worker's partitions are taken over after about this long")
-	timeout := fs.Duration("timeout", 0, "inactivity timeout of the order process (0: none)")
+	partitions := fs.Int("partitions", def.Partitions, "partitions of the instances (Config.Partitions); the same on every worker")
+	lease := fs.Duration("lease", def.LeaseTTL, "partition lease time (Config.LeaseTTL): a dead worker's partitions are taken over after about this long")
+	timeout := fs.Duration("timeout", 0, "inactivity timeout of the order process (default: the longest one evoke demo recorded in the store, or none); "+
+		"a worker never uses less than the stored one")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "--log-level: %v\n", err)
-		return errUsage
+	switch err := level.UnmarshalText([]byte(*logLevel)); {
+	case err != nil:
+		return usageErrorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	case *partitions <= 0:
+		return usageErrorf("--partitions must be positive, not %d", *partitions)
+	case *lease <= 0:
+		return usageErrorf("--lease must be positive, not %v", *lease)
+	case *timeout < 0:
+		return usageErrorf("--timeout must not be negative, not %v", *timeout)
 	}
 	st, err := OpenStore(ctx, *store, &OpenOpts{Create: true})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	stored, err := demo.StoredTimeout(ctx, st)
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	rt, err := evoke.New(st, &evoke.Config{Logger: logger, NodeID: *node, Partitions: *partitions, LeaseTTL: *lease})
 	if err != nil {
 		return err
 	}
-	if err := demo.Register(rt, *timeout); err != nil {
+	if err := demo.Register(rt, max(*timeout, stored)); err != nil {
 		return err
 	}
 	if err := rt.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("worker running", "store", st.Backend())
+	logger.Info("worker running", "store", st.Backend(), "timeout", max(*timeout, stored))
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

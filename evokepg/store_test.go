@@ -19,9 +19,12 @@ import (
 	"github.com/evoke-go/evoke/evokestoretest"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
+
+	"github.com/evoke-go/evoke/internal/testnote"
 )
 
 func TestMain(m *testing.M) {
+	testnote.Postgres("evokepg")
 	goleak.VerifyTestMain(m)
 }
 

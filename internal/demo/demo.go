@@ -1,7 +1,8 @@
 // Package demo runs the order-fulfilment workload behind `evoke demo` and
-// the crash tests: it places orders, runs the example order-fulfilment
-// process manager with its payment, inventory and shipping aggregates, and
-// counts how far they got.
+// the crash tests: it places orders, runs the order-fulfilment process
+// manager of examples/orderfulfillment with its payment, inventory and
+// shipping aggregates (poison orders aside, whose first step fails every
+// time), and counts how far they got.
 package demo
 
 import (
@@ -20,12 +21,34 @@ import (
 	"github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
-// ErrIncomplete reports a run that stopped before all its orders finished.
-var ErrIncomplete = errors.New("demo: not every order finished")
+// Errors of a run.
+var (
+	// ErrIncomplete reports a run that stopped before all its orders
+	// finished.
+	ErrIncomplete = errors.New("demo: not every order finished")
+	// ErrInterrupted reports a run whose context ended (SIGINT): it
+	// stopped placing orders, stopped the runtime after its current
+	// transactions and counted what was done.
+	ErrInterrupted = errors.New("demo: interrupted")
+	// ErrPoisonOrder is the error with which the step of a poison order
+	// (Options.PoisonRate) fails, every time it is tried.
+	ErrPoisonOrder = errors.New("poison order: this step fails every time it runs (skip or cancel the instance)")
+)
 
-// runsStream records each run's first order number and count, so that a
-// second run on the same store gets new order IDs.
+// runsStream records each run: its first order number and count, so that
+// a second run on the same store gets new order IDs, and the order
+// process's inactivity timeout, so that every later run and worker on the
+// store keeps it (see StoredTimeout).
 const runsStream = "evoke-demo-runs"
+
+// runRecord is an event of runsStream.
+type runRecord struct {
+	First  int `json:"first"`
+	Orders int `json:"orders"`
+	// TimeoutMS is the order process's inactivity timeout in the run, in
+	// milliseconds.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
 
 // Options configure a run.
 type Options struct {
@@ -42,9 +65,17 @@ type Options struct {
 	// their inactivity timeout fires, the payment is refunded, and the
 	// order ends as timed_out.
 	TimeoutRate float64
+	// PoisonRate is the fraction of orders that are poison: the order
+	// process's first step fails on them every time (ErrPoisonOrder), so
+	// that after Config.MaxAttempts tries each instance is parked for an
+	// operator to retry, skip or cancel. A run counts a parked order as
+	// settled. FailRate, TimeoutRate and PoisonRate add up to at most 1.
+	PoisonRate float64
 	// Timeout is the order process's inactivity timeout. Defaults to 1s
 	// when TimeoutRate is set, and to none otherwise (a timeout costs a
-	// deadline write per step).
+	// deadline write per step). A run never uses less than the longest
+	// timeout an earlier run recorded in the store (StoredTimeout): the
+	// orders those runs placed may still be waiting on it.
 	Timeout time.Duration
 	// Rate, if positive, places the orders at this many per second (in
 	// ticks of 10ms) while they run, instead of all at once: latency is
@@ -75,6 +106,15 @@ type Summary struct {
 	Store      string `json:"store"`
 	Orders     int    `json:"orders"`
 	FirstOrder int    `json:"first_order"`
+	// Placed counts the run's orders placed when it ended (by this run or
+	// an earlier one): all of them, unless the run was interrupted.
+	Placed int `json:"placed"`
+	// Interrupted reports that the run's context ended before all its
+	// orders settled.
+	Interrupted bool `json:"interrupted"`
+	// TimeoutSeconds is the order process's inactivity timeout in the
+	// run (0: none).
+	TimeoutSeconds float64 `json:"timeout_seconds"`
 	// Completed counts orders whose process finished.
 	Completed int `json:"completed"`
 	// InFlight counts orders still running when the run ended.
@@ -107,8 +147,8 @@ func orderNumber(id string) (int, bool) {
 	return n, err == nil && strings.HasPrefix(id, "order-")
 }
 
-// counter counts finished instances of the run's orders, and passes all
-// telemetry on to next, if set.
+// counter counts settled instances of the run's orders (finished or
+// parked), and passes all telemetry on to next, if set.
 type counter struct {
 	first, last int
 	finished    atomic.Int64
@@ -119,7 +159,7 @@ func (c *counter) Telemetry(t evoke.Telemetry) {
 	if c.next != nil {
 		c.next.Telemetry(t)
 	}
-	if t.Kind != evoke.TelemetryStop || t.Name != orderfulfillment.Name {
+	if (t.Kind != evoke.TelemetryStop && t.Kind != evoke.TelemetryPark) || t.Name != orderfulfillment.Name {
 		return
 	}
 	if n, ok := orderNumber(t.ProcessID); ok && n >= c.first && n <= c.last {
@@ -130,7 +170,66 @@ func (c *counter) Telemetry(t evoke.Telemetry) {
 // Register adds the order-fulfilment process manager and its aggregates to
 // rt, with the given inactivity timeout (0 for none).
 func Register(rt *evoke.Runtime, timeout time.Duration) error {
-	return orderfulfillment.Register(rt, orderfulfillment.Fulfillment{TimeoutAfter: timeout})
+	return errors.Join(
+		evoke.RegisterProcessManager(rt, fulfillment{orderfulfillment.Fulfillment{TimeoutAfter: timeout}}, nil),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregatePayment, orderfulfillment.Payment{}),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregateInventory, orderfulfillment.Inventory{}),
+		evoke.RegisterAggregate(rt, orderfulfillment.AggregateShipping, orderfulfillment.Shipping{}),
+	)
+}
+
+// fulfillment is the demo's order process: orderfulfillment.Fulfillment,
+// whose Handle fails on the OrderPlaced of a poison order every time.
+type fulfillment struct {
+	orderfulfillment.Fulfillment
+}
+
+// poisonMark is the part of an OrderPlaced that marks a poison order.
+type poisonMark struct {
+	Poison bool `json:"poison"`
+}
+
+// Handle fails a poison order's OrderPlaced with ErrPoisonOrder and hands
+// every other event to Fulfillment.Handle.
+func (f fulfillment) Handle(s orderfulfillment.State, e evoke.Event) (orderfulfillment.State, []evoke.Command, error) {
+	if e.Type == orderfulfillment.EventOrderPlaced {
+		if m, err := evoke.Decode[poisonMark](e); err == nil && m.Poison {
+			return s, nil, fmt.Errorf("order %s: %w", s.OrderID, ErrPoisonOrder)
+		}
+	}
+	return f.Fulfillment.Handle(s, e)
+}
+
+// StoredTimeout returns the longest inactivity timeout of the order process
+// that a demo run recorded in store, or 0. Every run records its timeout
+// before it places an order, and takes at least the stored one (as evoke
+// worker does by default): a process whose timeout came from a flag keeps
+// it in every later process on the same store, flag or not.
+func StoredTimeout(ctx context.Context, store evokestore.Store) (time.Duration, error) {
+	runs, err := readRuns(ctx, store)
+	if err != nil {
+		return 0, err
+	}
+	var d time.Duration
+	for _, r := range runs {
+		d = max(d, time.Duration(r.TimeoutMS)*time.Millisecond)
+	}
+	return d, nil
+}
+
+// readRuns reads the runs recorded in store.
+func readRuns(ctx context.Context, store evokestore.Store) ([]runRecord, error) {
+	evs, err := store.ReadStream(ctx, runsStream, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read demo runs: %w", err)
+	}
+	out := make([]runRecord, len(evs))
+	for i, e := range evs {
+		if err := json.Unmarshal(e.Data, &out[i]); err != nil {
+			return nil, fmt.Errorf("decode demo run %d: %w", i+1, err)
+		}
+	}
+	return out, nil
 }
 
 // Run places opts.Orders orders on store and runs them until all finished,
@@ -145,12 +244,17 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	if opts.Stall == 0 {
 		opts.Stall = 60 * time.Second
 	}
-	if opts.FailRate < 0 || opts.FailRate > 1 || opts.TimeoutRate < 0 || opts.TimeoutRate > 1 || opts.FailRate+opts.TimeoutRate > 1 {
-		return Summary{}, fmt.Errorf("%w: fail rate %v and timeout rate %v must be fractions adding up to at most 1", evoke.ErrInvalid, opts.FailRate, opts.TimeoutRate)
+	if err := opts.mix().check(); err != nil {
+		return Summary{}, err
 	}
 	if opts.Timeout == 0 && opts.TimeoutRate > 0 {
 		opts.Timeout = time.Second
 	}
+	storedTimeout, err := StoredTimeout(ctx, store)
+	if err != nil {
+		return Summary{}, err
+	}
+	opts.Timeout = max(opts.Timeout, storedTimeout)
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(leveled{slog.Default().Handler(), slog.LevelWarn})
@@ -172,14 +276,12 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	if err := Register(rt, opts.Timeout); err != nil {
 		return Summary{}, err
 	}
-	first := opts.FirstOrder
-	if first == 0 {
-		if first, err = allocate(ctx, rt, opts.Orders); err != nil {
-			return Summary{}, err
-		}
+	first, err := record(ctx, rt, opts.FirstOrder, opts.Orders, opts.Timeout)
+	if err != nil {
+		return Summary{}, err
 	}
 	cnt.first, cnt.last = first, first+opts.Orders-1
-	sum := Summary{Store: store.Backend(), Orders: opts.Orders, FirstOrder: first}
+	sum := Summary{Store: store.Backend(), Orders: opts.Orders, FirstOrder: first, TimeoutSeconds: opts.Timeout.Seconds()}
 
 	// Orders a killed earlier run finished already count.
 	done, err := finished(ctx, store, first, opts.Orders)
@@ -188,7 +290,10 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	}
 	base := int64(done)
 
-	if err := rt.Start(ctx); err != nil {
+	// The runtime runs until stop: an interrupt (ctx) ends the placing
+	// and the wait, and then stop lets the runtime finish its current
+	// transactions.
+	if err := rt.Start(context.WithoutCancel(ctx)); err != nil {
 		return sum, err
 	}
 	stopped := false
@@ -203,14 +308,22 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	}
 	defer stop()
 
+	var placedThrough atomic.Int64 // the orders before it are placed
+	placedThrough.Store(int64(first))
+	pl := placer{mix: opts.mix(), resume: opts.FirstOrder != 0, observe: opts.Placed, through: &placedThrough}
+	placing := make(chan struct{})
 	if opts.Rate > 0 {
 		go func() {
-			if err := placePaced(ctx, rt, first, opts.Orders, opts.Rate, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil && ctx.Err() == nil {
+			defer close(placing)
+			if err := pl.placePaced(ctx, rt, first, opts.Orders, opts.Rate); err != nil && ctx.Err() == nil {
 				logger.Error("placing orders failed", "err", err)
 			}
 		}()
-	} else if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil {
-		return sum, err
+	} else {
+		close(placing)
+		if err := pl.place(ctx, rt, first, opts.Orders); err != nil && ctx.Err() == nil {
+			return sum, err
+		}
 	}
 
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -245,13 +358,16 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		}
 		select {
 		case <-ctx.Done():
-			waitErr = ctx.Err()
+			waitErr = ErrInterrupted
 		case <-tick.C:
 			continue
 		}
 		break
 	}
 	elapsed := time.Since(start)
+	<-placing
+	sum.Placed = int(placedThrough.Load()) - first
+	sum.Interrupted = errors.Is(waitErr, ErrInterrupted)
 	if err := stop(); err != nil {
 		return sum, err
 	}
@@ -271,91 +387,152 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		sum.SagasPerSec = float64(sum.Completed) / sum.Seconds
 	}
 	// The summary counts the store's instances, whichever node stepped
-	// them: the outcome agrees with it.
-	if errors.Is(waitErr, ErrIncomplete) && sum.Completed >= sum.Orders {
+	// them: the outcome agrees with it. A parked order is settled: a
+	// poison order ends there.
+	settled := sum.Completed + sum.Parked
+	if errors.Is(waitErr, ErrIncomplete) && settled >= sum.Orders {
 		waitErr = nil
 	}
-	if waitErr == nil && sum.Completed < sum.Orders {
+	if waitErr == nil && settled < sum.Orders {
 		waitErr = ErrIncomplete
 	}
 	return sum, waitErr
 }
 
-// allocate records a run of n orders and returns its first order number.
-func allocate(ctx context.Context, rt *evoke.Runtime, n int) (int, error) {
-	type run struct {
-		First  int `json:"first"`
-		Orders int `json:"orders"`
-	}
+// record records a run of n orders with the given timeout and returns its
+// first order number: first if set (a run resumed), else the next free
+// one. A resumed run is recorded only when its timeout is longer than the
+// stored one.
+func record(ctx context.Context, rt *evoke.Runtime, first, n int, timeout time.Duration) (int, error) {
 	for {
-		past, err := rt.Store().ReadStream(ctx, runsStream, 0)
+		past, err := readRuns(ctx, rt.Store())
 		if err != nil {
-			return 0, fmt.Errorf("read demo runs: %w", err)
+			return 0, err
 		}
-		first := 1
-		if len(past) > 0 {
-			var r run
-			if err := json.Unmarshal(past[len(past)-1].Data, &r); err != nil {
-				return 0, fmt.Errorf("decode demo run: %w", err)
+		r := runRecord{First: first, Orders: n, TimeoutMS: timeout.Milliseconds()}
+		var stored int64
+		for _, p := range past {
+			stored = max(stored, p.TimeoutMS)
+		}
+		if r.First != 0 && r.TimeoutMS <= stored {
+			return r.First, nil
+		}
+		if r.First == 0 {
+			r.First = 1
+			for _, p := range past {
+				r.First = max(r.First, p.First+p.Orders)
 			}
-			first = r.First + r.Orders
 		}
-		_, err = rt.Append(ctx, runsStream, int64(len(past)), evoke.NewEvent("DemoRunStarted", run{First: first, Orders: n}))
+		_, err = rt.Append(ctx, runsStream, int64(len(past)), evoke.NewEvent("DemoRunStarted", r))
 		if errors.Is(err, evoke.ErrVersionConflict) {
 			continue
 		}
-		return first, err
+		return r.First, err
 	}
+}
+
+// mix is the share of each kind of order in a run.
+type mix struct {
+	fail, timeout, poison float64
+}
+
+func (o Options) mix() mix { return mix{o.FailRate, o.TimeoutRate, o.PoisonRate} }
+
+// check refuses rates that are not fractions adding up to at most 1.
+func (m mix) check() error {
+	for _, r := range []float64{m.fail, m.timeout, m.poison} {
+		if !(r >= 0 && r <= 1) { // NaN too
+			return fmt.Errorf("%w: fail rate %v, timeout rate %v and poison rate %v must be fractions adding up to at most 1", evoke.ErrInvalid, m.fail, m.timeout, m.poison)
+		}
+	}
+	if m.fail+m.timeout+m.poison > 1 {
+		return fmt.Errorf("%w: fail rate %v, timeout rate %v and poison rate %v must be fractions adding up to at most 1", evoke.ErrInvalid, m.fail, m.timeout, m.poison)
+	}
+	return nil
+}
+
+// CheckRates returns an error wrapping evoke.ErrInvalid unless the fail,
+// timeout and poison rates of Options are fractions adding up to at most
+// 1.
+func CheckRates(fail, timeout, poison float64) error {
+	return mix{fail, timeout, poison}.check()
 }
 
 // Place appends the OrderPlaced events of orders first..first+n-1 in
 // batches; rt need not be started. With resume, orders placed by an earlier
 // attempt are skipped. failRate and timeoutRate are as in Options.
 func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64) error {
-	return place(ctx, rt, first, n, resume, failRate, timeoutRate, nil)
+	return placer{mix: mix{fail: failRate, timeout: timeoutRate}, resume: resume}.place(ctx, rt, first, n)
 }
 
-// place is Place reporting each append to placed (if not nil).
-func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64, placed func(time.Time, time.Duration)) error {
+// placer places orders.
+type placer struct {
+	mix    mix
+	resume bool
+	// observe, if set, is called after each append (Options.Placed).
+	observe func(time.Time, time.Duration)
+	// through, if set, is moved past each chunk once it is placed.
+	through *atomic.Int64
+}
+
+// place appends the orders first..first+n-1 in chunks. When ctx ends it
+// stops before the next chunk and returns ctx's error; a chunk it began
+// is appended whole.
+func (p placer) place(ctx context.Context, rt *evoke.Runtime, first, n int) error {
 	const chunk = 500
+	actx := context.WithoutCancel(ctx)
 	for lo := first; lo < first+n; lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		hi := min(lo+chunk, first+n)
-		batch := make([]evoke.StreamAppend, 0, hi-lo)
-		for k := lo; k < hi; k++ {
-			batch = append(batch, evoke.StreamAppend{StreamID: OrderID(k), ExpectedVersion: evoke.NoStream, Events: []evoke.Event{order(k, failRate, timeoutRate)}})
+		if err := p.placeChunk(actx, rt, lo, hi); err != nil {
+			return err
 		}
-		if resume {
-			var err error
-			if batch, err = unplaced(ctx, rt, batch); err != nil {
-				return err
-			}
-			if len(batch) == 0 {
-				continue
-			}
-		}
-		t0 := time.Now()
-		_, err := rt.AppendBatch(ctx, batch)
-		if err == nil && placed != nil {
-			placed(t0, time.Since(t0))
-		}
-		if err != nil && resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
-			for _, a := range batch {
-				_, err := rt.Append(ctx, a.StreamID, a.ExpectedVersion, a.Events...)
-				if err != nil && !errors.Is(err, evoke.ErrVersionConflict) && !errors.Is(err, evoke.ErrDuplicateEvent) {
-					return fmt.Errorf("place %s: %w", a.StreamID, err)
-				}
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("place orders %d..%d: %w", lo, hi-1, err)
+		if p.through != nil {
+			p.through.Store(int64(hi))
 		}
 	}
 	return nil
 }
 
+// placeChunk appends the orders lo..hi-1.
+func (p placer) placeChunk(ctx context.Context, rt *evoke.Runtime, lo, hi int) error {
+	batch := make([]evoke.StreamAppend, 0, hi-lo)
+	for k := lo; k < hi; k++ {
+		batch = append(batch, evoke.StreamAppend{StreamID: OrderID(k), ExpectedVersion: evoke.NoStream, Events: []evoke.Event{order(k, p.mix)}})
+	}
+	if p.resume {
+		var err error
+		if batch, err = unplaced(ctx, rt, batch); err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+	}
+	t0 := time.Now()
+	_, err := rt.AppendBatch(ctx, batch)
+	if err == nil && p.observe != nil {
+		p.observe(t0, time.Since(t0))
+	}
+	if err != nil && p.resume && (errors.Is(err, evoke.ErrVersionConflict) || errors.Is(err, evoke.ErrDuplicateEvent)) {
+		for _, a := range batch {
+			_, err := rt.Append(ctx, a.StreamID, a.ExpectedVersion, a.Events...)
+			if err != nil && !errors.Is(err, evoke.ErrVersionConflict) && !errors.Is(err, evoke.ErrDuplicateEvent) {
+				return fmt.Errorf("place %s: %w", a.StreamID, err)
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("place orders %d..%d: %w", lo, hi-1, err)
+	}
+	return nil
+}
+
 // placePaced places n orders at rate per second, a slice every 10ms.
-func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64, observe func(time.Time, time.Duration)) error {
+func (p placer) placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64) error {
 	const tick = 10 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -369,7 +546,7 @@ func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float
 		}
 		due := min(n, int(rate*time.Since(start).Seconds()))
 		if due > placed {
-			if err := place(ctx, rt, first+placed, due-placed, resume, failRate, timeoutRate, observe); err != nil {
+			if err := p.place(ctx, rt, first+placed, due-placed); err != nil {
 				return err
 			}
 			placed = due
@@ -406,30 +583,39 @@ func unplaced(ctx context.Context, rt *evoke.Runtime, batch []evoke.StreamAppend
 	return out, nil
 }
 
+// placedData is the data of the demo's OrderPlaced: the example's, and
+// whether the order is poison.
+type placedData struct {
+	orderfulfillment.OrderPlaced
+	Poison bool `json:"poison,omitempty"`
+}
+
 // order returns order k's OrderPlaced event, with a deterministic ID so that
-// placing it again is recognised. Whether its payment is declined or its
-// shipment lost is a deterministic function of k, spread evenly.
-func order(k int, failRate, timeoutRate float64) evoke.Event {
+// placing it again is recognised. Whether its payment is declined, its
+// shipment lost or the order poison is a deterministic function of k,
+// spread evenly.
+func order(k int, m mix) evoke.Event {
 	id := OrderID(k)
 	u := float64(uint32(k)*2654435761%10000) / 10000 // Knuth's multiplicative hash: evenly spread
-	e := evoke.NewEvent(orderfulfillment.EventOrderPlaced, orderfulfillment.OrderPlaced{
+	e := evoke.NewEvent(orderfulfillment.EventOrderPlaced, placedData{OrderPlaced: orderfulfillment.OrderPlaced{
 		OrderID:        id,
 		CustomerID:     fmt.Sprintf("customer-%d", k%97),
 		Items:          []orderfulfillment.Item{{SKU: fmt.Sprintf("sku-%d", k%13), Qty: 1 + k%3}},
 		Amount:         int64(1000 + k%5000),
-		DeclinePayment: u < failRate,
-		LoseShipment:   u >= failRate && u < failRate+timeoutRate,
-	})
+		DeclinePayment: u < m.fail,
+		LoseShipment:   u >= m.fail && u < m.fail+m.timeout,
+	}, Poison: u >= m.fail+m.timeout && u < m.fail+m.timeout+m.poison})
 	e.ID = id + "-placed"
 	return e
 }
 
-// finished counts the run's orders whose instance completed.
+// finished counts the run's orders that settled: whose instance completed
+// or is parked.
 func finished(ctx context.Context, store evokestore.Querier, first, n int) (int, error) {
 	var s Summary
 	s.FirstOrder, s.Orders = first, n
 	err := count(ctx, store, &s)
-	return s.Completed, err
+	return s.Completed + s.Parked, err
 }
 
 // count fills in the run's completed, in-flight and failed orders.
