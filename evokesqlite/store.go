@@ -91,6 +91,7 @@ type Store struct {
 	ckptKick           chan struct{}
 	ckptStop, ckptDone chan struct{}
 	ckpts              atomic.Int64 // checkpoints run
+	ckptMinGap         atomic.Int64 // the shortest time between two checkpoints, in ns (tests)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -282,7 +283,13 @@ func (s *Store) checkpoints() {
 		}
 		var busy, log, done int
 		_ = s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done)
-		last = time.Now()
+		now := time.Now()
+		if !last.IsZero() {
+			if gap := now.Sub(last); s.ckptMinGap.Load() == 0 || int64(gap) < s.ckptMinGap.Load() {
+				s.ckptMinGap.Store(int64(gap))
+			}
+		}
+		last = now
 		s.ckpts.Add(1)
 	}
 }
