@@ -65,10 +65,11 @@ type pmAdapter[S any] struct {
 	deadlines Deadliner[S]
 	strict    bool
 	timeout   time.Duration
+	codec     stateCodec[S]
 }
 
 func newPMAdapter[S any](pm ProcessManager[S]) *pmAdapter[S] {
-	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn()}
+	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn(), codec: newStateCodec(pm)}
 	a.comp, _ = pm.(Compensator[S])
 	a.done, _ = pm.(Completer[S])
 	a.status, _ = pm.(StatusReporter[S])
@@ -98,18 +99,19 @@ func (a *pmAdapter[S]) Correlate(r *evokestore.Event) (route engine.Route) {
 	return engine.Route{Kind: engine.RouteKind(c.kind), ID: c.id, Err: c.err}
 }
 
+// Load decodes a stored state, upgraded to the process manager's state
+// version; a state that does not load fails with a *StateError, which parks
+// the instance at once.
 func (a *pmAdapter[S]) Load(b []byte) (any, error) {
-	var s S
-	if len(b) == 0 {
-		return s, nil
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := a.codec.decode(b)
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (a *pmAdapter[S]) Save(state any) ([]byte, error) { return json.Marshal(state.(S)) }
+// Save encodes a state at the process manager's state version.
+func (a *pmAdapter[S]) Save(state any) ([]byte, error) { return a.codec.encode(state.(S)) }
 
 func (a *pmAdapter[S]) Phase(state any) (phase string) {
 	if a.status == nil {

@@ -1235,7 +1235,7 @@ func (r *router) fail(g *group, inst *evokestore.Instance, ev *evokestore.Event,
 	inst.LastError = evokestore.Text(err.Error())
 	inst.UpdatedAt = now
 	kind := evokestore.KindFailed
-	if inst.Attempts >= r.en.cfg.MaxAttempts {
+	if inst.Attempts >= r.en.cfg.MaxAttempts || permanent(err) {
 		inst.Status = evokestore.StatusParked
 		inst.NextAttemptAt = time.Time{}
 		kind = evokestore.KindParked
