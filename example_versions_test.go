@@ -172,7 +172,8 @@ func (p expressShipping) Handle(s of.State, e evoke.Event) (of.State, []evoke.Co
 }
 
 // A replay before deploying a change: the unchanged code gives what the
-// instances recorded; the changed one issues another ship_item.
+// instances recorded; the changed one issues ship_item with another
+// payload.
 func ExampleReplay() {
 	ctx := context.Background()
 	store, done := tempStore(ctx)
