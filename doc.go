@@ -54,8 +54,8 @@
 // upgraded when loaded and written back at the new version; a state that
 // does not load parks its instance at once with a *StateError. Replay runs
 // the recorded events of stored instances through the current code and
-// reports each instance whose commands, statuses or final state would
-// differ, with the first differing step: run it (or evoketest.Replay)
+// reports each instance whose commands, statuses, completion or final
+// state would differ, with the first differing step: run it (or evoketest.Replay)
 // before deploying a change.
 //
 // # Input

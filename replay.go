@@ -25,7 +25,8 @@ type ReplayOpts struct {
 // ReplayReport is what Replay found.
 type ReplayReport struct {
 	ProcessManager string `json:"process_manager"`
-	// Instances and Steps count what was replayed.
+	// Instances and Steps count what was replayed: an instance's steps up
+	// to its first difference.
 	Instances int `json:"instances"`
 	Steps     int `json:"steps"`
 	// Differences lists, in instance ID order, each instance whose replay
@@ -45,9 +46,10 @@ type ReplayDifference struct {
 	Position  int64  `json:"position,omitempty"`
 	EventType string `json:"event_type,omitempty"`
 	// What differs: "commands" (type, aggregate, payload), "status" (the
-	// user-level status after the step), "state" (the final state),
-	// "error" (the step fails now) or "event" (the recorded event is no
-	// longer in the log).
+	// user-level status after the step), "completion" (the instance
+	// completes at another step), "state" (the final state), "error" (the
+	// step fails now) or "event" (the recorded event is no longer in the
+	// log).
 	What     string `json:"what"`
 	Recorded string `json:"recorded"`
 	Replayed string `json:"replayed"`
@@ -75,7 +77,8 @@ func (r ReplayReport) String() string {
 // Replay runs the recorded steps of pm's stored instances through pm's
 // current code, with the stepping code of the runtime (the runtime's own
 // events included), and reports each instance whose commands, user-level
-// statuses or final state would differ, with its first differing step. It
+// statuses, completion or final state would differ, with its first
+// differing step. It
 // reads the instances' history and the events of the log; it writes
 // nothing, so it runs on a live store, as on a copy of one. Replay it
 // before deploying a change to a process manager with instances running.
@@ -161,6 +164,7 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 		return nil, 0, err
 	}
 	var state any = *new(S)
+	completed := false // the replay completed the instance
 	for i, h := range hist {
 		diff := func(what, recorded, replayed string) (*ReplayDifference, int, error) {
 			return &ReplayDifference{InstanceID: id, Step: h.Version, Position: h.Position, EventType: h.EventType,
@@ -194,6 +198,14 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 		}
 		if res.Phase != h.PhaseAfter {
 			return diff("status", fmt.Sprintf("%q", h.PhaseAfter), fmt.Sprintf("%q", res.Phase))
+		}
+		if completed && h.EventType != CommandRejectedEvent {
+			// A rejection reaches a completed instance; nothing else does.
+			return diff("completion", "the instance took this event", "it completed at an earlier step")
+		}
+		completed = completed || res.Completed || a.stops(ev)
+		if i == len(hist)-1 && ins[0].Status.Done() != completed && ins[0].Status != evokestore.StatusCancelled {
+			return diff("completion", fmt.Sprintf("%s after this step", ins[0].Status), fmt.Sprintf("completed %v", completed))
 		}
 		state = res.State
 	}
@@ -251,4 +263,14 @@ func canonicalJSON(b []byte) string {
 		return string(b)
 	}
 	return string(out)
+}
+
+// stops reports whether the process manager correlates a recorded event of
+// its own (not one of the runtime's) with Stop, which completes the
+// instance after the step.
+func (a *pmAdapter[S]) stops(ev *evokestore.Event) bool {
+	if strings.HasPrefix(ev.Type, "$evoke.") {
+		return false
+	}
+	return a.Correlate(ev).Kind == engine.RouteStop
 }

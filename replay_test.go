@@ -2,6 +2,8 @@ package evoke_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/evoke-go/evoke"
@@ -17,6 +19,29 @@ func (tallyWithStatus) Status(s tallyState2) string {
 		return "closed"
 	}
 	return "open"
+}
+
+// tallyDoneEarly completes a tally at its first tick.
+type tallyDoneEarly struct{ tallyV2 }
+
+func (tallyDoneEarly) Completed(s tallyState2) bool { return s.Total > 0 }
+
+func TestReplayReportsAnotherCompletion(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	runTally(t, st, tallyV2{}, [2]string{"Tick", "a"}, [2]string{"Tick", "b"}, [2]string{"Close", "a"})
+	rep, err := evoke.Replay(context.Background(), st, tallyDoneEarly{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a 2 Close completion", "b 1 Tick completion"}
+	var got []string
+	for _, d := range rep.Differences {
+		got = append(got, fmt.Sprintf("%s %d %s %s", d.InstanceID, d.Step, d.EventType, d.What))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("differences %q, want %q:\n%s", got, want, rep)
+	}
 }
 
 func TestReplayOnEachStore(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 // Replay replays the recorded steps of pm's instances in st through pm's
 // current code (evoke.Replay) and fails the test with the report when an
-// instance's commands, statuses or final state differ. It returns the
+// instance's commands, statuses, completion or final state differ. It returns the
 // report, so that a test that expects differences can check them with
 // evoke.Replay's report instead.
 func Replay[S any](tb testing.TB, st evokestore.Querier, pm evoke.ProcessManager[S]) evoke.ReplayReport {

@@ -18,7 +18,7 @@ type Replayer func(ctx context.Context, processManager string) (evoke.ReplayRepo
 // The replay page, added to the UI's pages.
 var _ = template.Must(pages.New("replay").Parse(`{{template "head" .}}
 <h2>{{.PM}}: replay</h2>
-<p>The recorded steps of every instance, run again through the code of this program: an instance is listed when its commands (type, aggregate, payload), statuses or final state would differ, at its first differing step. <a href="/instances?pm={{.PM}}">instances</a></p>
+<p>The recorded steps of every instance, run again through the code of this program: an instance is listed when its commands (type, aggregate, payload), statuses, completion or final state would differ, at its first differing step. <a href="/instances?pm={{.PM}}">instances</a></p>
 {{if .NoReplayer}}<p class="msg" id="msg">This UI has no code to replay {{.PM}} with: serve it from a program that has the process manager, with evokeui.Options.Replay.</p>
 {{else}}{{with .R}}<p id="summary">{{.Instances}} instances, {{.Steps}} steps replayed: {{if .Differ}}<span class="s-parked">{{len .Differences}} differ</span>{{else}}<span class="s-completed">none differs</span>{{end}}</p>
 {{if .Differ}}<table id="differences"><tr><th>instance</th><th>step</th><th>event</th><th>what</th><th>recorded</th><th>replayed</th></tr>
