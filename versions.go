@@ -91,7 +91,7 @@ func unwrapState(b []byte) (int, []byte, error) {
 	}
 	raw, found, err := topLevelField(b, versionKey)
 	if err != nil || !found {
-		return 1, b, err
+		return 1, b, nil // not an envelope: decoding tells whether it is a state
 	}
 	v, err := strconv.Atoi(string(raw))
 	if err != nil || v < 1 {
