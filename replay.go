@@ -155,11 +155,7 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 		return nil, 0, err
 	}
 	hist = slices.DeleteFunc(hist, func(h evokestore.HistoryRecord) bool { return h.Kind != evokestore.KindStep })
-	positions := make([]int64, len(hist))
-	for i, h := range hist {
-		positions[i] = h.Position
-	}
-	evs, err := eventsAt(ctx, q, positions)
+	evs, err := recordedEvents(ctx, q, hist)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -231,6 +227,32 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 		return final(r)
 	}
 	return nil, len(hist), nil
+}
+
+// recordedEvents reads the events the steps consumed, by position: by
+// their IDs in one query on a store that reads events by ID
+// (evokestore.EventsReader), else one position at a time.
+func recordedEvents(ctx context.Context, q evokestore.Querier, steps []evokestore.HistoryRecord) (map[int64]*evokestore.Event, error) {
+	if er, ok := q.(evokestore.EventsReader); ok {
+		ids := make([]string, len(steps))
+		for i, h := range steps {
+			ids[i] = h.EventID
+		}
+		evs, err := er.ReadEvents(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64]*evokestore.Event, len(evs))
+		for i := range evs {
+			out[evs[i].Position] = &evs[i]
+		}
+		return out, nil
+	}
+	positions := make([]int64, len(steps))
+	for i, h := range steps {
+		positions[i] = h.Position
+	}
+	return eventsAt(ctx, q, positions)
 }
 
 // commandText shows a command for a replay report.

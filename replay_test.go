@@ -52,6 +52,11 @@ func TestReplayOnEachStore(t *testing.T) {
 		if rep.Instances != 2 || rep.Steps != 3 {
 			t.Errorf("replayed %d instances, %d steps; want 2 and 3", rep.Instances, rep.Steps)
 		}
+		// A store that does not read events by ID: by position.
+		rep = evoketest.Replay(t, struct{ evokestore.Querier }{st}, tallyV2{})
+		if rep.Instances != 2 || rep.Steps != 3 {
+			t.Errorf("replayed %d instances, %d steps by position; want 2 and 3", rep.Instances, rep.Steps)
+		}
 
 		rep, err := evoke.Replay(context.Background(), st, tallyWithStatus{}, &evoke.ReplayOpts{Instances: []string{"b"}})
 		if err != nil {
