@@ -32,6 +32,9 @@ type (
 	badStatus     struct{ optBase }
 	badStrict     struct{ optBase }
 	ptrStatus     struct{ optBase }
+	badVersion    struct{ optBase }
+	badUpcasters  struct{ optBase }
+	onlyVersion   struct{ optBase }
 	goodOptional  struct{ optBase }
 )
 
@@ -44,6 +47,14 @@ func (badCompleted) Completed(s *optState) bool       { return false }
 func (badStatus) Status(s optState) (string, error)   { return "", nil }
 func (badStrict) Strict()                             {}
 func (*ptrStatus) Status(s optState) string           { return "" }
+func (badVersion) StateVersion() int64                { return 2 }
+func (badVersion) Upcasters() map[int]evoke.Upcaster  { return nil }
+func (badUpcasters) StateVersion() int                { return 2 }
+func (badUpcasters) Upcasters() map[int]func([]byte) []byte {
+	return nil
+}
+
+func (onlyVersion) StateVersion() int { return 2 }
 
 func (goodOptional) Compensate(s optState, failed evoke.FailedCommand) ([]evoke.Command, bool) {
 	return nil, false
@@ -53,6 +64,8 @@ func (goodOptional) Deadlines(s optState) []evoke.Deadline { return nil }
 func (goodOptional) Completed(s optState) bool             { return false }
 func (goodOptional) Status(s optState) string              { return "" }
 func (goodOptional) Strict() bool                          { return true }
+func (goodOptional) StateVersion() int                     { return 1 }
+func (goodOptional) Upcasters() map[int]evoke.Upcaster     { return nil }
 
 func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 	t.Parallel()
@@ -67,6 +80,9 @@ func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 		{"Completed", badCompleted{}, "method Completed is Completed(*evoke_test.optState) bool, want Completed(state evoke_test.optState) bool"},
 		{"Status", badStatus{}, "want Status(state evoke_test.optState) string"},
 		{"Strict", badStrict{}, "method Strict is Strict(), want Strict() bool"},
+		{"StateVersion", badVersion{}, "method StateVersion is StateVersion() int64, want StateVersion() int"},
+		{"Upcasters", badUpcasters{}, "want Upcasters() map[int]evoke.Upcaster"},
+		{"StateVersion alone", onlyVersion{}, "method StateVersion without the other methods of evoke.Versioned"},
 		{"pointer receiver", ptrStatus{}, "Status has a pointer receiver"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,7 @@ func commands() []command {
 		{"retry", "run a failing or parked instance's held events again (by the runtime running it)", runRetry},
 		{"skip", "drop the event a failing or parked instance is stuck on", runSkip},
 		{"cancel", "end an instance that has not completed", runCancel},
+		{"replay", "replay a demo process manager's instances through this binary's code; exit 1 if any differs", runReplay},
 		{"serve", "serve the inspection web UI (instances, timelines, state machines, actions)", runServe},
 		{"version", "print evoke's module version and VCS revision", runVersion},
 	}

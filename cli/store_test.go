@@ -26,6 +26,7 @@ var existingStoreCommands = [][]string{
 	{"skip", "--pm", "pm", "id"},
 	{"skip", "--pm", "pm", "--event", "3"},
 	{"cancel", "--pm", "pm", "id"},
+	{"replay", "--pm", "order_fulfillment"},
 }
 
 // runBounded runs a command line like run, ending it after 10 seconds: a

@@ -56,7 +56,7 @@ form.inline { display: inline } button { margin-right: .5em }
 {{range .Rows}}{{$pm := .PM}}<tr><td><a href="/instances?pm={{.PM}}">{{.PM}}</a></td>
 {{range $i, $c := .Counts}}<td class="n">{{if $c}}<a class="s-{{index $.Statuses $i}}" href="/instances?pm={{$pm}}&amp;status={{index $.Statuses $i}}">{{$c}}</a>{{else}}0{{end}}</td>{{end}}
 <td class="n">{{.Total}}</td><td class="n">{{if .ParkedEvents}}<a class="s-parked" href="/instances?pm={{.PM}}#parked">{{.ParkedEvents}}</a>{{else}}0{{end}}</td>
-<td><a href="/graph?pm={{.PM}}">state machine</a></td></tr>
+<td><a href="/graph?pm={{.PM}}">state machine</a> · <a href="/replay?pm={{.PM}}">replay</a></td></tr>
 {{else}}<tr><td colspan="10">no instances yet</td></tr>{{end}}
 </table>
 </body></html>{{end}}

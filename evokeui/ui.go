@@ -79,6 +79,9 @@ type Options struct {
 	// GraphInstances bounds how many instances' histories the state
 	// machine is drawn from. Default 10000.
 	GraphInstances int
+	// Replay replays a process manager for the replay page (/replay?pm=);
+	// nil: the page says the UI has no code to replay with.
+	Replay Replayer
 }
 
 const (
@@ -110,6 +113,7 @@ func Handler(st evokestore.Store, opts Options) http.Handler {
 	mux.HandleFunc("GET /instances", u.instances)
 	mux.HandleFunc("GET /instance", u.instance)
 	mux.HandleFunc("GET /graph", u.graph)
+	mux.HandleFunc("GET /replay", u.replay)
 	mux.HandleFunc("POST /action", u.action)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

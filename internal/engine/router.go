@@ -1232,12 +1232,14 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		Type          string `json:"type"`
 		AggregateType string `json:"aggregate_type"`
 		AggregateID   string `json:"aggregate_id"`
-		Suppressed    bool   `json:"suppressed,omitempty"`
+		// Payload lets a replay compare the commands the code issues now.
+		Payload    json.RawMessage `json:"payload,omitempty"`
+		Suppressed bool            `json:"suppressed,omitempty"`
 	}
 	var refs []cmdRef
 	for i, c := range res.Commands {
 		id := CommandID(r.name, g.id, ev.ID, ev.Position, i)
-		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Suppressed: suppress})
+		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload, Suppressed: suppress})
 		if suppress {
 			r.en.counters.Suppressed.Add(1)
 			continue
@@ -1326,7 +1328,7 @@ func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, n
 	}
 	if d.Action == ActionDefault {
 		d = Decision{Action: ActionRetry, Delay: r.en.backoff(inst.Attempts)}
-		if inst.Attempts >= r.en.cfg.MaxAttempts || errors.Is(err, ErrStepTimeout) {
+		if inst.Attempts >= r.en.cfg.MaxAttempts || errors.Is(err, ErrStepTimeout) || permanent(err) {
 			d.Action = ActionPark
 		}
 	}
