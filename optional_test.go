@@ -35,6 +35,8 @@ type (
 	badVersion    struct{ optBase }
 	badUpcasters  struct{ optBase }
 	onlyVersion   struct{ optBase }
+	badOnFailure  struct{ optBase }
+	badDiscard    struct{ optBase }
 	goodOptional  struct{ optBase }
 )
 
@@ -56,6 +58,9 @@ func (badUpcasters) Upcasters() map[int]func([]byte) []byte {
 
 func (onlyVersion) StateVersion() int { return 2 }
 
+func (badOnFailure) OnFailure(err error) evoke.FailureAction              { return evoke.FailureAction{} }
+func (badDiscard) DiscardPending(rejected evoke.Command, why string) bool { return true }
+
 func (goodOptional) Compensate(s optState, failed evoke.FailedCommand) ([]evoke.Command, bool) {
 	return nil, false
 }
@@ -66,6 +71,10 @@ func (goodOptional) Status(s optState) string              { return "" }
 func (goodOptional) Strict() bool                          { return true }
 func (goodOptional) StateVersion() int                     { return 1 }
 func (goodOptional) Upcasters() map[int]evoke.Upcaster     { return nil }
+func (goodOptional) OnFailure(f evoke.Failure) evoke.FailureAction {
+	return f.RetryWithBackoff()
+}
+func (goodOptional) DiscardPending(rejected evoke.FailedCommand) bool { return false }
 
 func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 	t.Parallel()
@@ -83,6 +92,8 @@ func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 		{"StateVersion", badVersion{}, "method StateVersion is StateVersion() int64, want StateVersion() int"},
 		{"Upcasters", badUpcasters{}, "want Upcasters() map[int]evoke.Upcaster"},
 		{"StateVersion alone", onlyVersion{}, "method StateVersion without the other methods of evoke.Versioned"},
+		{"OnFailure", badOnFailure{}, "method OnFailure is OnFailure(error) evoke.FailureAction, want OnFailure(f evoke.Failure) evoke.FailureAction"},
+		{"DiscardPending", badDiscard{}, "want DiscardPending(rejected evoke.FailedCommand) bool"},
 		{"pointer receiver", ptrStatus{}, "Status has a pointer receiver"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

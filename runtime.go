@@ -71,8 +71,9 @@ func (rt *Runtime) register(kind, name string) error {
 // RegisterProcessManager adds a process manager to rt, before Start. opts
 // may be nil for the defaults. A process manager with a method named like
 // one of an optional interface (Compensate, Timeout, Deadlines, Completed,
-// Status, Strict, StateVersion, Upcasters) that does not implement it, by its signature or by a
-// pointer receiver, is refused with ErrInvalid naming the signature wanted.
+// Status, Strict, OnFailure, DiscardPending, StateVersion, Upcasters) that
+// does not implement it, by its signature or by a pointer receiver, is
+// refused with ErrInvalid naming the signature wanted.
 func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *ProcessManagerOpts) error {
 	if pm == nil {
 		return fmt.Errorf("%w: nil process manager", ErrInvalid)
