@@ -101,6 +101,7 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 		first := held[0]
 		rec := record(in, evokestore.KindSkipped, now)
 		rec.Position, rec.Error = first.Position, first.Error
+		in.LastError = "" // the skipped event's, kept in rec
 		if ev, ok, err := evokestore.EventAt(ctx, tx, first.Position); err == nil && ok {
 			rec.EventID, rec.EventType = ev.ID, ev.Type
 		}
@@ -155,6 +156,7 @@ func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, n
 		return fmt.Errorf("drop deadlines: %w", err)
 	}
 	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
+	in.Outcome = evokestore.EndCancelled
 	return nil
 }
 

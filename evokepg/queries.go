@@ -71,7 +71,7 @@ func limitOr(n int) int {
 
 const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
 
-const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at`
+const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at, outcome`
 
 const outboxCols = `seq, command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at`
 
@@ -111,11 +111,13 @@ ORDER BY e.stream_id, e.stream_version`
 	// instances, growing with the table until autovacuum analysed it).
 	// The LIMIT (and the deadlines' ORDER BY) keep the planner from
 	// flattening the lateral subquery back into that same scan.
-	sqlInstances = `SELECT i.process_manager, i.id, i.partition, i.state, i.version, i.status, i.phase, i.last_position, i.attempts, i.next_attempt_at, i.last_error, i.created_at, i.updated_at, i.completed_at
+	sqlInstances = `SELECT i.process_manager, i.id, i.partition, i.state, i.version, i.status, i.phase, i.last_position, i.attempts, i.next_attempt_at, i.last_error, i.created_at, i.updated_at, i.completed_at, i.outcome
 FROM (SELECT DISTINCT unnest($2::text[]) AS id) k
 CROSS JOIN LATERAL (SELECT * FROM instances WHERE process_manager = $1 AND id = k.id LIMIT 1) i
 ORDER BY i.id`
-	sqlListInstances     = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
+	sqlListInstances = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text)
+AND ($6::text = '' OR (outcome = $6 AND status IN ('completed', 'cancelled'))) AND ($7::text = '' OR left(id, length($7)) = $7)
+AND ($8::bigint = 0 OR created_at < $8) AND ($9::bigint = 0 OR created_at > $9) ORDER BY process_manager, id LIMIT $5`
 	sqlCheckpoint        = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
 	sqlOutbox            = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
 	sqlOutboxParts       = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND partition = ANY($3::int[]) ORDER BY seq LIMIT $2`
@@ -252,13 +254,14 @@ func scanInstances(rows pgx.Rows, hint int) ([]evokestore.Instance, error) {
 	out := make([]evokestore.Instance, 0, hint)
 	for rows.Next() {
 		var in evokestore.Instance
-		var status string
+		var status, outcome string
 		var partition, attempts int32
 		var next, created, updated, completed int64
 		if err := rows.Scan(&in.ProcessManager, &in.ID, &partition, &in.State, &in.Version, &status, &in.Phase,
-			&in.LastPosition, &attempts, &next, &in.LastError, &created, &updated, &completed); err != nil {
+			&in.LastPosition, &attempts, &next, &in.LastError, &created, &updated, &completed, &outcome); err != nil {
 			return nil, err
 		}
+		in.Outcome = evokestore.InstanceOutcome(outcome)
 		in.Partition, in.Attempts = int(partition), int(attempts)
 		in.Status = evokestore.InstanceStatus(status)
 		in.NextAttemptAt = fromNanos(next)
@@ -302,7 +305,8 @@ func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery)
 	}
 	defer done()
 	limit := limitOr(iq.Limit)
-	rows, err := db.Query(ctx, sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	rows, err := db.Query(ctx, sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
+		string(iq.Outcome), iq.IDPrefix, nanos(iq.CreatedBefore), nanos(iq.CreatedAfter))
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: list instances: %w", err)
 	}

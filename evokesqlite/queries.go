@@ -171,13 +171,14 @@ func scanInstances(rows *sql.Rows, err error, hint int) ([]evokestore.Instance, 
 	out := make([]evokestore.Instance, 0, hint)
 	for rows.Next() {
 		var in evokestore.Instance
-		var status string
+		var status, outcome string
 		var next, created, updated, completed int64
 		if err := rows.Scan(&in.ProcessManager, &in.ID, &in.Partition, &in.State, &in.Version, &status, &in.Phase,
-			&in.LastPosition, &in.Attempts, &next, &in.LastError, &created, &updated, &completed); err != nil {
+			&in.LastPosition, &in.Attempts, &next, &in.LastError, &created, &updated, &completed, &outcome); err != nil {
 			return nil, err
 		}
 		in.Status = evokestore.InstanceStatus(status)
+		in.Outcome = evokestore.InstanceOutcome(outcome)
 		in.NextAttemptAt = fromNanos(next)
 		in.CreatedAt = fromNanos(created)
 		in.UpdatedAt = fromNanos(updated)
@@ -210,7 +211,8 @@ func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery)
 	if iq.Status != "" && iq.Status != evokestore.StatusRunning {
 		id = sListInstancesStopped
 	}
-	rows, err := q.stmt(ctx, id).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	rows, err := q.stmt(ctx, id).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
+		string(iq.Outcome), iq.IDPrefix, nanos(iq.CreatedBefore), nanos(iq.CreatedAfter))
 	ins, err := scanInstances(rows, err, min(limit, 64))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: list instances: %w", err)

@@ -347,6 +347,29 @@ func (s InstanceStatus) Done() bool { return s == StatusCompleted || s == Status
 // (failing or parked): it holds its new events instead of stepping them.
 func (s InstanceStatus) Stuck() bool { return s == StatusFailing || s == StatusParked }
 
+// InstanceOutcome is how a done instance ended, as `evoke list`, `evoke
+// show` and the UI show it beside its status.
+type InstanceOutcome string
+
+// Instance outcomes.
+const (
+	// EndCompleted: the process manager completed the instance and it
+	// never stepped a command rejection.
+	EndCompleted InstanceOutcome = "completed"
+	// EndCompensated: the instance stepped a command rejection (its
+	// Compensate ran) during its life. A live instance carries it as soon
+	// as it steps one, ahead of its end.
+	EndCompensated InstanceOutcome = "compensated"
+	// EndTimedOut: the step that completed the instance was a deadline
+	// ($timeout or a named deadline).
+	EndTimedOut InstanceOutcome = "timed_out"
+	// EndCancelled: an operator cancelled the instance.
+	EndCancelled InstanceOutcome = "cancelled"
+)
+
+// Outcomes lists every instance outcome.
+var Outcomes = []InstanceOutcome{EndCompleted, EndCompensated, EndTimedOut, EndCancelled}
+
 // Instance is a stored process-manager instance.
 type Instance struct {
 	ProcessManager string
@@ -367,6 +390,24 @@ type Instance struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	CompletedAt   time.Time
+	// Outcome is how the instance ended once it is done; while it runs it
+	// is empty, or EndCompensated once it stepped a command rejection.
+	// FinalOutcome reads it.
+	Outcome InstanceOutcome
+}
+
+// FinalOutcome returns how a done instance ended ("" while it runs). A done
+// instance stored without an outcome reads as completed, or cancelled.
+func (in *Instance) FinalOutcome() InstanceOutcome {
+	switch {
+	case !in.Status.Done():
+		return ""
+	case in.Status == StatusCancelled:
+		return EndCancelled
+	case in.Outcome == "":
+		return EndCompleted
+	}
+	return in.Outcome
 }
 
 // InstanceWrite is a fenced instance write.
@@ -381,7 +422,14 @@ type InstanceWrite struct {
 type InstanceQuery struct {
 	ProcessManager string // "" for all
 	Status         InstanceStatus
-	Limit          int
+	// Outcome, if set, selects done instances that ended so.
+	Outcome InstanceOutcome
+	// IDPrefix, if set, selects instances whose ID starts with it.
+	IDPrefix string
+	// CreatedBefore and CreatedAfter, if set, select instances created
+	// before, or after, that time.
+	CreatedBefore, CreatedAfter time.Time
+	Limit                       int
 	// AfterID pages through results ordered by (process manager, id).
 	AfterProcessManager, AfterID string
 }
