@@ -116,7 +116,7 @@ FROM (SELECT DISTINCT unnest($2::text[]) AS id) k
 CROSS JOIN LATERAL (SELECT * FROM instances WHERE process_manager = $1 AND id = k.id LIMIT 1) i
 ORDER BY i.id`
 	sqlListInstances = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text)
-AND ($6::text = '' OR (outcome = $6 AND status IN ('completed', 'cancelled'))) AND ($7::text = '' OR left(id, length($7)) = $7)
+AND ($6::text = '' OR (status IN ('completed', 'cancelled') AND (CASE WHEN outcome = '' THEN status ELSE outcome END) = $6)) AND ($7::text = '' OR left(id, length($7)) = $7)
 AND ($8::bigint = 0 OR created_at < $8) AND ($9::bigint = 0 OR created_at > $9) ORDER BY process_manager, id LIMIT $5`
 	sqlCheckpoint        = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
 	sqlOutbox            = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
@@ -133,6 +133,13 @@ ORDER BY d.instance_id, d.due_at, d.name`
 	sqlNextDeadline = `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`
 	sqlStats        = `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(position), 0) FROM events), (SELECT COUNT(*) FROM outbox),
 	(SELECT COUNT(*) FROM command_outcomes), (SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected')`
+	// As evokesqlite's sTallyCommands.
+	sqlTallyCommands = `SELECT (SELECT COUNT(*) FROM command_outcomes)
+	+ (SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE substr(e.id, 15, 1) = '8' AND left(e.id, 13) = left(e.causation_id, 13)
+		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
+	(SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected' AND process_manager = '')
+	+ (SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected')`
+	sqlTallyOutcomes  = `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`
 	sqlStatsInstances = `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`
 )
 
@@ -591,4 +598,36 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 		return evokestore.Stats{}, wrap(err)
 	}
 	return st, nil
+}
+
+// Tally counts executed commands and how done instances ended, in one round
+// trip (evokestore.TallyReader).
+func (q queries) Tally(ctx context.Context) (evokestore.Tally, error) {
+	t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
+	wrap := func(err error) error { return fmt.Errorf("evokepg: tally: %w", err) }
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return t, wrap(err)
+	}
+	defer done()
+	b := &pgx.Batch{}
+	b.Queue(sqlTallyCommands).QueryRow(func(row pgx.Row) error { return row.Scan(&t.Executed, &t.Rejected) })
+	b.Queue(sqlTallyOutcomes).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var pm, outcome string
+			var n int64
+			if err := rows.Scan(&pm, &outcome, &n); err != nil {
+				return err
+			}
+			if t.Outcomes[pm] == nil {
+				t.Outcomes[pm] = map[evokestore.InstanceOutcome]int64{}
+			}
+			t.Outcomes[pm][evokestore.InstanceOutcome(outcome)] += n
+		}
+		return rows.Err()
+	})
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return evokestore.Tally{}, wrap(err)
+	}
+	return t, nil
 }

@@ -463,6 +463,41 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 	return st, nil
 }
 
+// Tally counts executed commands and how done instances ended
+// (evokestore.TallyReader).
+func (q queries) Tally(ctx context.Context) (evokestore.Tally, error) {
+	t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
+	wrap := func(err error) error { return fmt.Errorf("evokesqlite: tally: %w", err) }
+	if err := q.stmt(ctx, sTallyCommands).QueryRowContext(ctx).Scan(&t.Executed, &t.Rejected); err != nil {
+		return t, wrap(err)
+	}
+	rows, err := q.stmt(ctx, sTallyOutcomes).QueryContext(ctx)
+	if err != nil {
+		return t, wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pm, outcome string
+		var n int64
+		if err := rows.Scan(&pm, &outcome, &n); err != nil {
+			return t, wrap(err)
+		}
+		addOutcome(t.Outcomes, pm, evokestore.InstanceOutcome(outcome), n)
+	}
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+	return t, nil
+}
+
+// addOutcome counts n instances of pm that ended with outcome.
+func addOutcome(m map[string]map[evokestore.InstanceOutcome]int64, pm string, outcome evokestore.InstanceOutcome, n int64) {
+	if m[pm] == nil {
+		m[pm] = map[evokestore.InstanceOutcome]int64{}
+	}
+	m[pm][outcome] += n
+}
+
 func intsToInt64(ns []int) []int64 {
 	out := make([]int64, len(ns))
 	for i, n := range ns {

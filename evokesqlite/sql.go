@@ -29,6 +29,8 @@ const (
 	sStatsEvents
 	sStatsOutbox
 	sStatsCommands
+	sTallyCommands
+	sTallyOutcomes
 	sStatsInstances
 
 	// The write statements, prepared on the write pool only.
@@ -51,9 +53,10 @@ const numReadStmts = sDeleteOutbox
 
 const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
 
-// listFilters are ListInstances' optional filters: outcome (?6), ID
+// listFilters are ListInstances' optional filters: outcome (?6; a done
+// instance stored without one ended as its status says), ID
 // prefix (?7), created before (?8) and after (?9), in nanoseconds (0: none).
-const listFilters = ` AND (?6 = '' OR (outcome = ?6 AND status IN ('completed', 'cancelled'))) AND (?7 = '' OR substr(id, 1, length(?7)) = ?7) AND (?8 = 0 OR created_at < ?8) AND (?9 = 0 OR created_at > ?9)`
+const listFilters = ` AND (?6 = '' OR (status IN ('completed', 'cancelled') AND (CASE WHEN outcome = '' THEN status ELSE outcome END) = ?6)) AND (?7 = '' OR substr(id, 1, length(?7)) = ?7) AND (?8 = 0 OR created_at < ?8) AND (?9 = 0 OR created_at > ?9)`
 
 const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at, outcome`
 
@@ -95,6 +98,16 @@ var stmtSQL = [numStmts]string{
 	sStatsEvents:          `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
 	sStatsOutbox:          `SELECT COUNT(*) FROM outbox`,
 	sStatsCommands:        `SELECT COUNT(*), COALESCE(SUM(rejected), 0) FROM command_outcomes`,
+	// Commands executed (recorded, or inline: events that derive their ID
+	// from a command without a record, the ID's first 48 bits and version
+	// 8, see engine.EventID) and rejected (recorded without a process
+	// manager, else by their $evoke.CommandRejected event).
+	sTallyCommands: `SELECT (SELECT COUNT(*) FROM command_outcomes)
+	+ (SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE substr(e.id, 15, 1) = '8' AND substr(e.id, 1, 13) = substr(e.causation_id, 1, 13)
+		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
+	(SELECT COUNT(*) FROM command_outcomes WHERE rejected = 1 AND CAST(record AS TEXT) ->> 3 = '')
+	+ (SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected')`,
+	sTallyOutcomes: `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`,
 	// The instances of each process manager (status '') and those not
 	// running, by status: the status index leaves running ones out.
 	sStatsInstances: `SELECT process_manager, '', COUNT(*) FROM instances GROUP BY process_manager

@@ -154,6 +154,25 @@ type DeadlinesReader interface {
 	InstanceDeadlines(ctx context.Context, processManager string, instanceIDs []string) ([]Deadline, error)
 }
 
+// TallyReader is an optional extension of a Querier: counts the inspection
+// UI and its /metrics show, each of which may cost a scan.
+type TallyReader interface {
+	Tally(ctx context.Context) (Tally, error)
+}
+
+// Tally counts executed commands and how done instances ended.
+type Tally struct {
+	// Executed counts the commands executed: those with an outcome
+	// record, and those executed inline (with the step that issued them)
+	// that appended events or a rejection, which have none (their events
+	// are their record: an event whose ID derives from the command's and
+	// whose causation ID is the command's). Rejected counts the rejected
+	// ones among them.
+	Executed, Rejected int64
+	// Outcomes counts done instances per process manager and outcome.
+	Outcomes map[string]map[InstanceOutcome]int64
+}
+
 // DeadlinesDeleter is an optional extension of a Tx: DeleteDeadlines
 // deletes each deadline as Tx.DeleteDeadline does, in one call (on a
 // server, one round trip), and reports for each whether it was deleted.

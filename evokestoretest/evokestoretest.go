@@ -92,6 +92,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"AppendReader", testAppendReader},
 		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
+		{"Tally", testTally},
 		{"LeaseBalance", testLeaseBalance},
 		{"CheckLeases", testCheckLeases},
 		{"LeaseExpiry", testLeaseExpiry},

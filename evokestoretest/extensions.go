@@ -3,18 +3,20 @@ package evokestoretest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // This file holds the subtests of the parts of the interface added after
 // the first version of the suite: LogQuery.Until, Tx.PutCheckpoints,
 // OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and the
 // optional extensions a backend may implement (StreamsReader, EventsReader, AppendReader, Purger,
-// Leaser with LeaseChecker). A subtest of an optional extension skips when
+// Leaser with LeaseChecker, TallyReader). A subtest of an optional extension skips when
 // the store does not implement it.
 
 func testReadLogUntil(t *testing.T, s evokestore.Store) {
@@ -942,5 +944,77 @@ func eventMaker() (news map[string]evokestore.NewEvent, add func(id, stream stri
 		e := newEvent(id, stream, v, "T"+stream)
 		news[id] = e
 		return e
+	}
+}
+
+// testTally counts executed commands, inline ones included, and how done
+// instances ended.
+func testTally(t *testing.T, s evokestore.Store) {
+	tr, ok := s.(evokestore.TallyReader)
+	if !ok {
+		t.Skip("store does not implement evokestore.TallyReader")
+	}
+	ctx := t.Context()
+	cmd := func(n int) string {
+		return engine.CommandID("pm", fmt.Sprintf("i%d", n), fmt.Sprintf("ev%d", n), int64(n), 0)
+	}
+	caused := func(id, stream, typ, command string) evokestore.NewEvent {
+		e := newEvent(id, stream, 1, typ)
+		e.CausationID = command
+		return e
+	}
+	rec := func(command, status, pm string, events int) evokestore.CommandOutcome {
+		o := outcome(command, status)
+		o.ProcessManager, o.Events = pm, events
+		if status == evokestore.OutcomeRejected {
+			o.Error = "no"
+		}
+		return o
+	}
+	const rejected = "$evoke.CommandRejected" // engine.TypeCommandRejected
+	a, b, c, d, e, f := cmd(1), cmd(2), cmd(3), cmd(4), cmd(5), cmd(6)
+	appendEvents(t, s,
+		// a: executed inline, two events, no record.
+		caused(engine.EventID(a, 0), "agg-a", "Done", a), caused(engine.EventID(a, 1), "agg-a2", "Done", a),
+		// b: rejected inline: its rejection, no record.
+		caused(engine.RejectionEventID(b), engine.RejectionStreamID(b), rejected, b),
+		// c: from the outbox with an event, recorded.
+		caused(engine.EventID(c, 0), "agg-c", "Done", c),
+		// d: rejected from the outbox: recorded, and its rejection.
+		caused(engine.RejectionEventID(d), engine.RejectionStreamID(d), rejected, d),
+		// A user's event that names a command as its cause is no command.
+		caused("user-1", "user", "Note", a),
+	)
+	inTx(t, s, func(tx evokestore.Tx) error {
+		return tx.PutCommandOutcomes(ctx, []evokestore.CommandOutcome{
+			rec(c, evokestore.OutcomeAccepted, "pm", 1), rec(d, evokestore.OutcomeRejected, "pm", 0),
+			rec(e, evokestore.OutcomeAccepted, "pm", 0), // e: accepted, appended nothing
+			rec(f, evokestore.OutcomeRejected, "", 0),   // f: dispatched directly, rejected
+		})
+	})
+	var ws []evokestore.InstanceWrite
+	for i, o := range []struct {
+		status  evokestore.InstanceStatus
+		outcome evokestore.InstanceOutcome
+	}{
+		{evokestore.StatusCompleted, evokestore.EndCompleted}, {evokestore.StatusCompleted, ""}, {evokestore.StatusCompleted, evokestore.EndTimedOut},
+		{evokestore.StatusCompleted, evokestore.EndCompensated}, {evokestore.StatusCancelled, evokestore.EndCancelled},
+		{evokestore.StatusRunning, evokestore.EndCompensated},
+	} {
+		in := instance("pm", fmt.Sprintf("i%d", i), 1)
+		in.Status, in.Outcome = o.status, o.outcome
+		ws = append(ws, evokestore.InstanceWrite{Instance: in, PrevVersion: -1})
+	}
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	got, err := tr.Tally(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Executed != 6 || got.Rejected != 3 {
+		t.Errorf("Tally: %d executed, %d rejected; want 6 and 3", got.Executed, got.Rejected)
+	}
+	want := map[evokestore.InstanceOutcome]int64{evokestore.EndCompleted: 2, evokestore.EndTimedOut: 1, evokestore.EndCompensated: 1, evokestore.EndCancelled: 1}
+	if !maps.Equal(got.Outcomes["pm"], want) || len(got.Outcomes) != 1 {
+		t.Errorf("Tally outcomes = %v, want pm: %v", got.Outcomes, want)
 	}
 }
