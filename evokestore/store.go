@@ -218,6 +218,23 @@ type Leaser interface {
 	Leave(ctx context.Context, node string) error
 }
 
+// LeaseReader is an optional extension of a Store with Leaser: the
+// partitions' leases as they stand, for inspection (which node steps an
+// instance, and whether it is alive).
+type LeaseReader interface {
+	PartitionLeases(ctx context.Context) ([]PartitionLease, error)
+}
+
+// PartitionLease is one partition's lease as the store holds it. Node is
+// "" when no node holds the partition. AliveUntil is when the node's
+// heartbeat expires (zero if the store forgot the node), and Alive whether
+// it still runs, both by the store's clock.
+type PartitionLease struct {
+	Lease
+	AliveUntil time.Time
+	Alive      bool
+}
+
 // LeaseChecker is an optional Tx extension used with Leaser: CheckLeases
 // fails with ErrLeaseLost unless node still holds every given lease (same
 // token, node still alive), and keeps those leases from changing hands until the

@@ -93,6 +93,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
 		{"Tally", testTally},
+		{"PartitionLeases", testPartitionLeases},
 		{"LeaseBalance", testLeaseBalance},
 		{"CheckLeases", testCheckLeases},
 		{"LeaseExpiry", testLeaseExpiry},

@@ -1018,3 +1018,39 @@ func testTally(t *testing.T, s evokestore.Store) {
 		t.Errorf("Tally outcomes = %v, want pm: %v", got.Outcomes, want)
 	}
 }
+
+// testPartitionLeases reads the leases as nodes balanced them: who holds
+// each partition, and whether it is alive.
+func testPartitionLeases(t *testing.T, s evokestore.Store) {
+	lr, ok := s.(evokestore.LeaseReader)
+	if !ok {
+		t.Skip("store does not implement evokestore.LeaseReader")
+	}
+	l := leaser(t, s)
+	ctx := t.Context()
+	if got, err := lr.PartitionLeases(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("before any node: %+v, %v", got, err)
+	}
+	held := balance(t, l, "n1", 3, time.Hour)
+	got, err := lr.PartitionLeases(ctx)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("PartitionLeases = %+v, %v; want 3", got, err)
+	}
+	for i, pl := range got {
+		if pl.Lease != held[i] || !pl.Alive || !pl.AliveUntil.After(time.Now().Add(30*time.Minute)) {
+			t.Errorf("partition %d: %+v, want %+v alive for about an hour", i, pl, held[i])
+		}
+	}
+	if err := l.Leave(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = lr.PartitionLeases(ctx)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("after Leave: %+v, %v", got, err)
+	}
+	for _, pl := range got {
+		if pl.Node != "" || pl.Alive || !pl.AliveUntil.IsZero() {
+			t.Errorf("after Leave: %+v, want no node", pl)
+		}
+	}
+}
