@@ -139,6 +139,8 @@ ORDER BY d.instance_id, d.due_at, d.name`
 		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
 	(SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected' AND process_manager = '')
 	+ (SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected')`
+	sqlEnded = `SELECT process_manager, (completed_at - $1) / $2, COUNT(*) FROM instances
+WHERE completed_at > 0 AND completed_at >= $1 AND completed_at < $1 + $2 * $3 GROUP BY 1, 2`
 	sqlTallyOutcomes  = `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`
 	sqlStatsInstances = `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`
 )
@@ -630,4 +632,40 @@ func (q queries) Tally(ctx context.Context) (evokestore.Tally, error) {
 		return evokestore.Tally{}, wrap(err)
 	}
 	return t, nil
+}
+
+// Ended counts the instances that ended in each interval, per process
+// manager (evokestore.TallyReader).
+func (q queries) Ended(ctx context.Context, since time.Time, every time.Duration, n int) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	if every <= 0 || n <= 0 {
+		return out, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: ended: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlEnded, since.UnixNano(), int64(every), int64(n))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: ended: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pm string
+		var i, c int64
+		if err := rows.Scan(&pm, &i, &c); err != nil {
+			return nil, fmt.Errorf("evokepg: ended: %w", err)
+		}
+		if out[pm] == nil {
+			out[pm] = make([]int64, n)
+		}
+		if i >= 0 && i < int64(n) {
+			out[pm][i] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: ended: %w", err)
+	}
+	return out, nil
 }

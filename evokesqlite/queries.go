@@ -490,6 +490,37 @@ func (q queries) Tally(ctx context.Context) (evokestore.Tally, error) {
 	return t, nil
 }
 
+// Ended counts the instances that ended in each interval, per process
+// manager (evokestore.TallyReader).
+func (q queries) Ended(ctx context.Context, since time.Time, every time.Duration, n int) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	if every <= 0 || n <= 0 {
+		return out, nil
+	}
+	rows, err := q.stmt(ctx, sEnded).QueryContext(ctx, since.UnixNano(), int64(every), n)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: ended: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pm string
+		var i, c int64
+		if err := rows.Scan(&pm, &i, &c); err != nil {
+			return nil, fmt.Errorf("evokesqlite: ended: %w", err)
+		}
+		if out[pm] == nil {
+			out[pm] = make([]int64, n)
+		}
+		if i >= 0 && i < int64(n) {
+			out[pm][i] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: ended: %w", err)
+	}
+	return out, nil
+}
+
 // addOutcome counts n instances of pm that ended with outcome.
 func addOutcome(m map[string]map[evokestore.InstanceOutcome]int64, pm string, outcome evokestore.InstanceOutcome, n int64) {
 	if m[pm] == nil {

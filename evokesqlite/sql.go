@@ -31,6 +31,7 @@ const (
 	sStatsCommands
 	sTallyCommands
 	sTallyOutcomes
+	sEnded
 	sStatsInstances
 
 	// The write statements, prepared on the write pool only.
@@ -107,6 +108,10 @@ var stmtSQL = [numStmts]string{
 		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
 	(SELECT COUNT(*) FROM command_outcomes WHERE rejected = 1 AND CAST(record AS TEXT) ->> 3 = '')
 	+ (SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected')`,
+	// On instances_completed: completed_at > 0 lets SQLite use the
+	// partial index.
+	sEnded: `SELECT process_manager, (completed_at - ?1) / ?2, COUNT(*) FROM instances
+		WHERE completed_at > 0 AND completed_at >= ?1 AND completed_at < ?1 + ?2 * ?3 GROUP BY 1, 2`,
 	sTallyOutcomes: `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`,
 	// The instances of each process manager (status '') and those not
 	// running, by status: the status index leaves running ones out.

@@ -158,6 +158,11 @@ type DeadlinesReader interface {
 // UI and its /metrics show, each of which may cost a scan.
 type TallyReader interface {
 	Tally(ctx context.Context) (Tally, error)
+	// Ended counts, per process manager, the instances that ended (their
+	// CompletedAt) in each of n intervals of length every from since on:
+	// counts[pm][i] is for [since+i*every, since+(i+1)*every). Each slice
+	// has n counts.
+	Ended(ctx context.Context, since time.Time, every time.Duration, n int) (map[string][]int64, error)
 }
 
 // Tally counts executed commands and how done instances ended.

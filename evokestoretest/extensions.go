@@ -1003,8 +1003,14 @@ func testTally(t *testing.T, s evokestore.Store) {
 	} {
 		in := instance("pm", fmt.Sprintf("i%d", i), 1)
 		in.Status, in.Outcome = o.status, o.outcome
+		if o.status.Done() {
+			in.CompletedAt = t0.Add(30 * time.Second)
+		}
 		ws = append(ws, evokestore.InstanceWrite{Instance: in, PrevVersion: -1})
 	}
+	late := instance("pm", "late", 1)
+	late.Status, late.Outcome, late.CompletedAt = evokestore.StatusCompleted, evokestore.EndCompleted, t0.Add(2*time.Minute)
+	ws = append(ws, evokestore.InstanceWrite{Instance: late, PrevVersion: -1})
 	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
 	got, err := tr.Tally(ctx)
 	if err != nil {
@@ -1013,7 +1019,16 @@ func testTally(t *testing.T, s evokestore.Store) {
 	if got.Executed != 6 || got.Rejected != 3 {
 		t.Errorf("Tally: %d executed, %d rejected; want 6 and 3", got.Executed, got.Rejected)
 	}
-	want := map[evokestore.InstanceOutcome]int64{evokestore.EndCompleted: 2, evokestore.EndTimedOut: 1, evokestore.EndCompensated: 1, evokestore.EndCancelled: 1}
+	// Ended: by minute from t0, the instances above ended at t0+30s and
+	// one more at t0+2m; running ones have no end.
+	ended, err := tr.Ended(ctx, t0, time.Minute, 3)
+	if err != nil || !slices.Equal(ended["pm"], []int64{5, 0, 1}) || len(ended) != 1 {
+		t.Errorf("Ended = %v, %v; want pm: [5 0 1]", ended, err)
+	}
+	if ended, err := tr.Ended(ctx, t0.Add(time.Minute), time.Minute, 1); err != nil || len(ended) != 0 {
+		t.Errorf("Ended over a minute when none ended = %v, %v", ended, err)
+	}
+	want := map[evokestore.InstanceOutcome]int64{evokestore.EndCompleted: 3, evokestore.EndTimedOut: 1, evokestore.EndCompensated: 1, evokestore.EndCancelled: 1}
 	if !maps.Equal(got.Outcomes["pm"], want) || len(got.Outcomes) != 1 {
 		t.Errorf("Tally outcomes = %v, want pm: %v", got.Outcomes, want)
 	}
