@@ -1,11 +1,14 @@
 // Package evokeui is evoke's inspection UI: an http.Handler that shows a
-// store's process managers, their instances by status and age, one
-// instance's timeline (events in, state changes, commands out and their
-// outcomes), the state machine drawn from recorded transitions, and lets an
-// operator retry, skip or cancel a stuck instance. The `evoke serve`
-// command serves it; a program embedding evoke can mount it too. The
-// data behind it (LoadInstance, Transitions) also serves `evoke show` and
-// `evoke graph`.
+// store's process managers (their instances by status and by outcome, the
+// commands executed, charts of the last minutes), their instances filtered
+// by status, outcome, age and ID, one instance's held events and timeline
+// (events in, state changes, commands out and their outcomes) and which
+// node steps it, the state machine drawn from recorded transitions, and
+// lets an operator retry, skip or cancel a stuck instance. It serves the
+// store's metrics at /metrics in the Prometheus text format. The `evoke
+// serve` command serves it; a program embedding evoke can mount it too.
+// The data behind it (LoadInstance, Transitions) also serves `evoke show`
+// and `evoke graph`.
 package evokeui
 
 import (

@@ -102,7 +102,7 @@ form.filter { margin: .5em 0 } form.filter label { margin-right: .8em }
 </body></html>{{end}}
 
 {{define "instance"}}{{template "head" .}}
-<h2>{{.PM}} <span id="instance-id">{{.ID}}</span>: <span id="status" class="{{if .Outcome}}o-{{.Outcome}}{{else}}s-{{.In.status}}{{end}}">{{.In.status}}</span>{{with .Outcome}} <span id="outcome" class="badge o-{{.}}">{{label .}}</span>{{end}}{{with .In.phase}} ({{.}}){{end}}</h2>
+<h2>{{.PM}} <span id="instance-id">{{.ID}}</span>: <span id="status" class="{{if .Outcome}}o-{{.Outcome}}{{else}}s-{{.In.status}}{{end}}">{{.In.status}}</span>{{if and .Outcome (ne (print .Outcome) (print .In.status))}} <span id="outcome" class="badge o-{{.Outcome}}">{{label .Outcome}}</span>{{end}}{{with .In.phase}} ({{.}}){{end}}</h2>
 {{with .Msg}}<p class="msg" id="msg">{{.}}</p>{{end}}
 <p>version {{.In.version}} · partition {{.In.partition}} · created {{time .In.created_at}} · updated {{time .In.updated_at}}{{with .In.completed_at}} · ended {{time .}}{{end}}
 {{with .In.next_attempt_at}} · next attempt {{time .}}{{end}}</p>

@@ -72,6 +72,11 @@ func TestNumbersTellTheTruth(t *testing.T) {
 				t.Errorf("outcome %s lists %s, which ended %s", o, in.ID, in.FinalOutcome())
 			}
 		}
+		// Its page says so, in the outcome's colour.
+		want := fmt.Sprintf(`<span id="status" class="o-%s">completed</span> <span id="outcome" class="badge o-%s">%s</span>`, o, o, strings.ReplaceAll(string(o), "_", " "))
+		if _, body := get(t, c, srv.URL+"/instance?pm=order_fulfillment&id="+ids[0]); !strings.Contains(body, want) {
+			t.Errorf("the page of %s lacks %s", ids[0], want)
+		}
 	}
 	for _, c := range []struct {
 		query string

@@ -96,9 +96,9 @@ const (
 	formTokenField = "form_token"
 )
 
-// Handler returns the UI for st. Serve it on localhost (`evoke serve` binds
-// 127.0.0.1 by default): it shows instance states, which may hold personal
-// data, to anyone who can reach it.
+// Handler returns the UI for st, with its metrics at /metrics. Serve it on
+// localhost (`evoke serve` binds 127.0.0.1 by default): it shows instance
+// states, which may hold personal data, to anyone who can reach it.
 func Handler(st evokestore.Store, opts Options) http.Handler {
 	if opts.Actions == nil {
 		opts.Actions = StoreActions{Store: st}

@@ -575,8 +575,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("asked to cancel, stuck-2 is already %s", s)
 	}
 	do(chromedp.Click(chromedp.CSS("#confirm-cancel")), chromedp.WaitVisible(chromedp.CSS("#msg")))
-	if msg, st, outcome := text("#msg"), text("#status"), text("#outcome"); st != "cancelled" || outcome != "cancelled" || !strings.Contains(msg, "cancel done") {
-		t.Errorf("after confirming Cancel: status %q, outcome %q, message %q", st, outcome, msg)
+	if msg, st, class := text("#msg"), text("#status"), eval(`document.querySelector("#status").className`); st != "cancelled" || class != "o-cancelled" || !strings.Contains(msg, "cancel done") {
+		t.Errorf("after confirming Cancel: status %q (class %q), message %q", st, class, msg)
 	}
 	if s := status(); s != evokestore.StatusCancelled {
 		t.Errorf("store after confirming: %s", s)
