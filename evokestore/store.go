@@ -600,7 +600,7 @@ type Stats struct {
 	// commands executed from the outbox or by Runtime.Dispatch, and of
 	// those executed inline that appended nothing), and how many of them
 	// are rejections. A command executed inline that appended events has
-	// no record: its events are.
+	// no record: its events are (TallyReader counts those too).
 	Commands int64
 	Rejected int64
 	// Instances counts instances per process manager and status.
