@@ -134,11 +134,15 @@ ORDER BY d.instance_id, d.due_at, d.name`
 	sqlStats        = `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(position), 0) FROM events), (SELECT COUNT(*) FROM outbox),
 	(SELECT COUNT(*) FROM command_outcomes), (SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected')`
 	// As evokesqlite's sTallyCommands.
-	sqlTallyCommands = `SELECT (SELECT COUNT(*) FROM command_outcomes)
-	+ (SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE substr(e.id, 15, 1) = '8' AND left(e.id, 13) = left(e.causation_id, 13)
+	sqlTallyCommands = `WITH h AS (SELECT COALESCE(MAX(position), 0) AS until FROM events)
+SELECT (SELECT COUNT(*) FROM command_outcomes),
+	(SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected' AND process_manager = ''),
+	h.until,
+	(SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE e.position > $1 AND e.position <= h.until
+		AND substr(e.id, 15, 1) = '8' AND left(e.id, 13) = left(e.causation_id, 13)
 		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
-	(SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected' AND process_manager = '')
-	+ (SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected')`
+	(SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected' AND position > $1 AND position <= h.until)
+FROM h`
 	sqlEnded = `SELECT process_manager, (completed_at - $1) / $2, COUNT(*) FROM instances
 WHERE completed_at > 0 AND completed_at >= $1 AND completed_at < $1 + $2 * $3 GROUP BY 1, 2`
 	sqlTallyOutcomes  = `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`
@@ -604,34 +608,49 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 
 // Tally counts executed commands and how done instances ended, in one round
 // trip (evokestore.TallyReader).
-func (q queries) Tally(ctx context.Context) (evokestore.Tally, error) {
-	t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
+func (q queries) Tally(ctx context.Context, since *evokestore.Tally) (evokestore.Tally, error) {
 	wrap := func(err error) error { return fmt.Errorf("evokepg: tally: %w", err) }
 	db, done, err := q.db(ctx)
 	if err != nil {
-		return t, wrap(err)
-	}
-	defer done()
-	b := &pgx.Batch{}
-	b.Queue(sqlTallyCommands).QueryRow(func(row pgx.Row) error { return row.Scan(&t.Executed, &t.Rejected) })
-	b.Queue(sqlTallyOutcomes).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var pm, outcome string
-			var n int64
-			if err := rows.Scan(&pm, &outcome, &n); err != nil {
-				return err
-			}
-			if t.Outcomes[pm] == nil {
-				t.Outcomes[pm] = map[evokestore.InstanceOutcome]int64{}
-			}
-			t.Outcomes[pm][evokestore.InstanceOutcome(outcome)] += n
-		}
-		return rows.Err()
-	})
-	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		return evokestore.Tally{}, wrap(err)
 	}
-	return t, nil
+	defer done()
+	var prev evokestore.Tally
+	if since != nil {
+		prev = *since
+	}
+	for {
+		t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
+		var recorded, recordedRejected int64
+		b := &pgx.Batch{}
+		b.Queue(sqlTallyCommands, prev.Until).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&recorded, &recordedRejected, &t.Until, &t.ByEvents, &t.RejectedByEvents)
+		})
+		b.Queue(sqlTallyOutcomes).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var pm, outcome string
+				var n int64
+				if err := rows.Scan(&pm, &outcome, &n); err != nil {
+					return err
+				}
+				if t.Outcomes[pm] == nil {
+					t.Outcomes[pm] = map[evokestore.InstanceOutcome]int64{}
+				}
+				t.Outcomes[pm][evokestore.InstanceOutcome(outcome)] += n
+			}
+			return rows.Err()
+		})
+		if err := db.SendBatch(ctx, b).Close(); err != nil {
+			return evokestore.Tally{}, wrap(err)
+		}
+		if t.Until < prev.Until { // a log shorter than since's: not the same
+			prev = evokestore.Tally{}
+			continue
+		}
+		t.ByEvents, t.RejectedByEvents = t.ByEvents+prev.ByEvents, t.RejectedByEvents+prev.RejectedByEvents
+		t.Executed, t.Rejected = recorded+t.ByEvents, recordedRejected+t.RejectedByEvents
+		return t, nil
+	}
 }
 
 // Ended counts the instances that ended in each interval, per process

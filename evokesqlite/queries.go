@@ -465,12 +465,22 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 
 // Tally counts executed commands and how done instances ended
 // (evokestore.TallyReader).
-func (q queries) Tally(ctx context.Context) (evokestore.Tally, error) {
+func (q queries) Tally(ctx context.Context, since *evokestore.Tally) (evokestore.Tally, error) {
 	t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
 	wrap := func(err error) error { return fmt.Errorf("evokesqlite: tally: %w", err) }
-	if err := q.stmt(ctx, sTallyCommands).QueryRowContext(ctx).Scan(&t.Executed, &t.Rejected); err != nil {
+	var prev evokestore.Tally
+	if since != nil {
+		prev = *since
+	}
+	var recorded, recordedRejected int64
+	if err := q.stmt(ctx, sTallyCommands).QueryRowContext(ctx, prev.Until).Scan(&recorded, &recordedRejected, &t.Until, &t.ByEvents, &t.RejectedByEvents); err != nil {
 		return t, wrap(err)
 	}
+	if t.Until < prev.Until { // a log shorter than since's: not the same
+		return q.Tally(ctx, nil)
+	}
+	t.ByEvents, t.RejectedByEvents = t.ByEvents+prev.ByEvents, t.RejectedByEvents+prev.RejectedByEvents
+	t.Executed, t.Rejected = recorded+t.ByEvents, recordedRejected+t.RejectedByEvents
 	rows, err := q.stmt(ctx, sTallyOutcomes).QueryContext(ctx)
 	if err != nil {
 		return t, wrap(err)

@@ -99,15 +99,20 @@ var stmtSQL = [numStmts]string{
 	sStatsEvents:          `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
 	sStatsOutbox:          `SELECT COUNT(*) FROM outbox`,
 	sStatsCommands:        `SELECT COUNT(*), COALESCE(SUM(rejected), 0) FROM command_outcomes`,
-	// Commands executed (recorded, or inline: events that derive their ID
-	// from a command without a record, the ID's first 48 bits and version
-	// 8, see engine.EventID) and rejected (recorded without a process
-	// manager, else by their $evoke.CommandRejected event).
-	sTallyCommands: `SELECT (SELECT COUNT(*) FROM command_outcomes)
-	+ (SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE substr(e.id, 15, 1) = '8' AND substr(e.id, 1, 13) = substr(e.causation_id, 1, 13)
+	// Commands executed: recorded, and, among the events after ?1, those
+	// that derive their ID from a command without a record (the ID's first
+	// 48 bits and version 8, see engine.EventID); rejected: recorded
+	// without a process manager, and the $evoke.CommandRejected events
+	// after ?1. The log up to its head, returned.
+	sTallyCommands: `WITH h AS (SELECT COALESCE(MAX(position), 0) AS until FROM events)
+SELECT (SELECT COUNT(*) FROM command_outcomes),
+	(SELECT COUNT(*) FROM command_outcomes WHERE rejected = 1 AND CAST(record AS TEXT) ->> 3 = ''),
+	h.until,
+	(SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE e.position > ?1 AND e.position <= h.until
+		AND substr(e.id, 15, 1) = '8' AND substr(e.id, 1, 13) = substr(e.causation_id, 1, 13)
 		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
-	(SELECT COUNT(*) FROM command_outcomes WHERE rejected = 1 AND CAST(record AS TEXT) ->> 3 = '')
-	+ (SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected')`,
+	(SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected' AND position > ?1 AND position <= h.until)
+FROM h`,
 	// On instances_completed: completed_at > 0 lets SQLite use the
 	// partial index.
 	sEnded: `SELECT process_manager, (completed_at - ?1) / ?2, COUNT(*) FROM instances

@@ -155,9 +155,13 @@ type DeadlinesReader interface {
 }
 
 // TallyReader is an optional extension of a Querier: counts the inspection
-// UI and its /metrics show, each of which may cost a scan.
+// UI and its /metrics show.
 type TallyReader interface {
-	Tally(ctx context.Context) (Tally, error)
+	// Tally counts executed commands and how done instances ended. The
+	// commands found by their events are counted from the log, a scan: with
+	// since, a tally taken before (nil: none), Tally reads only the events
+	// after since.Until and adds them to since's.
+	Tally(ctx context.Context, since *Tally) (Tally, error)
 	// Ended counts, per process manager, the instances that ended (their
 	// CompletedAt) in each of n intervals of length every from since on:
 	// counts[pm][i] is for [since+i*every, since+(i+1)*every). Each slice
@@ -176,6 +180,12 @@ type Tally struct {
 	Executed, Rejected int64
 	// Outcomes counts done instances per process manager and outcome.
 	Outcomes map[string]map[InstanceOutcome]int64
+	// Until is the log position up to which the tally read the log.
+	// ByEvents and RejectedByEvents count, among Executed and Rejected,
+	// the commands it found by their events (those executed inline, and
+	// the rejections of process managers' commands, which append a
+	// CommandRejected event).
+	Until, ByEvents, RejectedByEvents int64
 }
 
 // DeadlinesDeleter is an optional extension of a Tx: DeleteDeadlines

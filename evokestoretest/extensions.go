@@ -1012,12 +1012,37 @@ func testTally(t *testing.T, s evokestore.Store) {
 	late.Status, late.Outcome, late.CompletedAt = evokestore.StatusCompleted, evokestore.EndCompleted, t0.Add(2*time.Minute)
 	ws = append(ws, evokestore.InstanceWrite{Instance: late, PrevVersion: -1})
 	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
-	got, err := tr.Tally(ctx)
+	got, err := tr.Tally(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Executed != 6 || got.Rejected != 3 {
-		t.Errorf("Tally: %d executed, %d rejected; want 6 and 3", got.Executed, got.Rejected)
+	if got.Executed != 6 || got.Rejected != 3 || got.ByEvents != 2 || got.RejectedByEvents != 2 {
+		t.Errorf("Tally: %d executed, %d rejected (%d and %d by their events); want 6 and 3 (2 and 2)", got.Executed, got.Rejected, got.ByEvents, got.RejectedByEvents)
+	}
+	if head, err := s.Head(ctx); err != nil || got.Until != head {
+		t.Errorf("Tally read the log up to %d, want its head %d (%v)", got.Until, head, err)
+	}
+	// Another command executed inline, and one rejected; the next tally
+	// reads the log after the first's and adds up.
+	g, h := cmd(7), cmd(8)
+	appendEvents(t, s, caused(engine.EventID(g, 0), "agg-g", "Done", g),
+		caused(engine.RejectionEventID(h), engine.RejectionStreamID(h), rejected, h))
+	again, err := tr.Tally(ctx, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := tr.Tally(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Executed != 8 || again.Rejected != 4 || again.Executed != fresh.Executed || again.Rejected != fresh.Rejected || again.Until != fresh.Until {
+		t.Errorf("Tally after the first: %+v; from scratch: %+v; want 8 executed, 4 rejected both", again, fresh)
+	}
+	// A tally of a longer log (another store's) is not added to.
+	longer := fresh
+	longer.Until, longer.ByEvents = fresh.Until+100, 1000
+	if t2, err := tr.Tally(ctx, &longer); err != nil || t2.Executed != fresh.Executed {
+		t.Errorf("Tally after one of a longer log: %+v, %v; want %d executed", t2, err, fresh.Executed)
 	}
 	// Ended: by minute from t0, the instances above ended at t0+30s and
 	// one more at t0+2m; running ones have no end.

@@ -64,7 +64,7 @@ func (u *ui) snapshot(ctx context.Context) (*snapshot, error) {
 	snap := &snapshot{At: u.now(), Stats: s, Executed: s.Commands, Rejected: s.Rejected}
 	var outcomes map[string]map[evokestore.InstanceOutcome]int64
 	if tr, ok := u.st.(evokestore.TallyReader); ok {
-		t, err := tr.Tally(ctx)
+		t, err := u.tally(ctx, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -102,6 +102,18 @@ func (u *ui) snapshot(ctx context.Context) (*snapshot, error) {
 	}
 	u.record(snap)
 	return snap, nil
+}
+
+// tally reads the store's tally, reading only the log after the last one.
+func (u *ui) tally(ctx context.Context, tr evokestore.TallyReader) (evokestore.Tally, error) {
+	u.tallied.mu.Lock()
+	defer u.tallied.mu.Unlock()
+	t, err := tr.Tally(ctx, u.tallied.last)
+	if err != nil {
+		return t, err
+	}
+	u.tallied.last = &t
+	return t, nil
 }
 
 // maxPartitions bounds the partitions lag looks at.

@@ -22,7 +22,7 @@ func TestNumbersTellTheTruth(t *testing.T) {
 	st, srv, _ := demoStore(t)
 	ctx := context.Background()
 	c := srv.Client()
-	tally, err := st.Tally(ctx)
+	tally, err := st.Tally(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evoke-go/evoke/evokeops"
@@ -142,7 +143,12 @@ type ui struct {
 	msgKey []byte
 	// samples are the overview's sampled series.
 	samples samples
-	now     func() time.Time
+	// tallied is the store's last tally, which the next one adds to.
+	tallied struct {
+		mu   sync.Mutex
+		last *evokestore.Tally
+	}
+	now func() time.Time
 }
 
 // withToken turns ?token= into the cookie, then redirects to the same page

@@ -243,7 +243,7 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 	}
 	// The store's tally counts every command, those executed with their
 	// step included (they have no outcome record).
-	if tl, err := h.st.Tally(ctx); err != nil || tl.Executed != 3*n || tl.Rejected != 0 || tl.Outcomes[of.Name][evokestore.EndCompleted] != n {
+	if tl, err := h.st.Tally(ctx, nil); err != nil || tl.Executed != 3*n || tl.Rejected != 0 || tl.Outcomes[of.Name][evokestore.EndCompleted] != n {
 		t.Errorf("tally %+v, %v; want %d executed, none rejected, %d completed", tl, err, 3*n, n)
 	}
 	h.noFailures()
@@ -277,7 +277,7 @@ func TestE2EDeclinedPayment(t *testing.T) {
 	if s := h.rt.Stats(); s.Rejected != 1 {
 		t.Errorf("Rejected = %d, want 1", s.Rejected)
 	}
-	if tl, err := h.st.Tally(context.Background()); err != nil || tl.Executed != 4 || tl.Rejected != 1 {
+	if tl, err := h.st.Tally(context.Background(), nil); err != nil || tl.Executed != 4 || tl.Rejected != 1 {
 		t.Errorf("tally %+v, %v; want 4 executed (3 of fine's), 1 rejected", tl, err)
 	}
 	h.noFailures()
