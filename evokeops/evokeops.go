@@ -84,8 +84,9 @@ func Retry(ctx context.Context, st evokestore.Store, processManager, id string) 
 }
 
 // Skip drops the first event a failing or parked instance holds (the one
-// it is stuck on), records it in the instance's history, and asks for the
-// instance to be run again now with its other held events.
+// it is stuck on), records it in the instance's history with its error
+// (the instance's last error, which it clears), and asks for the instance
+// to be run again now with its other held events.
 func Skip(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
 		if err := stuck(in); err != nil {

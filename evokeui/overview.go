@@ -221,7 +221,7 @@ func (u *ui) charts(ctx context.Context, snap *snapshot) ([]chartPM, error) {
 				parked = append(parked, point{s.At, float64(s.Parked[p.PM])})
 			}
 		}
-		c.Lag = lineChart(p.PM, "lag", "checkpoint lag (events behind the log head)", since, end, lag)
+		c.Lag = lineChart(p.PM, "lag", "checkpoint lag (log positions behind the head)", since, end, lag)
 		c.Parked = lineChart(p.PM, "parked", "parked instances", since, end, parked)
 		out = append(out, c)
 	}

@@ -57,7 +57,7 @@ form.filter { margin: .5em 0 } form.filter label { margin-right: .8em }
 {{define "overview"}}{{template "head" .}}
 <h2>Process managers</h2>
 <p id="counts">{{.Backend}} store · {{.S.Stats.Events}} events · log head {{.S.Stats.Head}} · {{.S.Stats.Outbox}} commands queued · <span id="executed">{{.S.Executed}} commands executed ({{.S.Rejected}} rejected)</span>{{if not .S.Tallied}} (those executed with their step are not counted by this store){{end}}</p>
-<table id="pms"><tr><th rowspan="2">process manager</th><th class="group" colspan="{{len .Live}}">live</th><th class="group" colspan="{{len .Outcomes}}">ended</th><th rowspan="2">total</th><th rowspan="2">parked events</th><th rowspan="2">checkpoint lag</th><th rowspan="2"></th></tr>
+<table id="pms"><tr><th rowspan="2">process manager</th><th class="group" colspan="{{len .Live}}">live</th><th class="group" colspan="{{len .Outcomes}}">ended</th><th rowspan="2">total</th><th rowspan="2">parked events</th><th rowspan="2" title="log positions between the lowest stored checkpoint of the process manager's partitions and the log head; the runtime passes over events of no interest to it without writing a checkpoint each time, so an idle process manager may show a few">checkpoint lag</th><th rowspan="2"></th></tr>
 <tr>{{range .Live}}<th>{{.}}</th>{{end}}{{range .Outcomes}}<th class="o-{{.}}">{{label .}}</th>{{end}}</tr>
 {{range .S.PMs}}{{$pm := .PM}}<tr><td><a href="/instances?pm={{.PM}}">{{.PM}}</a></td>
 {{range $i, $c := .Live}}<td class="n">{{if $c}}<a class="s-{{index $.Live $i}}" href="/instances?pm={{$pm}}&amp;status={{index $.Live $i}}">{{$c}}</a>{{else}}0{{end}}</td>{{end}}
