@@ -68,7 +68,7 @@ form.filter { margin: .5em 0 } form.filter label { margin-right: .8em }
 {{else}}<tr><td colspan="12">no instances yet</td></tr>{{end}}
 </table>
 {{with .Charts}}<h3>The last 15 minutes</h3>
-<p>Instances ended per minute, read from the store; checkpoint lag and parked instances, sampled by this UI when this page or <a href="/metrics">/metrics</a> is read ({{$.Samples}} samples{{if not $.Refresh}}; <a href="/?refresh=10">refresh every 10 s</a>{{end}}).</p>
+<p>Instances ended per minute, read from the store; checkpoint lag and parked instances, sampled by this UI when this page or <a href="/metrics">/metrics</a> is read (readings so far: {{$.Samples}}{{if not $.Refresh}}; <a href="/?refresh=10">refresh every 10 s</a>{{end}}).</p>
 {{range .}}<h4>{{.PM}}</h4><div class="charts" id="charts-{{.PM}}">{{.Ended}}{{.Lag}}{{.Parked}}</div>{{end}}{{end}}
 </body></html>{{end}}
 
