@@ -19,6 +19,8 @@ type RuntimeStats interface {
 	Stats() evoke.Stats
 }
 
+var _ RuntimeStats = (*evoke.Runtime)(nil)
+
 // metricsTimeout bounds the store reads of one scrape.
 const metricsTimeout = 10 * time.Second
 

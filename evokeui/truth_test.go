@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evokeui"
 )
@@ -158,6 +160,24 @@ func TestReadableJSON(t *testing.T) {
 	} {
 		if got := evokeui.ReadableJSON([]byte(c.in)); got != c.want {
 			t.Errorf("ReadableJSON(%s) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// Mounted with the runtime, /metrics adds the runtime's counters.
+func TestMetricsWithTheRuntime(t *testing.T) {
+	t.Parallel()
+	st, _, _ := demoStore(t)
+	rt, err := evoke.New(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(evokeui.Handler(st, evokeui.Options{Actions: rt}))
+	t.Cleanup(srv.Close)
+	code, body := get(t, srv.Client(), srv.URL+"/metrics")
+	for _, want := range []string{"# TYPE evoke_runtime_steps_total counter", "evoke_runtime_steps_total 0", "evoke_runtime_write_seconds_total 0", "evoke_commands_executed "} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("/metrics %d lacks %q:\n%s", code, want, body)
 		}
 	}
 }
