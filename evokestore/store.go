@@ -408,11 +408,11 @@ const (
 	// never stepped a command rejection.
 	EndCompleted InstanceOutcome = "completed"
 	// EndCompensated: the instance stepped a command rejection (its
-	// Compensate ran) during its life. A live instance carries it as soon
-	// as it steps one, ahead of its end.
+	// Compensate ran) during its life, before or after it completed. A
+	// live instance carries it as soon as it steps one, ahead of its end.
 	EndCompensated InstanceOutcome = "compensated"
 	// EndTimedOut: the step that completed the instance was a deadline
-	// ($timeout or a named deadline).
+	// ($timeout or a named deadline), and it stepped no rejection.
 	EndTimedOut InstanceOutcome = "timed_out"
 	// EndCancelled: an operator cancelled the instance.
 	EndCancelled InstanceOutcome = "cancelled"

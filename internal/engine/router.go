@@ -1206,7 +1206,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType})
 	}
 	done := wasDone || it.kind == RouteStop || res.Completed
-	if ev.Type == TypeCommandRejected && (!wasDone || inst.Outcome == evokestore.EndCompleted) {
+	if ev.Type == TypeCommandRejected && inst.Status != evokestore.StatusCancelled {
 		inst.Outcome = evokestore.EndCompensated
 	}
 	if done && !wasDone {
@@ -1636,13 +1636,14 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 }
 
 // endOutcome is the outcome of an instance that completes on ev, having
-// carried outcome so far.
+// carried outcome so far: compensated if it stepped a rejection, else
+// timed out if ev is a deadline.
 func endOutcome(ev *evokestore.Event, outcome evokestore.InstanceOutcome) evokestore.InstanceOutcome {
 	switch {
-	case ev.Type == TypeDeadline:
-		return evokestore.EndTimedOut
 	case outcome == evokestore.EndCompensated:
 		return outcome
+	case ev.Type == TypeDeadline:
+		return evokestore.EndTimedOut
 	}
 	return evokestore.EndCompleted
 }
