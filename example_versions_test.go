@@ -72,7 +72,7 @@ func ExampleReadInstance() {
 	}
 	fmt.Println(in.ID, in.Outcome, in.Status, in.State.Amount, in.State.Items[0].SKU)
 
-	completed, _ := evoke.ListInstances(ctx, rt, of.Fulfillment{}, &evoke.ListOpts{Outcome: evokestore.StatusCompleted})
+	completed, _ := evoke.ListInstances(ctx, rt, of.Fulfillment{}, &evoke.ListOpts{Lifecycle: evokestore.StatusCompleted})
 	for _, in := range completed {
 		fmt.Println(in.ID, in.Status)
 	}

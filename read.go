@@ -26,9 +26,13 @@ type Instance[S any] struct {
 	// Status is the user-level status its StatusReporter reported after
 	// the last step ("" without one).
 	Status string
-	// Outcome is the runtime's status of the instance: running,
-	// compensating, failing, parked, completed or cancelled.
-	Outcome evokestore.InstanceStatus
+	// Lifecycle is where the runtime has the instance: running,
+	// compensating, failing, parked, completed or cancelled (the STATUS of
+	// evoke list, evokestore.Instance.Status).
+	Lifecycle evokestore.InstanceStatus
+	// Outcome is how a done instance ended: completed, compensated,
+	// timed_out or cancelled; "" while it runs.
+	Outcome evokestore.InstanceOutcome
 	// Version counts the committed steps.
 	Version int64
 	// Attempts and LastError describe the failing step of a failing or
@@ -59,8 +63,11 @@ func ReadInstance[S any](ctx context.Context, rt *Runtime, pm ProcessManager[S],
 
 // ListOpts selects the instances ListInstances returns; nil lists all.
 type ListOpts struct {
-	// Outcome, if set, lists only instances with this runtime status.
-	Outcome evokestore.InstanceStatus
+	// Lifecycle, if set, lists only the instances where the runtime has
+	// them so (Instance.Lifecycle).
+	Lifecycle evokestore.InstanceStatus
+	// Outcome, if set, lists only the done instances that ended so.
+	Outcome evokestore.InstanceOutcome
 	// Limit caps the number of instances. Defaults to 100.
 	Limit int
 	// AfterID pages on: only instances whose ID sorts after it are listed.
@@ -77,7 +84,7 @@ func ListInstances[S any](ctx context.Context, rt *Runtime, pm ProcessManager[S]
 	if o.Limit <= 0 {
 		o.Limit = 100
 	}
-	q := evokestore.InstanceQuery{ProcessManager: pm.Name(), Status: o.Outcome, Limit: o.Limit}
+	q := evokestore.InstanceQuery{ProcessManager: pm.Name(), Status: o.Lifecycle, Outcome: o.Outcome, Limit: o.Limit}
 	if o.AfterID != "" {
 		q.AfterProcessManager, q.AfterID = pm.Name(), o.AfterID
 	}
@@ -96,7 +103,7 @@ func ListInstances[S any](ctx context.Context, rt *Runtime, pm ProcessManager[S]
 func typedInstance[S any](codec stateCodec[S], in *evokestore.Instance) Instance[S] {
 	out := Instance[S]{
 		ProcessManager: in.ProcessManager, ID: in.ID, Stepped: len(in.State) > 0,
-		Status: in.Phase, Outcome: in.Status, Version: in.Version, Attempts: in.Attempts, LastError: in.LastError,
+		Status: in.Phase, Lifecycle: in.Status, Outcome: in.FinalOutcome(), Version: in.Version, Attempts: in.Attempts, LastError: in.LastError,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt, CompletedAt: in.CompletedAt,
 	}
 	if s, err := codec.decode(in.State); err != nil {

@@ -84,8 +84,9 @@ func Retry(ctx context.Context, st evokestore.Store, processManager, id string) 
 }
 
 // Skip drops the first event a failing or parked instance holds (the one
-// it is stuck on), records it in the instance's history, and asks for the
-// instance to be run again now with its other held events.
+// it is stuck on), records it in the instance's history with its error
+// (the instance's last error, which it clears), and asks for the instance
+// to be run again now with its other held events.
 func Skip(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
 		if err := stuck(in); err != nil {
@@ -101,6 +102,7 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 		first := held[0]
 		rec := record(in, evokestore.KindSkipped, now)
 		rec.Position, rec.Error = first.Position, first.Error
+		in.LastError = "" // the skipped event's, kept in rec
 		if ev, ok, err := evokestore.EventAt(ctx, tx, first.Position); err == nil && ok {
 			rec.EventID, rec.EventType = ev.ID, ev.Type
 		}
@@ -155,6 +157,7 @@ func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, n
 		return fmt.Errorf("drop deadlines: %w", err)
 	}
 	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
+	in.Outcome = evokestore.EndCancelled
 	return nil
 }
 

@@ -396,14 +396,14 @@ RETURNING position, id`
 
 	sqlInsertInstances = `INSERT INTO instances (` + instanceCols + `)
 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::bytea[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
-	$9::integer[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])`
+	$9::integer[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[])`
 
 	sqlUpdateInstances = `UPDATE instances AS i SET partition = u.partition, state = u.state, version = u.version, status = u.status,
 	phase = u.phase, last_position = u.last_position, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
-	last_error = u.last_error, updated_at = u.updated_at, completed_at = u.completed_at
+	last_error = u.last_error, updated_at = u.updated_at, completed_at = u.completed_at, outcome = u.outcome
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::bytea[], $6::bigint[], $7::text[], $8::text[], $9::bigint[],
-	$10::integer[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])
-	AS u(process_manager, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at)
+	$10::integer[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::text[])
+	AS u(process_manager, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at, outcome)
 WHERE i.process_manager = u.process_manager AND i.id = u.id AND i.version = u.prev`
 
 	// sqlFencedUpdate runs sqlUpdateInstances and fails on the server
@@ -457,7 +457,7 @@ DELETE FROM history WHERE process_manager = $1 AND instance_id = $2`
 
 // instanceColumns holds the column arrays of instance writes.
 type instanceColumns struct {
-	pms, ids, statuses, phases, lastErrors                                      []string
+	pms, ids, statuses, phases, lastErrors, outcomes                            []string
 	partitions, attempts                                                        []int32
 	states                                                                      [][]byte
 	prevs, versions, lastPositions, nextAttempts, creates, updates, completions []int64
@@ -479,6 +479,7 @@ func (c *instanceColumns) add(w *evokestore.InstanceWrite) {
 	c.creates = append(c.creates, nanos(w.CreatedAt))
 	c.updates = append(c.updates, nanos(w.UpdatedAt))
 	c.completions = append(c.completions, nanos(w.CompletedAt))
+	c.outcomes = append(c.outcomes, string(w.Outcome))
 }
 
 // PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
@@ -508,7 +509,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 	b := &pgx.Batch{}
 	if len(ins.ids) > 0 {
 		b.Queue(sqlInsertInstances, ins.pms, ins.ids, ins.partitions, ins.states, ins.versions, ins.statuses, ins.phases,
-			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions)
+			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions, ins.outcomes)
 	}
 	if n := len(upd.ids); n > 0 {
 		// When PostgreSQL plans the update for the array it is given (a
@@ -523,7 +524,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		// The fence fails on the server, so that a COMMIT sent in the
 		// same round trip is refused (migration 0008).
 		b.Queue(sqlFencedUpdate, upd.pms, upd.ids, upd.prevs, upd.partitions, upd.states, upd.versions, upd.statuses, upd.phases,
-			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions)
+			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions, upd.outcomes)
 		b.Queue(`SET LOCAL enable_hashjoin TO DEFAULT`)
 		b.Queue(`SET LOCAL enable_mergejoin TO DEFAULT`)
 	}

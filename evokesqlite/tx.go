@@ -150,7 +150,7 @@ func nullBytes(b []byte) any {
 
 func appendInstance(args []any, in *evokestore.Instance) []any {
 	return append(args, in.ProcessManager, in.ID, in.Partition, nullBytes(in.State), in.Version, string(in.Status), in.Phase,
-		in.LastPosition, in.Attempts, nanos(in.NextAttemptAt), in.LastError, nanos(in.CreatedAt), nanos(in.UpdatedAt), nanos(in.CompletedAt))
+		in.LastPosition, in.Attempts, nanos(in.NextAttemptAt), in.LastError, nanos(in.CreatedAt), nanos(in.UpdatedAt), nanos(in.CompletedAt), string(in.Outcome))
 }
 
 // PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
@@ -172,7 +172,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		fill := func(args []any, i int) []any {
 			w := &writes[updates[i]]
 			return append(args, w.ProcessManager, w.ID, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
-				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt), -(w.PrevVersion + 1))
+				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt), string(w.Outcome), -(w.PrevVersion + 1))
 		}
 		fenced := false
 		check := func(first, rows int, res sql.Result) error {

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"InstancesFencing", testInstancesFencing},
 		{"InstancesMany", testInstancesMany},
 		{"ListInstances", testListInstances},
+		{"ListInstancesFiltered", testListInstancesFiltered},
 		{"Outbox", testOutbox},
 		{"CommandOutcomes", testCommandOutcomes},
 		{"History", testHistory},
@@ -93,6 +94,8 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"AppendReader", testAppendReader},
 		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
+		{"Tally", testTally},
+		{"PartitionLeases", testPartitionLeases},
 		{"LeaseBalance", testLeaseBalance},
 		{"CheckLeases", testCheckLeases},
 		{"LeaseExpiry", testLeaseExpiry},
@@ -485,7 +488,8 @@ func checkInstance(t *testing.T, got, want evokestore.Instance) {
 		!bytes.Equal(got.State, want.State) || got.Version != want.Version || got.Status != want.Status ||
 		got.Phase != want.Phase || got.LastPosition != want.LastPosition || got.Attempts != want.Attempts ||
 		!got.NextAttemptAt.Equal(want.NextAttemptAt) || got.LastError != want.LastError ||
-		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.CompletedAt.Equal(want.CompletedAt) {
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.CompletedAt.Equal(want.CompletedAt) ||
+		got.Outcome != want.Outcome {
 		t.Errorf("instance = %+v\nwant       %+v", got, want)
 	}
 }
@@ -508,7 +512,7 @@ func loadOne(t *testing.T, q evokestore.Querier, pm, id string) (evokestore.Inst
 func testInstances(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
 	a, b := instance("pm", "a", 1), instance("pm", "b", 1)
-	b.Status, b.CompletedAt = evokestore.StatusCompleted, t0.Add(time.Hour)
+	b.Status, b.CompletedAt, b.Outcome = evokestore.StatusCompleted, t0.Add(time.Hour), evokestore.EndTimedOut
 	other := instance("pm2", "a", 1)
 	inTx(t, s, func(tx evokestore.Tx) error {
 		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: a, PrevVersion: -1}, {Instance: b, PrevVersion: -1}, {Instance: other, PrevVersion: -1}})
@@ -532,7 +536,7 @@ func testInstances(t *testing.T, s evokestore.Store) {
 
 	a2 := instance("pm", "a", 2)
 	a2.Status, a2.Phase, a2.State = evokestore.StatusFailing, "waiting", []byte(`{"n":2,"x":true}`)
-	a2.Attempts, a2.LastError = 3, "still failing"
+	a2.Attempts, a2.LastError, a2.Outcome = 3, "still failing", evokestore.EndCompensated
 	inTx(t, s, func(tx evokestore.Tx) error {
 		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: a2, PrevVersion: 1}})
 	})
@@ -692,6 +696,69 @@ func testListInstances(t *testing.T, s evokestore.Store) {
 	}
 	if k := key(got); !slices.Equal(k, []string{"p1/i4", "p2/i0", "p2/i2", "p2/i4"}) {
 		t.Errorf("running after p1/i2 = %v", k)
+	}
+}
+
+// testListInstancesFiltered lists instances by outcome, ID prefix and
+// age, and checks that every outcome round-trips.
+func testListInstancesFiltered(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	var ws []evokestore.InstanceWrite
+	add := func(id string, status evokestore.InstanceStatus, outcome evokestore.InstanceOutcome, created time.Time) {
+		in := instance("pm", id, 1)
+		in.Status, in.Outcome, in.CreatedAt = status, outcome, created
+		if status.Done() {
+			in.CompletedAt = created.Add(time.Minute)
+		}
+		ws = append(ws, evokestore.InstanceWrite{Instance: in, PrevVersion: -1})
+	}
+	add("order-1", evokestore.StatusCompleted, evokestore.EndCompleted, t0)
+	add("order-2", evokestore.StatusCompleted, evokestore.EndCompensated, t0.Add(time.Hour))
+	add("order-3", evokestore.StatusCompleted, evokestore.EndTimedOut, t0.Add(2*time.Hour))
+	add("order-4", evokestore.StatusCancelled, evokestore.EndCancelled, t0.Add(3*time.Hour))
+	add("order-5", evokestore.StatusRunning, evokestore.EndCompensated, t0.Add(4*time.Hour)) // compensated, not done yet
+	add("refund-1", evokestore.StatusRunning, "", t0.Add(5*time.Hour))
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	for _, w := range ws {
+		got, ok := loadOne(t, s, "pm", w.ID)
+		if !ok {
+			t.Fatalf("instance %s missing", w.ID)
+		}
+		checkInstance(t, got, w.Instance)
+	}
+	ids := func(q evokestore.InstanceQuery) []string {
+		t.Helper()
+		q.ProcessManager = "pm"
+		got, err := s.ListInstances(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k []string
+		for _, in := range got {
+			k = append(k, in.ID)
+		}
+		return k
+	}
+	for _, tc := range []struct {
+		name string
+		q    evokestore.InstanceQuery
+		want []string
+	}{
+		{"completed", evokestore.InstanceQuery{Outcome: evokestore.EndCompleted}, []string{"order-1"}},
+		{"compensated (done only)", evokestore.InstanceQuery{Outcome: evokestore.EndCompensated}, []string{"order-2"}},
+		{"timed out", evokestore.InstanceQuery{Outcome: evokestore.EndTimedOut}, []string{"order-3"}},
+		{"cancelled", evokestore.InstanceQuery{Outcome: evokestore.EndCancelled, Status: evokestore.StatusCancelled}, []string{"order-4"}},
+		{"outcome and status", evokestore.InstanceQuery{Outcome: evokestore.EndTimedOut, Status: evokestore.StatusCancelled}, nil},
+		{"prefix", evokestore.InstanceQuery{IDPrefix: "order-"}, []string{"order-1", "order-2", "order-3", "order-4", "order-5"}},
+		{"prefix, whole ID", evokestore.InstanceQuery{IDPrefix: "refund-1"}, []string{"refund-1"}},
+		{"prefix, none", evokestore.InstanceQuery{IDPrefix: "x"}, nil},
+		{"created before", evokestore.InstanceQuery{CreatedBefore: t0.Add(time.Hour)}, []string{"order-1"}},
+		{"created after", evokestore.InstanceQuery{CreatedAfter: t0.Add(4 * time.Hour)}, []string{"refund-1"}},
+		{"created between, running", evokestore.InstanceQuery{CreatedAfter: t0, CreatedBefore: t0.Add(5 * time.Hour), Status: evokestore.StatusRunning}, []string{"order-5"}},
+	} {
+		if got := ids(tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ListInstances = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -398,9 +398,9 @@ func (f *Fixture[S]) ThenStatus(want string) *Fixture[S] {
 	return f
 }
 
-// ThenOutcome checks the runtime's status of the instance: running,
-// compensating, parked or completed.
-func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceStatus) *Fixture[S] {
+// ThenLifecycle checks where the runtime has the instance: running,
+// compensating, failing, parked, completed or cancelled.
+func (f *Fixture[S]) ThenLifecycle(want evokestore.InstanceStatus) *Fixture[S] {
 	f.tb.Helper()
 	if in, ok := f.read(); ok && in.Status != want {
 		msg := fmt.Sprintf("evoketest: after %s: %s is %s, want %s", f.step, f.instance, in.Status, want)
@@ -408,6 +408,17 @@ func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceStatus) *Fixture[S] {
 			msg += ": " + in.LastError
 		}
 		f.tb.Errorf("%s", msg)
+	}
+	return f
+}
+
+// ThenOutcome checks how the instance ended: completed, compensated,
+// timed_out or cancelled (evokestore.Outcomes); "" checks that it has not
+// ended.
+func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceOutcome) *Fixture[S] {
+	f.tb.Helper()
+	if in, ok := f.read(); ok && in.FinalOutcome() != want {
+		f.tb.Errorf("evoketest: after %s: %s ended %q (%s), want %q", f.step, f.instance, in.FinalOutcome(), in.Status, want)
 	}
 	return f
 }

@@ -1283,9 +1283,13 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
 	}
 	done := wasDone || it.kind == RouteStop || res.Completed
+	if ev.Type == TypeCommandRejected && inst.Status != evokestore.StatusCancelled {
+		inst.Outcome = evokestore.EndCompensated
+	}
 	if done && !wasDone {
 		inst.Status = evokestore.StatusCompleted
 		inst.CompletedAt = now
+		inst.Outcome = endOutcome(ev, inst.Outcome)
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
 	}
 	// Deadlines: rewritten after every step with the new version, so that a
@@ -1763,12 +1767,25 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	if len(g.items) == 0 {
 		// Nothing held: the instance simply runs again.
 		w := *inst
-		w.Status = evokestore.StatusRunning
+		w.Status, w.Attempts, w.LastError, w.NextAttemptAt = evokestore.StatusRunning, 0, "", time.Time{}
 		g.write = &evokestore.InstanceWrite{Instance: w, PrevVersion: inst.Version}
 	} else {
 		r.stepAll(map[string]*group{inst.ID: g}, []string{inst.ID}, now, true)
 	}
 	return r.commit(ctx, &batch{ls: ls, fenceParts: []int{inst.Partition}, groups: map[string]*group{inst.ID: g}, order: []string{inst.ID}, extra: extra})
+}
+
+// endOutcome is the outcome of an instance that completes on ev, having
+// carried outcome so far: compensated if it stepped a rejection, else
+// timed out if ev is a deadline.
+func endOutcome(ev *evokestore.Event, outcome evokestore.InstanceOutcome) evokestore.InstanceOutcome {
+	switch {
+	case outcome == evokestore.EndCompensated:
+		return outcome
+	case ev.Type == TypeDeadline:
+		return evokestore.EndTimedOut
+	}
+	return evokestore.EndCompleted
 }
 
 // phaseName shows an empty user-level status as "(none)" in logs.
