@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"github.com/evoke-go/evoke/internal/payload"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,7 +48,7 @@ type Tx struct {
 	done   bool
 	cause  error               // why the Tx ended, if not by its owner
 	locked bool                // the Tx holds the append lock
-	topics evokestore.TopicSet // topics written, whose notifications are queued
+	topics backend.TopicSet // topics written, whose notifications are queued
 	trips  int                 // round trips made (for tests)
 	// deferring: writes without a result are held in pend until the next
 	// round trip (DeferWrites).
@@ -169,7 +170,7 @@ func (t *Tx) lock() error {
 
 // notify queues the notification of topic on b unless it is queued already;
 // PostgreSQL delivers it to listeners if and when the Tx commits.
-func (t *Tx) notify(b *pgx.Batch, topic evokestore.TopicSet) {
+func (t *Tx) notify(b *pgx.Batch, topic backend.TopicSet) {
 	for _, name := range (topic &^ t.topics).Topics() {
 		b.Queue(sqlNotify, t.s.channel, string(name))
 	}
@@ -345,7 +346,7 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		}
 		return read, nil, nil
 	}
-	t.notify(b, evokestore.SetEvents)
+	t.notify(b, backend.SetEvents)
 	b.Queue(sqlInsertEvents, ids, streams, versions, types, datas, corrs, causes, vals, ats).Query(func(rows pgx.Rows) error {
 		i := 0
 		for rows.Next() {
@@ -379,7 +380,7 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		}
 		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
-	t.topics |= evokestore.SetEvents
+	t.topics |= backend.SetEvents
 	return read, out, nil
 }
 
@@ -565,11 +566,11 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 	}
 	b := &pgx.Batch{}
 	b.Queue(sqlInsertOutbox, ids, pms, insts, partitions, types, aggTypes, aggIDs, payloads, corrs, causes, vals, ats)
-	t.notify(b, evokestore.SetOutbox)
+	t.notify(b, backend.SetOutbox)
 	if err := t.exec(ctx, b, wrapErr("insert outbox")); err != nil {
 		return err
 	}
-	t.topics |= evokestore.SetOutbox
+	t.topics |= backend.SetOutbox
 	return nil
 }
 
@@ -790,11 +791,11 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 		}
 		b.Queue(sqlInsertDeadlines, processManager, ids, names, dues, versions)
 	}
-	t.notify(b, evokestore.SetDeadlines)
+	t.notify(b, backend.SetDeadlines)
 	if err := t.exec(ctx, b, wrapErr("replace deadlines")); err != nil {
 		return err
 	}
-	t.topics |= evokestore.SetDeadlines
+	t.topics |= backend.SetDeadlines
 	return nil
 }
 
@@ -807,7 +808,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 	defer t.mu.Unlock()
 	var n int64
 	b := &pgx.Batch{}
-	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&evokestore.SetDeadlines == 0,
+	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&backend.SetDeadlines == 0,
 		t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
 		var discard bool
 		return row.Scan(&n, &discard)
@@ -816,7 +817,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
 	}
 	if n > 0 {
-		t.topics |= evokestore.SetDeadlines
+		t.topics |= backend.SetDeadlines
 	}
 	return n > 0, nil
 }
@@ -834,7 +835,7 @@ func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]b
 	}
 	defer t.mu.Unlock()
 	b := &pgx.Batch{}
-	notify := t.topics&evokestore.SetDeadlines == 0
+	notify := t.topics&backend.SetDeadlines == 0
 	for i, d := range ds {
 		b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, notify,
 			t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
@@ -849,7 +850,7 @@ func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]b
 		return nil, fmt.Errorf("evokepg: delete deadlines: %w", err)
 	}
 	if slices.Contains(deleted, true) {
-		t.topics |= evokestore.SetDeadlines
+		t.topics |= backend.SetDeadlines
 	}
 	return deleted, nil
 }
@@ -863,13 +864,13 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 	defer t.mu.Unlock()
 	b := &pgx.Batch{}
 	b.Queue(sqlDeleteInstance, processManager, instanceID)
-	t.notify(b, evokestore.SetDeadlines)
+	t.notify(b, backend.SetDeadlines)
 	if err := t.exec(ctx, b, func(err error) error {
 		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
 	}); err != nil {
 		return err
 	}
-	t.topics |= evokestore.SetDeadlines
+	t.topics |= backend.SetDeadlines
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -82,7 +83,7 @@ type Store struct {
 	rs   [numReadStmts]*sql.Stmt // read statements, prepared on r
 	bulk [numBulk][len(bulkSizes)]*sql.Stmt
 
-	wakeups evokestore.Wakeups
+	wakeups backend.Wakeups
 	// lastHistoryID is the last history ID assigned (see historyID).
 	lastHistoryID atomic.Int64
 
@@ -396,8 +397,8 @@ func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-func loadMigrations() ([]evokestore.Migration, error) {
-	return evokestore.LoadMigrations(migrationFS, "migrations")
+func loadMigrations() ([]backend.Migration, error) {
+	return backend.LoadMigrations(migrationFS, "migrations")
 }
 
 // SchemaVersion is the newest schema version this binary knows.
