@@ -41,7 +41,7 @@ func TestStoreOperatorActions(t *testing.T) {
 	if s := state(t, in); strings.Join(s.Seen, ",") != "Cont,Done" {
 		t.Errorf("after retry: seen %v, want the held events in order", s.Seen)
 	}
-	if err := evokeops.Retry(ctx, other, "rec", "r1"); !errors.Is(err, evokeops.ErrNotStuck) {
+	if err := evokeops.Retry(ctx, other, "rec", "r1"); !errors.Is(err, evoke.ErrNotParked) {
 		t.Errorf("Retry of a completed instance: %v", err)
 	}
 	hist, _ := st.History(ctx, "rec", "r1")
@@ -107,10 +107,10 @@ func TestStoreOperatorActions(t *testing.T) {
 	if held, _ := st.Held(ctx, "rec", "c1"); len(held) != 0 {
 		t.Errorf("held after cancel: %+v", held)
 	}
-	if err := evokeops.Cancel(ctx, other, "rec", "nobody"); !errors.Is(err, evokeops.ErrNoInstance) {
+	if err := evokeops.Cancel(ctx, other, "rec", "nobody"); !errors.Is(err, evoke.ErrNotFound) {
 		t.Errorf("Cancel of a missing instance: %v", err)
 	}
-	if err := evokeops.Skip(ctx, other, "rec", "r1"); !errors.Is(err, evokeops.ErrNotStuck) {
+	if err := evokeops.Skip(ctx, other, "rec", "r1"); !errors.Is(err, evoke.ErrNotParked) {
 		t.Errorf("Skip of a completed instance: %v", err)
 	}
 
@@ -131,7 +131,7 @@ func TestStoreOperatorActions(t *testing.T) {
 	if len(hist) != 1 || hist[0].Kind != evokestore.KindSkipped || hist[0].EventType != "PanicCorrelate" {
 		t.Errorf("history under no instance: %+v", hist)
 	}
-	if err := evokeops.SkipEvent(ctx, other, "rec", bad.Position); !errors.Is(err, evokeops.ErrNothingHeld) {
+	if err := evokeops.SkipEvent(ctx, other, "rec", bad.Position); !errors.Is(err, evoke.ErrNotParked) {
 		t.Errorf("second SkipEvent: %v", err)
 	}
 }

@@ -17,23 +17,11 @@ package evokeops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
-)
-
-var (
-	// ErrNoInstance reports an instance the store does not hold.
-	ErrNoInstance = errors.New("evokeops: no such instance")
-	// ErrNotStuck reports a retry or skip of an instance that is neither
-	// failing nor parked, or a cancel of one that already ended.
-	ErrNotStuck = errors.New("evokeops: instance is not failing or parked")
-	// ErrNothingHeld reports a skip of an instance that holds no event, or
-	// of an event that is not parked.
-	ErrNothingHeld = errors.New("evokeops: instance holds no event")
 )
 
 // ParkedEvents returns the events parked for a process manager because its
@@ -54,7 +42,7 @@ func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, 
 		}
 		i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
 		if i < 0 {
-			return fmt.Errorf("%w: no event parked at position %d for %s", ErrNothingHeld, position, processManager)
+			return fmt.Errorf("%w: no event parked at position %d for %s", evokestore.ErrNotParked, position, processManager)
 		}
 		rec := evokestore.HistoryRecord{ProcessManager: processManager, Kind: evokestore.KindSkipped, Position: position,
 			Error: held[i].Error, RecordedAt: time.Now(), Node: "evokeops"}
@@ -97,7 +85,7 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 			return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
 		}
 		if len(held) == 0 {
-			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s", ErrNothingHeld, processManager, id)
+			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s holds no event", evokestore.ErrNotParked, processManager, id)
 		}
 		first := held[0]
 		rec := record(in, evokestore.KindSkipped, now)
@@ -138,7 +126,7 @@ func Cancel(ctx context.Context, st evokestore.Store, processManager, id string)
 // ended. Cancel and evoke.Runtime.Cancel share it.
 func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) error {
 	if in.Status.Done() {
-		return fmt.Errorf("%w: %s %s already %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
+		return fmt.Errorf("%w: %s %s already %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
 	}
 	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
 	if err != nil {
@@ -171,7 +159,7 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 			return err
 		}
 		if len(insts) == 0 {
-			return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
+			return fmt.Errorf("%w: no such instance %s of %s", evokestore.ErrNotFound, id, pm)
 		}
 		in := insts[0]
 		prev := in.Version
@@ -191,7 +179,7 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 // stuck refuses an instance that is neither failing nor parked.
 func stuck(in *evokestore.Instance) error {
 	if !in.Status.Stuck() {
-		return fmt.Errorf("%w: %s %s is %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
+		return fmt.Errorf("%w: %s %s is %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
 	}
 	return nil
 }

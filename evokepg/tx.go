@@ -46,10 +46,10 @@ type Tx struct {
 	pc     *pgxpool.Conn // nil until the first statement
 	begun  bool          // BEGIN was sent on conn
 	done   bool
-	cause  error               // why the Tx ended, if not by its owner
-	locked bool                // the Tx holds the append lock
+	cause  error            // why the Tx ended, if not by its owner
+	locked bool             // the Tx holds the append lock
 	topics backend.TopicSet // topics written, whose notifications are queued
-	trips  int                 // round trips made (for tests)
+	trips  int              // round trips made (for tests)
 	// deferring: writes without a result are held in pend until the next
 	// round trip (DeferWrites).
 	deferring bool

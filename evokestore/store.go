@@ -65,6 +65,21 @@ var (
 	// none: the SQLite file or the PostgreSQL schema is missing, or holds no
 	// evoke tables. Nothing was created.
 	ErrStoreNotFound = errors.New("evokestore: no evoke store")
+	// ErrNotFound reports an instance, a process manager or an event that
+	// is not there. The operator actions of every layer (evoke.Runtime,
+	// evokeops, the web UI, the CLI) report it with this one value
+	// (evoke.ErrNotFound is the same).
+	ErrNotFound = errors.New("evoke: not found")
+	// ErrNotParked reports a retry or skip of an instance that is neither
+	// failing nor parked (or holds no event), a cancel of one that has
+	// ended, or an action on an event that is not parked for its process
+	// manager (evoke.ErrNotParked is the same).
+	ErrNotParked = errors.New("evoke: not failing or parked")
+	// ErrNotOwner reports an operator action, through a runtime, on an
+	// instance whose partition another node leases: act through that
+	// node, or from the store with evokeops (evoke.ErrNotOwner is the
+	// same).
+	ErrNotOwner = errors.New("evoke: partition leased by another node")
 )
 
 // Topic names a class of committed change that wakes waiting workers.

@@ -86,9 +86,6 @@ type CommandRef struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// ErrNotFound reports an instance the store does not hold.
-var ErrNotFound = errors.New("evokeui: not found")
-
 // LoadInstance reads one instance's view from st.
 func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*InstanceView, error) {
 	insts, err := st.Instances(ctx, pm, []string{id})
@@ -96,7 +93,7 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 		return nil, err
 	}
 	if len(insts) == 0 {
-		return nil, fmt.Errorf("%w: no instance %q of process manager %q", ErrNotFound, id, pm)
+		return nil, fmt.Errorf("%w: no instance %q of process manager %q", evokestore.ErrNotFound, id, pm)
 	}
 	v := &InstanceView{Instance: InstanceMap(&insts[0])}
 	held, err := st.Held(ctx, pm, id)

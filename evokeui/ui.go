@@ -450,7 +450,7 @@ func (u *ui) instance(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := LoadInstance(r.Context(), u.st, pm, id)
 	if err != nil || len(insts) == 0 {
-		if errors.Is(err, ErrNotFound) || err == nil {
+		if errors.Is(err, evokestore.ErrNotFound) || err == nil {
 			http.Error(w, fmt.Sprintf("no instance %q of process manager %q", id, pm), http.StatusNotFound)
 			return
 		}

@@ -1751,7 +1751,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	}
 	ls := r.en.leases.Load()
 	if !ls.owns(inst.Partition) {
-		return fmt.Errorf("%w: %s %s is in partition %d, not this node's", ErrNotOwner, r.name, inst.ID, inst.Partition)
+		return fmt.Errorf("%w: %s %s is in partition %d, not this node's", evokestore.ErrNotOwner, r.name, inst.ID, inst.Partition)
 	}
 	g := &group{id: inst.ID, partition: inst.Partition, token: ls.tokens[inst.Partition], inst: inst}
 	for _, h := range held {
