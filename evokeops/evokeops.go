@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // ParkedEvents returns the events parked for a process manager because its
@@ -109,7 +110,7 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 // step the runtime was taking meanwhile cannot commit over it.
 func Cancel(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if err := Tombstone(ctx, tx, in, now); err != nil {
+		if err := engine.Tombstone(ctx, tx, in, now); err != nil {
 			return evokestore.HistoryRecord{}, err
 		}
 		// From another process: a step the runtime took meanwhile must not
@@ -117,36 +118,6 @@ func Cancel(ctx context.Context, st evokestore.Store, processManager, id string)
 		in.Version++
 		return record(in, evokestore.KindCancel, now), nil
 	})
-}
-
-// Tombstone makes in, read in tx, a cancelled tombstone as of now: it
-// releases the events the instance holds and drops its deadlines in tx,
-// and sets in's status; the caller writes in, fenced by the version it
-// read, with its history record. It refuses an instance that already
-// ended. Cancel and evoke.Runtime.Cancel share it.
-func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) error {
-	if in.Status.Done() {
-		return fmt.Errorf("%w: %s %s already %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
-	}
-	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
-	if err != nil {
-		return fmt.Errorf("load held events: %w", err)
-	}
-	if len(held) > 0 {
-		pos := make([]int64, len(held))
-		for i, h := range held {
-			pos[i] = h.Position
-		}
-		if err := tx.Release(ctx, in.ProcessManager, in.ID, pos); err != nil {
-			return fmt.Errorf("release held events: %w", err)
-		}
-	}
-	if err := tx.ReplaceDeadlines(ctx, in.ProcessManager, []string{in.ID}, nil); err != nil {
-		return fmt.Errorf("drop deadlines: %w", err)
-	}
-	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
-	in.Outcome = evokestore.EndCancelled
-	return nil
 }
 
 // change loads an instance in a transaction, lets fn change it and name
@@ -193,4 +164,12 @@ func due(in *evokestore.Instance, now time.Time) {
 func record(in *evokestore.Instance, kind string, now time.Time) evokestore.HistoryRecord {
 	return evokestore.HistoryRecord{ProcessManager: in.ProcessManager, InstanceID: in.ID, Kind: kind, Version: in.Version,
 		PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: "evokeops"}
+}
+
+// CommandOutcomes returns what became of commands cmds that were executed,
+// by command ID, from the store alone: the outcome records, and for a
+// command executed with the step that issued it, its events (or its
+// rejection's), which are its record.
+func CommandOutcomes(ctx context.Context, q evokestore.Querier, cmds []evokestore.OutboxCommand) (map[string]evokestore.CommandOutcome, error) {
+	return engine.Outcomes(ctx, q, cmds)
 }

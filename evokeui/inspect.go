@@ -24,8 +24,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/evoke-go/evoke/evokeops"
 	"github.com/evoke-go/evoke/evokestore"
-	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // InstanceView is one instance as `evoke show` and the web UI show it:
@@ -142,7 +142,7 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 		}
 		v.Timeline = append(v.Timeline, s)
 	}
-	byID, err := engine.Outcomes(ctx, st, cmds)
+	byID, err := evokeops.CommandOutcomes(ctx, st, cmds)
 	if err != nil {
 		return nil, err
 	}

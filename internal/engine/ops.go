@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
-	"github.com/evoke-go/evoke/evokeops"
 	"github.com/evoke-go/evoke/evokestore"
 )
 
@@ -133,7 +133,7 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
 				return err
 			}
-			if err := evokeops.Tombstone(ctx, tx, &in, now); err != nil {
+			if err := Tombstone(ctx, tx, &in, now); err != nil {
 				return err
 			}
 			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
@@ -289,4 +289,34 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 	// Nothing was appended, and no batch was written, while we looked.
 	again, err := st.Head(ctx)
 	return err == nil && again == head && en.busy.Load() == 0, err
+}
+
+// Tombstone makes in, read in tx, a cancelled tombstone as of now: it
+// releases the events the instance holds and drops its deadlines in tx,
+// and sets in's status; the caller writes in, fenced by the version it
+// read, with its history record. It refuses an instance that already
+// ended. evokeops.Cancel and the runtime's Cancel share it.
+func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) error {
+	if in.Status.Done() {
+		return fmt.Errorf("%w: %s %s already %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
+	}
+	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
+	if err != nil {
+		return fmt.Errorf("load held events: %w", err)
+	}
+	if len(held) > 0 {
+		pos := make([]int64, len(held))
+		for i, h := range held {
+			pos[i] = h.Position
+		}
+		if err := tx.Release(ctx, in.ProcessManager, in.ID, pos); err != nil {
+			return fmt.Errorf("release held events: %w", err)
+		}
+	}
+	if err := tx.ReplaceDeadlines(ctx, in.ProcessManager, []string{in.ID}, nil); err != nil {
+		return fmt.Errorf("drop deadlines: %w", err)
+	}
+	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
+	in.Outcome = evokestore.EndCancelled
+	return nil
 }
