@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokeui"
 	of "github.com/evoke-go/evoke/examples/orderfulfillment"

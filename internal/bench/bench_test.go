@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/bench"
 )

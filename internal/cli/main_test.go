@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 	"github.com/evoke-go/evoke/internal/testnote"
 )
 

@@ -1,5 +1,7 @@
-// Package cli implements the evoke command-line tool; cmd/evoke only calls
-// Main. Every command names its store with --store: a SQLite file path (also
+// Package cli implements the evoke command-line tool, one file a command;
+// cmd/evoke only calls Main. It is internal to the binary: the demo and
+// bench workloads it runs (internal/demo, internal/bench) are the examples'
+// process managers, which no public package imports. Every command names its store with --store: a SQLite file path (also
 // written sqlite:PATH; the default is ./evoke.db) or a postgres:// URL, whose
 // optional evoke_schema parameter names the schema holding evoke's tables
 // (default public; ^[a-z_][a-z0-9_]{0,62}$). Only demo, bench and worker
