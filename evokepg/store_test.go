@@ -100,7 +100,8 @@ func TestConformance(t *testing.T) {
 	testURL(t)
 	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
 		return open(t, newSchema(t), nil)
-	})
+	}, evokestoretest.StreamsReader, evokestoretest.EventsReader, evokestoretest.AppendReader, evokestoretest.DeadlinesReader,
+		evokestoretest.Purger, evokestoretest.TallyReader, evokestoretest.LeaseReader, evokestoretest.Leaser)
 }
 
 func TestBackend(t *testing.T) {

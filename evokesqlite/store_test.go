@@ -37,10 +37,14 @@ func open(t testing.TB, path string, opts *evokesqlite.Options) *evokesqlite.Sto
 	return s
 }
 
+// sqliteExtensions are the optional extensions the SQLite store implements.
+var sqliteExtensions = []evokestoretest.Extension{evokestoretest.StreamsReader, evokestoretest.EventsReader,
+	evokestoretest.DeadlinesReader, evokestoretest.Purger, evokestoretest.TallyReader}
+
 func TestConformance(t *testing.T) {
 	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
 		return open(t, filepath.Join(t.TempDir(), "evoke.db"), nil)
-	})
+	}, sqliteExtensions...)
 }
 
 func TestConformanceSynchronousNormal(t *testing.T) {
@@ -49,7 +53,7 @@ func TestConformanceSynchronousNormal(t *testing.T) {
 	}
 	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
 		return open(t, "sqlite:"+filepath.Join(t.TempDir(), "evoke.db"), &evokesqlite.Options{Synchronous: "normal", ReadConns: 1})
-	})
+	}, sqliteExtensions...)
 }
 
 func TestBackend(t *testing.T) {

@@ -9,7 +9,7 @@
 //			}
 //			t.Cleanup(func() { s.Close() })
 //			return s
-//		})
+//		}, evokestoretest.StreamsReader, evokestoretest.Leaser) // what it implements
 //	}
 //
 // Run checks the behaviour documented in package evokestore, including the
@@ -17,10 +17,12 @@
 // ErrInvalid, the input at its edges read back byte for byte), fencing,
 // atomicity of transactions, concurrent writers and commit notifications.
 // It also checks the optional extensions the runtime discovers by type
-// assertion (evokestore.StreamsReader, evokestore.EventsReader,
-// evokestore.DeadlinesReader, evokestore.AppendReader, evokestore.Purger,
-// evokestore.Leaser and evokestore.LeaseChecker) where the store implements
-// them, and skips their subtests where it does not.
+// assertion (evokestore.StreamsReader, EventsReader, DeadlinesReader,
+// AppendReader, Purger, TallyReader, LeaseReader, and Leaser with
+// LeaseChecker) that the store declares it implements: one declared but
+// missing, or implemented but not declared, fails the suite, so that a
+// backend that loses one does not pass by skipping its subtests.
+// (evokestore.WriteDeferrer has no subtests yet.)
 // The lease subtests use a short ttl by the store's clock and so take about
 // half a second of real time.
 package evokestoretest
@@ -40,10 +42,59 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 )
 
+// Extension names an optional extension of evokestore that a backend
+// implements; Run's implements lists them.
+type Extension string
+
+// The optional extensions the suite tests.
+const (
+	StreamsReader   Extension = "StreamsReader"   // on the Store and its Tx
+	EventsReader    Extension = "EventsReader"    // on the Store and its Tx
+	AppendReader    Extension = "AppendReader"    // on the Tx
+	DeadlinesReader Extension = "DeadlinesReader" // on the Store
+	Purger          Extension = "Purger"          // on the Tx
+	TallyReader     Extension = "TallyReader"     // on the Store
+	LeaseReader     Extension = "LeaseReader"     // on the Store
+	Leaser          Extension = "Leaser"          // on the Store, with LeaseChecker on its Tx
+)
+
+// declared holds, by the name of Run's test, the extensions its store
+// declares.
+var declared sync.Map
+
+// optional checks an extension's subtest against the declaration: a store
+// that declares ext must implement it (the test fails), one that does not
+// declare it must not implement it (so that a declaration cannot go stale),
+// and the test of an extension neither declared nor implemented is skipped.
+func optional(t *testing.T, s evokestore.Store, ext Extension, implemented bool) {
+	t.Helper()
+	want := false
+	declared.Range(func(k, v any) bool {
+		if strings.HasPrefix(t.Name(), k.(string)+"/") {
+			want = slices.Contains(v.([]Extension), ext)
+			return false
+		}
+		return true
+	})
+	switch {
+	case want && !implemented:
+		t.Fatalf("%s store declares %s but does not implement it", s.Backend(), ext)
+	case !want && implemented:
+		t.Fatalf("%s store implements %s but does not declare it: list it in evokestoretest.Run's implements", s.Backend(), ext)
+	case !implemented:
+		t.Skipf("%s store implements no %s (optional, not declared)", s.Backend(), ext)
+	}
+}
+
 // Run runs the conformance suite as subtests of t. newStore must return a
 // fresh, empty store for each call and arrange (with t.Cleanup) for it to be
-// closed; subtests call it in parallel.
-func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
+// closed; subtests call it in parallel. implements lists the optional
+// extensions the store implements: the suite fails when a declared one is
+// missing (a backend that loses one does not pass by skipping its tests)
+// and when one that is implemented is not declared.
+func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store, implements ...Extension) {
+	declared.Store(t.Name(), implements)
+	t.Cleanup(func() { declared.Delete(t.Name()) })
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s evokestore.Store)
@@ -88,7 +139,8 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		{"InputRefused", testInputRefused},
 		{"InputAccepted", testInputAccepted},
-		// Optional extensions: these skip when the store lacks them.
+		// Optional extensions: these skip when the store neither
+		// implements nor declares them.
 		{"ReadStreams", testReadStreams},
 		{"ReadEvents", testReadEvents},
 		{"AppendReader", testAppendReader},

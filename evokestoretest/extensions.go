@@ -227,7 +227,7 @@ func testHistoryNodeAndLeaseToken(t *testing.T, s evokestore.Store) {
 func testReadStreams(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
 	// The dispatcher asserts it on a Tx, the inspection tools on the Store.
-	srStore, storeOK, txOK := onStoreAndTx[evokestore.StreamsReader](t, s, "evokestore.StreamsReader")
+	srStore, storeOK, txOK := onStoreAndTx[evokestore.StreamsReader](t, s, StreamsReader)
 
 	news, add := eventMaker()
 	// Interleaved across commits, so that position order differs from
@@ -272,9 +272,7 @@ func testPurge(t *testing.T, s evokestore.Store) {
 	tx0 := begin(t, s)
 	_, ok := tx0.(evokestore.Purger)
 	rollback(t, tx0)
-	if !ok {
-		t.Skipf("%s Tx does not implement evokestore.Purger (optional)", s.Backend())
-	}
+	optional(t, s, Purger, ok)
 
 	before := t0.Add(time.Hour)
 	type inst struct {
@@ -438,9 +436,7 @@ func testPurge(t *testing.T, s evokestore.Store) {
 func leaser(t *testing.T, s evokestore.Store) evokestore.Leaser {
 	t.Helper()
 	l, ok := s.(evokestore.Leaser)
-	if !ok {
-		t.Skipf("%s store does not implement evokestore.Leaser (optional)", s.Backend())
-	}
+	optional(t, s, Leaser, ok)
 	return l
 }
 
@@ -746,9 +742,7 @@ func testLeaseExpiry(t *testing.T, s evokestore.Store) {
 
 func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 	dr, ok := s.(evokestore.DeadlinesReader)
-	if !ok {
-		t.Skip("the store does not implement evokestore.DeadlinesReader")
-	}
+	optional(t, s, DeadlinesReader, ok)
 	ctx := t.Context()
 	d := func(pm, id, name string, due time.Duration) evokestore.Deadline {
 		return evokestore.Deadline{ProcessManager: pm, InstanceID: id, Name: name, DueAt: t0.Add(due), Version: 3}
@@ -785,7 +779,7 @@ func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 
 func testReadEvents(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
-	erStore, storeOK, txOK := onStoreAndTx[evokestore.EventsReader](t, s, "evokestore.EventsReader")
+	erStore, storeOK, txOK := onStoreAndTx[evokestore.EventsReader](t, s, EventsReader)
 	news, add := eventMaker()
 	stored := appendEvents(t, s, add("e-b1", "b", 1), add("e-a1", "a", 1))
 	stored = append(stored, appendEvents(t, s, add("e-a2", "a", 2))...)
@@ -823,9 +817,7 @@ func testAppendReader(t *testing.T, s evokestore.Store) {
 	tx0 := begin(t, s)
 	_, ok := tx0.(evokestore.AppendReader)
 	_ = tx0.Rollback()
-	if !ok {
-		t.Skipf("%s store implements no evokestore.AppendReader (optional)", s.Backend())
-	}
+	optional(t, s, AppendReader, ok)
 	types := []string{"A", "B"}
 	var news []evokestore.NewEvent
 	for i := range 8 {
@@ -921,15 +913,13 @@ func checkEventsRead(t *testing.T, what string, got []evokestore.Event, err erro
 // onStoreAndTx reports whether s and its Tx implement the optional
 // extension T (named name), and returns s as one: it skips the test if
 // neither does, and fails it if only one does.
-func onStoreAndTx[T any](t *testing.T, s evokestore.Store, name string) (store T, storeOK, txOK bool) {
+func onStoreAndTx[T any](t *testing.T, s evokestore.Store, name Extension) (store T, storeOK, txOK bool) {
 	t.Helper()
 	store, storeOK = s.(T)
 	tx := begin(t, s)
 	_, txOK = tx.(T)
 	rollback(t, tx)
-	if !storeOK && !txOK {
-		t.Skipf("%s store implements no %s (optional)", s.Backend(), name)
-	}
+	optional(t, s, name, storeOK || txOK)
 	if !storeOK || !txOK {
 		t.Errorf("%s: %s on the Store %v, on its Tx %v: want both", s.Backend(), name, storeOK, txOK)
 	}
@@ -951,9 +941,7 @@ func eventMaker() (news map[string]evokestore.NewEvent, add func(id, stream stri
 // instances ended.
 func testTally(t *testing.T, s evokestore.Store) {
 	tr, ok := s.(evokestore.TallyReader)
-	if !ok {
-		t.Skip("store does not implement evokestore.TallyReader")
-	}
+	optional(t, s, TallyReader, ok)
 	ctx := t.Context()
 	cmd := func(n int) string {
 		return engine.CommandID("pm", fmt.Sprintf("i%d", n), fmt.Sprintf("ev%d", n), int64(n), 0)
@@ -1063,9 +1051,7 @@ func testTally(t *testing.T, s evokestore.Store) {
 // each partition, and whether it is alive.
 func testPartitionLeases(t *testing.T, s evokestore.Store) {
 	lr, ok := s.(evokestore.LeaseReader)
-	if !ok {
-		t.Skip("store does not implement evokestore.LeaseReader")
-	}
+	optional(t, s, LeaseReader, ok)
 	l := leaser(t, s)
 	ctx := t.Context()
 	if got, err := lr.PartitionLeases(ctx); err != nil || len(got) != 0 {
