@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/internal/cli"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokeui"
 	of "github.com/evoke-go/evoke/examples/orderfulfillment"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 // skipShipping changes the order process: an order is complete once its

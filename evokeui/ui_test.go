@@ -22,10 +22,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/evoke-go/evoke/internal/cli"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evokeui"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 const token = "t0k3n"
