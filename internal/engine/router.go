@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/payload"
 )
 
 // timeoutDeadline is the reserved name of the inactivity deadline.
@@ -1231,19 +1232,10 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if correlation == "" {
 		correlation = ev.ID
 	}
-	type cmdRef struct {
-		ID            string `json:"id"`
-		Type          string `json:"type"`
-		AggregateType string `json:"aggregate_type"`
-		AggregateID   string `json:"aggregate_id"`
-		// Payload lets a replay compare the commands the code issues now.
-		Payload    json.RawMessage `json:"payload,omitempty"`
-		Suppressed bool            `json:"suppressed,omitempty"`
-	}
-	var refs []cmdRef
+	var cmdsJSON []byte // the history's record of the commands
 	for i, c := range res.Commands {
 		id := CommandID(r.name, g.id, ev.ID, ev.Position, i)
-		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload, Suppressed: suppress})
+		cmdsJSON = appendCommandRef(cmdsJSON, id, &c, suppress)
 		if suppress {
 			r.en.counters.Suppressed.Add(1)
 			continue
@@ -1255,9 +1247,8 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		})
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id, Values: c.Values})
 	}
-	var cmdsJSON []byte
-	if len(refs) > 0 {
-		cmdsJSON, _ = json.Marshal(refs)
+	if cmdsJSON != nil {
+		cmdsJSON = append(cmdsJSON, ']')
 	}
 	eventType := ev.Type // as Handle saw it
 	switch ev.Type {
@@ -1311,6 +1302,36 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	for _, d := range res.Deadlines {
 		g.deadlines = append(g.deadlines, evokestore.Deadline{ProcessManager: r.name, InstanceID: g.id, Name: d.Name, DueAt: d.At, Version: inst.Version})
 	}
+}
+
+// appendCommandRef appends command c (ID id) to a history record's JSON
+// array of commands, opening it when b is empty: its ID, type, aggregate,
+// payload (so that a replay can compare the commands the code issues now)
+// and whether it was suppressed. The caller closes the array. It is written
+// by hand: encoding/json would scan the payload, which NewCommand checked
+// already, once more per step.
+func appendCommandRef(b []byte, id string, c *Command, suppressed bool) []byte {
+	if len(b) == 0 {
+		b = append(b, '[')
+	} else {
+		b = append(b, ',')
+	}
+	b = append(b, `{"id":`...)
+	b = payload.AppendJSONString(b, id)
+	b = append(b, `,"type":`...)
+	b = payload.AppendJSONString(b, c.Type)
+	b = append(b, `,"aggregate_type":`...)
+	b = payload.AppendJSONString(b, c.AggregateType)
+	b = append(b, `,"aggregate_id":`...)
+	b = payload.AppendJSONString(b, c.AggregateID)
+	if len(c.Payload) > 0 {
+		b = append(b, `,"payload":`...)
+		b = append(b, c.Payload...)
+	}
+	if suppressed {
+		b = append(b, `,"suppressed":true`...)
+	}
+	return append(b, '}')
 }
 
 // fail records a failed step as the process manager's OnFailure decides
