@@ -115,12 +115,12 @@ func Rejected(e Event) (RejectedData, bool) {
 	return d, true
 }
 
-// DeadlineOf returns the data of a DeadlineEvent, and false for any other
-// event.
-func DeadlineOf(e Event) (DeadlineData, bool) {
-	var d DeadlineData
+// DeadlineOf returns the deadline a DeadlineEvent reports as passed, and
+// false for any other event.
+func DeadlineOf(e Event) (Deadline, bool) {
+	var d Deadline
 	if e.Type != DeadlineEvent || json.Unmarshal(e.Data, &d) != nil {
-		return DeadlineData{}, false
+		return Deadline{}, false
 	}
 	return d, true
 }

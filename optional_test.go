@@ -127,7 +127,7 @@ func TestSyntheticEventHelpers(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	rejected := evoke.NewEvent(evoke.CommandRejectedEvent, evoke.RejectedData{CommandType: "pay", Reason: "declined"})
-	deadline := evoke.NewEvent(evoke.DeadlineEvent, evoke.DeadlineData{Name: "remind", At: at})
+	deadline := evoke.NewEvent(evoke.DeadlineEvent, evoke.Deadline{Name: "remind", At: at})
 	timeout := evoke.Event{Type: evoke.TimeoutEvent}
 	other := evoke.Event{Type: "E", Data: json.RawMessage(`{}`)}
 
