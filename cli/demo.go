@@ -32,6 +32,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lease := fs.Duration("lease", 0, "partition lease time on PostgreSQL (default: the runtime's, 5s); a killed run's partitions wait this long for the next")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
+	source := fs.String("source", "", "run the orders over NATS: placed on a JetStream stream of this nats:// server, ingested from there, their commands answered over NATS")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +64,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	opts.Config.BatchSize, opts.Config.DispatchBatchSize = *batch, *dispatchBatch
 	opts.Config.LeaseTTL = *lease
+	opts.Source = *source
 	sum, runErr := demo.Run(ctx, st, opts)
 	bar.finish()
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) && !errors.Is(runErr, context.Canceled) {

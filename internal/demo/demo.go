@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokenats"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/examples/orderfulfillment"
 )
@@ -68,6 +69,11 @@ type Options struct {
 	Placed func(began time.Time, took time.Duration)
 	// Config tunes the runtime; its Logger and Hooks are set by Run.
 	Config evoke.Config
+	// Source, if set, is the nats:// URL of a NATS server with JetStream:
+	// the orders are then placed on its stream EVOKE_DEMO, ingested from
+	// there, and their commands sent over NATS to the service of package
+	// natsorders, which Run starts (see examples/natsorders).
+	Source string
 }
 
 // Summary is what a run did.
@@ -169,7 +175,15 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	if err != nil {
 		return Summary{}, err
 	}
-	if err := Register(rt, opts.Timeout); err != nil {
+	var out orderSink
+	var src *evokenats.Source
+	if opts.Source != "" {
+		var closeNATS func()
+		if src, out, closeNATS, err = overNATS(ctx, rt, opts); err != nil {
+			return Summary{}, err
+		}
+		defer closeNATS()
+	} else if err := Register(rt, opts.Timeout); err != nil {
 		return Summary{}, err
 	}
 	first := opts.FirstOrder
@@ -199,17 +213,27 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		stopped = true
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		if src != nil {
+			if err := src.Stop(sctx); err != nil {
+				return err
+			}
+		}
 		return rt.Stop(sctx)
 	}
 	defer stop()
+	if src != nil {
+		if err := src.Start(ctx); err != nil {
+			return sum, err
+		}
+	}
 
 	if opts.Rate > 0 {
 		go func() {
-			if err := placePaced(ctx, rt, first, opts.Orders, opts.Rate, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil && ctx.Err() == nil {
+			if err := placePaced(ctx, rt, out, first, opts.Orders, opts.Rate, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil && ctx.Err() == nil {
 				logger.Error("placing orders failed", "err", err)
 			}
 		}()
-	} else if err := place(ctx, rt, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil {
+	} else if err := place(ctx, rt, out, first, opts.Orders, opts.FirstOrder != 0, opts.FailRate, opts.TimeoutRate, opts.Placed); err != nil {
 		return sum, err
 	}
 
@@ -312,11 +336,15 @@ func allocate(ctx context.Context, rt *evoke.Runtime, n int) (int, error) {
 // batches; rt need not be started. With resume, orders placed by an earlier
 // attempt are skipped. failRate and timeoutRate are as in Options.
 func Place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64) error {
-	return place(ctx, rt, first, n, resume, failRate, timeoutRate, nil)
+	return place(ctx, rt, nil, first, n, resume, failRate, timeoutRate, nil)
 }
 
-// place is Place reporting each append to placed (if not nil).
-func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, failRate, timeoutRate float64, placed func(time.Time, time.Duration)) error {
+// orderSink places a batch of orders elsewhere than in rt's log.
+type orderSink func(ctx context.Context, batch []evoke.StreamAppend) error
+
+// place is Place reporting each append to placed (if not nil), placing
+// the orders with out if it is not nil.
+func place(ctx context.Context, rt *evoke.Runtime, out orderSink, first, n int, resume bool, failRate, timeoutRate float64, placed func(time.Time, time.Duration)) error {
 	const chunk = 500
 	for lo := first; lo < first+n; lo += chunk {
 		hi := min(lo+chunk, first+n)
@@ -334,7 +362,12 @@ func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 			}
 		}
 		t0 := time.Now()
-		_, err := rt.AppendBatch(ctx, batch)
+		var err error
+		if out != nil {
+			err = out(ctx, batch)
+		} else {
+			_, err = rt.AppendBatch(ctx, batch)
+		}
 		if err == nil && placed != nil {
 			placed(t0, time.Since(t0))
 		}
@@ -355,7 +388,7 @@ func place(ctx context.Context, rt *evoke.Runtime, first, n int, resume bool, fa
 }
 
 // placePaced places n orders at rate per second, a slice every 10ms.
-func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float64, resume bool, failRate, timeoutRate float64, observe func(time.Time, time.Duration)) error {
+func placePaced(ctx context.Context, rt *evoke.Runtime, out orderSink, first, n int, rate float64, resume bool, failRate, timeoutRate float64, observe func(time.Time, time.Duration)) error {
 	const tick = 10 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -369,7 +402,7 @@ func placePaced(ctx context.Context, rt *evoke.Runtime, first, n int, rate float
 		}
 		due := min(n, int(rate*time.Since(start).Seconds()))
 		if due > placed {
-			if err := place(ctx, rt, first+placed, due-placed, resume, failRate, timeoutRate, observe); err != nil {
+			if err := place(ctx, rt, out, first+placed, due-placed, resume, failRate, timeoutRate, observe); err != nil {
 				return err
 			}
 			placed = due
