@@ -9,12 +9,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
 	"github.com/evoke-go/evoke/internal/remotetest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const topic = "orders"
 
