@@ -179,3 +179,37 @@ func TestSourceSIGKILL(t *testing.T) {
 		checkOnce(t, st, stream, "k", 30, 32)
 	})
 }
+
+// Two sources of one stream on one store, as on two nodes, append each
+// message once.
+func TestTwoSourcesOneStore(t *testing.T) {
+	t.Parallel()
+	_, js := connect(t)
+	remotetest.EachStore(t, func(t *testing.T, spec remotetest.StoreSpec, st evokestore.Store) {
+		ctx := context.Background()
+		stream := newStream(t, js)
+		publishOrder(t, js, stream, "two", 0, 200)
+		publish(t, js, stream, remotetest.EventDone, remotetest.Data{ID: "two"})
+		rt := startRuntime(t, st)
+		for k := range 2 {
+			// Each with a runtime (and, on PostgreSQL, a store) of its own.
+			node := rt
+			if k == 1 {
+				var err error
+				if node, err = evoke.New(remotetest.OpenSpec(t, spec), remotetest.Config()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src, err := NewSource(node, js, SourceConfig{Stream: stream, BatchSize: 3 + k*4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := src.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer src.Stop(ctx)
+		}
+		waitPosition(t, rt, stream, 202)
+		checkOnce(t, st, stream, "two", 200, 202)
+	})
+}
