@@ -27,7 +27,8 @@
 // headers; every other header not beginning with Evoke- becomes a metadata
 // value. The event goes to the stream the Evoke-Stream-Id header names,
 // after its last event, or else to the stream "<source>-<partition>" at a
-// version equal to the stored position.
+// version equal to the stored position. The event is recorded at the
+// time of its ingest, by the runtime's clock, as an appended event is.
 //
 // The tests of this package run against franz-go's in-process Kafka
 // cluster (package kfake), not against a Kafka broker.
@@ -267,7 +268,7 @@ func (s *Source) ingest(ctx context.Context, partition int32, recs []*kgo.Record
 // DefaultMap makes the event of a record of the source named name (see
 // the package documentation).
 func DefaultMap(name string, r *kgo.Record) (evoke.SourcedEvent, error) {
-	e := evoke.Event{Type: r.Topic, Data: r.Value, RecordedAt: r.Timestamp}
+	e := evoke.Event{Type: r.Topic, Data: r.Value}
 	var stream string
 	for _, h := range r.Headers {
 		v := string(h.Value)

@@ -24,7 +24,8 @@
 // (its first value). The event goes to the stream named by the
 // Evoke-Stream-Id header, after that stream's last event, or else to a
 // stream named after the source, at a version equal to the message's
-// sequence.
+// sequence. The event is recorded at the time of its ingest, by the
+// runtime's clock, as an appended event is.
 //
 // # Sinks
 //

@@ -221,7 +221,7 @@ func DefaultMap(name string, msg jetstream.Msg) (evoke.SourcedEvent, error) {
 	if len(data) == 0 {
 		data = []byte("{}")
 	}
-	e := evoke.Event{Type: typ, Data: data, RecordedAt: md.Timestamp,
+	e := evoke.Event{Type: typ, Data: data,
 		Metadata: evoke.Metadata{CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}}
 	for k, vs := range h {
 		if len(vs) == 0 || vs[0] == "" || hasPrefixFold(k, "Nats-") || hasPrefixFold(k, "Evoke-") {
