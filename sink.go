@@ -25,7 +25,10 @@ import (
 // CommandRejectedEvent, as for an aggregate's rejection), and any other
 // error is a transient failure: the command is sent again with backoff and
 // its instance parked after Config.MaxAttempts failures. Send is bounded by
-// Config.StepTimeout.
+// Config.StepTimeout. The commands of one instance are sent one at a time,
+// in order (a command waits for the answer to the one before it); those of
+// different instances concurrently, so Send must be safe for concurrent
+// use.
 type Sink interface {
 	Send(ctx context.Context, cmd Command) error
 }

@@ -130,15 +130,19 @@ type Service struct {
 	stock    map[string]orderfulfillment.InventoryState
 	ships    map[string]orderfulfillment.ShippingState
 	// answered remembers each command's answer, so that a command
-	// delivered again is answered alike and changes nothing.
+	// delivered again is answered alike and changes nothing; pending
+	// holds the events of commands decided whose events are not all
+	// published yet (a command delivered again publishes the same ones).
 	answered map[string]error
+	pending  map[string][]evoke.Event
 }
 
 // StartService subscribes the service to the commands on nc, publishing
 // events with js.
 func StartService(nc *nats.Conn, js jetstream.JetStream, cfg Config) (*Service, error) {
 	s := &Service{js: js, cfg: cfg.withDefaults(), payments: map[string]orderfulfillment.PaymentState{},
-		stock: map[string]orderfulfillment.InventoryState{}, ships: map[string]orderfulfillment.ShippingState{}, answered: map[string]error{}}
+		stock: map[string]orderfulfillment.InventoryState{}, ships: map[string]orderfulfillment.ShippingState{}, answered: map[string]error{},
+		pending: map[string][]evoke.Event{}}
 	sub, err := nc.QueueSubscribe(s.cfg.Prefix+".commands.>", "natsorders", s.handle)
 	if err != nil {
 		return nil, err
@@ -151,63 +155,95 @@ func StartService(nc *nats.Conn, js jetstream.JetStream, cfg Config) (*Service, 
 func (s *Service) Stop() error { return s.sub.Drain() }
 
 func (s *Service) handle(m *nats.Msg) {
-	cmd, err := evokenats.CommandOf(m)
-	if err != nil {
-		_ = evokenats.Reply(m, evoke.Reject(err.Error()))
-		return
-	}
-	_ = evokenats.Reply(m, s.decide(cmd))
+	go func() {
+		cmd, err := evokenats.CommandOf(m)
+		if err != nil {
+			_ = evokenats.Reply(m, evoke.Reject(err.Error()))
+			return
+		}
+		_ = evokenats.Reply(m, s.decide(cmd))
+	}()
 }
 
 // decide runs cmd against its aggregate, publishes the events and returns
-// the answer.
+// the answer. Commands are decided one at a time, and their events
+// published outside the lock.
 func (s *Service) decide(cmd evoke.Command) error {
+	evs, answer, done := s.decideLocked(cmd)
+	if done {
+		return answer
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var acks []jetstream.PubAckFuture
+	for i, e := range evs {
+		ack, err := s.js.PublishMsgAsync(message(s.cfg, e, cmd.ID+"/"+strconv.Itoa(i)))
+		if err != nil {
+			return err // transient: the command comes again, and publishes the same events
+		}
+		acks = append(acks, ack)
+	}
+	for _, ack := range acks {
+		select {
+		case <-ack.Ok():
+		case err := <-ack.Err():
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	s.answered[cmd.ID] = nil
+	delete(s.pending, cmd.ID)
+	s.mu.Unlock()
+	return nil
+}
+
+// decideLocked decides cmd, or returns its earlier answer (done) or the
+// events it decided before that are not published yet.
+func (s *Service) decideLocked(cmd evoke.Command) (evs []evoke.Event, answer error, done bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if answer, ok := s.answered[cmd.ID]; ok {
-		return answer
+		return nil, answer, true
 	}
-	var evs []evoke.Event
-	var keep func()
+	if evs, ok := s.pending[cmd.ID]; ok {
+		return evs, nil, false
+	}
 	var err error
 	id := cmd.AggregateID
 	switch cmd.AggregateType {
 	case orderfulfillment.AggregatePayment:
-		evs, keep, err = run(orderfulfillment.Payment{}, s.payments, id, cmd)
+		evs, err = run(orderfulfillment.Payment{}, s.payments, id, cmd)
 	case orderfulfillment.AggregateInventory:
-		evs, keep, err = run(orderfulfillment.Inventory{}, s.stock, id, cmd)
+		evs, err = run(orderfulfillment.Inventory{}, s.stock, id, cmd)
 	case orderfulfillment.AggregateShipping:
-		evs, keep, err = run(orderfulfillment.Shipping{}, s.ships, id, cmd)
+		evs, err = run(orderfulfillment.Shipping{}, s.ships, id, cmd)
 	default:
 		err = fmt.Errorf("unknown aggregate type %q", cmd.AggregateType)
 	}
 	if err != nil {
 		s.answered[cmd.ID] = evoke.Reject(err.Error())
-		return s.answered[cmd.ID]
+		return nil, s.answered[cmd.ID], true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i, e := range evs {
-		e.Metadata.CausationID, e.Metadata.CorrelationID = cmd.ID, cmd.Metadata.CorrelationID
-		if err := Publish(ctx, s.js, s.cfg, e, cmd.ID+"/"+strconv.Itoa(i)); err != nil {
-			return err // transient: the command comes again
-		}
+	for i := range evs {
+		evs[i].Metadata.CausationID, evs[i].Metadata.CorrelationID = cmd.ID, cmd.Metadata.CorrelationID
 	}
-	keep()
-	s.answered[cmd.ID] = nil
-	return nil
+	s.pending[cmd.ID] = evs
+	return evs, nil, false
 }
 
-// run executes cmd against the aggregate id of states; keep stores the
-// state its events leave, once they are published.
-func run[S any](agg evoke.Aggregate[S], states map[string]S, id string, cmd evoke.Command) (evs []evoke.Event, keep func(), err error) {
-	evs, err = agg.Execute(states[id], cmd)
+// run executes cmd against the aggregate id of states and applies its
+// events.
+func run[S any](agg evoke.Aggregate[S], states map[string]S, id string, cmd evoke.Command) ([]evoke.Event, error) {
+	evs, err := agg.Execute(states[id], cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	s := states[id]
 	for _, e := range evs {
 		s = agg.Apply(s, e)
 	}
-	return evs, func() { states[id] = s }, nil
+	states[id] = s
+	return evs, nil
 }

@@ -17,6 +17,9 @@ type Sink interface {
 	Send(ctx context.Context, c *evokestore.OutboxCommand) (reason string, err error)
 }
 
+// sinkConcurrency bounds the commands of different instances sent at once.
+const sinkConcurrency = 64
+
 // answers keeps the answers of commands sent whose outcomes are not
 // recorded yet, so that a batch that fails for another reason (another
 // command's transient failure, a store error) does not send them again
@@ -68,7 +71,9 @@ func (en *Engine) Sink(aggregateType string) Sink { return en.sinks[aggregateTyp
 // the store's writer. Commands with an outcome recorded already are not
 // sent again. It returns the rejection reason of each command sent ("" for
 // accepted), or the first transient failure: the batch then fails as a
-// whole, and the dispatcher retries its commands one by one.
+// whole, and the dispatcher retries its commands one by one (those answered
+// already are not sent again, see answers). Commands of one instance are
+// sent in order, those of different instances concurrently.
 func (en *Engine) send(ctx context.Context, cmds []evokestore.OutboxCommand) (map[string]string, error) {
 	var ids []string
 	for i := range cmds {
@@ -87,25 +92,61 @@ func (en *Engine) send(ctx context.Context, cmds []evokestore.OutboxCommand) (ma
 	for _, o := range done {
 		recorded[o.CommandID] = true
 	}
-	out := make(map[string]string, len(ids))
+	// Commands of one instance are sent in order, one at a time; those
+	// of different instances concurrently, up to sinkConcurrency at once.
+	var groups [][]*evokestore.OutboxCommand
+	index := map[[2]string]int{}
+	queued := make(map[string]bool, len(ids))
 	for i := range cmds {
 		c := &cmds[i]
-		s := en.sinks[c.AggregateType]
-		if s == nil || recorded[c.ID] {
+		if en.sinks[c.AggregateType] == nil || recorded[c.ID] || queued[c.ID] {
 			continue
 		}
-		if _, ok := out[c.ID]; ok {
-			continue
+		queued[c.ID] = true
+		key := [2]string{c.ProcessManager, c.InstanceID}
+		if c.ProcessManager == "" {
+			key[1] = c.ID // not an instance's: on its own
 		}
-		reason, ok := en.answers.get(c.ID)
+		k, ok := index[key]
 		if !ok {
-			var err error
-			if reason, err = en.sendOne(ctx, s, c); err != nil {
-				return nil, fmt.Errorf("send command %s (%s) to %s: %w", c.ID, c.Type, c.AggregateType, err)
-			}
-			en.answers.put(c.ID, reason)
+			k = len(groups)
+			index[key] = k
+			groups = append(groups, nil)
 		}
-		out[c.ID] = reason
+		groups[k] = append(groups[k], c)
+	}
+	var (
+		mu       sync.Mutex
+		out      = make(map[string]string, len(ids))
+		firstErr error
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, sinkConcurrency)
+	)
+	for _, g := range groups {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			for _, c := range g {
+				reason, ok := en.answers.get(c.ID)
+				if !ok {
+					var err error
+					if reason, err = en.sendOne(ctx, en.sinks[c.AggregateType], c); err != nil {
+						mu.Lock()
+						firstErr = cmp(firstErr, fmt.Errorf("send command %s (%s) to %s: %w", c.ID, c.Type, c.AggregateType, err))
+						mu.Unlock()
+						return // the instance's later commands wait for this one
+					}
+					en.answers.put(c.ID, reason)
+				}
+				mu.Lock()
+				out[c.ID] = reason
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return out, nil
 }
