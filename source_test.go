@@ -131,3 +131,14 @@ func TestTwoIngestersAppendOnce(t *testing.T) {
 		}
 	})
 }
+
+// A process manager's name cannot take the prefix that names sources'
+// positions.
+func TestSourcePrefixIsReserved(t *testing.T) {
+	t.Parallel()
+	rt := newRuntime(t, openStore(t), nil)
+	err := evoke.RegisterProcessManager(rt, recorder{name: evoke.SourcePrefix + "orders"}, nil)
+	if !errors.Is(err, evoke.ErrInvalid) {
+		t.Fatalf("registered a process manager named like a source: %v", err)
+	}
+}
