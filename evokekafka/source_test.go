@@ -1,8 +1,12 @@
 package evokekafka
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +21,12 @@ import (
 	"github.com/evoke-go/evoke/internal/remotetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const topic = "orders"
 
@@ -178,6 +187,116 @@ func TestSourceRedeliveryAndRestart(t *testing.T) {
 				if e.ID != evoke.SourceEventID(topic, c.p, int64(i+1)) || !strings.Contains(string(e.Values), `"tenant":"t-1"`) {
 					t.Fatalf("event %d of %s: %+v", i, stream, e)
 				}
+			}
+		}
+	})
+}
+
+const childEnv = "EVOKE_KAFKA_CHILD"
+
+// runChild is the child process of TestSourceSIGKILL: it ingests the topic
+// from the cluster and into the store that childEnv names, and before
+// committing its second batch (there is one a partition at least) reports
+// the batch's partition and position on stdout and waits to be killed.
+func runChild() int {
+	parts := strings.SplitN(os.Getenv(childEnv), "#", 2)
+	spec, err := remotetest.ParseSpec(parts[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx := context.Background()
+	st, err := spec.Open(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	rt, err := evoke.New(st, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(parts[0], ",")...)}
+	src, _ := NewSource(rt, opts, SourceConfig{Topic: topic})
+	batches := 0
+	src.beforeIngest = func(p int32, b []evoke.SourcedEvent) {
+		if batches++; batches == 2 {
+			fmt.Printf("%d %d\n", p, b[len(b)-1].Position)
+			select {}
+		}
+	}
+	err = src.Run(ctx)
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// A process killed with SIGKILL between the delivery of a batch and its
+// commit ingests, once restarted, every record once.
+func TestSourceSIGKILL(t *testing.T) {
+	t.Parallel()
+	remotetest.EachStore(t, func(t *testing.T, spec remotetest.StoreSpec, st evokestore.Store) {
+		ctx := context.Background()
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.FetchMaxWait(50 * time.Millisecond)}
+		pr, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		produce(t, pr, 0, "k", 0, 20)
+		produce(t, pr, 0, "k", 21, -1)
+		produce(t, pr, 1, "m", 0, 20)
+		produce(t, pr, 1, "m", 21, -1)
+
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.ListenAddrs(), ",")+"#"+spec.String())
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			_ = cmd.Process.Kill()
+			t.Fatalf("child: %v", err)
+		}
+		if err := cmd.Process.Kill(); err != nil { // SIGKILL
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		f := strings.Fields(line)
+		p, _ := strconv.Atoi(f[0])
+		delivered, _ := strconv.ParseInt(f[1], 10, 64)
+
+		rt := startRuntime(t, st)
+		src, err := NewSource(rt, opts, SourceConfig{Topic: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos, err := src.Position(ctx, int32(p)); err != nil || pos >= delivered {
+			t.Fatalf("after the kill, partition %d at %d (%v), but the batch up to %d was not committed", p, pos, err, delivered)
+		}
+		if err := src.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer src.Stop(ctx)
+		waitPosition(t, src, 0, 22)
+		waitPosition(t, src, 1, 22)
+		for k, id := range []string{"k", "m"} {
+			in := remotetest.WaitStatus(t, st, id, evokestore.StatusCompleted)
+			if want := `{"id":"` + id + `","status":"done","ticks":20,"sum":210}`; string(in.State) != want {
+				t.Fatalf("%s: state %s, want %s", id, in.State, want)
+			}
+			evs, err := st.ReadStream(ctx, fmt.Sprintf("%s-%d", topic, k), 0)
+			if err != nil || len(evs) != 22 {
+				t.Fatalf("partition %d: %d events in the log (%v), want 22", k, len(evs), err)
 			}
 		}
 	})
