@@ -94,7 +94,7 @@ type Source struct {
 }
 
 // NewSource returns a source that ingests cfg.Topic into rt's log, reading
-// with a client made of opts (the seed brokers, TLS, SASL; the source adds
+// with a client made of opts (kgo.SeedBrokers, TLS, SASL; the source adds
 // the partitions and offsets to consume).
 func NewSource(rt *evoke.Runtime, opts []kgo.Opt, cfg SourceConfig) (*Source, error) {
 	if cfg.Topic == "" {
