@@ -797,7 +797,11 @@ func observe(ctx context.Context, st evokestore.Store, sc scenario, counts *diff
 				batch[j] = evoke.StreamAppend{StreamID: "t-" + te.ID, ExpectedVersion: evoke.NoStream,
 					Events: []evoke.Event{{ID: te.ID, Type: te.Type, Data: mustJSON(te.Plan)}}}
 			}
-			if _, err := rt.AppendBatch(ctx, batch); err != nil {
+			if feed, ok := feeds.Load(st); ok {
+				if err := feed.(feedFunc)(ctx, rt, batch); err != nil {
+					return world{}, err
+				}
+			} else if _, err := rt.AppendBatch(ctx, batch); err != nil {
 				return world{}, err
 			}
 		case op.AdvanceMS > 0:

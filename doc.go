@@ -67,6 +67,20 @@
 //	rt.Start(ctx)
 //	defer rt.Stop(ctx)
 //
+// # Existing logs and buses
+//
+// RegisterSink sends the commands of an aggregate type that lives in
+// another service to a Sink (packages evokenats, evokeamqp, evokehttp),
+// from the outbox, at least once, with the command's deterministic ID as
+// the message ID; its answer is the command's outcome, as an aggregate's
+// would be: accepted, rejected (Reject; the process manager compensates)
+// or a transient failure, retried with backoff and then parked. Ingest
+// appends the messages of an external log to the runtime's log once each,
+// storing the source's position in the same transaction (packages
+// evokenats and evokekafka read JetStream and Kafka with it), so that
+// process managers run over events from elsewhere with every guarantee of
+// the runtime's own log.
+//
 // # Metadata
 //
 // Every event and command has Metadata: a correlation ID, a causation ID

@@ -92,6 +92,9 @@ func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *Proc
 			return fmt.Errorf("process manager %q: %w", pm.Name(), err)
 		}
 	}
+	if reservedName(pm.Name()) {
+		return fmt.Errorf("%w: process manager name %q begins with %q, which names sources", ErrInvalid, pm.Name(), SourcePrefix)
+	}
 	if err := rt.register("process manager", pm.Name()); err != nil {
 		return err
 	}
@@ -190,31 +193,11 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 		}
 		anyVersion = anyVersion || a.ExpectedVersion == AnyVersion
 		for i, e := range a.Events {
-			if e.err != nil {
-				return nil, fmt.Errorf("append to %q: %w", a.StreamID, e.err)
+			if e.ID == "" {
+				e.ID = newID()
 			}
-			values, err := encodeValues(e.Metadata.Values)
+			ne, err := storeEvent(e, a.StreamID, a.ExpectedVersion+int64(i)+1, now)
 			if err != nil {
-				return nil, fmt.Errorf("append to %q: event %d: %w", a.StreamID, i, err)
-			}
-			data := e.Data
-			if len(data) == 0 {
-				data = []byte("{}")
-			}
-			id := e.ID
-			if id == "" {
-				id = newID()
-			}
-			at := e.RecordedAt
-			if at.IsZero() {
-				at = now
-			}
-			ne := evokestore.NewEvent{
-				ID: id, StreamID: a.StreamID, StreamVersion: a.ExpectedVersion + int64(i) + 1, Type: e.Type, Data: data,
-				CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
-				Values: values, RecordedAt: at,
-			}
-			if err := evokestore.CheckNewEvent(&ne); err != nil {
 				return nil, fmt.Errorf("append to %q: event %d: %w", a.StreamID, i, err)
 			}
 			news = append(news, ne)
@@ -267,6 +250,35 @@ func (rt *Runtime) AppendBatch(ctx context.Context, batch []StreamAppend) ([][]E
 }
 
 // streamVersion returns a stream's current version (0 if it has none).
+// storeEvent checks e and makes the store's event of it, at version of
+// stream, recorded at now unless e says when.
+func storeEvent(e Event, stream string, version int64, now time.Time) (evokestore.NewEvent, error) {
+	if e.err != nil {
+		return evokestore.NewEvent{}, e.err
+	}
+	values, err := encodeValues(e.Metadata.Values)
+	if err != nil {
+		return evokestore.NewEvent{}, err
+	}
+	data := e.Data
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	at := e.RecordedAt
+	if at.IsZero() {
+		at = now
+	}
+	ne := evokestore.NewEvent{
+		ID: e.ID, StreamID: stream, StreamVersion: version, Type: e.Type, Data: data,
+		CorrelationID: e.Metadata.CorrelationID, CausationID: e.Metadata.CausationID,
+		Values: values, RecordedAt: at,
+	}
+	if err := evokestore.CheckNewEvent(&ne); err != nil {
+		return evokestore.NewEvent{}, err
+	}
+	return ne, nil
+}
+
 func streamVersion(ctx context.Context, q evokestore.Querier, streamID string) (int64, error) {
 	past, err := q.ReadStream(ctx, streamID, 0)
 	if err != nil || len(past) == 0 {
@@ -288,12 +300,13 @@ type CommandResult struct {
 // transaction: the aggregate's events and the command's outcome commit
 // together, and a command ID seen before is not executed again. A command
 // without an ID gets a random one. The aggregate's rejection is returned as
-// a *RejectedError.
+// a *RejectedError. A command of a sink's aggregate type (RegisterSink) is
+// sent to the sink, and its answer recorded, in the same way.
 func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, error) {
 	if err := cmd.validate(); err != nil {
 		return CommandResult{}, err
 	}
-	if rt.eng.Aggregate(cmd.AggregateType) == nil {
+	if rt.eng.Aggregate(cmd.AggregateType) == nil && rt.eng.Sink(cmd.AggregateType) == nil {
 		return CommandResult{}, fmt.Errorf("%w: %q", ErrUnknownAggregate, cmd.AggregateType)
 	}
 	values, err := encodeValues(cmd.Metadata.Values)

@@ -69,6 +69,10 @@ type Options struct {
 	// Window, if positive, fills Result.Timeline with the step latencies
 	// of each Window of the timed run.
 	Window time.Duration
+	// Source, if set, runs the orders over NATS (demo.Options.Source):
+	// placed on JetStream and ingested from there, their commands
+	// answered over NATS.
+	Source string
 }
 
 // Latency summarises the step latencies of a run, in milliseconds.
@@ -82,7 +86,10 @@ type Latency struct {
 
 // Result is what a bench run measured.
 type Result struct {
-	Store  string `json:"store"`
+	Store string `json:"store"`
+	// Source is "nats" for a run over NATS (Options.Source), and empty
+	// for one over the store's own log.
+	Source string `json:"source,omitempty"`
 	Orders int    `json:"orders"`
 	// Completed counts the run's orders whose process completed.
 	Completed int `json:"completed"`
@@ -226,8 +233,11 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Result, err
 	start, cpu0 := time.Now(), processCPU()
 	sum, runErr := demo.Run(ctx, store, demo.Options{
 		Orders: opts.Orders, Rate: opts.Rate, Stall: opts.Stall, Progress: opts.Progress, Logger: opts.Logger, Config: opts.Config,
-		Hooks: commits, Placed: appends.add,
+		Hooks: commits, Placed: appends.add, Source: opts.Source,
 	})
+	if opts.Source != "" {
+		res.Source = "nats"
+	}
 	cpu := processCPU() - cpu0
 	end()
 	res.Completed, res.Failed = sum.Completed, sum.Failed

@@ -43,6 +43,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	calibrate := fs.Bool("calibrate", false, "after the run, measure the machine on the same backend (durable 1-row and 100-row transactions of a minimal table, ~4 s) and report it with the result")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the timed run to this file (go tool trace)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at the end of the timed run (allocations since the process started, seeding included; live objects at the end)")
+	source := fs.String("source", "", "run the orders over NATS, as evoke demo --source does: placed on JetStream at this nats:// URL, ingested from there, their commands answered over NATS")
 	timeline := fs.String("timeline", "", "draw the step latency (p50, p99, max) and steps/s of every 100 ms of the run to this SVG file; with --json the windows are in the result's timeline")
 	if err := fs.parseNoArgs(args); err != nil {
 		return err
@@ -99,7 +100,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var runBar *bar
 	opts := bench.Options{
-		Orders: *orders, InFlight: *inflight, Stall: *stall, Rate: *rate,
+		Orders: *orders, InFlight: *inflight, Stall: *stall, Rate: *rate, Source: *source,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if !*noSettle {
@@ -204,6 +205,9 @@ func printBench(w io.Writer, store, schema string, r bench.Result) {
 		where = "schema " + schema
 	}
 	fmt.Fprintf(w, "evoke bench: %d orders, %d in flight on %s (%s)\n", r.Orders, r.InFlight, where, r.Store)
+	if r.Source != "" {
+		fmt.Fprintf(w, "  over %s: orders placed and ingested there, commands answered there\n", r.Source)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(k string, v any) { fmt.Fprintf(tw, "  %s\t%v\t\n", k, v) }
 	row("completed", r.Completed)

@@ -36,6 +36,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lease := fs.Duration("lease", def.LeaseTTL, "partition lease time on PostgreSQL (Config.LeaseTTL); a killed run's partitions wait this long for the next")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	logLevel := fs.String("log-level", "warn", "log level: debug, info (shows every state transition), warn, error")
+	source := fs.String("source", "", "run the orders over NATS: placed on a JetStream stream of this nats:// server, ingested from there, their commands answered over NATS")
 	if err := fs.parseNoArgs(args); err != nil {
 		return err
 	}
@@ -81,6 +82,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	opts.Config.BatchSize, opts.Config.DispatchBatchSize = *batch, *dispatchBatch
 	opts.Config.LeaseTTL = *lease
+	opts.Source = *source
 	sum, runErr := demo.Run(ctx, st, opts)
 	bar.finish()
 	if runErr != nil && !errors.Is(runErr, demo.ErrIncomplete) && !errors.Is(runErr, demo.ErrInterrupted) {

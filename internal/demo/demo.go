@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokenats"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/examples/orderfulfillment"
 )
@@ -100,6 +101,11 @@ type Options struct {
 	Placed func(began time.Time, took time.Duration)
 	// Config tunes the runtime; its Logger and Hooks are set by Run.
 	Config evoke.Config
+	// Source, if set, is the nats:// URL of a NATS server with JetStream:
+	// the orders are then placed on its stream EVOKE_DEMO, ingested from
+	// there, and their commands sent over NATS to the service of package
+	// natsorders, which Run starts (see examples/natsorders).
+	Source string
 }
 
 // Summary is what a run did.
@@ -276,7 +282,15 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 	if err != nil {
 		return Summary{}, err
 	}
-	if err := Register(rt, opts.Timeout); err != nil {
+	var out orderSink
+	var src *evokenats.Source
+	if opts.Source != "" {
+		var closeNATS func()
+		if src, out, closeNATS, err = overNATS(ctx, rt, opts); err != nil {
+			return Summary{}, err
+		}
+		defer closeNATS()
+	} else if err := Register(rt, opts.Timeout); err != nil {
 		return Summary{}, err
 	}
 	first, err := record(ctx, rt, opts.FirstOrder, opts.Orders, opts.Timeout)
@@ -307,13 +321,23 @@ func Run(ctx context.Context, store evokestore.Store, opts Options) (Summary, er
 		stopped = true
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		if src != nil {
+			if err := src.Stop(sctx); err != nil {
+				return err
+			}
+		}
 		return rt.Stop(sctx)
 	}
 	defer stop()
+	if src != nil {
+		if err := src.Start(ctx); err != nil {
+			return sum, err
+		}
+	}
 
 	var placedThrough atomic.Int64 // the orders before it are placed
 	placedThrough.Store(int64(first))
-	pl := placer{mix: opts.mix(), resume: opts.FirstOrder != 0, observe: opts.Placed, through: &placedThrough}
+	pl := placer{mix: opts.mix(), resume: opts.FirstOrder != 0, observe: opts.Placed, through: &placedThrough, out: out}
 	placing := make(chan struct{})
 	if opts.Rate > 0 {
 		go func() {
@@ -476,7 +500,12 @@ type placer struct {
 	observe func(time.Time, time.Duration)
 	// through, if set, is moved past each chunk once it is placed.
 	through *atomic.Int64
+	// out, if set, places the orders elsewhere than in rt's log.
+	out orderSink
 }
+
+// orderSink places a batch of orders elsewhere than in rt's log.
+type orderSink func(ctx context.Context, batch []evoke.StreamAppend) error
 
 // place appends the orders first..first+n-1 in chunks. When ctx ends it
 // stops before the next chunk and returns ctx's error; a chunk it began
@@ -515,7 +544,12 @@ func (p placer) placeChunk(ctx context.Context, rt *evoke.Runtime, lo, hi int) e
 		}
 	}
 	t0 := time.Now()
-	_, err := rt.AppendBatch(ctx, batch)
+	var err error
+	if p.out != nil {
+		err = p.out(ctx, batch)
+	} else {
+		_, err = rt.AppendBatch(ctx, batch)
+	}
 	if err == nil && p.observe != nil {
 		p.observe(t0, time.Since(t0))
 	}

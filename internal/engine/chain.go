@@ -406,7 +406,7 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 		if len(now) == 0 {
 			break
 		}
-		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, lookupNone)
+		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, lookupNone, nil)
 		if errors.Is(err, ErrStepTimeout) {
 			// An aggregate overran: the commands wait in the outbox,
 			// and chaining stops.

@@ -279,14 +279,18 @@ type aggState struct {
 
 func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
 	fromOutbox := ls != nil
+	answers, err := en.send(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
 	var x *execution
-	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
+	err = evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 		lookup := lookupAll
 		if fromOutbox {
 			lookup = lookupRecords
 		}
 		var err error
-		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup); err != nil {
+		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup, answers); err != nil {
 			return err
 		}
 		// The fence is the first write: on PostgreSQL it takes the append
@@ -309,6 +313,7 @@ func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxComma
 	if err != nil {
 		return nil, err
 	}
+	en.answers.forget(answers)
 	en.counters.Rejected.Add(int64(x.rejected))
 	return x.results, nil
 }
@@ -347,16 +352,17 @@ const (
 )
 
 // decideAll runs cmds, in order, against their aggregates' state as q (a
-// transaction, or the store) sees it, except for those in overlay (the
+// transaction, or the store) sees it (or, for a command of a sink's
+// aggregate type, takes its answer from answers, see send), except for those in overlay (the
 // aggregates of an execution not yet committed), which start from there. A
 // command already executed (as lookup finds them) is reported as a
 // duplicate and not run again. Only store errors are returned: what user
 // code does wrong (a panic, an error, an undecodable stream) rejects the
 // command.
-func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup) (*execution, error) {
+func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup, answers map[string]string) (*execution, error) {
 	bound := en.cfg.StepTimeout
 	if bound <= 0 {
-		return en.decideEach(ctx, tx, cmds, overlay, lookup, nil)
+		return en.decideEach(ctx, tx, cmds, overlay, lookup, answers, nil)
 	}
 	// Bounded: decided on a goroutine of their own, which is abandoned if
 	// an aggregate's Execute overruns (see watchdog.go).
@@ -367,7 +373,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 	}
 	done := make(chan result, 1)
 	go func() {
-		x, err := en.decideEach(ctx, tx, cmds, overlay, lookup, w)
+		x, err := en.decideEach(ctx, tx, cmds, overlay, lookup, answers, w)
 		done <- result{x, err}
 	}()
 	tick := max(bound/4, time.Millisecond)
@@ -392,7 +398,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 }
 
 // decideEach is decideAll, publishing each Execute in w (nil: unwatched).
-func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup, w *slot) (*execution, error) {
+func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, overlay map[string]*aggState, lookup lookup, answers map[string]string, w *slot) (*execution, error) {
 	x := &execution{
 		results:  make([]CommandResult, len(cmds)),
 		appends:  make([]evokestore.NewEvent, 0, len(cmds)),
@@ -443,7 +449,19 @@ func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []
 			x.outcomes = append(x.outcomes, out)
 			continue
 		}
-		evs, reason := en.decide(ctx, tx, cache, c, w, i)
+		var evs []NewEvent
+		var reason string
+		if en.sinks[c.AggregateType] != nil {
+			// Sent before the transaction (send): its answer is the
+			// decision, and it appends nothing here.
+			if r, ok := answers[c.ID]; ok {
+				reason = r
+			} else {
+				reason = fmt.Sprintf("command for sink %q was not sent", c.AggregateType)
+			}
+		} else {
+			evs, reason = en.decide(ctx, tx, cache, c, w, i)
+		}
 		if reason != "" {
 			reason = evokestore.Text(reason)
 			x.rejected++

@@ -268,7 +268,10 @@ type Engine struct {
 	log        *slog.Logger
 	routers    []*router
 	aggregates map[string]Aggregate
-	counters   Counters
+	// sinks deliver the commands of aggregate types that live elsewhere.
+	sinks    map[string]Sink
+	answers  answers
+	counters Counters
 
 	// busy counts batches committing or committed but not yet counted
 	// (router writes, dispatcher passes), so that Idle does not report idle

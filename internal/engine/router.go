@@ -1524,7 +1524,7 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 		return nil
 	}
 	var err error
-	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone)
+	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone, nil)
 	if errors.Is(err, ErrStepTimeout) {
 		// An aggregate overran: the dispatcher runs the commands, and
 		// parks the instance if it keeps overrunning.
