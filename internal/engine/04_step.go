@@ -1,0 +1,504 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// timeoutDeadline is the reserved name of the inactivity deadline.
+const timeoutDeadline = "$timeout"
+
+// stepAll steps every group, spreading groups over the configured workers
+// (bounded in time by the watchdog when the process manager's steps are).
+func (r *router) stepAll(groups map[string]*group, order []string, now time.Time, replay bool) {
+	if r.stepTimeout > 0 {
+		r.stepWatched(groups, order, now, replay)
+		return
+	}
+	workers := min(r.en.cfg.Workers, len(order))
+	if workers <= 1 || len(order) < 8 {
+		for _, id := range order {
+			r.stepGroup(groups[id], now, replay, nil)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan *group)
+	for range workers {
+		wg.Go(func() {
+			for g := range next {
+				r.stepGroup(g, now, replay, nil)
+			}
+		})
+	}
+	for _, id := range order {
+		next <- groups[id]
+	}
+	close(next)
+	wg.Wait()
+}
+
+// stepGroup runs one instance's events in order. A failed step leaves the
+// state as the earlier steps of the group made it: user code may have
+// mutated the in-memory state before failing, so the group is run again from
+// the stored state, with the failing events failed without running them.
+// (A failure the process manager skips lets the group go on, so that
+// several of its events may fail.)
+func (r *router) stepGroup(g *group, now time.Time, replay bool, fails map[int]error) {
+	plain := false
+	for {
+		at, err := r.tryGroup(g, now, replay, fails, plain)
+		if at < 0 {
+			return
+		}
+		if _, again := fails[at]; again {
+			// Only a state that cannot be saved fails an event twice: the
+			// process manager's decisions are left out, so that the first
+			// failure stops the group.
+			plain = true
+		}
+		fails = maps.Clone(fails) // the caller's stays as it was
+		if fails == nil {
+			fails = map[int]error{}
+		}
+		fails[at] = err
+	}
+}
+
+// tryGroup steps g, failing the events of fails without running them
+// (plain: with the runtime's default decision); if a step fails after
+// earlier steps of the group succeeded (so that the in-memory state may be
+// tainted), it returns that index and error for a clean re-run. Otherwise
+// it returns -1.
+func (r *router) tryGroup(g *group, now time.Time, replay bool, fails map[int]error, plain bool) (int, error) {
+	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: g.start, watch: g.watch} // reset output for a re-run
+	var inst evokestore.Instance
+	prevVersion := int64(-1)
+	exists := g.inst != nil
+	if exists {
+		inst = *g.inst
+		prevVersion = inst.Version
+		if replay {
+			inst.Status = evokestore.StatusRunning
+		}
+	}
+	var state any
+	loaded, stepped, touched, tainted := false, false, false, false
+	for idx, it := range g.items {
+		ev := it.ev
+		if exists && !it.chained && ev.Position <= inst.LastPosition {
+			continue // stepped in an earlier, committed batch
+		}
+		if exists && inst.Status.Done() && ev.Type != TypeCommandRejected {
+			r.en.counters.DroppedDone.Add(1)
+			r.en.log.Debug("event for a completed instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position)
+			if replay {
+				g.released = append(g.released, ev.Position)
+			}
+			continue
+		}
+		if exists && inst.Status.Stuck() {
+			if !replay {
+				g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position})
+			}
+			continue
+		}
+		if !exists {
+			switch {
+			case it.kind == routeSystem:
+				continue // the instance is gone (purged)
+			case it.kind == RouteStop:
+				r.en.counters.DroppedStop.Add(1)
+				r.en.log.Info("stop for a missing instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
+				continue
+			case it.kind == RouteContinue && r.pm.Strict():
+				r.en.counters.DroppedStrict.Add(1)
+				r.en.log.Info("continue for a missing instance of a strict process manager dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
+				continue
+			}
+			exists, touched = true, true
+			inst = evokestore.Instance{ProcessManager: r.name, ID: g.id, Partition: g.partition, Status: evokestore.StatusRunning, CreatedAt: now, UpdatedAt: now}
+		}
+		if ev.Type == TypeDeadline {
+			var d DeadlineData
+			if err := json.Unmarshal(ev.Data, &d); err != nil || d.Version != inst.Version {
+				r.en.counters.DroppedStale.Add(1)
+				if replay {
+					g.released = append(g.released, ev.Position)
+				}
+				continue
+			}
+		}
+		// failed handles a failure of this event: whether the group goes
+		// on (the process manager skipped the event or stopped the
+		// instance) or, in a replay, ends.
+		failed := func(err error) (stop bool) {
+			touched = true
+			act := r.fail(g, &inst, it, err, now, replay, plain)
+			return replay && act != ActionSkip && act != ActionStop
+		}
+		if err, ok := fails[idx]; ok {
+			if failed(err) {
+				break
+			}
+			continue
+		}
+		if it.kind == RouteStartNew && inst.Version > 0 {
+			if failed(fmt.Errorf("%w: %s %s (event %s, %s)", ErrAlreadyStarted, r.name, g.id, ev.ID, ev.Type)) {
+				break
+			}
+			continue
+		}
+		if !loaded && g.start != nil && fails == nil && !tainted {
+			// A re-run decodes again: the failed run may have changed
+			// start in place.
+			state, loaded = g.start, true
+		}
+		if !loaded {
+			s, err := r.pm.Load(inst.State)
+			if err != nil {
+				if failed(fmt.Errorf("load state of %s %s: %w", r.name, g.id, err)) {
+					break
+				}
+				continue
+			}
+			state, loaded = s, true
+		}
+		g.watch.begin(idx)
+		res, compensating, err := r.stepOne(state, g.id, ev)
+		g.watch.end()
+		if err != nil {
+			if stepped {
+				return idx, err
+			}
+			// The failed step may have changed the state in place: the
+			// next step decodes it again.
+			loaded, tainted = false, true
+			if failed(err) {
+				break
+			}
+			continue
+		}
+		stepped, touched = true, true
+		r.succeed(g, &inst, it, res, compensating, now, replay)
+		state = res.State
+	}
+	if !touched {
+		return -1, nil
+	}
+	if stepped {
+		b, err := r.pm.Save(state)
+		if err != nil {
+			// The state cannot be stored: nothing of this group commits;
+			// the first event fails instead.
+			*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, watch: g.watch}
+			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
+		}
+		inst.State = b
+		g.state = state
+		for i := range g.telemetry {
+			if g.telemetry[i].Kind == TelemetryStop {
+				g.telemetry[i].FinalState = b
+			}
+		}
+	}
+	g.write = &evokestore.InstanceWrite{Instance: inst, PrevVersion: prevVersion}
+	return -1, nil
+}
+
+// firstPending returns the index of the group's first event not yet stepped.
+func firstPending(g *group) int {
+	for i, it := range g.items {
+		if g.inst == nil || it.chained || it.ev.Position > g.inst.LastPosition {
+			return i
+		}
+	}
+	return 0
+}
+
+// stepOne runs one event through the process manager: for a rejection,
+// Compensate, then Apply and Handle.
+func (r *router) stepOne(state any, id string, ev *evokestore.Event) (StepResult, bool, error) {
+	user, err := userEvent(ev)
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	if ev.Type != TypeCommandRejected {
+		res, err := r.pm.Step(state, id, user)
+		return res, false, err
+	}
+	var d RejectionData
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return StepResult{}, false, fmt.Errorf("decode rejection %s: %w", ev.ID, err)
+	}
+	cmds, ok, err := r.pm.Compensate(state, FailedCommand{Command: d.Command, Reason: d.Reason})
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	res, err := r.pm.Step(state, id, user)
+	if err != nil {
+		return StepResult{}, false, err
+	}
+	res.Commands = append(cmds, res.Commands...)
+	return res, ok && len(cmds) > 0, nil
+}
+
+// userEvent returns ev as Apply, Handle and OnFailure see it: the engine's
+// rejection and deadline events with their user-level types and data
+// ($rejected, $timeout, $deadline), other events as they are.
+func userEvent(ev *evokestore.Event) (*evokestore.Event, error) {
+	switch ev.Type {
+	case TypeCommandRejected:
+		var d RejectionData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return nil, fmt.Errorf("decode rejection %s: %w", ev.ID, err)
+		}
+		user := *ev
+		user.Type = "$rejected"
+		var err error
+		user.Data, err = json.Marshal(rejectedData{
+			CommandID: d.Command.ID, CommandType: d.Command.Type, AggregateType: d.Command.AggregateType,
+			AggregateID: d.Command.AggregateID, Payload: d.Command.Payload, Reason: d.Reason,
+		})
+		return &user, err
+	case TypeDeadline:
+		var d DeadlineData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return nil, fmt.Errorf("decode deadline %s: %w", ev.ID, err)
+		}
+		user := *ev
+		if d.Name == timeoutDeadline {
+			user.Type = "$timeout"
+		} else {
+			user.Type = "$deadline"
+			user.Data, _ = json.Marshal(struct {
+				Name string    `json:"name"`
+				At   time.Time `json:"at"`
+			}{d.Name, d.At})
+		}
+		return &user, nil
+	}
+	return ev, nil
+}
+
+// catchupUntil returns the log head at the process manager's first
+// deployment, as its partition's checkpoint recorded it.
+func (r *router) catchupUntil(p int) int64 {
+	if pc := r.cps[p]; pc != nil {
+		return pc.cp.CatchupUntil
+	}
+	return 0
+}
+
+// rejectedData mirrors evoke.RejectedData.
+type rejectedData struct {
+	CommandID     string          `json:"command_id"`
+	CommandType   string          `json:"command_type"`
+	AggregateType string          `json:"aggregate_type"`
+	AggregateID   string          `json:"aggregate_id"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	Reason        string          `json:"reason"`
+}
+
+// succeed records a committed-to-be step on inst.
+func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepResult, compensating bool, now time.Time, replay bool) {
+	ev := it.ev
+	before := inst.Phase
+	// A rejection may reach an instance that completed on the step that
+	// issued the command: Compensate still runs, the tombstone stays.
+	wasDone := inst.Status.Done()
+	// Usually a transition and a command per step, and a start or a stop:
+	// room for them at once rather than growing the slices.
+	if g.telemetry == nil {
+		g.telemetry = make([]Telemetry, 0, 2*len(g.items)+1)
+	}
+	if g.history == nil {
+		g.history = make([]evokestore.HistoryRecord, 0, len(g.items))
+	}
+	if inst.Version == 0 {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStart, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
+	}
+	inst.Version++
+	if !it.chained { // else it has no position yet: the writer sets it (chain.go)
+		inst.LastPosition = ev.Position
+	}
+	inst.Phase = res.Phase
+	inst.UpdatedAt = now
+	inst.Attempts = 0
+	inst.LastError = ""
+	inst.NextAttemptAt = time.Time{}
+	if compensating && !wasDone {
+		inst.Status = evokestore.StatusCompensating
+	}
+	if replay {
+		g.released = append(g.released, ev.Position)
+	}
+	suppress := r.opts.SuppressCatchup && !it.chained && ev.Position <= r.catchupUntil(g.partition)
+	correlation := ev.CorrelationID
+	if correlation == "" {
+		correlation = ev.ID
+	}
+	type cmdRef struct {
+		ID            string `json:"id"`
+		Type          string `json:"type"`
+		AggregateType string `json:"aggregate_type"`
+		AggregateID   string `json:"aggregate_id"`
+		Suppressed    bool   `json:"suppressed,omitempty"`
+	}
+	var refs []cmdRef
+	for i, c := range res.Commands {
+		id := CommandID(r.name, g.id, ev.ID, ev.Position, i)
+		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Suppressed: suppress})
+		if suppress {
+			r.en.counters.Suppressed.Add(1)
+			continue
+		}
+		g.outbox = append(g.outbox, evokestore.OutboxCommand{
+			ID: id, ProcessManager: r.name, InstanceID: g.id, Partition: inst.Partition,
+			Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
+			Payload: c.Payload, CorrelationID: correlation, CausationID: ev.ID, Values: c.Values, CreatedAt: now,
+		})
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id, Values: c.Values})
+	}
+	var cmdsJSON []byte
+	if len(refs) > 0 {
+		cmdsJSON, _ = json.Marshal(refs)
+	}
+	eventType := ev.Type // as Handle saw it
+	switch ev.Type {
+	case TypeCommandRejected:
+		var d RejectionData
+		_ = json.Unmarshal(ev.Data, &d)
+		eventType = "$rejected"
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCompensate, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FailedCommand: d.Command.Type, CommandID: d.Command.ID, Err: d.Reason})
+	case TypeDeadline:
+		var d DeadlineData
+		_ = json.Unmarshal(ev.Data, &d)
+		eventType = "$deadline"
+		if d.Name == timeoutDeadline {
+			eventType = "$timeout"
+		}
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: d.Name})
+	}
+	if _, off := r.en.cfg.Hooks.(NopHooks); !off {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStep, SystemTime: now, Duration: res.Took, ProcessManager: r.name, InstanceID: g.id, EventType: eventType, Values: ev.Values})
+	}
+	g.history = append(g.history, evokestore.HistoryRecord{
+		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
+		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
+		Commands: cmdsJSON, RecordedAt: now, Node: r.en.cfg.NodeID, LeaseToken: g.token,
+	})
+	if before != res.Phase {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
+	}
+	done := wasDone || it.kind == RouteStop || res.Completed
+	if done && !wasDone {
+		inst.Status = evokestore.StatusCompleted
+		inst.CompletedAt = now
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
+	}
+	// Deadlines: rewritten after every step with the new version, so that a
+	// deadline the instance has moved past can never fire.
+	if !r.usesDeadlines {
+		return
+	}
+	g.deadlines, g.setDL = g.deadlines[:0], true
+	if done {
+		return
+	}
+	if timeout := r.pm.Timeout(); timeout > 0 {
+		g.deadlines = append(g.deadlines, evokestore.Deadline{ProcessManager: r.name, InstanceID: g.id, Name: timeoutDeadline, DueAt: ev.RecordedAt.Add(timeout), Version: inst.Version})
+	}
+	for _, d := range res.Deadlines {
+		g.deadlines = append(g.deadlines, evokestore.Deadline{ProcessManager: r.name, InstanceID: g.id, Name: d.Name, DueAt: d.At, Version: inst.Version})
+	}
+}
+
+// fail records a failed step as the process manager's OnFailure decides
+// (plain: as the runtime does by default) and returns what it did:
+//   - ActionRetry: the event is held and the instance retried after the
+//     decision's delay (by default, with backoff until MaxAttempts);
+//   - ActionPark: the event is held and the instance parked (by default
+//     past MaxAttempts, or at once for a step that overran its time bound);
+//   - ActionSkip: the event is passed over, the instance goes on;
+//   - ActionStop: the instance ends, cancelled, with the error kept.
+func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, now time.Time, replay, plain bool) Action {
+	ev := it.ev
+	inst.Attempts++
+	inst.UpdatedAt = now
+	g.failed = true
+	var d Decision
+	if !plain {
+		user, uerr := userEvent(ev)
+		if uerr != nil {
+			user = ev
+		}
+		d = r.pm.OnFailure(Failure{InstanceID: g.id, Event: user, Err: err, Attempts: inst.Attempts})
+	}
+	if d.Action == ActionDefault {
+		d = Decision{Action: ActionRetry, Delay: r.en.backoff(inst.Attempts)}
+		if inst.Attempts >= r.en.cfg.MaxAttempts || errors.Is(err, ErrStepTimeout) {
+			d.Action = ActionPark
+		}
+	}
+	// The stored error keeps a panic's stack; telemetry has them apart.
+	full, msg, stack := ErrorText(err), evokestore.Text(err.Error()), PanicStack(err)
+	rec := evokestore.HistoryRecord{
+		ProcessManager: r.name, InstanceID: g.id, Version: inst.Version, Position: ev.Position,
+		EventID: ev.ID, EventType: ev.Type, PhaseBefore: inst.Phase, PhaseAfter: inst.Phase, Error: full, RecordedAt: now,
+		Node: r.en.cfg.NodeID, LeaseToken: g.token,
+	}
+	tel := Telemetry{SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: ev.Type, Attempt: inst.Attempts, Err: msg,
+		Stack: stack, Values: ev.Values}
+	switch d.Action {
+	case ActionSkip, ActionStop:
+		if !it.chained {
+			inst.LastPosition = max(inst.LastPosition, ev.Position)
+		}
+		if replay {
+			g.released = append(g.released, ev.Position)
+		}
+		inst.NextAttemptAt = time.Time{}
+		if d.Action == ActionSkip {
+			inst.Attempts, inst.LastError = 0, ""
+			if inst.Status.Stuck() {
+				inst.Status = evokestore.StatusRunning
+			}
+			rec.Kind, tel.Kind = evokestore.KindSkipped, TelemetrySkip
+			r.en.log.Info("failed step skipped by the process manager", "process_manager", r.name, "instance", g.id,
+				"event_id", ev.ID, "event_type", ev.Type, "err", err)
+			break
+		}
+		inst.Status, inst.CompletedAt, inst.LastError = evokestore.StatusCancelled, now, full
+		if r.usesDeadlines {
+			g.deadlines, g.setDL = g.deadlines[:0], true
+		}
+		rec.Kind = evokestore.KindCancel
+		tel.Kind, tel.Duration = TelemetryStop, now.Sub(inst.CreatedAt)
+		r.en.log.Warn("instance stopped by the process manager after a failed step", "process_manager", r.name, "instance", g.id,
+			"event_id", ev.ID, "event_type", ev.Type, "err", err)
+	case ActionPark:
+		inst.LastError = full
+		inst.Status = evokestore.StatusParked
+		inst.NextAttemptAt = time.Time{}
+		rec.Kind, tel.Kind = evokestore.KindParked, TelemetryPark
+	default:
+		inst.LastError = full
+		inst.Status = evokestore.StatusFailing
+		inst.NextAttemptAt = now.Add(max(d.Delay, 0))
+		rec.Kind, tel.Kind = evokestore.KindFailed, TelemetryRetry
+		d.Action = ActionRetry
+	}
+	if (d.Action == ActionRetry || d.Action == ActionPark) && !replay {
+		g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position, Error: full})
+	}
+	g.telemetry = append(g.telemetry, tel)
+	g.history = append(g.history, rec)
+	return d.Action
+}
