@@ -241,10 +241,103 @@ func gaps(after, before int64, covered [][2]int64) [][2]int64 {
 // chain prepares b's follow-on steps; prevs are the batches in flight,
 // newest first. It returns nil when nothing was chained.
 func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainResult, error) {
+	c := r.newChainer(b, prevs)
+	defer func() { r.perEvent = float64(c.steps+c.cut) / float64(max(c.read, 1)) }()
 	evs := pending(b.exec)
-	// The events the batches in flight append and do not chain come
-	// before b's in the log: the instances they reach are not chained.
-	// (The writer's check skips the positions those batches appended.)
+	for round := 0; round < r.en.cfg.ChainDepth && len(evs) > 0; round++ {
+		groups, order := c.gather(evs)
+		order = c.budget(groups, order)
+		if len(order) == 0 {
+			break
+		}
+		r.stepAll(groups, order, r.en.cfg.Clock.Now(), false)
+		now := c.split(c.keep(groups, order))
+		if len(now) == 0 {
+			break
+		}
+		x, err := r.en.decideAll(ctx, r.en.store, now, c.overlay, lookupNone)
+		if errors.Is(err, ErrStepTimeout) {
+			// An aggregate overran: the commands wait in the outbox,
+			// and chaining stops.
+			for _, cmd := range now {
+				c.res.queue(cmd)
+			}
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.executed(x)
+		evs = pending(x)
+	}
+	if len(c.chained) == 0 {
+		return nil, nil
+	}
+	c.res.merge(b, c.rounds, c.chained)
+	return c.res, nil
+}
+
+// chainer is the state of one batch's chain as it goes round by round.
+type chainer struct {
+	r *router
+	b *batch
+	// blocked are the instances not chained (any more): a later batch
+	// steps their events.
+	blocked map[string]bool
+	// cur holds the chainable instances as their latest step left them,
+	// and states their states decoded (the next round starts from there).
+	cur    map[string]*evokestore.Instance
+	states map[string]any
+	// inline: instances whose commands may run ahead (none of theirs is
+	// waiting in the outbox).
+	inline map[string]bool
+	// overlay are the aggregates as the batches in flight, the batch and
+	// the chain's rounds so far leave them.
+	overlay map[string]*aggState
+	res     *chainResult
+	// read counts the batch's events; steps its steps, cut the chained
+	// steps left out for the budget; their ratio to the events read sizes
+	// the next batch.
+	read, steps, cut int
+	rounds           map[string][]*group // each chained instance's rounds
+	chained          []string            // the chained instances, in order
+}
+
+// newChainer starts b's chain from the batch's own steps.
+func (r *router) newChainer(b *batch, prevs []*batch) *chainer {
+	c := &chainer{r: r, b: b, blocked: r.flightBlocked(prevs), res: &chainResult{ids: map[string]bool{}}, rounds: map[string][]*group{}}
+	c.cur = make(map[string]*evokestore.Instance, len(b.order))
+	c.states = make(map[string]any, len(b.order))
+	for _, id := range b.order {
+		g := b.groups[id]
+		if w := g.write; w != nil && !w.Status.Done() && !w.Status.Stuck() && len(g.held) == 0 {
+			in := w.Instance
+			c.cur[id] = &in
+			c.states[id] = g.state
+		}
+	}
+	c.inline = make(map[string]bool, len(c.cur))
+	for i := range b.exec.results {
+		if id := b.exec.results[i].Outcome.InstanceID; c.cur[id] != nil && !b.queuedIDs[id] {
+			c.inline[id] = true
+		}
+	}
+	base := inflightAggs(prevs)
+	c.overlay = make(map[string]*aggState, len(base)+len(b.exec.aggs))
+	maps.Copy(c.overlay, base)
+	maps.Copy(c.overlay, b.exec.aggs)
+	for _, g := range b.groups {
+		c.read += len(g.items)
+	}
+	c.steps = c.read
+	return c
+}
+
+// flightBlocked returns the instances that the events the batches in
+// flight append and do not chain reach: those events come before the
+// batch's in the log, so those instances are not chained. (The writer's
+// check skips the positions those batches appended.)
+func (r *router) flightBlocked(prevs []*batch) map[string]bool {
 	blocked := map[string]bool{}
 	for _, prev := range prevs {
 		xs := []*execution{prev.exec}
@@ -266,175 +359,141 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			}
 		}
 	}
-	// cur holds the chainable instances as their latest step left them,
-	// and states their states decoded (the next round starts from there).
-	cur := make(map[string]*evokestore.Instance, len(b.order))
-	states := make(map[string]any, len(b.order))
-	for _, id := range b.order {
-		g := b.groups[id]
-		if w := g.write; w != nil && !w.Status.Done() && !w.Status.Stuck() && len(g.held) == 0 {
-			in := w.Instance
-			cur[id] = &in
-			states[id] = g.state
+	return blocked
+}
+
+// gather routes a round's events to the chainable instances they reach,
+// as groups starting from the states the round before left; the instances
+// of an event that cannot be chained are blocked.
+func (c *chainer) gather(evs []evokestore.Event) (map[string]*group, []string) {
+	groups := map[string]*group{}
+	var order []string
+	for i := range evs {
+		ev := &evs[i]
+		route := c.r.route(ev)
+		// An event that reaches several instances is not chained:
+		// a later batch passes over the events this one chains, so it
+		// would have to land for all of them or none.
+		chainable := route.Kind != RouteEach
+		for rt := range route.targets {
+			chainable = chainable && !c.blocked[rt.ID] && c.cur[rt.ID] != nil && !c.r.ahead.reaches(rt.ID)
 		}
-	}
-	// inline: instances whose commands may run ahead (none of theirs is
-	// waiting in the outbox).
-	inline := make(map[string]bool, len(cur))
-	for i := range b.exec.results {
-		if id := b.exec.results[i].Outcome.InstanceID; cur[id] != nil && !b.queuedIDs[id] {
-			inline[id] = true
-		}
-	}
-	base := inflightAggs(prevs)
-	overlay := make(map[string]*aggState, len(base)+len(b.exec.aggs))
-	maps.Copy(overlay, base)
-	maps.Copy(overlay, b.exec.aggs)
-	res := &chainResult{ids: map[string]bool{}}
-	// steps counts the batch's steps, cut the chained steps left out for
-	// the budget; their ratio to the base steps sizes the next batch.
-	read := 0
-	for _, g := range b.groups {
-		read += len(g.items)
-	}
-	steps, cut := read, 0
-	defer func() { r.perEvent = float64(steps+cut) / float64(max(read, 1)) }()
-	rounds := map[string][]*group{} // each chained instance's rounds
-	var chained []string
-	for round := 0; round < r.en.cfg.ChainDepth && len(evs) > 0; round++ {
-		groups := map[string]*group{}
-		var order []string
-		for i := range evs {
-			ev := &evs[i]
-			route := r.route(ev)
-			// An event that reaches several instances is not chained:
-			// a later batch passes over the events this one chains, so it
-			// would have to land for all of them or none.
-			chainable := route.Kind != RouteEach
-			for rt := range route.targets {
-				chainable = chainable && !blocked[rt.ID] && cur[rt.ID] != nil && !r.ahead.reaches(rt.ID)
-			}
-			for rt := range route.targets {
-				if !chainable {
-					// Not chained: a later batch steps it, and every
-					// later event of the instance.
-					blocked[rt.ID] = true
-					continue
-				}
-				g := groups[rt.ID]
-				if g == nil {
-					in := *cur[rt.ID]
-					g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in, start: states[rt.ID]}
-					delete(states, rt.ID) // the round owns it now
-					groups[rt.ID] = g
-					order = append(order, rt.ID)
-				}
-				g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
-			}
-		}
-		// The batch's steps stay within BatchSize: the instances past it
-		// are not chained.
-		kept := order[:0]
-		for _, id := range order {
-			if n := len(groups[id].items); steps+n <= r.en.cfg.BatchSize {
-				steps += n
-				kept = append(kept, id)
-			} else {
-				cut += n
-				blocked[id] = true
-				delete(groups, id)
-			}
-		}
-		order = kept
-		if len(order) == 0 {
-			break
-		}
-		r.stepAll(groups, order, r.en.cfg.Clock.Now(), false)
-		n := 0
-		for _, id := range order {
-			n += len(groups[id].outbox)
-		}
-		cmds := make([]evokestore.OutboxCommand, 0, n)
-		for _, id := range order {
-			g := groups[id]
-			if g.write == nil || g.failed || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
-				// A step failed (or an event was dropped): nothing of
-				// this round is kept for the instance.
-				blocked[id] = true
-				delete(cur, id)
+		for rt := range route.targets {
+			if !chainable {
+				// Not chained: a later batch steps it, and every
+				// later event of the instance.
+				c.blocked[rt.ID] = true
 				continue
 			}
-			for _, it := range g.items {
-				res.ids[it.ev.ID] = true
+			g := groups[rt.ID]
+			if g == nil {
+				in := *c.cur[rt.ID]
+				g = &group{id: rt.ID, partition: in.Partition, token: c.b.ls.tokens[in.Partition], inst: &in, start: c.states[rt.ID]}
+				delete(c.states, rt.ID) // the round owns it now
+				groups[rt.ID] = g
+				order = append(order, rt.ID)
 			}
-			res.steps += len(g.items)
-			in := g.write.Instance
-			if in.Status.Done() {
-				delete(cur, id)
-				blocked[id] = true
-			} else {
-				cur[id] = &in
-				states[id] = g.state
-			}
-			if rounds[id] == nil {
-				chained = append(chained, id)
-			}
-			rounds[id] = append(rounds[id], g)
-			cmds = append(cmds, g.outbox...)
+			g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
 		}
-		// An instance's commands run now or queue all together, as in
-		// settle: a step's commands are decided in one transaction, so
-		// that a rejected one can discard the later ones (Discarder).
-		for i := range cmds {
-			if r.en.aggregates[cmds[i].AggregateType] == nil {
-				inline[cmds[i].InstanceID] = false
-			}
-		}
-		now := cmds[:0] // the commands to run now, in place: usually all of them
-		for i := range cmds {
-			c := &cmds[i]
-			if inline[c.InstanceID] {
-				now = append(now, *c)
-				continue
-			}
-			res.queued = append(res.queued, *c)
-			if res.queuedIDs == nil {
-				res.queuedIDs = map[string]bool{}
-			}
-			res.queuedIDs[c.InstanceID] = true
-		}
-		if len(now) == 0 {
-			break
-		}
-		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, lookupNone)
-		if errors.Is(err, ErrStepTimeout) {
-			// An aggregate overran: the commands wait in the outbox,
-			// and chaining stops.
-			for _, c := range now {
-				res.queued = append(res.queued, c)
-				if res.queuedIDs == nil {
-					res.queuedIDs = map[string]bool{}
-				}
-				res.queuedIDs[c.InstanceID] = true
-			}
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(overlay, x.aggs)
-		if res.aggs == nil {
-			res.aggs = make(map[string]*aggState, len(x.aggs))
-		}
-		maps.Copy(res.aggs, x.aggs)
-		res.execs = append(res.execs, x)
-		evs = pending(x)
 	}
-	if len(chained) == 0 {
-		return nil, nil
+	return groups, order
+}
+
+// budget keeps the batch's steps within BatchSize: the instances past it
+// are not chained. It returns the instances of the round kept.
+func (c *chainer) budget(groups map[string]*group, order []string) []string {
+	kept := order[:0]
+	for _, id := range order {
+		if n := len(groups[id].items); c.steps+n <= c.r.en.cfg.BatchSize {
+			c.steps += n
+			kept = append(kept, id)
+		} else {
+			c.cut += n
+			c.blocked[id] = true
+			delete(groups, id)
+		}
 	}
-	res.merge(b, rounds, chained)
-	return res, nil
+	return kept
+}
+
+// keep records the round's steps that succeeded as chained, and returns
+// the commands they issued. An instance whose step failed keeps nothing of
+// the round and is chained no further.
+func (c *chainer) keep(groups map[string]*group, order []string) []evokestore.OutboxCommand {
+	n := 0
+	for _, id := range order {
+		n += len(groups[id].outbox)
+	}
+	cmds := make([]evokestore.OutboxCommand, 0, n)
+	for _, id := range order {
+		g := groups[id]
+		if g.write == nil || g.failed || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
+			// A step failed (or an event was dropped): nothing of
+			// this round is kept for the instance.
+			c.blocked[id] = true
+			delete(c.cur, id)
+			continue
+		}
+		for _, it := range g.items {
+			c.res.ids[it.ev.ID] = true
+		}
+		c.res.steps += len(g.items)
+		in := g.write.Instance
+		if in.Status.Done() {
+			delete(c.cur, id)
+			c.blocked[id] = true
+		} else {
+			c.cur[id] = &in
+			c.states[id] = g.state
+		}
+		if c.rounds[id] == nil {
+			c.chained = append(c.chained, id)
+		}
+		c.rounds[id] = append(c.rounds[id], g)
+		cmds = append(cmds, g.outbox...)
+	}
+	return cmds
+}
+
+// split queues the commands that cannot run ahead and returns the others,
+// in place. An instance's commands run now or queue all together, as in
+// settle: a step's commands are decided in one transaction, so that a
+// rejected one can discard the later ones (Discarder).
+func (c *chainer) split(cmds []evokestore.OutboxCommand) []evokestore.OutboxCommand {
+	for i := range cmds {
+		if c.r.en.aggregates[cmds[i].AggregateType] == nil {
+			c.inline[cmds[i].InstanceID] = false
+		}
+	}
+	now := cmds[:0] // the commands to run now, in place: usually all of them
+	for i := range cmds {
+		if c.inline[cmds[i].InstanceID] {
+			now = append(now, cmds[i])
+			continue
+		}
+		c.res.queue(cmds[i])
+	}
+	return now
+}
+
+// executed takes in a round's executed commands: the next round's
+// commands run against the aggregates as they leave them.
+func (c *chainer) executed(x *execution) {
+	maps.Copy(c.overlay, x.aggs)
+	if c.res.aggs == nil {
+		c.res.aggs = make(map[string]*aggState, len(x.aggs))
+	}
+	maps.Copy(c.res.aggs, x.aggs)
+	c.res.execs = append(c.res.execs, x)
+}
+
+// queue puts a follow-on command in the outbox.
+func (res *chainResult) queue(c evokestore.OutboxCommand) {
+	res.queued = append(res.queued, c)
+	if res.queuedIDs == nil {
+		res.queuedIDs = map[string]bool{}
+	}
+	res.queuedIDs[c.InstanceID] = true
 }
 
 // merge builds the result for each chained instance: its base batch
