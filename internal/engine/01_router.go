@@ -301,109 +301,32 @@ var errDropped = errors.New("batch dropped: the batch before it did not commit a
 // drain prepares again as soon as it fires, rather than once the oldest
 // flight landed.
 func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, err error) {
-	var q []*flight // in flight, oldest first
-	// land waits for the oldest flight's write and counts it. redo: it did
-	// not commit as the batches after it were prepared to expect (it fell
-	// back to the outbox, or was dropped itself).
-	land := func() (redo bool, err error) {
-		f := q[0]
-		q = q[1:]
-		err = <-f.done
-		r.en.busy.Add(-1)
-		if err == nil {
-			r.finish(f.b)
-		} else {
-			r.cache.reset() // what the store holds is not known
-		}
-		if errors.Is(err, errDropped) {
-			return true, nil
-		}
-		return !f.b.landedAsPrepared(), err
-	}
-	// landAll lands every flight and returns the first error. Batches after
-	// one that failed or fell back are dropped unwritten.
-	landAll := func() error {
-		var first error
-		for len(q) > 0 {
-			if _, err := land(); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
+	p := &pipeline{r: r, ctx: ctx, wake: wake}
 	defer func() {
-		if lerr := landAll(); lerr != nil && err == nil {
+		if lerr := p.landAll(); lerr != nil && err == nil {
 			err = lerr
 		}
 		// Every flight landed: the next batch reads from what committed
 		// (nothing changes unless a batch was dropped or failed).
 		r.rewind()
 	}()
-	// restart lands every flight and reads from what is committed: the
-	// batches were prepared against a commit that did not happen as
-	// assumed, or a lease set that changed.
-	restart := func() error {
-		if err := landAll(); err != nil {
-			return err
-		}
-		r.rewind()
-		return nil
-	}
-	// wait blocks, caught up with batches in flight, until events are
-	// committed (or the router is kicked), which is a reason to look at the
-	// log again, or until the oldest flight landed, which it lands; that is
-	// no reason to look by itself (a commit since the last look, the landed
-	// flight's own included, wakes the router), unless the flight did not
-	// commit as the batches after it were prepared to expect.
-	wait := func() (look bool, err error) {
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-wake:
-			return true, nil
-		case <-r.kick: // the leases changed, or an operator acted
-			return true, nil
-		case <-q[0].fin:
-		}
-		redo, err := land()
-		if err != nil || !redo {
-			return false, err
-		}
-		return true, restart()
-	}
-	// waitToLook reports whether to look at the log again: at once if
-	// more is known to be there, else once events are committed, waiting
-	// for them while batches are in flight; false once every flight
-	// landed and nothing was committed since the last look.
-	waitToLook := func(more bool) (bool, error) {
-		for !more && len(q) > 0 {
-			if woke(wake) {
-				return true, nil
-			}
-			var err error
-			if more, err = wait(); err != nil {
-				return false, err
-			}
-		}
-		return more || woke(wake), nil
-	}
 	for n := 0; ; n++ {
 		began := time.Now()
 		// A wake-up from before this look is answered by it: the stores
 		// signal after a commit is visible, so one that signals after this
 		// point is seen by this look or wakes the next.
 		woke(wake)
-		b, perr := r.prepare(ctx, q)
+		b, perr := r.prepare(ctx, p.q)
 		if b != nil && b.needsTx() {
 			r.en.counters.PrepareNanos.Add(int64(time.Since(began)))
 		}
-		if (b != nil && len(q) == pipelineDepth) || (perr == errResync && len(q) > 0) {
-			redo, lerr := land()
+		if (b != nil && len(p.q) == pipelineDepth) || (perr == errResync && len(p.q) > 0) {
+			redo, lerr := p.land()
 			if lerr != nil {
 				return false, lerr
 			}
 			if redo || perr == errResync {
-				if lerr := restart(); lerr != nil {
+				if lerr := p.restart(); lerr != nil {
 					return false, lerr
 				}
 				continue
@@ -420,55 +343,152 @@ func (r *router) drain(ctx context.Context, wake <-chan struct{}) (more bool, er
 			// batch to be prepared); a flight landing alone is no reason to
 			// look (a batch would cost ~6 looks at the log's head, a
 			// round trip each on PostgreSQL, four of them finding nothing).
-			if look, werr := waitToLook(false); werr != nil || !look {
+			if look, werr := p.waitToLook(false); werr != nil || !look {
 				return false, werr
 			}
 			continue
 		}
-		if !b.needsTx() && len(q) == 0 {
+		if !b.needsTx() && len(p.q) == 0 {
 			r.finish(b)
 		} else {
-			f := &flight{b: b, done: make(chan error, 1), ok: make(chan bool, 1), fin: make(chan struct{})}
-			var after *flight
-			if len(q) > 0 {
-				after = q[len(q)-1]
-			}
-			q = append(q, f)
-			r.en.busy.Add(1) // until finished: Idle waits for the counters
-			go func() {
-				if after != nil {
-					waited := time.Now()
-					ok := <-after.ok
-					r.en.counters.WaitNanos.Add(int64(time.Since(waited)))
-					if !ok {
-						f.ok <- false
-						f.done <- errDropped
-						close(f.fin)
-						return
-					}
-				}
-				var err error
-				if b.needsTx() { // else it only moves checkpoints, in order
-					began := time.Now()
-					err = r.write(ctx, b)
-					r.en.counters.WriteNanos.Add(int64(time.Since(began)))
-					r.en.counters.Writes.Add(1)
-				}
-				f.ok <- err == nil && b.landedAsPrepared()
-				f.done <- err
-				close(f.fin)
-			}()
+			p.launch(b)
 		}
-		if n+1 >= maxDrain || (!b.more && len(q) == 0) {
-			return b.more, landAll()
+		if n+1 >= maxDrain || (!b.more && len(p.q) == 0) {
+			return b.more, p.landAll()
 		}
 		// The next batch (or, caught up, the events committed since) is
 		// prepared while this one is written: at once if the log holds
 		// more, else once something is committed.
-		if look, werr := waitToLook(b.more); werr != nil || !look {
+		if look, werr := p.waitToLook(b.more); werr != nil || !look {
 			return false, werr
 		}
 	}
+}
+
+// pipeline is one drain's batches in flight, and the wake-ups it answers.
+type pipeline struct {
+	r    *router
+	ctx  context.Context
+	wake <-chan struct{}
+	q    []*flight // in flight, oldest first
+}
+
+// land waits for the oldest flight's write and counts it. redo: it did
+// not commit as the batches after it were prepared to expect (it fell
+// back to the outbox, or was dropped itself).
+func (p *pipeline) land() (redo bool, err error) {
+	f := p.q[0]
+	p.q = p.q[1:]
+	err = <-f.done
+	p.r.en.busy.Add(-1)
+	if err == nil {
+		p.r.finish(f.b)
+	} else {
+		p.r.cache.reset() // what the store holds is not known
+	}
+	if errors.Is(err, errDropped) {
+		return true, nil
+	}
+	return !f.b.landedAsPrepared(), err
+}
+
+// landAll lands every flight and returns the first error. Batches after
+// one that failed or fell back are dropped unwritten.
+func (p *pipeline) landAll() error {
+	var first error
+	for len(p.q) > 0 {
+		if _, err := p.land(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// restart lands every flight and reads from what is committed: the
+// batches were prepared against a commit that did not happen as
+// assumed, or a lease set that changed.
+func (p *pipeline) restart() error {
+	if err := p.landAll(); err != nil {
+		return err
+	}
+	p.r.rewind()
+	return nil
+}
+
+// wait blocks, caught up with batches in flight, until events are
+// committed (or the router is kicked), which is a reason to look at the
+// log again, or until the oldest flight landed, which it lands; that is
+// no reason to look by itself (a commit since the last look, the landed
+// flight's own included, wakes the router), unless the flight did not
+// commit as the batches after it were prepared to expect.
+func (p *pipeline) wait() (look bool, err error) {
+	select {
+	case <-p.ctx.Done():
+		return false, p.ctx.Err()
+	case <-p.wake:
+		return true, nil
+	case <-p.r.kick: // the leases changed, or an operator acted
+		return true, nil
+	case <-p.q[0].fin:
+	}
+	redo, err := p.land()
+	if err != nil || !redo {
+		return false, err
+	}
+	return true, p.restart()
+}
+
+// waitToLook reports whether to look at the log again: at once if
+// more is known to be there, else once events are committed, waiting
+// for them while batches are in flight; false once every flight
+// landed and nothing was committed since the last look.
+func (p *pipeline) waitToLook(more bool) (bool, error) {
+	for !more && len(p.q) > 0 {
+		if woke(p.wake) {
+			return true, nil
+		}
+		var err error
+		if more, err = p.wait(); err != nil {
+			return false, err
+		}
+	}
+	return more || woke(p.wake), nil
+}
+
+// launch hands b to the writer: it is written once the flight before it
+// committed as b was prepared to expect, and dropped if that one did not.
+func (p *pipeline) launch(b *batch) {
+	r := p.r
+	f := &flight{b: b, done: make(chan error, 1), ok: make(chan bool, 1), fin: make(chan struct{})}
+	var after *flight
+	if len(p.q) > 0 {
+		after = p.q[len(p.q)-1]
+	}
+	p.q = append(p.q, f)
+	r.en.busy.Add(1) // until finished: Idle waits for the counters
+	go func() {
+		if after != nil {
+			waited := time.Now()
+			ok := <-after.ok
+			r.en.counters.WaitNanos.Add(int64(time.Since(waited)))
+			if !ok {
+				f.ok <- false
+				f.done <- errDropped
+				close(f.fin)
+				return
+			}
+		}
+		var err error
+		if b.needsTx() { // else it only moves checkpoints, in order
+			began := time.Now()
+			err = r.write(p.ctx, b)
+			r.en.counters.WriteNanos.Add(int64(time.Since(began)))
+			r.en.counters.Writes.Add(1)
+		}
+		f.ok <- err == nil && b.landedAsPrepared()
+		f.done <- err
+		close(f.fin)
+	}()
 }
 
 // woke reports whether a wake-up is waiting on wake, taking it.
