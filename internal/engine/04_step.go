@@ -78,137 +78,184 @@ func (r *router) stepGroup(g *group, now time.Time, replay bool, fails map[int]e
 // it returns -1.
 func (r *router) tryGroup(g *group, now time.Time, replay bool, fails map[int]error, plain bool) (int, error) {
 	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: g.start, watch: g.watch} // reset output for a re-run
-	var inst evokestore.Instance
-	prevVersion := int64(-1)
-	exists := g.inst != nil
-	if exists {
-		inst = *g.inst
-		prevVersion = inst.Version
+	s := &groupRun{r: r, g: g, now: now, replay: replay, fails: fails, plain: plain, prevVersion: -1, exists: g.inst != nil}
+	if s.exists {
+		s.inst = *g.inst
+		s.prevVersion = s.inst.Version
 		if replay {
-			inst.Status = evokestore.StatusRunning
+			s.inst.Status = evokestore.StatusRunning
 		}
 	}
-	var state any
-	loaded, stepped, touched, tainted := false, false, false, false
 	for idx, it := range g.items {
-		ev := it.ev
-		if exists && !it.chained && ev.Position <= inst.LastPosition {
-			continue // stepped in an earlier, committed batch
-		}
-		if exists && inst.Status.Done() && ev.Type != TypeCommandRejected {
-			r.en.counters.DroppedDone.Add(1)
-			r.en.log.Debug("event for a completed instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position)
-			if replay {
-				g.released = append(g.released, ev.Position)
-			}
+		if !s.admit(it) {
 			continue
 		}
-		if exists && inst.Status.Stuck() {
-			if !replay {
-				g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position})
-			}
-			continue
-		}
-		if !exists {
-			switch {
-			case it.kind == routeSystem:
-				continue // the instance is gone (purged)
-			case it.kind == RouteStop:
-				r.en.counters.DroppedStop.Add(1)
-				r.en.log.Info("stop for a missing instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
-				continue
-			case it.kind == RouteContinue && r.pm.Strict():
-				r.en.counters.DroppedStrict.Add(1)
-				r.en.log.Info("continue for a missing instance of a strict process manager dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
-				continue
-			}
-			exists, touched = true, true
-			inst = evokestore.Instance{ProcessManager: r.name, ID: g.id, Partition: g.partition, Status: evokestore.StatusRunning, CreatedAt: now, UpdatedAt: now}
-		}
-		if ev.Type == TypeDeadline {
-			var d DeadlineData
-			if err := json.Unmarshal(ev.Data, &d); err != nil || d.Version != inst.Version {
-				r.en.counters.DroppedStale.Add(1)
-				if replay {
-					g.released = append(g.released, ev.Position)
-				}
-				continue
-			}
-		}
-		// failed handles a failure of this event: whether the group goes
-		// on (the process manager skipped the event or stopped the
-		// instance) or, in a replay, ends.
-		failed := func(err error) (stop bool) {
-			touched = true
-			act := r.fail(g, &inst, it, err, now, replay, plain)
-			return replay && act != ActionSkip && act != ActionStop
-		}
-		if err, ok := fails[idx]; ok {
-			if failed(err) {
-				break
-			}
-			continue
-		}
-		if it.kind == RouteStartNew && inst.Version > 0 {
-			if failed(fmt.Errorf("%w: %s %s (event %s, %s)", ErrAlreadyStarted, r.name, g.id, ev.ID, ev.Type)) {
-				break
-			}
-			continue
-		}
-		if !loaded && g.start != nil && fails == nil && !tainted {
-			// A re-run decodes again: the failed run may have changed
-			// start in place.
-			state, loaded = g.start, true
-		}
-		if !loaded {
-			s, err := r.pm.Load(inst.State)
-			if err != nil {
-				if failed(fmt.Errorf("load state of %s %s: %w", r.name, g.id, err)) {
-					break
-				}
-				continue
-			}
-			state, loaded = s, true
-		}
-		g.watch.begin(idx)
-		res, compensating, err := r.stepOne(state, g.id, ev)
-		g.watch.end()
+		stop, err := s.step(idx, it)
 		if err != nil {
-			if stepped {
-				return idx, err
-			}
-			// The failed step may have changed the state in place: the
-			// next step decodes it again.
-			loaded, tainted = false, true
-			if failed(err) {
-				break
-			}
-			continue
+			return idx, err
 		}
-		stepped, touched = true, true
-		r.succeed(g, &inst, it, res, compensating, now, replay)
-		state = res.State
+		if stop {
+			break
+		}
 	}
-	if !touched {
+	if !s.touched {
 		return -1, nil
 	}
-	if stepped {
-		b, err := r.pm.Save(state)
+	return s.save()
+}
+
+// groupRun is one run of tryGroup over a group's events: the instance as
+// its steps leave it, and the state they share.
+type groupRun struct {
+	r      *router
+	g      *group
+	now    time.Time
+	replay bool
+	fails  map[int]error
+	plain  bool
+
+	inst        evokestore.Instance
+	prevVersion int64 // -1: the instance is new
+	exists      bool
+	state       any
+	// loaded: state holds the instance's state; stepped: a step
+	// succeeded; touched: the instance is written; tainted: a failed step
+	// may have changed state in place.
+	loaded, stepped, touched, tainted bool
+}
+
+// admit applies the lifecycle to one event before it is stepped, and
+// reports whether it is: an event already stepped, for a completed or
+// stuck instance, for a missing one that it does not start, or a stale
+// deadline is passed over (held, released or dropped as the case is).
+func (s *groupRun) admit(it item) bool {
+	r, g, ev := s.r, s.g, it.ev
+	if s.exists && !it.chained && ev.Position <= s.inst.LastPosition {
+		return false // stepped in an earlier, committed batch
+	}
+	if s.exists && s.inst.Status.Done() && ev.Type != TypeCommandRejected {
+		r.en.counters.DroppedDone.Add(1)
+		r.en.log.Debug("event for a completed instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type, "position", ev.Position)
+		if s.replay {
+			g.released = append(g.released, ev.Position)
+		}
+		return false
+	}
+	if s.exists && s.inst.Status.Stuck() {
+		if !s.replay {
+			g.held = append(g.held, evokestore.HeldEvent{ProcessManager: r.name, InstanceID: g.id, Position: ev.Position})
+		}
+		return false
+	}
+	if !s.exists && !s.create(it) {
+		return false
+	}
+	if ev.Type == TypeDeadline {
+		var d DeadlineData
+		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Version != s.inst.Version {
+			r.en.counters.DroppedStale.Add(1)
+			if s.replay {
+				g.released = append(g.released, ev.Position)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// create starts the missing instance for it, unless the event cannot
+// start one (a system event, a Stop, a Continue of a strict process
+// manager), and reports whether it did.
+func (s *groupRun) create(it item) bool {
+	r, g, ev := s.r, s.g, it.ev
+	switch {
+	case it.kind == routeSystem:
+		return false // the instance is gone (purged)
+	case it.kind == RouteStop:
+		r.en.counters.DroppedStop.Add(1)
+		r.en.log.Info("stop for a missing instance dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
+		return false
+	case it.kind == RouteContinue && r.pm.Strict():
+		r.en.counters.DroppedStrict.Add(1)
+		r.en.log.Info("continue for a missing instance of a strict process manager dropped", "process_manager", r.name, "instance", g.id, "event_type", ev.Type)
+		return false
+	}
+	s.exists, s.touched = true, true
+	s.inst = evokestore.Instance{ProcessManager: r.name, ID: g.id, Partition: g.partition, Status: evokestore.StatusRunning, CreatedAt: s.now, UpdatedAt: s.now}
+	return true
+}
+
+// step runs the event idx, or fails it, and reports whether the group
+// stops there. An error is a step that failed after earlier steps of the
+// group succeeded: the group is run again from a clean state.
+func (s *groupRun) step(idx int, it item) (stop bool, err error) {
+	r, g, ev := s.r, s.g, it.ev
+	if err, ok := s.fails[idx]; ok {
+		return s.failed(it, err), nil
+	}
+	if it.kind == RouteStartNew && s.inst.Version > 0 {
+		return s.failed(it, fmt.Errorf("%w: %s %s (event %s, %s)", ErrAlreadyStarted, r.name, g.id, ev.ID, ev.Type)), nil
+	}
+	if !s.loaded && g.start != nil && s.fails == nil && !s.tainted {
+		// A re-run decodes again: the failed run may have changed
+		// start in place.
+		s.state, s.loaded = g.start, true
+	}
+	if !s.loaded {
+		st, err := r.pm.Load(s.inst.State)
+		if err != nil {
+			return s.failed(it, fmt.Errorf("load state of %s %s: %w", r.name, g.id, err)), nil
+		}
+		s.state, s.loaded = st, true
+	}
+	g.watch.begin(idx)
+	res, compensating, err := r.stepOne(s.state, g.id, ev)
+	g.watch.end()
+	if err != nil {
+		if s.stepped {
+			return false, err
+		}
+		// The failed step may have changed the state in place: the
+		// next step decodes it again.
+		s.loaded, s.tainted = false, true
+		return s.failed(it, err), nil
+	}
+	s.stepped, s.touched = true, true
+	r.succeed(g, &s.inst, it, res, compensating, s.now, s.replay)
+	s.state = res.State
+	return false, nil
+}
+
+// failed handles a failure of the event it: whether the group goes on
+// (the process manager skipped the event or stopped the instance) or, in
+// a replay, ends.
+func (s *groupRun) failed(it item, err error) (stop bool) {
+	s.touched = true
+	act := s.r.fail(s.g, &s.inst, it, err, s.now, s.replay, s.plain)
+	return s.replay && act != ActionSkip && act != ActionStop
+}
+
+// save encodes the state the steps left and sets the group's instance
+// write. A state that cannot be stored fails the group's first event.
+func (s *groupRun) save() (int, error) {
+	r, g := s.r, s.g
+	if s.stepped {
+		b, err := r.pm.Save(s.state)
 		if err != nil {
 			// The state cannot be stored: nothing of this group commits;
 			// the first event fails instead.
 			*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, watch: g.watch}
 			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
 		}
-		inst.State = b
-		g.state = state
+		s.inst.State = b
+		g.state = s.state
 		for i := range g.telemetry {
 			if g.telemetry[i].Kind == TelemetryStop {
 				g.telemetry[i].FinalState = b
 			}
 		}
 	}
-	g.write = &evokestore.InstanceWrite{Instance: inst, PrevVersion: prevVersion}
+	g.write = &evokestore.InstanceWrite{Instance: s.inst, PrevVersion: s.prevVersion}
 	return -1, nil
 }
 
