@@ -386,17 +386,43 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if replay {
 		g.released = append(g.released, ev.Position)
 	}
+	cmdsJSON := r.issue(g, inst, it, res, now)
+	eventType := r.stepTelemetry(g, ev, res, now)
+	g.history = append(g.history, evokestore.HistoryRecord{
+		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
+		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
+		Commands: cmdsJSON, RecordedAt: now, Node: r.en.cfg.NodeID, LeaseToken: g.token,
+	})
+	if before != res.Phase {
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
+	}
+	done := wasDone || it.kind == RouteStop || res.Completed
+	if done && !wasDone {
+		inst.Status = evokestore.StatusCompleted
+		inst.CompletedAt = now
+		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
+	}
+	r.setDeadlines(g, inst, ev, res, done)
+}
+
+// cmdRef is a command as a step's history record lists it.
+type cmdRef struct {
+	ID            string `json:"id"`
+	Type          string `json:"type"`
+	AggregateType string `json:"aggregate_type"`
+	AggregateID   string `json:"aggregate_id"`
+	Suppressed    bool   `json:"suppressed,omitempty"`
+}
+
+// issue gives the step's commands their IDs and lineage and puts them in
+// the group's outbox (unless the process manager suppresses its catch-up
+// commands), and returns them as the history record lists them.
+func (r *router) issue(g *group, inst *evokestore.Instance, it item, res StepResult, now time.Time) []byte {
+	ev := it.ev
 	suppress := r.opts.SuppressCatchup && !it.chained && ev.Position <= r.catchupUntil(g.partition)
 	correlation := ev.CorrelationID
 	if correlation == "" {
 		correlation = ev.ID
-	}
-	type cmdRef struct {
-		ID            string `json:"id"`
-		Type          string `json:"type"`
-		AggregateType string `json:"aggregate_type"`
-		AggregateID   string `json:"aggregate_id"`
-		Suppressed    bool   `json:"suppressed,omitempty"`
 	}
 	var refs []cmdRef
 	for i, c := range res.Commands {
@@ -417,6 +443,13 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if len(refs) > 0 {
 		cmdsJSON, _ = json.Marshal(refs)
 	}
+	return cmdsJSON
+}
+
+// stepTelemetry records the telemetry of the step's input (a compensation,
+// a deadline) and of the step, and returns the event's type as Handle saw
+// it.
+func (r *router) stepTelemetry(g *group, ev *evokestore.Event, res StepResult, now time.Time) string {
 	eventType := ev.Type // as Handle saw it
 	switch ev.Type {
 	case TypeCommandRejected:
@@ -436,22 +469,13 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 	if _, off := r.en.cfg.Hooks.(NopHooks); !off {
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStep, SystemTime: now, Duration: res.Took, ProcessManager: r.name, InstanceID: g.id, EventType: eventType, Values: ev.Values})
 	}
-	g.history = append(g.history, evokestore.HistoryRecord{
-		ProcessManager: r.name, InstanceID: g.id, Kind: evokestore.KindStep, Version: inst.Version,
-		Position: ev.Position, EventID: ev.ID, EventType: eventType, PhaseBefore: before, PhaseAfter: res.Phase,
-		Commands: cmdsJSON, RecordedAt: now, Node: r.en.cfg.NodeID, LeaseToken: g.token,
-	})
-	if before != res.Phase {
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
-	}
-	done := wasDone || it.kind == RouteStop || res.Completed
-	if done && !wasDone {
-		inst.Status = evokestore.StatusCompleted
-		inst.CompletedAt = now
-		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
-	}
-	// Deadlines: rewritten after every step with the new version, so that a
-	// deadline the instance has moved past can never fire.
+	return eventType
+}
+
+// setDeadlines rewrites the instance's deadlines after a step, with its new
+// version, so that a deadline the instance has moved past can never fire;
+// a done instance has none.
+func (r *router) setDeadlines(g *group, inst *evokestore.Instance, ev *evokestore.Event, res StepResult, done bool) {
 	if !r.usesDeadlines {
 		return
 	}
