@@ -261,6 +261,57 @@ func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []
 		owner:    make([]int, 0, len(cmds)),
 		outcomes: make([]evokestore.CommandOutcome, 0, len(cmds)),
 	}
+	seen, err := executedBefore(ctx, tx, cmds, lookup)
+	if err != nil {
+		return nil, err
+	}
+	now := en.cfg.Clock.Now()
+	cache, err := en.preload(ctx, tx, cmds, seen, overlay)
+	if err != nil {
+		return nil, err
+	}
+	x.aggs = cache
+	d := &decisions{en: en, x: x, now: now}
+	for i := range cmds {
+		c := &cmds[i]
+		if o, ok := seen[c.ID]; ok {
+			x.results[i] = CommandResult{Duplicate: true, Outcome: o}
+			continue
+		}
+		out := evokestore.CommandOutcome{
+			CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
+			ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
+		}
+		if by, ok := d.discarded[stepKey(c)]; ok {
+			out.Status, out.Error = evokestore.OutcomeDiscarded, "discarded: command "+by+" of the same step was rejected"
+			seen[c.ID] = out
+			x.results[i].Outcome = out
+			x.outcomes = append(x.outcomes, out)
+			continue
+		}
+		evs, reason := en.decide(ctx, tx, cache, c, w, i)
+		if reason != "" {
+			if err := d.reject(i, c, &out, reason); err != nil {
+				return nil, err
+			}
+		} else {
+			d.accept(i, c, &out, evs, cache)
+		}
+		seen[c.ID] = out
+		x.results[i].Outcome = out
+		if lookup == lookupNone && (out.Events > 0 || out.Status == evokestore.OutcomeRejected && c.ProcessManager != "") {
+			// Executed inline, with the step that issued it: its events
+			// (or its rejection's) are its record (Outcomes).
+			continue
+		}
+		x.outcomes = append(x.outcomes, out)
+	}
+	return x, nil
+}
+
+// executedBefore returns the outcomes of the commands of cmds executed
+// before, as lookup finds them.
+func executedBefore(ctx context.Context, tx evokestore.Querier, cmds []evokestore.OutboxCommand, lookup lookup) (map[string]evokestore.CommandOutcome, error) {
 	var seen map[string]evokestore.CommandOutcome
 	switch lookup {
 	case lookupNone:
@@ -275,89 +326,79 @@ func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []
 			return nil, fmt.Errorf("load command outcomes: %w", err)
 		}
 	}
-	now := en.cfg.Clock.Now()
-	cache, err := en.preload(ctx, tx, cmds, seen, overlay)
-	if err != nil {
-		return nil, err
-	}
-	x.aggs = cache
+	return seen, nil
+}
+
+// decisions is decideEach's execution as its commands are decided.
+type decisions struct {
+	en  *Engine
+	x   *execution
+	now time.Time
 	// discarded maps a step (stepKey) to the rejected command whose
 	// process manager discards the step's later commands.
-	var discarded map[string]string
-	for i := range cmds {
-		c := &cmds[i]
-		if o, ok := seen[c.ID]; ok {
-			x.results[i] = CommandResult{Duplicate: true, Outcome: o}
-			continue
-		}
-		correlation := c.CorrelationID
-		if correlation == "" {
-			correlation = c.ID
-		}
-		out := evokestore.CommandOutcome{
-			CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
-			ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
-		}
-		if by, ok := discarded[stepKey(c)]; ok {
-			out.Status, out.Error = evokestore.OutcomeDiscarded, "discarded: command "+by+" of the same step was rejected"
-			seen[c.ID] = out
-			x.results[i].Outcome = out
-			x.outcomes = append(x.outcomes, out)
-			continue
-		}
-		evs, reason := en.decide(ctx, tx, cache, c, w, i)
-		if reason != "" {
-			reason = evokestore.Text(reason)
-			x.rejected++
-			out.Status, out.Error = evokestore.OutcomeRejected, reason
-			if pm := en.processManager(c.ProcessManager); pm != nil && pm.DiscardPending(FailedCommand{Command: *c, Reason: reason}) {
-				if discarded == nil {
-					discarded = map[string]string{}
-				}
-				discarded[stepKey(c)] = c.ID
-			}
-			if c.ProcessManager != "" {
-				data, err := json.Marshal(RejectionData{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Command: *c, Reason: reason})
-				if err != nil {
-					return nil, fmt.Errorf("encode rejection of %s: %w", c.ID, err)
-				}
-				x.appends = append(x.appends, evokestore.NewEvent{
-					ID: RejectionEventID(c.ID), StreamID: RejectionStreamID(c.ID), StreamVersion: 1,
-					Type: TypeCommandRejected, Data: data, CorrelationID: correlation, CausationID: c.ID, Values: c.Values, RecordedAt: now,
-				})
-				x.owner = append(x.owner, i)
-			}
-		} else {
-			as := cache[StreamID(c.AggregateType, c.AggregateID)]
-			agg := en.aggregates[c.AggregateType]
-			for j, ne := range evs {
-				as.version++
-				e := evokestore.NewEvent{
-					ID: EventID(c.ID, j), StreamID: StreamID(c.AggregateType, c.AggregateID), StreamVersion: as.version,
-					Type: ne.Type, Data: ne.Data, CorrelationID: correlation, CausationID: c.ID, Values: ne.Values, RecordedAt: now,
-				}
-				x.appends = append(x.appends, e)
-				x.owner = append(x.owner, i)
-				rec := evokestore.Event{ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
-					CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: now}
-				if s, err := agg.Apply(as.state, &rec); err == nil {
-					as.state = s
-				} else {
-					delete(cache, e.StreamID) // reload from the log next time
-				}
-			}
-			out.Events = len(evs)
-		}
-		seen[c.ID] = out
-		x.results[i].Outcome = out
-		if lookup == lookupNone && (out.Events > 0 || out.Status == evokestore.OutcomeRejected && c.ProcessManager != "") {
-			// Executed inline, with the step that issued it: its events
-			// (or its rejection's) are its record (Outcomes).
-			continue
-		}
-		x.outcomes = append(x.outcomes, out)
+	discarded map[string]string
+}
+
+// correlationOf is the correlation ID of the events a command causes.
+func correlationOf(c *evokestore.OutboxCommand) string {
+	if c.CorrelationID == "" {
+		return c.ID
 	}
-	return x, nil
+	return c.CorrelationID
+}
+
+// reject records the rejection of the command i: its outcome, whether its
+// process manager discards the step's later commands, and the
+// CommandRejected event that takes the rejection to its instance.
+func (d *decisions) reject(i int, c *evokestore.OutboxCommand, out *evokestore.CommandOutcome, reason string) error {
+	x := d.x
+	reason = evokestore.Text(reason)
+	x.rejected++
+	out.Status, out.Error = evokestore.OutcomeRejected, reason
+	if pm := d.en.processManager(c.ProcessManager); pm != nil && pm.DiscardPending(FailedCommand{Command: *c, Reason: reason}) {
+		if d.discarded == nil {
+			d.discarded = map[string]string{}
+		}
+		d.discarded[stepKey(c)] = c.ID
+	}
+	if c.ProcessManager != "" {
+		data, err := json.Marshal(RejectionData{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Command: *c, Reason: reason})
+		if err != nil {
+			return fmt.Errorf("encode rejection of %s: %w", c.ID, err)
+		}
+		x.appends = append(x.appends, evokestore.NewEvent{
+			ID: RejectionEventID(c.ID), StreamID: RejectionStreamID(c.ID), StreamVersion: 1,
+			Type: TypeCommandRejected, Data: data, CorrelationID: correlationOf(c), CausationID: c.ID, Values: c.Values, RecordedAt: d.now,
+		})
+		x.owner = append(x.owner, i)
+	}
+	return nil
+}
+
+// accept records the events evs of the command i at its stream's next
+// versions, and applies them to the aggregate in cache, so that the next
+// command to it sees them.
+func (d *decisions) accept(i int, c *evokestore.OutboxCommand, out *evokestore.CommandOutcome, evs []NewEvent, cache map[string]*aggState) {
+	x, now := d.x, d.now
+	as := cache[StreamID(c.AggregateType, c.AggregateID)]
+	agg := d.en.aggregates[c.AggregateType]
+	for j, ne := range evs {
+		as.version++
+		e := evokestore.NewEvent{
+			ID: EventID(c.ID, j), StreamID: StreamID(c.AggregateType, c.AggregateID), StreamVersion: as.version,
+			Type: ne.Type, Data: ne.Data, CorrelationID: correlationOf(c), CausationID: c.ID, Values: ne.Values, RecordedAt: now,
+		}
+		x.appends = append(x.appends, e)
+		x.owner = append(x.owner, i)
+		rec := evokestore.Event{ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
+			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: now}
+		if s, err := agg.Apply(as.state, &rec); err == nil {
+			as.state = s
+		} else {
+			delete(cache, e.StreamID) // reload from the log next time
+		}
+	}
+	out.Events = len(evs)
 }
 
 // decide runs one command against its aggregate's current state and returns
