@@ -543,8 +543,6 @@ func (b *batch) chainedBy(id string) bool {
 // events committed since the end of what b read ahead, and returns the
 // chained instances' writes and history with their positions.
 func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec *execution, ch *chainResult) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
-	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
-	first := int64(0)
 	xs := append([]*execution{exec}, ch.execs...)
 	// The events committed between the batch's end and its appends, but
 	// for those of the batches in flight (known, see chain), are read with
@@ -558,6 +556,8 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 	if err := writeAll(ctx, tx, xs, nil, ra); err != nil {
 		return nil, nil, err
 	}
+	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
+	first := int64(0)
 	for _, x := range xs {
 		b.landed.record(x)
 		for i := range x.results {
@@ -569,31 +569,39 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 			}
 		}
 	}
-	read := 0
-	// check fails if one of the events committed meanwhile reaches a
-	// chained instance, which its chained steps would then pass over.
-	check := func(between []evokestore.Event) error {
-		if read += len(between); read > maxIntervening {
-			return fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
-		}
-		for i := range between {
-			ev := &between[i]
-			for rt := range r.route(ev).targets {
-				if ch.groups[rt.ID] == nil {
-					continue
-				}
-				if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
-					continue // stepped already
-				}
-				return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
-			}
-		}
-		return nil
+	chk := &intervening{r: r, b: b, ch: ch}
+	if err := chk.all(ctx, tx, ra, first, covered); err != nil {
+		return nil, nil, err
 	}
-	from := b.checkedTo
+	writes, history, err := ch.positioned(pos)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps := make([]int64, 0, len(ch.ids))
+	for id := range ch.ids {
+		ps = append(ps, pos[id])
+	}
+	b.landed.pending = rangesOf(ps)
+	return writes, history, nil
+}
+
+// intervening checks the events committed between the end of what a batch
+// read ahead and its first append.
+type intervening struct {
+	r    *router
+	b    *batch
+	ch   *chainResult
+	read int
+}
+
+// all checks the events read along with the appends (ra), then reads and
+// checks the rest up to first, the batch's first append, but for the
+// positions covered by the batches in flight.
+func (c *intervening) all(ctx context.Context, tx evokestore.Tx, ra *readAlong, first int64, covered [][2]int64) error {
+	from := c.b.checkedTo
 	if ra.done {
-		if err := check(ra.events); err != nil {
-			return nil, nil, err
+		if err := c.check(ra.events); err != nil {
+			return err
 		}
 		if len(ra.events) < interveningPage {
 			from = first // all read
@@ -603,12 +611,12 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 	}
 	for _, gap := range gaps(from, first, covered) {
 		for after := gap[0] - 1; after < gap[1]; {
-			between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: after, Until: gap[1], Types: r.types, Limit: interveningPage})
+			between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: after, Until: gap[1], Types: c.r.types, Limit: interveningPage})
 			if err != nil {
-				return nil, nil, fmt.Errorf("read the events committed since the batch: %w", err)
+				return fmt.Errorf("read the events committed since the batch: %w", err)
 			}
-			if err := check(between); err != nil {
-				return nil, nil, err
+			if err := c.check(between); err != nil {
+				return err
 			}
 			if len(between) < interveningPage {
 				break
@@ -616,6 +624,33 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 			after = between[len(between)-1].Position
 		}
 	}
+	return nil
+}
+
+// check fails if one of the events committed meanwhile reaches a
+// chained instance, which its chained steps would then pass over.
+func (c *intervening) check(between []evokestore.Event) error {
+	if c.read += len(between); c.read > maxIntervening {
+		return fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
+	}
+	for i := range between {
+		ev := &between[i]
+		for rt := range c.r.route(ev).targets {
+			if c.ch.groups[rt.ID] == nil {
+				continue
+			}
+			if in := c.b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
+				continue // stepped already
+			}
+			return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+		}
+	}
+	return nil
+}
+
+// positioned returns the chained instances' writes and history records
+// with the positions their events were appended at (pos, by event ID).
+func (ch *chainResult) positioned(pos map[string]int64) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
 	writes := make(map[string]*evokestore.InstanceWrite, len(ch.groups))
 	history := make(map[string][]evokestore.HistoryRecord, len(ch.groups))
 	for id, g := range ch.groups {
@@ -634,11 +669,6 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 		}
 		writes[id], history[id] = &w, hs
 	}
-	ps := make([]int64, 0, len(ch.ids))
-	for id := range ch.ids {
-		ps = append(ps, pos[id])
-	}
-	b.landed.pending = rangesOf(ps)
 	return writes, history, nil
 }
 
