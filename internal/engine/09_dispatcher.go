@@ -62,19 +62,39 @@ func (d *dispatcher) run(ctx context.Context) {
 // away: the store refusing its events, a timeout) parks its instance.
 func (d *dispatcher) pass(ctx context.Context) (int, error) {
 	ls := d.en.leases.Load()
+	cmds, err := d.read(ctx, ls)
+	if err != nil || len(cmds) == 0 {
+		return 0, err
+	}
+	_, err = d.en.execute(ctx, cmds, ls)
+	if err == nil {
+		d.en.counters.Dispatched.Add(int64(len(cmds)))
+		return len(cmds), nil
+	}
+	if ctx.Err() != nil {
+		return 0, err
+	}
+	d.en.conflict(err)
+	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
+	return d.oneByOne(ctx, cmds, ls)
+}
+
+// read returns the next batch of commands of the partitions ls holds,
+// whole steps only, without those of parked instances.
+func (d *dispatcher) read(ctx context.Context, ls *leaseSet) ([]evokestore.OutboxCommand, error) {
 	q := evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize}
 	if d.en.leaser != nil {
 		if len(ls.parts) == 0 {
-			return 0, nil
+			return nil, nil
 		}
 		q.Partitions = ls.parts
 	}
 	if err := d.unpark(ctx); err != nil {
-		return 0, err
+		return nil, err
 	}
 	all, err := d.en.store.Outbox(ctx, q)
 	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
+		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	if len(all) == q.Limit {
 		// A step's commands are decided in one transaction, so that a
@@ -96,24 +116,19 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 			cmds = append(cmds, c)
 		}
 	}
-	if len(cmds) == 0 {
-		return 0, nil
-	}
-	_, err = d.en.execute(ctx, cmds, ls)
-	if err == nil {
-		d.en.counters.Dispatched.Add(int64(len(cmds)))
-		return len(cmds), nil
-	}
-	if ctx.Err() != nil {
-		return 0, err
-	}
-	d.en.conflict(err)
-	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
+	return cmds, nil
+}
+
+// oneByOne dispatches cmds a step at a time, after their batch failed, so
+// that one bad command cannot hold up the others: an instance whose
+// command fails keeps its later commands back, in order, and one whose
+// command keeps failing is parked. It returns how many were dispatched.
+func (d *dispatcher) oneByOne(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) (int, error) {
 	blocked := map[string]bool{}
 	var firstErr error
 	n := 0
 	for i := 0; i < len(cmds); {
-		// One step's commands at a time (see above).
+		// One step's commands at a time (see read).
 		j := i + 1
 		for j < len(cmds) && stepKey(&cmds[j]) == stepKey(&cmds[i]) {
 			j++
