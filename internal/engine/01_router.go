@@ -615,6 +615,21 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	if err != nil {
 		return nil, fmt.Errorf("read log after %d: %w", after, err)
 	}
+	b := r.newBatch(ls, win, prevs)
+	if len(win.events) > 0 {
+		if err := r.stepBatch(ctx, b, win, prevs, head); err != nil {
+			return nil, err
+		}
+	}
+	for _, cp := range b.cps {
+		r.cps[cp.Partition].cp = cp
+	}
+	return b, nil
+}
+
+// newBatch starts the batch of the window win, with the checkpoints it
+// moves to; prevs are the batches in flight, newest first.
+func (r *router) newBatch(ls *leaseSet, win window, prevs []*batch) *batch {
 	events, skipped, newPos := win.events, win.skipped, win.readTo
 	b := &batch{ls: ls, fenceParts: ls.parts, more: win.more, readTo: newPos, checkedTo: win.checkedTo, landed: &landing{}}
 	for _, prev := range prevs {
@@ -641,26 +656,26 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	// them (run).
 	b.persist = len(events) > 0 || farthest >= scanWindow
 	b.skippedOnly = skipped && !b.persist
-	if len(events) > 0 {
-		now := r.en.cfg.Clock.Now()
-		b.groups, b.order, b.orphans = r.correlate(events, win.routes, true, b.chainedBy)
-		if err := r.load(ctx, ls, b.groups, b.order, prevs); err != nil {
-			return nil, err
-		}
-		r.stepAll(b.groups, b.order, now, false)
-		if err := r.settle(ctx, b, prevs); err != nil {
-			return nil, err
-		}
-		if r.chainable(b, head) {
-			if b.chain, err = r.chain(ctx, b, prevs); err != nil {
-				return nil, err
-			}
-		} else {
-			r.perEvent = 1
-		}
+	return b
+}
+
+// stepBatch correlates the window's events, loads their instances, steps
+// them, executes their commands ahead and chains the follow-on steps.
+func (r *router) stepBatch(ctx context.Context, b *batch, win window, prevs []*batch, head int64) error {
+	now := r.en.cfg.Clock.Now()
+	b.groups, b.order, b.orphans = r.correlate(win.events, win.routes, true, b.chainedBy)
+	if err := r.load(ctx, b.ls, b.groups, b.order, prevs); err != nil {
+		return err
 	}
-	for _, cp := range b.cps {
-		r.cps[cp.Partition].cp = cp
+	r.stepAll(b.groups, b.order, now, false)
+	if err := r.settle(ctx, b, prevs); err != nil {
+		return err
 	}
-	return b, nil
+	if !r.chainable(b, head) {
+		r.perEvent = 1
+		return nil
+	}
+	var err error
+	b.chain, err = r.chain(ctx, b, prevs)
+	return err
 }
