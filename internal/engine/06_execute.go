@@ -52,6 +52,51 @@ type CommandResult struct {
 // registered here), so are its later ones.
 func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	b.outbox, b.queued, b.exec, b.queuedIDs = nil, nil, nil, nil
+	b.gatherOutbox()
+	if len(b.outbox) == 0 {
+		return nil
+	}
+	if !r.en.cfg.InlineDispatch {
+		b.queue(b.outbox)
+		return nil
+	}
+	waiting, err := r.waiting(ctx, b, prevs)
+	if err != nil {
+		return err
+	}
+	if waiting == nil {
+		b.queue(b.outbox)
+		return nil
+	}
+	now := b.outbox // usually every command runs now: no copy
+	if len(waiting) > 0 {
+		now = nil
+		var queued []evokestore.OutboxCommand
+		for i := range b.outbox {
+			if c := &b.outbox[i]; waiting[c.InstanceID] {
+				queued = append(queued, *c)
+			} else {
+				now = append(now, *c)
+			}
+		}
+		b.queue(queued)
+	}
+	if len(now) == 0 {
+		return nil
+	}
+	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone)
+	if errors.Is(err, ErrStepTimeout) {
+		// An aggregate overran: the dispatcher runs the commands, and
+		// parks the instance if it keeps overrunning.
+		b.exec = nil
+		b.queue(now)
+		return nil
+	}
+	return err
+}
+
+// gatherOutbox collects the commands the batch's steps issued, in order.
+func (b *batch) gatherOutbox() {
 	n := 0
 	for _, id := range b.order {
 		n += len(b.groups[id].outbox)
@@ -62,13 +107,14 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 	for _, id := range b.order {
 		b.outbox = append(b.outbox, b.groups[id].outbox...)
 	}
-	if len(b.outbox) == 0 {
-		return nil
-	}
-	if !r.en.cfg.InlineDispatch {
-		b.queue(b.outbox)
-		return nil
-	}
+}
+
+// waiting returns the instances of b whose commands are queued: those with
+// commands waiting in the outbox or queued by the batches in flight
+// (prevs), and those with a command to an aggregate not registered here.
+// It returns nil when there are too many queued commands to tell: then
+// all are queued.
+func (r *router) waiting(ctx context.Context, b *batch, prevs []*batch) (map[string]bool, error) {
 	// Only instances that were in the store can have commands queued: the
 	// router writes an instance's queued commands with the instance, so a
 	// new one has none (nor one whose earlier incarnation was purged: the
@@ -85,11 +131,10 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 		var err error
 		pending, err = r.en.store.Outbox(ctx, evokestore.OutboxQuery{ProcessManager: r.name, Instances: ids, Limit: maxPendingScan})
 		if err != nil {
-			return fmt.Errorf("look for queued commands: %w", err)
+			return nil, fmt.Errorf("look for queued commands: %w", err)
 		}
 		if len(pending) == maxPendingScan {
-			b.queue(b.outbox)
-			return nil
+			return nil, nil
 		}
 	}
 	waiting := make(map[string]bool, len(pending))
@@ -112,32 +157,7 @@ func (r *router) settle(ctx context.Context, b *batch, prevs []*batch) error {
 			waiting[c.InstanceID] = true
 		}
 	}
-	now := b.outbox // usually every command runs now: no copy
-	if len(waiting) > 0 {
-		now = nil
-		var queued []evokestore.OutboxCommand
-		for i := range b.outbox {
-			if c := &b.outbox[i]; waiting[c.InstanceID] {
-				queued = append(queued, *c)
-			} else {
-				now = append(now, *c)
-			}
-		}
-		b.queue(queued)
-	}
-	if len(now) == 0 {
-		return nil
-	}
-	var err error
-	b.exec, err = r.en.decideAll(ctx, r.en.store, now, inflightAggs(prevs), lookupNone)
-	if errors.Is(err, ErrStepTimeout) {
-		// An aggregate overran: the dispatcher runs the commands, and
-		// parks the instance if it keeps overrunning.
-		b.exec = nil
-		b.queue(now)
-		return nil
-	}
-	return err
+	return waiting, nil
 }
 
 // maxPendingScan bounds the outbox rows read to learn which instances of a
