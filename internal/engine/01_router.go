@@ -29,7 +29,7 @@ type router struct {
 	// usesDeadlines: the process manager has a timeout or named
 	// deadlines, so every step rewrites the instance's deadlines.
 	usesDeadlines bool
-	// stepTimeout bounds a step in wall-clock time (watchdog.go); 0: none.
+	// stepTimeout bounds a step in wall-clock time (05_watchdog.go); 0: none.
 	stepTimeout time.Duration
 
 	// mu serialises the router's passes with operator actions, so that an
@@ -40,9 +40,9 @@ type router struct {
 	// cache holds instances as this router committed them (nil: none).
 	cache *instCache
 	// skips are the positions of the events this router chained in
-	// landed batches, until its checkpoints pass them (chain.go).
+	// landed batches, until its checkpoints pass them (07_chain.go).
 	skips [][2]int64
-	// ahead is the log read past the prepared checkpoints (ahead.go).
+	// ahead is the log read past the prepared checkpoints (02_read.go).
 	ahead *lookahead
 	// unpersisted: the last landed batch passed over chained events
 	// without writing its checkpoints; they are written before the router
@@ -69,7 +69,7 @@ type partCP struct {
 type item struct {
 	ev   *evokestore.Event
 	kind RouteKind
-	// chained: ev is appended by the batch that steps it (chain.go); it
+	// chained: ev is appended by the batch that steps it (07_chain.go); it
 	// has no position yet.
 	chained bool
 }
@@ -81,7 +81,7 @@ type group struct {
 	token     int64 // the partition's lease token
 	items     []item
 	inst      *evokestore.Instance // nil when absent from the store
-	// start is inst's state already decoded, or nil (chain.go hands a
+	// start is inst's state already decoded, or nil (07_chain.go hands a
 	// round the state the round before left); the group owns it.
 	start any
 
@@ -537,9 +537,9 @@ type batch struct {
 	fellBack bool
 
 	// readTo is the log position the batch read up to; checkedTo the end
-	// of the log read ahead with it (ahead.go).
+	// of the log read ahead with it (02_read.go).
 	readTo, checkedTo int64
-	// chain are the follow-on steps prepared with the batch (chain.go);
+	// chain are the follow-on steps prepared with the batch (07_chain.go);
 	// chainDropped: the batch was written without them.
 	chain        *chainResult
 	chainDropped bool
@@ -548,7 +548,7 @@ type batch struct {
 	// writers appended.
 	prevChained []map[string]bool
 	prevLanded  []*landing
-	// landed is where the batch's writer appended (chain.go).
+	// landed is where the batch's writer appended (07_chain.go).
 	landed *landing
 	// skippedOnly: the batch passed over chained events and does not
 	// write its checkpoints (router.unpersisted).
@@ -609,8 +609,8 @@ func (r *router) prepare(ctx context.Context, inflight []*flight) (*batch, error
 	}
 	// Every position up to head is committed (the stores assign positions
 	// in commit order), so what is read is final. The positions of events
-	// this router chained are not read again (chain.go); the log is read
-	// ahead of the batch (ahead.go).
+	// this router chained are not read again (07_chain.go); the log is read
+	// ahead of the batch (02_read.go).
 	win, err := r.next(ctx, after, head, r.chainedRanges(prevs))
 	if err != nil {
 		return nil, fmt.Errorf("read log after %d: %w", after, err)

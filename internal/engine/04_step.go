@@ -372,7 +372,7 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStart, SystemTime: now, ProcessManager: r.name, InstanceID: g.id})
 	}
 	inst.Version++
-	if !it.chained { // else it has no position yet: the writer sets it (chain.go)
+	if !it.chained { // else it has no position yet: the writer sets it (07_chain.go)
 		inst.LastPosition = ev.Position
 	}
 	inst.Phase = res.Phase

@@ -241,7 +241,7 @@ func (en *Engine) decideAll(ctx context.Context, tx evokestore.Querier, cmds []e
 		return en.decideEach(ctx, tx, cmds, overlay, lookup, nil)
 	}
 	// Bounded: decided on a goroutine of their own, which is abandoned if
-	// an aggregate's Execute overruns (see watchdog.go).
+	// an aggregate's Execute overruns (see 05_watchdog.go).
 	w := &slot{}
 	type result struct {
 		x   *execution

@@ -33,7 +33,7 @@ import (
 //
 // Order: an instance must see its events in log order. The
 // batch read the log up to position readTo, and ahead of it up to
-// checkedTo (ahead.go): an instance that an event read ahead reaches is
+// checkedTo (02_read.go): an instance that an event read ahead reaches is
 // not chained. Its appends take the positions after every event committed
 // before them (the stores assign positions in commit order and hold the
 // append lock until commit). So the only events a chained instance could
