@@ -95,10 +95,11 @@ type pmAdapter[S any] struct {
 	// timed makes Step measure Apply and Handle (StepResult.Took), for
 	// telemetry.
 	timed bool
+	codec stateCodec[S]
 }
 
 func newPMAdapter[S any](pm ProcessManager[S], timed bool) *pmAdapter[S] {
-	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn(), timed: timed}
+	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn(), timed: timed, codec: newStateCodec(pm)}
 	a.comp, _ = pm.(Compensator[S])
 	a.done, _ = pm.(Completer[S])
 	a.status, _ = pm.(StatusReporter[S])
@@ -165,18 +166,19 @@ func (a *pmAdapter[S]) DiscardPending(failed engine.FailedCommand) (discard bool
 	return a.discarder.DiscardPending(failedCommand(failed))
 }
 
+// Load decodes a stored state, upgraded to the process manager's state
+// version; a state that does not load fails with a *StateError, which parks
+// the instance at once.
 func (a *pmAdapter[S]) Load(b []byte) (any, error) {
-	var s S
-	if len(b) == 0 {
-		return s, nil
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := a.codec.decode(b)
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (a *pmAdapter[S]) Save(state any) ([]byte, error) { return json.Marshal(state.(S)) }
+// Save encodes a state at the process manager's state version.
+func (a *pmAdapter[S]) Save(state any) ([]byte, error) { return a.codec.encode(state.(S)) }
 
 func (a *pmAdapter[S]) Phase(state any) (phase string) {
 	if a.status == nil {

@@ -22,7 +22,7 @@
 // which InterestedIn does not list: CommandRejectedEvent after an aggregate
 // rejected a command (Rejected returns its RejectedData), TimeoutEvent when
 // the inactivity timeout passed (IsTimeout) and DeadlineEvent when a named
-// deadline passed (DeadlineOf returns its DeadlineData).
+// deadline passed (DeadlineOf returns the Deadline).
 //
 // An Aggregate over its own state type decides on commands (Execute) and
 // evolves from its events (Apply).
@@ -82,6 +82,25 @@
 // travels the same way under TraceParentKey and TraceStateKey: package
 // evokeotel writes it onto an event (Inject) and makes its spans children
 // of the trace it finds there.
+//
+// # Reading instances
+//
+// ReadInstance returns an instance with its state typed, its user-level
+// status and its outcome (the runtime's status: running, parked,
+// completed, …); ListInstances lists them by outcome; Runtime.History,
+// HeldEvents and ParkedEvents return an instance's steps, the events it
+// holds, and the events whose correlation failed.
+//
+// # Changing a process manager
+//
+// A process manager whose state type changed implements Versioned: its
+// state version and an Upcaster from each older version. Stored states are
+// upgraded when loaded and written back at the new version; a state that
+// does not load parks its instance at once with a *StateError. Replay runs
+// the recorded events of stored instances through the current code and
+// reports each instance whose commands, statuses, completion or final
+// state would differ, with the first differing step: run it (or
+// evoketest.Replay) before deploying a change.
 //
 // # Input
 //

@@ -28,8 +28,17 @@ var (
 	ErrStarted = errors.New("evoke: runtime already started")
 	// ErrNotStarted reports a call that needs a started runtime.
 	ErrNotStarted = errors.New("evoke: runtime not started")
-	// ErrNotFound reports an instance that does not exist.
-	ErrNotFound = errors.New("evoke: not found")
+	// ErrNotFound reports an instance, a process manager or an event that
+	// is not there; evokeops, the web UI and the CLI report the same value.
+	ErrNotFound = evokestore.ErrNotFound
+	// ErrNotParked reports a Retry or Skip of an instance that is neither
+	// failing nor parked, a Cancel of one that has ended, or a RetryEvent
+	// or SkipEvent of an event that is not parked.
+	ErrNotParked = evokestore.ErrNotParked
+	// ErrNotOwner reports an operator action on an instance whose
+	// partition another node leases: act through that node, or from the
+	// store with evokeops.
+	ErrNotOwner = evokestore.ErrNotOwner
 )
 
 // PanicError is a panic in user code (Correlate, Apply, Handle, Compensate,

@@ -41,7 +41,7 @@ func TestStoreOperatorActions(t *testing.T) {
 	if s := state(t, in); strings.Join(s.Seen, ",") != "Cont,Done" {
 		t.Errorf("after retry: seen %v, want the held events in order", s.Seen)
 	}
-	if err := evokeops.Retry(ctx, other, "rec", "r1"); !errors.Is(err, evokeops.ErrNotStuck) {
+	if err := evokeops.Retry(ctx, other, "rec", "r1"); !errors.Is(err, evoke.ErrNotParked) {
 		t.Errorf("Retry of a completed instance: %v", err)
 	}
 	hist, _ := st.History(ctx, "rec", "r1")
@@ -75,6 +75,19 @@ func TestStoreOperatorActions(t *testing.T) {
 		t.Errorf("history does not record the skipped event: %+v", hist)
 	}
 
+	// Skip of the only held event: running again, the failure gone.
+	if _, err := rt.Append(ctx, "s", evoke.AnyVersion, evoke.Event{Type: "Bad", Data: []byte(`{"id":"s2","n":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, st, "rec", "s2", evokestore.StatusParked)
+	if err := evokeops.Skip(ctx, other, "rec", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	in = waitStatus(t, st, "rec", "s2", evokestore.StatusRunning)
+	if in.LastError != "" || !in.NextAttemptAt.IsZero() || in.Attempts != 0 {
+		t.Errorf("after skip: last error %q, next attempt %v, attempts %d; want none", in.LastError, in.NextAttemptAt, in.Attempts)
+	}
+
 	// Cancel: a parked instance becomes a tombstone; its held events go,
 	// and a later event is dropped.
 	hooks.setPanic("c1", true)
@@ -88,16 +101,16 @@ func TestStoreOperatorActions(t *testing.T) {
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c1"})
 	evoketest.WaitIdle(t, rt, 0)
 	in, _ = instance(t, st, "rec", "c1")
-	if in.Status != evokestore.StatusCancelled {
-		t.Errorf("cancelled instance is %s", in.Status)
+	if in.Status != evokestore.StatusCancelled || in.Outcome != evokestore.EndCancelled {
+		t.Errorf("cancelled instance is %s, outcome %q", in.Status, in.Outcome)
 	}
 	if held, _ := st.Held(ctx, "rec", "c1"); len(held) != 0 {
 		t.Errorf("held after cancel: %+v", held)
 	}
-	if err := evokeops.Cancel(ctx, other, "rec", "nobody"); !errors.Is(err, evokeops.ErrNoInstance) {
+	if err := evokeops.Cancel(ctx, other, "rec", "nobody"); !errors.Is(err, evoke.ErrNotFound) {
 		t.Errorf("Cancel of a missing instance: %v", err)
 	}
-	if err := evokeops.Skip(ctx, other, "rec", "r1"); !errors.Is(err, evokeops.ErrNotStuck) {
+	if err := evokeops.Skip(ctx, other, "rec", "r1"); !errors.Is(err, evoke.ErrNotParked) {
 		t.Errorf("Skip of a completed instance: %v", err)
 	}
 
@@ -118,7 +131,7 @@ func TestStoreOperatorActions(t *testing.T) {
 	if len(hist) != 1 || hist[0].Kind != evokestore.KindSkipped || hist[0].EventType != "PanicCorrelate" {
 		t.Errorf("history under no instance: %+v", hist)
 	}
-	if err := evokeops.SkipEvent(ctx, other, "rec", bad.Position); !errors.Is(err, evokeops.ErrNothingHeld) {
+	if err := evokeops.SkipEvent(ctx, other, "rec", bad.Position); !errors.Is(err, evoke.ErrNotParked) {
 		t.Errorf("second SkipEvent: %v", err)
 	}
 }

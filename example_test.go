@@ -44,13 +44,18 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	for {
-		insts, _ := store.Instances(ctx, orderfulfillment.Name, []string{"order-1"})
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		insts, err := store.Instances(ctx, orderfulfillment.Name, []string{"order-1"})
+		if err != nil {
+			panic(err)
+		}
 		if len(insts) == 1 && insts[0].Status.Done() {
 			fmt.Println(insts[0].ID, insts[0].Status, insts[0].Phase, "after", insts[0].Version, "steps")
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Now().After(deadline) {
+			panic("order-1 did not complete within a minute")
+		}
 	}
 	hist, _ := store.History(ctx, orderfulfillment.Name, "order-1")
 	for _, h := range hist {

@@ -180,6 +180,20 @@ func TestSkipAndCancel(t *testing.T) {
 		t.Errorf("history does not record the skip: %+v", hist)
 	}
 
+	// Skipping its only held event leaves the instance running with
+	// nothing of the failure left: no last error, no next attempt.
+	if _, err := rt.Append(ctx, "s", evoke.AnyVersion, evoke.Event{Type: "Bad", Data: []byte(`{"id":"s2","n":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, st, "rec", "s2", evokestore.StatusParked)
+	if err := rt.Skip(ctx, "rec", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	in = waitStatus(t, st, "rec", "s2", evokestore.StatusRunning)
+	if in.LastError != "" || !in.NextAttemptAt.IsZero() || in.Attempts != 0 {
+		t.Errorf("after skip: last error %q, next attempt %v, attempts %d; want none", in.LastError, in.NextAttemptAt, in.Attempts)
+	}
+
 	// A parked instance cancelled: a tombstone that drops later events.
 	hooks.setPanic("c1", true)
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c1"})
@@ -192,8 +206,8 @@ func TestSkipAndCancel(t *testing.T) {
 	appendEvent(t, rt, "s", "Cont", recData{ID: "c1"})
 	evoketest.WaitIdle(t, rt, 0)
 	in, _ = instance(t, st, "rec", "c1")
-	if in.Status != evokestore.StatusCancelled || in.Version != 0 {
-		t.Errorf("cancelled instance = %s v%d", in.Status, in.Version)
+	if in.Status != evokestore.StatusCancelled || in.Version != 0 || in.Outcome != evokestore.EndCancelled {
+		t.Errorf("cancelled instance = %s v%d, outcome %q", in.Status, in.Version, in.Outcome)
 	}
 	if held, _ := st.Held(ctx, "rec", "c1"); len(held) != 0 {
 		t.Errorf("held after cancel: %+v", held)

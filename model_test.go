@@ -524,7 +524,7 @@ func userEvent(e evoke.Event) evoke.Event {
 			e.Type = evoke.TimeoutEvent
 		} else {
 			e.Type = evoke.DeadlineEvent
-			e.Data, _ = json.Marshal(evoke.DeadlineData{Name: d.Name, At: d.At})
+			e.Data, _ = json.Marshal(evoke.Deadline{Name: d.Name, At: d.At})
 		}
 	}
 	return e

@@ -27,6 +27,8 @@ func optionalMethods[S any]() []optionalMethod {
 		{"Strict", reflect.TypeFor[Strict](), "Strict() bool"},
 		{"OnFailure", reflect.TypeFor[FailureHandler](), "OnFailure(f evoke.Failure) evoke.FailureAction"},
 		{"DiscardPending", reflect.TypeFor[Discarder](), "DiscardPending(rejected evoke.FailedCommand) bool"},
+		{"StateVersion", reflect.TypeFor[Versioned](), "StateVersion() int"},
+		{"Upcasters", reflect.TypeFor[Versioned](), "Upcasters() map[int]evoke.Upcaster"},
 	}
 }
 
@@ -37,7 +39,7 @@ func checkOptional[S any](pm ProcessManager[S]) error {
 	t := reflect.TypeOf(pm)
 	state := reflect.TypeFor[S]().String()
 	for _, o := range optionalMethods[S]() {
-		want := fmt.Sprintf(o.sig, state)
+		want := strings.ReplaceAll(o.sig, "%s", state)
 		m, ok := t.MethodByName(o.name)
 		if !ok {
 			if t.Kind() != reflect.Pointer {
@@ -48,12 +50,37 @@ func checkOptional[S any](pm ProcessManager[S]) error {
 			}
 			continue
 		}
-		if !t.Implements(o.iface) {
+		im, _ := o.iface.MethodByName(o.name)
+		if !sameSignature(m.Type, im.Type) {
 			return fmt.Errorf("%w: process manager %q: method %s is %s, want %s (%s)",
 				ErrInvalid, pm.Name(), o.name, methodSig(m), want, o.iface)
 		}
 	}
+	for _, o := range optionalMethods[S]() {
+		if _, ok := t.MethodByName(o.name); ok && !t.Implements(o.iface) {
+			return fmt.Errorf("%w: process manager %q: method %s without the other methods of %s", ErrInvalid, pm.Name(), o.name, o.iface)
+		}
+	}
 	return nil
+}
+
+// sameSignature reports whether method type m (receiver first) has the
+// signature of interface method type im.
+func sameSignature(m, im reflect.Type) bool {
+	if m.NumIn() != im.NumIn()+1 || m.NumOut() != im.NumOut() || m.IsVariadic() != im.IsVariadic() {
+		return false
+	}
+	for i := range im.NumIn() {
+		if m.In(i+1) != im.In(i) {
+			return false
+		}
+	}
+	for i := range im.NumOut() {
+		if m.Out(i) != im.Out(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // methodSig shows a method's signature without its receiver.
@@ -88,12 +115,12 @@ func Rejected(e Event) (RejectedData, bool) {
 	return d, true
 }
 
-// DeadlineOf returns the data of a DeadlineEvent, and false for any other
-// event.
-func DeadlineOf(e Event) (DeadlineData, bool) {
-	var d DeadlineData
+// DeadlineOf returns the deadline a DeadlineEvent reports as passed, and
+// false for any other event.
+func DeadlineOf(e Event) (Deadline, bool) {
+	var d Deadline
 	if e.Type != DeadlineEvent || json.Unmarshal(e.Data, &d) != nil {
-		return DeadlineData{}, false
+		return Deadline{}, false
 	}
 	return d, true
 }

@@ -32,6 +32,11 @@ type (
 	badStatus     struct{ optBase }
 	badStrict     struct{ optBase }
 	ptrStatus     struct{ optBase }
+	badVersion    struct{ optBase }
+	badUpcasters  struct{ optBase }
+	onlyVersion   struct{ optBase }
+	badOnFailure  struct{ optBase }
+	badDiscard    struct{ optBase }
 	goodOptional  struct{ optBase }
 )
 
@@ -44,6 +49,17 @@ func (badCompleted) Completed(s *optState) bool       { return false }
 func (badStatus) Status(s optState) (string, error)   { return "", nil }
 func (badStrict) Strict()                             {}
 func (*ptrStatus) Status(s optState) string           { return "" }
+func (badVersion) StateVersion() int64                { return 2 }
+func (badVersion) Upcasters() map[int]evoke.Upcaster  { return nil }
+func (badUpcasters) StateVersion() int                { return 2 }
+func (badUpcasters) Upcasters() map[int]func([]byte) []byte {
+	return nil
+}
+
+func (onlyVersion) StateVersion() int { return 2 }
+
+func (badOnFailure) OnFailure(err error) evoke.FailureAction              { return evoke.FailureAction{} }
+func (badDiscard) DiscardPending(rejected evoke.Command, why string) bool { return true }
 
 func (goodOptional) Compensate(s optState, failed evoke.FailedCommand) ([]evoke.Command, bool) {
 	return nil, false
@@ -53,6 +69,12 @@ func (goodOptional) Deadlines(s optState) []evoke.Deadline { return nil }
 func (goodOptional) Completed(s optState) bool             { return false }
 func (goodOptional) Status(s optState) string              { return "" }
 func (goodOptional) Strict() bool                          { return true }
+func (goodOptional) StateVersion() int                     { return 1 }
+func (goodOptional) Upcasters() map[int]evoke.Upcaster     { return nil }
+func (goodOptional) OnFailure(f evoke.Failure) evoke.FailureAction {
+	return f.RetryWithBackoff()
+}
+func (goodOptional) DiscardPending(rejected evoke.FailedCommand) bool { return false }
 
 func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 	t.Parallel()
@@ -67,6 +89,11 @@ func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 		{"Completed", badCompleted{}, "method Completed is Completed(*evoke_test.optState) bool, want Completed(state evoke_test.optState) bool"},
 		{"Status", badStatus{}, "want Status(state evoke_test.optState) string"},
 		{"Strict", badStrict{}, "method Strict is Strict(), want Strict() bool"},
+		{"StateVersion", badVersion{}, "method StateVersion is StateVersion() int64, want StateVersion() int"},
+		{"Upcasters", badUpcasters{}, "want Upcasters() map[int]evoke.Upcaster"},
+		{"StateVersion alone", onlyVersion{}, "method StateVersion without the other methods of evoke.Versioned"},
+		{"OnFailure", badOnFailure{}, "method OnFailure is OnFailure(error) evoke.FailureAction, want OnFailure(f evoke.Failure) evoke.FailureAction"},
+		{"DiscardPending", badDiscard{}, "want DiscardPending(rejected evoke.FailedCommand) bool"},
 		{"pointer receiver", ptrStatus{}, "Status has a pointer receiver"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,7 +127,7 @@ func TestSyntheticEventHelpers(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	rejected := evoke.NewEvent(evoke.CommandRejectedEvent, evoke.RejectedData{CommandType: "pay", Reason: "declined"})
-	deadline := evoke.NewEvent(evoke.DeadlineEvent, evoke.DeadlineData{Name: "remind", At: at})
+	deadline := evoke.NewEvent(evoke.DeadlineEvent, evoke.Deadline{Name: "remind", At: at})
 	timeout := evoke.Event{Type: evoke.TimeoutEvent}
 	other := evoke.Event{Type: "E", Data: json.RawMessage(`{}`)}
 

@@ -133,8 +133,10 @@ func TestLooksAtTheLogWhenEventsAreCommitted(t *testing.T) {
 	}
 	looks := st.heads.Load() - base
 	t.Logf("%d looks at the log for %d relays", looks, n)
-	if looks < n || looks > 3*n {
-		t.Errorf("%d looks at the log for %d relays, each committed on its own: want 2 a relay (at most 3)", looks, n)
+	// Two a relay; a wake-up that arrives while the router is between a
+	// landing and its next look can add one now and then, never one a relay.
+	if looks < 2*n || looks > 2*n+n/4 {
+		t.Errorf("%d looks at the log for %d relays, each committed on its own: want 2 a relay (and a few more at most)", looks, n)
 	}
 	for i := range n {
 		verifyRelay(t, raw, fmt.Sprint("r", i), []string{"Begin", "Relayed", "Relayed", "Relayed"})

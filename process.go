@@ -90,10 +90,12 @@ type Deadliner[S any] interface {
 	Deadlines(state S) []Deadline
 }
 
-// Deadline is a named point in time of one instance.
+// Deadline is a named point in time of one instance: what Deadlines
+// returns, and the data of the DeadlineEvent that Handle receives when it
+// passes (DeadlineOf).
 type Deadline struct {
-	Name string
-	At   time.Time
+	Name string    `json:"name"`
+	At   time.Time `json:"at"`
 }
 
 // Event types the runtime delivers to Handle itself.
@@ -102,7 +104,7 @@ const (
 	// passes.
 	TimeoutEvent = "$timeout"
 	// DeadlineEvent is delivered when a named deadline passes; its data is
-	// DeadlineData.
+	// the Deadline (DeadlineOf).
 	DeadlineEvent = "$deadline"
 	// CommandRejectedEvent is delivered to Apply and Handle right after
 	// Compensate (or instead of it, for a process manager without one)
@@ -120,12 +122,6 @@ type RejectedData struct {
 	AggregateID   string          `json:"aggregate_id"`
 	Payload       json.RawMessage `json:"payload,omitempty"`
 	Reason        string          `json:"reason"`
-}
-
-// DeadlineData is the data of a DeadlineEvent.
-type DeadlineData struct {
-	Name string    `json:"name"`
-	At   time.Time `json:"at"`
 }
 
 // FailedCommand describes a command its aggregate rejected.

@@ -15,6 +15,7 @@ import (
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // recall is a process manager of orders: OrderOpened starts one, and
@@ -528,5 +529,64 @@ func TestExecuteTimeBound(t *testing.T) {
 				once.Do(func() { close(release) })
 			})
 		})
+	}
+}
+
+// TestOperatorActionOnAnotherNodesInstance: through a runtime whose node
+// does not lease the instance's partition, an operator action fails with
+// ErrNotOwner, which a caller can match; through the owner it acts.
+func TestOperatorActionOnAnotherNodesInstance(t *testing.T) {
+	st := openPGStore(t)
+	ctx := context.Background()
+	cfg := func(node string) *evoke.Config {
+		c := quietConfig()
+		c.NodeID, c.Partitions, c.LeaseTTL, c.MaxAttempts = node, 2, time.Second, 1
+		return c
+	}
+	nodes := map[string]*evoke.Runtime{}
+	for _, node := range []string{"n1", "n2"} {
+		rt := newRuntime(t, st, cfg(node))
+		if err := evoke.RegisterProcessManager(rt, recall{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		nodes[node] = rt
+	}
+	owner := map[int]string{}
+	evoketest.Eventually(t, 30*time.Second, "each node leasing one partition", func() bool {
+		leases, err := st.PartitionLeases(ctx)
+		if err != nil {
+			return false
+		}
+		for _, l := range leases {
+			owner[l.Partition] = l.Node
+		}
+		return len(leases) == 2 && owner[0] != "" && owner[1] != "" && owner[0] != owner[1]
+	})
+	// Two orders opened twice (StartNew), so that both park, one in
+	// each partition.
+	var ids []string
+	for i := 0; len(ids) < 2; i++ {
+		id := fmt.Sprintf("o-%d", i)
+		if len(ids) == 1 && engine.PartitionOf(id, 2) == engine.PartitionOf(ids[0], 2) {
+			continue
+		}
+		ids = append(ids, id)
+		appendEvent(t, nodes["n1"], id+"-a", "OrderOpened", map[string]string{"order": id})
+		appendEvent(t, nodes["n1"], id+"-b", "OrderOpened", map[string]string{"order": id})
+	}
+	for _, id := range ids {
+		evoketest.Eventually(t, 30*time.Second, id+" parked", func() bool {
+			in, _ := instance(t, st, "recall", id)
+			return in.Status == evokestore.StatusParked
+		})
+		p := engine.PartitionOf(id, 2)
+		other := map[string]string{"n1": "n2", "n2": "n1"}[owner[p]]
+		if err := nodes[other].Skip(ctx, "recall", id); !errors.Is(err, evoke.ErrNotOwner) {
+			t.Fatalf("Skip of %s through %s (partition %d is %s's): %v, want ErrNotOwner", id, other, p, owner[p], err)
+		}
+		if err := nodes[owner[p]].Skip(ctx, "recall", id); err != nil {
+			t.Fatalf("Skip of %s through its owner %s: %v", id, owner[p], err)
+		}
 	}
 }

@@ -71,13 +71,17 @@ func (rt *Runtime) register(kind, name string) error {
 // RegisterProcessManager adds a process manager to rt, before Start. opts
 // may be nil for the defaults. A process manager with a method named like
 // one of an optional interface (Compensate, Timeout, Deadlines, Completed,
-// Status, Strict) that does not implement it, by its signature or by a
-// pointer receiver, is refused with ErrInvalid naming the signature wanted.
+// Status, Strict, OnFailure, DiscardPending, StateVersion, Upcasters) that
+// does not implement it, by its signature or by a pointer receiver, is
+// refused with ErrInvalid naming the signature wanted.
 func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *ProcessManagerOpts) error {
 	if pm == nil {
 		return fmt.Errorf("%w: nil process manager", ErrInvalid)
 	}
 	if err := checkOptional(pm); err != nil {
+		return err
+	}
+	if err := newStateCodec(pm).check(); err != nil {
 		return err
 	}
 	if len(pm.InterestedIn()) == 0 {
@@ -348,7 +352,19 @@ func StreamID(aggregateType, aggregateID string) string {
 
 // Stats are the runtime's counters since New.
 type Stats struct {
-	Steps, Batches, Commands, Dispatched, Rejected, Failures, Parked, Completed int64
+	// Steps counts the steps committed (an event applied and handled by
+	// an instance); Batches the batches of steps prepared and written.
+	Steps, Batches int64
+	// Commands counts the commands steps issued (suppressed ones aside);
+	// Dispatched those executed, with their step or from the outbox, and
+	// Rejected those their aggregate rejected. (The store counts them for
+	// every runtime that shares it: see evokestore.TallyReader.)
+	Commands, Dispatched, Rejected int64
+	// Failures counts failed steps committed (retried, parked, skipped or
+	// stopped by the process manager's OnFailure); Parked the instances
+	// parked, by a step or by a command that could not be dispatched;
+	// Completed the instances completed (not the cancelled or stopped).
+	Failures, Parked, Completed int64
 	// Dropped events: for completed instances, stops for missing
 	// instances, continues for missing instances of strict process
 	// managers, deadlines the instance had moved past.

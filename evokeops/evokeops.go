@@ -17,23 +17,12 @@ package evokeops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
-)
-
-var (
-	// ErrNoInstance reports an instance the store does not hold.
-	ErrNoInstance = errors.New("evokeops: no such instance")
-	// ErrNotStuck reports a retry or skip of an instance that is neither
-	// failing nor parked, or a cancel of one that already ended.
-	ErrNotStuck = errors.New("evokeops: instance is not failing or parked")
-	// ErrNothingHeld reports a skip of an instance that holds no event, or
-	// of an event that is not parked.
-	ErrNothingHeld = errors.New("evokeops: instance holds no event")
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // ParkedEvents returns the events parked for a process manager because its
@@ -54,7 +43,7 @@ func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, 
 		}
 		i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
 		if i < 0 {
-			return fmt.Errorf("%w: no event parked at position %d for %s", ErrNothingHeld, position, processManager)
+			return fmt.Errorf("%w: no event parked at position %d for %s", evokestore.ErrNotParked, position, processManager)
 		}
 		rec := evokestore.HistoryRecord{ProcessManager: processManager, Kind: evokestore.KindSkipped, Position: position,
 			Error: held[i].Error, RecordedAt: time.Now(), Node: "evokeops"}
@@ -84,8 +73,9 @@ func Retry(ctx context.Context, st evokestore.Store, processManager, id string) 
 }
 
 // Skip drops the first event a failing or parked instance holds (the one
-// it is stuck on), records it in the instance's history, and asks for the
-// instance to be run again now with its other held events.
+// it is stuck on), records it in the instance's history with its error
+// (the instance's last error, which it clears), and asks for the instance
+// to be run again now with its other held events.
 func Skip(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
 		if err := stuck(in); err != nil {
@@ -96,11 +86,12 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 			return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
 		}
 		if len(held) == 0 {
-			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s", ErrNothingHeld, processManager, id)
+			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s holds no event", evokestore.ErrNotParked, processManager, id)
 		}
 		first := held[0]
 		rec := record(in, evokestore.KindSkipped, now)
 		rec.Position, rec.Error = first.Position, first.Error
+		in.LastError = "" // the skipped event's, kept in rec
 		if ev, ok, err := evokestore.EventAt(ctx, tx, first.Position); err == nil && ok {
 			rec.EventID, rec.EventType = ev.ID, ev.Type
 		}
@@ -119,7 +110,7 @@ func Skip(ctx context.Context, st evokestore.Store, processManager, id string) e
 // step the runtime was taking meanwhile cannot commit over it.
 func Cancel(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if err := Tombstone(ctx, tx, in, now); err != nil {
+		if err := engine.Tombstone(ctx, tx, in, now); err != nil {
 			return evokestore.HistoryRecord{}, err
 		}
 		// From another process: a step the runtime took meanwhile must not
@@ -127,35 +118,6 @@ func Cancel(ctx context.Context, st evokestore.Store, processManager, id string)
 		in.Version++
 		return record(in, evokestore.KindCancel, now), nil
 	})
-}
-
-// Tombstone makes in, read in tx, a cancelled tombstone as of now: it
-// releases the events the instance holds and drops its deadlines in tx,
-// and sets in's status; the caller writes in, fenced by the version it
-// read, with its history record. It refuses an instance that already
-// ended. Cancel and evoke.Runtime.Cancel share it.
-func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) error {
-	if in.Status.Done() {
-		return fmt.Errorf("%w: %s %s already %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
-	}
-	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
-	if err != nil {
-		return fmt.Errorf("load held events: %w", err)
-	}
-	if len(held) > 0 {
-		pos := make([]int64, len(held))
-		for i, h := range held {
-			pos[i] = h.Position
-		}
-		if err := tx.Release(ctx, in.ProcessManager, in.ID, pos); err != nil {
-			return fmt.Errorf("release held events: %w", err)
-		}
-	}
-	if err := tx.ReplaceDeadlines(ctx, in.ProcessManager, []string{in.ID}, nil); err != nil {
-		return fmt.Errorf("drop deadlines: %w", err)
-	}
-	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
-	return nil
 }
 
 // change loads an instance in a transaction, lets fn change it and name
@@ -168,7 +130,7 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 			return err
 		}
 		if len(insts) == 0 {
-			return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
+			return fmt.Errorf("%w: no such instance %s of %s", evokestore.ErrNotFound, id, pm)
 		}
 		in := insts[0]
 		prev := in.Version
@@ -188,7 +150,7 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 // stuck refuses an instance that is neither failing nor parked.
 func stuck(in *evokestore.Instance) error {
 	if !in.Status.Stuck() {
-		return fmt.Errorf("%w: %s %s is %s", ErrNotStuck, in.ProcessManager, in.ID, in.Status)
+		return fmt.Errorf("%w: %s %s is %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
 	}
 	return nil
 }
@@ -202,4 +164,12 @@ func due(in *evokestore.Instance, now time.Time) {
 func record(in *evokestore.Instance, kind string, now time.Time) evokestore.HistoryRecord {
 	return evokestore.HistoryRecord{ProcessManager: in.ProcessManager, InstanceID: in.ID, Kind: kind, Version: in.Version,
 		PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: "evokeops"}
+}
+
+// CommandOutcomes returns what became of commands cmds that were executed,
+// by command ID, from the store alone: the outcome records, and for a
+// command executed with the step that issued it, its events (or its
+// rejection's), which are its record.
+func CommandOutcomes(ctx context.Context, q evokestore.Querier, cmds []evokestore.OutboxCommand) (map[string]evokestore.CommandOutcome, error) {
+	return engine.Outcomes(ctx, q, cmds)
 }

@@ -14,6 +14,7 @@ import (
 var (
 	_ evokestore.Leaser       = (*Store)(nil)
 	_ evokestore.LeaseChecker = (*Tx)(nil)
+	_ evokestore.LeaseReader  = (*Store)(nil)
 )
 
 // Leases use the database's clock (now()), never a node's, so that nodes
@@ -46,7 +47,9 @@ WHERE partition IN (
 RETURNING partition, token`
 	sqlLeave = `UPDATE leases SET node = '' WHERE node = $1 AND partition IN (
 	SELECT partition FROM leases WHERE node = $1 ORDER BY partition FOR UPDATE)`
-	sqlForgetNode = `DELETE FROM nodes WHERE id = $1`
+	sqlForgetNode      = `DELETE FROM nodes WHERE id = $1`
+	sqlPartitionLeases = `SELECT l.partition, l.node, l.token, n.expires_at, COALESCE(n.expires_at > now(), false)
+FROM leases l LEFT JOIN nodes n ON n.id = l.node AND l.node <> '' ORDER BY l.partition`
 	sqlPruneNodes = `DELETE FROM nodes n WHERE n.expires_at < now() - interval '1 hour'
 	AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.node = n.id)`
 	// sqlCheck fails on the server (migration 0008) unless the node holds
@@ -176,4 +179,31 @@ func scanLeases(rows pgx.Rows, err error) ([]evokestore.Lease, error) {
 
 func sortLeases(ls []evokestore.Lease) {
 	slices.SortFunc(ls, func(a, b evokestore.Lease) int { return a.Partition - b.Partition })
+}
+
+// PartitionLeases implements evokestore.LeaseReader.
+func (s *Store) PartitionLeases(ctx context.Context) ([]evokestore.PartitionLease, error) {
+	rows, err := s.pool.Query(ctx, sqlPartitionLeases)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: partition leases: %w", err)
+	}
+	defer rows.Close()
+	var out []evokestore.PartitionLease
+	for rows.Next() {
+		var l evokestore.PartitionLease
+		var part int32
+		var until *time.Time
+		if err := rows.Scan(&part, &l.Node, &l.Token, &until, &l.Alive); err != nil {
+			return nil, fmt.Errorf("evokepg: partition leases: %w", err)
+		}
+		l.Partition = int(part)
+		if until != nil {
+			l.AliveUntil = until.UTC()
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: partition leases: %w", err)
+	}
+	return out, nil
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 )
 
 // Reconnection backoff of the listener.
@@ -71,7 +71,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 				continue
 			}
 			conn, backoff = c, minListenBackoff
-			s.wakeups.SignalSet(evokestore.SetAll)
+			s.wakeups.SignalSet(backend.SetAll)
 		}
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -85,7 +85,7 @@ func (s *Store) listen(ctx context.Context, conn *pgx.Conn) {
 		if n.Channel != s.channel || s.ownPID(n.PID) {
 			continue
 		}
-		s.wakeups.SignalSet(evokestore.TopicSetOf(n.Payload))
+		s.wakeups.SignalSet(backend.TopicSetOf(n.Payload))
 	}
 }
 

@@ -71,7 +71,7 @@ func limitOr(n int) int {
 
 const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
 
-const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at`
+const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at, outcome`
 
 const outboxCols = `seq, command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at`
 
@@ -111,11 +111,13 @@ ORDER BY e.stream_id, e.stream_version`
 	// instances, growing with the table until autovacuum analysed it).
 	// The LIMIT (and the deadlines' ORDER BY) keep the planner from
 	// flattening the lateral subquery back into that same scan.
-	sqlInstances = `SELECT i.process_manager, i.id, i.partition, i.state, i.version, i.status, i.phase, i.last_position, i.attempts, i.next_attempt_at, i.last_error, i.created_at, i.updated_at, i.completed_at
+	sqlInstances = `SELECT i.process_manager, i.id, i.partition, i.state, i.version, i.status, i.phase, i.last_position, i.attempts, i.next_attempt_at, i.last_error, i.created_at, i.updated_at, i.completed_at, i.outcome
 FROM (SELECT DISTINCT unnest($2::text[]) AS id) k
 CROSS JOIN LATERAL (SELECT * FROM instances WHERE process_manager = $1 AND id = k.id LIMIT 1) i
 ORDER BY i.id`
-	sqlListInstances     = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text) ORDER BY process_manager, id LIMIT $5`
+	sqlListInstances = `SELECT ` + instanceCols + ` FROM instances WHERE ($1::text = '' OR process_manager = $1) AND ($2::text = '' OR status = $2) AND (process_manager, id) > ($3::text, $4::text)
+AND ($6::text = '' OR (status IN ('completed', 'cancelled') AND (CASE WHEN outcome = '' THEN status ELSE outcome END) = $6)) AND ($7::text = '' OR left(id, length($7)) = $7)
+AND ($8::bigint = 0 OR created_at < $8) AND ($9::bigint = 0 OR created_at > $9) ORDER BY process_manager, id LIMIT $5`
 	sqlCheckpoint        = `SELECT position, catchup_until FROM checkpoints WHERE process_manager = $1 AND partition = $2`
 	sqlOutbox            = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2`
 	sqlOutboxParts       = `SELECT ` + outboxCols + ` FROM outbox WHERE seq > $1 AND partition = ANY($3::int[]) ORDER BY seq LIMIT $2`
@@ -131,6 +133,19 @@ ORDER BY d.instance_id, d.due_at, d.name`
 	sqlNextDeadline = `SELECT ` + deadlineCols + ` FROM deadlines ORDER BY due_at, process_manager, instance_id, name LIMIT 1`
 	sqlStats        = `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(position), 0) FROM events), (SELECT COUNT(*) FROM outbox),
 	(SELECT COUNT(*) FROM command_outcomes), (SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected')`
+	// As evokesqlite's sTallyCommands.
+	sqlTallyCommands = `WITH h AS (SELECT COALESCE(MAX(position), 0) AS until FROM events)
+SELECT (SELECT COUNT(*) FROM command_outcomes),
+	(SELECT COUNT(*) FROM command_outcomes WHERE status = 'rejected' AND process_manager = ''),
+	h.until,
+	(SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE e.position > $1 AND e.position <= h.until
+		AND substr(e.id, 15, 1) = '8' AND left(e.id, 13) = left(e.causation_id, 13)
+		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
+	(SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected' AND position > $1 AND position <= h.until)
+FROM h`
+	sqlEnded = `SELECT process_manager, (completed_at - $1) / $2, COUNT(*) FROM instances
+WHERE completed_at > 0 AND completed_at >= $1 AND completed_at < $1 + $2 * $3 GROUP BY 1, 2`
+	sqlTallyOutcomes  = `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`
 	sqlStatsInstances = `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`
 )
 
@@ -252,13 +267,14 @@ func scanInstances(rows pgx.Rows, hint int) ([]evokestore.Instance, error) {
 	out := make([]evokestore.Instance, 0, hint)
 	for rows.Next() {
 		var in evokestore.Instance
-		var status string
+		var status, outcome string
 		var partition, attempts int32
 		var next, created, updated, completed int64
 		if err := rows.Scan(&in.ProcessManager, &in.ID, &partition, &in.State, &in.Version, &status, &in.Phase,
-			&in.LastPosition, &attempts, &next, &in.LastError, &created, &updated, &completed); err != nil {
+			&in.LastPosition, &attempts, &next, &in.LastError, &created, &updated, &completed, &outcome); err != nil {
 			return nil, err
 		}
+		in.Outcome = evokestore.InstanceOutcome(outcome)
 		in.Partition, in.Attempts = int(partition), int(attempts)
 		in.Status = evokestore.InstanceStatus(status)
 		in.NextAttemptAt = fromNanos(next)
@@ -302,7 +318,8 @@ func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery)
 	}
 	defer done()
 	limit := limitOr(iq.Limit)
-	rows, err := db.Query(ctx, sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	rows, err := db.Query(ctx, sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
+		string(iq.Outcome), iq.IDPrefix, nanos(iq.CreatedBefore), nanos(iq.CreatedAfter))
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: list instances: %w", err)
 	}
@@ -587,4 +604,87 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 		return evokestore.Stats{}, wrap(err)
 	}
 	return st, nil
+}
+
+// Tally counts executed commands and how done instances ended, in one round
+// trip (evokestore.TallyReader).
+func (q queries) Tally(ctx context.Context, since *evokestore.Tally) (evokestore.Tally, error) {
+	wrap := func(err error) error { return fmt.Errorf("evokepg: tally: %w", err) }
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return evokestore.Tally{}, wrap(err)
+	}
+	defer done()
+	var prev evokestore.Tally
+	if since != nil {
+		prev = *since
+	}
+	for {
+		t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
+		var recorded, recordedRejected int64
+		b := &pgx.Batch{}
+		b.Queue(sqlTallyCommands, prev.Until).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&recorded, &recordedRejected, &t.Until, &t.ByEvents, &t.RejectedByEvents)
+		})
+		b.Queue(sqlTallyOutcomes).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var pm, outcome string
+				var n int64
+				if err := rows.Scan(&pm, &outcome, &n); err != nil {
+					return err
+				}
+				if t.Outcomes[pm] == nil {
+					t.Outcomes[pm] = map[evokestore.InstanceOutcome]int64{}
+				}
+				t.Outcomes[pm][evokestore.InstanceOutcome(outcome)] += n
+			}
+			return rows.Err()
+		})
+		if err := db.SendBatch(ctx, b).Close(); err != nil {
+			return evokestore.Tally{}, wrap(err)
+		}
+		if t.Until < prev.Until { // a log shorter than since's: not the same
+			prev = evokestore.Tally{}
+			continue
+		}
+		t.ByEvents, t.RejectedByEvents = t.ByEvents+prev.ByEvents, t.RejectedByEvents+prev.RejectedByEvents
+		t.Executed, t.Rejected = recorded+t.ByEvents, recordedRejected+t.RejectedByEvents
+		return t, nil
+	}
+}
+
+// Ended counts the instances that ended in each interval, per process
+// manager (evokestore.TallyReader).
+func (q queries) Ended(ctx context.Context, since time.Time, every time.Duration, n int) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	if every <= 0 || n <= 0 {
+		return out, nil
+	}
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: ended: %w", err)
+	}
+	defer done()
+	rows, err := db.Query(ctx, sqlEnded, since.UnixNano(), int64(every), int64(n))
+	if err != nil {
+		return nil, fmt.Errorf("evokepg: ended: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pm string
+		var i, c int64
+		if err := rows.Scan(&pm, &i, &c); err != nil {
+			return nil, fmt.Errorf("evokepg: ended: %w", err)
+		}
+		if out[pm] == nil {
+			out[pm] = make([]int64, n)
+		}
+		if i >= 0 && i < int64(n) {
+			out[pm][i] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokepg: ended: %w", err)
+	}
+	return out, nil
 }

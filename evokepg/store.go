@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -106,7 +107,7 @@ type Store struct {
 	channel  string // the NOTIFY channel of the schema
 	lockKey  int64  // the advisory lock serialising writing transactions
 
-	wakeups evokestore.Wakeups
+	wakeups backend.Wakeups
 
 	mu     sync.Mutex
 	txs    map[*Tx]struct{}
@@ -290,8 +291,8 @@ func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-func loadMigrations() ([]evokestore.Migration, error) {
-	return evokestore.LoadMigrations(migrationFS, "migrations")
+func loadMigrations() ([]backend.Migration, error) {
+	return backend.LoadMigrations(migrationFS, "migrations")
 }
 
 // SchemaVersion is the newest schema version this binary knows.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"github.com/evoke-go/evoke/internal/payload"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,10 +46,10 @@ type Tx struct {
 	pc     *pgxpool.Conn // nil until the first statement
 	begun  bool          // BEGIN was sent on conn
 	done   bool
-	cause  error               // why the Tx ended, if not by its owner
-	locked bool                // the Tx holds the append lock
-	topics evokestore.TopicSet // topics written, whose notifications are queued
-	trips  int                 // round trips made (for tests)
+	cause  error            // why the Tx ended, if not by its owner
+	locked bool             // the Tx holds the append lock
+	topics backend.TopicSet // topics written, whose notifications are queued
+	trips  int              // round trips made (for tests)
 	// deferring: writes without a result are held in pend until the next
 	// round trip (DeferWrites).
 	deferring bool
@@ -169,7 +170,7 @@ func (t *Tx) lock() error {
 
 // notify queues the notification of topic on b unless it is queued already;
 // PostgreSQL delivers it to listeners if and when the Tx commits.
-func (t *Tx) notify(b *pgx.Batch, topic evokestore.TopicSet) {
+func (t *Tx) notify(b *pgx.Batch, topic backend.TopicSet) {
 	for _, name := range (topic &^ t.topics).Topics() {
 		b.Queue(sqlNotify, t.s.channel, string(name))
 	}
@@ -345,7 +346,7 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		}
 		return read, nil, nil
 	}
-	t.notify(b, evokestore.SetEvents)
+	t.notify(b, backend.SetEvents)
 	b.Queue(sqlInsertEvents, ids, streams, versions, types, datas, corrs, causes, vals, ats).Query(func(rows pgx.Rows) error {
 		i := 0
 		for rows.Next() {
@@ -379,7 +380,7 @@ func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2
 		}
 		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
-	t.topics |= evokestore.SetEvents
+	t.topics |= backend.SetEvents
 	return read, out, nil
 }
 
@@ -396,14 +397,14 @@ RETURNING position, id`
 
 	sqlInsertInstances = `INSERT INTO instances (` + instanceCols + `)
 SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::bytea[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
-	$9::integer[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[])`
+	$9::integer[], $10::bigint[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[])`
 
 	sqlUpdateInstances = `UPDATE instances AS i SET partition = u.partition, state = u.state, version = u.version, status = u.status,
 	phase = u.phase, last_position = u.last_position, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
-	last_error = u.last_error, updated_at = u.updated_at, completed_at = u.completed_at
+	last_error = u.last_error, updated_at = u.updated_at, completed_at = u.completed_at, outcome = u.outcome
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::bytea[], $6::bigint[], $7::text[], $8::text[], $9::bigint[],
-	$10::integer[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[])
-	AS u(process_manager, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at)
+	$10::integer[], $11::bigint[], $12::text[], $13::bigint[], $14::bigint[], $15::text[])
+	AS u(process_manager, id, prev, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at, outcome)
 WHERE i.process_manager = u.process_manager AND i.id = u.id AND i.version = u.prev`
 
 	// sqlFencedUpdate runs sqlUpdateInstances and fails on the server
@@ -457,7 +458,7 @@ DELETE FROM history WHERE process_manager = $1 AND instance_id = $2`
 
 // instanceColumns holds the column arrays of instance writes.
 type instanceColumns struct {
-	pms, ids, statuses, phases, lastErrors                                      []string
+	pms, ids, statuses, phases, lastErrors, outcomes                            []string
 	partitions, attempts                                                        []int32
 	states                                                                      [][]byte
 	prevs, versions, lastPositions, nextAttempts, creates, updates, completions []int64
@@ -479,6 +480,7 @@ func (c *instanceColumns) add(w *evokestore.InstanceWrite) {
 	c.creates = append(c.creates, nanos(w.CreatedAt))
 	c.updates = append(c.updates, nanos(w.UpdatedAt))
 	c.completions = append(c.completions, nanos(w.CompletedAt))
+	c.outcomes = append(c.outcomes, string(w.Outcome))
 }
 
 // PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
@@ -508,7 +510,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 	b := &pgx.Batch{}
 	if len(ins.ids) > 0 {
 		b.Queue(sqlInsertInstances, ins.pms, ins.ids, ins.partitions, ins.states, ins.versions, ins.statuses, ins.phases,
-			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions)
+			ins.lastPositions, ins.attempts, ins.nextAttempts, ins.lastErrors, ins.creates, ins.updates, ins.completions, ins.outcomes)
 	}
 	if n := len(upd.ids); n > 0 {
 		// When PostgreSQL plans the update for the array it is given (a
@@ -523,7 +525,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		// The fence fails on the server, so that a COMMIT sent in the
 		// same round trip is refused (migration 0008).
 		b.Queue(sqlFencedUpdate, upd.pms, upd.ids, upd.prevs, upd.partitions, upd.states, upd.versions, upd.statuses, upd.phases,
-			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions)
+			upd.lastPositions, upd.attempts, upd.nextAttempts, upd.lastErrors, upd.updates, upd.completions, upd.outcomes)
 		b.Queue(`SET LOCAL enable_hashjoin TO DEFAULT`)
 		b.Queue(`SET LOCAL enable_mergejoin TO DEFAULT`)
 	}
@@ -564,11 +566,11 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 	}
 	b := &pgx.Batch{}
 	b.Queue(sqlInsertOutbox, ids, pms, insts, partitions, types, aggTypes, aggIDs, payloads, corrs, causes, vals, ats)
-	t.notify(b, evokestore.SetOutbox)
+	t.notify(b, backend.SetOutbox)
 	if err := t.exec(ctx, b, wrapErr("insert outbox")); err != nil {
 		return err
 	}
-	t.topics |= evokestore.SetOutbox
+	t.topics |= backend.SetOutbox
 	return nil
 }
 
@@ -789,11 +791,11 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 		}
 		b.Queue(sqlInsertDeadlines, processManager, ids, names, dues, versions)
 	}
-	t.notify(b, evokestore.SetDeadlines)
+	t.notify(b, backend.SetDeadlines)
 	if err := t.exec(ctx, b, wrapErr("replace deadlines")); err != nil {
 		return err
 	}
-	t.topics |= evokestore.SetDeadlines
+	t.topics |= backend.SetDeadlines
 	return nil
 }
 
@@ -806,7 +808,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 	defer t.mu.Unlock()
 	var n int64
 	b := &pgx.Batch{}
-	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&evokestore.SetDeadlines == 0,
+	b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, t.topics&backend.SetDeadlines == 0,
 		t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
 		var discard bool
 		return row.Scan(&n, &discard)
@@ -815,7 +817,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
 	}
 	if n > 0 {
-		t.topics |= evokestore.SetDeadlines
+		t.topics |= backend.SetDeadlines
 	}
 	return n > 0, nil
 }
@@ -833,7 +835,7 @@ func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]b
 	}
 	defer t.mu.Unlock()
 	b := &pgx.Batch{}
-	notify := t.topics&evokestore.SetDeadlines == 0
+	notify := t.topics&backend.SetDeadlines == 0
 	for i, d := range ds {
 		b.Queue(sqlDeleteDeadline, d.ProcessManager, d.InstanceID, d.Name, d.Version, notify,
 			t.s.channel, string(evokestore.TopicDeadlines)).QueryRow(func(row pgx.Row) error {
@@ -848,7 +850,7 @@ func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]b
 		return nil, fmt.Errorf("evokepg: delete deadlines: %w", err)
 	}
 	if slices.Contains(deleted, true) {
-		t.topics |= evokestore.SetDeadlines
+		t.topics |= backend.SetDeadlines
 	}
 	return deleted, nil
 }
@@ -862,13 +864,13 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 	defer t.mu.Unlock()
 	b := &pgx.Batch{}
 	b.Queue(sqlDeleteInstance, processManager, instanceID)
-	t.notify(b, evokestore.SetDeadlines)
+	t.notify(b, backend.SetDeadlines)
 	if err := t.exec(ctx, b, func(err error) error {
 		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
 	}); err != nil {
 		return err
 	}
-	t.topics |= evokestore.SetDeadlines
+	t.topics |= backend.SetDeadlines
 	return nil
 }
 

@@ -171,13 +171,14 @@ func scanInstances(rows *sql.Rows, err error, hint int) ([]evokestore.Instance, 
 	out := make([]evokestore.Instance, 0, hint)
 	for rows.Next() {
 		var in evokestore.Instance
-		var status string
+		var status, outcome string
 		var next, created, updated, completed int64
 		if err := rows.Scan(&in.ProcessManager, &in.ID, &in.Partition, &in.State, &in.Version, &status, &in.Phase,
-			&in.LastPosition, &in.Attempts, &next, &in.LastError, &created, &updated, &completed); err != nil {
+			&in.LastPosition, &in.Attempts, &next, &in.LastError, &created, &updated, &completed, &outcome); err != nil {
 			return nil, err
 		}
 		in.Status = evokestore.InstanceStatus(status)
+		in.Outcome = evokestore.InstanceOutcome(outcome)
 		in.NextAttemptAt = fromNanos(next)
 		in.CreatedAt = fromNanos(created)
 		in.UpdatedAt = fromNanos(updated)
@@ -210,7 +211,8 @@ func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery)
 	if iq.Status != "" && iq.Status != evokestore.StatusRunning {
 		id = sListInstancesStopped
 	}
-	rows, err := q.stmt(ctx, id).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit)
+	rows, err := q.stmt(ctx, id).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
+		string(iq.Outcome), iq.IDPrefix, nanos(iq.CreatedBefore), nanos(iq.CreatedAfter))
 	ins, err := scanInstances(rows, err, min(limit, 64))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: list instances: %w", err)
@@ -459,6 +461,82 @@ func (q queries) Stats(ctx context.Context) (evokestore.Stats, error) {
 		}
 	}
 	return st, nil
+}
+
+// Tally counts executed commands and how done instances ended
+// (evokestore.TallyReader).
+func (q queries) Tally(ctx context.Context, since *evokestore.Tally) (evokestore.Tally, error) {
+	t := evokestore.Tally{Outcomes: map[string]map[evokestore.InstanceOutcome]int64{}}
+	wrap := func(err error) error { return fmt.Errorf("evokesqlite: tally: %w", err) }
+	var prev evokestore.Tally
+	if since != nil {
+		prev = *since
+	}
+	var recorded, recordedRejected int64
+	if err := q.stmt(ctx, sTallyCommands).QueryRowContext(ctx, prev.Until).Scan(&recorded, &recordedRejected, &t.Until, &t.ByEvents, &t.RejectedByEvents); err != nil {
+		return t, wrap(err)
+	}
+	if t.Until < prev.Until { // a log shorter than since's: not the same
+		return q.Tally(ctx, nil)
+	}
+	t.ByEvents, t.RejectedByEvents = t.ByEvents+prev.ByEvents, t.RejectedByEvents+prev.RejectedByEvents
+	t.Executed, t.Rejected = recorded+t.ByEvents, recordedRejected+t.RejectedByEvents
+	rows, err := q.stmt(ctx, sTallyOutcomes).QueryContext(ctx)
+	if err != nil {
+		return t, wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pm, outcome string
+		var n int64
+		if err := rows.Scan(&pm, &outcome, &n); err != nil {
+			return t, wrap(err)
+		}
+		addOutcome(t.Outcomes, pm, evokestore.InstanceOutcome(outcome), n)
+	}
+	if err := rows.Err(); err != nil {
+		return t, wrap(err)
+	}
+	return t, nil
+}
+
+// Ended counts the instances that ended in each interval, per process
+// manager (evokestore.TallyReader).
+func (q queries) Ended(ctx context.Context, since time.Time, every time.Duration, n int) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	if every <= 0 || n <= 0 {
+		return out, nil
+	}
+	rows, err := q.stmt(ctx, sEnded).QueryContext(ctx, since.UnixNano(), int64(every), n)
+	if err != nil {
+		return nil, fmt.Errorf("evokesqlite: ended: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pm string
+		var i, c int64
+		if err := rows.Scan(&pm, &i, &c); err != nil {
+			return nil, fmt.Errorf("evokesqlite: ended: %w", err)
+		}
+		if out[pm] == nil {
+			out[pm] = make([]int64, n)
+		}
+		if i >= 0 && i < int64(n) {
+			out[pm][i] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evokesqlite: ended: %w", err)
+	}
+	return out, nil
+}
+
+// addOutcome counts n instances of pm that ended with outcome.
+func addOutcome(m map[string]map[evokestore.InstanceOutcome]int64, pm string, outcome evokestore.InstanceOutcome, n int64) {
+	if m[pm] == nil {
+		m[pm] = map[evokestore.InstanceOutcome]int64{}
+	}
+	m[pm][outcome] += n
 }
 
 func intsToInt64(ns []int) []int64 {

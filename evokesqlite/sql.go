@@ -29,6 +29,9 @@ const (
 	sStatsEvents
 	sStatsOutbox
 	sStatsCommands
+	sTallyCommands
+	sTallyOutcomes
+	sEnded
 	sStatsInstances
 
 	// The write statements, prepared on the write pool only.
@@ -51,7 +54,12 @@ const numReadStmts = sDeleteOutbox
 
 const eventCols = `position, id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at`
 
-const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at`
+// listFilters are ListInstances' optional filters: outcome (?6; a done
+// instance stored without one ended as its status says), ID
+// prefix (?7), created before (?8) and after (?9), in nanoseconds (0: none).
+const listFilters = ` AND (?6 = '' OR (status IN ('completed', 'cancelled') AND (CASE WHEN outcome = '' THEN status ELSE outcome END) = ?6)) AND (?7 = '' OR substr(id, 1, length(?7)) = ?7) AND (?8 = 0 OR created_at < ?8) AND (?9 = 0 OR created_at > ?9)`
+
+const instanceCols = `process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, created_at, updated_at, completed_at, outcome`
 
 const outboxCols = `seq, command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at`
 
@@ -75,9 +83,9 @@ var stmtSQL = [numStmts]string{
 	sReadEvents:    `SELECT ` + eventCols + ` FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY position`,
 	sHead:          `SELECT COALESCE(MAX(position), 0) FROM events`,
 	sInstances:     `SELECT ` + instanceCols + ` FROM instances WHERE process_manager = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
-	sListInstances: `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
+	sListInstances: `SELECT ` + instanceCols + ` FROM instances WHERE (?1 = '' OR process_manager = ?1) AND (?2 = '' OR status = ?2) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4))` + listFilters + ` ORDER BY process_manager, id LIMIT ?5`,
 	// By a status other than running, on the (partial) status index.
-	sListInstancesStopped: `SELECT ` + instanceCols + ` FROM instances WHERE status = ?2 AND status <> 'running' AND (?1 = '' OR process_manager = ?1) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4)) ORDER BY process_manager, id LIMIT ?5`,
+	sListInstancesStopped: `SELECT ` + instanceCols + ` FROM instances WHERE status = ?2 AND status <> 'running' AND (?1 = '' OR process_manager = ?1) AND (process_manager > ?3 OR (process_manager = ?3 AND id > ?4))` + listFilters + ` ORDER BY process_manager, id LIMIT ?5`,
 	sCheckpoint:           `SELECT position, catchup_until FROM checkpoints WHERE process_manager = ? AND partition = ?`,
 	sOutbox:               `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
 	sOutboxParts:          `SELECT ` + outboxCols + ` FROM outbox WHERE seq > ? AND partition IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
@@ -91,6 +99,25 @@ var stmtSQL = [numStmts]string{
 	sStatsEvents:          `SELECT COUNT(*), COALESCE(MAX(position), 0) FROM events`,
 	sStatsOutbox:          `SELECT COUNT(*) FROM outbox`,
 	sStatsCommands:        `SELECT COUNT(*), COALESCE(SUM(rejected), 0) FROM command_outcomes`,
+	// Commands executed: recorded, and, among the events after ?1, those
+	// that derive their ID from a command without a record (the ID's first
+	// 48 bits and version 8, see engine.EventID); rejected: recorded
+	// without a process manager, and the $evoke.CommandRejected events
+	// after ?1. The log up to its head, returned.
+	sTallyCommands: `WITH h AS (SELECT COALESCE(MAX(position), 0) AS until FROM events)
+SELECT (SELECT COUNT(*) FROM command_outcomes),
+	(SELECT COUNT(*) FROM command_outcomes WHERE rejected = 1 AND CAST(record AS TEXT) ->> 3 = ''),
+	h.until,
+	(SELECT COUNT(DISTINCT e.causation_id) FROM events e WHERE e.position > ?1 AND e.position <= h.until
+		AND substr(e.id, 15, 1) = '8' AND substr(e.id, 1, 13) = substr(e.causation_id, 1, 13)
+		AND NOT EXISTS (SELECT 1 FROM command_outcomes o WHERE o.command_id = e.causation_id)),
+	(SELECT COUNT(*) FROM events WHERE type = '$evoke.CommandRejected' AND position > ?1 AND position <= h.until)
+FROM h`,
+	// On instances_completed: completed_at > 0 lets SQLite use the
+	// partial index.
+	sEnded: `SELECT process_manager, (completed_at - ?1) / ?2, COUNT(*) FROM instances
+		WHERE completed_at > 0 AND completed_at >= ?1 AND completed_at < ?1 + ?2 * ?3 GROUP BY 1, 2`,
+	sTallyOutcomes: `SELECT process_manager, CASE WHEN outcome = '' THEN status ELSE outcome END, COUNT(*) FROM instances WHERE status IN ('completed', 'cancelled') GROUP BY 1, 2`,
 	// The instances of each process manager (status '') and those not
 	// running, by status: the status index leaves running ones out.
 	sStatsInstances: `SELECT process_manager, '', COUNT(*) FROM instances GROUP BY process_manager
@@ -151,7 +178,7 @@ const (
 
 var bulkKinds = [numBulk]bulkKind{
 	bEvents:    {prefix: `INSERT INTO events (id, stream_id, stream_version, type, data, correlation_id, causation_id, meta_values, recorded_at) VALUES `, cols: 9},
-	bInstances: {prefix: `INSERT INTO instances (` + instanceCols + `) VALUES `, cols: 14},
+	bInstances: {prefix: `INSERT INTO instances (` + instanceCols + `) VALUES `, cols: 15},
 	// Fenced updates of many instances in one statement, as an upsert: for
 	// each row SQLite finds the stored instance by its key (the conflict)
 	// and updates it if its version is the one the row expects, which the
@@ -161,8 +188,8 @@ var bulkKinds = [numBulk]bulkKind{
 	// and fails the write as fenced. Rows changed = rows given, then, unless
 	// one was fenced. (About a fifth cheaper per row in SQLite than an
 	// UPDATE ... FROM (VALUES ...), which materialises the join first.)
-	bUpdateInstances: {prefix: `INSERT INTO instances (process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at, created_at) VALUES `, cols: 14,
-		suffix: ` ON CONFLICT (process_manager, id) DO UPDATE SET partition = excluded.partition, state = excluded.state, version = excluded.version, status = excluded.status, phase = excluded.phase, last_position = excluded.last_position, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, updated_at = excluded.updated_at, completed_at = excluded.completed_at WHERE instances.version = -excluded.created_at - 1`},
+	bUpdateInstances: {prefix: `INSERT INTO instances (process_manager, id, partition, state, version, status, phase, last_position, attempts, next_attempt_at, last_error, updated_at, completed_at, outcome, created_at) VALUES `, cols: 15,
+		suffix: ` ON CONFLICT (process_manager, id) DO UPDATE SET partition = excluded.partition, state = excluded.state, version = excluded.version, status = excluded.status, phase = excluded.phase, last_position = excluded.last_position, attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, updated_at = excluded.updated_at, completed_at = excluded.completed_at, outcome = excluded.outcome WHERE instances.version = -excluded.created_at - 1`},
 	bOutbox:    {prefix: `INSERT OR IGNORE INTO outbox (command_id, process_manager, instance_id, partition, type, aggregate_type, aggregate_id, payload, correlation_id, causation_id, meta_values, created_at) VALUES `, cols: 12},
 	bOutcomes:  {prefix: `INSERT INTO command_outcomes (` + outcomeCols + `) VALUES `, cols: 4},
 	bHistory:   {prefix: `INSERT INTO history (process_manager, instance_id, position, step_key, id, record) VALUES `, cols: 6},

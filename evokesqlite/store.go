@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -82,7 +83,7 @@ type Store struct {
 	rs   [numReadStmts]*sql.Stmt // read statements, prepared on r
 	bulk [numBulk][len(bulkSizes)]*sql.Stmt
 
-	wakeups evokestore.Wakeups
+	wakeups backend.Wakeups
 	// lastHistoryID is the last history ID assigned (see historyID).
 	lastHistoryID atomic.Int64
 
@@ -91,6 +92,7 @@ type Store struct {
 	ckptKick           chan struct{}
 	ckptStop, ckptDone chan struct{}
 	ckpts              atomic.Int64 // checkpoints run
+	ckptMinGap         atomic.Int64 // the shortest time between two checkpoints, in ns (tests)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -282,7 +284,13 @@ func (s *Store) checkpoints() {
 		}
 		var busy, log, done int
 		_ = s.ckpt.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done)
-		last = time.Now()
+		now := time.Now()
+		if !last.IsZero() {
+			if gap := now.Sub(last); s.ckptMinGap.Load() == 0 || int64(gap) < s.ckptMinGap.Load() {
+				s.ckptMinGap.Store(int64(gap))
+			}
+		}
+		last = now
 		s.ckpts.Add(1)
 	}
 }
@@ -389,8 +397,8 @@ func (s *Store) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-func loadMigrations() ([]evokestore.Migration, error) {
-	return evokestore.LoadMigrations(migrationFS, "migrations")
+func loadMigrations() ([]backend.Migration, error) {
+	return backend.LoadMigrations(migrationFS, "migrations")
 }
 
 // SchemaVersion is the newest schema version this binary knows.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"github.com/evoke-go/evoke/internal/payload"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -23,7 +24,7 @@ type Tx struct {
 
 	s      *Store
 	tx     *sql.Tx
-	topics evokestore.TopicSet
+	topics backend.TopicSet
 	stmts  [numStmts]*sql.Stmt
 	bulk   [numBulk][len(bulkSizes)]*sql.Stmt
 	args   []any
@@ -136,7 +137,7 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 		}
 		return nil, fmt.Errorf("evokesqlite: append events: %w", err)
 	}
-	t.topics |= evokestore.SetEvents
+	t.topics |= backend.SetEvents
 	return out, nil
 }
 
@@ -150,7 +151,7 @@ func nullBytes(b []byte) any {
 
 func appendInstance(args []any, in *evokestore.Instance) []any {
 	return append(args, in.ProcessManager, in.ID, in.Partition, nullBytes(in.State), in.Version, string(in.Status), in.Phase,
-		in.LastPosition, in.Attempts, nanos(in.NextAttemptAt), in.LastError, nanos(in.CreatedAt), nanos(in.UpdatedAt), nanos(in.CompletedAt))
+		in.LastPosition, in.Attempts, nanos(in.NextAttemptAt), in.LastError, nanos(in.CreatedAt), nanos(in.UpdatedAt), nanos(in.CompletedAt), string(in.Outcome))
 }
 
 // PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
@@ -172,7 +173,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 		fill := func(args []any, i int) []any {
 			w := &writes[updates[i]]
 			return append(args, w.ProcessManager, w.ID, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
-				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt), -(w.PrevVersion + 1))
+				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt), string(w.Outcome), -(w.PrevVersion + 1))
 		}
 		fenced := false
 		check := func(first, rows int, res sql.Result) error {
@@ -261,7 +262,7 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 	if err := t.insertBulk(ctx, bOutbox, len(cmds), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: insert outbox: %w", err)
 	}
-	t.topics |= evokestore.SetOutbox
+	t.topics |= backend.SetOutbox
 	return nil
 }
 
@@ -425,7 +426,7 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 	if err := t.insertBulk(ctx, bDeadlines, len(deadlines), fill, nil); err != nil {
 		return fmt.Errorf("evokesqlite: replace deadlines: %w", err)
 	}
-	t.topics |= evokestore.SetDeadlines
+	t.topics |= backend.SetDeadlines
 	return nil
 }
 
@@ -441,7 +442,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 		return false, fmt.Errorf("evokesqlite: delete deadline: %w", err)
 	}
 	if n > 0 {
-		t.topics |= evokestore.SetDeadlines
+		t.topics |= backend.SetDeadlines
 	}
 	return n > 0, nil
 }
@@ -454,7 +455,7 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 			return fmt.Errorf("evokesqlite: delete instance %s/%s: %w", processManager, instanceID, err)
 		}
 	}
-	t.topics |= evokestore.SetDeadlines
+	t.topics |= backend.SetDeadlines
 	return nil
 }
 

@@ -65,6 +65,21 @@ var (
 	// none: the SQLite file or the PostgreSQL schema is missing, or holds no
 	// evoke tables. Nothing was created.
 	ErrStoreNotFound = errors.New("evokestore: no evoke store")
+	// ErrNotFound reports an instance, a process manager or an event that
+	// is not there. The operator actions of every layer (evoke.Runtime,
+	// evokeops, the web UI, the CLI) report it with this one value
+	// (evoke.ErrNotFound is the same).
+	ErrNotFound = errors.New("evoke: not found")
+	// ErrNotParked reports a retry or skip of an instance that is neither
+	// failing nor parked (or holds no event), a cancel of one that has
+	// ended, or an action on an event that is not parked for its process
+	// manager (evoke.ErrNotParked is the same).
+	ErrNotParked = errors.New("evoke: not failing or parked")
+	// ErrNotOwner reports an operator action, through a runtime, on an
+	// instance whose partition another node leases: act through that
+	// node, or from the store with evokeops (evoke.ErrNotOwner is the
+	// same).
+	ErrNotOwner = errors.New("evoke: partition leased by another node")
 )
 
 // Topic names a class of committed change that wakes waiting workers.
@@ -154,6 +169,40 @@ type DeadlinesReader interface {
 	InstanceDeadlines(ctx context.Context, processManager string, instanceIDs []string) ([]Deadline, error)
 }
 
+// TallyReader is an optional extension of a Querier: counts the inspection
+// UI and its /metrics show.
+type TallyReader interface {
+	// Tally counts executed commands and how done instances ended. The
+	// commands found by their events are counted from the log, a scan: with
+	// since, a tally taken before (nil: none), Tally reads only the events
+	// after since.Until and adds them to since's.
+	Tally(ctx context.Context, since *Tally) (Tally, error)
+	// Ended counts, per process manager, the instances that ended (their
+	// CompletedAt) in each of n intervals of length every from since on:
+	// counts[pm][i] is for [since+i*every, since+(i+1)*every). Each slice
+	// has n counts.
+	Ended(ctx context.Context, since time.Time, every time.Duration, n int) (map[string][]int64, error)
+}
+
+// Tally counts executed commands and how done instances ended.
+type Tally struct {
+	// Executed counts the commands executed: those with an outcome
+	// record, and those executed inline (with the step that issued them)
+	// that appended events or a rejection, which have none (their events
+	// are their record: an event whose ID derives from the command's and
+	// whose causation ID is the command's). Rejected counts the rejected
+	// ones among them.
+	Executed, Rejected int64
+	// Outcomes counts done instances per process manager and outcome.
+	Outcomes map[string]map[InstanceOutcome]int64
+	// Until is the log position up to which the tally read the log.
+	// ByEvents and RejectedByEvents count, among Executed and Rejected,
+	// the commands it found by their events (those executed inline, and
+	// the rejections of process managers' commands, which append a
+	// CommandRejected event).
+	Until, ByEvents, RejectedByEvents int64
+}
+
 // DeadlinesDeleter is an optional extension of a Tx: DeleteDeadlines
 // deletes each deadline as Tx.DeleteDeadline does, in one call (on a
 // server, one round trip), and reports for each whether it was deleted.
@@ -197,6 +246,23 @@ type Leaser interface {
 	Balance(ctx context.Context, node string, partitions int, ttl time.Duration) ([]Lease, error)
 	// Leave releases node's leases and forgets it.
 	Leave(ctx context.Context, node string) error
+}
+
+// LeaseReader is an optional extension of a Store with Leaser: the
+// partitions' leases as they stand, for inspection (which node steps an
+// instance, and whether it is alive).
+type LeaseReader interface {
+	PartitionLeases(ctx context.Context) ([]PartitionLease, error)
+}
+
+// PartitionLease is one partition's lease as the store holds it. Node is
+// "" when no node holds the partition. AliveUntil is when the node's
+// heartbeat expires (zero if the store forgot the node), and Alive whether
+// it still runs, both by the store's clock.
+type PartitionLease struct {
+	Lease
+	AliveUntil time.Time
+	Alive      bool
 }
 
 // LeaseChecker is an optional Tx extension used with Leaser: CheckLeases
@@ -347,6 +413,29 @@ func (s InstanceStatus) Done() bool { return s == StatusCompleted || s == Status
 // (failing or parked): it holds its new events instead of stepping them.
 func (s InstanceStatus) Stuck() bool { return s == StatusFailing || s == StatusParked }
 
+// InstanceOutcome is how a done instance ended, as `evoke list`, `evoke
+// show` and the UI show it beside its status.
+type InstanceOutcome string
+
+// Instance outcomes.
+const (
+	// EndCompleted: the process manager completed the instance and it
+	// never stepped a command rejection.
+	EndCompleted InstanceOutcome = "completed"
+	// EndCompensated: the instance stepped a command rejection (its
+	// Compensate ran) during its life, before or after it completed. A
+	// live instance carries it as soon as it steps one, ahead of its end.
+	EndCompensated InstanceOutcome = "compensated"
+	// EndTimedOut: the step that completed the instance was a deadline
+	// ($timeout or a named deadline), and it stepped no rejection.
+	EndTimedOut InstanceOutcome = "timed_out"
+	// EndCancelled: an operator cancelled the instance.
+	EndCancelled InstanceOutcome = "cancelled"
+)
+
+// Outcomes lists every instance outcome.
+var Outcomes = []InstanceOutcome{EndCompleted, EndCompensated, EndTimedOut, EndCancelled}
+
 // Instance is a stored process-manager instance.
 type Instance struct {
 	ProcessManager string
@@ -367,6 +456,24 @@ type Instance struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	CompletedAt   time.Time
+	// Outcome is how the instance ended once it is done; while it runs it
+	// is empty, or EndCompensated once it stepped a command rejection.
+	// FinalOutcome reads it.
+	Outcome InstanceOutcome
+}
+
+// FinalOutcome returns how a done instance ended ("" while it runs). A done
+// instance stored without an outcome reads as completed, or cancelled.
+func (in *Instance) FinalOutcome() InstanceOutcome {
+	switch {
+	case !in.Status.Done():
+		return ""
+	case in.Status == StatusCancelled:
+		return EndCancelled
+	case in.Outcome == "":
+		return EndCompleted
+	}
+	return in.Outcome
 }
 
 // InstanceWrite is a fenced instance write.
@@ -381,7 +488,14 @@ type InstanceWrite struct {
 type InstanceQuery struct {
 	ProcessManager string // "" for all
 	Status         InstanceStatus
-	Limit          int
+	// Outcome, if set, selects done instances that ended so.
+	Outcome InstanceOutcome
+	// IDPrefix, if set, selects instances whose ID starts with it.
+	IDPrefix string
+	// CreatedBefore and CreatedAfter, if set, select instances created
+	// before, or after, that time.
+	CreatedBefore, CreatedAfter time.Time
+	Limit                       int
 	// AfterID pages through results ordered by (process manager, id).
 	AfterProcessManager, AfterID string
 }
@@ -516,7 +630,7 @@ type Stats struct {
 	// commands executed from the outbox or by Runtime.Dispatch, and of
 	// those executed inline that appended nothing), and how many of them
 	// are rejections. A command executed inline that appended events has
-	// no record: its events are.
+	// no record: its events are (TallyReader counts those too).
 	Commands int64
 	Rejected int64
 	// Instances counts instances per process manager and status.

@@ -9,7 +9,7 @@
 //			}
 //			t.Cleanup(func() { s.Close() })
 //			return s
-//		})
+//		}, evokestoretest.StreamsReader, evokestoretest.Leaser) // what it implements
 //	}
 //
 // Run checks the behaviour documented in package evokestore, including the
@@ -17,10 +17,12 @@
 // ErrInvalid, the input at its edges read back byte for byte), fencing,
 // atomicity of transactions, concurrent writers and commit notifications.
 // It also checks the optional extensions the runtime discovers by type
-// assertion (evokestore.StreamsReader, evokestore.EventsReader,
-// evokestore.DeadlinesReader, evokestore.AppendReader, evokestore.Purger,
-// evokestore.Leaser and evokestore.LeaseChecker) where the store implements
-// them, and skips their subtests where it does not.
+// assertion (evokestore.StreamsReader, EventsReader, DeadlinesReader,
+// AppendReader, Purger, TallyReader, LeaseReader, and Leaser with
+// LeaseChecker) that the store declares it implements: one declared but
+// missing, or implemented but not declared, fails the suite, so that a
+// backend that loses one does not pass by skipping its subtests.
+// (evokestore.WriteDeferrer has no subtests yet.)
 // The lease subtests use a short ttl by the store's clock and so take about
 // half a second of real time.
 package evokestoretest
@@ -40,10 +42,59 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 )
 
+// Extension names an optional extension of evokestore that a backend
+// implements; Run's implements lists them.
+type Extension string
+
+// The optional extensions the suite tests.
+const (
+	StreamsReader   Extension = "StreamsReader"   // on the Store and its Tx
+	EventsReader    Extension = "EventsReader"    // on the Store and its Tx
+	AppendReader    Extension = "AppendReader"    // on the Tx
+	DeadlinesReader Extension = "DeadlinesReader" // on the Store
+	Purger          Extension = "Purger"          // on the Tx
+	TallyReader     Extension = "TallyReader"     // on the Store
+	LeaseReader     Extension = "LeaseReader"     // on the Store
+	Leaser          Extension = "Leaser"          // on the Store, with LeaseChecker on its Tx
+)
+
+// declared holds, by the name of Run's test, the extensions its store
+// declares.
+var declared sync.Map
+
+// optional checks an extension's subtest against the declaration: a store
+// that declares ext must implement it (the test fails), one that does not
+// declare it must not implement it (so that a declaration cannot go stale),
+// and the test of an extension neither declared nor implemented is skipped.
+func optional(t *testing.T, s evokestore.Store, ext Extension, implemented bool) {
+	t.Helper()
+	want := false
+	declared.Range(func(k, v any) bool {
+		if strings.HasPrefix(t.Name(), k.(string)+"/") {
+			want = slices.Contains(v.([]Extension), ext)
+			return false
+		}
+		return true
+	})
+	switch {
+	case want && !implemented:
+		t.Fatalf("%s store declares %s but does not implement it", s.Backend(), ext)
+	case !want && implemented:
+		t.Fatalf("%s store implements %s but does not declare it: list it in evokestoretest.Run's implements", s.Backend(), ext)
+	case !implemented:
+		t.Skipf("%s store implements no %s (optional, not declared)", s.Backend(), ext)
+	}
+}
+
 // Run runs the conformance suite as subtests of t. newStore must return a
 // fresh, empty store for each call and arrange (with t.Cleanup) for it to be
-// closed; subtests call it in parallel.
-func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
+// closed; subtests call it in parallel. implements lists the optional
+// extensions the store implements: the suite fails when a declared one is
+// missing (a backend that loses one does not pass by skipping its tests)
+// and when one that is implemented is not declared.
+func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store, implements ...Extension) {
+	declared.Store(t.Name(), implements)
+	t.Cleanup(func() { declared.Delete(t.Name()) })
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s evokestore.Store)
@@ -61,6 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"InstancesFencing", testInstancesFencing},
 		{"InstancesMany", testInstancesMany},
 		{"ListInstances", testListInstances},
+		{"ListInstancesFiltered", testListInstancesFiltered},
 		{"Outbox", testOutbox},
 		{"CommandOutcomes", testCommandOutcomes},
 		{"History", testHistory},
@@ -87,12 +139,15 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store) {
 		{"HistoryNodeAndLeaseToken", testHistoryNodeAndLeaseToken},
 		{"InputRefused", testInputRefused},
 		{"InputAccepted", testInputAccepted},
-		// Optional extensions: these skip when the store lacks them.
+		// Optional extensions: these skip when the store neither
+		// implements nor declares them.
 		{"ReadStreams", testReadStreams},
 		{"ReadEvents", testReadEvents},
 		{"AppendReader", testAppendReader},
 		{"InstanceDeadlines", testInstanceDeadlines},
 		{"Purge", testPurge},
+		{"Tally", testTally},
+		{"PartitionLeases", testPartitionLeases},
 		{"LeaseBalance", testLeaseBalance},
 		{"CheckLeases", testCheckLeases},
 		{"LeaseExpiry", testLeaseExpiry},
@@ -485,7 +540,8 @@ func checkInstance(t *testing.T, got, want evokestore.Instance) {
 		!bytes.Equal(got.State, want.State) || got.Version != want.Version || got.Status != want.Status ||
 		got.Phase != want.Phase || got.LastPosition != want.LastPosition || got.Attempts != want.Attempts ||
 		!got.NextAttemptAt.Equal(want.NextAttemptAt) || got.LastError != want.LastError ||
-		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.CompletedAt.Equal(want.CompletedAt) {
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.CompletedAt.Equal(want.CompletedAt) ||
+		got.Outcome != want.Outcome {
 		t.Errorf("instance = %+v\nwant       %+v", got, want)
 	}
 }
@@ -508,7 +564,7 @@ func loadOne(t *testing.T, q evokestore.Querier, pm, id string) (evokestore.Inst
 func testInstances(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
 	a, b := instance("pm", "a", 1), instance("pm", "b", 1)
-	b.Status, b.CompletedAt = evokestore.StatusCompleted, t0.Add(time.Hour)
+	b.Status, b.CompletedAt, b.Outcome = evokestore.StatusCompleted, t0.Add(time.Hour), evokestore.EndTimedOut
 	other := instance("pm2", "a", 1)
 	inTx(t, s, func(tx evokestore.Tx) error {
 		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: a, PrevVersion: -1}, {Instance: b, PrevVersion: -1}, {Instance: other, PrevVersion: -1}})
@@ -532,7 +588,7 @@ func testInstances(t *testing.T, s evokestore.Store) {
 
 	a2 := instance("pm", "a", 2)
 	a2.Status, a2.Phase, a2.State = evokestore.StatusFailing, "waiting", []byte(`{"n":2,"x":true}`)
-	a2.Attempts, a2.LastError = 3, "still failing"
+	a2.Attempts, a2.LastError, a2.Outcome = 3, "still failing", evokestore.EndCompensated
 	inTx(t, s, func(tx evokestore.Tx) error {
 		return tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: a2, PrevVersion: 1}})
 	})
@@ -692,6 +748,69 @@ func testListInstances(t *testing.T, s evokestore.Store) {
 	}
 	if k := key(got); !slices.Equal(k, []string{"p1/i4", "p2/i0", "p2/i2", "p2/i4"}) {
 		t.Errorf("running after p1/i2 = %v", k)
+	}
+}
+
+// testListInstancesFiltered lists instances by outcome, ID prefix and
+// age, and checks that every outcome round-trips.
+func testListInstancesFiltered(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	var ws []evokestore.InstanceWrite
+	add := func(id string, status evokestore.InstanceStatus, outcome evokestore.InstanceOutcome, created time.Time) {
+		in := instance("pm", id, 1)
+		in.Status, in.Outcome, in.CreatedAt = status, outcome, created
+		if status.Done() {
+			in.CompletedAt = created.Add(time.Minute)
+		}
+		ws = append(ws, evokestore.InstanceWrite{Instance: in, PrevVersion: -1})
+	}
+	add("order-1", evokestore.StatusCompleted, evokestore.EndCompleted, t0)
+	add("order-2", evokestore.StatusCompleted, evokestore.EndCompensated, t0.Add(time.Hour))
+	add("order-3", evokestore.StatusCompleted, evokestore.EndTimedOut, t0.Add(2*time.Hour))
+	add("order-4", evokestore.StatusCancelled, evokestore.EndCancelled, t0.Add(3*time.Hour))
+	add("order-5", evokestore.StatusRunning, evokestore.EndCompensated, t0.Add(4*time.Hour)) // compensated, not done yet
+	add("refund-1", evokestore.StatusRunning, "", t0.Add(5*time.Hour))
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	for _, w := range ws {
+		got, ok := loadOne(t, s, "pm", w.ID)
+		if !ok {
+			t.Fatalf("instance %s missing", w.ID)
+		}
+		checkInstance(t, got, w.Instance)
+	}
+	ids := func(q evokestore.InstanceQuery) []string {
+		t.Helper()
+		q.ProcessManager = "pm"
+		got, err := s.ListInstances(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k []string
+		for _, in := range got {
+			k = append(k, in.ID)
+		}
+		return k
+	}
+	for _, tc := range []struct {
+		name string
+		q    evokestore.InstanceQuery
+		want []string
+	}{
+		{"completed", evokestore.InstanceQuery{Outcome: evokestore.EndCompleted}, []string{"order-1"}},
+		{"compensated (done only)", evokestore.InstanceQuery{Outcome: evokestore.EndCompensated}, []string{"order-2"}},
+		{"timed out", evokestore.InstanceQuery{Outcome: evokestore.EndTimedOut}, []string{"order-3"}},
+		{"cancelled", evokestore.InstanceQuery{Outcome: evokestore.EndCancelled, Status: evokestore.StatusCancelled}, []string{"order-4"}},
+		{"outcome and status", evokestore.InstanceQuery{Outcome: evokestore.EndTimedOut, Status: evokestore.StatusCancelled}, nil},
+		{"prefix", evokestore.InstanceQuery{IDPrefix: "order-"}, []string{"order-1", "order-2", "order-3", "order-4", "order-5"}},
+		{"prefix, whole ID", evokestore.InstanceQuery{IDPrefix: "refund-1"}, []string{"refund-1"}},
+		{"prefix, none", evokestore.InstanceQuery{IDPrefix: "x"}, nil},
+		{"created before", evokestore.InstanceQuery{CreatedBefore: t0.Add(time.Hour)}, []string{"order-1"}},
+		{"created after", evokestore.InstanceQuery{CreatedAfter: t0.Add(4 * time.Hour)}, []string{"refund-1"}},
+		{"created between, running", evokestore.InstanceQuery{CreatedAfter: t0, CreatedBefore: t0.Add(5 * time.Hour), Status: evokestore.StatusRunning}, []string{"order-5"}},
+	} {
+		if got := ids(tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ListInstances = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -3,18 +3,21 @@ package evokestoretest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // This file holds the subtests of LogQuery.Until, Tx.PutCheckpoints,
 // OutboxQuery.Partitions, HistoryRecord.Node and LeaseToken, and of the
 // optional extensions a backend may implement (StreamsReader, EventsReader,
-// DeadlinesReader, AppendReader, Purger, Leaser and LeaseChecker). A subtest
-// of an optional extension skips when the store does not implement it.
+// DeadlinesReader, AppendReader, Purger, Leaser, LeaseChecker, TallyReader
+// and LeaseReader). A subtest of an optional extension skips when the store
+// does not implement it.
 
 func testReadLogUntil(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
@@ -224,7 +227,7 @@ func testHistoryNodeAndLeaseToken(t *testing.T, s evokestore.Store) {
 func testReadStreams(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
 	// The dispatcher asserts it on a Tx, the inspection tools on the Store.
-	srStore, storeOK, txOK := onStoreAndTx[evokestore.StreamsReader](t, s, "evokestore.StreamsReader")
+	srStore, storeOK, txOK := onStoreAndTx[evokestore.StreamsReader](t, s, StreamsReader)
 
 	news, add := eventMaker()
 	// Interleaved across commits, so that position order differs from
@@ -269,9 +272,7 @@ func testPurge(t *testing.T, s evokestore.Store) {
 	tx0 := begin(t, s)
 	_, ok := tx0.(evokestore.Purger)
 	rollback(t, tx0)
-	if !ok {
-		t.Skipf("%s Tx does not implement evokestore.Purger (optional)", s.Backend())
-	}
+	optional(t, s, Purger, ok)
 
 	before := t0.Add(time.Hour)
 	type inst struct {
@@ -435,9 +436,7 @@ func testPurge(t *testing.T, s evokestore.Store) {
 func leaser(t *testing.T, s evokestore.Store) evokestore.Leaser {
 	t.Helper()
 	l, ok := s.(evokestore.Leaser)
-	if !ok {
-		t.Skipf("%s store does not implement evokestore.Leaser (optional)", s.Backend())
-	}
+	optional(t, s, Leaser, ok)
 	return l
 }
 
@@ -743,9 +742,7 @@ func testLeaseExpiry(t *testing.T, s evokestore.Store) {
 
 func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 	dr, ok := s.(evokestore.DeadlinesReader)
-	if !ok {
-		t.Skip("the store does not implement evokestore.DeadlinesReader")
-	}
+	optional(t, s, DeadlinesReader, ok)
 	ctx := t.Context()
 	d := func(pm, id, name string, due time.Duration) evokestore.Deadline {
 		return evokestore.Deadline{ProcessManager: pm, InstanceID: id, Name: name, DueAt: t0.Add(due), Version: 3}
@@ -782,7 +779,7 @@ func testInstanceDeadlines(t *testing.T, s evokestore.Store) {
 
 func testReadEvents(t *testing.T, s evokestore.Store) {
 	ctx := t.Context()
-	erStore, storeOK, txOK := onStoreAndTx[evokestore.EventsReader](t, s, "evokestore.EventsReader")
+	erStore, storeOK, txOK := onStoreAndTx[evokestore.EventsReader](t, s, EventsReader)
 	news, add := eventMaker()
 	stored := appendEvents(t, s, add("e-b1", "b", 1), add("e-a1", "a", 1))
 	stored = append(stored, appendEvents(t, s, add("e-a2", "a", 2))...)
@@ -820,9 +817,7 @@ func testAppendReader(t *testing.T, s evokestore.Store) {
 	tx0 := begin(t, s)
 	_, ok := tx0.(evokestore.AppendReader)
 	_ = tx0.Rollback()
-	if !ok {
-		t.Skipf("%s store implements no evokestore.AppendReader (optional)", s.Backend())
-	}
+	optional(t, s, AppendReader, ok)
 	types := []string{"A", "B"}
 	var news []evokestore.NewEvent
 	for i := range 8 {
@@ -918,15 +913,13 @@ func checkEventsRead(t *testing.T, what string, got []evokestore.Event, err erro
 // onStoreAndTx reports whether s and its Tx implement the optional
 // extension T (named name), and returns s as one: it skips the test if
 // neither does, and fails it if only one does.
-func onStoreAndTx[T any](t *testing.T, s evokestore.Store, name string) (store T, storeOK, txOK bool) {
+func onStoreAndTx[T any](t *testing.T, s evokestore.Store, name Extension) (store T, storeOK, txOK bool) {
 	t.Helper()
 	store, storeOK = s.(T)
 	tx := begin(t, s)
 	_, txOK = tx.(T)
 	rollback(t, tx)
-	if !storeOK && !txOK {
-		t.Skipf("%s store implements no %s (optional)", s.Backend(), name)
-	}
+	optional(t, s, name, storeOK || txOK)
 	if !storeOK || !txOK {
 		t.Errorf("%s: %s on the Store %v, on its Tx %v: want both", s.Backend(), name, storeOK, txOK)
 	}
@@ -941,5 +934,149 @@ func eventMaker() (news map[string]evokestore.NewEvent, add func(id, stream stri
 		e := newEvent(id, stream, v, "T"+stream)
 		news[id] = e
 		return e
+	}
+}
+
+// testTally counts executed commands, inline ones included, and how done
+// instances ended.
+func testTally(t *testing.T, s evokestore.Store) {
+	tr, ok := s.(evokestore.TallyReader)
+	optional(t, s, TallyReader, ok)
+	ctx := t.Context()
+	cmd := func(n int) string {
+		return engine.CommandID("pm", fmt.Sprintf("i%d", n), fmt.Sprintf("ev%d", n), int64(n), 0)
+	}
+	caused := func(id, stream, typ, command string) evokestore.NewEvent {
+		e := newEvent(id, stream, 1, typ)
+		e.CausationID = command
+		return e
+	}
+	rec := func(command, status, pm string, events int) evokestore.CommandOutcome {
+		o := outcome(command, status)
+		o.ProcessManager, o.Events = pm, events
+		if status == evokestore.OutcomeRejected {
+			o.Error = "no"
+		}
+		return o
+	}
+	const rejected = "$evoke.CommandRejected" // engine.TypeCommandRejected
+	a, b, c, d, e, f := cmd(1), cmd(2), cmd(3), cmd(4), cmd(5), cmd(6)
+	appendEvents(t, s,
+		// a: executed inline, two events, no record.
+		caused(engine.EventID(a, 0), "agg-a", "Done", a), caused(engine.EventID(a, 1), "agg-a2", "Done", a),
+		// b: rejected inline: its rejection, no record.
+		caused(engine.RejectionEventID(b), engine.RejectionStreamID(b), rejected, b),
+		// c: from the outbox with an event, recorded.
+		caused(engine.EventID(c, 0), "agg-c", "Done", c),
+		// d: rejected from the outbox: recorded, and its rejection.
+		caused(engine.RejectionEventID(d), engine.RejectionStreamID(d), rejected, d),
+		// A user's event that names a command as its cause is no command.
+		caused("user-1", "user", "Note", a),
+	)
+	inTx(t, s, func(tx evokestore.Tx) error {
+		return tx.PutCommandOutcomes(ctx, []evokestore.CommandOutcome{
+			rec(c, evokestore.OutcomeAccepted, "pm", 1), rec(d, evokestore.OutcomeRejected, "pm", 0),
+			rec(e, evokestore.OutcomeAccepted, "pm", 0), // e: accepted, appended nothing
+			rec(f, evokestore.OutcomeRejected, "", 0),   // f: dispatched directly, rejected
+		})
+	})
+	var ws []evokestore.InstanceWrite
+	for i, o := range []struct {
+		status  evokestore.InstanceStatus
+		outcome evokestore.InstanceOutcome
+	}{
+		{evokestore.StatusCompleted, evokestore.EndCompleted}, {evokestore.StatusCompleted, ""}, {evokestore.StatusCompleted, evokestore.EndTimedOut},
+		{evokestore.StatusCompleted, evokestore.EndCompensated}, {evokestore.StatusCancelled, evokestore.EndCancelled},
+		{evokestore.StatusRunning, evokestore.EndCompensated},
+	} {
+		in := instance("pm", fmt.Sprintf("i%d", i), 1)
+		in.Status, in.Outcome = o.status, o.outcome
+		if o.status.Done() {
+			in.CompletedAt = t0.Add(30 * time.Second)
+		}
+		ws = append(ws, evokestore.InstanceWrite{Instance: in, PrevVersion: -1})
+	}
+	late := instance("pm", "late", 1)
+	late.Status, late.Outcome, late.CompletedAt = evokestore.StatusCompleted, evokestore.EndCompleted, t0.Add(2*time.Minute)
+	ws = append(ws, evokestore.InstanceWrite{Instance: late, PrevVersion: -1})
+	inTx(t, s, func(tx evokestore.Tx) error { return tx.PutInstances(ctx, ws) })
+	got, err := tr.Tally(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Executed != 6 || got.Rejected != 3 || got.ByEvents != 2 || got.RejectedByEvents != 2 {
+		t.Errorf("Tally: %d executed, %d rejected (%d and %d by their events); want 6 and 3 (2 and 2)", got.Executed, got.Rejected, got.ByEvents, got.RejectedByEvents)
+	}
+	if head, err := s.Head(ctx); err != nil || got.Until != head {
+		t.Errorf("Tally read the log up to %d, want its head %d (%v)", got.Until, head, err)
+	}
+	// Another command executed inline, and one rejected; the next tally
+	// reads the log after the first's and adds up.
+	g, h := cmd(7), cmd(8)
+	appendEvents(t, s, caused(engine.EventID(g, 0), "agg-g", "Done", g),
+		caused(engine.RejectionEventID(h), engine.RejectionStreamID(h), rejected, h))
+	again, err := tr.Tally(ctx, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := tr.Tally(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Executed != 8 || again.Rejected != 4 || again.Executed != fresh.Executed || again.Rejected != fresh.Rejected || again.Until != fresh.Until {
+		t.Errorf("Tally after the first: %+v; from scratch: %+v; want 8 executed, 4 rejected both", again, fresh)
+	}
+	// A tally of a longer log (another store's) is not added to.
+	longer := fresh
+	longer.Until, longer.ByEvents = fresh.Until+100, 1000
+	if t2, err := tr.Tally(ctx, &longer); err != nil || t2.Executed != fresh.Executed {
+		t.Errorf("Tally after one of a longer log: %+v, %v; want %d executed", t2, err, fresh.Executed)
+	}
+	// Ended: by minute from t0, the instances above ended at t0+30s and
+	// one more at t0+2m; running ones have no end.
+	ended, err := tr.Ended(ctx, t0, time.Minute, 3)
+	if err != nil || !slices.Equal(ended["pm"], []int64{5, 0, 1}) || len(ended) != 1 {
+		t.Errorf("Ended = %v, %v; want pm: [5 0 1]", ended, err)
+	}
+	if ended, err := tr.Ended(ctx, t0.Add(time.Minute), time.Minute, 1); err != nil || len(ended) != 0 {
+		t.Errorf("Ended over a minute when none ended = %v, %v", ended, err)
+	}
+	want := map[evokestore.InstanceOutcome]int64{evokestore.EndCompleted: 3, evokestore.EndTimedOut: 1, evokestore.EndCompensated: 1, evokestore.EndCancelled: 1}
+	if !maps.Equal(got.Outcomes["pm"], want) || len(got.Outcomes) != 1 {
+		t.Errorf("Tally outcomes = %v, want pm: %v", got.Outcomes, want)
+	}
+}
+
+// testPartitionLeases reads the leases as nodes balanced them: who holds
+// each partition, and whether it is alive.
+func testPartitionLeases(t *testing.T, s evokestore.Store) {
+	lr, ok := s.(evokestore.LeaseReader)
+	optional(t, s, LeaseReader, ok)
+	l := leaser(t, s)
+	ctx := t.Context()
+	if got, err := lr.PartitionLeases(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("before any node: %+v, %v", got, err)
+	}
+	held := balance(t, l, "n1", 3, time.Hour)
+	got, err := lr.PartitionLeases(ctx)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("PartitionLeases = %+v, %v; want 3", got, err)
+	}
+	for i, pl := range got {
+		if pl.Lease != held[i] || !pl.Alive || !pl.AliveUntil.After(time.Now().Add(30*time.Minute)) {
+			t.Errorf("partition %d: %+v, want %+v alive for about an hour", i, pl, held[i])
+		}
+	}
+	if err := l.Leave(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = lr.PartitionLeases(ctx)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("after Leave: %+v, %v", got, err)
+	}
+	for _, pl := range got {
+		if pl.Node != "" || pl.Alive || !pl.AliveUntil.IsZero() {
+			t.Errorf("after Leave: %+v, want no node", pl)
+		}
 	}
 }

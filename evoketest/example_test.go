@@ -124,3 +124,40 @@ func ExampleFixture() {
 	// - send_reminder -> mailer/ann {"user":"Ann"}
 	// + send_reminder -> mailer/ann {"user":"ann"}
 }
+
+// signupV2 reminds a new user after two days instead of one, and greets
+// them by name.
+type signupV2 struct{ signup }
+
+func (p signupV2) Handle(s signupState, e evoke.Event) (signupState, []evoke.Command, error) {
+	s, cmds, err := p.signup.Handle(s, e)
+	if e.Type == "SignedUp" && err == nil {
+		s.Remind = e.RecordedAt.Add(48 * time.Hour)
+		cmds[0].Payload = []byte(`{"user":"` + s.User + `","greeting":"Welcome, ` + s.User + `!"}`)
+	}
+	return s, cmds, err
+}
+
+// A replay of what a fixture recorded: the unchanged process manager
+// repeats it, the changed one is reported at the step that differs.
+func ExampleReplay() {
+	t := &printTB{} // in a test, its *testing.T
+	defer t.cleanup()
+
+	f := evoketest.NewFixture(t, signup{}, &evoketest.FixtureOpts{
+		Aggregates: []evoketest.Aggregate{evoketest.StubAggregate("mailer"), evoketest.StubAggregate("admin")},
+	})
+	f.Given(evoke.NewEvent("SignedUp", map[string]string{"user": "ann"})).AdvanceTime(24 * time.Hour)
+	store := f.Runtime().Store()
+
+	rep := evoketest.Replay(t, store, signup{})
+	fmt.Println(rep.Instances, "instance,", rep.Steps, "steps: differ:", rep.Differ())
+	evoketest.Replay(t, store, signupV2{})
+	// Output:
+	// 1 instance, 2 steps: differ: false
+	// evoketest: the replay of signup differs from its record:
+	// signup: 1 instances, 1 steps replayed, 1 differ
+	// ann: step 1 (SignedUp at 1): commands differ
+	//   recorded: send_welcome to mailer ann {"user":"ann"}
+	//   replayed: send_welcome to mailer ann {"greeting":"Welcome, ann!","user":"ann"}
+}

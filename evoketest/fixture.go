@@ -121,7 +121,7 @@ func (f *Fixture[S]) Given(events ...evoke.Event) *Fixture[S] {
 }
 
 // GivenState makes instance id exist with state, as if a step had left it
-// there: running, with the status its evoke.StatusReporter reports. It
+// there, at the process manager's state version (see evoke.Versioned): running, with the status its evoke.StatusReporter reports. It
 // writes the instance to the store directly (the fixture's runtime has a
 // single partition), so no deadline is set: a timeout or deadline starts
 // with the instance's next step.
@@ -129,6 +129,12 @@ func (f *Fixture[S]) GivenState(id string, state S) *Fixture[S] {
 	f.tb.Helper()
 	f.step = "GivenState(" + id + ")"
 	b, err := json.Marshal(state)
+	if v, ok := f.pm.(evoke.Versioned); ok && err == nil && v.StateVersion() > 1 {
+		b, err = json.Marshal(struct {
+			Version int             `json:"$version"`
+			State   json.RawMessage `json:"$state"`
+		}{v.StateVersion(), b})
+	}
 	if err != nil {
 		f.tb.Fatalf("evoketest: %s: encode state: %v", f.step, err)
 	}
@@ -335,30 +341,38 @@ func (f *Fixture[S]) read() (evokestore.Instance, bool) {
 	return in, ok
 }
 
-// State returns the instance's state, as the runtime stored it.
+// State returns the instance's state, as the runtime stored it and
+// evoke.ReadInstance reads it (upgraded to the state version); the zero S
+// for an instance that has not stepped yet.
 func (f *Fixture[S]) State() S {
 	f.tb.Helper()
 	var s S
-	if in, ok := f.read(); ok && len(in.State) > 0 {
-		if err := json.Unmarshal(in.State, &s); err != nil {
-			f.tb.Fatalf("evoketest: decode state of %s: %v", f.instance, err)
-		}
+	if f.instance == "" {
+		f.tb.Errorf("evoketest: after %s: no event correlated to an instance of %s", f.step, f.pm.Name())
+		return s
 	}
-	return s
+	in, err := evoke.ReadInstance(context.Background(), f.rt, f.pm, f.instance)
+	if err != nil {
+		f.tb.Fatalf("evoketest: after %s: %v", f.step, err)
+	}
+	return in.State
 }
 
 // ThenState checks the instance's state, compared as JSON.
 func (f *Fixture[S]) ThenState(want S) *Fixture[S] {
 	f.tb.Helper()
-	in, ok := f.read()
-	if !ok {
+	if _, ok := f.read(); !ok {
 		return f
 	}
 	wb, err := json.Marshal(want)
 	if err != nil {
 		f.tb.Fatalf("evoketest: encode state: %v", err)
 	}
-	w, g := indent(wb), indent(in.State)
+	gb, err := json.Marshal(f.State())
+	if err != nil {
+		f.tb.Fatalf("evoketest: encode state: %v", err)
+	}
+	w, g := indent(wb), indent(gb)
 	if w != g {
 		f.tb.Errorf("evoketest: after %s: state of %s differs (-want +got):\n%s", f.step, f.instance,
 			diff(strings.Split(w, "\n"), strings.Split(g, "\n")))
@@ -384,9 +398,9 @@ func (f *Fixture[S]) ThenStatus(want string) *Fixture[S] {
 	return f
 }
 
-// ThenOutcome checks the runtime's status of the instance: running,
-// compensating, parked or completed.
-func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceStatus) *Fixture[S] {
+// ThenLifecycle checks where the runtime has the instance: running,
+// compensating, failing, parked, completed or cancelled.
+func (f *Fixture[S]) ThenLifecycle(want evokestore.InstanceStatus) *Fixture[S] {
 	f.tb.Helper()
 	if in, ok := f.read(); ok && in.Status != want {
 		msg := fmt.Sprintf("evoketest: after %s: %s is %s, want %s", f.step, f.instance, in.Status, want)
@@ -394,6 +408,17 @@ func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceStatus) *Fixture[S] {
 			msg += ": " + in.LastError
 		}
 		f.tb.Errorf("%s", msg)
+	}
+	return f
+}
+
+// ThenOutcome checks how the instance ended: completed, compensated,
+// timed_out or cancelled (evokestore.Outcomes); "" checks that it has not
+// ended.
+func (f *Fixture[S]) ThenOutcome(want evokestore.InstanceOutcome) *Fixture[S] {
+	f.tb.Helper()
+	if in, ok := f.read(); ok && in.FinalOutcome() != want {
+		f.tb.Errorf("evoketest: after %s: %s ended %q (%s), want %q", f.step, f.instance, in.FinalOutcome(), in.Status, want)
 	}
 	return f
 }

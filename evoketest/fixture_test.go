@@ -30,7 +30,8 @@ func TestFixtureFollowsAnInstance(t *testing.T) {
 	f.When(signedUp("ann")).
 		ThenCommands(evoke.NewCommand("send_welcome", "mailer", "ann", userData{"ann"})).
 		ThenStatus("welcomed").
-		ThenOutcome(evokestore.StatusRunning).
+		ThenLifecycle(evokestore.StatusRunning).
+		ThenOutcome("").
 		ThenState(signupState{User: "ann", Status: "welcomed", Remind: fixtureT0.Add(24 * time.Hour)}).
 		ThenDeadlines(evoke.Deadline{Name: "remind", At: fixtureT0.Add(24 * time.Hour)})
 
@@ -41,7 +42,8 @@ func TestFixtureFollowsAnInstance(t *testing.T) {
 		ThenDeadlines()
 	f.When(evoke.NewEvent("Verified", userData{"ann"})).
 		ThenCommands().
-		ThenOutcome(evokestore.StatusCompleted)
+		ThenLifecycle(evokestore.StatusCompleted).
+		ThenOutcome(evokestore.EndCompleted)
 	if s := f.State(); s.Status != "verified" {
 		t.Errorf("State() = %+v", s)
 	}
@@ -57,11 +59,11 @@ func TestFixtureGivenIsNotChecked(t *testing.T) {
 func TestFixtureGivenState(t *testing.T) {
 	t.Parallel()
 	f := newSignup(t).GivenState("cy", signupState{User: "cy", Status: "welcomed"})
-	f.ThenStatus("welcomed").ThenOutcome(evokestore.StatusRunning).ThenDeadlines()
+	f.ThenStatus("welcomed").ThenLifecycle(evokestore.StatusRunning).ThenDeadlines()
 	f.When(evoke.NewEvent("Verified", userData{"cy"})).
 		ThenCommands().
 		ThenState(signupState{User: "cy", Status: "verified"}).
-		ThenOutcome(evokestore.StatusCompleted)
+		ThenLifecycle(evokestore.StatusCompleted)
 }
 
 func TestFixtureRejectionFlowsBack(t *testing.T) {
@@ -73,7 +75,7 @@ func TestFixtureRejectionFlowsBack(t *testing.T) {
 			evoke.NewCommand("notify_admin", "admin", "admins", userData{"bounce"}),
 		).
 		ThenStatus("bounced").
-		ThenOutcome(evokestore.StatusCompensating)
+		ThenLifecycle(evokestore.StatusCompensating)
 	cmds := f.Commands()
 	if len(cmds) != 2 || cmds[1].Metadata.CausationID == "" || cmds[0].ID == "" {
 		t.Errorf("Commands() = %+v, want two with IDs and lineage", cmds)
@@ -83,7 +85,7 @@ func TestFixtureRejectionFlowsBack(t *testing.T) {
 func TestFixtureParksAFailingStep(t *testing.T) {
 	t.Parallel()
 	f := newSignup(t)
-	f.When(signedUp("boom")).ThenCommands().ThenOutcome(evokestore.StatusParked)
+	f.When(signedUp("boom")).ThenCommands().ThenLifecycle(evokestore.StatusParked)
 }
 
 // recordingTB records what a test reports; Fatalf ends its goroutine, as
@@ -147,9 +149,12 @@ func TestFixtureFailures(t *testing.T) {
 		{"state", func(tb testing.TB) {
 			newSignup(tb).When(signedUp("ann")).ThenState(signupState{User: "ann", Status: "welcomed"})
 		}, []string{"state of ann differs (-want +got):", `+   "remind": "2025-01-02T00:00:00Z",`, `    "status": "welcomed",`}},
-		{"outcome", func(tb testing.TB) {
-			newSignup(tb).When(signedUp("boom")).ThenOutcome(evokestore.StatusRunning)
+		{"lifecycle", func(tb testing.TB) {
+			newSignup(tb).When(signedUp("boom")).ThenLifecycle(evokestore.StatusRunning)
 		}, []string{"after When(SignedUp): boom is parked, want running: ", "cannot sign up boom"}},
+		{"outcome", func(tb testing.TB) {
+			newSignup(tb).When(signedUp("ann")).ThenOutcome(evokestore.EndCompleted)
+		}, []string{`after When(SignedUp): ann ended "" (running), want "completed"`}},
 		{"deadlines", func(tb testing.TB) {
 			newSignup(tb).When(signedUp("ann")).AdvanceTime(time.Minute).ThenDeadlines()
 		}, []string{"after AdvanceTime(1m0s): deadlines of ann differ (-want +got):", "+ remind at 2025-01-02T00:00:00Z"}},

@@ -1,11 +1,14 @@
 // Package evokeui is evoke's inspection UI: an http.Handler that shows a
-// store's process managers, their instances by status and age, one
-// instance's timeline (events in, state changes, commands out and their
-// outcomes), the state machine drawn from recorded transitions, and lets an
-// operator retry, skip or cancel a stuck instance. The `evoke serve`
-// command serves it; a program embedding evoke can mount it too. The
-// data behind it (LoadInstance, Transitions) also serves `evoke show` and
-// `evoke graph`.
+// store's process managers (their instances by status and by outcome, the
+// commands executed, charts of the last minutes), their instances filtered
+// by status, outcome, age and ID, one instance's held events and timeline
+// (events in, state changes, commands out and their outcomes) and which
+// node steps it, the state machine drawn from recorded transitions, and
+// lets an operator retry, skip or cancel a stuck instance. It serves the
+// store's metrics at /metrics in the Prometheus text format. The `evoke
+// serve` command serves it; a program embedding evoke can mount it too.
+// The data behind it (LoadInstance, Transitions) also serves `evoke show`
+// and `evoke graph`.
 package evokeui
 
 import (
@@ -21,8 +24,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/evoke-go/evoke/evokeops"
 	"github.com/evoke-go/evoke/evokestore"
-	"github.com/evoke-go/evoke/internal/engine"
 )
 
 // InstanceView is one instance as `evoke show` and the web UI show it:
@@ -37,10 +40,16 @@ type InstanceView struct {
 	Timeline  []Step     `json:"timeline"`
 }
 
-// HeldEvent is an event the instance holds until it runs again.
+// HeldEvent is an event the instance holds until it runs again: the
+// first is the one it is stuck on, Error why.
 type HeldEvent struct {
-	Position int64  `json:"position"`
-	Error    string `json:"error,omitempty"`
+	Position  int64  `json:"position"`
+	Error     string `json:"error,omitempty"`
+	EventType string `json:"event_type,omitempty"`
+	EventID   string `json:"event_id,omitempty"`
+	StreamID  string `json:"stream_id,omitempty"`
+	// Payload is the event's data (JSON), as the process manager got it.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // Deadline is a pending deadline; Name "$timeout" is the inactivity timeout.
@@ -77,9 +86,6 @@ type CommandRef struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// ErrNotFound reports an instance the store does not hold.
-var ErrNotFound = errors.New("evokeui: not found")
-
 // LoadInstance reads one instance's view from st.
 func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*InstanceView, error) {
 	insts, err := st.Instances(ctx, pm, []string{id})
@@ -87,7 +93,7 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 		return nil, err
 	}
 	if len(insts) == 0 {
-		return nil, fmt.Errorf("%w: no instance %q of process manager %q", ErrNotFound, id, pm)
+		return nil, fmt.Errorf("%w: no instance %q of process manager %q", evokestore.ErrNotFound, id, pm)
 	}
 	v := &InstanceView{Instance: InstanceMap(&insts[0])}
 	held, err := st.Held(ctx, pm, id)
@@ -95,7 +101,18 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 		return nil, err
 	}
 	for _, h := range held {
-		v.Held = append(v.Held, HeldEvent{Position: h.Position, Error: h.Error})
+		he := HeldEvent{Position: h.Position, Error: h.Error}
+		ev, ok, err := evokestore.EventAt(ctx, st, h.Position)
+		if err != nil {
+			return nil, fmt.Errorf("held event %d of %s %s: %w", h.Position, pm, id, err)
+		}
+		if ok {
+			he.EventType, he.EventID, he.StreamID = ev.Type, ev.ID, ev.StreamID
+			if json.Valid(ev.Data) {
+				he.Payload = ev.Data
+			}
+		}
+		v.Held = append(v.Held, he)
 	}
 	if dr, ok := st.(evokestore.DeadlinesReader); ok {
 		dls, err := dr.InstanceDeadlines(ctx, pm, []string{id})
@@ -125,7 +142,7 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 		}
 		v.Timeline = append(v.Timeline, s)
 	}
-	byID, err := engine.Outcomes(ctx, st, cmds)
+	byID, err := evokeops.CommandOutcomes(ctx, st, cmds)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +166,9 @@ func LoadInstance(ctx context.Context, st evokestore.Store, pm, id string) (*Ins
 func (v *InstanceView) WriteText(w io.Writer) error {
 	in := v.Instance
 	fmt.Fprintf(w, "%s %s: %s", in["process_manager"], in["id"], in["status"])
+	if o, ok := in["outcome"]; ok && fmt.Sprint(o) != fmt.Sprint(in["status"]) {
+		fmt.Fprintf(w, ", %s", o)
+	}
 	if p := in["phase"]; p != "" {
 		fmt.Fprintf(w, " (%s)", p)
 	}
@@ -168,20 +188,23 @@ func (v *InstanceView) WriteText(w io.Writer) error {
 	if n, ok := in["next_attempt_at"]; ok {
 		fmt.Fprintf(w, "next attempt: %s\n", fmtTime(n))
 	}
-	if s, ok := in["state"]; ok {
-		var buf bytes.Buffer
-		if b, err := json.Marshal(s); err == nil && json.Indent(&buf, b, "  ", "  ") == nil {
-			fmt.Fprintf(w, "state:\n  %s\n", buf.String())
-		}
+	if s, ok := in["state"].(json.RawMessage); ok {
+		fmt.Fprintf(w, "state:\n  %s\n", strings.ReplaceAll(strings.TrimSpace(ReadableJSON(s)), "\n", "\n  "))
 	}
 	if len(v.Held) > 0 {
 		fmt.Fprintf(w, "held events (%d, stepped in order once the instance runs again):\n", len(v.Held))
 		for _, h := range v.Held {
 			fmt.Fprintf(w, "  position %d", h.Position)
+			if h.EventType != "" {
+				fmt.Fprintf(w, " %s", h.EventType)
+			}
 			if h.Error != "" {
-				fmt.Fprintf(w, ": %s", firstLine(h.Error, 100))
+				fmt.Fprintf(w, ": %s", h.Error)
 			}
 			fmt.Fprintln(w)
+			if len(h.Payload) > 0 {
+				fmt.Fprintf(w, "    payload: %s\n", strings.ReplaceAll(strings.TrimSpace(ReadableJSON(h.Payload)), "\n", "\n    "))
+			}
 		}
 	}
 	for _, d := range v.Deadlines {
@@ -224,6 +247,9 @@ func InstanceMap(in *evokestore.Instance) map[string]any {
 	if !in.CompletedAt.IsZero() {
 		m["completed_at"] = in.CompletedAt
 	}
+	if o := in.FinalOutcome(); o != "" {
+		m["outcome"] = string(o)
+	}
 	if in.LastError != "" {
 		m["last_error"], m["attempts"] = in.LastError, in.Attempts
 	}
@@ -238,6 +264,46 @@ func InstanceMap(in *evokestore.Instance) map[string]any {
 		}
 	}
 	return m
+}
+
+// ReadableJSON returns b indented, with the escapes of <, > and & that
+// Go's encoder writes (\u003c, \u003e, \u0026) turned back into the
+// characters: for a person to read (an HTML page escapes it as text).
+// Invalid JSON is returned as it is.
+func ReadableJSON(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return string(b)
+	}
+	in := buf.Bytes()
+	out := make([]byte, 0, len(in))
+	inString := false
+	for i := 0; i < len(in); i++ {
+		c := in[i]
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(in):
+			if in[i+1] == 'u' && i+5 < len(in) {
+				switch strings.ToLower(string(in[i+2 : i+6])) {
+				case "003c":
+					out, i = append(out, '<'), i+5
+					continue
+				case "003e":
+					out, i = append(out, '>'), i+5
+					continue
+				case "0026":
+					out, i = append(out, '&'), i+5
+					continue
+				}
+			}
+			out = append(out, c, in[i+1]) // an escape pair, kept whole
+			i++
+			continue
+		}
+		out = append(out, c)
+	}
+	return string(out)
 }
 
 // Edge is one transition: from a phase to another on an event type.
@@ -435,11 +501,11 @@ func fmtTime(v any) string {
 // line each, with ages relative to now.
 func WriteInstanceList(w io.Writer, insts []evokestore.Instance, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROCESS MANAGER\tID\tSTATUS\tPHASE\tVERSION\tAGE\tUPDATED\tLAST ERROR")
+	fmt.Fprintln(tw, "PROCESS MANAGER\tID\tSTATUS\tOUTCOME\tPHASE\tVERSION\tAGE\tUPDATED\tLAST ERROR")
 	for i := range insts {
 		in := &insts[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s ago\t%s\n", in.ProcessManager, in.ID, in.Status, orDash(in.Phase), in.Version,
-			age(now, in.CreatedAt), age(now, in.UpdatedAt), orDash(firstLine(in.LastError, 60)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s ago\t%s\n", in.ProcessManager, in.ID, in.Status, orDash(string(in.FinalOutcome())),
+			orDash(in.Phase), in.Version, age(now, in.CreatedAt), age(now, in.UpdatedAt), orDash(firstLine(in.LastError, 60)))
 	}
 	return tw.Flush()
 }

@@ -7,14 +7,18 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evoke-go/evoke/evokeops"
@@ -79,6 +83,14 @@ type Options struct {
 	// GraphInstances bounds how many instances' histories the state
 	// machine is drawn from. Default 10000.
 	GraphInstances int
+	// Replay replays a process manager for the replay page (/replay?pm=);
+	// nil: the page says the UI has no code to replay with.
+	Replay Replayer
+	// SampleEvery is the least time between two readings of the
+	// checkpoint lag and the parked instances that the overview charts:
+	// the UI reads them when the overview or /metrics is requested, and
+	// keeps the last 15 minutes. Defaults to 5s.
+	SampleEvery time.Duration
 }
 
 const (
@@ -88,9 +100,9 @@ const (
 	formTokenField = "form_token"
 )
 
-// Handler returns the UI for st. Serve it on localhost (`evoke serve` binds
-// 127.0.0.1 by default): it shows instance states, which may hold personal
-// data, to anyone who can reach it.
+// Handler returns the UI for st, with its metrics at /metrics. Serve it on
+// localhost (`evoke serve` binds 127.0.0.1 by default): it shows instance
+// states, which may hold personal data, to anyone who can reach it.
 func Handler(st evokestore.Store, opts Options) http.Handler {
 	if opts.Actions == nil {
 		opts.Actions = StoreActions{Store: st}
@@ -98,7 +110,10 @@ func Handler(st evokestore.Store, opts Options) http.Handler {
 	if opts.GraphInstances <= 0 {
 		opts.GraphInstances = 10000
 	}
-	u := &ui{st: st, opts: opts, msgKey: make([]byte, 32)}
+	if opts.SampleEvery <= 0 {
+		opts.SampleEvery = 5 * time.Second
+	}
+	u := &ui{st: st, opts: opts, msgKey: make([]byte, 32), now: time.Now}
 	rand.Read(u.msgKey) // never fails (crypto/rand)
 	if opts.Token != "" {
 		m := hmac.New(sha256.New, []byte(opts.Token))
@@ -110,7 +125,9 @@ func Handler(st evokestore.Store, opts Options) http.Handler {
 	mux.HandleFunc("GET /instances", u.instances)
 	mux.HandleFunc("GET /instance", u.instance)
 	mux.HandleFunc("GET /graph", u.graph)
+	mux.HandleFunc("GET /replay", u.replay)
 	mux.HandleFunc("POST /action", u.action)
+	mux.Handle("GET /metrics", u.metricsHandler())
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refused: actions come from the UI's own pages only (cross-origin request)", http.StatusForbidden)
@@ -128,6 +145,14 @@ type ui struct {
 	// msgKey signs the messages the UI passes to the page it redirects to
 	// after an action, so that a page shows only messages the UI issued.
 	msgKey []byte
+	// samples are the overview's sampled series.
+	samples samples
+	// tallied is the store's last tally, which the next one adds to.
+	tallied struct {
+		mu   sync.Mutex
+		last *evokestore.Tally
+	}
+	now func() time.Time
 }
 
 // withToken turns ?token= into the cookie, then redirects to the same page
@@ -188,55 +213,111 @@ func (u *ui) msg(q url.Values) string {
 var statuses = evokestore.Statuses
 
 func (u *ui) overview(w http.ResponseWriter, r *http.Request) {
-	s, err := u.st.Stats(r.Context())
+	snap, err := u.snapshot(r.Context())
 	if err != nil {
 		u.fail(w, err)
 		return
 	}
-	type row struct {
-		PM           string
-		Counts       []int64
-		Total        int64
-		ParkedEvents int
+	charts, err := u.charts(r.Context(), snap)
+	if err != nil {
+		u.fail(w, err)
+		return
 	}
-	var rows []row
-	for pm, by := range s.Instances {
-		held, err := evokeops.ParkedEvents(r.Context(), u.st, pm)
-		if err != nil {
-			u.fail(w, err)
-			return
-		}
-		rw := row{PM: pm, ParkedEvents: len(held)}
-		for _, st := range statuses {
-			rw.Counts = append(rw.Counts, by[st])
-			rw.Total += by[st]
-		}
-		rows = append(rows, rw)
+	refresh := 0
+	if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n > 0 {
+		refresh = max(n, 2)
 	}
-	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.PM, b.PM) })
-	u.render(w, r, "overview", "evoke", map[string]any{"Stats": s, "Rows": rows, "Statuses": statuses, "Backend": u.st.Backend()})
+	u.render(w, r, "overview", "evoke", map[string]any{"S": snap, "Live": liveStatuses, "Outcomes": evokestore.Outcomes,
+		"Backend": u.st.Backend(), "Charts": charts, "Refresh": refresh, "Samples": len(u.sampled())})
+}
+
+// ages are the age filter's choices: created within, or before, a time
+// ago.
+var ages = []struct{ Value, Label string }{
+	{"<1m", "created in the last minute"}, {"<10m", "in the last 10 minutes"}, {"<1h", "in the last hour"}, {"<24h", "in the last day"},
+	{">1m", "older than a minute"}, {">10m", "older than 10 minutes"}, {">1h", "older than an hour"}, {">24h", "older than a day"},
+}
+
+// listFilter is the instances page's filter, from its query.
+type listFilter struct {
+	PM, Status, Outcome, Age, Q string
+}
+
+func filterOf(q url.Values) listFilter {
+	return listFilter{PM: q.Get("pm"), Status: q.Get("status"), Outcome: q.Get("outcome"), Age: q.Get("age"), Q: strings.TrimSpace(q.Get("q"))}
+}
+
+// values is the filter as a query.
+func (f listFilter) values() url.Values {
+	v := url.Values{}
+	for k, x := range map[string]string{"pm": f.PM, "status": f.Status, "outcome": f.Outcome, "age": f.Age, "q": f.Q} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v
+}
+
+// query is the filter as a store query, as of now.
+func (f listFilter) query(now time.Time) (evokestore.InstanceQuery, error) {
+	iq := evokestore.InstanceQuery{ProcessManager: f.PM, Status: evokestore.InstanceStatus(f.Status),
+		Outcome: evokestore.InstanceOutcome(f.Outcome), IDPrefix: f.Q}
+	if f.Age != "" {
+		d, err := time.ParseDuration(f.Age[1:])
+		if err != nil || d <= 0 || f.Age[0] != '<' && f.Age[0] != '>' {
+			return iq, fmt.Errorf("bad age %q: want <DURATION or >DURATION", f.Age)
+		}
+		if f.Age[0] == '<' {
+			iq.CreatedAfter = now.Add(-d)
+		} else {
+			iq.CreatedBefore = now.Add(-d)
+		}
+	}
+	return iq, nil
 }
 
 func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	pm, status, after := q.Get("pm"), evokestore.InstanceStatus(q.Get("status")), q.Get("after")
+	f := filterOf(q)
+	now := u.now()
+	iq, err := f.query(now)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if f.Q != "" && q.Get("after") == "" {
+		// An instance ID searched for in full: its page.
+		if pm, ok, err := u.findExact(r.Context(), f.PM, f.Q); err != nil {
+			u.fail(w, err)
+			return
+		} else if ok {
+			http.Redirect(w, r, "/instance?"+url.Values{"pm": {pm}, "id": {f.Q}}.Encode(), http.StatusSeeOther)
+			return
+		}
+	}
 	const limit = 100
-	insts, err := u.st.ListInstances(r.Context(), evokestore.InstanceQuery{ProcessManager: pm, Status: status, Limit: limit,
-		AfterProcessManager: pm, AfterID: after})
+	iq.Limit, iq.AfterProcessManager, iq.AfterID = limit, q.Get("after_pm"), q.Get("after")
+	if iq.AfterProcessManager == "" {
+		iq.AfterProcessManager = f.PM
+	}
+	insts, err := u.st.ListInstances(r.Context(), iq)
 	if err != nil {
 		u.fail(w, err)
 		return
 	}
 	type row struct {
 		evokestore.Instance
+		Outcome                      evokestore.InstanceOutcome
 		Age, Updated, Next, Deadline string
 	}
-	now := time.Now()
 	rows := make([]row, len(insts))
 	for i, in := range insts {
-		rows[i] = row{Instance: in, Age: age(now, in.CreatedAt), Updated: age(now, in.UpdatedAt)}
+		rows[i] = row{Instance: in, Outcome: in.FinalOutcome(), Age: age(now, in.CreatedAt), Updated: age(now, in.UpdatedAt)}
 		if !in.NextAttemptAt.IsZero() {
 			rows[i].Next = until(now, in.NextAttemptAt)
+			if late := now.Sub(in.NextAttemptAt); late > overdueAfter {
+				rows[i].Next = "overdue by " + late.Round(time.Second).String()
+			}
 		}
 	}
 	next, err := u.nextDeadlines(r.Context(), insts)
@@ -250,26 +331,76 @@ func (u *ui) instances(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	nextPage := ""
-	if len(insts) == limit && pm != "" {
-		nextPage = "/instances?" + url.Values{"pm": {pm}, "status": {string(status)}, "after": {insts[len(insts)-1].ID}}.Encode()
+	if len(insts) == limit {
+		v := f.values()
+		last := insts[len(insts)-1]
+		v.Set("after_pm", last.ProcessManager)
+		v.Set("after", last.ID)
+		nextPage = "/instances?" + v.Encode()
 	}
 	var parked []evokestore.HeldEvent
-	if pm != "" {
-		if parked, err = evokeops.ParkedEvents(r.Context(), u.st, pm); err != nil {
+	if f.PM != "" {
+		if parked, err = evokeops.ParkedEvents(r.Context(), u.st, f.PM); err != nil {
 			u.fail(w, err)
 			return
 		}
 	}
+	pms, err := u.processManagers(r.Context())
+	if err != nil {
+		u.fail(w, err)
+		return
+	}
 	_, canRetryEvents := u.opts.Actions.(EventActions)
 	title := "instances"
-	if pm != "" {
-		title = pm
+	if f.PM != "" {
+		title = f.PM
 	}
-	if status != "" {
-		title += " · " + string(status)
+	for _, x := range []string{f.Status, f.Outcome} {
+		if x != "" {
+			title += " · " + x
+		}
 	}
-	u.render(w, r, "instances", title, map[string]any{"PM": pm, "Status": string(status), "Rows": rows, "Next": nextPage, "Statuses": statuses,
+	if f.Q != "" {
+		title += " · ID " + f.Q + "…"
+	}
+	u.render(w, r, "instances", title, map[string]any{"PM": f.PM, "F": f, "Rows": rows, "Next": nextPage, "Statuses": statuses,
+		"Outcomes": evokestore.Outcomes, "Ages": ages, "PMs": pms,
 		"Parked": parked, "CanRetryEvents": canRetryEvents, "Msg": u.msg(q)})
+}
+
+// processManagers lists the process managers with instances.
+func (u *ui) processManagers(ctx context.Context) ([]string, error) {
+	s, err := u.st.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(s.Instances)), nil
+}
+
+// findExact looks for the instance id of pm, or of any process manager if
+// pm is "": it returns the process manager when exactly one has it.
+func (u *ui) findExact(ctx context.Context, pm, id string) (string, bool, error) {
+	pms := []string{pm}
+	if pm == "" {
+		var err error
+		if pms, err = u.processManagers(ctx); err != nil {
+			return "", false, err
+		}
+	}
+	found := ""
+	for _, p := range pms {
+		insts, err := u.st.Instances(ctx, p, []string{id})
+		if err != nil {
+			return "", false, err
+		}
+		if len(insts) == 1 {
+			if found != "" {
+				return "", false, nil // several: list them
+			}
+			found = p
+		}
+	}
+	return found, found != "", nil
 }
 
 // nextDeadlines returns each listed instance's earliest deadline, if the
@@ -312,28 +443,107 @@ func until(now, t time.Time) string {
 func (u *ui) instance(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pm, id := q.Get("pm"), q.Get("id")
-	v, err := LoadInstance(r.Context(), u.st, pm, id)
+	insts, err := u.st.Instances(r.Context(), pm, []string{id})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			http.Error(w, err.Error(), http.StatusNotFound)
+		u.fail(w, err)
+		return
+	}
+	v, err := LoadInstance(r.Context(), u.st, pm, id)
+	if err != nil || len(insts) == 0 {
+		if errors.Is(err, evokestore.ErrNotFound) || err == nil {
+			http.Error(w, fmt.Sprintf("no instance %q of process manager %q", id, pm), http.StatusNotFound)
 			return
 		}
 		u.fail(w, err)
 		return
 	}
-	status := evokestore.InstanceStatus(fmt.Sprint(v.Instance["status"]))
-	stuck := status.Stuck()
+	in := &insts[0]
+	runner, err := u.runner(r.Context(), in, v)
+	if err != nil {
+		u.fail(w, err)
+		return
+	}
 	state := ""
-	if s, ok := v.Instance["state"]; ok {
-		var b strings.Builder
-		if err := writeIndented(&b, s); err == nil {
-			state = b.String()
+	if s, ok := v.Instance["state"].(json.RawMessage); ok {
+		state = ReadableJSON(s)
+	}
+	type held struct {
+		HeldEvent
+		Payload string
+	}
+	var hs []held
+	for _, h := range v.Held {
+		hs = append(hs, held{HeldEvent: h, Payload: ReadableJSON(h.Payload)})
+	}
+	stuck := in.Status.Stuck()
+	u.render(w, r, "instance", pm+" "+id, map[string]any{
+		"PM": pm, "ID": id, "V": v, "In": v.Instance, "Inst": in, "Outcome": in.FinalOutcome(), "State": state, "Held": hs,
+		"Runner": runner, "Msg": u.msg(q), "Confirm": q.Get("confirm") == "cancel" && !in.Status.Done(),
+		"CanRetry": stuck, "CanSkip": stuck && len(v.Held) > 0, "CanCancel": !in.Status.Done(),
+	})
+}
+
+// runnerView says what steps an instance: the node that leases its
+// partition and whether it is alive, or that none does.
+type runnerView struct {
+	// Leased: the store leases partitions (evokestore.LeaseReader).
+	Leased bool
+	Node   string
+	Alive  bool
+	// Until is when the node's heartbeat expires (or expired).
+	Until string
+	// Overdue: the instance's next attempt is overdue by this much, a
+	// sign that no runtime runs its process manager.
+	Overdue string
+	// LastNode and LastAt: the last node that wrote the instance's history
+	// and when.
+	LastNode, LastAt string
+}
+
+// overdueAfter is how late a next attempt may be before the instance page
+// says that no runtime seems to be stepping the instance (the runtime's
+// poll interval is 1s by default).
+const overdueAfter = 30 * time.Second
+
+func (u *ui) runner(ctx context.Context, in *evokestore.Instance, v *InstanceView) (runnerView, error) {
+	var rv runnerView
+	now := u.now()
+	if in.Status.Done() {
+		return rv, nil
+	}
+	if lr, ok := u.st.(evokestore.LeaseReader); ok {
+		leases, err := lr.PartitionLeases(ctx)
+		if err != nil {
+			return rv, err
+		}
+		rv.Leased = true
+		for _, l := range leases {
+			if l.Partition == in.Partition && l.Node != "" {
+				rv.Node, rv.Alive = l.Node, l.Alive
+				if !l.AliveUntil.IsZero() {
+					rv.Until = l.AliveUntil.Local().Format("2006-01-02 15:04:05") + " (" + relative(now, l.AliveUntil) + ")"
+				}
+			}
 		}
 	}
-	u.render(w, r, "instance", pm+" "+id, map[string]any{
-		"PM": pm, "ID": id, "V": v, "In": v.Instance, "State": state, "Msg": u.msg(q),
-		"CanRetry": stuck, "CanSkip": stuck && len(v.Held) > 0, "CanCancel": !status.Done(),
-	})
+	if !in.NextAttemptAt.IsZero() && now.Sub(in.NextAttemptAt) > overdueAfter {
+		rv.Overdue = now.Sub(in.NextAttemptAt).Round(time.Second).String()
+	}
+	for i := len(v.Timeline) - 1; i >= 0; i-- {
+		if s := v.Timeline[i]; s.Node != "" && s.Node != "evokeops" {
+			rv.LastNode, rv.LastAt = s.Node, s.At.Local().Format("2006-01-02 15:04:05")+" ("+relative(now, s.At)+")"
+			break
+		}
+	}
+	return rv, nil
+}
+
+// relative says when t is from now: "in 5s" or "3m0s ago".
+func relative(now, t time.Time) string {
+	if d := t.Sub(now).Round(time.Second); d > 0 {
+		return "in " + d.String()
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
 }
 
 func (u *ui) graph(w http.ResponseWriter, r *http.Request) {
@@ -369,6 +579,10 @@ func (u *ui) action(w http.ResponseWriter, r *http.Request) {
 	case "skip":
 		err = u.opts.Actions.Skip(r.Context(), pm, id)
 	case "cancel":
+		if r.PostFormValue("confirmed") != "yes" { // ask first
+			http.Redirect(w, r, "/instance?"+url.Values{"pm": {pm}, "id": {id}, "confirm": {"cancel"}}.Encode(), http.StatusSeeOther)
+			return
+		}
 		err = u.opts.Actions.Cancel(r.Context(), pm, id)
 	default:
 		http.Error(w, "unknown action "+html.EscapeString(act), http.StatusBadRequest)

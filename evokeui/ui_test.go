@@ -3,6 +3,7 @@ package evokeui_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"html/template"
 	"maps"
 	"net/http"
@@ -21,22 +22,29 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/evoke-go/evoke/cli"
 	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evokeui"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 const token = "t0k3n"
 
-// demoStore runs the demo (200 orders, 10% declined) into a new SQLite
-// file and adds two parked instances, then serves the UI for it, recording
-// the status of every action request.
+// heldError is the error of the event stuck-2 holds: long, on several
+// lines, its useful part at the end.
+const heldError = "order_fulfillment.Handle(PaymentReceived): decode event 0192-payment (PaymentReceived at position 3): " +
+	"json: cannot unmarshal string into Go struct field PaymentReceived.amount of type int64\n" +
+	"\tat step 2 of 2\nthe useful part: amount was \"12.50\""
+
+// demoStore runs the demo (200 orders, 10% declined, 5% timed out) into a
+// new SQLite file and adds two parked instances (stuck-2 holding an event)
+// and a failing one whose next attempt is long overdue, then serves the UI
+// for it, recording the status of every action request.
 func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server, *actionLog) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "ui.db")
 	var out, errb bytes.Buffer
-	if code := cli.Main(context.Background(), []string{"demo", "--store", db, "--orders", "200", "--fail-rate", "0.1"}, &out, &errb); code != 0 {
+	if code := cli.Main(context.Background(), []string{"demo", "--store", db, "--orders", "200", "--fail-rate", "0.1", "--timeout-rate", "0.05"}, &out, &errb); code != 0 {
 		t.Fatalf("demo: exit %d: %s", code, errb.String())
 	}
 	ctx := context.Background()
@@ -53,12 +61,16 @@ func demoStore(t *testing.T) (*evokesqlite.Store, *httptest.Server, *actionLog) 
 	for _, id := range []string{"stuck-1", "stuck-2"} {
 		ws = append(ws, evokestore.InstanceWrite{PrevVersion: -1, Instance: evokestore.Instance{ProcessManager: "order_fulfillment", ID: id,
 			Version: 1, Status: evokestore.StatusParked, Phase: "awaiting_payment", Attempts: 5, LastError: "handle exploded",
-			State: []byte(`{"order_id":"` + id + `"}`), CreatedAt: time.Now(), UpdatedAt: time.Now()}})
+			State: []byte(`{"order_id":"` + id + `","note":"a\u003cb \u0026 c\u003ed"}`), CreatedAt: time.Now(), UpdatedAt: time.Now()}})
 	}
+	ws = append(ws, evokestore.InstanceWrite{PrevVersion: -1, Instance: evokestore.Instance{ProcessManager: "order_fulfillment", ID: "late-1",
+		Version: 1, Status: evokestore.StatusFailing, Phase: "awaiting_payment", Attempts: 1, LastError: "payment service unavailable",
+		NextAttemptAt: time.Now().Add(-10 * time.Minute), State: []byte(`{}`), CreatedAt: time.Now(), UpdatedAt: time.Now()}})
 	if err := tx.PutInstances(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "order_fulfillment", Position: 5, Error: "correlate exploded"}}); err != nil {
+	if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "order_fulfillment", Position: 5, Error: "correlate exploded"},
+		{ProcessManager: "order_fulfillment", InstanceID: "stuck-2", Position: 3, Error: heldError}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.ReplaceDeadlines(ctx, "order_fulfillment", []string{"stuck-2"}, []evokestore.Deadline{
@@ -149,8 +161,8 @@ func TestPagesAndToken(t *testing.T) {
 		t.Errorf("parked instances page %d: no next deadline:\n%s", code, body)
 	}
 	code, body = get(t, c, srv.URL+"/instances?pm=order_fulfillment&status=completed")
-	if code != 200 || strings.Count(body, `<td class="s-completed">completed</td>`) != 100 || !strings.Contains(body, "next page") {
-		t.Errorf("completed instances page %d: %d rows", code, strings.Count(body, `<td class="s-completed">completed</td>`))
+	if n := strings.Count(body, `">completed</td>`); code != 200 || n != 100 || !strings.Contains(body, "next page") {
+		t.Errorf("completed instances page %d: %d rows", code, n)
 	}
 	code, body = get(t, c, srv.URL+"/instance?pm=order_fulfillment&id=order-0000002")
 	if code != 200 || !strings.Contains(body, "⇒ process_payment to payment-order-0000002") || !strings.Contains(body, "awaiting_shipment → completed") {
@@ -176,7 +188,7 @@ func TestPagesAndToken(t *testing.T) {
 
 	// Actions: refused without the token or with a wrong one.
 	post := func(c *http.Client, formToken string) int {
-		resp, err := c.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-1"}, "action": {"cancel"}, "form_token": {formToken}})
+		resp, err := c.PostForm(srv.URL+"/action", url.Values{"pm": {"order_fulfillment"}, "id": {"stuck-1"}, "action": {"cancel"}, "confirmed": {"yes"}, "form_token": {formToken}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,12 +344,25 @@ func TestActionsRefuseForgery(t *testing.T) {
 		}
 	}
 	// No browser (no Origin, no Sec-Fetch-Site) with the cookie and the
-	// anti-forgery token: allowed.
-	if code, _ := post(cancel(good), nil, ""); code != http.StatusSeeOther || status("stuck-1") != evokestore.StatusCancelled {
-		t.Errorf("a request from no browser with both tokens: %d, stuck-1 %s", code, status("stuck-1"))
+	// anti-forgery token: allowed, once confirmed. Unconfirmed, a cancel
+	// leads to the page that asks first.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/action", strings.NewReader(cancel(good).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := op.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "confirm=cancel") || status("stuck-1") != evokestore.StatusParked {
+		t.Errorf("an unconfirmed cancel: %d to %q, stuck-1 %s; want 303 to the question, stuck-1 parked", resp.StatusCode, loc, status("stuck-1"))
+	}
+	confirmed := cancel(good)
+	confirmed.Set("confirmed", "yes")
+	if code, _ := post(confirmed, nil, ""); code != http.StatusSeeOther || status("stuck-1") != evokestore.StatusCancelled {
+		t.Errorf("a confirmed request from no browser with both tokens: %d, stuck-1 %s", code, status("stuck-1"))
 	}
 	// The pages refuse to be framed.
-	resp, err := op.Get(page)
+	resp, err = op.Get(page)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,20 +468,28 @@ func browser(t *testing.T) (ctx context.Context, do func(...chromedp.Action[chro
 	return ctx, do, text
 }
 
-// A real browser: the operator opens the printed address, walks from the
-// overview to a parked instance and cancels it; the state machine is drawn.
-// With EVOKE_UI_SCREENSHOTS=DIR the pages are saved there as PNG.
+// A real browser: the operator opens the printed address; the overview
+// draws its charts; the instances list tells the outcomes apart by colour;
+// a parked instance shows the payload it holds and its error in full, its
+// state readable; Cancel asks first; the state machine fits the window.
+// With EVOKE_UI_SCREENSHOTS=DIR the pages are saved there as PNG (the
+// README's docs/ui-*.png).
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	ctx, do, text := browser(t)
 	st, srv, _ := demoStore(t)
 	shots := os.Getenv("EVOKE_UI_SCREENSHOTS")
+	// shot saves the page (whole, or the window's worth if long).
 	shot := func(name string) {
 		t.Helper()
 		if shots == "" {
 			return
 		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		grab := chromedp.FullScreenshot(100)
+		if name == "ui-instances" {
+			grab = chromedp.CaptureScreenshot()
+		}
+		png, err := chromedp.Run(ctx, grab)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -464,44 +497,119 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return v
+	}
 
+	// The overview: the counts, and per process manager three charts.
 	do(chromedp.Navigate(srv.URL + "/?token=" + token))
 	pms := text("#pms")
+	if !strings.Contains(pms, "order_fulfillment") {
+		t.Errorf("overview: %q", pms)
+	}
+	charts := eval(`[...document.querySelectorAll("#charts-order_fulfillment svg.chart")].map(c =>
+		c.dataset.metric + ":" + c.querySelectorAll("rect.bar").length + ":" + c.querySelectorAll("circle.sample").length).join(" ")`)
+	if charts != "ended:15:0 lag:0:1 parked:0:1" {
+		t.Errorf("charts (metric:bars:samples:width) = %q, want the ended bars and a sample of the lag and the parked", charts)
+	}
+	if got := eval(`String([...document.querySelectorAll("svg.chart[data-metric=ended] rect.bar")].some(r => r.getAttribute("height") > 0))`); got != "true" {
+		t.Error("no instance ended in the last 15 minutes, by the chart")
+	}
 	shot("ui-overview")
-	do(chromedp.Click(chromedp.CSS("a.s-parked")), chromedp.WaitVisible(chromedp.CSS("#instances")))
-	parked := text("#instances")
-	do(chromedp.Click(chromedp.CSS("#instances a")), chromedp.WaitVisible(chromedp.CSS("#cancel")))
+
+	// The instances: outcomes in their own colours.
+	do(chromedp.Navigate(srv.URL + "/instances?pm=order_fulfillment"))
+	colours := eval(`JSON.stringify(Object.fromEntries(["completed", "compensated", "timed_out"].map(o =>
+		[o, [...new Set([...document.querySelectorAll("td.outcome .badge.o-" + o)].map(e => getComputedStyle(e).color))]])))`)
+	var byOutcome map[string][]string
+	if err := json.Unmarshal([]byte(colours), &byOutcome); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for o, cs := range byOutcome {
+		if len(cs) != 1 {
+			t.Errorf("outcome %s shown in colours %v, want one", o, cs)
+			continue
+		}
+		if other, ok := seen[cs[0]]; ok {
+			t.Errorf("outcomes %s and %s share the colour %s", o, other, cs[0])
+		}
+		seen[cs[0]] = o
+	}
+	shot("ui-instances")
+
+	// A parked instance holding an event: its payload, its whole error,
+	// its state readable; no runtime is said to step it.
+	do(chromedp.Navigate(srv.URL+"/instances?pm=order_fulfillment&status=parked"), chromedp.Click(chromedp.CSS(`#instances a[href*="stuck-2"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#held")))
+	if got := text("#held .payload"); !strings.HasPrefix(got, "{") || !strings.Contains(got, `"`) {
+		t.Errorf("held payload: %q", got)
+	}
+	do(chromedp.Click(chromedp.CSS("#held details.error summary")), chromedp.WaitVisible(chromedp.CSS("#held details.error pre")))
+	if got := text("#held details.error pre"); !strings.Contains(got, `the useful part: amount was "12.50"`) {
+		t.Errorf("held event's error, expanded: %q", got)
+	}
+	if got := text("#state"); !strings.Contains(got, `"a<b & c>d"`) || strings.Contains(got, `\u00`) {
+		t.Errorf("state: %q", got)
+	}
+	if got := text("#runner"); !strings.Contains(got, "does not record which runtime") {
+		t.Errorf("runner: %q", got)
+	}
 	shot("ui-parked")
-	do(chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#msg")))
-	msg, status := text("#msg"), text("#status")
+
+	// Cancel asks first; only the answer cancels.
+	do(chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#confirm")))
+	status := func() evokestore.InstanceStatus {
+		in, _ := st.Instances(context.Background(), "order_fulfillment", []string{"stuck-2"})
+		if len(in) != 1 {
+			t.Fatalf("stuck-2: %+v", in)
+		}
+		return in[0].Status
+	}
+	if s := status(); s != evokestore.StatusParked {
+		t.Fatalf("asked to cancel, stuck-2 is already %s", s)
+	}
+	do(chromedp.Click(chromedp.CSS("#confirm-cancel")), chromedp.WaitVisible(chromedp.CSS("#msg")))
+	if msg, st, class := text("#msg"), text("#status"), eval(`document.querySelector("#status").className`); st != "cancelled" || class != "o-cancelled" || !strings.Contains(msg, "cancel done") {
+		t.Errorf("after confirming Cancel: status %q (class %q), message %q", st, class, msg)
+	}
+	if s := status(); s != evokestore.StatusCancelled {
+		t.Errorf("store after confirming: %s", s)
+	}
+
+	// A failing instance whose next attempt is long overdue.
+	do(chromedp.Navigate(srv.URL + "/instances?q=late-1"))
+	if got := text("#runner"); !strings.Contains(got, "no runtime seems to be stepping this instance") {
+		t.Errorf("overdue instance: %q", got)
+	}
+
 	do(chromedp.Navigate(srv.URL + "/instance?pm=order_fulfillment&id=order-0000002"))
 	timeline := text("#timeline")
+	if !strings.Contains(timeline, "process_payment to payment-order-0000002") || !strings.Contains(timeline, "accepted") {
+		t.Errorf("timeline: %q", timeline)
+	}
 	shot("ui-instance")
+
+	// The state machine, wider than the window, scaled to fit it.
 	do(chromedp.Navigate(srv.URL + "/graph?pm=order_fulfillment"))
 	svg, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("#graph svg")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot("ui-graph")
-	if !strings.Contains(pms, "order_fulfillment") {
-		t.Errorf("overview: %q", pms)
-	}
-	if !strings.Contains(parked, "stuck-1") || !strings.Contains(parked, "stuck-2") || strings.Contains(parked, "order-0000001") {
-		t.Errorf("parked list: %q", parked)
-	}
-	if status != "cancelled" || !strings.Contains(msg, "cancel done") {
-		t.Errorf("after clicking Cancel: status %q, message %q", status, msg)
-	}
-	in, _ := st.Instances(context.Background(), "order_fulfillment", []string{"stuck-1"})
-	if len(in) != 1 || in[0].Status != evokestore.StatusCancelled {
-		t.Errorf("store after the click: %+v", in)
-	}
-	if !strings.Contains(timeline, "process_payment to payment-order-0000002") || !strings.Contains(timeline, "accepted") {
-		t.Errorf("timeline: %q", timeline)
-	}
 	if !strings.Contains(svg, "awaiting_shipment") || !strings.Contains(svg, "ItemShipped") {
 		t.Errorf("graph: %s", svg)
 	}
+	fit := eval(`(() => { const s = document.querySelector("#graph svg"), r = s.getBoundingClientRect();
+		return [s.width.baseVal.value > document.documentElement.clientWidth, r.right <= document.documentElement.clientWidth].join() })()`)
+	if fit != "true,true" {
+		t.Errorf("graph wider than the window (drawn, fits) = %s, want true,true", fit)
+	}
+	shot("ui-graph")
 }
 
 // hostilePages are pages of another origin (the same host, another port)
@@ -524,7 +632,7 @@ Promise.allSettled([
 
 // A page of another origin cannot act in the operator's browser: its
 // form post and its fetch POSTs get 403 and the instance is unchanged; the
-// UI's own Cancel button still works.
+// UI's own Cancel button, confirmed, still works.
 func TestBrowserCrossOriginRefused(t *testing.T) {
 	t.Parallel()
 	ctx, do, text := browser(t)
@@ -571,7 +679,7 @@ func TestBrowserCrossOriginRefused(t *testing.T) {
 	parked("after the form post")
 
 	do(chromedp.Navigate(srv.URL+"/instance?pm=order_fulfillment&id=stuck-1"), chromedp.Click(chromedp.CSS("#cancel")),
-		chromedp.WaitVisible(chromedp.CSS("#msg")))
+		chromedp.WaitVisible(chromedp.CSS("#confirm")), chromedp.Click(chromedp.CSS("#confirm-cancel")), chromedp.WaitVisible(chromedp.CSS("#msg")))
 	if msg, status := text("#msg"), text("#status"); status != "cancelled" || !strings.Contains(msg, "cancel done") {
 		t.Errorf("after clicking Cancel: status %q, message %q", status, msg)
 	}

@@ -9,7 +9,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 // The garbage collector's defaults, unless GOGC or GOMEMLIMIT set them: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go.uber.org/goleak"
 	"io"
 	"log/slog"
 	"os"
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	if db := os.Getenv(killChildEnv); db != "" {
 		os.Exit(killChild(db))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func transferID(i int) string { return fmt.Sprintf("t%02d", i) }

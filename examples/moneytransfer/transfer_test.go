@@ -55,7 +55,7 @@ func TestFullWorkflow(t *testing.T) {
 			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-b", mt.Credit{Amount: 500, TransferID: "tr-1"}),
 		).
 		ThenStatus(mt.StatusCompleted).
-		ThenOutcome(evokestore.StatusCompleted)
+		ThenLifecycle(evokestore.StatusCompleted)
 }
 
 // TestCompensationWorkflow freezes the destination: the credit is rejected,
@@ -73,7 +73,7 @@ func TestCompensationWorkflow(t *testing.T) {
 			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-a", mt.Credit{Amount: 500, TransferID: "tr-1", Reason: "transfer_failed"}),
 		).
 		ThenStatus(mt.StatusRefunded).
-		ThenOutcome(evokestore.StatusCompleted)
+		ThenLifecycle(evokestore.StatusCompleted)
 	if s := f.State(); s.RefundReason != mt.ReasonTransferFailed {
 		t.Errorf("refund reason %q", s.RefundReason)
 	}

@@ -224,8 +224,8 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 	}
 	for _, o := range orders {
 		in, _ := h.instance(o.OrderID)
-		if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusCompleted || in.Version != 4 {
-			t.Errorf("%s: %s/%s at version %d, want completed/completed at 4", o.OrderID, in.Status, in.Phase, in.Version)
+		if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusCompleted || in.Version != 4 || in.Outcome != evokestore.EndCompleted {
+			t.Errorf("%s: %s/%s at version %d, outcome %q; want completed/completed at 4, outcome completed", o.OrderID, in.Status, in.Phase, in.Version, in.Outcome)
 		}
 		for _, s := range []struct{ agg, typ string }{
 			{of.AggregatePayment, of.EventPaymentReceived},
@@ -241,6 +241,11 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 	if s := h.rt.Stats(); s.Rejected != 0 || s.Completed != n {
 		t.Errorf("stats: rejected %d, completed %d; want 0 and %d", s.Rejected, s.Completed, n)
 	}
+	// The store's tally counts every command, those executed with their
+	// step included (they have no outcome record).
+	if tl, err := h.st.Tally(ctx, nil); err != nil || tl.Executed != 3*n || tl.Rejected != 0 || tl.Outcomes[of.Name][evokestore.EndCompleted] != n {
+		t.Errorf("tally %+v, %v; want %d executed, none rejected, %d completed", tl, err, 3*n, n)
+	}
 	h.noFailures()
 }
 
@@ -253,6 +258,9 @@ func TestE2EDeclinedPayment(t *testing.T) {
 	in := h.waitDone("declined")
 	if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusPaymentFailed {
 		t.Fatalf("declined: %s/%s, want completed/payment_failed", in.Status, in.Phase)
+	}
+	if in.Outcome != evokestore.EndCompensated {
+		t.Errorf("declined: outcome %q, want compensated (it stepped the payment's rejection)", in.Outcome)
 	}
 	if got := h.commands("declined"); len(got) != 1 || got[0] != of.CommandProcessPayment {
 		t.Errorf("declined: commands %v, want only process_payment (no inventory command)", got)
@@ -269,6 +277,9 @@ func TestE2EDeclinedPayment(t *testing.T) {
 	if s := h.rt.Stats(); s.Rejected != 1 {
 		t.Errorf("Rejected = %d, want 1", s.Rejected)
 	}
+	if tl, err := h.st.Tally(context.Background(), nil); err != nil || tl.Executed != 4 || tl.Rejected != 1 {
+		t.Errorf("tally %+v, %v; want 4 executed (3 of fine's), 1 rejected", tl, err)
+	}
 	h.noFailures()
 }
 
@@ -281,6 +292,9 @@ func TestE2EInventoryRejectedIsCompensated(t *testing.T) {
 	in := h.waitDone("empty")
 	if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusInventoryFailed {
 		t.Fatalf("%s/%s, want completed/inventory_failed", in.Status, in.Phase)
+	}
+	if in.Outcome != evokestore.EndCompensated {
+		t.Errorf("outcome %q, want compensated", in.Outcome)
 	}
 	want := []string{of.CommandProcessPayment, of.CommandReserveInventory, of.CommandRefundPayment}
 	if got := h.commands("empty"); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -341,6 +355,9 @@ func TestE2ELostShipmentTimesOut(t *testing.T) {
 	in := h.waitDone("lost")
 	if in.Status != evokestore.StatusCompleted || in.Phase != of.StatusTimedOut {
 		t.Fatalf("after the timeout: %s/%s, want completed/timed_out", in.Status, in.Phase)
+	}
+	if in.Outcome != evokestore.EndTimedOut {
+		t.Errorf("outcome %q, want timed_out", in.Outcome)
 	}
 	refunds := func() []evokestore.Event {
 		var out []evokestore.Event

@@ -35,9 +35,9 @@ func TestFixtureFullWorkflow(t *testing.T) {
 		ThenStatus(of.StatusAwaitingInventory)
 	f.When(evoke.NewEvent(of.EventInventoryReserved, of.InventoryReserved{OrderID: "order-1"})).
 		ThenCommands(evoke.NewCommand(of.CommandShipItem, of.AggregateShipping, "order-1", of.ShipItem{OrderID: "order-1"})).
-		ThenStatus(of.StatusAwaitingShipment).ThenOutcome(evokestore.StatusRunning)
+		ThenStatus(of.StatusAwaitingShipment).ThenLifecycle(evokestore.StatusRunning)
 	f.When(evoke.NewEvent(of.EventItemShipped, of.ItemShipped{OrderID: "order-1"})).
-		ThenCommands().ThenStatus(of.StatusCompleted).ThenOutcome(evokestore.StatusCompleted)
+		ThenCommands().ThenStatus(of.StatusCompleted).ThenLifecycle(evokestore.StatusCompleted)
 }
 
 func TestFixtureWorkflowThroughTheAggregates(t *testing.T) {
@@ -49,7 +49,7 @@ func TestFixtureWorkflowThroughTheAggregates(t *testing.T) {
 			evoke.Command{Type: of.CommandReserveInventory, AggregateType: of.AggregateInventory, AggregateID: "order-1"},
 			evoke.Command{Type: of.CommandShipItem, AggregateType: of.AggregateShipping, AggregateID: "order-1"},
 		).
-		ThenStatus(of.StatusCompleted).ThenOutcome(evokestore.StatusCompleted)
+		ThenStatus(of.StatusCompleted).ThenLifecycle(evokestore.StatusCompleted)
 }
 
 func TestFixtureDuplicateOrderPlacedDispatchesOnce(t *testing.T) {
@@ -71,7 +71,7 @@ func TestFixtureLostShipmentTimesOut(t *testing.T) {
 	f.AdvanceTime(time.Hour).
 		ThenCommands(evoke.NewCommand(of.CommandRefundPayment, of.AggregatePayment, "order-1",
 			of.RefundPayment{OrderID: "order-1", Reason: of.ReasonShipmentTimeout})).
-		ThenStatus(of.StatusTimedOut).ThenOutcome(evokestore.StatusCompleted)
+		ThenStatus(of.StatusTimedOut).ThenLifecycle(evokestore.StatusCompleted)
 }
 
 func TestFixtureDeclinedPayment(t *testing.T) {
@@ -81,7 +81,7 @@ func TestFixtureDeclinedPayment(t *testing.T) {
 	evoketest.NewFixture(t, of.Fulfillment{}, aggregates).
 		When(evoke.NewEvent(of.EventOrderPlaced, o)).
 		ThenCommands(evoke.Command{Type: of.CommandProcessPayment, AggregateType: of.AggregatePayment, AggregateID: "order-1"}).
-		ThenStatus(of.StatusPaymentFailed).ThenOutcome(evokestore.StatusCompleted)
+		ThenStatus(of.StatusPaymentFailed).ThenLifecycle(evokestore.StatusCompleted)
 }
 
 func TestFixtureRejectedInventoryIsCompensated(t *testing.T) {
@@ -96,5 +96,5 @@ func TestFixtureRejectedInventoryIsCompensated(t *testing.T) {
 			evoke.NewCommand(of.CommandRefundPayment, of.AggregatePayment, "order-1",
 				of.RefundPayment{OrderID: "order-1", Reason: of.ReasonInventoryUnavailable}),
 		).
-		ThenStatus(of.StatusInventoryFailed).ThenOutcome(evokestore.StatusCompleted)
+		ThenStatus(of.StatusInventoryFailed).ThenLifecycle(evokestore.StatusCompleted)
 }

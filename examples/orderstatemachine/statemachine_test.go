@@ -54,7 +54,7 @@ func TestFullWorkflow(t *testing.T) {
 	f.When(ev(sm.EventPaymentReceived)).
 		ThenCommands(evoke.Command{Type: sm.CommandShipOrder, AggregateType: sm.AggregateShipping, AggregateID: "order-1"}).
 		ThenStatus(sm.StatusAwaitingShipment)
-	f.When(ev(sm.EventItemShipped)).ThenCommands().ThenStatus(sm.StatusCompleted).ThenOutcome(evokestore.StatusCompleted)
+	f.When(ev(sm.EventItemShipped)).ThenCommands().ThenStatus(sm.StatusCompleted).ThenLifecycle(evokestore.StatusCompleted)
 }
 
 func TestPaymentFailedWorkflow(t *testing.T) {
@@ -63,7 +63,7 @@ func TestPaymentFailedWorkflow(t *testing.T) {
 	f.When(ev(sm.EventPaymentFailed)).
 		ThenCommands(evoke.NewCommand(sm.CommandNotifyCustomer, sm.AggregateCustomer, "cust-1",
 			sm.NotifyCustomer{CustomerID: "cust-1", OrderID: "order-1", Message: "order cancelled: declined"})).
-		ThenStatus(sm.StatusCancelled).ThenOutcome(evokestore.StatusCompleted)
+		ThenStatus(sm.StatusCancelled).ThenLifecycle(evokestore.StatusCompleted)
 	if s := f.State(); s.FailureReason != "declined" {
 		t.Errorf("failure reason %q", s.FailureReason)
 	}

@@ -17,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/cli"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/bench"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 func open(ctx context.Context, spec string) (evokestore.Store, error) {

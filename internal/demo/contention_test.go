@@ -387,7 +387,7 @@ func (watch) Handle(s watchState, e evoke.Event) (watchState, []evoke.Command, e
 		}
 		s.Order, s.First, s.Second = e.StreamID, e.RecordedAt.Add(100*time.Millisecond), e.RecordedAt.Add(150*time.Millisecond)
 	case evoke.DeadlineEvent:
-		var d evoke.DeadlineData
+		var d evoke.Deadline
 		if err := e.Decode(&d); err != nil {
 			return s, nil, err
 		}

@@ -1,7 +1,7 @@
 package demo_test
 
 import (
-	"os"
+	"go.uber.org/goleak"
 	"testing"
 
 	"github.com/evoke-go/evoke/internal/testnote"
@@ -9,5 +9,6 @@ import (
 
 func TestMain(m *testing.M) {
 	testnote.Postgres("internal/demo")
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // the demo's runtimes stop with it
+
 }

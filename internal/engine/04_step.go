@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/internal/payload"
 )
 
 // timeoutDeadline is the reserved name of the inactivity deadline.
@@ -397,21 +398,29 @@ func (r *router) succeed(g *group, inst *evokestore.Instance, it item, res StepR
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTransition, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, FromPhase: before, ToPhase: res.Phase, EventType: eventType, Values: ev.Values})
 	}
 	done := wasDone || it.kind == RouteStop || res.Completed
+	if ev.Type == TypeCommandRejected && inst.Status != evokestore.StatusCancelled {
+		inst.Outcome = evokestore.EndCompensated
+	}
 	if done && !wasDone {
 		inst.Status = evokestore.StatusCompleted
 		inst.CompletedAt = now
+		inst.Outcome = endOutcome(ev, inst.Outcome)
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStop, SystemTime: now, Duration: now.Sub(inst.CreatedAt), ProcessManager: r.name, InstanceID: g.id, Values: ev.Values})
 	}
 	r.setDeadlines(g, inst, ev, res, done)
 }
 
-// cmdRef is a command as a step's history record lists it.
-type cmdRef struct {
-	ID            string `json:"id"`
-	Type          string `json:"type"`
-	AggregateType string `json:"aggregate_type"`
-	AggregateID   string `json:"aggregate_id"`
-	Suppressed    bool   `json:"suppressed,omitempty"`
+// endOutcome is the outcome of an instance that completes on ev, having
+// carried outcome so far: compensated if it stepped a rejection, else
+// timed out if ev is a deadline.
+func endOutcome(ev *evokestore.Event, outcome evokestore.InstanceOutcome) evokestore.InstanceOutcome {
+	switch {
+	case outcome == evokestore.EndCompensated:
+		return outcome
+	case ev.Type == TypeDeadline:
+		return evokestore.EndTimedOut
+	}
+	return evokestore.EndCompleted
 }
 
 // issue gives the step's commands their IDs and lineage and puts them in
@@ -424,10 +433,10 @@ func (r *router) issue(g *group, inst *evokestore.Instance, it item, res StepRes
 	if correlation == "" {
 		correlation = ev.ID
 	}
-	var refs []cmdRef
+	var cmdsJSON []byte // the history's record of the commands
 	for i, c := range res.Commands {
 		id := CommandID(r.name, g.id, ev.ID, ev.Position, i)
-		refs = append(refs, cmdRef{ID: id, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Suppressed: suppress})
+		cmdsJSON = appendCommandRef(cmdsJSON, id, &c, suppress)
 		if suppress {
 			r.en.counters.Suppressed.Add(1)
 			continue
@@ -439,11 +448,40 @@ func (r *router) issue(g *group, inst *evokestore.Instance, it item, res StepRes
 		})
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryCommand, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, CommandType: c.Type, CommandID: id, Values: c.Values})
 	}
-	var cmdsJSON []byte
-	if len(refs) > 0 {
-		cmdsJSON, _ = json.Marshal(refs)
+	if cmdsJSON != nil {
+		cmdsJSON = append(cmdsJSON, ']')
 	}
 	return cmdsJSON
+}
+
+// appendCommandRef appends command c (ID id) to a history record's JSON
+// array of commands, opening it when b is empty: its ID, type, aggregate,
+// payload (so that a replay can compare the commands the code issues now)
+// and whether it was suppressed. The caller closes the array. It is written
+// by hand: encoding/json would scan the payload, which NewCommand checked
+// already, once more per step.
+func appendCommandRef(b []byte, id string, c *Command, suppressed bool) []byte {
+	if len(b) == 0 {
+		b = append(b, '[')
+	} else {
+		b = append(b, ',')
+	}
+	b = append(b, `{"id":`...)
+	b = payload.AppendJSONString(b, id)
+	b = append(b, `,"type":`...)
+	b = payload.AppendJSONString(b, c.Type)
+	b = append(b, `,"aggregate_type":`...)
+	b = payload.AppendJSONString(b, c.AggregateType)
+	b = append(b, `,"aggregate_id":`...)
+	b = payload.AppendJSONString(b, c.AggregateID)
+	if len(c.Payload) > 0 {
+		b = append(b, `,"payload":`...)
+		b = append(b, c.Payload...)
+	}
+	if suppressed {
+		b = append(b, `,"suppressed":true`...)
+	}
+	return append(b, '}')
 }
 
 // stepTelemetry records the telemetry of the step's input (a compensation,
@@ -514,7 +552,7 @@ func (r *router) fail(g *group, inst *evokestore.Instance, it item, err error, n
 	}
 	if d.Action == ActionDefault {
 		d = Decision{Action: ActionRetry, Delay: r.en.backoff(inst.Attempts)}
-		if inst.Attempts >= r.en.cfg.MaxAttempts || errors.Is(err, ErrStepTimeout) {
+		if inst.Attempts >= r.en.cfg.MaxAttempts || errors.Is(err, ErrStepTimeout) || permanent(err) {
 			d.Action = ActionPark
 		}
 	}

@@ -301,6 +301,10 @@ func (r *router) countSteps(id string, g *group) {
 		case evokestore.KindFailed:
 			r.en.counters.Failures.Add(1)
 			r.en.log.Warn("step failed; will retry", append([]any{"process_manager", r.name, "instance", id, "event_type", h.EventType, "position", h.Position, "attempt", g.write.Attempts, "retry_at", g.write.NextAttemptAt}, errorAttrs(h.Error)...)...)
+		case evokestore.KindSkipped, evokestore.KindCancel:
+			if h.Error != "" { // skipped or stopped by OnFailure
+				r.en.counters.Failures.Add(1)
+			}
 		case evokestore.KindParked:
 			r.en.counters.Failures.Add(1)
 			r.en.counters.Parked.Add(1)
@@ -314,7 +318,7 @@ func (r *router) countSteps(id string, g *group) {
 func (r *router) emit(id string, tels [][]Telemetry, logTransitions bool) {
 	for _, ts := range tels {
 		for _, t := range ts {
-			if t.Kind == TelemetryStop {
+			if t.Kind == TelemetryStop && t.Err == "" { // not stopped by OnFailure
 				r.en.counters.Completed.Add(1)
 			}
 			if t.Kind == TelemetryTransition && logTransitions {

@@ -48,7 +48,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	}
 	ls := r.en.leases.Load()
 	if !ls.owns(inst.Partition) {
-		return fmt.Errorf("%w: %s %s is in partition %d, not this node's", ErrNotOwner, r.name, inst.ID, inst.Partition)
+		return fmt.Errorf("%w: %s %s is in partition %d, not this node's", evokestore.ErrNotOwner, r.name, inst.ID, inst.Partition)
 	}
 	g := &group{id: inst.ID, partition: inst.Partition, token: ls.tokens[inst.Partition], inst: inst}
 	for _, h := range held {
@@ -68,7 +68,7 @@ func (r *router) replay(ctx context.Context, inst *evokestore.Instance, now time
 	if len(g.items) == 0 {
 		// Nothing held: the instance simply runs again.
 		w := *inst
-		w.Status = evokestore.StatusRunning
+		w.Status, w.Attempts, w.LastError, w.NextAttemptAt = evokestore.StatusRunning, 0, "", time.Time{}
 		g.write = &evokestore.InstanceWrite{Instance: w, PrevVersion: inst.Version}
 	} else {
 		r.stepAll(map[string]*group{inst.ID: g}, []string{inst.ID}, now, true)

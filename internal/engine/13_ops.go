@@ -2,28 +2,11 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+	"time"
 
-	"github.com/evoke-go/evoke/evokeops"
 	"github.com/evoke-go/evoke/evokestore"
-)
-
-// Operator errors.
-var (
-	// ErrNoProcessManager reports an unknown process manager name.
-	ErrNoProcessManager = errors.New("no such process manager")
-	// ErrNoInstance reports an unknown instance.
-	ErrNoInstance = errors.New("no such instance")
-	// ErrNotStuck reports an operator action on an instance that is
-	// neither failing nor parked.
-	ErrNotStuck = errors.New("instance is neither failing nor parked")
-	// ErrNotHeld reports an event that is not parked.
-	ErrNotHeld = errors.New("event is not parked")
-	// ErrNotOwner reports an action on an instance whose partition another
-	// node owns: act on that node.
-	ErrNotOwner = errors.New("partition owned by another node")
 )
 
 func (en *Engine) router(pm string) (*router, error) {
@@ -32,7 +15,7 @@ func (en *Engine) router(pm string) (*router, error) {
 			return r, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %q", ErrNoProcessManager, pm)
+	return nil, fmt.Errorf("%w: no process manager %q", evokestore.ErrNotFound, pm)
 }
 
 // op runs fn on pm's router, serialised with its passes, then wakes it.
@@ -58,14 +41,14 @@ func (r *router) stuck(ctx context.Context, id string) (*evokestore.Instance, er
 		return nil, fmt.Errorf("load instance: %w", err)
 	}
 	if len(insts) == 0 {
-		return nil, fmt.Errorf("%w: %s %s", ErrNoInstance, r.name, id)
+		return nil, fmt.Errorf("%w: no such instance %s of %s", evokestore.ErrNotFound, id, r.name)
 	}
 	in := &insts[0]
 	if !r.en.leases.Load().owns(in.Partition) {
-		return nil, fmt.Errorf("%w: %s %s", ErrNotOwner, r.name, id)
+		return nil, fmt.Errorf("%w: %s %s is in a partition of another node", evokestore.ErrNotOwner, r.name, id)
 	}
 	if !in.Status.Stuck() {
-		return nil, fmt.Errorf("%w: %s %s is %s", ErrNotStuck, r.name, id, in.Status)
+		return nil, fmt.Errorf("%w: %s %s is %s", evokestore.ErrNotParked, r.name, id, in.Status)
 	}
 	return in, nil
 }
@@ -99,7 +82,7 @@ func (en *Engine) Skip(ctx context.Context, pm, id string) error {
 			return fmt.Errorf("load held events: %w", err)
 		}
 		if len(held) == 0 {
-			return fmt.Errorf("%w: %s %s holds no event", ErrNotHeld, pm, id)
+			return fmt.Errorf("%w: %s %s holds no event", evokestore.ErrNotParked, pm, id)
 		}
 		first := held[0]
 		now := en.cfg.Clock.Now()
@@ -134,15 +117,15 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 			return fmt.Errorf("load instance: %w", err)
 		}
 		if len(insts) == 0 {
-			return fmt.Errorf("%w: %s %s", ErrNoInstance, pm, id)
+			return fmt.Errorf("%w: no such instance %s of %s", evokestore.ErrNotFound, id, pm)
 		}
 		in := insts[0]
 		ls := en.leases.Load()
 		if !ls.owns(in.Partition) {
-			return fmt.Errorf("%w: %s %s", ErrNotOwner, pm, id)
+			return fmt.Errorf("%w: %s %s is in a partition of another node", evokestore.ErrNotOwner, pm, id)
 		}
 		if in.Status.Done() {
-			return fmt.Errorf("%w: %s %s is already %s", ErrNotStuck, pm, id, in.Status)
+			return fmt.Errorf("%w: %s %s is already %s", evokestore.ErrNotParked, pm, id, in.Status)
 		}
 		now := en.cfg.Clock.Now()
 		prev := in.Version
@@ -150,7 +133,7 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
 				return err
 			}
-			if err := evokeops.Tombstone(ctx, tx, &in, now); err != nil {
+			if err := Tombstone(ctx, tx, &in, now); err != nil {
 				return err
 			}
 			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
@@ -177,7 +160,7 @@ func (r *router) parkedEvent(ctx context.Context, position int64) (evokestore.He
 	}
 	i := slices.IndexFunc(held, func(h evokestore.HeldEvent) bool { return h.Position == position })
 	if i < 0 {
-		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("%w: position %d for %s", ErrNotHeld, position, r.name)
+		return evokestore.HeldEvent{}, evokestore.Event{}, fmt.Errorf("%w: no event parked at position %d for %s", evokestore.ErrNotParked, position, r.name)
 	}
 	ev, ok, err := evokestore.EventAt(ctx, r.en.store, position)
 	if err != nil {
@@ -205,7 +188,7 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 		}
 		orphanPart := PartitionOf("", en.cfg.Partitions)
 		if !ls.owns(orphanPart) {
-			return fmt.Errorf("%w: events parked for %s", ErrNotOwner, pm)
+			return fmt.Errorf("%w: events parked for %s", evokestore.ErrNotOwner, pm)
 		}
 		groups, order, orphans := r.correlate([]evokestore.Event{ev}, nil, false, nil)
 		if len(orphans) > 0 {
@@ -222,7 +205,7 @@ func (en *Engine) RetryEvent(ctx context.Context, pm string, position int64) err
 			return err
 		}
 		if len(order) == 0 {
-			return fmt.Errorf("%w: event %d now routes to a partition of another node", ErrNotOwner, position)
+			return fmt.Errorf("%w: event %d now routes to a partition of another node", evokestore.ErrNotOwner, position)
 		}
 		r.stepAll(groups, order, now, false)
 		parts := []int{orphanPart}
@@ -306,4 +289,34 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 	// Nothing was appended, and no batch was written, while we looked.
 	again, err := st.Head(ctx)
 	return err == nil && again == head && en.busy.Load() == 0, err
+}
+
+// Tombstone makes in, read in tx, a cancelled tombstone as of now: it
+// releases the events the instance holds and drops its deadlines in tx,
+// and sets in's status; the caller writes in, fenced by the version it
+// read, with its history record. It refuses an instance that already
+// ended. evokeops.Cancel and the runtime's Cancel share it.
+func Tombstone(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) error {
+	if in.Status.Done() {
+		return fmt.Errorf("%w: %s %s already %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
+	}
+	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
+	if err != nil {
+		return fmt.Errorf("load held events: %w", err)
+	}
+	if len(held) > 0 {
+		pos := make([]int64, len(held))
+		for i, h := range held {
+			pos[i] = h.Position
+		}
+		if err := tx.Release(ctx, in.ProcessManager, in.ID, pos); err != nil {
+			return fmt.Errorf("release held events: %w", err)
+		}
+	}
+	if err := tx.ReplaceDeadlines(ctx, in.ProcessManager, []string{in.ID}, nil); err != nil {
+		return fmt.Errorf("drop deadlines: %w", err)
+	}
+	in.Status, in.CompletedAt, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusCancelled, now, now, time.Time{}
+	in.Outcome = evokestore.EndCancelled
+	return nil
 }

@@ -33,6 +33,7 @@
 //	14_janitor.go     purging old history and outcomes
 //
 // The unnumbered files hold what several stages use: the instance cache,
-// IDs, command outcomes, telemetry hooks, conflict counting and panic
-// stacks.
+// IDs, command outcomes, telemetry hooks, conflict counting, panic stacks
+// and permanent errors; replay.go steps a recorded event for a replay,
+// writing nothing.
 package engine

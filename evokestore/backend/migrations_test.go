@@ -1,15 +1,14 @@
-package evokestore_test
+package backend_test
 
 import (
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"testing"
 	"testing/fstest"
-
-	"github.com/evoke-go/evoke/evokestore"
 )
 
 func TestLoadMigrations(t *testing.T) {
 	t.Parallel()
-	ms, err := evokestore.LoadMigrations(fstest.MapFS{
+	ms, err := backend.LoadMigrations(fstest.MapFS{
 		"m/0010_later.sql": {Data: []byte("B")},
 		"m/0002_first.sql": {Data: []byte("A")},
 		"m/readme.txt":     {Data: []byte("ignored")},
@@ -27,7 +26,7 @@ func TestLoadMigrations(t *testing.T) {
 		"duplicate":     {"m/0001_a.sql": {}, "m/1_b.sql": {}},
 		"none":          {},
 	} {
-		if _, err := evokestore.LoadMigrations(fsys, "m"); err == nil {
+		if _, err := backend.LoadMigrations(fsys, "m"); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

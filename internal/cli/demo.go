@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -141,7 +140,7 @@ type bar struct {
 
 func newBar(w io.Writer, total int, what string) *bar {
 	b := &bar{w: w, total: total, last: time.Now()}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := fileOf(w); ok && term.IsTerminal(int(f.Fd())) {
 		b.pb = progressbar.NewOptions(total,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(what),

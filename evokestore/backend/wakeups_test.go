@@ -1,13 +1,14 @@
-package evokestore_test
+package backend_test
 
 import (
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"testing"
 
 	"github.com/evoke-go/evoke/evokestore"
 )
 
 func TestWakeupsCoalesceAndCancel(t *testing.T) {
-	var w evokestore.Wakeups
+	var w backend.Wakeups
 	ev, cancelEv := w.Subscribe(evokestore.TopicEvents)
 	ob, cancelOb := w.Subscribe(evokestore.TopicOutbox)
 	defer cancelOb()
@@ -36,23 +37,23 @@ func TestWakeupsCoalesceAndCancel(t *testing.T) {
 }
 
 func TestTopicSet(t *testing.T) {
-	s := evokestore.SetEvents | evokestore.SetDeadlines
+	s := backend.SetEvents | backend.SetDeadlines
 	if got := s.Topics(); len(got) != 2 || got[0] != evokestore.TopicEvents || got[1] != evokestore.TopicDeadlines {
 		t.Fatalf("Topics() = %v", got)
 	}
-	if evokestore.TopicSetOf("outbox") != evokestore.SetOutbox || evokestore.TopicSetOf("nope") != 0 {
+	if backend.TopicSetOf("outbox") != backend.SetOutbox || backend.TopicSetOf("nope") != 0 {
 		t.Fatal("TopicSetOf does not map names to sets")
 	}
-	var w evokestore.Wakeups
+	var w backend.Wakeups
 	ev, cancel := w.Subscribe(evokestore.TopicEvents)
 	defer cancel()
-	w.SignalSet(evokestore.SetOutbox)
+	w.SignalSet(backend.SetOutbox)
 	select {
 	case <-ev:
 		t.Fatal("woken by a set without its topic")
 	default:
 	}
-	w.SignalSet(evokestore.SetAll)
+	w.SignalSet(backend.SetAll)
 	select {
 	case <-ev:
 	default:

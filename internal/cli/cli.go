@@ -1,5 +1,7 @@
-// Package cli implements the evoke command-line tool; cmd/evoke only calls
-// Main. Every command names its store with --store: a SQLite file path (also
+// Package cli implements the evoke command-line tool, one file a command;
+// cmd/evoke only calls Main. It is internal to the binary: the demo and
+// bench workloads it runs (internal/demo, internal/bench) are the examples'
+// process managers, which no public package imports. Every command names its store with --store: a SQLite file path (also
 // written sqlite:PATH; the default is ./evoke.db) or a postgres:// URL, whose
 // optional evoke_schema parameter names the schema holding evoke's tables
 // (default public; ^[a-z_][a-z0-9_]{0,62}$). Only demo, bench and worker
@@ -24,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 
 	"github.com/evoke-go/evoke/evokepg"
 	"github.com/evoke-go/evoke/evokesqlite"
@@ -78,6 +81,7 @@ func commands() []command {
 		{"retry", "run a failing or parked instance's held events again (by the runtime running it)", runRetry},
 		{"skip", "drop the event a failing or parked instance is stuck on", runSkip},
 		{"cancel", "end an instance that has not completed", runCancel},
+		{"replay", "replay a demo process manager's instances through this binary's code; exit 1 if any differs", runReplay},
 		{"serve", "serve the inspection web UI (instances, timelines, state machines, actions)", runServe},
 		{"version", "print evoke's module version and VCS revision", runVersion},
 	}
@@ -86,6 +90,9 @@ func commands() []command {
 // Main runs the evoke command line with args (without the program name) and
 // returns the process exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The runtime logs from its goroutines while a command writes its
+	// progress: one write at a time, as a process's own files take them.
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stdout)
 		return 0
@@ -387,4 +394,25 @@ func (r *recording) close() {
 	if r != nil {
 		r.f.Close()
 	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// fileOf returns the file w writes to, if it is one.
+func fileOf(w io.Writer) (*os.File, bool) {
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 // The commands that read or act on a store, with their arguments after
@@ -26,6 +26,7 @@ var existingStoreCommands = [][]string{
 	{"skip", "--pm", "pm", "id"},
 	{"skip", "--pm", "pm", "--event", "3"},
 	{"cancel", "--pm", "pm", "id"},
+	{"replay", "--pm", "order_fulfillment"},
 }
 
 // runBounded runs a command line like run, ending it after 10 seconds: a

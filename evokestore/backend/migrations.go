@@ -1,4 +1,4 @@
-package evokestore
+package backend
 
 import (
 	"errors"

@@ -2,12 +2,13 @@ package cli_test
 
 import (
 	"context"
+	"go.uber.org/goleak"
 	"os"
 	"os/signal"
 	"syscall"
 	"testing"
 
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 	"github.com/evoke-go/evoke/internal/testnote"
 )
 
@@ -24,5 +25,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	testnote.Postgres("cli")
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // the commands' runtimes and servers stop with them
+
 }

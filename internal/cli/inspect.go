@@ -32,8 +32,8 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *status != "" && !slices.Contains(evokestore.Statuses, evokestore.InstanceStatus(*status)) {
 		return usageErrorf("--status: unknown status %q (want one of %v)", *status, evokestore.Statuses)
 	}
-	if *outcome != "" && !slices.Contains(outcomes, *outcome) {
-		return usageErrorf("--outcome: unknown outcome %q (want one of %v)", *outcome, outcomes)
+	if *outcome != "" && !slices.Contains(evokestore.Outcomes, evokestore.InstanceOutcome(*outcome)) {
+		return usageErrorf("--outcome: unknown outcome %q (want one of %v)", *outcome, evokestore.Outcomes)
 	}
 	if *outcome != "" && *status != "" && *status != string(outcomeStatus(*outcome)) {
 		return usageErrorf("--status %s and --outcome %s do not combine: an instance that ended %s has status %s", *status, *outcome, *outcome, outcomeStatus(*outcome))
@@ -53,28 +53,17 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *after != "" {
 		q.AfterProcessManager, q.AfterID = *pm, *after
 	}
-	var insts []evokestore.Instance
 	if *outcome != "" {
-		q.Status = outcomeStatus(*outcome)
-		insts, err = listByOutcome(ctx, st, q, *outcome)
-	} else {
-		insts, err = st.ListInstances(ctx, q)
+		q.Status, q.Outcome = outcomeStatus(*outcome), evokestore.InstanceOutcome(*outcome)
 	}
+	insts, err := st.ListInstances(ctx, q)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for i := range insts {
-			m := evokeui.InstanceMap(&insts[i])
-			o, err := outcomeOf(ctx, st, &insts[i])
-			if err != nil {
-				return err
-			}
-			if o != "" {
-				m["outcome"] = o
-			}
-			if err := enc.Encode(m); err != nil {
+			if err := enc.Encode(evokeui.InstanceMap(&insts[i])); err != nil {
 				return err
 			}
 		}
@@ -100,37 +89,10 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // outcomeStatus is the status of an instance that ended with outcome.
 func outcomeStatus(outcome string) evokestore.InstanceStatus {
-	if outcome == outcomeCancelled {
+	if evokestore.InstanceOutcome(outcome) == evokestore.EndCancelled {
 		return evokestore.StatusCancelled
 	}
 	return evokestore.StatusCompleted
-}
-
-// listByOutcome lists the instances q selects that ended with outcome, up to
-// q.Limit, reading the store a page at a time.
-func listByOutcome(ctx context.Context, st evokestore.Store, q evokestore.InstanceQuery, outcome string) ([]evokestore.Instance, error) {
-	var out []evokestore.Instance
-	for len(out) < q.Limit {
-		page, err := st.ListInstances(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for i := range page {
-			o, err := outcomeOf(ctx, st, &page[i])
-			if err != nil {
-				return nil, err
-			}
-			if o == outcome && len(out) < q.Limit {
-				out = append(out, page[i])
-			}
-		}
-		if len(page) < q.Limit {
-			break
-		}
-		last := page[len(page)-1]
-		q.AfterProcessManager, q.AfterID = last.ProcessManager, last.ID
-	}
-	return out, nil
 }
 
 // listParkedEvents prints the events parked for pm because its Correlate

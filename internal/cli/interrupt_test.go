@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evoke-go/evoke/cli"
+	"github.com/evoke-go/evoke/internal/cli"
 )
 
 // evokeProcess starts the test binary as the evoke command with args.

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokeui"
+	"github.com/evoke-go/evoke/internal/demo"
 )
 
 // minTokenLen is the shortest --token serve accepts.
@@ -52,7 +54,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: evokeui.Handler(st, evokeui.Options{Token: tok}), ReadHeaderTimeout: 10 * time.Second}
+	replay := func(ctx context.Context, pm string) (evoke.ReplayReport, error) { return demo.Replay(ctx, st, pm, nil) }
+	srv := &http.Server{Handler: evokeui.Handler(st, evokeui.Options{Token: tok, Replay: replay}), ReadHeaderTimeout: 10 * time.Second}
 	url := "http://" + ln.Addr().String() + "/"
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
 		fmt.Fprintf(stderr, "evoke serve: WARNING: listening on %s, which is not a loopback address: whoever can reach it sees instance states, "+

@@ -1,22 +1,26 @@
-package evokestore
+package backend
 
-import "sync"
+import (
+	"sync"
 
-// Wakeups is the in-process half of Store.Subscribe, for backends to embed:
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// Wakeups is the in-process half of evokestore.Store.Subscribe, for backends to embed:
 // subscribers per topic, each with a channel of one coalesced wake-up that
 // never blocks the signaller. Its zero value is ready to use.
 type Wakeups struct {
 	mu   sync.Mutex
-	subs map[Topic]map[chan struct{}]struct{}
+	subs map[evokestore.Topic]map[chan struct{}]struct{}
 }
 
-// Subscribe implements Store.Subscribe. cancel removes the subscription and
+// Subscribe implements evokestore.Store.Subscribe. cancel removes the subscription and
 // is safe to call more than once; the channel is never closed.
-func (w *Wakeups) Subscribe(topic Topic) (<-chan struct{}, func()) {
+func (w *Wakeups) Subscribe(topic evokestore.Topic) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	w.mu.Lock()
 	if w.subs == nil {
-		w.subs = make(map[Topic]map[chan struct{}]struct{})
+		w.subs = make(map[evokestore.Topic]map[chan struct{}]struct{})
 	}
 	m := w.subs[topic]
 	if m == nil {
@@ -36,7 +40,7 @@ func (w *Wakeups) Subscribe(topic Topic) (<-chan struct{}, func()) {
 }
 
 // Signal wakes every subscriber of topic.
-func (w *Wakeups) Signal(topic Topic) {
+func (w *Wakeups) Signal(topic evokestore.Topic) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for ch := range w.subs[topic] {
@@ -51,7 +55,7 @@ func (w *Wakeups) Signal(topic Topic) {
 // topics it wrote, to signal them after it commits.
 type TopicSet uint8
 
-// Topic sets of one topic each, and of all of them.
+// evokestore.Topic sets of one topic each, and of all of them.
 const (
 	SetEvents TopicSet = 1 << iota
 	SetOutbox
@@ -60,11 +64,11 @@ const (
 	SetAll = SetEvents | SetOutbox | SetDeadlines
 )
 
-var allTopics = [...]Topic{TopicEvents, TopicOutbox, TopicDeadlines}
+var allTopics = [...]evokestore.Topic{evokestore.TopicEvents, evokestore.TopicOutbox, evokestore.TopicDeadlines}
 
 // Topics returns the topics in s.
-func (s TopicSet) Topics() []Topic {
-	var out []Topic
+func (s TopicSet) Topics() []evokestore.Topic {
+	var out []evokestore.Topic
 	for i, t := range allTopics {
 		if s&(1<<i) != 0 {
 			out = append(out, t)
