@@ -73,7 +73,7 @@ func CommandID(pm, instanceID, eventID string, position int64, index int) string
 // version 8 as SortableID makes, as for every event an aggregate appends
 // for evoke), and otherwise its log position. It depends on the event
 // alone, and not on its position for the events aggregates append, so that
-// a step chained before its event has a position (chain.go) issues the
+// a step chained before its event has a position (07_chain.go) issues the
 // same IDs as when a later batch steps the event.
 func triggerKey(eventID string, position int64) uint64 {
 	if len(eventID) == 36 && (eventID[14] == '7' || eventID[14] == '8') {

@@ -33,7 +33,7 @@ import (
 //
 // Order: an instance must see its events in log order. The
 // batch read the log up to position readTo, and ahead of it up to
-// checkedTo (ahead.go): an instance that an event read ahead reaches is
+// checkedTo (02_read.go): an instance that an event read ahead reaches is
 // not chained. Its appends take the positions after every event committed
 // before them (the stores assign positions in commit order and hold the
 // append lock until commit). So the only events a chained instance could
@@ -175,34 +175,6 @@ func (r *router) chainedRanges(prevs []*batch) [][2]int64 {
 	return out
 }
 
-// readGaps reads the events of interest in (after, until], but for those
-// in skip, up to limit events, and reports whether it stopped there
-// (full), and whether it passed over positions in skip (skipped: the
-// checkpoint is to be written even with no event read).
-func (r *router) readGaps(ctx context.Context, after, until int64, skip [][2]int64, limit int) (events []evokestore.Event, full, skipped bool, err error) {
-	gs := gaps(after, until+1, skip)
-	span := int64(0)
-	for _, g := range gs {
-		span += g[1] - g[0] + 1
-	}
-	skipped = span < until-after
-	for _, gap := range gs {
-		evs, err := r.en.store.ReadLog(ctx, evokestore.LogQuery{After: gap[0] - 1, Until: gap[1], Types: r.types, Limit: limit - len(events)})
-		if err != nil {
-			return nil, false, false, err
-		}
-		if events == nil {
-			events = evs
-		} else {
-			events = append(events, evs...)
-		}
-		if len(events) == limit {
-			return events, true, skipped, nil
-		}
-	}
-	return events, false, skipped, nil
-}
-
 // record adds the positions of x's appended events.
 func (l *landing) record(x *execution) {
 	var ps []int64
@@ -214,37 +186,106 @@ func (l *landing) record(x *execution) {
 	l.ranges = append(l.ranges, rangesOf(ps)...)
 }
 
-// gaps returns the ranges of (after, before) that none of covered covers
-// (it sorts covered in place).
-func gaps(after, before int64, covered [][2]int64) [][2]int64 {
-	slices.SortFunc(covered, func(a, b [2]int64) int { return int(a[0] - b[0]) })
-	var out [][2]int64
-	lo := after + 1
-	for _, c := range covered {
-		if c[1] < lo {
-			continue
-		}
-		if c[0] >= before {
-			break
-		}
-		if c[0] > lo {
-			out = append(out, [2]int64{lo, c[0] - 1})
-		}
-		lo = c[1] + 1
-	}
-	if lo < before {
-		out = append(out, [2]int64{lo, before - 1})
-	}
-	return out
-}
-
 // chain prepares b's follow-on steps; prevs are the batches in flight,
 // newest first. It returns nil when nothing was chained.
 func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainResult, error) {
+	c := r.newChainer(b, prevs)
+	defer func() { r.perEvent = float64(c.steps+c.cut) / float64(max(c.read, 1)) }()
 	evs := pending(b.exec)
-	// The events the batches in flight append and do not chain come
-	// before b's in the log: the instances they reach are not chained.
-	// (The writer's check skips the positions those batches appended.)
+	for round := 0; round < r.en.cfg.ChainDepth && len(evs) > 0; round++ {
+		groups, order := c.gather(evs)
+		order = c.budget(groups, order)
+		if len(order) == 0 {
+			break
+		}
+		r.stepAll(groups, order, r.en.cfg.Clock.Now(), false)
+		now := c.split(c.keep(groups, order))
+		if len(now) == 0 {
+			break
+		}
+		x, err := r.en.decideAll(ctx, r.en.store, now, c.overlay, lookupNone, nil)
+		if errors.Is(err, ErrStepTimeout) {
+			// An aggregate overran: the commands wait in the outbox,
+			// and chaining stops.
+			for _, cmd := range now {
+				c.res.queue(cmd)
+			}
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.executed(x)
+		evs = pending(x)
+	}
+	if len(c.chained) == 0 {
+		return nil, nil
+	}
+	c.res.merge(b, c.rounds, c.chained)
+	return c.res, nil
+}
+
+// chainer is the state of one batch's chain as it goes round by round.
+type chainer struct {
+	r *router
+	b *batch
+	// blocked are the instances not chained (any more): a later batch
+	// steps their events.
+	blocked map[string]bool
+	// cur holds the chainable instances as their latest step left them,
+	// and states their states decoded (the next round starts from there).
+	cur    map[string]*evokestore.Instance
+	states map[string]any
+	// inline: instances whose commands may run ahead (none of theirs is
+	// waiting in the outbox).
+	inline map[string]bool
+	// overlay are the aggregates as the batches in flight, the batch and
+	// the chain's rounds so far leave them.
+	overlay map[string]*aggState
+	res     *chainResult
+	// read counts the batch's events; steps its steps, cut the chained
+	// steps left out for the budget; their ratio to the events read sizes
+	// the next batch.
+	read, steps, cut int
+	rounds           map[string][]*group // each chained instance's rounds
+	chained          []string            // the chained instances, in order
+}
+
+// newChainer starts b's chain from the batch's own steps.
+func (r *router) newChainer(b *batch, prevs []*batch) *chainer {
+	c := &chainer{r: r, b: b, blocked: r.flightBlocked(prevs), res: &chainResult{ids: map[string]bool{}}, rounds: map[string][]*group{}}
+	c.cur = make(map[string]*evokestore.Instance, len(b.order))
+	c.states = make(map[string]any, len(b.order))
+	for _, id := range b.order {
+		g := b.groups[id]
+		if w := g.write; w != nil && !w.Status.Done() && !w.Status.Stuck() && len(g.held) == 0 {
+			in := w.Instance
+			c.cur[id] = &in
+			c.states[id] = g.state
+		}
+	}
+	c.inline = make(map[string]bool, len(c.cur))
+	for i := range b.exec.results {
+		if id := b.exec.results[i].Outcome.InstanceID; c.cur[id] != nil && !b.queuedIDs[id] {
+			c.inline[id] = true
+		}
+	}
+	base := inflightAggs(prevs)
+	c.overlay = make(map[string]*aggState, len(base)+len(b.exec.aggs))
+	maps.Copy(c.overlay, base)
+	maps.Copy(c.overlay, b.exec.aggs)
+	for _, g := range b.groups {
+		c.read += len(g.items)
+	}
+	c.steps = c.read
+	return c
+}
+
+// flightBlocked returns the instances that the events the batches in
+// flight append and do not chain reach: those events come before the
+// batch's in the log, so those instances are not chained. (The writer's
+// check skips the positions those batches appended.)
+func (r *router) flightBlocked(prevs []*batch) map[string]bool {
 	blocked := map[string]bool{}
 	for _, prev := range prevs {
 		xs := []*execution{prev.exec}
@@ -266,175 +307,141 @@ func (r *router) chain(ctx context.Context, b *batch, prevs []*batch) (*chainRes
 			}
 		}
 	}
-	// cur holds the chainable instances as their latest step left them,
-	// and states their states decoded (the next round starts from there).
-	cur := make(map[string]*evokestore.Instance, len(b.order))
-	states := make(map[string]any, len(b.order))
-	for _, id := range b.order {
-		g := b.groups[id]
-		if w := g.write; w != nil && !w.Status.Done() && !w.Status.Stuck() && len(g.held) == 0 {
-			in := w.Instance
-			cur[id] = &in
-			states[id] = g.state
+	return blocked
+}
+
+// gather routes a round's events to the chainable instances they reach,
+// as groups starting from the states the round before left; the instances
+// of an event that cannot be chained are blocked.
+func (c *chainer) gather(evs []evokestore.Event) (map[string]*group, []string) {
+	groups := map[string]*group{}
+	var order []string
+	for i := range evs {
+		ev := &evs[i]
+		route := c.r.route(ev)
+		// An event that reaches several instances is not chained:
+		// a later batch passes over the events this one chains, so it
+		// would have to land for all of them or none.
+		chainable := route.Kind != RouteEach
+		for rt := range route.targets {
+			chainable = chainable && !c.blocked[rt.ID] && c.cur[rt.ID] != nil && !c.r.ahead.reaches(rt.ID)
 		}
-	}
-	// inline: instances whose commands may run ahead (none of theirs is
-	// waiting in the outbox).
-	inline := make(map[string]bool, len(cur))
-	for i := range b.exec.results {
-		if id := b.exec.results[i].Outcome.InstanceID; cur[id] != nil && !b.queuedIDs[id] {
-			inline[id] = true
-		}
-	}
-	base := inflightAggs(prevs)
-	overlay := make(map[string]*aggState, len(base)+len(b.exec.aggs))
-	maps.Copy(overlay, base)
-	maps.Copy(overlay, b.exec.aggs)
-	res := &chainResult{ids: map[string]bool{}}
-	// steps counts the batch's steps, cut the chained steps left out for
-	// the budget; their ratio to the base steps sizes the next batch.
-	read := 0
-	for _, g := range b.groups {
-		read += len(g.items)
-	}
-	steps, cut := read, 0
-	defer func() { r.perEvent = float64(steps+cut) / float64(max(read, 1)) }()
-	rounds := map[string][]*group{} // each chained instance's rounds
-	var chained []string
-	for round := 0; round < r.en.cfg.ChainDepth && len(evs) > 0; round++ {
-		groups := map[string]*group{}
-		var order []string
-		for i := range evs {
-			ev := &evs[i]
-			route := r.route(ev)
-			// An event that reaches several instances is not chained:
-			// a later batch passes over the events this one chains, so it
-			// would have to land for all of them or none.
-			chainable := route.Kind != RouteEach
-			for rt := range route.targets {
-				chainable = chainable && !blocked[rt.ID] && cur[rt.ID] != nil && !r.ahead.reaches(rt.ID)
-			}
-			for rt := range route.targets {
-				if !chainable {
-					// Not chained: a later batch steps it, and every
-					// later event of the instance.
-					blocked[rt.ID] = true
-					continue
-				}
-				g := groups[rt.ID]
-				if g == nil {
-					in := *cur[rt.ID]
-					g = &group{id: rt.ID, partition: in.Partition, token: b.ls.tokens[in.Partition], inst: &in, start: states[rt.ID]}
-					delete(states, rt.ID) // the round owns it now
-					groups[rt.ID] = g
-					order = append(order, rt.ID)
-				}
-				g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
-			}
-		}
-		// The batch's steps stay within BatchSize: the instances past it
-		// are not chained.
-		kept := order[:0]
-		for _, id := range order {
-			if n := len(groups[id].items); steps+n <= r.en.cfg.BatchSize {
-				steps += n
-				kept = append(kept, id)
-			} else {
-				cut += n
-				blocked[id] = true
-				delete(groups, id)
-			}
-		}
-		order = kept
-		if len(order) == 0 {
-			break
-		}
-		r.stepAll(groups, order, r.en.cfg.Clock.Now(), false)
-		n := 0
-		for _, id := range order {
-			n += len(groups[id].outbox)
-		}
-		cmds := make([]evokestore.OutboxCommand, 0, n)
-		for _, id := range order {
-			g := groups[id]
-			if g.write == nil || g.failed || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
-				// A step failed (or an event was dropped): nothing of
-				// this round is kept for the instance.
-				blocked[id] = true
-				delete(cur, id)
+		for rt := range route.targets {
+			if !chainable {
+				// Not chained: a later batch steps it, and every
+				// later event of the instance.
+				c.blocked[rt.ID] = true
 				continue
 			}
-			for _, it := range g.items {
-				res.ids[it.ev.ID] = true
+			g := groups[rt.ID]
+			if g == nil {
+				in := *c.cur[rt.ID]
+				g = &group{id: rt.ID, partition: in.Partition, token: c.b.ls.tokens[in.Partition], inst: &in, start: c.states[rt.ID]}
+				delete(c.states, rt.ID) // the round owns it now
+				groups[rt.ID] = g
+				order = append(order, rt.ID)
 			}
-			res.steps += len(g.items)
-			in := g.write.Instance
-			if in.Status.Done() {
-				delete(cur, id)
-				blocked[id] = true
-			} else {
-				cur[id] = &in
-				states[id] = g.state
-			}
-			if rounds[id] == nil {
-				chained = append(chained, id)
-			}
-			rounds[id] = append(rounds[id], g)
-			cmds = append(cmds, g.outbox...)
+			g.items = append(g.items, item{ev: ev, kind: rt.Kind, chained: true})
 		}
-		// An instance's commands run now or queue all together, as in
-		// settle: a step's commands are decided in one transaction, so
-		// that a rejected one can discard the later ones (Discarder).
-		for i := range cmds {
-			if r.en.aggregates[cmds[i].AggregateType] == nil {
-				inline[cmds[i].InstanceID] = false
-			}
-		}
-		now := cmds[:0] // the commands to run now, in place: usually all of them
-		for i := range cmds {
-			c := &cmds[i]
-			if inline[c.InstanceID] {
-				now = append(now, *c)
-				continue
-			}
-			res.queued = append(res.queued, *c)
-			if res.queuedIDs == nil {
-				res.queuedIDs = map[string]bool{}
-			}
-			res.queuedIDs[c.InstanceID] = true
-		}
-		if len(now) == 0 {
-			break
-		}
-		x, err := r.en.decideAll(ctx, r.en.store, now, overlay, lookupNone, nil)
-		if errors.Is(err, ErrStepTimeout) {
-			// An aggregate overran: the commands wait in the outbox,
-			// and chaining stops.
-			for _, c := range now {
-				res.queued = append(res.queued, c)
-				if res.queuedIDs == nil {
-					res.queuedIDs = map[string]bool{}
-				}
-				res.queuedIDs[c.InstanceID] = true
-			}
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(overlay, x.aggs)
-		if res.aggs == nil {
-			res.aggs = make(map[string]*aggState, len(x.aggs))
-		}
-		maps.Copy(res.aggs, x.aggs)
-		res.execs = append(res.execs, x)
-		evs = pending(x)
 	}
-	if len(chained) == 0 {
-		return nil, nil
+	return groups, order
+}
+
+// budget keeps the batch's steps within BatchSize: the instances past it
+// are not chained. It returns the instances of the round kept.
+func (c *chainer) budget(groups map[string]*group, order []string) []string {
+	kept := order[:0]
+	for _, id := range order {
+		if n := len(groups[id].items); c.steps+n <= c.r.en.cfg.BatchSize {
+			c.steps += n
+			kept = append(kept, id)
+		} else {
+			c.cut += n
+			c.blocked[id] = true
+			delete(groups, id)
+		}
 	}
-	res.merge(b, rounds, chained)
-	return res, nil
+	return kept
+}
+
+// keep records the round's steps that succeeded as chained, and returns
+// the commands they issued. An instance whose step failed keeps nothing of
+// the round and is chained no further.
+func (c *chainer) keep(groups map[string]*group, order []string) []evokestore.OutboxCommand {
+	n := 0
+	for _, id := range order {
+		n += len(groups[id].outbox)
+	}
+	cmds := make([]evokestore.OutboxCommand, 0, n)
+	for _, id := range order {
+		g := groups[id]
+		if g.write == nil || g.failed || len(g.held) > 0 || g.write.Status.Stuck() || len(g.history) != len(g.items) {
+			// A step failed (or an event was dropped): nothing of
+			// this round is kept for the instance.
+			c.blocked[id] = true
+			delete(c.cur, id)
+			continue
+		}
+		for _, it := range g.items {
+			c.res.ids[it.ev.ID] = true
+		}
+		c.res.steps += len(g.items)
+		in := g.write.Instance
+		if in.Status.Done() {
+			delete(c.cur, id)
+			c.blocked[id] = true
+		} else {
+			c.cur[id] = &in
+			c.states[id] = g.state
+		}
+		if c.rounds[id] == nil {
+			c.chained = append(c.chained, id)
+		}
+		c.rounds[id] = append(c.rounds[id], g)
+		cmds = append(cmds, g.outbox...)
+	}
+	return cmds
+}
+
+// split queues the commands that cannot run ahead and returns the others,
+// in place. An instance's commands run now or queue all together, as in
+// settle: a step's commands are decided in one transaction, so that a
+// rejected one can discard the later ones (Discarder).
+func (c *chainer) split(cmds []evokestore.OutboxCommand) []evokestore.OutboxCommand {
+	for i := range cmds {
+		if c.r.en.aggregates[cmds[i].AggregateType] == nil {
+			c.inline[cmds[i].InstanceID] = false
+		}
+	}
+	now := cmds[:0] // the commands to run now, in place: usually all of them
+	for i := range cmds {
+		if c.inline[cmds[i].InstanceID] {
+			now = append(now, cmds[i])
+			continue
+		}
+		c.res.queue(cmds[i])
+	}
+	return now
+}
+
+// executed takes in a round's executed commands: the next round's
+// commands run against the aggregates as they leave them.
+func (c *chainer) executed(x *execution) {
+	maps.Copy(c.overlay, x.aggs)
+	if c.res.aggs == nil {
+		c.res.aggs = make(map[string]*aggState, len(x.aggs))
+	}
+	maps.Copy(c.res.aggs, x.aggs)
+	c.res.execs = append(c.res.execs, x)
+}
+
+// queue puts a follow-on command in the outbox.
+func (res *chainResult) queue(c evokestore.OutboxCommand) {
+	res.queued = append(res.queued, c)
+	if res.queuedIDs == nil {
+		res.queuedIDs = map[string]bool{}
+	}
+	res.queuedIDs[c.InstanceID] = true
 }
 
 // merge builds the result for each chained instance: its base batch
@@ -484,8 +491,6 @@ func (b *batch) chainedBy(id string) bool {
 // events committed since the end of what b read ahead, and returns the
 // chained instances' writes and history with their positions.
 func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec *execution, ch *chainResult) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
-	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
-	first := int64(0)
 	xs := append([]*execution{exec}, ch.execs...)
 	// The events committed between the batch's end and its appends, but
 	// for those of the batches in flight (known, see chain), are read with
@@ -499,6 +504,8 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 	if err := writeAll(ctx, tx, xs, nil, ra); err != nil {
 		return nil, nil, err
 	}
+	pos := make(map[string]int64, len(ch.ids)+len(exec.appends))
+	first := int64(0)
 	for _, x := range xs {
 		b.landed.record(x)
 		for i := range x.results {
@@ -510,31 +517,39 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 			}
 		}
 	}
-	read := 0
-	// check fails if one of the events committed meanwhile reaches a
-	// chained instance, which its chained steps would then pass over.
-	check := func(between []evokestore.Event) error {
-		if read += len(between); read > maxIntervening {
-			return fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
-		}
-		for i := range between {
-			ev := &between[i]
-			for rt := range r.route(ev).targets {
-				if ch.groups[rt.ID] == nil {
-					continue
-				}
-				if in := b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
-					continue // stepped already
-				}
-				return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
-			}
-		}
-		return nil
+	chk := &intervening{r: r, b: b, ch: ch}
+	if err := chk.all(ctx, tx, ra, first, covered); err != nil {
+		return nil, nil, err
 	}
-	from := b.checkedTo
+	writes, history, err := ch.positioned(pos)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps := make([]int64, 0, len(ch.ids))
+	for id := range ch.ids {
+		ps = append(ps, pos[id])
+	}
+	b.landed.pending = rangesOf(ps)
+	return writes, history, nil
+}
+
+// intervening checks the events committed between the end of what a batch
+// read ahead and its first append.
+type intervening struct {
+	r    *router
+	b    *batch
+	ch   *chainResult
+	read int
+}
+
+// all checks the events read along with the appends (ra), then reads and
+// checks the rest up to first, the batch's first append, but for the
+// positions covered by the batches in flight.
+func (c *intervening) all(ctx context.Context, tx evokestore.Tx, ra *readAlong, first int64, covered [][2]int64) error {
+	from := c.b.checkedTo
 	if ra.done {
-		if err := check(ra.events); err != nil {
-			return nil, nil, err
+		if err := c.check(ra.events); err != nil {
+			return err
 		}
 		if len(ra.events) < interveningPage {
 			from = first // all read
@@ -544,12 +559,12 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 	}
 	for _, gap := range gaps(from, first, covered) {
 		for after := gap[0] - 1; after < gap[1]; {
-			between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: after, Until: gap[1], Types: r.types, Limit: interveningPage})
+			between, err := tx.ReadLog(ctx, evokestore.LogQuery{After: after, Until: gap[1], Types: c.r.types, Limit: interveningPage})
 			if err != nil {
-				return nil, nil, fmt.Errorf("read the events committed since the batch: %w", err)
+				return fmt.Errorf("read the events committed since the batch: %w", err)
 			}
-			if err := check(between); err != nil {
-				return nil, nil, err
+			if err := c.check(between); err != nil {
+				return err
 			}
 			if len(between) < interveningPage {
 				break
@@ -557,6 +572,33 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 			after = between[len(between)-1].Position
 		}
 	}
+	return nil
+}
+
+// check fails if one of the events committed meanwhile reaches a
+// chained instance, which its chained steps would then pass over.
+func (c *intervening) check(between []evokestore.Event) error {
+	if c.read += len(between); c.read > maxIntervening {
+		return fmt.Errorf("%w: more than %d", errChainBlocked, maxIntervening)
+	}
+	for i := range between {
+		ev := &between[i]
+		for rt := range c.r.route(ev).targets {
+			if c.ch.groups[rt.ID] == nil {
+				continue
+			}
+			if in := c.b.groups[rt.ID].inst; in != nil && ev.Position <= in.LastPosition {
+				continue // stepped already
+			}
+			return fmt.Errorf("%w: %s at %d, for %s", errChainBlocked, ev.Type, ev.Position, rt.ID)
+		}
+	}
+	return nil
+}
+
+// positioned returns the chained instances' writes and history records
+// with the positions their events were appended at (pos, by event ID).
+func (ch *chainResult) positioned(pos map[string]int64) (map[string]*evokestore.InstanceWrite, map[string][]evokestore.HistoryRecord, error) {
 	writes := make(map[string]*evokestore.InstanceWrite, len(ch.groups))
 	history := make(map[string][]evokestore.HistoryRecord, len(ch.groups))
 	for id, g := range ch.groups {
@@ -575,11 +617,6 @@ func (r *router) landChain(ctx context.Context, tx evokestore.Tx, b *batch, exec
 		}
 		writes[id], history[id] = &w, hs
 	}
-	ps := make([]int64, 0, len(ch.ids))
-	for id := range ch.ids {
-		ps = append(ps, pos[id])
-	}
-	b.landed.pending = rangesOf(ps)
 	return writes, history, nil
 }
 

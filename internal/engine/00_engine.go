@@ -1,7 +1,3 @@
-// Package engine is evoke's untyped runtime: it routes events from the log
-// to process-manager instances in batches, commits each batch of steps in
-// one store transaction, and dispatches the outbox to aggregates. The root
-// evoke package adapts the generic user API onto the interfaces here.
 package engine
 
 import (
@@ -254,9 +250,9 @@ type Config struct {
 	// between batches (cache.go); 0 keeps none.
 	InstanceCache int
 	// ChainDepth is how many rounds of follow-on steps a batch prepares
-	// (chain.go); 0 runs none.
+	// (07_chain.go); 0 runs none.
 	ChainDepth int
-	// StepTimeout bounds a step in wall-clock time (watchdog.go); 0 or less
+	// StepTimeout bounds a step in wall-clock time (05_watchdog.go); 0 or less
 	// leaves steps unbounded.
 	StepTimeout time.Duration
 }
@@ -316,7 +312,7 @@ type Counters struct {
 	// StepTimeouts counts steps that overran their time bound.
 	StepTimeouts atomic.Int64
 	// Chained counts steps committed as follow-on steps, in the
-	// transaction that appended their events (chain.go).
+	// transaction that appended their events (07_chain.go).
 	Chained atomic.Int64
 	// ChainFallbacks counts batches written again without their
 	// follow-on steps.

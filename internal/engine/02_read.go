@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 
 	"github.com/evoke-go/evoke/evokestore"
 )
@@ -127,4 +128,56 @@ func (r *router) next(ctx context.Context, after, head int64, skip [][2]int64) (
 	la.after = w.readTo
 	w.more = len(la.events) > 0 || la.to < head
 	return w, nil
+}
+
+// readGaps reads the events of interest in (after, until], but for those
+// in skip, up to limit events, and reports whether it stopped there
+// (full), and whether it passed over positions in skip (skipped: the
+// checkpoint is to be written even with no event read).
+func (r *router) readGaps(ctx context.Context, after, until int64, skip [][2]int64, limit int) (events []evokestore.Event, full, skipped bool, err error) {
+	gs := gaps(after, until+1, skip)
+	span := int64(0)
+	for _, g := range gs {
+		span += g[1] - g[0] + 1
+	}
+	skipped = span < until-after
+	for _, gap := range gs {
+		evs, err := r.en.store.ReadLog(ctx, evokestore.LogQuery{After: gap[0] - 1, Until: gap[1], Types: r.types, Limit: limit - len(events)})
+		if err != nil {
+			return nil, false, false, err
+		}
+		if events == nil {
+			events = evs
+		} else {
+			events = append(events, evs...)
+		}
+		if len(events) == limit {
+			return events, true, skipped, nil
+		}
+	}
+	return events, false, skipped, nil
+}
+
+// gaps returns the ranges of (after, before) that none of covered covers
+// (it sorts covered in place).
+func gaps(after, before int64, covered [][2]int64) [][2]int64 {
+	slices.SortFunc(covered, func(a, b [2]int64) int { return int(a[0] - b[0]) })
+	var out [][2]int64
+	lo := after + 1
+	for _, c := range covered {
+		if c[1] < lo {
+			continue
+		}
+		if c[0] >= before {
+			break
+		}
+		if c[0] > lo {
+			out = append(out, [2]int64{lo, c[0] - 1})
+		}
+		lo = c[1] + 1
+	}
+	if lo < before {
+		out = append(out, [2]int64{lo, before - 1})
+	}
+	return out
 }

@@ -1,0 +1,315 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/evoke-go/evoke/evokestore"
+)
+
+// dispatcher moves commands from the outbox to their aggregates, a batch per
+// transaction, in outbox order (so in order per instance).
+type dispatcher struct {
+	en *Engine
+	// attempts counts the failed dispatches of commands that failed on
+	// their own (not as part of a batch).
+	attempts map[string]int
+	// parked are the instances (process manager, ID) parked because one of
+	// their commands could not be dispatched: their commands stay in the
+	// outbox until an operator retries the instance.
+	parked map[[2]string]bool
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	wake, cancel := d.en.store.Subscribe(evokestore.TopicOutbox)
+	defer cancel()
+	d.attempts, d.parked = map[string]int{}, map[[2]string]bool{}
+	failures := 0
+	for ctx.Err() == nil {
+		d.en.busy.Add(1)
+		n, err := d.pass(ctx)
+		d.en.busy.Add(-1)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			delay := d.en.backoff(failures)
+			d.en.log.Log(ctx, d.en.retryLevel(err, failures), "dispatch failed; retrying", "err", err, "retry_in", delay)
+			if !sleep(ctx, delay) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if n >= d.en.cfg.DispatchBatchSize {
+			continue
+		}
+		if !d.en.wait(ctx, wake, d.en.cfg.PollInterval) {
+			return
+		}
+	}
+}
+
+// pass dispatches one batch and returns how many commands it dispatched. If
+// the batch as a whole fails, its commands are tried one by one so that one
+// bad command cannot hold up the others; an instance whose command fails
+// keeps its later commands back, to keep them in order. A command that
+// fails on its own MaxAttempts times (a transient error that does not go
+// away: the store refusing its events, a timeout) parks its instance.
+func (d *dispatcher) pass(ctx context.Context) (int, error) {
+	ls := d.en.leases.Load()
+	cmds, err := d.read(ctx, ls)
+	if err != nil || len(cmds) == 0 {
+		return 0, err
+	}
+	_, err = d.en.execute(ctx, cmds, ls)
+	if err == nil {
+		d.en.counters.Dispatched.Add(int64(len(cmds)))
+		return len(cmds), nil
+	}
+	if ctx.Err() != nil {
+		return 0, err
+	}
+	d.en.conflict(err)
+	d.en.log.Warn("dispatch batch failed; dispatching its commands one by one", "commands", len(cmds), "err", err)
+	return d.oneByOne(ctx, cmds, ls)
+}
+
+// read returns the next batch of commands of the partitions ls holds,
+// whole steps only, without those of parked instances.
+func (d *dispatcher) read(ctx context.Context, ls *leaseSet) ([]evokestore.OutboxCommand, error) {
+	q := evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize}
+	if d.en.leaser != nil {
+		if len(ls.parts) == 0 {
+			return nil, nil
+		}
+		q.Partitions = ls.parts
+	}
+	if err := d.unpark(ctx); err != nil {
+		return nil, err
+	}
+	all, err := d.en.store.Outbox(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(all) == q.Limit {
+		// A step's commands are decided in one transaction, so that a
+		// rejected one can discard the later ones (Discarder): a full
+		// read leaves the step it ends in to the next pass, unless that
+		// step is all it read.
+		last := stepKey(&all[len(all)-1])
+		n := len(all)
+		for n > 0 && stepKey(&all[n-1]) == last {
+			n--
+		}
+		if n > 0 {
+			all = all[:n]
+		}
+	}
+	cmds := all[:0:0]
+	for _, c := range all {
+		if !d.parked[[2]string{c.ProcessManager, c.InstanceID}] {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds, nil
+}
+
+// oneByOne dispatches cmds a step at a time, after their batch failed, so
+// that one bad command cannot hold up the others: an instance whose
+// command fails keeps its later commands back, in order, and one whose
+// command keeps failing is parked. It returns how many were dispatched.
+func (d *dispatcher) oneByOne(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) (int, error) {
+	blocked := map[string]bool{}
+	var firstErr error
+	n := 0
+	for i := 0; i < len(cmds); {
+		// One step's commands at a time (see read).
+		j := i + 1
+		for j < len(cmds) && stepKey(&cmds[j]) == stepKey(&cmds[i]) {
+			j++
+		}
+		c := cmds[i]
+		step := cmds[i:j]
+		i = j
+		key := c.ProcessManager + "\x00" + c.InstanceID
+		if blocked[key] {
+			continue
+		}
+		if _, err := d.en.execute(ctx, step, ls); err != nil {
+			if ctx.Err() != nil {
+				return n, err
+			}
+			blocked[key] = true
+			// A conflict with another transaction is no fault of the
+			// command's: it does not count towards parking its instance.
+			// (It is counted as a conflict once, by run's retryLevel, when
+			// the pass returns it.)
+			if !evokestore.IsConflict(err) {
+				d.attempts[c.ID]++
+			}
+			if d.attempts[c.ID] >= d.en.cfg.MaxAttempts && c.ProcessManager != "" {
+				if perr := d.park(ctx, ls, &c, err); perr != nil {
+					firstErr = cmp(firstErr, perr)
+				}
+				continue
+			}
+			firstErr = cmp(firstErr, fmt.Errorf("command %s (%s) of %s %s: %w", c.ID, c.Type, c.ProcessManager, c.InstanceID, err))
+			continue
+		}
+		delete(d.attempts, c.ID)
+		d.en.counters.Dispatched.Add(int64(len(step)))
+		n += len(step)
+	}
+	return n, firstErr
+}
+
+// park parks the instance of a command that could not be dispatched.
+func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.OutboxCommand, cause error) error {
+	en := d.en
+	now := en.cfg.Clock.Now()
+	reason := evokestore.Text(fmt.Sprintf("dispatch of command %s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause))
+	var tel Telemetry
+	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
+		if err := en.fence(ctx, tx, ls, []int{c.Partition}); err != nil {
+			return err
+		}
+		insts, err := tx.Instances(ctx, c.ProcessManager, []string{c.InstanceID})
+		if err != nil || len(insts) == 0 {
+			return err
+		}
+		in := insts[0]
+		if in.Status.Done() || in.Status == evokestore.StatusParked {
+			return nil
+		}
+		prev := in.Version
+		in.Status, in.LastError, in.UpdatedAt, in.NextAttemptAt = evokestore.StatusParked, reason, now, time.Time{}
+		// The version moves on, so that the router, which may hold the
+		// instance as running (in a batch committing, or cached), cannot
+		// commit over the park: its write is fenced off. The instance's
+		// deadlines move with it, to fire once it runs again. (A store
+		// that cannot list an instance's deadlines keeps the version; the
+		// router then caches no instances, see New.)
+		if dr, ok := deadlinesReader(tx, en.store); ok {
+			in.Version++
+			dls, err := dr.InstanceDeadlines(ctx, c.ProcessManager, []string{c.InstanceID})
+			if err != nil {
+				return err
+			}
+			if len(dls) > 0 {
+				for i := range dls {
+					dls[i].Version = in.Version
+				}
+				if err := tx.ReplaceDeadlines(ctx, c.ProcessManager, []string{c.InstanceID}, dls); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
+			return err
+		}
+		tel = Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: c.ProcessManager, InstanceID: c.InstanceID,
+			CommandType: c.Type, CommandID: c.ID, Attempt: d.attempts[c.ID], Err: reason}
+		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID,
+			Kind: evokestore.KindParked, Version: in.Version, EventType: "$dispatch", PhaseBefore: in.Phase, PhaseAfter: in.Phase,
+			Error: reason, RecordedAt: now, Node: en.cfg.NodeID, LeaseToken: ls.tokens[c.Partition]}})
+	})
+	if err != nil {
+		return fmt.Errorf("park %s %s: %w", c.ProcessManager, c.InstanceID, err)
+	}
+	d.parked[[2]string{c.ProcessManager, c.InstanceID}] = true
+	delete(d.attempts, c.ID)
+	if tel.Kind != "" {
+		en.counters.Parked.Add(1)
+		en.log.Error("instance parked: its command cannot be dispatched", "process_manager", c.ProcessManager, "instance", c.InstanceID, "command", c.ID, "err", cause)
+		en.cfg.Hooks.Telemetry(tel)
+	}
+	return nil
+}
+
+// unpark forgets parked instances an operator has retried or cancelled.
+func (d *dispatcher) unpark(ctx context.Context) error {
+	for key := range d.parked {
+		insts, err := d.en.store.Instances(ctx, key[0], []string{key[1]})
+		if err != nil {
+			return fmt.Errorf("load parked instance: %w", err)
+		}
+		if len(insts) == 0 || insts[0].Status != evokestore.StatusParked {
+			delete(d.parked, key)
+		}
+	}
+	return nil
+}
+
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// Execute runs commands (not from the outbox) against their aggregates in
+// one transaction: each command's events and its outcome (its deduplication
+// record) commit together. A version conflict (another writer appended to
+// one of the streams) retries the whole batch on fresh state.
+func (en *Engine) Execute(ctx context.Context, cmds []evokestore.OutboxCommand) ([]CommandResult, error) {
+	return en.execute(ctx, cmds, nil)
+}
+
+// execute is Execute; with ls, the commands come from the outbox of the
+// partitions ls holds, leave it in the same transaction, and the
+// transaction is fenced by those partitions' leases.
+func (en *Engine) execute(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := en.executeOnce(ctx, cmds, ls)
+		if err != nil && (errors.Is(err, evokestore.ErrVersionConflict) || errors.Is(err, evokestore.ErrDuplicateCommand)) && attempt < 10 {
+			continue
+		}
+		return res, err
+	}
+}
+
+func (en *Engine) executeOnce(ctx context.Context, cmds []evokestore.OutboxCommand, ls *leaseSet) ([]CommandResult, error) {
+	fromOutbox := ls != nil
+	answers, err := en.send(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	var x *execution
+	err = evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
+		lookup := lookupAll
+		if fromOutbox {
+			lookup = lookupRecords
+		}
+		var err error
+		if x, err = en.decideAll(ctx, tx, cmds, nil, lookup, answers); err != nil {
+			return err
+		}
+		// The fence is the first write: on PostgreSQL it takes the append
+		// lock, so the reads of the decisions come before it.
+		var seqs []int64
+		if fromOutbox {
+			parts := make([]int, 0, len(cmds))
+			seqs = make([]int64, 0, len(cmds))
+			for i := range cmds {
+				parts = append(parts, cmds[i].Partition)
+				seqs = append(seqs, cmds[i].Seq)
+			}
+			slices.Sort(parts)
+			if err := en.fence(ctx, tx, ls, slices.Compact(parts)); err != nil {
+				return err
+			}
+		}
+		return x.write(ctx, tx, seqs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	en.answers.forget(answers)
+	en.counters.Rejected.Add(int64(x.rejected))
+	return x.results, nil
+}
