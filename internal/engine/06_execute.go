@@ -304,7 +304,7 @@ func (en *Engine) decideEach(ctx context.Context, tx evokestore.Querier, cmds []
 			CommandID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID,
 			ProcessManager: c.ProcessManager, InstanceID: c.InstanceID, Status: evokestore.OutcomeAccepted, RecordedAt: now,
 		}
-		if by, ok := d.discarded[stepKey(c)]; ok {
+		if by, ok := d.discardedBy(c); ok {
 			out.Status, out.Error = evokestore.OutcomeDiscarded, "discarded: command "+by+" of the same step was rejected"
 			seen[c.ID] = out
 			x.results[i].Outcome = out
@@ -421,6 +421,16 @@ func (d *decisions) accept(i int, c *evokestore.OutboxCommand, out *evokestore.C
 		}
 	}
 	out.Events = len(evs)
+}
+
+// discardedBy returns the rejected command of c's step whose process
+// manager discards the step's later commands, if any.
+func (d *decisions) discardedBy(c *evokestore.OutboxCommand) (string, bool) {
+	if d.discarded == nil {
+		return "", false // no rejection discards anything: no key to build
+	}
+	by, ok := d.discarded[stepKey(c)]
+	return by, ok
 }
 
 // decideOne decides command c (the i-th): a sink's command by the answer
