@@ -435,6 +435,9 @@ type telemetryLog struct {
 	got map[string][]string
 }
 
+// TimesSteps asks for the step events too (evoke.StepHooks).
+func (l *telemetryLog) TimesSteps() bool { return true }
+
 func (l *telemetryLog) Telemetry(t evoke.Telemetry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -44,6 +44,8 @@ func New(store evokestore.Store, cfg *Config) (*Runtime, error) {
 	}
 	if c.Hooks != nil {
 		ec.Hooks = hooksAdapter{c.Hooks}
+		sh, ok := c.Hooks.(StepHooks)
+		ec.StepTelemetry = ok && sh.TimesSteps()
 	}
 	return &Runtime{store: store, cfg: c, eng: engine.New(ec), names: map[string]bool{}}, nil
 }
@@ -102,7 +104,7 @@ func RegisterProcessManager[S any](rt *Runtime, pm ProcessManager[S], opts *Proc
 	if opts != nil {
 		o = *opts
 	}
-	rt.eng.AddProcessManager(newPMAdapter(pm, rt.cfg.Hooks != nil), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands,
+	rt.eng.AddProcessManager(newPMAdapter(pm, rt.eng.StepTelemetry()), engine.Options{FromNow: o.StartFrom == FromNow, SuppressCatchup: o.SuppressCatchupCommands,
 		StepTimeout: o.StepTimeout})
 	return nil
 }

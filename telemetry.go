@@ -24,7 +24,8 @@ const (
 	TelemetryTimeout    TelemetryKind = engine.TelemetryTimeout
 	TelemetryTransition TelemetryKind = engine.TelemetryTransition
 	TelemetrySkip       TelemetryKind = engine.TelemetrySkip
-	// TelemetryStep is emitted for every step an instance commits, with
+	// TelemetryStep is emitted for every step an instance commits (to
+	// StepHooks only), with
 	// Duration the time its Apply and Handle took and EventType the event
 	// as Handle saw it.
 	TelemetryStep TelemetryKind = engine.TelemetryStep
@@ -65,6 +66,16 @@ type Telemetry struct {
 	// command produced, among them the trace context (TraceParentKey) that
 	// evokeotel makes its spans children of.
 	Values map[string]string
+}
+
+// StepHooks is implemented by Hooks that want a TelemetryStep event for
+// every committed step, with the time its Apply and Handle took
+// (evokeotel's step-duration histogram does). Steps are the most frequent
+// telemetry: the runtime times them, and sends those events, only to hooks
+// whose TimesSteps returns true.
+type StepHooks interface {
+	Hooks
+	TimesSteps() bool
 }
 
 // Hooks receives telemetry; evokeotel implements it with OpenTelemetry.

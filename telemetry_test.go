@@ -29,6 +29,9 @@ func (h *recordedHooks) Telemetry(t evoke.Telemetry) {
 	h.got = append(h.got, t)
 }
 
+// TimesSteps asks for the step events too (evoke.StepHooks).
+func (h *recordedHooks) TimesSteps() bool { return true }
+
 func (h *recordedHooks) of(kind evoke.TelemetryKind, id string) []evoke.Telemetry {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -243,4 +246,45 @@ func TestPanicStackIsKept(t *testing.T) {
 			t.Fatalf("explode: %v, want a rejection with the message and the stack", err)
 		}
 	})
+}
+
+// kindsOnly records the kinds of telemetry it receives; it is not
+// evoke.StepHooks.
+type kindsOnly struct {
+	mu    sync.Mutex
+	kinds map[evoke.TelemetryKind]int
+}
+
+func (k *kindsOnly) Telemetry(t evoke.Telemetry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kinds[t.Kind]++
+}
+
+// Hooks that are not evoke.StepHooks receive every kind of telemetry but
+// the step events, and the runtime does not time steps for them.
+func TestStepTelemetryOnlyForStepHooks(t *testing.T) {
+	t.Parallel()
+	hooks := &kindsOnly{kinds: map[evoke.TelemetryKind]int{}}
+	cfg := quietConfig()
+	cfg.Hooks = hooks
+	rt := newRuntime(t, openStore(t), cfg)
+	if err := evoke.RegisterAggregate(rt, "hopper", hopper{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, spinner{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	appendEvent(t, rt, "open-s2", "Opened", hopData{ID: "s2"})
+	evoketest.Eventually(t, 0, "the saga stops", func() bool {
+		hooks.mu.Lock()
+		defer hooks.mu.Unlock()
+		return hooks.kinds[evoke.TelemetryStop] == 1
+	})
+	hooks.mu.Lock()
+	defer hooks.mu.Unlock()
+	if hooks.kinds[evoke.TelemetryStep] != 0 || hooks.kinds[evoke.TelemetryStart] != 1 || hooks.kinds[evoke.TelemetryCommand] == 0 {
+		t.Errorf("telemetry kinds %v: want start, commands and stop, and no step events", hooks.kinds)
+	}
 }

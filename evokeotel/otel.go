@@ -154,6 +154,10 @@ func New(opts *Options) (*Hooks, error) {
 	return h, nil
 }
 
+// TimesSteps implements evoke.StepHooks: the hooks record every step's
+// duration.
+func (h *Hooks) TimesSteps() bool { return true }
+
 // Telemetry implements evoke.Hooks.
 func (h *Hooks) Telemetry(t evoke.Telemetry) {
 	ctx := context.Background()

@@ -234,8 +234,10 @@ type Config struct {
 	BackoffBase       time.Duration
 	BackoffMax        time.Duration
 	Hooks             Hooks
-	Retention         time.Duration
-	PurgeInterval     time.Duration
+	// StepTelemetry sends a TelemetryStep for every committed step.
+	StepTelemetry bool
+	Retention     time.Duration
+	PurgeInterval time.Duration
 	// NodeID names this node in leases and history.
 	NodeID string
 	// Partitions is how many partitions instances are spread over.
@@ -527,3 +529,7 @@ func decodeTarget(e *evokestore.Event) (systemTarget, error) {
 	err := json.Unmarshal(e.Data, &t)
 	return t, err
 }
+
+// StepTelemetry reports whether the engine sends a TelemetryStep for every
+// committed step (the process managers then time their steps).
+func (en *Engine) StepTelemetry() bool { return en.cfg.StepTelemetry }

@@ -504,7 +504,7 @@ func (r *router) stepTelemetry(g *group, ev *evokestore.Event, res StepResult, n
 		}
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryTimeout, SystemTime: now, ProcessManager: r.name, InstanceID: g.id, EventType: d.Name})
 	}
-	if _, off := r.en.cfg.Hooks.(NopHooks); !off {
+	if r.en.cfg.StepTelemetry {
 		g.telemetry = append(g.telemetry, Telemetry{Kind: TelemetryStep, SystemTime: now, Duration: res.Took, ProcessManager: r.name, InstanceID: g.id, EventType: eventType, Values: ev.Values})
 	}
 	return eventType
