@@ -200,9 +200,8 @@ func (p gPM) plan(s gState, e evoke.Event) gPlan {
 	case evoke.TimeoutEvent, evoke.DeadlineEvent:
 		pl = s.OnTimer
 	case evoke.CommandRejectedEvent:
-		var d evoke.RejectedData
 		var c gCmd
-		if e.Decode(&d) == nil && json.Unmarshal(d.Payload, &c) == nil {
+		if d, ok := evoke.Rejected(e); ok && d.Command.Decode(&c) == nil {
 			pl = c.OnReject
 		}
 	default:
@@ -290,9 +289,8 @@ func (p gPM) OnFailure(f evoke.Failure) evoke.FailureAction {
 	var pl gPlan
 	switch f.Event.Type {
 	case evoke.CommandRejectedEvent:
-		var d evoke.RejectedData
 		var c gCmd
-		if f.Event.Decode(&d) != nil || json.Unmarshal(d.Payload, &c) != nil || c.OnReject == nil {
+		if d, ok := evoke.Rejected(f.Event); !ok || d.Command.Decode(&c) != nil || c.OnReject == nil {
 			return f.RetryWithBackoff()
 		}
 		pl = *c.OnReject

@@ -20,9 +20,10 @@
 //
 // Apply and Handle also receive three events the runtime makes itself,
 // which InterestedIn does not list: CommandRejectedEvent after an aggregate
-// rejected a command (Rejected returns its RejectedData), TimeoutEvent when
-// the inactivity timeout passed (IsTimeout) and DeadlineEvent when a named
-// deadline passed (DeadlineOf returns the Deadline).
+// rejected a command (Rejected returns it as a FailedCommand),
+// TimeoutEvent when the inactivity timeout passed (IsTimeout) and
+// DeadlineEvent when a named deadline passed (DeadlineOf returns the
+// Deadline).
 //
 // An Aggregate over its own state type decides on commands (Execute) and
 // evolves from its events (Apply).

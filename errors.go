@@ -64,15 +64,13 @@ func (e *PanicError) StackTrace() []byte { return e.Stack }
 // RejectedError is a command's rejection by its aggregate (a business
 // error), as recorded and passed to Compensate.
 type RejectedError struct {
-	CommandID     string
-	CommandType   string
-	AggregateType string
-	AggregateID   string
-	Reason        string
+	// FailedCommand is the command and the aggregate's reason, as
+	// Compensate would receive them.
+	FailedCommand
 }
 
 // Error describes the rejected command and the reason.
 func (e *RejectedError) Error() string {
-	return fmt.Sprintf("command %s (%s) rejected by %s %s: %s",
-		e.CommandID, e.CommandType, e.AggregateType, e.AggregateID, e.Reason)
+	c := &e.Command
+	return fmt.Sprintf("command %s (%s) rejected by %s %s: %s", c.ID, c.Type, c.AggregateType, c.AggregateID, e.Reason)
 }

@@ -502,6 +502,17 @@ func (m *model[S, A]) try(pm evoke.ProcessManager[S], id string, in *modelInst, 
 	return true, nil
 }
 
+// rejection is the data of the $rejected event Handle receives (evoke.Rejected
+// reads it).
+type rejection struct {
+	CommandID     string          `json:"command_id"`
+	CommandType   string          `json:"command_type"`
+	AggregateType string          `json:"aggregate_type"`
+	AggregateID   string          `json:"aggregate_id"`
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	Reason        string          `json:"reason"`
+}
+
 // userEvent is e as Apply, Handle and OnFailure see it: the runtime's own
 // events with their user-level types and data.
 func userEvent(e evoke.Event) evoke.Event {
@@ -513,7 +524,7 @@ func userEvent(e evoke.Event) evoke.Event {
 		}
 		c := d.Command
 		e.Type = evoke.CommandRejectedEvent
-		e.Data, _ = json.Marshal(evoke.RejectedData{CommandID: c.ID, CommandType: c.Type, AggregateType: c.AggregateType,
+		e.Data, _ = json.Marshal(rejection{CommandID: c.ID, CommandType: c.Type, AggregateType: c.AggregateType,
 			AggregateID: c.AggregateID, Payload: c.Payload, Reason: d.Reason})
 	case engine.TypeDeadline:
 		var d engine.DeadlineData

@@ -105,14 +105,16 @@ func methodSig(m reflect.Method) string {
 	return s
 }
 
-// Rejected returns the data of a CommandRejectedEvent, and false for any
-// other event.
-func Rejected(e Event) (RejectedData, bool) {
-	var d RejectedData
+// Rejected returns the command a CommandRejectedEvent reports rejected, with
+// the aggregate's reason (as Compensate receives it, metadata aside), and
+// false for any other event.
+func Rejected(e Event) (FailedCommand, bool) {
+	var d rejectedData
 	if e.Type != CommandRejectedEvent || json.Unmarshal(e.Data, &d) != nil {
-		return RejectedData{}, false
+		return FailedCommand{}, false
 	}
-	return d, true
+	return FailedCommand{Reason: d.Reason, Command: Command{ID: d.CommandID, Type: d.CommandType,
+		AggregateType: d.AggregateType, AggregateID: d.AggregateID, Payload: d.Payload}}, true
 }
 
 // DeadlineOf returns the deadline a DeadlineEvent reports as passed, and

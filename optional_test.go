@@ -126,12 +126,12 @@ func TestRegistrationTakesRightOptionalMethods(t *testing.T) {
 func TestSyntheticEventHelpers(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	rejected := evoke.NewEvent(evoke.CommandRejectedEvent, evoke.RejectedData{CommandType: "pay", Reason: "declined"})
+	rejected := evoke.NewEvent(evoke.CommandRejectedEvent, map[string]string{"command_type": "pay", "reason": "declined"})
 	deadline := evoke.NewEvent(evoke.DeadlineEvent, evoke.Deadline{Name: "remind", At: at})
 	timeout := evoke.Event{Type: evoke.TimeoutEvent}
 	other := evoke.Event{Type: "E", Data: json.RawMessage(`{}`)}
 
-	if d, ok := evoke.Rejected(rejected); !ok || d.CommandType != "pay" || d.Reason != "declined" {
+	if d, ok := evoke.Rejected(rejected); !ok || d.Command.Type != "pay" || d.Reason != "declined" {
 		t.Errorf("Rejected($rejected) = %+v, %v", d, ok)
 	}
 	if d, ok := evoke.DeadlineOf(deadline); !ok || d.Name != "remind" || !d.At.Equal(at) {

@@ -110,12 +110,13 @@ const (
 	// Compensate (or instead of it, for a process manager without one)
 	// when an aggregate rejected one of the instance's commands, so that
 	// the state can record the failure (evoq's status => payment_failed)
-	// and Handle can complete the instance. Its data is RejectedData.
+	// and Handle can complete the instance. Rejected returns the command
+	// and the reason it carries.
 	CommandRejectedEvent = "$rejected"
 )
 
-// RejectedData is the data of a CommandRejectedEvent.
-type RejectedData struct {
+// rejectedData is the data of a CommandRejectedEvent (Rejected reads it).
+type rejectedData struct {
 	CommandID     string          `json:"command_id"`
 	CommandType   string          `json:"command_type"`
 	AggregateType string          `json:"aggregate_type"`

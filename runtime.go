@@ -333,7 +333,7 @@ func (rt *Runtime) Dispatch(ctx context.Context, cmd Command) (CommandResult, er
 		out.Events = append(out.Events, fromRecord(&r.Events[i]))
 	}
 	if r.Outcome.Status == evokestore.OutcomeRejected {
-		return out, &RejectedError{CommandID: cmd.ID, CommandType: cmd.Type, AggregateType: cmd.AggregateType, AggregateID: cmd.AggregateID, Reason: r.Outcome.Error}
+		return out, &RejectedError{FailedCommand{Command: cmd, Reason: r.Outcome.Error}}
 	}
 	return out, nil
 }

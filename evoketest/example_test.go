@@ -47,7 +47,7 @@ func (signup) Handle(s signupState, e evoke.Event) (signupState, []evoke.Command
 		s.Status, s.Remind = "reminded", time.Time{}
 		return s, []evoke.Command{evoke.NewCommand("send_reminder", "mailer", s.User, userData{s.User})}, nil
 	case evoke.CommandRejectedEvent:
-		if d, ok := evoke.Rejected(e); ok && d.CommandType == "send_welcome" {
+		if d, ok := evoke.Rejected(e); ok && d.Command.Type == "send_welcome" {
 			s.Status = "bounced"
 		}
 	}

@@ -185,7 +185,7 @@ func (Process) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 		// out); the runtime still delivers the rejection so the state
 		// tells the truth.
 		d, _ := evoke.Rejected(e) // the runtime's own event: it decodes
-		if d.CommandType == CommandCancelBooking && s.Status == StatusTimedOut {
+		if d.Command.Type == CommandCancelBooking && s.Status == StatusTimedOut {
 			s.Status = StatusConfirmed
 		}
 	case evoke.TimeoutEvent:

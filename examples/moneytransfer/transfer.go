@@ -247,9 +247,9 @@ func (Transfer) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
 		// a rejected debit took no money, so the transfer failed.
 		d, _ := evoke.Rejected(e) // the runtime's own event: it decodes
 		switch {
-		case d.CommandType == CommandDebit:
+		case d.Command.Type == CommandDebit:
 			s.Status = StatusFailed
-		case d.CommandType == CommandCredit && s.Status == StatusCreditingDest:
+		case d.Command.Type == CommandCredit && s.Status == StatusCreditingDest:
 			s.Status = StatusCompensating
 		}
 	}

@@ -262,7 +262,7 @@ func (Fulfillment) Handle(s State, e evoke.Event) (State, []evoke.Command, error
 	case evoke.CommandRejectedEvent:
 		// Delivered after Compensate: record which step failed.
 		d, _ := evoke.Rejected(e) // the runtime's own event: it decodes
-		switch d.CommandType {
+		switch d.Command.Type {
 		case CommandProcessPayment:
 			s.Status = StatusPaymentFailed
 		case CommandReserveInventory:
