@@ -15,8 +15,11 @@ func (s *Store) Setting(ctx context.Context, name string) (string, error) {
 // LockKey returns the key of s's append lock.
 func (s *Store) LockKey() int64 { return s.lockKey }
 
+// Tx is the store's transaction type, for tests of its own methods.
+type Tx = txn
+
 // Trips returns how many round trips t made.
-func (t *Tx) Trips() int { return t.trips }
+func (t *txn) Trips() int { return t.trips }
 
 // SQLInstances and SQLInstanceDeadlines are the lookups by many instances,
 // for tests of their plans.

@@ -13,7 +13,7 @@ import (
 
 var (
 	_ evokestore.Leaser       = (*Store)(nil)
-	_ evokestore.LeaseChecker = (*Tx)(nil)
+	_ evokestore.LeaseChecker = (*txn)(nil)
 	_ evokestore.LeaseReader  = (*Store)(nil)
 )
 
@@ -133,7 +133,7 @@ func (s *Store) Leave(ctx context.Context, node string) error {
 }
 
 // CheckLeases implements evokestore.LeaseChecker.
-func (t *Tx) CheckLeases(ctx context.Context, node string, leases []evokestore.Lease) error {
+func (t *txn) CheckLeases(ctx context.Context, node string, leases []evokestore.Lease) error {
 	if len(leases) == 0 {
 		return nil
 	}

@@ -28,7 +28,7 @@ type dbtx interface {
 // Tx.
 type queries struct {
 	s *Store
-	t *Tx
+	t *txn
 }
 
 func noop() {}

@@ -110,7 +110,7 @@ type Store struct {
 	wakeups backend.Wakeups
 
 	mu     sync.Mutex
-	txs    map[*Tx]struct{}
+	txs    map[*txn]struct{}
 	closed bool
 
 	// pids holds the backend PIDs of the pool's connections, whose
@@ -164,7 +164,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		schema:   o.Schema,
 		channel:  channelName(o.Schema),
 		lockKey:  lockKey("append", o.Schema),
-		txs:      make(map[*Tx]struct{}),
+		txs:      make(map[*txn]struct{}),
 		pids:     make(map[uint32]struct{}),
 	}
 	s.queries = queries{s: s}
@@ -239,7 +239,7 @@ func (s *Store) Close() error {
 		<-s.listenDone
 		s.mu.Lock()
 		s.closed = true
-		open := make([]*Tx, 0, len(s.txs))
+		open := make([]*txn, 0, len(s.txs))
 		for t := range s.txs {
 			open = append(open, t)
 		}
@@ -262,7 +262,7 @@ func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: begin: %w", err)
 	}
-	t := &Tx{s: s, ctx: ctx}
+	t := &txn{s: s, ctx: ctx}
 	t.queries = queries{s: s, t: t}
 	s.mu.Lock()
 	if s.closed {

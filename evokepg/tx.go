@@ -23,7 +23,7 @@ const (
 	consOutcome       = "command_outcomes_pkey"
 )
 
-// Tx is a write transaction of a Store, at READ COMMITTED. It is not safe for
+// txn is a write transaction of a Store, at READ COMMITTED. It is not safe for
 // concurrent use. Its reads see its own writes; its writes become visible to
 // others at Commit, and nothing of them at all if it is rolled back,
 // abandoned with its context cancelled, or the process dies first.
@@ -35,7 +35,7 @@ const (
 // "One lock order" in the package documentation). After a statement failed,
 // PostgreSQL refuses every further statement of the transaction: roll it
 // back.
-type Tx struct {
+type txn struct {
 	queries
 
 	s    *Store
@@ -57,11 +57,11 @@ type Tx struct {
 }
 
 var (
-	_ evokestore.Tx               = (*Tx)(nil)
-	_ evokestore.StreamsReader    = (*Tx)(nil)
-	_ evokestore.Purger           = (*Tx)(nil)
-	_ evokestore.WriteDeferrer    = (*Tx)(nil)
-	_ evokestore.DeadlinesDeleter = (*Tx)(nil)
+	_ evokestore.Tx               = (*txn)(nil)
+	_ evokestore.StreamsReader    = (*txn)(nil)
+	_ evokestore.Purger           = (*txn)(nil)
+	_ evokestore.WriteDeferrer    = (*txn)(nil)
+	_ evokestore.DeadlinesDeleter = (*txn)(nil)
 )
 
 // DeferWrites implements evokestore.WriteDeferrer: from now on, the writes
@@ -77,7 +77,7 @@ var (
 // the server's: the fences (the instance versions, the leases) raise
 // through evoke_assert (migration 0008) instead of being checked by the
 // client on the statement's result.
-func (t *Tx) DeferWrites() {
+func (t *txn) DeferWrites() {
 	t.mu.Lock()
 	t.deferring = true
 	t.mu.Unlock()
@@ -95,7 +95,7 @@ func (e *deferredError) Unwrap() error { return e.err }
 // result on the client (a query with a Fn) is never held back: a COMMIT
 // sent with it would go through whatever the check found (Commit). Call
 // with t.mu held.
-func (t *Tx) exec(ctx context.Context, b *pgx.Batch, mapErr func(error) error) error {
+func (t *txn) exec(ctx context.Context, b *pgx.Batch, mapErr func(error) error) error {
 	if !t.deferring || slices.ContainsFunc(b.QueuedQueries, func(qq *pgx.QueuedQuery) bool { return qq.Fn != nil }) {
 		if err := t.send(ctx, b, true); err != nil {
 			return mapErr(err)
@@ -117,7 +117,7 @@ func (t *Tx) exec(ctx context.Context, b *pgx.Batch, mapErr func(error) error) e
 const sqlNotify = `SELECT pg_notify($1, $2)`
 
 // closedErr is the error of a call on an ended Tx.
-func (t *Tx) closedErr() error {
+func (t *txn) closedErr() error {
 	if t.cause != nil {
 		return fmt.Errorf("%w: rolled back: %w", pgx.ErrTxClosed, t.cause)
 	}
@@ -126,7 +126,7 @@ func (t *Tx) closedErr() error {
 
 // conn locks t for a read through its connection, beginning the transaction
 // (and sending the writes held back) if needed; release unlocks it.
-func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
+func (t *txn) conn(ctx context.Context) (db dbtx, release func(), err error) {
 	t.mu.Lock()
 	if t.done {
 		err := t.closedErr()
@@ -145,7 +145,7 @@ func (t *Tx) conn(ctx context.Context) (db dbtx, release func(), err error) {
 
 // acquire takes t's connection from the pool if it has none. Call with
 // t.mu held.
-func (t *Tx) acquire(ctx context.Context) error {
+func (t *txn) acquire(ctx context.Context) error {
 	if t.pc != nil {
 		return nil
 	}
@@ -158,7 +158,7 @@ func (t *Tx) acquire(ctx context.Context) error {
 }
 
 // lock locks t for a write; the caller unlocks t.mu.
-func (t *Tx) lock() error {
+func (t *txn) lock() error {
 	t.mu.Lock()
 	if t.done {
 		err := t.closedErr()
@@ -170,7 +170,7 @@ func (t *Tx) lock() error {
 
 // notify queues the notification of topic on b unless it is queued already;
 // PostgreSQL delivers it to listeners if and when the Tx commits.
-func (t *Tx) notify(b *pgx.Batch, topic backend.TopicSet) {
+func (t *txn) notify(b *pgx.Batch, topic backend.TopicSet) {
 	for _, name := range (topic &^ t.topics).Topics() {
 		b.Queue(sqlNotify, t.s.channel, string(name))
 	}
@@ -184,7 +184,7 @@ const sqlAppendLock = `SELECT pg_advisory_xact_lock($1)`
 // back) takes the append lock before anything else: this is where the
 // lock order (see the package documentation) is enforced. Call with t.mu
 // held.
-func (t *Tx) send(ctx context.Context, b *pgx.Batch, writes bool) error {
+func (t *txn) send(ctx context.Context, b *pgx.Batch, writes bool) error {
 	if err := t.acquire(ctx); err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (t *Tx) send(ctx context.Context, b *pgx.Batch, writes bool) error {
 }
 
 // end marks t ended and forgets it. Call with t.mu held.
-func (t *Tx) end() {
+func (t *txn) end() {
 	t.done = true
 	if t.stop != nil {
 		t.stop()
@@ -224,7 +224,7 @@ func (t *Tx) end() {
 
 // rollback rolls the transaction back, if it has begun, without regard for
 // t.ctx's cancellation. Call with t.mu held.
-func (t *Tx) rollback() error {
+func (t *txn) rollback() error {
 	t.pend = nil
 	if t.pc == nil {
 		return nil
@@ -245,7 +245,7 @@ func (t *Tx) rollback() error {
 
 // release gives t's connection back to the pool, which closes it unless
 // it is idle outside a transaction. Call with t.mu held.
-func (t *Tx) release() {
+func (t *txn) release() {
 	if t.pc != nil {
 		t.pc.Release()
 		t.pc = nil
@@ -254,7 +254,7 @@ func (t *Tx) release() {
 
 // abort rolls t back unless it has ended: its context was cancelled or the
 // Store is closing.
-func (t *Tx) abort(cause error) {
+func (t *txn) abort(cause error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
@@ -271,7 +271,7 @@ func (t *Tx) abort(cause error) {
 // the schema's append lock, taken by the first write of the Tx and held
 // until the Tx ends, so that positions follow commit order (see the package
 // documentation).
-func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
+func (t *txn) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -283,13 +283,13 @@ func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]
 // (skipping the inclusive position ranges in skip), then appends events, in
 // one round trip (evokestore.AppendReader): under the lock nothing else can
 // commit in between.
-func (t *Tx) AppendEventsAfter(ctx context.Context, q evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
+func (t *txn) AppendEventsAfter(ctx context.Context, q evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
 	return t.appendEvents(ctx, &q, skip, events)
 }
 
 // appendEvents appends events (possibly none), reading first, under the
 // append lock, what q selects if it is not nil.
-func (t *Tx) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
+func (t *txn) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][2]int64, events []evokestore.NewEvent) (read, appended []evokestore.Event, err error) {
 	if err := evokestore.CheckNewEvents(events); err != nil {
 		return nil, nil, fmt.Errorf("evokepg: append events: %w", err)
 	}
@@ -490,7 +490,7 @@ func (c *instanceColumns) add(w *evokestore.InstanceWrite) {
 // updates another, sent in one round trip. A concurrent Tx updating the same
 // instance makes this one wait for it to end and then fail with ErrFenced if
 // it committed.
-func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
+func (t *txn) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
 	if len(writes) == 0 {
 		return nil
 	}
@@ -542,7 +542,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 
 // InsertOutbox adds commands to the outbox, assigning Seq in slice order; a
 // command whose ID is already in the outbox is ignored.
-func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) error {
+func (t *txn) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) error {
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -576,7 +576,7 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 
 // DeleteOutbox removes dispatched commands; unknown sequence numbers are
 // ignored.
-func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
+func (t *txn) DeleteOutbox(ctx context.Context, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -591,7 +591,7 @@ func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
 
 // PutCommandOutcomes records command outcomes; a command ID already recorded
 // fails with ErrDuplicateCommand.
-func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.CommandOutcome) error {
+func (t *txn) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.CommandOutcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
@@ -631,7 +631,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 // row, keyed by the first, the others in its more column (migration 0009).
 // What makes a step commit once is the instance's version fence
 // (PutInstances, in the same transaction); the key is a second guard.
-func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
+func (t *txn) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -688,7 +688,7 @@ func wrapErr(op string) func(error) error {
 }
 
 // PutCheckpoint stores (inserts or overwrites) a subscription checkpoint.
-func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
+func (t *txn) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
 	if err := t.lock(); err != nil {
 		return fmt.Errorf("evokepg: put checkpoint: %w", err)
 	}
@@ -699,7 +699,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error 
 }
 
 // PutCheckpoints stores several subscription checkpoints in one round trip.
-func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
+func (t *txn) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
 	if len(cps) == 0 {
 		return nil
 	}
@@ -727,7 +727,7 @@ func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) er
 
 // Hold stores events held for an instance; holding an already held event
 // again overwrites its error (the last one wins within held too).
-func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
+func (t *txn) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
 	if len(held) == 0 {
 		return nil
 	}
@@ -758,7 +758,7 @@ func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
 }
 
 // Release deletes held events of one instance.
-func (t *Tx) Release(ctx context.Context, processManager, instanceID string, positions []int64) error {
+func (t *txn) Release(ctx context.Context, processManager, instanceID string, positions []int64) error {
 	if len(positions) == 0 {
 		return nil
 	}
@@ -774,7 +774,7 @@ func (t *Tx) Release(ctx context.Context, processManager, instanceID string, pos
 // ReplaceDeadlines replaces all deadlines of the listed instances with
 // deadlines (whose ProcessManager is taken from the argument), in one round
 // trip.
-func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []evokestore.Deadline) error {
+func (t *txn) ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []evokestore.Deadline) error {
 	if len(instanceIDs) == 0 {
 		return nil
 	}
@@ -801,7 +801,7 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 
 // DeleteDeadline deletes one deadline if it is still stored with d's name and
 // Version (DueAt is ignored); deleted reports whether it was.
-func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, error) {
+func (t *txn) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, error) {
 	if err := t.lock(); err != nil {
 		return false, fmt.Errorf("evokepg: delete deadline: %w", err)
 	}
@@ -825,7 +825,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 // DeleteDeadlines deletes each of ds as DeleteDeadline does, in one round
 // trip (evokestore.DeadlinesDeleter), and reports for each whether it was
 // deleted.
-func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]bool, error) {
+func (t *txn) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]bool, error) {
 	deleted := make([]bool, len(ds))
 	if len(ds) == 0 {
 		return deleted, nil
@@ -857,7 +857,7 @@ func (t *Tx) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]b
 
 // DeleteInstance removes an instance with its held events, deadlines and
 // history, in one statement.
-func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
+func (t *txn) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
 	if err := t.lock(); err != nil {
 		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
 	}
@@ -878,7 +878,7 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 // the topics it wrote to (other processes' through NOTIFY). It fails if the
 // context given to Begin is done. A Tx that ran no statement commits
 // nothing.
-func (t *Tx) Commit() error {
+func (t *txn) Commit() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
@@ -916,7 +916,7 @@ func (t *Tx) Commit() error {
 
 // Rollback abandons the transaction. After Commit or Rollback it returns an
 // error wrapping pgx.ErrTxClosed, so it is safe to defer.
-func (t *Tx) Rollback() error {
+func (t *txn) Rollback() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
@@ -946,7 +946,7 @@ SELECT COUNT(*) FROM v`
 // before before, with their history, held events and deadlines, and up to
 // limit command outcomes recorded before before (evokestore.Purger), in one
 // round trip.
-func (t *Tx) Purge(ctx context.Context, before time.Time, limit int) (evokestore.PurgeResult, error) {
+func (t *txn) Purge(ctx context.Context, before time.Time, limit int) (evokestore.PurgeResult, error) {
 	var res evokestore.PurgeResult
 	if limit <= 0 {
 		return res, nil

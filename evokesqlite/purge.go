@@ -8,12 +8,12 @@ import (
 	"github.com/evoke-go/evoke/evokestore"
 )
 
-var _ evokestore.Purger = (*Tx)(nil)
+var _ evokestore.Purger = (*txn)(nil)
 
 // Purge deletes up to limit instances that completed or were cancelled
 // before before, with their history, held events and deadlines, and up to
 // limit command outcomes recorded before before (evokestore.Purger).
-func (t *Tx) Purge(ctx context.Context, before time.Time, limit int) (evokestore.PurgeResult, error) {
+func (t *txn) Purge(ctx context.Context, before time.Time, limit int) (evokestore.PurgeResult, error) {
 	var res evokestore.PurgeResult
 	rows, err := t.tx.QueryContext(ctx, `SELECT process_manager, id FROM instances WHERE completed_at > 0 AND completed_at < ? ORDER BY completed_at LIMIT ?`, nanos(before), limit)
 	if err != nil {

@@ -21,7 +21,7 @@ const defaultLimit = 1000
 // inside a Tx.
 type queries struct {
 	s *Store
-	t *Tx
+	t *txn
 }
 
 func (q queries) stmt(ctx context.Context, id stmtID) *sql.Stmt {

@@ -380,7 +380,7 @@ func (s *Store) Begin(ctx context.Context) (evokestore.Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: begin: %w", err)
 	}
-	t := &Tx{s: s, tx: tx}
+	t := &txn{s: s, tx: tx}
 	t.queries = queries{s: s, t: t}
 	return t, nil
 }

@@ -15,11 +15,11 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// Tx is a write transaction of a Store. It is not safe for concurrent use.
+// txn is a write transaction of a Store. It is not safe for concurrent use.
 // Its reads see its own writes; its writes become visible to others at
 // Commit, and nothing of them at all if it is rolled back, abandoned with its
 // context cancelled, or the process dies first.
-type Tx struct {
+type txn struct {
 	queries
 
 	s      *Store
@@ -30,9 +30,9 @@ type Tx struct {
 	args   []any
 }
 
-var _ evokestore.Tx = (*Tx)(nil)
+var _ evokestore.Tx = (*txn)(nil)
 
-func (t *Tx) stmt(ctx context.Context, id stmtID) *sql.Stmt {
+func (t *txn) stmt(ctx context.Context, id stmtID) *sql.Stmt {
 	st := t.stmts[id]
 	if st == nil {
 		st = t.tx.StmtContext(ctx, t.s.ws[id])
@@ -41,7 +41,7 @@ func (t *Tx) stmt(ctx context.Context, id stmtID) *sql.Stmt {
 	return st
 }
 
-func (t *Tx) bulkStmt(ctx context.Context, kind, size int) *sql.Stmt {
+func (t *txn) bulkStmt(ctx context.Context, kind, size int) *sql.Stmt {
 	st := t.bulk[kind][size]
 	if st == nil {
 		st = t.tx.StmtContext(ctx, t.s.bulk[kind][size])
@@ -53,7 +53,7 @@ func (t *Tx) bulkStmt(ctx context.Context, kind, size int) *sql.Stmt {
 // insertBulk inserts n rows with multi-row INSERTs of kind; fill appends the
 // values of row i to args. after, if not nil, is called after each statement
 // with the index of its first row, its row count and its result.
-func (t *Tx) insertBulk(ctx context.Context, kind, n int, fill func(args []any, i int) []any, after func(first, rows int, res sql.Result) error) error {
+func (t *txn) insertBulk(ctx context.Context, kind, n int, fill func(args []any, i int) []any, after func(first, rows int, res sql.Result) error) error {
 	i := 0
 	for si, size := range bulkSizes {
 		for n-i >= size {
@@ -95,7 +95,7 @@ func uniqueViolation(err error) (string, bool) {
 // AppendEvents appends events in slice order at the stream versions they
 // name and returns them with their positions and RecordedAt (the NewEvent's,
 // or now if zero, truncated to the stored UTC nanoseconds).
-func (t *Tx) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
+func (t *txn) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([]evokestore.Event, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -158,7 +158,7 @@ func appendInstance(args []any, in *evokestore.Instance) []any {
 // update whose stored version is not PrevVersion (or whose instance does not
 // exist), or an insert of an existing instance, fails with ErrFenced. An
 // update keeps the stored CreatedAt.
-func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
+func (t *txn) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite) error {
 	var inserts, updates []int
 	for i := range writes {
 		if writes[i].PrevVersion < 0 {
@@ -226,7 +226,7 @@ func (t *Tx) PutInstances(ctx context.Context, writes []evokestore.InstanceWrite
 // fenced names the first of the writes at idx whose stored version is not
 // the one it expected, for a fenced bulk update. Writes of the same call
 // that were applied (stored at their new version) are passed over.
-func (t *Tx) fenced(ctx context.Context, writes []evokestore.InstanceWrite, idx []int) error {
+func (t *txn) fenced(ctx context.Context, writes []evokestore.InstanceWrite, idx []int) error {
 	for _, i := range idx {
 		w := &writes[i]
 		insts, err := t.Instances(ctx, w.ProcessManager, []string{w.ID})
@@ -245,7 +245,7 @@ func (t *Tx) fenced(ctx context.Context, writes []evokestore.InstanceWrite, idx 
 
 // InsertOutbox adds commands to the outbox, assigning Seq; a command whose ID
 // is already in the outbox is ignored.
-func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) error {
+func (t *txn) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) error {
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -268,7 +268,7 @@ func (t *Tx) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand) 
 
 // DeleteOutbox removes dispatched commands; unknown sequence numbers are
 // ignored.
-func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
+func (t *txn) DeleteOutbox(ctx context.Context, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -280,7 +280,7 @@ func (t *Tx) DeleteOutbox(ctx context.Context, seqs []int64) error {
 
 // PutCommandOutcomes records command outcomes; a command ID already recorded
 // fails with ErrDuplicateCommand.
-func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.CommandOutcome) error {
+func (t *txn) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.CommandOutcome) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
@@ -315,7 +315,7 @@ func (t *Tx) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comma
 // one instance (a saga's chained steps) share a row, keyed by the first
 // (ParseHistoryRow). What makes a step commit once is the instance's
 // version fence (PutInstances); the key is a second guard.
-func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
+func (t *txn) InsertHistory(ctx context.Context, records []evokestore.HistoryRecord) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -359,7 +359,7 @@ func (t *Tx) InsertHistory(ctx context.Context, records []evokestore.HistoryReco
 }
 
 // PutCheckpoint stores (inserts or overwrites) a subscription checkpoint.
-func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
+func (t *txn) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error {
 	if _, err := t.stmt(ctx, sPutCheckpoint).ExecContext(ctx, cp.ProcessManager, cp.Partition, cp.Position, cp.CatchupUntil); err != nil {
 		return fmt.Errorf("evokesqlite: put checkpoint: %w", err)
 	}
@@ -367,7 +367,7 @@ func (t *Tx) PutCheckpoint(ctx context.Context, cp evokestore.Checkpoint) error 
 }
 
 // PutCheckpoints stores several subscription checkpoints.
-func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
+func (t *txn) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) error {
 	if len(cps) == 0 {
 		return nil
 	}
@@ -385,7 +385,7 @@ func (t *Tx) PutCheckpoints(ctx context.Context, cps []evokestore.Checkpoint) er
 
 // Hold stores events held for an instance; holding an already held event
 // again overwrites its error.
-func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
+func (t *txn) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
 	if len(held) == 0 {
 		return nil
 	}
@@ -400,7 +400,7 @@ func (t *Tx) Hold(ctx context.Context, held []evokestore.HeldEvent) error {
 }
 
 // Release deletes held events of one instance.
-func (t *Tx) Release(ctx context.Context, processManager, instanceID string, positions []int64) error {
+func (t *txn) Release(ctx context.Context, processManager, instanceID string, positions []int64) error {
 	if len(positions) == 0 {
 		return nil
 	}
@@ -412,7 +412,7 @@ func (t *Tx) Release(ctx context.Context, processManager, instanceID string, pos
 
 // ReplaceDeadlines replaces all deadlines of the listed instances with
 // deadlines (whose ProcessManager is taken from the argument).
-func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []evokestore.Deadline) error {
+func (t *txn) ReplaceDeadlines(ctx context.Context, processManager string, instanceIDs []string, deadlines []evokestore.Deadline) error {
 	if len(instanceIDs) == 0 {
 		return nil
 	}
@@ -432,7 +432,7 @@ func (t *Tx) ReplaceDeadlines(ctx context.Context, processManager string, instan
 
 // DeleteDeadline deletes one deadline if it is still stored with d's name and
 // Version (DueAt is ignored); deleted reports whether it was.
-func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, error) {
+func (t *txn) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, error) {
 	res, err := t.stmt(ctx, sDeleteDeadline).ExecContext(ctx, d.ProcessManager, d.InstanceID, d.Name, d.Version)
 	if err != nil {
 		return false, fmt.Errorf("evokesqlite: delete deadline: %w", err)
@@ -449,7 +449,7 @@ func (t *Tx) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, e
 
 // DeleteInstance removes an instance with its held events, deadlines and
 // history.
-func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
+func (t *txn) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
 	for _, id := range [...]stmtID{sDeleteInstance, sDeleteHeldAll, sDeleteDeadlines, sDeleteHistory} {
 		if _, err := t.stmt(ctx, id).ExecContext(ctx, processManager, instanceID); err != nil {
 			return fmt.Errorf("evokesqlite: delete instance %s/%s: %w", processManager, instanceID, err)
@@ -461,7 +461,7 @@ func (t *Tx) DeleteInstance(ctx context.Context, processManager, instanceID stri
 
 // Commit commits the transaction and then wakes the subscribers of the
 // topics it wrote to.
-func (t *Tx) Commit() error {
+func (t *txn) Commit() error {
 	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("evokesqlite: commit: %w", err)
 	}
@@ -475,7 +475,7 @@ func (t *Tx) Commit() error {
 
 // Rollback abandons the transaction. After Commit or Rollback it returns an
 // error wrapping sql.ErrTxDone, so it is safe to defer.
-func (t *Tx) Rollback() error {
+func (t *txn) Rollback() error {
 	if err := t.tx.Rollback(); err != nil {
 		return fmt.Errorf("evokesqlite: rollback: %w", err)
 	}
