@@ -101,7 +101,8 @@ func TestConformance(t *testing.T) {
 	evokestoretest.Run(t, func(t *testing.T) evokestore.Store {
 		return open(t, newSchema(t), nil)
 	}, evokestoretest.StreamsReader, evokestoretest.EventsReader, evokestoretest.AppendReader, evokestoretest.DeadlinesReader,
-		evokestoretest.Purger, evokestoretest.TallyReader, evokestoretest.LeaseReader, evokestoretest.Leaser)
+		evokestoretest.Purger, evokestoretest.TallyReader, evokestoretest.LeaseReader, evokestoretest.Leaser,
+		evokestoretest.WriteDeferrer)
 }
 
 func TestBackend(t *testing.T) {

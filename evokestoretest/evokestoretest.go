@@ -18,11 +18,11 @@
 // atomicity of transactions, concurrent writers and commit notifications.
 // It also checks the optional extensions the runtime discovers by type
 // assertion (evokestore.StreamsReader, EventsReader, DeadlinesReader,
-// AppendReader, Purger, TallyReader, LeaseReader, and Leaser with
-// LeaseChecker) that the store declares it implements: one declared but
-// missing, or implemented but not declared, fails the suite, so that a
-// backend that loses one does not pass by skipping its subtests.
-// (evokestore.WriteDeferrer has no subtests yet.)
+// AppendReader, Purger, TallyReader, LeaseReader, Leaser with
+// LeaseChecker, and WriteDeferrer) that the store declares it implements:
+// one declared but missing, or implemented but not declared, fails the
+// suite, so that a backend that loses one does not pass by skipping its
+// subtests.
 // The lease subtests use a short ttl by the store's clock and so take about
 // half a second of real time.
 package evokestoretest
@@ -56,6 +56,7 @@ const (
 	TallyReader     Extension = "TallyReader"     // on the Store
 	LeaseReader     Extension = "LeaseReader"     // on the Store
 	Leaser          Extension = "Leaser"          // on the Store, with LeaseChecker on its Tx
+	WriteDeferrer   Extension = "WriteDeferrer"   // on the Tx
 )
 
 // declared holds, by the name of Run's test, the extensions its store
@@ -151,6 +152,7 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store, implements 
 		{"LeaseBalance", testLeaseBalance},
 		{"CheckLeases", testCheckLeases},
 		{"LeaseExpiry", testLeaseExpiry},
+		{"DeferWrites", testDeferWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1080,3 +1080,77 @@ func testPartitionLeases(t *testing.T, s evokestore.Store) {
 		}
 	}
 }
+
+// testDeferWrites checks evokestore.WriteDeferrer: writes held back after
+// DeferWrites commit with the transaction, as written, and vanish with a
+// rollback; a held-back write that fails (a fenced instance) fails a later
+// call or Commit with its own sentinel, and nothing of the transaction
+// commits.
+func testDeferWrites(t *testing.T, s evokestore.Store) {
+	ctx := t.Context()
+	tx0 := begin(t, s)
+	_, ok := tx0.(evokestore.WriteDeferrer)
+	rollback(t, tx0)
+	optional(t, s, WriteDeferrer, ok)
+	deferred := func() evokestore.Tx {
+		tx := begin(t, s)
+		tx.(evokestore.WriteDeferrer).DeferWrites()
+		return tx
+	}
+
+	// Committed as written.
+	tx := deferred()
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: instance("pm", "a", 1), PrevVersion: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.InsertOutbox(ctx, []evokestore.OutboxCommand{command("c1", "pm", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.AppendEvents(ctx, []evokestore.NewEvent{newEvent("e1", "s1", 1, "T")}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, tx)
+	if got, ok := loadOne(t, s, "pm", "a"); !ok || got.Version != 1 {
+		t.Fatalf("deferred instance write: found %v, version %d; want version 1", ok, got.Version)
+	}
+	if cmds, err := s.Outbox(ctx, evokestore.OutboxQuery{}); err != nil || len(cmds) != 1 {
+		t.Fatalf("deferred outbox write: %d commands (%v), want 1", len(cmds), err)
+	}
+	if evs := readAll(t, s); len(evs) != 1 {
+		t.Fatalf("%d events after the deferred transaction, want 1", len(evs))
+	}
+
+	// Rolled back: nothing of it.
+	tx = deferred()
+	if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: instance("pm", "b", 1), PrevVersion: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	rollback(t, tx)
+	if _, ok := loadOne(t, s, "pm", "b"); ok {
+		t.Fatal("a rolled back deferred write committed")
+	}
+
+	// A fenced write fails a later call or the commit, with ErrFenced.
+	tx = deferred()
+	werr := tx.PutInstances(ctx, []evokestore.InstanceWrite{
+		{Instance: instance("pm", "c", 1), PrevVersion: -1},
+		{Instance: instance("pm", "a", 5), PrevVersion: 4}, // stale: a is at version 1
+	})
+	if werr == nil {
+		_, werr = tx.AppendEvents(ctx, []evokestore.NewEvent{newEvent("e2", "s2", 1, "T")})
+	}
+	if werr == nil {
+		werr = tx.Commit()
+	} else {
+		rollback(t, tx)
+	}
+	if !errors.Is(werr, evokestore.ErrFenced) {
+		t.Fatalf("a fenced deferred write gave %v, want ErrFenced from a later call or Commit", werr)
+	}
+	if _, ok := loadOne(t, s, "pm", "c"); ok {
+		t.Fatal("a transaction with a fenced deferred write committed its other writes")
+	}
+	if evs := readAll(t, s); len(evs) != 1 {
+		t.Fatalf("%d events after the fenced transaction, want 1", len(evs))
+	}
+}
