@@ -10,16 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
 	"github.com/evoke-go/evoke/examples/booking"
@@ -30,97 +26,27 @@ const e2eWait = 30 * time.Second
 
 var e2eT0 = time.Date(2025, 7, 1, 9, 0, 0, 0, time.UTC)
 
-// e2eHarness is one test's store file, virtual clock and the runtime
-// currently on the file.
+// e2eHarness is one test's runtime on a store file of its own, with a
+// virtual clock (evoketest.Harness), and the booking's helpers.
 type e2eHarness struct {
-	t     *testing.T
-	path  string
-	clock *evoketest.Clock
-	st    *evokesqlite.Store
-	rt    *evoke.Runtime
+	*evoketest.Harness
+	t *testing.T
 }
 
 func e2eOpen(t *testing.T) *e2eHarness {
 	t.Helper()
-	h := &e2eHarness{t: t, path: filepath.Join(t.TempDir(), "evoke.db"), clock: evoketest.NewClock(e2eT0)}
-	h.open()
-	h.start()
-	return h
-}
-
-func (h *e2eHarness) open() {
-	h.t.Helper()
-	st, err := evokesqlite.Open(context.Background(), h.path, nil)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { st.Close() })
-	h.st = st
-}
-
-func (h *e2eHarness) start() {
-	h.t.Helper()
-	rt, err := evoke.New(h.st, &evoke.Config{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Clock:        h.clock,
-		PollInterval: 20 * time.Millisecond,
-		BackoffBase:  time.Millisecond,
-		BackoffMax:   5 * time.Millisecond,
-		MaxAttempts:  3,
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := evoke.RegisterAggregate(rt, booking.AggregateBooking, booking.Booking{}); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := evoke.RegisterProcessManager(rt, booking.Process{}, nil); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Stop(ctx); err != nil {
-			h.t.Error(err)
+	h := evoketest.NewHarness(t, func(rt *evoke.Runtime) error {
+		if err := evoke.RegisterAggregate(rt, booking.AggregateBooking, booking.Booking{}); err != nil {
+			return err
 		}
-	})
-	h.rt = rt
-}
-
-// restart stops the runtime, closes the store, and starts a new runtime on
-// the same file with the same clock; between, is runs (the clock may move
-// while nothing runs).
-func (h *e2eHarness) restart(between func()) {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.rt.Stop(ctx); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.st.Close(); err != nil {
-		h.t.Fatal(err)
-	}
-	if between != nil {
-		between()
-	}
-	h.open()
-	h.start()
-}
-
-// idle waits until the runtime currently on the store is idle (see
-// evoke.Runtime.Idle): every event stepped, the outbox empty and no
-// deadline due.
-func (h *e2eHarness) idle() {
-	h.t.Helper()
-	evoketest.WaitIdle(h.t, h.rt, e2eWait)
+		return evoke.RegisterProcessManager(rt, booking.Process{}, nil)
+	}, &evoketest.HarnessOpts{Start: e2eT0})
+	return &e2eHarness{Harness: h, t: t}
 }
 
 func (h *e2eHarness) request(id string) {
 	h.t.Helper()
-	if _, err := h.rt.Append(context.Background(), "requests-"+id, evoke.NoStream,
+	if _, err := h.Runtime.Append(context.Background(), "requests-"+id, evoke.NoStream,
 		evoke.NewEvent(booking.EventBookingRequested, booking.BookingRequested{BookingID: id, CustomerID: "c-" + id, Seat: "12A"})); err != nil {
 		h.t.Fatal(err)
 	}
@@ -129,7 +55,7 @@ func (h *e2eHarness) request(id string) {
 // confirm dispatches confirm to the aggregate, which appends
 // BookingConfirmed; it reports whether the aggregate accepted it.
 func (h *e2eHarness) confirm(id string) (bool, error) {
-	_, err := h.rt.Dispatch(context.Background(), evoke.NewCommand(booking.CommandConfirm, booking.AggregateBooking, id, booking.Confirm{BookingID: id}))
+	_, err := h.Runtime.Dispatch(context.Background(), evoke.NewCommand(booking.CommandConfirm, booking.AggregateBooking, id, booking.Confirm{BookingID: id}))
 	var re *evoke.RejectedError
 	if errors.As(err, &re) {
 		return false, nil
@@ -139,36 +65,22 @@ func (h *e2eHarness) confirm(id string) (bool, error) {
 
 func (h *e2eHarness) stream(id string) []evokestore.Event {
 	h.t.Helper()
-	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(booking.AggregateBooking, id), 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return evs
-}
-
-func e2eCount(evs []evokestore.Event, typ string) int {
-	n := 0
-	for _, e := range evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
+	return h.Stream(evoke.StreamID(booking.AggregateBooking, id))
 }
 
 func (h *e2eHarness) waitReserved(ids ...string) {
 	h.t.Helper()
 	for _, id := range ids {
 		evoketest.Eventually(h.t, e2eWait, "booking "+id+" is reserved", func() bool {
-			return e2eCount(h.stream(id), booking.EventSeatReserved) == 1
+			return evoketest.Count(h.stream(id), booking.EventSeatReserved) == 1
 		})
 	}
-	h.idle()
+	h.Idle()
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.st, booking.Name, id)
+	return evoketest.Instance(h.t, h.Store, booking.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
@@ -180,7 +92,7 @@ func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 		}
 		return ok && in.Status.Done()
 	})
-	h.idle()
+	h.Idle()
 	in, _ := h.instance(id)
 	return in
 }
@@ -195,7 +107,7 @@ func (h *e2eHarness) commands(id string) (cmds []string, deadlineSteps int) {
 // history is commands plus the log position of the last deadline step.
 func (h *e2eHarness) history(id string) (cmds []string, deadlineSteps int, deadlinePos int64) {
 	h.t.Helper()
-	hist, err := h.st.History(context.Background(), booking.Name, id)
+	hist, err := h.Store.History(context.Background(), booking.Name, id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -245,7 +157,7 @@ func (h *e2eHarness) checkTimedOut(id string, at time.Time) {
 	if deadlines != 1 || e2eCountString(cmds, booking.CommandCancelBooking) != 1 {
 		h.t.Errorf("%s: %d timeout steps, commands %v; want one timeout and one cancel_booking", id, deadlines, cmds)
 	}
-	if n := e2eCount(h.stream(id), booking.EventBookingCancelled); n != 1 {
+	if n := evoketest.Count(h.stream(id), booking.EventBookingCancelled); n != 1 {
 		h.t.Errorf("%s: %d BookingCancelled, want 1", id, n)
 	}
 	var s booking.State
@@ -264,15 +176,15 @@ func (h *e2eHarness) afterMoreTime(id string) {
 	before, _ := h.instance(id)
 	n := len(h.stream(id))
 	for range 3 {
-		h.clock.Advance(time.Hour)
-		h.idle()
+		h.Clock.Advance(time.Hour)
+		h.Idle()
 	}
 	after, _ := h.instance(id)
 	if after.Version != before.Version || after.Phase != before.Phase || len(h.stream(id)) != n {
 		h.t.Errorf("%s changed with more time: %s v%d -> %s v%d, %d -> %d booking events",
 			id, before.Phase, before.Version, after.Phase, after.Version, n, len(h.stream(id)))
 	}
-	if _, ok, _ := h.st.NextDeadline(context.Background()); ok {
+	if _, ok, _ := h.Store.NextDeadline(context.Background()); ok {
 		h.t.Errorf("%s: a deadline is left after completion", id)
 	}
 }
@@ -282,16 +194,16 @@ func TestE2ETimeoutFiresOnceAfter15Minutes(t *testing.T) {
 	h := e2eOpen(t)
 	h.request("b1")
 	h.waitReserved("b1")
-	d, ok, err := h.st.NextDeadline(context.Background())
+	d, ok, err := h.Store.NextDeadline(context.Background())
 	if err != nil || !ok || !d.DueAt.Equal(e2eT0.Add(booking.Timeout)) {
 		t.Fatalf("deadline %+v %v %v, want one at %v", d, ok, err, e2eT0.Add(booking.Timeout))
 	}
-	h.clock.Advance(booking.Timeout - time.Second)
-	h.idle()
+	h.Clock.Advance(booking.Timeout - time.Second)
+	h.Idle()
 	if in, _ := h.instance("b1"); in.Phase != booking.StatusAwaitingConfirmation || in.Status.Done() {
 		t.Fatalf("before 15 minutes: %s/%s", in.Status, in.Phase)
 	}
-	h.clock.Advance(time.Second)
+	h.Clock.Advance(time.Second)
 	h.waitDone("b1")
 	h.checkTimedOut("b1", e2eT0.Add(booking.Timeout))
 	h.afterMoreTime("b1")
@@ -302,11 +214,11 @@ func TestE2ETimeoutSurvivesRestart(t *testing.T) {
 	h := e2eOpen(t)
 	h.request("b2")
 	h.waitReserved("b2")
-	h.restart(nil)
+	h.Restart(nil)
 	if in, _ := h.instance("b2"); in.Phase != booking.StatusAwaitingConfirmation {
 		t.Fatalf("after the restart: %s", in.Phase)
 	}
-	h.clock.Advance(booking.Timeout + time.Second)
+	h.Clock.Advance(booking.Timeout + time.Second)
 	h.waitDone("b2")
 	h.checkTimedOut("b2", e2eT0.Add(booking.Timeout+time.Second))
 	h.afterMoreTime("b2")
@@ -318,7 +230,7 @@ func TestE2EOverdueTimeoutFiresAfterRestart(t *testing.T) {
 	h := e2eOpen(t)
 	h.request("b3")
 	h.waitReserved("b3")
-	h.restart(func() { h.clock.Advance(booking.Timeout + 5*time.Minute) })
+	h.Restart(func() { h.Clock.Advance(booking.Timeout + 5*time.Minute) })
 	h.waitDone("b3")
 	h.checkTimedOut("b3", e2eT0.Add(booking.Timeout+5*time.Minute))
 	h.afterMoreTime("b3")
@@ -329,8 +241,8 @@ func TestE2EConfirmationBeatsTimeout(t *testing.T) {
 	h := e2eOpen(t)
 	h.request("b4")
 	h.waitReserved("b4")
-	h.clock.Advance(booking.Timeout - time.Second)
-	h.idle()
+	h.Clock.Advance(booking.Timeout - time.Second)
+	h.Idle()
 	if ok, err := h.confirm("b4"); !ok || err != nil {
 		t.Fatalf("confirm: %v %v", ok, err)
 	}
@@ -338,10 +250,10 @@ func TestE2EConfirmationBeatsTimeout(t *testing.T) {
 	if in.Status != evokestore.StatusCompleted || in.Phase != booking.StatusConfirmed {
 		t.Fatalf("%s/%s, want completed/confirmed", in.Status, in.Phase)
 	}
-	h.clock.Advance(10 * booking.Timeout)
-	h.idle()
+	h.Clock.Advance(10 * booking.Timeout)
+	h.Idle()
 	h.afterMoreTime("b4")
-	if n := e2eCount(h.stream("b4"), booking.EventBookingCancelled); n != 0 {
+	if n := evoketest.Count(h.stream("b4"), booking.EventBookingCancelled); n != 0 {
 		t.Errorf("%d BookingCancelled after a confirmation", n)
 	}
 	cmds, deadlines := h.commands("b4")
@@ -371,18 +283,18 @@ func e2eRace(t *testing.T, n int) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("r%02d", i)
 		h.request(ids[i])
-		h.clock.Advance(time.Second) // booking i is due at t0 + 15m + i s
+		h.Clock.Advance(time.Second) // booking i is due at t0 + 15m + i s
 	}
 	h.waitReserved(ids...)
 	// Just before the first deadline.
-	h.clock.Set(e2eT0.Add(booking.Timeout - 3*time.Second))
-	h.idle()
+	h.Clock.Set(e2eT0.Add(booking.Timeout - 3*time.Second))
+	h.Idle()
 
 	var wg sync.WaitGroup
 	accepted := make([]bool, n)
 	wg.Go(func() {
 		for range n + 6 {
-			h.clock.Advance(time.Second)
+			h.Clock.Advance(time.Second)
 			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 		}
 	})
@@ -397,9 +309,9 @@ func e2eRace(t *testing.T, n int) {
 		})
 	}
 	wg.Wait()
-	h.idle()
-	h.clock.Advance(2 * time.Hour)
-	h.idle()
+	h.Idle()
+	h.Clock.Advance(2 * time.Hour)
+	h.Idle()
 
 	var confirmed, cancelled, lateConfirm int
 	for k, id := range ids {
@@ -409,7 +321,7 @@ func e2eRace(t *testing.T, n int) {
 			continue
 		}
 		evs := h.stream(id)
-		nCancelled, nConfirmed := e2eCount(evs, booking.EventBookingCancelled), e2eCount(evs, booking.EventBookingConfirmed)
+		nCancelled, nConfirmed := evoketest.Count(evs, booking.EventBookingCancelled), evoketest.Count(evs, booking.EventBookingConfirmed)
 		cmds, deadlines, deadlinePos := h.history(id)
 		nCancel := e2eCountString(cmds, booking.CommandCancelBooking)
 		if nCancelled+nConfirmed != 1 {
@@ -451,8 +363,8 @@ func e2eRace(t *testing.T, n int) {
 		}
 	}
 	t.Logf("%d confirmed, %d timed out and cancelled, %d timed out but confirmed first by the aggregate; stats %+v",
-		confirmed, cancelled, lateConfirm, h.rt.Stats())
-	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 {
+		confirmed, cancelled, lateConfirm, h.Runtime.Stats())
+	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }

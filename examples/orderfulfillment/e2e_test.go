@@ -10,13 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
 	of "github.com/evoke-go/evoke/examples/orderfulfillment"
@@ -48,60 +46,29 @@ func (h *e2eTelemetry) count(kind evoke.TelemetryKind, id string) int {
 	return h.n[string(kind)+"/"+id]
 }
 
-// e2eHarness is one test's store and runtime.
+// e2eHarness is one test's runtime on a store file of its own
+// (evoketest.Harness), its telemetry, and the order process's helpers.
 type e2eHarness struct {
+	*evoketest.Harness
 	t   *testing.T
-	st  *evokesqlite.Store
-	rt  *evoke.Runtime
 	tel *e2eTelemetry
 }
 
 func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarness {
 	t.Helper()
-	st, err := evokesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "evoke.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	h := &e2eHarness{t: t, st: st, tel: &e2eTelemetry{}}
-	cfg := &evoke.Config{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		PollInterval: 20 * time.Millisecond,
-		BackoffBase:  time.Millisecond,
-		BackoffMax:   5 * time.Millisecond,
-		MaxAttempts:  3,
-		Hooks:        h.tel,
-	}
-	if clock != nil {
-		cfg.Clock = clock
-	}
-	rt, err := evoke.New(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := of.Register(rt, pm); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Stop(ctx); err != nil {
-			t.Error(err)
-		}
+	tel := &e2eTelemetry{}
+	h := evoketest.NewHarness(t, func(rt *evoke.Runtime) error { return of.Register(rt, pm) }, &evoketest.HarnessOpts{
+		Clock: clock,
+		Config: &evoke.Config{
+			Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+			PollInterval: 20 * time.Millisecond,
+			BackoffBase:  time.Millisecond,
+			BackoffMax:   5 * time.Millisecond,
+			MaxAttempts:  3,
+			Hooks:        tel,
+		},
 	})
-	h.rt = rt
-	return h
-}
-
-// idle waits until the runtime currently on the store is idle (see
-// evoke.Runtime.Idle): every event stepped, the outbox empty and no
-// deadline due.
-func (h *e2eHarness) idle() {
-	h.t.Helper()
-	evoketest.WaitIdle(h.t, h.rt, e2eWait)
+	return &e2eHarness{Harness: h, t: t, tel: tel}
 }
 
 func (h *e2eHarness) place(orders ...of.OrderPlaced) {
@@ -111,14 +78,14 @@ func (h *e2eHarness) place(orders ...of.OrderPlaced) {
 		batch[i] = evoke.StreamAppend{StreamID: "order-" + o.OrderID, ExpectedVersion: evoke.NoStream,
 			Events: []evoke.Event{evoke.NewEvent(of.EventOrderPlaced, o)}}
 	}
-	if _, err := h.rt.AppendBatch(context.Background(), batch); err != nil {
+	if _, err := h.Runtime.AppendBatch(context.Background(), batch); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.st, of.Name, id)
+	return evoketest.Instance(h.t, h.Store, of.Name, id)
 }
 
 // waitDone waits until the instance completed and the runtime is idle.
@@ -131,35 +98,21 @@ func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 		}
 		return ok && in.Status.Done()
 	})
-	h.idle()
+	h.Idle()
 	in, _ := h.instance(id)
 	return in
 }
 
 func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
 	h.t.Helper()
-	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(aggType, id), 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return evs
-}
-
-func e2eCount(evs []evokestore.Event, typ string) int {
-	n := 0
-	for _, e := range evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
+	return h.Stream(evoke.StreamID(aggType, id))
 }
 
 // commands returns the types of the commands the instance's steps produced,
 // from its history, in order.
 func (h *e2eHarness) commands(id string) []string {
 	h.t.Helper()
-	hist, err := h.st.History(context.Background(), of.Name, id)
+	hist, err := h.Store.History(context.Background(), of.Name, id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -184,7 +137,7 @@ func (h *e2eHarness) commands(id string) []string {
 
 func (h *e2eHarness) noFailures() {
 	h.t.Helper()
-	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 {
+	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 {
 		h.t.Errorf("stats %+v: want no failures, parked instances or correlate errors", s)
 	}
 }
@@ -208,14 +161,14 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 	}
 	ctx := context.Background()
 	evoketest.Eventually(t, e2eWait, fmt.Sprintf("%d instances complete", n), func() bool {
-		done, err := h.st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Status: evokestore.StatusCompleted, Limit: 2 * n})
+		done, err := h.Store.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Status: evokestore.StatusCompleted, Limit: 2 * n})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(done) == n
 	})
-	h.idle()
-	all, err := h.st.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Limit: 2 * n})
+	h.Idle()
+	all, err := h.Store.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Limit: 2 * n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,12 +191,12 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 			}
 		}
 	}
-	if s := h.rt.Stats(); s.Rejected != 0 || s.Completed != n {
+	if s := h.Runtime.Stats(); s.Rejected != 0 || s.Completed != n {
 		t.Errorf("stats: rejected %d, completed %d; want 0 and %d", s.Rejected, s.Completed, n)
 	}
 	// The store's tally counts every command, those executed with their
 	// step included (they have no outcome record).
-	if tl, err := h.st.Tally(ctx, nil); err != nil || tl.Executed != 3*n || tl.Rejected != 0 || tl.Outcomes[of.Name][evokestore.EndCompleted] != n {
+	if tl, err := h.Store.Tally(ctx, nil); err != nil || tl.Executed != 3*n || tl.Rejected != 0 || tl.Outcomes[of.Name][evokestore.EndCompleted] != n {
 		t.Errorf("tally %+v, %v; want %d executed, none rejected, %d completed", tl, err, 3*n, n)
 	}
 	h.noFailures()
@@ -274,10 +227,10 @@ func TestE2EDeclinedPayment(t *testing.T) {
 	if fine.Phase != of.StatusCompleted {
 		t.Errorf("neighbour: %s, want completed", fine.Phase)
 	}
-	if s := h.rt.Stats(); s.Rejected != 1 {
+	if s := h.Runtime.Stats(); s.Rejected != 1 {
 		t.Errorf("Rejected = %d, want 1", s.Rejected)
 	}
-	if tl, err := h.st.Tally(context.Background(), nil); err != nil || tl.Executed != 4 || tl.Rejected != 1 {
+	if tl, err := h.Store.Tally(context.Background(), nil); err != nil || tl.Executed != 4 || tl.Rejected != 1 {
 		t.Errorf("tally %+v, %v; want 4 executed (3 of fine's), 1 rejected", tl, err)
 	}
 	h.noFailures()
@@ -301,7 +254,7 @@ func TestE2EInventoryRejectedIsCompensated(t *testing.T) {
 		t.Errorf("commands %v, want %v (refund_payment exactly once)", got, want)
 	}
 	pay := h.stream(of.AggregatePayment, "empty")
-	if len(pay) != 2 || e2eCount(pay, of.EventPaymentReceived) != 1 || e2eCount(pay, of.EventPaymentRefunded) != 1 {
+	if len(pay) != 2 || evoketest.Count(pay, of.EventPaymentReceived) != 1 || evoketest.Count(pay, of.EventPaymentRefunded) != 1 {
 		t.Fatalf("payment stream %v, want one PaymentReceived and one PaymentRefunded", pay)
 	}
 	var r of.PaymentRefunded
@@ -314,7 +267,7 @@ func TestE2EInventoryRejectedIsCompensated(t *testing.T) {
 	if got := h.tel.count(evoke.TelemetryCompensate, "empty"); got != 1 {
 		t.Errorf("%d compensate telemetry events, want 1", got)
 	}
-	if s := h.rt.Stats(); s.Rejected != 1 {
+	if s := h.Runtime.Stats(); s.Rejected != 1 {
 		t.Errorf("Rejected = %d, want 1", s.Rejected)
 	}
 	h.noFailures()
@@ -332,22 +285,22 @@ func TestE2ELostShipmentTimesOut(t *testing.T) {
 		in, _ := h.instance("lost")
 		return in.Phase == of.StatusAwaitingShipment
 	})
-	h.idle()
+	h.Idle()
 	if evs := h.stream(of.AggregateShipping, "lost"); len(evs) != 0 {
 		t.Fatalf("shipping stream %v, want nothing (lost)", evs)
 	}
-	d, ok, err := h.st.NextDeadline(ctx)
+	d, ok, err := h.Store.NextDeadline(ctx)
 	if err != nil || !ok || !d.DueAt.Equal(e2eT0.Add(time.Second)) {
 		t.Fatalf("next deadline %+v %v %v, want the timeout at %v", d, ok, err, e2eT0.Add(time.Second))
 	}
 
 	// Not yet.
 	clock.Advance(999 * time.Millisecond)
-	h.idle()
+	h.Idle()
 	if in, _ := h.instance("lost"); in.Phase != of.StatusAwaitingShipment || in.Status.Done() {
 		t.Fatalf("before the timeout: %s/%s", in.Status, in.Phase)
 	}
-	if got := e2eCount(h.stream(of.AggregatePayment, "lost"), of.EventPaymentRefunded); got != 0 {
+	if got := evoketest.Count(h.stream(of.AggregatePayment, "lost"), of.EventPaymentRefunded); got != 0 {
 		t.Fatalf("%d refunds before the timeout", got)
 	}
 
@@ -384,7 +337,7 @@ func TestE2ELostShipmentTimesOut(t *testing.T) {
 	version := in.Version
 	for range 3 {
 		clock.Advance(time.Hour)
-		h.idle()
+		h.Idle()
 	}
 	after, _ := h.instance("lost")
 	if after.Version != version || after.Phase != of.StatusTimedOut {
@@ -393,7 +346,7 @@ func TestE2ELostShipmentTimesOut(t *testing.T) {
 	if r := refunds(); len(r) != 1 {
 		t.Errorf("%d refunds after more time, want 1", len(r))
 	}
-	if _, ok, _ := h.st.NextDeadline(ctx); ok {
+	if _, ok, _ := h.Store.NextDeadline(ctx); ok {
 		t.Error("a completed instance still has a deadline")
 	}
 	if got := h.commands("lost"); fmt.Sprint(got) != fmt.Sprint([]string{of.CommandProcessPayment, of.CommandReserveInventory, of.CommandShipItem, of.CommandRefundPayment}) {

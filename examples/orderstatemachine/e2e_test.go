@@ -7,14 +7,10 @@ package orderstatemachine_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/evoke-go/evoke"
-	"github.com/evoke-go/evoke/evokesqlite"
 	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
 	sm "github.com/evoke-go/evoke/examples/orderstatemachine"
@@ -23,71 +19,42 @@ import (
 // e2eWait bounds each wait for the runtime's background work.
 const e2eWait = 30 * time.Second
 
+// e2eHarness is one test's runtime on a store file of its own
+// (evoketest.Harness), and the machine's helpers.
 type e2eHarness struct {
-	t  *testing.T
-	st *evokesqlite.Store
-	rt *evoke.Runtime
+	*evoketest.Harness
+	t *testing.T
 }
 
 func e2eStart(t *testing.T) *e2eHarness {
 	t.Helper()
-	st, err := evokesqlite.Open(context.Background(), filepath.Join(t.TempDir(), "evoke.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	rt, err := evoke.New(st, &evoke.Config{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		PollInterval: 20 * time.Millisecond,
-		BackoffBase:  time.Millisecond,
-		BackoffMax:   5 * time.Millisecond,
-		MaxAttempts:  3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, err := range []error{
-		evoke.RegisterAggregate(rt, sm.AggregatePayment, sm.Payment{}),
-		evoke.RegisterAggregate(rt, sm.AggregateShipping, sm.Shipping{}),
-		evoke.RegisterAggregate(rt, sm.AggregateCustomer, sm.Customer{}),
-		evoke.RegisterProcessManager(rt, sm.Machine{}, nil),
-	} {
-		if err != nil {
-			t.Fatal(err)
+	h := evoketest.NewHarness(t, func(rt *evoke.Runtime) error {
+		for _, err := range []error{
+			evoke.RegisterAggregate(rt, sm.AggregatePayment, sm.Payment{}),
+			evoke.RegisterAggregate(rt, sm.AggregateShipping, sm.Shipping{}),
+			evoke.RegisterAggregate(rt, sm.AggregateCustomer, sm.Customer{}),
+			evoke.RegisterProcessManager(rt, sm.Machine{}, nil),
+		} {
+			if err != nil {
+				return err
+			}
 		}
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return &e2eHarness{t: t, st: st, rt: rt}
-}
-
-// idle waits until the runtime currently on the store is idle (see
-// evoke.Runtime.Idle): every event stepped, the outbox empty and no
-// deadline due.
-func (h *e2eHarness) idle() {
-	h.t.Helper()
-	evoketest.WaitIdle(h.t, h.rt, e2eWait)
+		return nil
+	}, nil)
+	return &e2eHarness{Harness: h, t: t}
 }
 
 // appendOrder appends events to the order's stream in one transaction.
 func (h *e2eHarness) appendOrder(orderID string, evs ...evoke.Event) {
 	h.t.Helper()
-	if _, err := h.rt.Append(context.Background(), "order-"+orderID, evoke.AnyVersion, evs...); err != nil {
+	if _, err := h.Runtime.Append(context.Background(), "order-"+orderID, evoke.AnyVersion, evs...); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.st, sm.Name, id)
+	return evoketest.Instance(h.t, h.Store, sm.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
@@ -99,18 +66,14 @@ func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 		}
 		return ok && in.Status.Done()
 	})
-	h.idle()
+	h.Idle()
 	in, _ := h.instance(id)
 	return in
 }
 
 func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
 	h.t.Helper()
-	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(aggType, id), 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return evs
+	return h.Stream(evoke.StreamID(aggType, id))
 }
 
 func (h *e2eHarness) types(aggType, id string) []string {
@@ -125,7 +88,7 @@ func (h *e2eHarness) types(aggType, id string) []string {
 // commands returns the types of the commands the instance's steps produced.
 func (h *e2eHarness) commands(id string) []string {
 	h.t.Helper()
-	hist, err := h.st.History(context.Background(), sm.Name, id)
+	hist, err := h.Store.History(context.Background(), sm.Name, id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -161,7 +124,7 @@ func e2eEqual(a, b []string) bool {
 
 func (h *e2eHarness) noFailures() {
 	h.t.Helper()
-	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 || s.Rejected != 0 {
+	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 || s.Rejected != 0 {
 		h.t.Errorf("stats %+v: want no failures, rejections, parked instances or correlate errors", s)
 	}
 }
@@ -233,7 +196,7 @@ func TestE2EOrderCancelledStopsTheInstance(t *testing.T) {
 	// The payment dispatched before the stop still took effect; its event
 	// reached a tombstone and nothing was shipped.
 	evoketest.Eventually(t, e2eWait, "the payment is recorded", func() bool { return len(h.stream(sm.AggregatePayment, "o3")) == 1 })
-	h.idle()
+	h.Idle()
 	if got := h.types(sm.AggregateShipping, "o3"); len(got) != 0 {
 		t.Errorf("shipped a cancelled order: %v", got)
 	}
@@ -244,7 +207,7 @@ func TestE2EOrderCancelledStopsTheInstance(t *testing.T) {
 	if after.Version != 2 {
 		t.Errorf("the tombstone took PaymentReceived: version %d", after.Version)
 	}
-	if got := h.rt.Stats().DroppedCompleted; got != 1 {
+	if got := h.Runtime.Stats().DroppedCompleted; got != 1 {
 		t.Errorf("DroppedCompleted = %d, want 1 (PaymentReceived)", got)
 	}
 
@@ -252,11 +215,11 @@ func TestE2EOrderCancelledStopsTheInstance(t *testing.T) {
 	// dropped and counted, creating nothing.
 	h.appendOrder("o3", evoke.NewEvent(sm.EventOrderCancelled, sm.OrderCancelled{OrderID: "o3"}))
 	h.appendOrder("ghost", evoke.NewEvent(sm.EventOrderCancelled, sm.OrderCancelled{OrderID: "ghost"}))
-	h.idle()
+	h.Idle()
 	if _, ok := h.instance("ghost"); ok {
 		t.Error("a cancellation created an instance")
 	}
-	if s := h.rt.Stats(); s.DroppedStop != 1 || s.DroppedCompleted != 2 {
+	if s := h.Runtime.Stats(); s.DroppedStop != 1 || s.DroppedCompleted != 2 {
 		t.Errorf("DroppedStop %d, DroppedCompleted %d; want 1 and 2", s.DroppedStop, s.DroppedCompleted)
 	}
 	if in, _ := h.instance("o3"); in.Version != 2 {
