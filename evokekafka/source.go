@@ -42,13 +42,13 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/internal/loop"
 )
 
 // Headers evoke reads.
@@ -85,9 +85,7 @@ type Source struct {
 	opts []kgo.Opt
 	cfg  SourceConfig
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop loop.Loop
 
 	// beforeIngest, if set, runs before each batch is ingested (tests).
 	beforeIngest func(partition int32, batch []evoke.SourcedEvent)
@@ -125,48 +123,14 @@ func (s *Source) Position(ctx context.Context, partition int32) (int64, error) {
 // Start ingests in the background until Stop, reading again after
 // RetryDelay when reading or ingesting fails.
 func (s *Source) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return evoke.ErrStarted
-	}
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		for {
-			err := s.Run(ctx)
-			if ctx.Err() != nil {
-				return
-			}
-			s.cfg.Logger.Error("evokekafka: source failed; reading again", "source", s.cfg.Name, "err", err, "retry_in", s.cfg.RetryDelay)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(s.cfg.RetryDelay):
-			}
-		}
-	}()
-	return nil
+	return s.loop.Start(ctx, s.Run, func(err error) {
+		s.cfg.Logger.Error("evokekafka: source failed; reading again", "source", s.cfg.Name, "err", err, "retry_in", s.cfg.RetryDelay)
+	}, s.cfg.RetryDelay)
 }
 
 // Stop stops a started source and waits for its batch to finish, or for
 // ctx. A batch not committed is read again after the next Start.
-func (s *Source) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel == nil {
-		return nil
-	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Source) Stop(ctx context.Context) error { return s.loop.Stop(ctx) }
 
 // Run ingests until ctx is done or reading or ingesting fails: it reads
 // each partition from its stored offset, and appends each partition's

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +17,12 @@ import (
 )
 
 // run runs evoke with args; what it writes to stdout and stderr it returns.
-// The writers are safe for concurrent use, as a process's own are: the
-// runtime logs from its goroutines while a command writes.
+// (Main serialises its own writes: the runtime logs from its goroutines.)
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb bytes.Buffer
 	code := cli.Main(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // The README's main job: evoke demo runs to completion, prints a JSON
