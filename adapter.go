@@ -18,12 +18,26 @@ func fromRecord(r *evokestore.Event) Event {
 	e := Event{
 		ID: r.ID, Type: r.Type, StreamID: r.StreamID, StreamVersion: r.StreamVersion, Position: r.Position,
 		Data: r.Data, RecordedAt: r.RecordedAt,
-		Metadata: Metadata{CorrelationID: r.CorrelationID, CausationID: r.CausationID},
-	}
-	if len(r.Values) > 0 {
-		_ = json.Unmarshal(r.Values, &e.Metadata.Values)
+		Metadata: Metadata{CorrelationID: r.CorrelationID, CausationID: r.CausationID, Values: decodeValues(r.Values)},
 	}
 	return e
+}
+
+// fromOutbox converts a stored command to the public type.
+func fromOutbox(c *evokestore.OutboxCommand) Command {
+	return Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
+		Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID, Values: decodeValues(c.Values)}}
+}
+
+// decodeValues decodes metadata values that encodeValues wrote (nil for
+// none).
+func decodeValues(b []byte) map[string]string {
+	if len(b) == 0 {
+		return nil
+	}
+	var v map[string]string
+	_ = json.Unmarshal(b, &v)
+	return v
 }
 
 // encodeValues encodes metadata values as a JSON object, or nil for none.
@@ -263,16 +277,7 @@ func (a *pmAdapter[S]) Compensate(state any, failed engine.FailedCommand) (cmds 
 
 // failedCommand converts a rejected command to the public type.
 func failedCommand(failed engine.FailedCommand) FailedCommand {
-	c := failed.Command
-	fc := FailedCommand{
-		Command: Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
-			Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}},
-		Reason: failed.Reason,
-	}
-	if len(c.Values) > 0 {
-		_ = json.Unmarshal(c.Values, &fc.Command.Metadata.Values)
-	}
-	return fc
+	return FailedCommand{Command: fromOutbox(&failed.Command), Reason: failed.Reason}
 }
 
 // engineCommands checks and converts the commands a step produced for the
@@ -311,11 +316,7 @@ func (a *aggAdapter[S]) Apply(state any, r *evokestore.Event) (out any, err erro
 }
 
 func (a *aggAdapter[S]) Execute(state any, c *evokestore.OutboxCommand) ([]engine.NewEvent, error) {
-	cmd := Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
-		Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}}
-	if len(c.Values) > 0 {
-		_ = json.Unmarshal(c.Values, &cmd.Metadata.Values)
-	}
+	cmd := fromOutbox(c)
 	evs, err := a.agg.Execute(state.(S), cmd)
 	if err != nil {
 		return nil, err

@@ -212,9 +212,10 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 	if err != nil {
 		return nil, 0, err
 	}
+	replayedJSON := canonicalJSON(replayed)
 	stored, err := a.codec.decode(ins[0].State)
 	final := func(recorded string) (*ReplayDifference, int, error) {
-		return &ReplayDifference{InstanceID: id, What: "state", Recorded: recorded, Replayed: canonicalJSON(replayed)}, len(hist), nil
+		return &ReplayDifference{InstanceID: id, What: "state", Recorded: recorded, Replayed: replayedJSON}, len(hist), nil
 	}
 	if err != nil {
 		return final(err.Error())
@@ -223,7 +224,7 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 	if err != nil {
 		return nil, 0, err
 	}
-	if r := canonicalJSON(recorded); r != canonicalJSON(replayed) {
+	if r := canonicalJSON(recorded); r != replayedJSON {
 		return final(r)
 	}
 	return nil, len(hist), nil

@@ -2,7 +2,6 @@ package evoke
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -72,13 +71,8 @@ func RegisterSink(rt *Runtime, aggregateType string, sink Sink) error {
 type sinkAdapter struct{ s Sink }
 
 func (a sinkAdapter) Send(ctx context.Context, c *evokestore.OutboxCommand) (reason string, err error) {
-	cmd := Command{ID: c.ID, Type: c.Type, AggregateType: c.AggregateType, AggregateID: c.AggregateID, Payload: c.Payload,
-		Metadata: Metadata{CorrelationID: c.CorrelationID, CausationID: c.CausationID}}
-	if len(c.Values) > 0 {
-		_ = json.Unmarshal(c.Values, &cmd.Metadata.Values)
-	}
 	defer recovered(c.AggregateType+" sink", &err)
-	err = a.s.Send(ctx, cmd)
+	err = a.s.Send(ctx, fromOutbox(c))
 	if re, ok := errors.AsType[*RejectError](err); ok {
 		return re.Reason, nil
 	}

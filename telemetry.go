@@ -1,7 +1,6 @@
 package evoke
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/evoke-go/evoke/internal/engine"
@@ -93,10 +92,7 @@ func (a hooksAdapter) Telemetry(t engine.Telemetry) {
 		Kind: TelemetryKind(t.Kind), SystemTime: t.SystemTime, Duration: t.Duration, Name: t.ProcessManager,
 		ProcessID: t.InstanceID, FinalState: t.FinalState, CommandType: t.CommandType, CommandID: t.CommandID,
 		FailedCommand: t.FailedCommand, FromStatus: t.FromPhase, ToStatus: t.ToPhase, EventType: t.EventType,
-		Attempt: t.Attempt, Err: t.Err, Stack: t.Stack,
-	}
-	if len(t.Values) > 0 {
-		_ = json.Unmarshal(t.Values, &pt.Values)
+		Attempt: t.Attempt, Err: t.Err, Stack: t.Stack, Values: decodeValues(t.Values),
 	}
 	a.h.Telemetry(pt)
 }

@@ -36,7 +36,6 @@ package evokekafka
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +47,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/loop"
 )
 
@@ -260,8 +260,13 @@ func DefaultMap(name string, r *kgo.Record) (evoke.SourcedEvent, error) {
 	if stream != "" {
 		se.StreamID, se.StreamVersion = stream, 0
 	}
-	if !json.Valid(e.Data) {
-		return se, errors.New("the value is not JSON")
+	// The input contract of evoke's log, checked here for a clearer
+	// error than the append's.
+	if len(e.Data) == 0 {
+		return se, errors.New("the value is empty, not JSON")
+	}
+	if err := evokestore.CheckJSON("the value", e.Data); err != nil {
+		return se, err
 	}
 	return se, nil
 }

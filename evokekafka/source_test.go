@@ -72,25 +72,6 @@ func produce(t *testing.T, pr *kgo.Client, p int32, id string, from, to int) {
 	}
 }
 
-func startRuntime(t *testing.T, st evokestore.Store) *evoke.Runtime {
-	t.Helper()
-	rt, err := evoke.New(st, remotetest.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterSink(rt, remotetest.Aggregate, evoke.SinkFunc(func(context.Context, evoke.Command) error { return nil })); err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterProcessManager(rt, remotetest.PM{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Stop(context.Background()) })
-	return rt
-}
-
 func waitPosition(t *testing.T, s *Source, p int32, pos int64) {
 	t.Helper()
 	evoketest.Eventually(t, 60*time.Second, fmt.Sprintf("partition %d at %d", p, pos), func() bool {
@@ -110,7 +91,7 @@ func TestSourceRedeliveryAndRestart(t *testing.T) {
 	remotetest.EachStore(t, func(t *testing.T, spec remotetest.StoreSpec, st evokestore.Store) {
 		ctx := context.Background()
 		pr, opts := cluster(t)
-		rt := startRuntime(t, st)
+		rt := remotetest.StartRuntime(t, st)
 		produce(t, pr, 0, "x", 0, 20)
 		produce(t, pr, 1, "y", 0, 10)
 		src, err := NewSource(rt, opts, SourceConfig{Topic: topic})
@@ -275,7 +256,7 @@ func TestSourceSIGKILL(t *testing.T) {
 		p, _ := strconv.Atoi(f[0])
 		delivered, _ := strconv.ParseInt(f[1], 10, 64)
 
-		rt := startRuntime(t, st)
+		rt := remotetest.StartRuntime(t, st)
 		src, err := NewSource(rt, opts, SourceConfig{Topic: topic})
 		if err != nil {
 			t.Fatal(err)

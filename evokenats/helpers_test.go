@@ -79,27 +79,6 @@ func publishOrder(t *testing.T, js jetstream.JetStream, stream, id string, from,
 	}
 }
 
-// startRuntime starts the remote process manager on st, with a sink that
-// accepts every command.
-func startRuntime(t *testing.T, st evokestore.Store) *evoke.Runtime {
-	t.Helper()
-	rt, err := evoke.New(st, remotetest.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterSink(rt, remotetest.Aggregate, evoke.SinkFunc(func(context.Context, evoke.Command) error { return nil })); err != nil {
-		t.Fatal(err)
-	}
-	if err := evoke.RegisterProcessManager(rt, remotetest.PM{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rt.Stop(context.Background()) })
-	return rt
-}
-
 // waitPosition waits until the source has ingested up to pos.
 func waitPosition(t *testing.T, rt *evoke.Runtime, name string, pos int64) {
 	t.Helper()

@@ -2,7 +2,6 @@ package evokenats
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/internal/loop"
 )
 
@@ -200,8 +200,13 @@ func DefaultMap(name string, msg jetstream.Msg) (evoke.SourcedEvent, error) {
 	if id := h.Get(HeaderStreamID); id != "" {
 		se.StreamID, se.StreamVersion = id, 0
 	}
-	if !jsonValid(data) {
-		return se, errors.New("the body is not JSON")
+	// The input contract of evoke's log, checked here for a clearer
+	// error than the append's.
+	if len(data) == 0 {
+		return se, errors.New("the body is empty, not JSON")
+	}
+	if err := evokestore.CheckJSON("the body", data); err != nil {
+		return se, err
 	}
 	return se, nil
 }
@@ -209,6 +214,3 @@ func DefaultMap(name string, msg jetstream.Msg) (evoke.SourcedEvent, error) {
 func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
-
-// jsonValid reports whether b is JSON.
-func jsonValid(b []byte) bool { return json.Valid(b) }

@@ -25,7 +25,7 @@ func TestSourceRedeliveryAndRestart(t *testing.T) {
 	remotetest.EachStore(t, func(t *testing.T, spec remotetest.StoreSpec, st evokestore.Store) {
 		ctx := context.Background()
 		stream := newStream(t, js)
-		rt := startRuntime(t, st)
+		rt := remotetest.StartRuntime(t, st)
 		publishOrder(t, js, stream, "x", 0, 20)
 		src, err := NewSource(rt, js, SourceConfig{Stream: stream, BatchSize: 7})
 		if err != nil {
@@ -164,7 +164,7 @@ func TestSourceSIGKILL(t *testing.T) {
 			t.Fatalf("child said %q: %v", line, err)
 		}
 
-		rt := startRuntime(t, st)
+		rt := remotetest.StartRuntime(t, st)
 		pos, _, err := rt.SourcePosition(ctx, stream, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func TestTwoSourcesOneStore(t *testing.T) {
 		stream := newStream(t, js)
 		publishOrder(t, js, stream, "two", 0, 200)
 		publish(t, js, stream, remotetest.EventDone, remotetest.Data{ID: "two"})
-		rt := startRuntime(t, st)
+		rt := remotetest.StartRuntime(t, st)
 		for k := range 2 {
 			// Each with a runtime (and, on PostgreSQL, a store) of its own.
 			node := rt

@@ -184,7 +184,8 @@ func OpenStore(ctx context.Context, spec string, opts *OpenOpts) (evokestore.Sto
 		}
 		return st, nil
 	}
-	st, err := evokesqlite.Open(ctx, strings.TrimPrefix(spec, "sqlite:"), &evokesqlite.Options{MustExist: !o.Create})
+	// (evokesqlite.Open takes PATH, sqlite:PATH and sqlite://PATH itself.)
+	st, err := evokesqlite.Open(ctx, spec, &evokesqlite.Options{MustExist: !o.Create})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w%s", spec, err, createHint(err))
 	}

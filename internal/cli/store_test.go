@@ -205,3 +205,17 @@ func (w *cancelOnWrite) String() string {
 }
 
 var _ io.Writer = (*cancelOnWrite)(nil)
+
+// A relative SQLite path is opened where it is named, in every spelling
+// --store takes: PATH, sqlite:PATH and sqlite://PATH.
+func TestRelativeSQLiteSpellings(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if code, _, errs := run(t, "demo", "--store", "rel.db", "--orders", "5"); code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, errs)
+	}
+	for _, spec := range []string{"rel.db", "sqlite:rel.db", "sqlite://rel.db"} {
+		if code, out, errs := run(t, "list", "--store", spec, "--limit", "1"); code != 0 || !strings.Contains(out, "order_fulfillment") {
+			t.Errorf("list --store %s: exit %d, %q %q; want the demo's instances", spec, code, out, errs)
+		}
+	}
+}

@@ -72,13 +72,24 @@ func (r *router) stepGroup(g *group, now time.Time, replay bool, fails map[int]e
 	}
 }
 
+// reset drops what stepping g produced, keeping what it is given: its
+// instance, events, partition and lease token, its watchdog slot, and with
+// keepStart its decoded state (a re-run of a failed step decodes again).
+func (g *group) reset(keepStart bool) {
+	start := g.start
+	if !keepStart {
+		start = nil
+	}
+	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: start, watch: g.watch}
+}
+
 // tryGroup steps g, failing the events of fails without running them
 // (plain: with the runtime's default decision); if a step fails after
 // earlier steps of the group succeeded (so that the in-memory state may be
 // tainted), it returns that index and error for a clean re-run. Otherwise
 // it returns -1.
 func (r *router) tryGroup(g *group, now time.Time, replay bool, fails map[int]error, plain bool) (int, error) {
-	*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, start: g.start, watch: g.watch} // reset output for a re-run
+	g.reset(true) // the output of an earlier run goes
 	s := &groupRun{r: r, g: g, now: now, replay: replay, fails: fails, plain: plain, prevVersion: -1, exists: g.inst != nil}
 	if s.exists {
 		s.inst = *g.inst
@@ -245,7 +256,7 @@ func (s *groupRun) save() (int, error) {
 		if err != nil {
 			// The state cannot be stored: nothing of this group commits;
 			// the first event fails instead.
-			*g = group{id: g.id, partition: g.partition, token: g.token, items: g.items, inst: g.inst, watch: g.watch}
+			g.reset(false)
 			return firstPending(g), fmt.Errorf("save state of %s %s: %w", r.name, g.id, err)
 		}
 		s.inst.State = b

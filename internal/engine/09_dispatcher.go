@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -154,11 +155,11 @@ func (d *dispatcher) oneByOne(ctx context.Context, cmds []evokestore.OutboxComma
 			}
 			if d.attempts[c.ID] >= d.en.cfg.MaxAttempts && c.ProcessManager != "" {
 				if perr := d.park(ctx, ls, &c, err); perr != nil {
-					firstErr = cmp(firstErr, perr)
+					firstErr = cmp.Or(firstErr, perr)
 				}
 				continue
 			}
-			firstErr = cmp(firstErr, fmt.Errorf("command %s (%s) of %s %s: %w", c.ID, c.Type, c.ProcessManager, c.InstanceID, err))
+			firstErr = cmp.Or(firstErr, fmt.Errorf("command %s (%s) of %s %s: %w", c.ID, c.Type, c.ProcessManager, c.InstanceID, err))
 			continue
 		}
 		delete(d.attempts, c.ID)
@@ -243,13 +244,6 @@ func (d *dispatcher) unpark(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // Execute runs commands (not from the outbox) against their aggregates in

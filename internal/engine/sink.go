@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -132,7 +133,7 @@ func (en *Engine) send(ctx context.Context, cmds []evokestore.OutboxCommand) (ma
 					var err error
 					if reason, err = en.sendOne(ctx, en.sinks[c.AggregateType], c); err != nil {
 						mu.Lock()
-						firstErr = cmp(firstErr, fmt.Errorf("send command %s (%s) to %s: %w", c.ID, c.Type, c.AggregateType, err))
+						firstErr = cmp.Or(firstErr, fmt.Errorf("send command %s (%s) to %s: %w", c.ID, c.Type, c.AggregateType, err))
 						mu.Unlock()
 						return // the instance's later commands wait for this one
 					}

@@ -149,6 +149,28 @@ func (r *Receiver) Got() []evoke.Command {
 	return append([]evoke.Command(nil), r.got...)
 }
 
+// StartRuntime starts a runtime on st with PM and a sink that accepts every
+// command of Aggregate: the runtime a source test ingests for. It stops
+// when the test ends.
+func StartRuntime(t testing.TB, st evokestore.Store) *evoke.Runtime {
+	t.Helper()
+	rt, err := evoke.New(st, Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := evoke.RegisterSink(rt, Aggregate, evoke.SinkFunc(func(context.Context, evoke.Command) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if err := evoke.RegisterProcessManager(rt, PM{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rt.Stop(context.Background()) })
+	return rt
+}
+
 // Config is a runtime configuration for quick tests: MaxAttempts 3 and
 // short backoffs.
 func Config() *evoke.Config {
