@@ -39,7 +39,7 @@ func (relay) InterestedIn() []string                       { return []string{"Be
 func (relay) Strict() bool                                 { return false }
 func (relay) Apply(s relayState, _ evoke.Event) relayState { return s }
 func (relay) Completed(s relayState) bool                  { return s.Status == "done" }
-func (relay) Status(s relayState) string                   { return s.Status }
+func (relay) Phase(s relayState) string                    { return s.Status }
 
 func (relay) Correlate(e evoke.Event) evoke.Correlation {
 	if e.Type == "Begin" {

@@ -30,7 +30,7 @@ import (
 // The differential test generates process managers, aggregates and event
 // streams, runs them through the real runtime under varied Config on a real
 // store, and requires the same outcome as the reference model (model_test.go):
-// per instance the same status, state, user-level status, version, history
+// per instance the same status, state, phase, version, history
 // (events stepped, commands issued by ID), held events and deadlines; the
 // same events in every stream (aggregates' events with their IDs, lineage and
 // data, rejections, deadlines); the same events held for correlation
@@ -145,7 +145,7 @@ func (p gPM) InterestedIn() []string          { return p.interest }
 func (p gPM) Strict() bool                    { return p.strict }
 func (p gPM) Timeout() time.Duration          { return p.timeout }
 func (p gPM) Completed(s gState) bool         { return s.Done }
-func (p gPM) Status(s gState) string          { return s.Phase }
+func (p gPM) Phase(s gState) string           { return s.Phase }
 func (p gPM) aggType(k int) string            { return p.name + "g" + strconv.Itoa(k) }
 func (p gPM) aggID(inst string, k int) string { return inst + "-" + strconv.Itoa(k) }
 

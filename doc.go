@@ -13,7 +13,7 @@
 // tested with plain function calls. Optional interfaces add behaviour:
 // Compensator (undo when an aggregate rejects a command), Timeouter (an
 // inactivity timeout), Deadliner (named deadlines), Completer (complete from
-// the state), StatusReporter (a user-level status for logs, history and
+// the state), PhaseReporter (the process's phase for logs, history and
 // state machines) and Strict (no instance from a Continue).
 // RegisterProcessManager refuses a method named like one of theirs whose
 // signature does not match, instead of leaving the behaviour off.

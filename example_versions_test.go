@@ -70,11 +70,11 @@ func ExampleReadInstance() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(in.ID, in.Outcome, in.Status, in.State.Amount, in.State.Items[0].SKU)
+	fmt.Println(in.ID, in.Outcome, in.Phase, in.State.Amount, in.State.Items[0].SKU)
 
-	completed, _ := evoke.ListInstances(ctx, rt, of.Fulfillment{}, &evoke.ListOpts{Lifecycle: evokestore.StatusCompleted})
+	completed, _ := evoke.ListInstances(ctx, rt, of.Fulfillment{}, &evoke.ListOpts{Status: evokestore.StatusCompleted})
 	for _, in := range completed {
-		fmt.Println(in.ID, in.Status)
+		fmt.Println(in.ID, in.Phase)
 	}
 	history, _ := rt.History(ctx, of.Name, "order-2")
 	for _, h := range history {

@@ -264,7 +264,7 @@ func (r recorder) Handle(s recState, e evoke.Event) (recState, []evoke.Command, 
 }
 
 func (r recorder) Completed(s recState) bool { return s.Status == "done" }
-func (r recorder) Status(s recState) string  { return s.Status }
+func (r recorder) Phase(s recState) string   { return s.Status }
 
 // eachStore runs f as a parallel subtest on a fresh SQLite file and on a
 // fresh PostgreSQL schema (skipped without EVOKE_TEST_POSTGRES_URL).

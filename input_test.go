@@ -283,7 +283,7 @@ func (grumpy) Handle(s string, e evoke.Event) (string, []evoke.Command, error) {
 	}
 	return "fine\x00", nil, nil
 }
-func (grumpy) Status(s string) string { return s }
+func (grumpy) Phase(s string) string { return s }
 
 // Error texts and phases from user code are stored as text, with invalid
 // UTF-8 and NUL replaced, so that recording a failure cannot fail itself.

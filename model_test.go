@@ -21,7 +21,7 @@ import (
 // the real runtime and requires the same outcome.
 //
 // The model keeps what a user can observe through the store: every
-// instance's status, state, user-level status, version, history, held events
+// instance's status, state, phase, version, history, held events
 // and deadlines, and every event in the log. Positions are not part of it:
 // the runtime's log interleaves different instances' events in an order that
 // batching may change, while each instance's own order is fixed.
@@ -438,8 +438,8 @@ func (m *model[S, A]) try(pm evoke.ProcessManager[S], id string, in *modelInst, 
 		}
 	}
 	phase := ""
-	if sr, ok := pm.(evoke.StatusReporter[S]); ok {
-		phase = sr.Status(s)
+	if sr, ok := pm.(evoke.PhaseReporter[S]); ok {
+		phase = sr.Phase(s)
 	}
 	completed := false
 	if cp, ok := pm.(evoke.Completer[S]); ok {

@@ -23,7 +23,7 @@ func optionalMethods[S any]() []optionalMethod {
 		{"Timeout", reflect.TypeFor[Timeouter](), "Timeout() time.Duration"},
 		{"Deadlines", reflect.TypeFor[Deadliner[S]](), "Deadlines(state %s) []evoke.Deadline"},
 		{"Completed", reflect.TypeFor[Completer[S]](), "Completed(state %s) bool"},
-		{"Status", reflect.TypeFor[StatusReporter[S]](), "Status(state %s) string"},
+		{"Phase", reflect.TypeFor[PhaseReporter[S]](), "Phase(state %s) string"},
 		{"Strict", reflect.TypeFor[Strict](), "Strict() bool"},
 		{"OnFailure", reflect.TypeFor[FailureHandler](), "OnFailure(f evoke.Failure) evoke.FailureAction"},
 		{"DiscardPending", reflect.TypeFor[Discarder](), "DiscardPending(rejected evoke.FailedCommand) bool"},

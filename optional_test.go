@@ -29,9 +29,9 @@ type (
 	badTimeout    struct{ optBase }
 	badDeadlines  struct{ optBase }
 	badCompleted  struct{ optBase }
-	badStatus     struct{ optBase }
+	badPhase      struct{ optBase }
 	badStrict     struct{ optBase }
-	ptrStatus     struct{ optBase }
+	ptrPhase      struct{ optBase }
 	badVersion    struct{ optBase }
 	badUpcasters  struct{ optBase }
 	onlyVersion   struct{ optBase }
@@ -46,9 +46,9 @@ func (badCompensate) Compensate(s optState, failed evoke.Command) ([]evoke.Comma
 func (badTimeout) Timeout() int                       { return 5 }
 func (badDeadlines) Deadlines(s optState) []time.Time { return nil }
 func (badCompleted) Completed(s *optState) bool       { return false }
-func (badStatus) Status(s optState) (string, error)   { return "", nil }
+func (badPhase) Phase(s optState) (string, error)     { return "", nil }
 func (badStrict) Strict()                             {}
-func (*ptrStatus) Status(s optState) string           { return "" }
+func (*ptrPhase) Phase(s optState) string             { return "" }
 func (badVersion) StateVersion() int64                { return 2 }
 func (badVersion) Upcasters() map[int]evoke.Upcaster  { return nil }
 func (badUpcasters) StateVersion() int                { return 2 }
@@ -67,7 +67,7 @@ func (goodOptional) Compensate(s optState, failed evoke.FailedCommand) ([]evoke.
 func (goodOptional) Timeout() time.Duration                { return time.Hour }
 func (goodOptional) Deadlines(s optState) []evoke.Deadline { return nil }
 func (goodOptional) Completed(s optState) bool             { return false }
-func (goodOptional) Status(s optState) string              { return "" }
+func (goodOptional) Phase(s optState) string               { return "" }
 func (goodOptional) Strict() bool                          { return true }
 func (goodOptional) StateVersion() int                     { return 1 }
 func (goodOptional) Upcasters() map[int]evoke.Upcaster     { return nil }
@@ -87,14 +87,14 @@ func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 		{"Timeout", badTimeout{}, "method Timeout is Timeout() int, want Timeout() time.Duration"},
 		{"Deadlines", badDeadlines{}, "want Deadlines(state evoke_test.optState) []evoke.Deadline"},
 		{"Completed", badCompleted{}, "method Completed is Completed(*evoke_test.optState) bool, want Completed(state evoke_test.optState) bool"},
-		{"Status", badStatus{}, "want Status(state evoke_test.optState) string"},
+		{"Phase", badPhase{}, "want Phase(state evoke_test.optState) string"},
 		{"Strict", badStrict{}, "method Strict is Strict(), want Strict() bool"},
 		{"StateVersion", badVersion{}, "method StateVersion is StateVersion() int64, want StateVersion() int"},
 		{"Upcasters", badUpcasters{}, "want Upcasters() map[int]evoke.Upcaster"},
 		{"StateVersion alone", onlyVersion{}, "method StateVersion without the other methods of evoke.Versioned"},
 		{"OnFailure", badOnFailure{}, "method OnFailure is OnFailure(error) evoke.FailureAction, want OnFailure(f evoke.Failure) evoke.FailureAction"},
 		{"DiscardPending", badDiscard{}, "want DiscardPending(rejected evoke.FailedCommand) bool"},
-		{"pointer receiver", ptrStatus{}, "Status has a pointer receiver"},
+		{"pointer receiver", ptrPhase{}, "Phase has a pointer receiver"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -112,7 +112,7 @@ func TestRegistrationRefusesAWrongOptionalMethod(t *testing.T) {
 
 func TestRegistrationTakesRightOptionalMethods(t *testing.T) {
 	t.Parallel()
-	for _, pm := range []evoke.ProcessManager[optState]{optBase{}, goodOptional{}, &ptrStatus{}} {
+	for _, pm := range []evoke.ProcessManager[optState]{optBase{}, goodOptional{}, &ptrPhase{}} {
 		rt, err := evoke.New(openStore(t), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ func (outc) Strict() bool                                                     { 
 func (outc) Apply(s struct{}, _ evoke.Event) struct{}                         { return s }
 func (outc) Correlate(e evoke.Event) evoke.Correlation                        { return evoke.ByField(e, "id", evoke.Start) }
 func (outc) Completed(struct{}) bool                                          { return false }
-func (outc) Status(struct{}) string                                           { return "" }
+func (outc) Phase(struct{}) string                                            { return "" }
 func (outc) Compensate(struct{}, evoke.FailedCommand) ([]evoke.Command, bool) { return nil, true }
 
 func (outc) Handle(s struct{}, e evoke.Event) (struct{}, []evoke.Command, error) {

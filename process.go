@@ -66,12 +66,15 @@ type Completer[S any] interface {
 	Completed(state S) bool
 }
 
-// StatusReporter is implemented by process managers whose state has a
-// user-level status (evoq's status field). The runtime records it before
+// PhaseReporter is implemented by process managers whose state moves
+// through named phases (evoq's status field: awaiting_payment,
+// awaiting_inventory, ...). A phase is the process's own word for where it
+// is; the runtime's status of the instance (running, failing, parked,
+// completed) is another thing. The runtime records the phase before
 // and after each step in the instance history, logs transitions
 // ("process X: a -> b on EventType") and draws state machines from them.
-type StatusReporter[S any] interface {
-	Status(state S) string
+type PhaseReporter[S any] interface {
+	Phase(state S) string
 }
 
 // Strict is implemented by process managers that only accept Continue for

@@ -23,13 +23,13 @@ type Instance[S any] struct {
 	// StateErr is a *StateError when the stored state does not load under
 	// the current code.
 	StateErr error
-	// Status is the user-level status its StatusReporter reported after
-	// the last step ("" without one).
-	Status string
-	// Lifecycle is where the runtime has the instance: running,
+	// Phase is the phase its PhaseReporter reported after the last step
+	// ("" without one).
+	Phase string
+	// Status is where the runtime has the instance: running,
 	// compensating, failing, parked, completed or cancelled (the STATUS of
 	// evoke list, evokestore.Instance.Status).
-	Lifecycle evokestore.InstanceStatus
+	Status evokestore.InstanceStatus
 	// Outcome is how a done instance ended: completed, compensated,
 	// timed_out or cancelled; "" while it runs.
 	Outcome evokestore.InstanceOutcome
@@ -63,9 +63,9 @@ func ReadInstance[S any](ctx context.Context, rt *Runtime, pm ProcessManager[S],
 
 // ListOpts selects the instances ListInstances returns; nil lists all.
 type ListOpts struct {
-	// Lifecycle, if set, lists only the instances where the runtime has
-	// them so (Instance.Lifecycle).
-	Lifecycle evokestore.InstanceStatus
+	// Status, if set, lists only the instances where the runtime has
+	// them so (Instance.Status).
+	Status evokestore.InstanceStatus
 	// Outcome, if set, lists only the done instances that ended so.
 	Outcome evokestore.InstanceOutcome
 	// Limit caps the number of instances. Defaults to 100.
@@ -84,7 +84,7 @@ func ListInstances[S any](ctx context.Context, rt *Runtime, pm ProcessManager[S]
 	if o.Limit <= 0 {
 		o.Limit = 100
 	}
-	q := evokestore.InstanceQuery{ProcessManager: pm.Name(), Status: o.Lifecycle, Outcome: o.Outcome, Limit: o.Limit}
+	q := evokestore.InstanceQuery{ProcessManager: pm.Name(), Status: o.Status, Outcome: o.Outcome, Limit: o.Limit}
 	if o.AfterID != "" {
 		q.AfterProcessManager, q.AfterID = pm.Name(), o.AfterID
 	}
@@ -103,7 +103,7 @@ func ListInstances[S any](ctx context.Context, rt *Runtime, pm ProcessManager[S]
 func typedInstance[S any](codec stateCodec[S], in *evokestore.Instance) Instance[S] {
 	out := Instance[S]{
 		ProcessManager: in.ProcessManager, ID: in.ID, Stepped: len(in.State) > 0,
-		Status: in.Phase, Lifecycle: in.Status, Outcome: in.FinalOutcome(), Version: in.Version, Attempts: in.Attempts, LastError: in.LastError,
+		Phase: in.Phase, Status: in.Status, Outcome: in.FinalOutcome(), Version: in.Version, Attempts: in.Attempts, LastError: in.LastError,
 		CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt, CompletedAt: in.CompletedAt,
 	}
 	if s, err := codec.decode(in.State); err != nil {

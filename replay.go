@@ -45,8 +45,8 @@ type ReplayDifference struct {
 	// ($rejected, $timeout and $deadline for the runtime's own events).
 	Position  int64  `json:"position,omitempty"`
 	EventType string `json:"event_type,omitempty"`
-	// What differs: "commands" (type, aggregate, payload), "status" (the
-	// user-level status after the step), "completion" (the instance
+	// What differs: "commands" (type, aggregate, payload), "phase" (the
+	// phase after the step), "completion" (the instance
 	// completes at another step), "state" (the final state), "error" (the
 	// step fails now) or "event" (the recorded event is no longer in the
 	// log).
@@ -193,7 +193,7 @@ func replayInstance[S any](ctx context.Context, q evokestore.Querier, a *pmAdapt
 			return diff("commands", listText(rl), listText(pl))
 		}
 		if res.Phase != h.PhaseAfter {
-			return diff("status", fmt.Sprintf("%q", h.PhaseAfter), fmt.Sprintf("%q", res.Phase))
+			return diff("phase", fmt.Sprintf("%q", h.PhaseAfter), fmt.Sprintf("%q", res.Phase))
 		}
 		if completed && h.EventType != CommandRejectedEvent {
 			// A rejection reaches a completed instance; nothing else does.

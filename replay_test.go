@@ -11,10 +11,10 @@ import (
 	"github.com/evoke-go/evoke/evoketest"
 )
 
-// tallyWithStatus reports a user-level status the recorded steps did not.
+// tallyWithStatus reports a phase the recorded steps did not.
 type tallyWithStatus struct{ tallyV2 }
 
-func (tallyWithStatus) Status(s tallyState2) string {
+func (tallyWithStatus) Phase(s tallyState2) string {
 	if s.Closed {
 		return "closed"
 	}
@@ -62,7 +62,7 @@ func TestReplayOnEachStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := evoke.ReplayDifference{InstanceID: "b", Step: 1, EventType: "Tick", What: "status", Recorded: `""`, Replayed: `"open"`}
+		want := evoke.ReplayDifference{InstanceID: "b", Step: 1, EventType: "Tick", What: "phase", Recorded: `""`, Replayed: `"open"`}
 		if len(rep.Differences) != 1 || rep.Instances != 1 {
 			t.Fatalf("report %s, want b to differ", rep)
 		}

@@ -37,8 +37,8 @@ const (
 // CommandType, CommandID, Values), compensate (SystemTime; Name,
 // FailedCommand), step (Duration, the time Apply and Handle took; Name,
 // ProcessID, EventType, Values), retry and park (Name, ProcessID,
-// EventType, Attempt, Err, Stack, Values), transition (FromStatus,
-// ToStatus, EventType, Values).
+// EventType, Attempt, Err, Stack, Values), transition (FromPhase,
+// ToPhase, EventType, Values).
 type Telemetry struct {
 	Kind       TelemetryKind
 	SystemTime time.Time
@@ -52,11 +52,11 @@ type Telemetry struct {
 	CommandType   string
 	CommandID     string
 	FailedCommand string
-	// FromStatus and ToStatus are a transition's user-level statuses.
-	FromStatus, ToStatus string
-	EventType            string
-	Attempt              int
-	Err                  string
+	// FromPhase and ToPhase are a transition's phases (PhaseReporter).
+	FromPhase, ToPhase string
+	EventType          string
+	Attempt            int
+	Err                string
 	// Stack is the stack of a recovered panic (PanicError) that failed the
 	// step, trimmed to the frames from the panicking function on (retry,
 	// park).
@@ -91,7 +91,7 @@ func (a hooksAdapter) Telemetry(t engine.Telemetry) {
 	pt := Telemetry{
 		Kind: TelemetryKind(t.Kind), SystemTime: t.SystemTime, Duration: t.Duration, Name: t.ProcessManager,
 		ProcessID: t.InstanceID, FinalState: t.FinalState, CommandType: t.CommandType, CommandID: t.CommandID,
-		FailedCommand: t.FailedCommand, FromStatus: t.FromPhase, ToStatus: t.ToPhase, EventType: t.EventType,
+		FailedCommand: t.FailedCommand, FromPhase: t.FromPhase, ToPhase: t.ToPhase, EventType: t.EventType,
 		Attempt: t.Attempt, Err: t.Err, Stack: t.Stack, Values: decodeValues(t.Values),
 	}
 	a.h.Telemetry(pt)

@@ -113,8 +113,8 @@ func TestVersionedStateIsUpcastAndWrittenBack(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := tallyState2{Total: total, Closed: true, Status: "upcast"}
-			if got.State != want || got.Lifecycle != evokestore.StatusCompleted {
-				t.Errorf("tally %s: %+v, %s; want %+v, completed", id, got.State, got.Lifecycle, want)
+			if got.State != want || got.Status != evokestore.StatusCompleted {
+				t.Errorf("tally %s: %+v, %s; want %+v, completed", id, got.State, got.Status, want)
 			}
 			in, _ := instance(t, st, "tally", id)
 			if !strings.HasPrefix(string(in.State), `{"$version":2,"$state":{`) {
@@ -140,7 +140,7 @@ func TestStateWithoutUpcasterParksAtOnce(t *testing.T) {
 		}
 		got, err := evoke.ReadInstance(ctx, rt, tallyV2{noUpcaster: true}, "a")
 		var se *evoke.StateError
-		if !errors.As(err, &se) || se.Version != 1 || got.StateErr == nil || got.Lifecycle != evokestore.StatusParked {
+		if !errors.As(err, &se) || se.Version != 1 || got.StateErr == nil || got.Status != evokestore.StatusParked {
 			t.Errorf("ReadInstance: %+v, %v; want the parked instance and a *StateError at version 1", got, err)
 		}
 		held, err := rt.HeldEvents(ctx, "tally", "a")
@@ -171,7 +171,7 @@ func TestUndecodableStateParksAtOnce(t *testing.T) {
 	if in.Status != evokestore.StatusParked || in.Attempts != 1 || !strings.Contains(in.LastError, "decode: json: cannot unmarshal number") {
 		t.Errorf("instance %s after %d attempts: %q; want parked at once for a state that does not decode", in.Status, in.Attempts, in.LastError)
 	}
-	list, err := evoke.ListInstances(context.Background(), rt, tallyStrings{}, &evoke.ListOpts{Lifecycle: evokestore.StatusParked})
+	list, err := evoke.ListInstances(context.Background(), rt, tallyStrings{}, &evoke.ListOpts{Status: evokestore.StatusParked})
 	if err != nil || len(list) != 1 || list[0].ID != "a" || list[0].StateErr == nil {
 		t.Errorf("ListInstances parked: %+v, %v; want a with its StateErr", list, err)
 	}

@@ -51,8 +51,8 @@ const (
 	AttrProcessID      = attribute.Key("evoke.process_id")
 	AttrCommandType    = attribute.Key("evoke.command_type")
 	AttrFailedCommand  = attribute.Key("evoke.failed_command")
-	AttrFromStatus     = attribute.Key("evoke.from_status")
-	AttrToStatus       = attribute.Key("evoke.to_status")
+	AttrFromPhase      = attribute.Key("evoke.from_phase")
+	AttrToPhase        = attribute.Key("evoke.to_phase")
 	AttrEventType      = attribute.Key("evoke.event_type")
 	AttrAttempt        = attribute.Key("evoke.attempt")
 	AttrCommandID      = attribute.Key("evoke.command_id")
@@ -139,7 +139,7 @@ func New(opts *Options) (*Hooks, error) {
 	counter(&h.retries, "evoke.process_manager.retries", "Failed steps to be retried.")
 	counter(&h.parks, "evoke.process_manager.parks", "Instances parked after their last attempt.")
 	counter(&h.timeouts, "evoke.process_manager.timeouts", "Timeouts and deadlines delivered.")
-	counter(&h.transitions, "evoke.process_manager.transitions", "Status transitions of instances.")
+	counter(&h.transitions, "evoke.process_manager.transitions", "Phase transitions of instances.")
 	if err == nil {
 		h.lifetime, err = m.Float64Histogram("evoke.process_manager.lifetime",
 			metric.WithDescription("Time from an instance's start to its stop."), metric.WithUnit("s"))
@@ -195,7 +195,7 @@ func (h *Hooks) Telemetry(t evoke.Telemetry) {
 	case evoke.TelemetryTimeout:
 		h.timeouts.Add(ctx, 1, metric.WithAttributes(pm))
 	case evoke.TelemetryTransition:
-		h.transitions.Add(ctx, 1, metric.WithAttributes(pm, AttrFromStatus.String(t.FromStatus), AttrToStatus.String(t.ToStatus)))
+		h.transitions.Add(ctx, 1, metric.WithAttributes(pm, AttrFromPhase.String(t.FromPhase), AttrToPhase.String(t.ToPhase)))
 	}
 }
 

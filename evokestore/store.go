@@ -445,7 +445,7 @@ type Instance struct {
 	// Version counts the instance's committed steps.
 	Version int64
 	Status  InstanceStatus
-	// Phase is the user-level status reported by the process manager
+	// Phase is the phase reported by the process manager
 	// (evoq's status field), for logs and inspection.
 	Phase string
 	// LastPosition is the log position of the last event stepped.

@@ -69,7 +69,7 @@ func (signup) Deadlines(s signupState) []evoke.Deadline {
 }
 
 func (signup) Completed(s signupState) bool { return s.Status == "verified" }
-func (signup) Status(s signupState) string  { return s.Status }
+func (signup) Phase(s signupState) string   { return s.Status }
 
 // mailer rejects mail to the user "bounce" and records what it sends.
 type mailer struct{}
@@ -116,7 +116,7 @@ func ExampleFixture() {
 	})
 	f.When(evoke.NewEvent("SignedUp", map[string]string{"user": "ann"})).
 		ThenCommands(evoke.NewCommand("send_welcome", "mailer", "ann", map[string]string{"user": "ann"})).
-		ThenStatus("welcomed")
+		ThenPhase("welcomed")
 	f.AdvanceTime(24 * time.Hour).
 		ThenCommands(evoke.NewCommand("send_reminder", "mailer", "ann", map[string]string{"user": "Ann"}))
 	// Output:

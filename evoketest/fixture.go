@@ -121,7 +121,7 @@ func (f *Fixture[S]) Given(events ...evoke.Event) *Fixture[S] {
 }
 
 // GivenState makes instance id exist with state, as if a step had left it
-// there, at the process manager's state version (see evoke.Versioned): running, with the status its evoke.StatusReporter reports. It
+// there, at the process manager's state version (see evoke.Versioned): running, in the phase its evoke.PhaseReporter reports. It
 // writes the instance to the store directly (the fixture's runtime has a
 // single partition), so no deadline is set: a timeout or deadline starts
 // with the instance's next step.
@@ -139,8 +139,8 @@ func (f *Fixture[S]) GivenState(id string, state S) *Fixture[S] {
 		f.tb.Fatalf("evoketest: %s: encode state: %v", f.step, err)
 	}
 	phase := ""
-	if sr, ok := f.pm.(evoke.StatusReporter[S]); ok {
-		phase = evokestore.Text(sr.Status(state))
+	if sr, ok := f.pm.(evoke.PhaseReporter[S]); ok {
+		phase = evokestore.Text(sr.Phase(state))
 	}
 	ctx, now := context.Background(), f.clock.Now()
 	err = evokestore.WithTx(ctx, f.store, func(tx evokestore.Tx) error {
@@ -388,19 +388,19 @@ func indent(raw []byte) string {
 	return buf.String()
 }
 
-// ThenStatus checks the instance's user-level status (its
-// evoke.StatusReporter's Status).
-func (f *Fixture[S]) ThenStatus(want string) *Fixture[S] {
+// ThenPhase checks the instance's phase (what its evoke.PhaseReporter
+// reports).
+func (f *Fixture[S]) ThenPhase(want string) *Fixture[S] {
 	f.tb.Helper()
 	if in, ok := f.read(); ok && in.Phase != want {
-		f.tb.Errorf("evoketest: after %s: status of %s is %q, want %q", f.step, f.instance, in.Phase, want)
+		f.tb.Errorf("evoketest: after %s: phase of %s is %q, want %q", f.step, f.instance, in.Phase, want)
 	}
 	return f
 }
 
-// ThenLifecycle checks where the runtime has the instance: running,
+// ThenStatus checks where the runtime has the instance: running,
 // compensating, failing, parked, completed or cancelled.
-func (f *Fixture[S]) ThenLifecycle(want evokestore.InstanceStatus) *Fixture[S] {
+func (f *Fixture[S]) ThenStatus(want evokestore.InstanceStatus) *Fixture[S] {
 	f.tb.Helper()
 	if in, ok := f.read(); ok && in.Status != want {
 		msg := fmt.Sprintf("evoketest: after %s: %s is %s, want %s", f.step, f.instance, in.Status, want)

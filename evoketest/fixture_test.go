@@ -29,20 +29,20 @@ func TestFixtureFollowsAnInstance(t *testing.T) {
 	f := newSignup(t)
 	f.When(signedUp("ann")).
 		ThenCommands(evoke.NewCommand("send_welcome", "mailer", "ann", userData{"ann"})).
-		ThenStatus("welcomed").
-		ThenLifecycle(evokestore.StatusRunning).
+		ThenPhase("welcomed").
+		ThenStatus(evokestore.StatusRunning).
 		ThenOutcome("").
 		ThenState(signupState{User: "ann", Status: "welcomed", Remind: fixtureT0.Add(24 * time.Hour)}).
 		ThenDeadlines(evoke.Deadline{Name: "remind", At: fixtureT0.Add(24 * time.Hour)})
 
-	f.AdvanceTime(23 * time.Hour).ThenCommands().ThenStatus("welcomed")
+	f.AdvanceTime(23 * time.Hour).ThenCommands().ThenPhase("welcomed")
 	f.AdvanceTime(time.Hour).
 		ThenCommands(evoke.Command{Type: "send_reminder", AggregateType: "mailer", AggregateID: "ann"}).
-		ThenStatus("reminded").
+		ThenPhase("reminded").
 		ThenDeadlines()
 	f.When(evoke.NewEvent("Verified", userData{"ann"})).
 		ThenCommands().
-		ThenLifecycle(evokestore.StatusCompleted).
+		ThenStatus(evokestore.StatusCompleted).
 		ThenOutcome(evokestore.EndCompleted)
 	if s := f.State(); s.Status != "verified" {
 		t.Errorf("State() = %+v", s)
@@ -52,18 +52,18 @@ func TestFixtureFollowsAnInstance(t *testing.T) {
 func TestFixtureGivenIsNotChecked(t *testing.T) {
 	t.Parallel()
 	f := newSignup(t)
-	f.Given(signedUp("bob")).ThenCommands().ThenStatus("welcomed")
-	f.When(evoke.NewEvent("Verified", userData{"bob"})).ThenCommands().ThenStatus("verified")
+	f.Given(signedUp("bob")).ThenCommands().ThenPhase("welcomed")
+	f.When(evoke.NewEvent("Verified", userData{"bob"})).ThenCommands().ThenPhase("verified")
 }
 
 func TestFixtureGivenState(t *testing.T) {
 	t.Parallel()
 	f := newSignup(t).GivenState("cy", signupState{User: "cy", Status: "welcomed"})
-	f.ThenStatus("welcomed").ThenLifecycle(evokestore.StatusRunning).ThenDeadlines()
+	f.ThenPhase("welcomed").ThenStatus(evokestore.StatusRunning).ThenDeadlines()
 	f.When(evoke.NewEvent("Verified", userData{"cy"})).
 		ThenCommands().
 		ThenState(signupState{User: "cy", Status: "verified"}).
-		ThenLifecycle(evokestore.StatusCompleted)
+		ThenStatus(evokestore.StatusCompleted)
 }
 
 func TestFixtureRejectionFlowsBack(t *testing.T) {
@@ -74,8 +74,8 @@ func TestFixtureRejectionFlowsBack(t *testing.T) {
 			evoke.NewCommand("send_welcome", "mailer", "bounce", userData{"bounce"}),
 			evoke.NewCommand("notify_admin", "admin", "admins", userData{"bounce"}),
 		).
-		ThenStatus("bounced").
-		ThenLifecycle(evokestore.StatusCompensating)
+		ThenPhase("bounced").
+		ThenStatus(evokestore.StatusCompensating)
 	cmds := f.Commands()
 	if len(cmds) != 2 || cmds[1].Metadata.CausationID == "" || cmds[0].ID == "" {
 		t.Errorf("Commands() = %+v, want two with IDs and lineage", cmds)
@@ -85,7 +85,7 @@ func TestFixtureRejectionFlowsBack(t *testing.T) {
 func TestFixtureParksAFailingStep(t *testing.T) {
 	t.Parallel()
 	f := newSignup(t)
-	f.When(signedUp("boom")).ThenCommands().ThenLifecycle(evokestore.StatusParked)
+	f.When(signedUp("boom")).ThenCommands().ThenStatus(evokestore.StatusParked)
 }
 
 // recordingTB records what a test reports; Fatalf ends its goroutine, as
@@ -143,14 +143,14 @@ func TestFixtureFailures(t *testing.T) {
 			newSignup(tb, evoketest.NewAggregate("mailer", mailer{}), evoketest.StubAggregate("admin")).
 				When(signedUp("bounce")).ThenCommands()
 		}, []string{"send_welcome was rejected: mailbox unavailable"}},
-		{"status", func(tb testing.TB) {
-			newSignup(tb).When(signedUp("ann")).ThenStatus("verified")
-		}, []string{`after When(SignedUp): status of ann is "welcomed", want "verified"`}},
+		{"phase", func(tb testing.TB) {
+			newSignup(tb).When(signedUp("ann")).ThenPhase("verified")
+		}, []string{`after When(SignedUp): phase of ann is "welcomed", want "verified"`}},
 		{"state", func(tb testing.TB) {
 			newSignup(tb).When(signedUp("ann")).ThenState(signupState{User: "ann", Status: "welcomed"})
 		}, []string{"state of ann differs (-want +got):", `+   "remind": "2025-01-02T00:00:00Z",`, `    "status": "welcomed",`}},
-		{"lifecycle", func(tb testing.TB) {
-			newSignup(tb).When(signedUp("boom")).ThenLifecycle(evokestore.StatusRunning)
+		{"status", func(tb testing.TB) {
+			newSignup(tb).When(signedUp("boom")).ThenStatus(evokestore.StatusRunning)
 		}, []string{"after When(SignedUp): boom is parked, want running: ", "cannot sign up boom"}},
 		{"outcome", func(tb testing.TB) {
 			newSignup(tb).When(signedUp("ann")).ThenOutcome(evokestore.EndCompleted)
@@ -162,7 +162,7 @@ func TestFixtureFailures(t *testing.T) {
 			newSignup(tb).When(signedUp("ann")).GivenState("ann", signupState{})
 		}, []string{"GivenState(ann): "}},
 		{"no instance", func(tb testing.TB) {
-			newSignup(tb).ThenStatus("welcomed")
+			newSignup(tb).ThenPhase("welcomed")
 		}, []string{"after Given: no event correlated to an instance of signup"}},
 		{"missing aggregate", func(tb testing.TB) {
 			newSignup(tb, evoketest.NewAggregate("mailer", mailer{})).When(signedUp("bounce"))

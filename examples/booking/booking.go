@@ -125,7 +125,7 @@ var (
 	_ evoke.ProcessManager[State] = Process{}
 	_ evoke.Timeouter             = Process{}
 	_ evoke.Completer[State]      = Process{}
-	_ evoke.StatusReporter[State] = Process{}
+	_ evoke.PhaseReporter[State]  = Process{}
 	_ evoke.Strict                = Process{}
 )
 
@@ -211,4 +211,4 @@ func (Process) Completed(s State) bool {
 }
 
 // Status returns s.Status.
-func (Process) Status(s State) string { return s.Status }
+func (Process) Phase(s State) string { return s.Status }

@@ -76,7 +76,7 @@ func TestConfirmedWorkflow(t *testing.T) {
 		ThenDeadlines(evoke.Deadline{Name: evoke.TimeoutEvent, At: t0.Add(booking.Timeout)})
 	f.AdvanceTime(time.Minute).
 		When(evoke.NewEvent(booking.EventBookingConfirmed, booking.BookingConfirmed{BookingID: "bk-1"})).
-		ThenCommands().ThenStatus(booking.StatusConfirmed).ThenLifecycle(evokestore.StatusCompleted).ThenDeadlines()
+		ThenCommands().ThenPhase(booking.StatusConfirmed).ThenStatus(evokestore.StatusCompleted).ThenDeadlines()
 }
 
 func TestDuplicateRequestReservesOnce(t *testing.T) {
@@ -94,10 +94,10 @@ func TestTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.When(requested())
-	f.AdvanceTime(booking.Timeout - time.Second).ThenCommands().ThenStatus(booking.StatusAwaitingConfirmation)
+	f.AdvanceTime(booking.Timeout - time.Second).ThenCommands().ThenPhase(booking.StatusAwaitingConfirmation)
 	f.AdvanceTime(time.Second).
 		ThenCommands(evoke.NewCommand("cancel_booking", booking.AggregateBooking, "bk-1", booking.CancelBooking{BookingID: "bk-1", Reason: "timeout"})).
-		ThenStatus(booking.StatusTimedOut).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(booking.StatusTimedOut).ThenStatus(evokestore.StatusCompleted)
 	if s := f.State(); !s.TimedOutAt.Equal(t0.Add(booking.Timeout)) {
 		t.Errorf("timed out at %v", s.TimedOutAt)
 	}

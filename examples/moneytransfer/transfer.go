@@ -175,7 +175,7 @@ var (
 	_ evoke.ProcessManager[State] = Transfer{}
 	_ evoke.Compensator[State]    = Transfer{}
 	_ evoke.Completer[State]      = Transfer{}
-	_ evoke.StatusReporter[State] = Transfer{}
+	_ evoke.PhaseReporter[State]  = Transfer{}
 )
 
 // Name returns "money_transfer".
@@ -281,4 +281,4 @@ func (Transfer) Completed(s State) bool {
 }
 
 // Status returns s.Status.
-func (Transfer) Status(s State) string { return s.Status }
+func (Transfer) Phase(s State) string { return s.Status }

@@ -54,8 +54,8 @@ func TestFullWorkflow(t *testing.T) {
 			evoke.NewCommand(mt.CommandDebit, mt.AggregateAccount, "acc-a", mt.Credit{Amount: 500, TransferID: "tr-1"}),
 			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-b", mt.Credit{Amount: 500, TransferID: "tr-1"}),
 		).
-		ThenStatus(mt.StatusCompleted).
-		ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(mt.StatusCompleted).
+		ThenStatus(evokestore.StatusCompleted)
 }
 
 // TestCompensationWorkflow freezes the destination: the credit is rejected,
@@ -72,8 +72,8 @@ func TestCompensationWorkflow(t *testing.T) {
 			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-b", mt.Credit{Amount: 500, TransferID: "tr-1"}),
 			evoke.NewCommand(mt.CommandCredit, mt.AggregateAccount, "acc-a", mt.Credit{Amount: 500, TransferID: "tr-1", Reason: "transfer_failed"}),
 		).
-		ThenStatus(mt.StatusRefunded).
-		ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(mt.StatusRefunded).
+		ThenStatus(evokestore.StatusCompleted)
 	if s := f.State(); s.RefundReason != mt.ReasonTransferFailed {
 		t.Errorf("refund reason %q", s.RefundReason)
 	}

@@ -29,7 +29,7 @@ func Example() {
 		e := queue[0]
 		queue = queue[1:]
 		corr := pm.Correlate(e)
-		before := pm.Status(state)
+		before := pm.Phase(state)
 		state = pm.Apply(state, e)
 		var cmds []evoke.Command
 		var err error
@@ -38,7 +38,7 @@ func Example() {
 			fmt.Println("error:", err)
 			return
 		}
-		fmt.Printf("%s %v: %q -> %q\n", e.Type, corr, before, pm.Status(state))
+		fmt.Printf("%s %v: %q -> %q\n", e.Type, corr, before, pm.Phase(state))
 		for _, c := range cmds {
 			fmt.Printf("  %s to %s %s: %s\n", c.Type, c.AggregateType, c.AggregateID, c.Payload)
 			evs, err := aggregates[c.AggregateType](c)

@@ -32,12 +32,12 @@ func TestFixtureFullWorkflow(t *testing.T) {
 		ThenState(of.State{OrderID: "order-1", CustomerID: "cust-1", Items: []of.Item{{SKU: "sku-1", Qty: 2}}, Amount: 4200, Status: of.StatusAwaitingPayment})
 	f.When(evoke.NewEvent(of.EventPaymentReceived, of.PaymentReceived{OrderID: "order-1", Amount: 4200})).
 		ThenCommands(evoke.NewCommand(of.CommandReserveInventory, of.AggregateInventory, "order-1", of.ReserveInventory{OrderID: "order-1", Items: []of.Item{{SKU: "sku-1", Qty: 2}}})).
-		ThenStatus(of.StatusAwaitingInventory)
+		ThenPhase(of.StatusAwaitingInventory)
 	f.When(evoke.NewEvent(of.EventInventoryReserved, of.InventoryReserved{OrderID: "order-1"})).
 		ThenCommands(evoke.NewCommand(of.CommandShipItem, of.AggregateShipping, "order-1", of.ShipItem{OrderID: "order-1"})).
-		ThenStatus(of.StatusAwaitingShipment).ThenLifecycle(evokestore.StatusRunning)
+		ThenPhase(of.StatusAwaitingShipment).ThenStatus(evokestore.StatusRunning)
 	f.When(evoke.NewEvent(of.EventItemShipped, of.ItemShipped{OrderID: "order-1"})).
-		ThenCommands().ThenStatus(of.StatusCompleted).ThenLifecycle(evokestore.StatusCompleted)
+		ThenCommands().ThenPhase(of.StatusCompleted).ThenStatus(evokestore.StatusCompleted)
 }
 
 func TestFixtureWorkflowThroughTheAggregates(t *testing.T) {
@@ -49,7 +49,7 @@ func TestFixtureWorkflowThroughTheAggregates(t *testing.T) {
 			evoke.Command{Type: of.CommandReserveInventory, AggregateType: of.AggregateInventory, AggregateID: "order-1"},
 			evoke.Command{Type: of.CommandShipItem, AggregateType: of.AggregateShipping, AggregateID: "order-1"},
 		).
-		ThenStatus(of.StatusCompleted).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(of.StatusCompleted).ThenStatus(evokestore.StatusCompleted)
 }
 
 func TestFixtureDuplicateOrderPlacedDispatchesOnce(t *testing.T) {
@@ -59,7 +59,7 @@ func TestFixtureDuplicateOrderPlacedDispatchesOnce(t *testing.T) {
 	evoketest.NewFixture(t, of.Fulfillment{}, stubs).
 		Given(evoke.NewEvent(of.EventOrderPlaced, orderPlaced())).
 		When(evoke.NewEvent(of.EventOrderPlaced, again)).
-		ThenCommands().ThenStatus(of.StatusAwaitingPayment)
+		ThenCommands().ThenPhase(of.StatusAwaitingPayment)
 }
 
 func TestFixtureLostShipmentTimesOut(t *testing.T) {
@@ -67,11 +67,11 @@ func TestFixtureLostShipmentTimesOut(t *testing.T) {
 	o := orderPlaced()
 	o.LoseShipment = true
 	f := evoketest.NewFixture(t, of.Fulfillment{TimeoutAfter: time.Hour}, aggregates)
-	f.When(evoke.NewEvent(of.EventOrderPlaced, o)).ThenStatus(of.StatusAwaitingShipment)
+	f.When(evoke.NewEvent(of.EventOrderPlaced, o)).ThenPhase(of.StatusAwaitingShipment)
 	f.AdvanceTime(time.Hour).
 		ThenCommands(evoke.NewCommand(of.CommandRefundPayment, of.AggregatePayment, "order-1",
 			of.RefundPayment{OrderID: "order-1", Reason: of.ReasonShipmentTimeout})).
-		ThenStatus(of.StatusTimedOut).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(of.StatusTimedOut).ThenStatus(evokestore.StatusCompleted)
 }
 
 func TestFixtureDeclinedPayment(t *testing.T) {
@@ -81,7 +81,7 @@ func TestFixtureDeclinedPayment(t *testing.T) {
 	evoketest.NewFixture(t, of.Fulfillment{}, aggregates).
 		When(evoke.NewEvent(of.EventOrderPlaced, o)).
 		ThenCommands(evoke.Command{Type: of.CommandProcessPayment, AggregateType: of.AggregatePayment, AggregateID: "order-1"}).
-		ThenStatus(of.StatusPaymentFailed).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(of.StatusPaymentFailed).ThenStatus(evokestore.StatusCompleted)
 }
 
 func TestFixtureRejectedInventoryIsCompensated(t *testing.T) {
@@ -96,5 +96,5 @@ func TestFixtureRejectedInventoryIsCompensated(t *testing.T) {
 			evoke.NewCommand(of.CommandRefundPayment, of.AggregatePayment, "order-1",
 				of.RefundPayment{OrderID: "order-1", Reason: of.ReasonInventoryUnavailable}),
 		).
-		ThenStatus(of.StatusInventoryFailed).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(of.StatusInventoryFailed).ThenStatus(evokestore.StatusCompleted)
 }

@@ -184,7 +184,7 @@ var (
 	_ evoke.Timeouter             = Fulfillment{}
 	_ evoke.Compensator[State]    = Fulfillment{}
 	_ evoke.Completer[State]      = Fulfillment{}
-	_ evoke.StatusReporter[State] = Fulfillment{}
+	_ evoke.PhaseReporter[State]  = Fulfillment{}
 )
 
 // Name returns "order_fulfillment".
@@ -309,4 +309,4 @@ func (Fulfillment) Completed(s State) bool {
 }
 
 // Status returns s.Status.
-func (Fulfillment) Status(s State) string { return s.Status }
+func (Fulfillment) Phase(s State) string { return s.Status }

@@ -124,8 +124,8 @@ func TestFullWorkflow(t *testing.T) {
 	if s.Status != of.StatusCompleted || len(cmds) != 0 {
 		t.Fatalf("status = %q, commands %v", s.Status, cmds)
 	}
-	if !pm.Completed(s) || pm.Status(s) != "completed" {
-		t.Fatalf("Completed = %v, Status = %q", pm.Completed(s), pm.Status(s))
+	if !pm.Completed(s) || pm.Phase(s) != "completed" {
+		t.Fatalf("Completed = %v, Status = %q", pm.Completed(s), pm.Phase(s))
 	}
 
 	// The state survives a JSON round trip, as the runtime stores it.

@@ -152,7 +152,7 @@ type Machine struct{}
 var (
 	_ evoke.ProcessManager[State] = Machine{}
 	_ evoke.Completer[State]      = Machine{}
-	_ evoke.StatusReporter[State] = Machine{}
+	_ evoke.PhaseReporter[State]  = Machine{}
 )
 
 // Name returns "order_state_machine".
@@ -183,7 +183,7 @@ func (Machine) Correlate(e evoke.Event) evoke.Correlation {
 func (m Machine) Apply(s State, e evoke.Event) State {
 	switch e.Type {
 	case EventOrderPlaced:
-		if m.Status(s) != StatusNew || s.OrderID != "" {
+		if m.Phase(s) != StatusNew || s.OrderID != "" {
 			return s
 		}
 		if d, err := evoke.Decode[OrderPlaced](e); err == nil {
@@ -200,7 +200,7 @@ func (m Machine) Apply(s State, e evoke.Event) State {
 // Handle is the transition table of the package documentation; any other
 // (status, event) pair is ignored, as evoq's last handle/3 clause does.
 func (m Machine) Handle(s State, e evoke.Event) (State, []evoke.Command, error) {
-	switch [2]string{m.Status(s), e.Type} {
+	switch [2]string{m.Phase(s), e.Type} {
 	case [2]string{StatusNew, EventOrderPlaced}:
 		if _, err := evoke.Decode[OrderPlaced](e); err != nil {
 			return s, nil, err
@@ -228,12 +228,12 @@ func (m Machine) Handle(s State, e evoke.Event) (State, []evoke.Command, error) 
 
 // Completed reports whether the order is completed or cancelled.
 func (m Machine) Completed(s State) bool {
-	st := m.Status(s)
+	st := m.Phase(s)
 	return st == StatusCompleted || st == StatusCancelled
 }
 
 // Status returns the machine's state: s.Status, or "new" when it is empty.
-func (Machine) Status(s State) string {
+func (Machine) Phase(s State) string {
 	if s.Status == "" {
 		return StatusNew
 	}

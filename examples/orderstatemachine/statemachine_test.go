@@ -44,17 +44,17 @@ func newFixture(t *testing.T) *evoketest.Fixture[sm.State] {
 // TestFullWorkflow steps a whole order with plain Apply/Handle calls: placed, paid, shipped.
 func TestFullWorkflow(t *testing.T) {
 	t.Parallel()
-	if s := (sm.Machine{}).Status(sm.State{}); s != "new" {
+	if s := (sm.Machine{}).Phase(sm.State{}); s != "new" {
 		t.Fatalf("zero status = %q", s)
 	}
 	f := newFixture(t)
 	f.When(placed()).
 		ThenCommands(evoke.NewCommand(sm.CommandProcessPayment, sm.AggregatePayment, "order-1", sm.ProcessPayment{OrderID: "order-1", Amount: 900})).
-		ThenStatus(sm.StatusAwaitingPayment)
+		ThenPhase(sm.StatusAwaitingPayment)
 	f.When(ev(sm.EventPaymentReceived)).
 		ThenCommands(evoke.Command{Type: sm.CommandShipOrder, AggregateType: sm.AggregateShipping, AggregateID: "order-1"}).
-		ThenStatus(sm.StatusAwaitingShipment)
-	f.When(ev(sm.EventItemShipped)).ThenCommands().ThenStatus(sm.StatusCompleted).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(sm.StatusAwaitingShipment)
+	f.When(ev(sm.EventItemShipped)).ThenCommands().ThenPhase(sm.StatusCompleted).ThenStatus(evokestore.StatusCompleted)
 }
 
 func TestPaymentFailedWorkflow(t *testing.T) {
@@ -63,7 +63,7 @@ func TestPaymentFailedWorkflow(t *testing.T) {
 	f.When(ev(sm.EventPaymentFailed)).
 		ThenCommands(evoke.NewCommand(sm.CommandNotifyCustomer, sm.AggregateCustomer, "cust-1",
 			sm.NotifyCustomer{CustomerID: "cust-1", OrderID: "order-1", Message: "order cancelled: declined"})).
-		ThenStatus(sm.StatusCancelled).ThenLifecycle(evokestore.StatusCompleted)
+		ThenPhase(sm.StatusCancelled).ThenStatus(evokestore.StatusCompleted)
 	if s := f.State(); s.FailureReason != "declined" {
 		t.Errorf("failure reason %q", s.FailureReason)
 	}
@@ -95,13 +95,13 @@ func TestTransitions(t *testing.T) {
 				after, cmds := handle(t, before, ev(typ))
 				want, ok := valid[pair{status, typ}]
 				if !ok {
-					if m.Status(after) != status || len(cmds) != 0 {
-						t.Fatalf("invalid transition changed state: %q, commands %v", m.Status(after), cmds)
+					if m.Phase(after) != status || len(cmds) != 0 {
+						t.Fatalf("invalid transition changed state: %q, commands %v", m.Phase(after), cmds)
 					}
 					return
 				}
-				if m.Status(after) != want.next {
-					t.Fatalf("status = %q, want %q", m.Status(after), want.next)
+				if m.Phase(after) != want.next {
+					t.Fatalf("status = %q, want %q", m.Phase(after), want.next)
 				}
 				if want.command == "" {
 					if len(cmds) != 0 {

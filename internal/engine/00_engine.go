@@ -133,7 +133,7 @@ type ProcessManager interface {
 	// Load decodes a stored state; nil means a new instance.
 	Load(state []byte) (any, error)
 	Save(state any) ([]byte, error)
-	// Phase reports the user-level status of a state.
+	// Phase reports the phase of a state (evoke.PhaseReporter).
 	Phase(state any) string
 	// Step runs Apply then Handle for one event of instance id.
 	Step(state any, id string, e *evokestore.Event) (StepResult, error)

@@ -314,7 +314,7 @@ func (r *router) countSteps(id string, g *group) {
 }
 
 // emit hands an instance's committed telemetry to the hooks, counting
-// completions and logging transitions of its user-level status.
+// completions and logging transitions of its phase.
 func (r *router) emit(id string, tels [][]Telemetry, logTransitions bool) {
 	for _, ts := range tels {
 		for _, t := range ts {
@@ -330,7 +330,7 @@ func (r *router) emit(id string, tels [][]Telemetry, logTransitions bool) {
 	}
 }
 
-// phaseName shows an empty user-level status as "(none)" in logs.
+// phaseName shows an empty phase as "(none)" in logs.
 func phaseName(p string) string {
 	if p == "" {
 		return "(none)"

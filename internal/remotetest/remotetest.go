@@ -115,7 +115,7 @@ func (PM) Compensate(s State, failed evoke.FailedCommand) ([]evoke.Command, bool
 func (PM) Completed(s State) bool { return s.Status == "done" || s.Status == "rejected" }
 
 // Status is the state's status.
-func (PM) Status(s State) string { return s.Status }
+func (PM) Phase(s State) string { return s.Status }
 
 // Receiver answers commands by their verdict and remembers what it got.
 type Receiver struct {
