@@ -51,7 +51,8 @@ const HarnessWait = 30 * time.Second
 
 // NewHarness opens a SQLite file in tb's temporary directory and starts a
 // runtime on it with what register adds (process managers, aggregates,
-// sinks). The runtime is stopped and the store closed when the test ends.
+// sinks). Every start calls register, the first one and each Restart's.
+// The runtime is stopped and the store closed when the test ends.
 func NewHarness(tb testing.TB, register func(rt *evoke.Runtime) error, opts *HarnessOpts) *Harness {
 	tb.Helper()
 	var o HarnessOpts
@@ -116,7 +117,10 @@ func (h *Harness) start() {
 
 // Restart stops the runtime, closes the store, runs between (if not nil:
 // the clock may move while nothing runs), and starts a new runtime on the
-// same file and clock.
+// same file and clock, calling register again. To restart with a different
+// process manager value (a test double that blocks in a handler until the
+// runtime stops, then the plain one), have register read a variable that
+// the test sets before Restart.
 func (h *Harness) Restart(between func()) {
 	h.TB.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,9 +7,6 @@ package moneytransfer_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -25,94 +22,68 @@ import (
 // e2eWait bounds each wait for the runtime's background work.
 const e2eWait = 30 * time.Second
 
-// e2eHarness is one test's store file and the runtime currently on it.
+// e2eHarness is one test's runtime on a store file of its own
+// (evoketest.Harness), the process manager value it registers, and the
+// transfer's helpers.
 type e2eHarness struct {
-	t    *testing.T
-	path string
-	st   *evokesqlite.Store
-	rt   *evoke.Runtime
+	*evoketest.Harness
+	t  *testing.T
+	pm evoke.ProcessManager[mt.State]
 }
 
-func e2eOpen(t *testing.T) *e2eHarness {
+// e2eStart starts a runtime with the Account aggregate and pm.
+func e2eStart(t *testing.T, pm evoke.ProcessManager[mt.State]) *e2eHarness {
 	t.Helper()
-	h := &e2eHarness{t: t, path: filepath.Join(t.TempDir(), "evoke.db")}
-	h.open()
+	h := &e2eHarness{t: t, pm: pm}
+	h.Harness = evoketest.NewHarness(t, h.register, nil)
 	return h
 }
 
-func (h *e2eHarness) open() {
-	h.t.Helper()
-	st, err := evokesqlite.Open(context.Background(), h.path, nil)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { st.Close() })
-	h.st = st
+func (h *e2eHarness) register(rt *evoke.Runtime) error {
+	return registerTransfer(rt, h.pm)
 }
 
-// start starts a new runtime with the Account aggregate and pm on the store.
-func (h *e2eHarness) start(pm evoke.ProcessManager[mt.State]) {
-	h.t.Helper()
-	rt, err := evoke.New(h.st, &evoke.Config{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		PollInterval: 20 * time.Millisecond,
-		BackoffBase:  time.Millisecond,
-		BackoffMax:   5 * time.Millisecond,
-		MaxAttempts:  3,
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
+// registerTransfer registers the Account aggregate and pm, a Transfer or a
+// test's wrapper of one.
+func registerTransfer(rt *evoke.Runtime, pm evoke.ProcessManager[mt.State]) error {
 	if err := evoke.RegisterAggregate(rt, mt.AggregateAccount, mt.Account{}); err != nil {
-		h.t.Fatal(err)
+		return err
 	}
-	if err := evoke.RegisterProcessManager(rt, pm, nil); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := rt.Start(context.Background()); err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := rt.Stop(ctx); err != nil {
-			h.t.Error(err)
-		}
-	})
-	h.rt = rt
+	return evoke.RegisterProcessManager(rt, pm, nil)
 }
 
-// stop stops the runtime and closes the store, as a process exit would.
-func (h *e2eHarness) stop() {
+// restartWith stops the runtime and closes the store, as a process exit
+// would, runs between (if not nil) and starts a runtime with pm instead.
+func (h *e2eHarness) restartWith(pm evoke.ProcessManager[mt.State], between func()) {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.rt.Stop(ctx); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.st.Close(); err != nil {
-		h.t.Fatal(err)
-	}
+	h.pm = pm
+	h.Restart(between)
 }
 
-// idle waits until the runtime currently on the store is idle (see
-// evoke.Runtime.Idle): every event stepped, the outbox empty and no
-// deadline due.
-func (h *e2eHarness) idle() {
+// logInstance logs the transfer's instance as the store file holds it;
+// it runs while no runtime is on the file (Restart's between).
+func (h *e2eHarness) logInstance(when, id string) {
 	h.t.Helper()
-	evoketest.WaitIdle(h.t, h.rt, e2eWait)
+	st, err := evokesqlite.Open(context.Background(), h.Path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer st.Close()
+	if in, ok := evoketest.Instance(h.t, st, mt.Name, id); ok {
+		h.t.Logf("%s: instance %s/%s version %d", when, in.Status, in.Phase, in.Version)
+	}
 }
 
 func (h *e2eHarness) dispatch(typ, account string, payload any) {
 	h.t.Helper()
-	if _, err := h.rt.Dispatch(context.Background(), evoke.NewCommand(typ, mt.AggregateAccount, account, payload)); err != nil {
+	if _, err := h.Runtime.Dispatch(context.Background(), evoke.NewCommand(typ, mt.AggregateAccount, account, payload)); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) initiate(tr mt.TransferInitiated) {
 	h.t.Helper()
-	if _, err := h.rt.Append(context.Background(), "transfer-"+tr.TransferID, evoke.NoStream,
+	if _, err := h.Runtime.Append(context.Background(), "transfer-"+tr.TransferID, evoke.NoStream,
 		evoke.NewEvent(mt.EventTransferInitiated, tr)); err != nil {
 		h.t.Fatal(err)
 	}
@@ -120,7 +91,7 @@ func (h *e2eHarness) initiate(tr mt.TransferInitiated) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.st, mt.Name, id)
+	return evoketest.Instance(h.t, h.Store, mt.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
@@ -132,18 +103,14 @@ func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 		}
 		return ok && in.Status.Done()
 	})
-	h.idle()
+	h.Idle()
 	in, _ := h.instance(id)
 	return in
 }
 
 func (h *e2eHarness) stream(account string) []evokestore.Event {
 	h.t.Helper()
-	evs, err := h.st.ReadStream(context.Background(), evoke.StreamID(mt.AggregateAccount, account), 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return evs
+	return h.Stream(evoke.StreamID(mt.AggregateAccount, account))
 }
 
 // balance replays an account's stream through the aggregate.
@@ -156,20 +123,9 @@ func (h *e2eHarness) balance(account string) int64 {
 	return s.Balance
 }
 
-func e2eCount(evs []evokestore.Event, typ string) int {
-	n := 0
-	for _, e := range evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
-}
-
 func TestE2ETransferCompletes(t *testing.T) {
 	t.Parallel()
-	h := e2eOpen(t)
-	h.start(mt.Transfer{})
+	h := e2eStart(t, mt.Transfer{})
 	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
 	h.dispatch(mt.CommandDeposit, "bob", mt.Deposit{Amount: 500})
 	h.initiate(mt.TransferInitiated{TransferID: "t1", SourceID: "alice", DestID: "bob", Amount: 2500})
@@ -180,27 +136,26 @@ func TestE2ETransferCompletes(t *testing.T) {
 	if a, b := h.balance("alice"), h.balance("bob"); a != 7500 || b != 3000 {
 		t.Errorf("balances alice %d bob %d, want 7500 and 3000", a, b)
 	}
-	if n := e2eCount(h.stream("alice"), mt.EventSourceDebited); n != 1 {
+	if n := evoketest.Count(h.stream("alice"), mt.EventSourceDebited); n != 1 {
 		t.Errorf("%d debits, want 1", n)
 	}
-	if n := e2eCount(h.stream("bob"), mt.EventDestinationCredited); n != 1 {
+	if n := evoketest.Count(h.stream("bob"), mt.EventDestinationCredited); n != 1 {
 		t.Errorf("%d credits, want 1", n)
 	}
-	if s := h.rt.Stats(); s.Rejected != 0 || s.Failures != 0 {
+	if s := h.Runtime.Stats(); s.Rejected != 0 || s.Failures != 0 {
 		t.Errorf("stats %+v", s)
 	}
 }
 
 func TestE2ETransferToFrozenAccountIsRefunded(t *testing.T) {
 	t.Parallel()
-	h := e2eOpen(t)
-	h.start(mt.Transfer{})
+	h := e2eStart(t, mt.Transfer{})
 	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
 	h.dispatch(mt.CommandFreeze, "carol", nil)
 	h.initiate(mt.TransferInitiated{TransferID: "t2", SourceID: "alice", DestID: "carol", Amount: 4000})
 	in := h.waitDone("t2")
 	h.checkRefunded(in, "t2", "alice", "carol", 10000)
-	if s := h.rt.Stats(); s.Rejected != 1 || s.Failures != 0 || s.Parked != 0 {
+	if s := h.Runtime.Stats(); s.Rejected != 1 || s.Failures != 0 || s.Parked != 0 {
 		t.Errorf("stats %+v, want one rejection and no failures", s)
 	}
 }
@@ -211,16 +166,16 @@ func (h *e2eHarness) checkRefunded(in evokestore.Instance, id, source, dest stri
 		h.t.Errorf("%s: %s/%s, want completed/refunded", id, in.Status, in.Phase)
 	}
 	src := h.stream(source)
-	if n := e2eCount(src, mt.EventSourceRefunded); n != 1 {
+	if n := evoketest.Count(src, mt.EventSourceRefunded); n != 1 {
 		h.t.Errorf("%s: %d SourceRefunded events, want exactly 1", id, n)
 	}
-	if n := e2eCount(src, mt.EventSourceDebited); n != 1 {
+	if n := evoketest.Count(src, mt.EventSourceDebited); n != 1 {
 		h.t.Errorf("%s: %d SourceDebited events, want exactly 1", id, n)
 	}
 	if b := h.balance(source); b != initial {
 		h.t.Errorf("%s: source balance %d, want the initial %d", id, b, initial)
 	}
-	if evs := h.stream(dest); e2eCount(evs, mt.EventDestinationCredited) != 0 {
+	if evs := h.stream(dest); evoketest.Count(evs, mt.EventDestinationCredited) != 0 {
 		h.t.Errorf("%s: destination was credited: %v", id, evs)
 	}
 }
@@ -244,7 +199,7 @@ func (h *e2eHarness) creditCommandID(transfer, source string) string {
 
 func (h *e2eHarness) outcome(cmdID string) (evokestore.CommandOutcome, bool) {
 	h.t.Helper()
-	outs, err := engine.Outcomes(context.Background(), h.st, []evokestore.OutboxCommand{{ID: cmdID}})
+	outs, err := engine.Outcomes(context.Background(), h.Store, []evokestore.OutboxCommand{{ID: cmdID}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -256,8 +211,7 @@ func (h *e2eHarness) outcome(cmdID string) (evokestore.CommandOutcome, bool) {
 // a new runtime on the same file finishes the transfer: one refund.
 func TestE2ERefundOnceAcrossRestartAfterRejection(t *testing.T) {
 	t.Parallel()
-	h := e2eOpen(t)
-	h.start(mt.Transfer{})
+	h := e2eStart(t, mt.Transfer{})
 	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
 	h.dispatch(mt.CommandFreeze, "carol", nil)
 	h.initiate(mt.TransferInitiated{TransferID: "t3", SourceID: "alice", DestID: "carol", Amount: 4000})
@@ -266,26 +220,10 @@ func TestE2ERefundOnceAcrossRestartAfterRejection(t *testing.T) {
 		o, ok := h.outcome(credit)
 		return ok && o.Status == evokestore.OutcomeRejected
 	})
-	h.stop()
-	mid, _ := func() (evokestore.Instance, bool) {
-		st, err := evokesqlite.Open(context.Background(), h.path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		insts, err := st.Instances(context.Background(), mt.Name, []string{"t3"})
-		if err != nil || len(insts) == 0 {
-			return evokestore.Instance{}, false
-		}
-		return insts[0], true
-	}()
-	t.Logf("at the restart: instance %s/%s version %d", mid.Status, mid.Phase, mid.Version)
-
-	h.open()
-	h.start(mt.Transfer{})
+	h.Restart(func() { h.logInstance("at the restart", "t3") })
 	in := h.waitDone("t3")
 	h.checkRefunded(in, "t3", "alice", "carol", 10000)
-	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 {
+	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 {
 		t.Errorf("stats after the restart %+v", s)
 	}
 }
@@ -314,41 +252,24 @@ func (g gatedTransfer) Compensate(s mt.State, failed evoke.FailedCommand) ([]evo
 // did is redone by the next runtime at most once.
 func TestE2ERefundOnceWhenStoppedDuringCompensation(t *testing.T) {
 	t.Parallel()
-	h := e2eOpen(t)
 	g := gatedTransfer{entered: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
-	h.start(g)
+	h := e2eStart(t, g)
 	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 10000})
 	h.dispatch(mt.CommandFreeze, "carol", nil)
 	h.initiate(mt.TransferInitiated{TransferID: "t4", SourceID: "alice", DestID: "carol", Amount: 4000})
 	select {
 	case <-g.entered:
-	case <-time.After(30 * time.Second):
+	case <-time.After(e2eWait):
 		t.Fatal("Compensate was not called")
 	}
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stopped <- h.rt.Stop(ctx)
-	}()
-	// Let Stop cancel the runtime's context before the step goes on to
-	// commit (this sleep orders two goroutines; it waits for no deadline).
-	time.Sleep(20 * time.Millisecond)
-	close(g.release)
-	if err := <-stopped; err != nil {
-		t.Fatal(err)
-	}
-	if in, ok := h.instance("t4"); ok {
-		t.Logf("after the stop: instance %s/%s version %d", in.Status, in.Phase, in.Version)
-	}
-	if err := h.st.Close(); err != nil {
-		t.Fatal(err)
-	}
-	h.open()
-	h.start(mt.Transfer{})
+	// Let Restart's Stop cancel the runtime's context before the step goes
+	// on to commit (this delay orders two goroutines; it waits for no
+	// deadline).
+	time.AfterFunc(20*time.Millisecond, func() { close(g.release) })
+	h.restartWith(mt.Transfer{}, func() { h.logInstance("after the stop", "t4") })
 	in := h.waitDone("t4")
 	h.checkRefunded(in, "t4", "alice", "carol", 10000)
-	if s := h.rt.Stats(); s.Failures != 0 || s.Parked != 0 {
+	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 {
 		t.Errorf("stats after the restart %+v", s)
 	}
 }
@@ -356,8 +277,7 @@ func TestE2ERefundOnceWhenStoppedDuringCompensation(t *testing.T) {
 // A rejected debit moves no money and fails the transfer.
 func TestE2EInsufficientFundsFails(t *testing.T) {
 	t.Parallel()
-	h := e2eOpen(t)
-	h.start(mt.Transfer{})
+	h := e2eStart(t, mt.Transfer{})
 	h.dispatch(mt.CommandDeposit, "alice", mt.Deposit{Amount: 100})
 	h.initiate(mt.TransferInitiated{TransferID: "t5", SourceID: "alice", DestID: "bob", Amount: 4000})
 	in := h.waitDone("t5")
@@ -367,7 +287,7 @@ func TestE2EInsufficientFundsFails(t *testing.T) {
 	if a, b := h.balance("alice"), h.balance("bob"); a != 100 || b != 0 {
 		t.Errorf("balances alice %d bob %d, want 100 and 0", a, b)
 	}
-	_, err := h.rt.Dispatch(context.Background(), evoke.NewCommand(mt.CommandDebit, mt.AggregateAccount, "alice", mt.Debit{Amount: 1000}))
+	_, err := h.Runtime.Dispatch(context.Background(), evoke.NewCommand(mt.CommandDebit, mt.AggregateAccount, "alice", mt.Debit{Amount: 1000}))
 	var re *evoke.RejectedError
 	if !errors.As(err, &re) {
 		t.Errorf("debit over the balance: %v, want a rejection", err)

@@ -42,10 +42,7 @@ func newTransferRuntime(st evokestore.Store) (*evoke.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := evoke.RegisterProcessManager(rt, mt.Transfer{}, nil); err != nil {
-		return nil, err
-	}
-	return rt, evoke.RegisterAggregate(rt, mt.AggregateAccount, mt.Account{})
+	return rt, registerTransfer(rt, mt.Transfer{})
 }
 
 // killChild runs the transfers until every one has ended (or it is killed).
