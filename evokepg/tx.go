@@ -67,7 +67,7 @@ var (
 // DeferWrites implements evokestore.WriteDeferrer: from now on, the writes
 // that return nothing but an error (PutInstances, InsertOutbox,
 // DeleteOutbox, PutCommandOutcomes, InsertHistory, the checkpoints, Hold,
-// Release, ReplaceDeadlines, DeleteInstance, CheckLeases) are queued and
+// Release, ReplaceDeadlines, CheckLeases) are queued and
 // sent in the same round trip as the next statement whose reply is needed,
 // or with COMMIT, after the append lock (see the package documentation). A
 // chained batch of the router then takes three round trips instead of
@@ -450,10 +450,6 @@ ON CONFLICT (process_manager, partition) DO UPDATE SET position = excluded.posit
 	sqlDeleteDeadlinesOf = `DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = ANY($2::text[])`
 	sqlDeleteDeadline    = `WITH d AS (DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2 AND name = $3 AND version = $4 RETURNING 1)
 SELECT COUNT(*), (CASE WHEN COUNT(*) > 0 AND $5::boolean THEN pg_notify($6, $7) END) IS NULL FROM d`
-	sqlDeleteInstance = `WITH i AS (DELETE FROM instances WHERE process_manager = $1 AND id = $2),
-	h AS (DELETE FROM held_events WHERE process_manager = $1 AND instance_id = $2),
-	d AS (DELETE FROM deadlines WHERE process_manager = $1 AND instance_id = $2)
-DELETE FROM history WHERE process_manager = $1 AND instance_id = $2`
 )
 
 // instanceColumns holds the column arrays of instance writes.
@@ -853,25 +849,6 @@ func (t *txn) DeleteDeadlines(ctx context.Context, ds []evokestore.Deadline) ([]
 		t.topics |= backend.SetDeadlines
 	}
 	return deleted, nil
-}
-
-// DeleteInstance removes an instance with its held events, deadlines and
-// history, in one statement.
-func (t *txn) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
-	if err := t.lock(); err != nil {
-		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
-	}
-	defer t.mu.Unlock()
-	b := &pgx.Batch{}
-	b.Queue(sqlDeleteInstance, processManager, instanceID)
-	t.notify(b, backend.SetDeadlines)
-	if err := t.exec(ctx, b, func(err error) error {
-		return fmt.Errorf("evokepg: delete instance %s/%s: %w", processManager, instanceID, err)
-	}); err != nil {
-		return err
-	}
-	t.topics |= backend.SetDeadlines
-	return nil
 }
 
 // Commit commits the transaction and then wakes this Store's subscribers of

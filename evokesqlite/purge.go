@@ -32,7 +32,7 @@ func (t *txn) Purge(ctx context.Context, before time.Time, limit int) (evokestor
 		return res, fmt.Errorf("evokesqlite: purge: %w", err)
 	}
 	for _, v := range victims {
-		if err := t.DeleteInstance(ctx, v[0], v[1]); err != nil {
+		if err := t.deleteInstance(ctx, v[0], v[1]); err != nil {
 			return res, err
 		}
 	}

@@ -447,9 +447,9 @@ func (t *txn) DeleteDeadline(ctx context.Context, d evokestore.Deadline) (bool, 
 	return n > 0, nil
 }
 
-// DeleteInstance removes an instance with its held events, deadlines and
-// history.
-func (t *txn) DeleteInstance(ctx context.Context, processManager, instanceID string) error {
+// deleteInstance removes an instance with its held events, deadlines and
+// history (the retention's purge).
+func (t *txn) deleteInstance(ctx context.Context, processManager, instanceID string) error {
 	for _, id := range [...]stmtID{sDeleteInstance, sDeleteHeldAll, sDeleteDeadlines, sDeleteHistory} {
 		if _, err := t.stmt(ctx, id).ExecContext(ctx, processManager, instanceID); err != nil {
 			return fmt.Errorf("evokesqlite: delete instance %s/%s: %w", processManager, instanceID, err)

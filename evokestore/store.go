@@ -341,9 +341,6 @@ type Tx interface {
 	// was. The deadline scheduler fires a deadline only if it deleted it,
 	// so that one deadline never fires twice.
 	DeleteDeadline(ctx context.Context, d Deadline) (deleted bool, err error)
-	// DeleteInstance removes an instance with its held events, deadlines and
-	// history (retention purge).
-	DeleteInstance(ctx context.Context, processManager, instanceID string) error
 	Commit() error
 	Rollback() error
 }

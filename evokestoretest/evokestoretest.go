@@ -123,7 +123,6 @@ func Run(t *testing.T, newStore func(t *testing.T) evokestore.Store, implements 
 		{"Deadlines", testDeadlines},
 		{"ReplaceDeadlinesOfMany", testReplaceDeadlinesOfMany},
 		{"DeleteDeadline", testDeleteDeadline},
-		{"DeleteInstance", testDeleteInstance},
 		{"Stats", testStats},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"RollbackLeavesNothing", testRollbackLeavesNothing},
@@ -1444,46 +1443,6 @@ func testDeleteDeadline(t *testing.T, s evokestore.Store) {
 	}
 	if _, ok, err := s.NextDeadline(ctx); err != nil || ok {
 		t.Errorf("deadline still stored after delete: ok=%v err=%v", ok, err)
-	}
-}
-
-func testDeleteInstance(t *testing.T, s evokestore.Store) {
-	ctx := t.Context()
-	for _, id := range []string{"a", "b"} {
-		inTx(t, s, func(tx evokestore.Tx) error {
-			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: instance("pm", id, 1), PrevVersion: -1}}); err != nil {
-				return err
-			}
-			if err := tx.Hold(ctx, []evokestore.HeldEvent{{ProcessManager: "pm", InstanceID: id, Position: 4}}); err != nil {
-				return err
-			}
-			if err := tx.ReplaceDeadlines(ctx, "pm", []string{id}, []evokestore.Deadline{{ProcessManager: "pm", InstanceID: id, Name: "t", DueAt: t0, Version: 1}}); err != nil {
-				return err
-			}
-			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{record("pm", id, evokestore.KindStep, 1, 4)})
-		})
-	}
-	inTx(t, s, func(tx evokestore.Tx) error { return tx.DeleteInstance(ctx, "pm", "a") })
-
-	if _, ok := loadOne(t, s, "pm", "a"); ok {
-		t.Error("instance a still stored")
-	}
-	if _, ok := loadOne(t, s, "pm", "b"); !ok {
-		t.Error("instance b deleted too")
-	}
-	for id, want := range map[string]int{"a": 0, "b": 1} {
-		h, err := s.Held(ctx, "pm", id)
-		if err != nil || len(h) != want {
-			t.Errorf("held of %s = %d, %v; want %d", id, len(h), err, want)
-		}
-		hist, err := s.History(ctx, "pm", id)
-		if err != nil || len(hist) != want {
-			t.Errorf("history of %s = %d, %v; want %d", id, len(hist), err, want)
-		}
-	}
-	due, err := s.DueDeadlines(ctx, t0, 10)
-	if err != nil || len(due) != 1 || due[0].InstanceID != "b" {
-		t.Errorf("deadlines after delete = %+v, %v; want only b's", due, err)
 	}
 }
 
