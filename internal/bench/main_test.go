@@ -1,13 +1,15 @@
 package bench_test
 
 import (
-	"os"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/evoke-go/evoke/internal/testnote"
 )
 
+// The benchmark runtimes stop with their runs: no goroutine outlives them.
 func TestMain(m *testing.M) {
 	testnote.Postgres("internal/bench")
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
