@@ -19,7 +19,6 @@ package evokeamqp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/internal/wire"
 )
 
 // Headers evoke writes and reads.
@@ -42,6 +42,12 @@ const (
 	// HeaderError, on a reply, reports a transient failure.
 	HeaderError = "evoke-error"
 )
+
+// headers carries a command's aggregate, causation and values in the
+// headers above; its ID, type and correlation ID travel in AMQP's own
+// properties.
+var headers = wire.Names{AggregateType: HeaderAggregateType, AggregateID: HeaderAggregateID,
+	CausationID: HeaderCausationID, Values: HeaderValues}
 
 // SinkConfig configures a Sink.
 type SinkConfig struct {
@@ -126,10 +132,7 @@ func (s *Sink) open() error {
 // Send publishes cmd and waits for the broker's confirm (and, with
 // Request, the receiver's answer).
 func (s *Sink) Send(ctx context.Context, cmd evoke.Command) error {
-	pub, err := Publishing(cmd)
-	if err != nil {
-		return err
-	}
+	pub := Publishing(cmd)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.open(); err != nil {
@@ -186,34 +189,19 @@ func (s *Sink) Send(ctx context.Context, cmd evoke.Command) error {
 }
 
 // Publishing returns the message of cmd (see the package documentation).
-func Publishing(cmd evoke.Command) (amqp.Publishing, error) {
-	h := amqp.Table{HeaderAggregateType: cmd.AggregateType, HeaderAggregateID: cmd.AggregateID}
-	if cmd.Metadata.CausationID != "" {
-		h[HeaderCausationID] = cmd.Metadata.CausationID
-	}
-	if len(cmd.Metadata.Values) > 0 {
-		b, err := json.Marshal(cmd.Metadata.Values)
-		if err != nil {
-			return amqp.Publishing{}, fmt.Errorf("evokeamqp: command %s: %w", cmd.ID, err)
-		}
-		h[HeaderValues] = string(b)
-	}
+func Publishing(cmd evoke.Command) amqp.Publishing {
+	h := amqp.Table{}
+	headers.Encode(cmd, func(k, v string) { h[k] = v })
 	return amqp.Publishing{Headers: h, ContentType: "application/json", DeliveryMode: amqp.Persistent,
-		MessageId: cmd.ID, CorrelationId: cmd.Metadata.CorrelationID, Type: cmd.Type, Body: cmd.Payload}, nil
+		MessageId: cmd.ID, CorrelationId: cmd.Metadata.CorrelationID, Type: cmd.Type, Body: cmd.Payload}
 }
 
 // CommandOf reads the command a sink sent in d.
 func CommandOf(d amqp.Delivery) (evoke.Command, error) {
 	str := func(k string) string { v, _ := d.Headers[k].(string); return v }
-	c := evoke.Command{ID: d.MessageId, Type: d.Type, AggregateType: str(HeaderAggregateType), AggregateID: str(HeaderAggregateID),
-		Payload: d.Body, Metadata: evoke.Metadata{CorrelationID: d.CorrelationId, CausationID: str(HeaderCausationID)}}
-	if c.ID == "" || c.Type == "" {
-		return c, fmt.Errorf("%w: evokeamqp: message carries no command", evoke.ErrInvalid)
-	}
-	if v := str(HeaderValues); v != "" {
-		if err := json.Unmarshal([]byte(v), &c.Metadata.Values); err != nil {
-			return c, fmt.Errorf("%w: evokeamqp: command %s: values: %v", evoke.ErrInvalid, c.ID, err)
-		}
+	c := evoke.Command{ID: d.MessageId, Type: d.Type, Payload: d.Body, Metadata: evoke.Metadata{CorrelationID: d.CorrelationId}}
+	if err := headers.Decode(str, &c); err != nil {
+		return c, fmt.Errorf("evokeamqp: message: %w", err)
 	}
 	return c, nil
 }

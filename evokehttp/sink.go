@@ -13,7 +13,6 @@ package evokehttp
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,19 +20,24 @@ import (
 	"strings"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/internal/wire"
 )
 
 // Headers evoke writes and reads.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderCommandType    = "Evoke-Command-Type"
-	HeaderAggregateType  = "Evoke-Aggregate-Type"
-	HeaderAggregateID    = "Evoke-Aggregate-Id"
-	HeaderCorrelationID  = "Evoke-Correlation-Id"
-	HeaderCausationID    = "Evoke-Causation-Id"
+	HeaderCommandType    = wire.CommandType
+	HeaderAggregateType  = wire.AggregateType
+	HeaderAggregateID    = wire.AggregateID
+	HeaderCorrelationID  = wire.CorrelationID
+	HeaderCausationID    = wire.CausationID
 	// HeaderValues holds a command's metadata values as a JSON object.
-	HeaderValues = "Evoke-Values"
+	HeaderValues = wire.Values
 )
+
+// headers carries the command's ID in the Idempotency-Key header and the
+// rest in the canonical Evoke- headers.
+var headers = func() wire.Names { n := wire.Canonical; n.ID = HeaderIdempotencyKey; return n }()
 
 // maxReason bounds the bytes of a response body read as a reason.
 const maxReason = 4096
@@ -60,23 +64,7 @@ func (s *Sink) Send(ctx context.Context, cmd evoke.Command) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderIdempotencyKey, cmd.ID)
-	req.Header.Set(HeaderCommandType, cmd.Type)
-	req.Header.Set(HeaderAggregateType, cmd.AggregateType)
-	req.Header.Set(HeaderAggregateID, cmd.AggregateID)
-	if cmd.Metadata.CorrelationID != "" {
-		req.Header.Set(HeaderCorrelationID, cmd.Metadata.CorrelationID)
-	}
-	if cmd.Metadata.CausationID != "" {
-		req.Header.Set(HeaderCausationID, cmd.Metadata.CausationID)
-	}
-	if len(cmd.Metadata.Values) > 0 {
-		b, err := json.Marshal(cmd.Metadata.Values)
-		if err != nil {
-			return fmt.Errorf("evokehttp: command %s: %w", cmd.ID, err)
-		}
-		req.Header.Set(HeaderValues, string(b))
-	}
+	headers.Encode(cmd, req.Header.Set)
 	client := s.Client
 	if client == nil {
 		client = http.DefaultClient
@@ -104,21 +92,13 @@ func (s *Sink) Send(ctx context.Context, cmd evoke.Command) error {
 
 // CommandOf reads the command a sink posted in r (reading its body).
 func CommandOf(r *http.Request) (evoke.Command, error) {
-	h := r.Header
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20+1))
 	if err != nil {
 		return evoke.Command{}, err
 	}
-	c := evoke.Command{ID: h.Get(HeaderIdempotencyKey), Type: h.Get(HeaderCommandType), AggregateType: h.Get(HeaderAggregateType),
-		AggregateID: h.Get(HeaderAggregateID), Payload: body,
-		Metadata: evoke.Metadata{CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}}
-	if c.ID == "" || c.Type == "" {
-		return c, fmt.Errorf("%w: evokehttp: request carries no command", evoke.ErrInvalid)
-	}
-	if v := h.Get(HeaderValues); v != "" {
-		if err := json.Unmarshal([]byte(v), &c.Metadata.Values); err != nil {
-			return c, fmt.Errorf("%w: evokehttp: command %s: values: %v", evoke.ErrInvalid, c.ID, err)
-		}
+	c := evoke.Command{Payload: body}
+	if err := headers.Decode(r.Header.Get, &c); err != nil {
+		return c, fmt.Errorf("evokehttp: request: %w", err)
 	}
 	return c, nil
 }

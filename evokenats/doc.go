@@ -44,20 +44,23 @@
 // event that the command's payload carried).
 package evokenats
 
-import "github.com/evoke-go/evoke"
+import (
+	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/internal/wire"
+)
 
 // Headers evoke reads and writes.
 const (
 	HeaderEventType     = "Evoke-Event-Type"
 	HeaderStreamID      = "Evoke-Stream-Id"
-	HeaderCorrelationID = "Evoke-Correlation-Id"
-	HeaderCausationID   = "Evoke-Causation-Id"
-	HeaderCommandID     = "Evoke-Command-Id"
-	HeaderCommandType   = "Evoke-Command-Type"
-	HeaderAggregateType = "Evoke-Aggregate-Type"
-	HeaderAggregateID   = "Evoke-Aggregate-Id"
+	HeaderCorrelationID = wire.CorrelationID
+	HeaderCausationID   = wire.CausationID
+	HeaderCommandID     = wire.CommandID
+	HeaderCommandType   = wire.CommandType
+	HeaderAggregateType = wire.AggregateType
+	HeaderAggregateID   = wire.AggregateID
 	// HeaderValues holds a command's metadata values as a JSON object.
-	HeaderValues = "Evoke-Values"
+	HeaderValues = wire.Values
 	// HeaderRejected, on a reply, rejects the command with its value as
 	// the reason.
 	HeaderRejected = "Evoke-Rejected"

@@ -2,7 +2,6 @@ package evokenats
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/internal/wire"
 )
 
 // SinkConfig configures a sink.
@@ -53,10 +53,7 @@ func subjectOf(cfg *SinkConfig) func(evoke.Command) string {
 
 // Send sends cmd.
 func (s *Sink) Send(ctx context.Context, cmd evoke.Command) error {
-	msg, err := Message(s.subject(cmd), cmd)
-	if err != nil {
-		return err
-	}
+	msg := Message(s.subject(cmd), cmd)
 	if s.js != nil {
 		_, err := s.js.PublishMsg(ctx, msg)
 		return err
@@ -77,43 +74,19 @@ func (s *Sink) Send(ctx context.Context, cmd evoke.Command) error {
 // Message returns the message of cmd on subject: the payload as the body,
 // the command's ID in Nats-Msg-Id and Evoke-Command-Id, and its type,
 // aggregate, lineage and metadata values in Evoke- headers.
-func Message(subject string, cmd evoke.Command) (*nats.Msg, error) {
+func Message(subject string, cmd evoke.Command) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = cmd.Payload
 	m.Header.Set(jetstream.MsgIDHeader, cmd.ID)
-	m.Header.Set(HeaderCommandID, cmd.ID)
-	m.Header.Set(HeaderCommandType, cmd.Type)
-	m.Header.Set(HeaderAggregateType, cmd.AggregateType)
-	m.Header.Set(HeaderAggregateID, cmd.AggregateID)
-	if cmd.Metadata.CorrelationID != "" {
-		m.Header.Set(HeaderCorrelationID, cmd.Metadata.CorrelationID)
-	}
-	if cmd.Metadata.CausationID != "" {
-		m.Header.Set(HeaderCausationID, cmd.Metadata.CausationID)
-	}
-	if len(cmd.Metadata.Values) > 0 {
-		b, err := json.Marshal(cmd.Metadata.Values)
-		if err != nil {
-			return nil, fmt.Errorf("evokenats: command %s: %w", cmd.ID, err)
-		}
-		m.Header.Set(HeaderValues, string(b))
-	}
-	return m, nil
+	wire.Canonical.Encode(cmd, m.Header.Set)
+	return m
 }
 
 // CommandOf reads the command a sink sent in msg.
 func CommandOf(msg *nats.Msg) (evoke.Command, error) {
-	h := msg.Header
-	c := evoke.Command{ID: h.Get(HeaderCommandID), Type: h.Get(HeaderCommandType), AggregateType: h.Get(HeaderAggregateType),
-		AggregateID: h.Get(HeaderAggregateID), Payload: msg.Data,
-		Metadata: evoke.Metadata{CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}}
-	if c.ID == "" || c.Type == "" {
-		return c, fmt.Errorf("%w: evokenats: message on %s carries no command", evoke.ErrInvalid, msg.Subject)
-	}
-	if v := h.Get(HeaderValues); v != "" {
-		if err := json.Unmarshal([]byte(v), &c.Metadata.Values); err != nil {
-			return c, fmt.Errorf("%w: evokenats: command %s: values: %v", evoke.ErrInvalid, c.ID, err)
-		}
+	c := evoke.Command{Payload: msg.Data}
+	if err := wire.Canonical.Decode(msg.Header.Get, &c); err != nil {
+		return c, fmt.Errorf("evokenats: message on %s: %w", msg.Subject, err)
 	}
 	return c, nil
 }
