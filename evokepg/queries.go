@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"github.com/evoke-go/evoke/internal/payload"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,20 +48,6 @@ func (q queries) db(ctx context.Context) (dbtx, func(), error) {
 // "id = ANY($1)") would stick after it grew, until autovacuum analysed it.
 // Planning such a lookup costs far less than one bad scan.
 const customPlan = pgx.QueryExecModeExec
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
 
 func limitOr(n int) int {
 	if n <= 0 {
@@ -149,19 +136,19 @@ WHERE completed_at > 0 AND completed_at >= $1 AND completed_at < $1 + $2 * $3 GR
 	sqlStatsInstances = `SELECT process_manager, status, COUNT(*) FROM instances GROUP BY process_manager, status`
 )
 
-func scanEvents(rows pgx.Rows, hint int) ([]evokestore.Event, error) {
-	defer rows.Close()
-	out := make([]evokestore.Event, 0, hint)
-	for rows.Next() {
-		var e evokestore.Event
-		var at int64
-		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.Data, &e.CorrelationID, &e.CausationID, &e.Values, &at); err != nil {
-			return nil, err
-		}
-		e.RecordedAt = fromNanos(at)
-		out = append(out, e)
+// query runs a read and appends its rows to out with scan.
+func query[T any](ctx context.Context, q queries, out []T, scan func(backend.Rows, []T) ([]T, error), sql string, args ...any) ([]T, error) {
+	db, done, err := q.db(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	defer done()
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return scan(rows, out)
 }
 
 // ReadLog returns events after q.After (and up to q.Until if > 0) in
@@ -170,26 +157,21 @@ func scanEvents(rows pgx.Rows, hint int) ([]evokestore.Event, error) {
 // assigned in commit order (see the package documentation), so a reader
 // that pages with After never skips an event committed later.
 func (q queries) ReadLog(ctx context.Context, lq evokestore.LogQuery) ([]evokestore.Event, error) {
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read log: %w", err)
-	}
-	defer done()
 	limit := limitOr(lq.Limit)
 	until := lq.Until
 	if until <= 0 {
 		until = math.MaxInt64
 	}
-	var rows pgx.Rows
+	hint := min(limit, 256)
+	var (
+		evs []evokestore.Event
+		err error
+	)
 	if len(lq.Types) == 0 {
-		rows, err = db.Query(ctx, sqlReadLog, lq.After, until, limit)
+		evs, err = q.queryEvents(ctx, hint, sqlReadLog, lq.After, until, limit)
 	} else {
-		rows, err = db.Query(ctx, sqlReadLogTypes, lq.After, until, lq.Types, limit)
+		evs, err = q.queryEvents(ctx, hint, sqlReadLogTypes, lq.After, until, lq.Types, limit)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: read log: %w", err)
-	}
-	evs, err := scanEvents(rows, min(limit, 256))
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: read log: %w", err)
 	}
@@ -235,16 +217,7 @@ func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokest
 
 // queryEvents runs a query of events (hint sizes the result).
 func (q queries) queryEvents(ctx context.Context, hint int, sql string, args ...any) ([]evokestore.Event, error) {
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	rows, err := db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	return scanEvents(rows, hint)
+	return query(ctx, q, make([]evokestore.Event, 0, hint), backend.ScanEvents, sql, args...)
 }
 
 // Head returns the highest committed position (0 for an empty log); inside
@@ -262,28 +235,9 @@ func (q queries) Head(ctx context.Context) (int64, error) {
 	return h, nil
 }
 
-func scanInstances(rows pgx.Rows, hint int) ([]evokestore.Instance, error) {
-	defer rows.Close()
-	out := make([]evokestore.Instance, 0, hint)
-	for rows.Next() {
-		var in evokestore.Instance
-		var status, outcome string
-		var partition, attempts int32
-		var next, created, updated, completed int64
-		if err := rows.Scan(&in.ProcessManager, &in.ID, &partition, &in.State, &in.Version, &status, &in.Phase,
-			&in.LastPosition, &attempts, &next, &in.LastError, &created, &updated, &completed, &outcome); err != nil {
-			return nil, err
-		}
-		in.Outcome = evokestore.InstanceOutcome(outcome)
-		in.Partition, in.Attempts = int(partition), int(attempts)
-		in.Status = evokestore.InstanceStatus(status)
-		in.NextAttemptAt = fromNanos(next)
-		in.CreatedAt = fromNanos(created)
-		in.UpdatedAt = fromNanos(updated)
-		in.CompletedAt = fromNanos(completed)
-		out = append(out, in)
-	}
-	return out, rows.Err()
+// queryInstances runs a query of instances (hint sizes the result).
+func (q queries) queryInstances(ctx context.Context, hint int, sql string, args ...any) ([]evokestore.Instance, error) {
+	return query(ctx, q, make([]evokestore.Instance, 0, hint), backend.ScanInstances, sql, args...)
 }
 
 // Instances loads the named instances of one process manager, ordered by
@@ -293,16 +247,7 @@ func (q queries) Instances(ctx context.Context, processManager string, ids []str
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: load instances: %w", err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlInstances, customPlan, processManager, ids)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: load instances: %w", err)
-	}
-	ins, err := scanInstances(rows, len(ids))
+	ins, err := q.queryInstances(ctx, len(ids), sqlInstances, customPlan, processManager, ids)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: load instances: %w", err)
 	}
@@ -312,18 +257,9 @@ func (q queries) Instances(ctx context.Context, processManager string, ids []str
 // ListInstances lists instances ordered by (process manager, id), bytewise,
 // after (AfterProcessManager, AfterID), at most Limit (default 1000).
 func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery) ([]evokestore.Instance, error) {
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: list instances: %w", err)
-	}
-	defer done()
 	limit := limitOr(iq.Limit)
-	rows, err := db.Query(ctx, sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
-		string(iq.Outcome), iq.IDPrefix, nanos(iq.CreatedBefore), nanos(iq.CreatedAfter))
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: list instances: %w", err)
-	}
-	ins, err := scanInstances(rows, min(limit, 64))
+	ins, err := q.queryInstances(ctx, min(limit, 64), sqlListInstances, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
+		string(iq.Outcome), iq.IDPrefix, backend.Nanos(iq.CreatedBefore), backend.Nanos(iq.CreatedAfter))
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: list instances: %w", err)
 	}
@@ -353,13 +289,9 @@ func (q queries) Checkpoint(ctx context.Context, processManager string, partitio
 // insertion, not commit, order: a command may commit after one with a
 // greater Seq.
 func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evokestore.OutboxCommand, error) {
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: outbox: %w", err)
-	}
-	defer done()
 	limit := limitOr(oq.Limit)
-	var rows pgx.Rows
+	out := make([]evokestore.OutboxCommand, 0, min(limit, 64))
+	var err error
 	switch {
 	case oq.Instances != nil && oq.Partitions != nil:
 		return nil, errors.New("evokepg: outbox: Partitions and Instances do not combine")
@@ -367,30 +299,13 @@ func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evoke
 		if len(oq.Instances) == 0 {
 			return nil, nil
 		}
-		rows, err = db.Query(ctx, sqlOutboxInstances, customPlan, oq.After, limit, oq.ProcessManager, oq.Instances)
+		out, err = query(ctx, q, out, backend.ScanOutbox, sqlOutboxInstances, customPlan, oq.After, limit, oq.ProcessManager, oq.Instances)
 	case oq.Partitions != nil:
-		rows, err = db.Query(ctx, sqlOutboxParts, customPlan, oq.After, limit, oq.Partitions)
+		out, err = query(ctx, q, out, backend.ScanOutbox, sqlOutboxParts, customPlan, oq.After, limit, oq.Partitions)
 	default:
-		rows, err = db.Query(ctx, sqlOutbox, oq.After, limit)
+		out, err = query(ctx, q, out, backend.ScanOutbox, sqlOutbox, oq.After, limit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("evokepg: outbox: %w", err)
-	}
-	defer rows.Close()
-	out := make([]evokestore.OutboxCommand, 0, min(limit, 64))
-	for rows.Next() {
-		var c evokestore.OutboxCommand
-		var partition int32
-		var created int64
-		if err := rows.Scan(&c.Seq, &c.ID, &c.ProcessManager, &c.InstanceID, &partition, &c.Type, &c.AggregateType,
-			&c.AggregateID, &c.Payload, &c.CorrelationID, &c.CausationID, &c.Values, &created); err != nil {
-			return nil, fmt.Errorf("evokepg: outbox: %w", err)
-		}
-		c.Partition = int(partition)
-		c.CreatedAt = fromNanos(created)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: outbox: %w", err)
 	}
 	return out, nil
@@ -422,7 +337,7 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 			return nil, fmt.Errorf("evokepg: command outcomes: %w", err)
 		}
 		o.Events = int(events)
-		o.RecordedAt = fromNanos(at)
+		o.RecordedAt = backend.FromNanos(at)
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {
@@ -433,25 +348,8 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 
 // Held returns the events held for one instance, in position order.
 func (q queries) Held(ctx context.Context, processManager, instanceID string) ([]evokestore.HeldEvent, error) {
-	db, done, err := q.db(ctx)
+	out, err := query(ctx, q, nil, backend.ScanHeld, sqlHeld, processManager, instanceID)
 	if err != nil {
-		return nil, fmt.Errorf("evokepg: held: %w", err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlHeld, processManager, instanceID)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: held: %w", err)
-	}
-	defer rows.Close()
-	var out []evokestore.HeldEvent
-	for rows.Next() {
-		var h evokestore.HeldEvent
-		if err := rows.Scan(&h.ProcessManager, &h.InstanceID, &h.Position, &h.Error); err != nil {
-			return nil, fmt.Errorf("evokepg: held: %w", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokepg: held: %w", err)
 	}
 	return out, nil
@@ -479,7 +377,7 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 			return nil, fmt.Errorf("evokepg: history: %w", err)
 		}
 		h.ID *= historyRun // a record's ID: see historyRun
-		h.RecordedAt = fromNanos(at)
+		h.RecordedAt = backend.FromNanos(at)
 		out = append(out, h)
 		if more != nil {
 			if out, err = payload.ParseHistoryMore(out, &h, more); err != nil {
@@ -493,41 +391,10 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 	return out, nil
 }
 
-// scanDeadlines reads deadline rows (and closes them); err is the query's.
-func scanDeadlines(rows pgx.Rows, err error) ([]evokestore.Deadline, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []evokestore.Deadline
-	for rows.Next() {
-		d, err := scanDeadline(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, error) {
-	var d evokestore.Deadline
-	var due int64
-	err := sc.Scan(&d.ProcessManager, &d.InstanceID, &d.Name, &due, &d.Version)
-	d.DueAt = fromNanos(due)
-	return d, err
-}
-
 // DueDeadlines returns deadlines due at or before now, earliest first, at
 // most limit (default 1000).
 func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]evokestore.Deadline, error) {
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlDueDeadlines, now.UnixNano(), limitOr(limit))
-	out, err := scanDeadlines(rows, err)
+	out, err := query(ctx, q, nil, backend.ScanDeadlines, sqlDueDeadlines, now.UnixNano(), limitOr(limit))
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: due deadlines: %w", err)
 	}
@@ -540,13 +407,7 @@ func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	db, done, err := q.db(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
-	}
-	defer done()
-	rows, err := db.Query(ctx, sqlInstanceDeadlines, customPlan, pm, ids)
-	out, err := scanDeadlines(rows, err)
+	out, err := query(ctx, q, nil, backend.ScanDeadlines, sqlInstanceDeadlines, customPlan, pm, ids)
 	if err != nil {
 		return nil, fmt.Errorf("evokepg: instance deadlines: %w", err)
 	}
@@ -560,7 +421,7 @@ func (q queries) NextDeadline(ctx context.Context) (evokestore.Deadline, bool, e
 		return evokestore.Deadline{}, false, fmt.Errorf("evokepg: next deadline: %w", err)
 	}
 	defer done()
-	d, err := scanDeadline(db.QueryRow(ctx, sqlNextDeadline))
+	d, err := backend.ScanDeadline(db.QueryRow(ctx, sqlNextDeadline))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return evokestore.Deadline{}, false, nil
 	}
@@ -626,20 +487,7 @@ func (q queries) Tally(ctx context.Context, since *evokestore.Tally) (evokestore
 		b.Queue(sqlTallyCommands, prev.Until).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&recorded, &recordedRejected, &t.Until, &t.ByEvents, &t.RejectedByEvents)
 		})
-		b.Queue(sqlTallyOutcomes).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var pm, outcome string
-				var n int64
-				if err := rows.Scan(&pm, &outcome, &n); err != nil {
-					return err
-				}
-				if t.Outcomes[pm] == nil {
-					t.Outcomes[pm] = map[evokestore.InstanceOutcome]int64{}
-				}
-				t.Outcomes[pm][evokestore.InstanceOutcome(outcome)] += n
-			}
-			return rows.Err()
-		})
+		b.Queue(sqlTallyOutcomes).Query(func(rows pgx.Rows) error { return backend.ScanOutcomeCounts(rows, t.Outcomes) })
 		if err := db.SendBatch(ctx, b).Close(); err != nil {
 			return evokestore.Tally{}, wrap(err)
 		}
@@ -670,20 +518,7 @@ func (q queries) Ended(ctx context.Context, since time.Time, every time.Duration
 		return nil, fmt.Errorf("evokepg: ended: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var pm string
-		var i, c int64
-		if err := rows.Scan(&pm, &i, &c); err != nil {
-			return nil, fmt.Errorf("evokepg: ended: %w", err)
-		}
-		if out[pm] == nil {
-			out[pm] = make([]int64, n)
-		}
-		if i >= 0 && i < int64(n) {
-			out[pm][i] += c
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if err := backend.ScanEnded(rows, out, n); err != nil {
 		return nil, fmt.Errorf("evokepg: ended: %w", err)
 	}
 	return out, nil

@@ -308,7 +308,7 @@ func (t *txn) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][
 	)
 	for i := range events {
 		e := &events[i]
-		at := nanos(e.RecordedAt)
+		at := backend.Nanos(e.RecordedAt)
 		if at == 0 {
 			at = now
 		}
@@ -316,7 +316,7 @@ func (t *txn) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][
 			e.ID, e.StreamID, e.StreamVersion, e.Type, e.Data, e.CorrelationID, e.CausationID, e.Values, at
 		out[i] = evokestore.Event{
 			ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
-			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: fromNanos(at),
+			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: backend.FromNanos(at),
 		}
 	}
 
@@ -334,7 +334,7 @@ func (t *txn) appendEvents(ctx context.Context, q *evokestore.LogQuery, skip [][
 			qq = b.Queue(sqlReadLogTypesSkipping, q.After, los, his, limit, q.Types)
 		}
 		qq.Query(func(rows pgx.Rows) error {
-			evs, err := scanEvents(rows, min(limit, 64))
+			evs, err := backend.ScanEvents(rows, make([]evokestore.Event, 0, min(limit, 64)))
 			read = evs
 			return err
 		})
@@ -471,11 +471,11 @@ func (c *instanceColumns) add(w *evokestore.InstanceWrite) {
 	c.phases = append(c.phases, w.Phase)
 	c.lastPositions = append(c.lastPositions, w.LastPosition)
 	c.attempts = append(c.attempts, int32(w.Attempts))
-	c.nextAttempts = append(c.nextAttempts, nanos(w.NextAttemptAt))
+	c.nextAttempts = append(c.nextAttempts, backend.Nanos(w.NextAttemptAt))
 	c.lastErrors = append(c.lastErrors, w.LastError)
-	c.creates = append(c.creates, nanos(w.CreatedAt))
-	c.updates = append(c.updates, nanos(w.UpdatedAt))
-	c.completions = append(c.completions, nanos(w.CompletedAt))
+	c.creates = append(c.creates, backend.Nanos(w.CreatedAt))
+	c.updates = append(c.updates, backend.Nanos(w.UpdatedAt))
+	c.completions = append(c.completions, backend.Nanos(w.CompletedAt))
 	c.outcomes = append(c.outcomes, string(w.Outcome))
 }
 
@@ -553,7 +553,7 @@ func (t *txn) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand)
 	partitions, payloads, vals, ats := make([]int32, n), make([][]byte, n), make([][]byte, n), make([]int64, n)
 	for i := range cmds {
 		c := &cmds[i]
-		at := nanos(c.CreatedAt)
+		at := backend.Nanos(c.CreatedAt)
 		if at == 0 {
 			at = now
 		}
@@ -602,7 +602,7 @@ func (t *txn) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comm
 	events, ats := make([]int32, n), make([]int64, n)
 	for i := range outcomes {
 		o := &outcomes[i]
-		at := nanos(o.RecordedAt)
+		at := backend.Nanos(o.RecordedAt)
 		if at == 0 {
 			at = now
 		}
@@ -638,7 +638,7 @@ func (t *txn) InsertHistory(ctx context.Context, records []evokestore.HistoryRec
 	now := time.Now().UnixNano()
 	ats := make([]int64, len(records))
 	for i := range records {
-		if ats[i] = nanos(records[i].RecordedAt); ats[i] == 0 {
+		if ats[i] = backend.Nanos(records[i].RecordedAt); ats[i] == 0 {
 			ats[i] = now
 		}
 	}
@@ -933,8 +933,8 @@ func (t *txn) Purge(ctx context.Context, before time.Time, limit int) (evokestor
 	}
 	defer t.mu.Unlock()
 	b := &pgx.Batch{}
-	b.Queue(sqlPurgeInstances, nanos(before), limit).QueryRow(func(row pgx.Row) error { return row.Scan(&res.Instances) })
-	b.Queue(sqlPurgeOutcomes, nanos(before), limit).Exec(func(ct pgconn.CommandTag) error {
+	b.Queue(sqlPurgeInstances, backend.Nanos(before), limit).QueryRow(func(row pgx.Row) error { return row.Scan(&res.Instances) })
+	b.Queue(sqlPurgeOutcomes, backend.Nanos(before), limit).Exec(func(ct pgconn.CommandTag) error {
 		res.CommandOutcomes = int(ct.RowsAffected())
 		return nil
 	})

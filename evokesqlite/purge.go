@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 )
 
 var _ evokestore.Purger = (*txn)(nil)
@@ -15,7 +16,7 @@ var _ evokestore.Purger = (*txn)(nil)
 // limit command outcomes recorded before before (evokestore.Purger).
 func (t *txn) Purge(ctx context.Context, before time.Time, limit int) (evokestore.PurgeResult, error) {
 	var res evokestore.PurgeResult
-	rows, err := t.tx.QueryContext(ctx, `SELECT process_manager, id FROM instances WHERE completed_at > 0 AND completed_at < ? ORDER BY completed_at LIMIT ?`, nanos(before), limit)
+	rows, err := t.tx.QueryContext(ctx, `SELECT process_manager, id FROM instances WHERE completed_at > 0 AND completed_at < ? ORDER BY completed_at LIMIT ?`, backend.Nanos(before), limit)
 	if err != nil {
 		return res, fmt.Errorf("evokesqlite: purge: %w", err)
 	}
@@ -37,7 +38,7 @@ func (t *txn) Purge(ctx context.Context, before time.Time, limit int) (evokestor
 		}
 	}
 	res.Instances = len(victims)
-	r, err := t.tx.ExecContext(ctx, `DELETE FROM command_outcomes WHERE command_id IN (SELECT command_id FROM command_outcomes WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`, nanos(before), limit)
+	r, err := t.tx.ExecContext(ctx, `DELETE FROM command_outcomes WHERE command_id IN (SELECT command_id FROM command_outcomes WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`, backend.Nanos(before), limit)
 	if err != nil {
 		return res, fmt.Errorf("evokesqlite: purge command outcomes: %w", err)
 	}

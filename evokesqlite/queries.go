@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
+	"github.com/evoke-go/evoke/evokestore/backend"
 	"github.com/evoke-go/evoke/internal/payload"
 )
 
@@ -31,18 +32,14 @@ func (q queries) stmt(ctx context.Context, id stmtID) *sql.Stmt {
 	return q.s.rs[id]
 }
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
+// query runs a read statement and appends its rows to out with scan.
+func query[T any](ctx context.Context, q queries, id stmtID, out []T, scan func(backend.Rows, []T) ([]T, error), args ...any) ([]T, error) {
+	rows, err := q.stmt(ctx, id).QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
 	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
+	defer rows.Close()
+	return scan(rows, out)
 }
 
 func limitOr(n int) int {
@@ -69,22 +66,9 @@ func jsonInts(ns []int64) string {
 	return string(append(b, ']'))
 }
 
-func scanEvents(rows *sql.Rows, err error, hint int) ([]evokestore.Event, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make([]evokestore.Event, 0, hint)
-	for rows.Next() {
-		var e evokestore.Event
-		var at int64
-		if err := rows.Scan(&e.Position, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.Data, &e.CorrelationID, &e.CausationID, &e.Values, &at); err != nil {
-			return nil, err
-		}
-		e.RecordedAt = fromNanos(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+// queryEvents runs a read statement of events (hint sizes the result).
+func queryEvents(ctx context.Context, q queries, id stmtID, hint int, args ...any) ([]evokestore.Event, error) {
+	return query(ctx, q, id, make([]evokestore.Event, 0, hint), backend.ScanEvents, args...)
 }
 
 // ReadLog returns events after q.After in position order, at most q.Limit
@@ -97,11 +81,9 @@ func (q queries) ReadLog(ctx context.Context, lq evokestore.LogQuery) ([]evokest
 		err error
 	)
 	if len(lq.Types) == 0 {
-		rows, qerr := q.stmt(ctx, sReadLog).QueryContext(ctx, lq.After, until(lq.Until), limit)
-		evs, err = scanEvents(rows, qerr, hint)
+		evs, err = queryEvents(ctx, q, sReadLog, hint, lq.After, until(lq.Until), limit)
 	} else {
-		rows, qerr := q.stmt(ctx, sReadLogTypes).QueryContext(ctx, lq.After, until(lq.Until), jsonStrings(lq.Types), limit)
-		evs, err = scanEvents(rows, qerr, hint)
+		evs, err = queryEvents(ctx, q, sReadLogTypes, hint, lq.After, until(lq.Until), jsonStrings(lq.Types), limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: read log: %w", err)
@@ -120,8 +102,7 @@ func until(u int64) int64 {
 // ReadStream returns one stream's events with version > afterVersion, in
 // version order.
 func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion int64) ([]evokestore.Event, error) {
-	rows, err := q.stmt(ctx, sReadStream).QueryContext(ctx, streamID, afterVersion)
-	evs, err := scanEvents(rows, err, 8)
+	evs, err := queryEvents(ctx, q, sReadStream, 8, streamID, afterVersion)
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: read stream %q: %w", streamID, err)
 	}
@@ -131,8 +112,7 @@ func (q queries) ReadStream(ctx context.Context, streamID string, afterVersion i
 // ReadStreams returns the events of several streams in one query, ordered by
 // stream then version (evokestore.StreamsReader).
 func (q queries) ReadStreams(ctx context.Context, streamIDs []string) ([]evokestore.Event, error) {
-	rows, err := q.stmt(ctx, sReadStreams).QueryContext(ctx, jsonStrings(streamIDs))
-	evs, err := scanEvents(rows, err, len(streamIDs))
+	evs, err := queryEvents(ctx, q, sReadStreams, len(streamIDs), jsonStrings(streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: read %d streams: %w", len(streamIDs), err)
 	}
@@ -145,8 +125,7 @@ func (q queries) ReadEvents(ctx context.Context, ids []string) ([]evokestore.Eve
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := q.stmt(ctx, sReadEvents).QueryContext(ctx, jsonStrings(ids))
-	evs, err := scanEvents(rows, err, len(ids))
+	evs, err := queryEvents(ctx, q, sReadEvents, len(ids), jsonStrings(ids))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: read %d events: %w", len(ids), err)
 	}
@@ -163,29 +142,10 @@ func (q queries) Head(ctx context.Context) (int64, error) {
 	return h, nil
 }
 
-func scanInstances(rows *sql.Rows, err error, hint int) ([]evokestore.Instance, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make([]evokestore.Instance, 0, hint)
-	for rows.Next() {
-		var in evokestore.Instance
-		var status, outcome string
-		var next, created, updated, completed int64
-		if err := rows.Scan(&in.ProcessManager, &in.ID, &in.Partition, &in.State, &in.Version, &status, &in.Phase,
-			&in.LastPosition, &in.Attempts, &next, &in.LastError, &created, &updated, &completed, &outcome); err != nil {
-			return nil, err
-		}
-		in.Status = evokestore.InstanceStatus(status)
-		in.Outcome = evokestore.InstanceOutcome(outcome)
-		in.NextAttemptAt = fromNanos(next)
-		in.CreatedAt = fromNanos(created)
-		in.UpdatedAt = fromNanos(updated)
-		in.CompletedAt = fromNanos(completed)
-		out = append(out, in)
-	}
-	return out, rows.Err()
+// queryInstances runs a read statement of instances (hint sizes the
+// result).
+func queryInstances(ctx context.Context, q queries, id stmtID, hint int, args ...any) ([]evokestore.Instance, error) {
+	return query(ctx, q, id, make([]evokestore.Instance, 0, hint), backend.ScanInstances, args...)
 }
 
 // Instances loads the named instances of one process manager, ordered by
@@ -195,8 +155,7 @@ func (q queries) Instances(ctx context.Context, processManager string, ids []str
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := q.stmt(ctx, sInstances).QueryContext(ctx, processManager, jsonStrings(ids))
-	ins, err := scanInstances(rows, err, len(ids))
+	ins, err := queryInstances(ctx, q, sInstances, len(ids), processManager, jsonStrings(ids))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: load instances: %w", err)
 	}
@@ -211,9 +170,8 @@ func (q queries) ListInstances(ctx context.Context, iq evokestore.InstanceQuery)
 	if iq.Status != "" && iq.Status != evokestore.StatusRunning {
 		id = sListInstancesStopped
 	}
-	rows, err := q.stmt(ctx, id).QueryContext(ctx, iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
-		string(iq.Outcome), iq.IDPrefix, nanos(iq.CreatedBefore), nanos(iq.CreatedAfter))
-	ins, err := scanInstances(rows, err, min(limit, 64))
+	ins, err := queryInstances(ctx, q, id, min(limit, 64), iq.ProcessManager, string(iq.Status), iq.AfterProcessManager, iq.AfterID, limit,
+		string(iq.Outcome), iq.IDPrefix, backend.Nanos(iq.CreatedBefore), backend.Nanos(iq.CreatedAfter))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: list instances: %w", err)
 	}
@@ -237,7 +195,7 @@ func (q queries) Checkpoint(ctx context.Context, processManager string, partitio
 // oq.Limit (default 1000).
 func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evokestore.OutboxCommand, error) {
 	limit := limitOr(oq.Limit)
-	var rows *sql.Rows
+	out := make([]evokestore.OutboxCommand, 0, min(limit, 64))
 	var err error
 	switch {
 	case oq.Instances != nil && oq.Partitions != nil:
@@ -246,28 +204,13 @@ func (q queries) Outbox(ctx context.Context, oq evokestore.OutboxQuery) ([]evoke
 		if len(oq.Instances) == 0 {
 			return nil, nil
 		}
-		rows, err = q.stmt(ctx, sOutboxInstances).QueryContext(ctx, oq.ProcessManager, jsonStrings(oq.Instances), oq.After, limit)
+		out, err = query(ctx, q, sOutboxInstances, out, backend.ScanOutbox, oq.ProcessManager, jsonStrings(oq.Instances), oq.After, limit)
 	case oq.Partitions != nil:
-		rows, err = q.stmt(ctx, sOutboxParts).QueryContext(ctx, oq.After, jsonInts(intsToInt64(oq.Partitions)), limit)
+		out, err = query(ctx, q, sOutboxParts, out, backend.ScanOutbox, oq.After, jsonInts(intsToInt64(oq.Partitions)), limit)
 	default:
-		rows, err = q.stmt(ctx, sOutbox).QueryContext(ctx, oq.After, limit)
+		out, err = query(ctx, q, sOutbox, out, backend.ScanOutbox, oq.After, limit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
-	}
-	defer rows.Close()
-	out := make([]evokestore.OutboxCommand, 0, min(limit, 64))
-	for rows.Next() {
-		var c evokestore.OutboxCommand
-		var created int64
-		if err := rows.Scan(&c.Seq, &c.ID, &c.ProcessManager, &c.InstanceID, &c.Partition, &c.Type, &c.AggregateType,
-			&c.AggregateID, &c.Payload, &c.CorrelationID, &c.CausationID, &c.Values, &created); err != nil {
-			return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
-		}
-		c.CreatedAt = fromNanos(created)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokesqlite: outbox: %w", err)
 	}
 	return out, nil
@@ -295,7 +238,7 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 		if err := payload.ParseOutcomeRecord(record, &o); err != nil {
 			return nil, fmt.Errorf("evokesqlite: command outcome %s: %w", o.CommandID, err)
 		}
-		o.RecordedAt = fromNanos(at)
+		o.RecordedAt = backend.FromNanos(at)
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {
@@ -306,20 +249,8 @@ func (q queries) CommandOutcomes(ctx context.Context, ids []string) ([]evokestor
 
 // Held returns the events held for one instance, in position order.
 func (q queries) Held(ctx context.Context, processManager, instanceID string) ([]evokestore.HeldEvent, error) {
-	rows, err := q.stmt(ctx, sHeld).QueryContext(ctx, processManager, instanceID)
+	out, err := query(ctx, q, sHeld, nil, backend.ScanHeld, processManager, instanceID)
 	if err != nil {
-		return nil, fmt.Errorf("evokesqlite: held: %w", err)
-	}
-	defer rows.Close()
-	var out []evokestore.HeldEvent
-	for rows.Next() {
-		var h evokestore.HeldEvent
-		if err := rows.Scan(&h.ProcessManager, &h.InstanceID, &h.Position, &h.Error); err != nil {
-			return nil, fmt.Errorf("evokesqlite: held: %w", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("evokesqlite: held: %w", err)
 	}
 	return out, nil
@@ -349,36 +280,10 @@ func (q queries) History(ctx context.Context, processManager, instanceID string)
 	return out, nil
 }
 
-// scanDeadlines reads deadline rows (and closes them); err is the query's.
-func scanDeadlines(rows *sql.Rows, err error) ([]evokestore.Deadline, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []evokestore.Deadline
-	for rows.Next() {
-		d, err := scanDeadline(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
-
-func scanDeadline(sc interface{ Scan(...any) error }) (evokestore.Deadline, error) {
-	var d evokestore.Deadline
-	var due int64
-	err := sc.Scan(&d.ProcessManager, &d.InstanceID, &d.Name, &due, &d.Version)
-	d.DueAt = fromNanos(due)
-	return d, err
-}
-
 // DueDeadlines returns deadlines due at or before now, earliest first, at
 // most limit (default 1000).
 func (q queries) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]evokestore.Deadline, error) {
-	rows, err := q.stmt(ctx, sDueDeadlines).QueryContext(ctx, now.UnixNano(), limitOr(limit))
-	out, err := scanDeadlines(rows, err)
+	out, err := query(ctx, q, sDueDeadlines, nil, backend.ScanDeadlines, now.UnixNano(), limitOr(limit))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: due deadlines: %w", err)
 	}
@@ -391,8 +296,7 @@ func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := q.stmt(ctx, sInstanceDeadlines).QueryContext(ctx, pm, jsonStrings(ids))
-	out, err := scanDeadlines(rows, err)
+	out, err := query(ctx, q, sInstanceDeadlines, nil, backend.ScanDeadlines, pm, jsonStrings(ids))
 	if err != nil {
 		return nil, fmt.Errorf("evokesqlite: instance deadlines: %w", err)
 	}
@@ -401,7 +305,7 @@ func (q queries) InstanceDeadlines(ctx context.Context, pm string, ids []string)
 
 // NextDeadline returns the earliest deadline; ok is false if none.
 func (q queries) NextDeadline(ctx context.Context) (evokestore.Deadline, bool, error) {
-	d, err := scanDeadline(q.stmt(ctx, sNextDeadline).QueryRowContext(ctx))
+	d, err := backend.ScanDeadline(q.stmt(ctx, sNextDeadline).QueryRowContext(ctx))
 	if err == sql.ErrNoRows {
 		return evokestore.Deadline{}, false, nil
 	}
@@ -486,15 +390,7 @@ func (q queries) Tally(ctx context.Context, since *evokestore.Tally) (evokestore
 		return t, wrap(err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var pm, outcome string
-		var n int64
-		if err := rows.Scan(&pm, &outcome, &n); err != nil {
-			return t, wrap(err)
-		}
-		addOutcome(t.Outcomes, pm, evokestore.InstanceOutcome(outcome), n)
-	}
-	if err := rows.Err(); err != nil {
+	if err := backend.ScanOutcomeCounts(rows, t.Outcomes); err != nil {
 		return t, wrap(err)
 	}
 	return t, nil
@@ -512,31 +408,10 @@ func (q queries) Ended(ctx context.Context, since time.Time, every time.Duration
 		return nil, fmt.Errorf("evokesqlite: ended: %w", err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var pm string
-		var i, c int64
-		if err := rows.Scan(&pm, &i, &c); err != nil {
-			return nil, fmt.Errorf("evokesqlite: ended: %w", err)
-		}
-		if out[pm] == nil {
-			out[pm] = make([]int64, n)
-		}
-		if i >= 0 && i < int64(n) {
-			out[pm][i] += c
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if err := backend.ScanEnded(rows, out, n); err != nil {
 		return nil, fmt.Errorf("evokesqlite: ended: %w", err)
 	}
 	return out, nil
-}
-
-// addOutcome counts n instances of pm that ended with outcome.
-func addOutcome(m map[string]map[evokestore.InstanceOutcome]int64, pm string, outcome evokestore.InstanceOutcome, n int64) {
-	if m[pm] == nil {
-		m[pm] = map[evokestore.InstanceOutcome]int64{}
-	}
-	m[pm][outcome] += n
 }
 
 func intsToInt64(ns []int) []int64 {

@@ -106,13 +106,13 @@ func (t *txn) AppendEvents(ctx context.Context, events []evokestore.NewEvent) ([
 	out := make([]evokestore.Event, len(events))
 	fill := func(args []any, i int) []any {
 		e := &events[i]
-		at := nanos(e.RecordedAt)
+		at := backend.Nanos(e.RecordedAt)
 		if at == 0 {
 			at = now
 		}
 		out[i] = evokestore.Event{
 			ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type, Data: e.Data,
-			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: fromNanos(at),
+			CorrelationID: e.CorrelationID, CausationID: e.CausationID, Values: e.Values, RecordedAt: backend.FromNanos(at),
 		}
 		return append(args, e.ID, e.StreamID, e.StreamVersion, e.Type, nullBytes(e.Data), e.CorrelationID, e.CausationID, nullBytes(e.Values), at)
 	}
@@ -151,7 +151,7 @@ func nullBytes(b []byte) any {
 
 func appendInstance(args []any, in *evokestore.Instance) []any {
 	return append(args, in.ProcessManager, in.ID, in.Partition, nullBytes(in.State), in.Version, string(in.Status), in.Phase,
-		in.LastPosition, in.Attempts, nanos(in.NextAttemptAt), in.LastError, nanos(in.CreatedAt), nanos(in.UpdatedAt), nanos(in.CompletedAt), string(in.Outcome))
+		in.LastPosition, in.Attempts, backend.Nanos(in.NextAttemptAt), in.LastError, backend.Nanos(in.CreatedAt), backend.Nanos(in.UpdatedAt), backend.Nanos(in.CompletedAt), string(in.Outcome))
 }
 
 // PutInstances inserts (PrevVersion -1) or updates instances, fenced: an
@@ -173,7 +173,7 @@ func (t *txn) PutInstances(ctx context.Context, writes []evokestore.InstanceWrit
 		fill := func(args []any, i int) []any {
 			w := &writes[updates[i]]
 			return append(args, w.ProcessManager, w.ID, w.Partition, nullBytes(w.State), w.Version, string(w.Status), w.Phase,
-				w.LastPosition, w.Attempts, nanos(w.NextAttemptAt), w.LastError, nanos(w.UpdatedAt), nanos(w.CompletedAt), string(w.Outcome), -(w.PrevVersion + 1))
+				w.LastPosition, w.Attempts, backend.Nanos(w.NextAttemptAt), w.LastError, backend.Nanos(w.UpdatedAt), backend.Nanos(w.CompletedAt), string(w.Outcome), -(w.PrevVersion + 1))
 		}
 		fenced := false
 		check := func(first, rows int, res sql.Result) error {
@@ -209,7 +209,7 @@ func (t *txn) PutInstances(ctx context.Context, writes []evokestore.InstanceWrit
 	for _, i := range inserts {
 		// A negative created_at marks an update of a missing instance
 		// (bUpdateInstances): no stored instance may have one.
-		if w := &writes[i]; nanos(w.CreatedAt) < 0 {
+		if w := &writes[i]; backend.Nanos(w.CreatedAt) < 0 {
 			return fmt.Errorf("evokesqlite: put instances: %s/%s: created at %v, before 1970", w.ProcessManager, w.ID, w.CreatedAt)
 		}
 	}
@@ -252,7 +252,7 @@ func (t *txn) InsertOutbox(ctx context.Context, cmds []evokestore.OutboxCommand)
 	now := time.Now().UnixNano()
 	fill := func(args []any, i int) []any {
 		c := &cmds[i]
-		at := nanos(c.CreatedAt)
+		at := backend.Nanos(c.CreatedAt)
 		if at == 0 {
 			at = now
 		}
@@ -292,7 +292,7 @@ func (t *txn) PutCommandOutcomes(ctx context.Context, outcomes []evokestore.Comm
 	buf := make([]byte, 0, size)
 	fill := func(args []any, i int) []any {
 		o := &outcomes[i]
-		at := nanos(o.RecordedAt)
+		at := backend.Nanos(o.RecordedAt)
 		if at == 0 {
 			at = now
 		}
@@ -335,7 +335,7 @@ func (t *txn) InsertHistory(ctx context.Context, records []evokestore.HistoryRec
 			hi = runs[r+1]
 		}
 		for i := lo; i < hi; i++ {
-			ats[i] = nanos(records[i].RecordedAt)
+			ats[i] = backend.Nanos(records[i].RecordedAt)
 			if ats[i] == 0 {
 				ats[i] = now
 			}
