@@ -361,23 +361,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, mustExist b
 	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM evoke_migrations`).Scan(&cur); err != nil {
 		return fmt.Errorf("migrate: read version: %w", err)
 	}
-	latest := ms[len(ms)-1].Version
-	if cur > latest {
-		return fmt.Errorf("migrate: %w: schema is at version %d, this binary knows up to %d; upgrade evoke", ErrSchemaTooNew, cur, latest)
-	}
-	if cur == latest {
-		return nil // nothing to commit
-	}
-	for _, m := range ms {
-		if m.Version <= cur {
-			continue
-		}
-		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO evoke_migrations (version, applied_at) VALUES ($1, $2)`, m.Version, time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("migrate: record %s: %w", m.Name, err)
-		}
+	exec := func(q string, args ...any) error { _, err := tx.Exec(ctx, q, args...); return err }
+	applied, err := backend.Apply(ms, cur, ErrSchemaTooNew, exec, `INSERT INTO evoke_migrations (version, applied_at) VALUES ($1, $2)`)
+	if err != nil || applied == 0 {
+		return err // nothing to commit
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)

@@ -430,20 +430,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM evoke_migrations`).Scan(&cur); err != nil {
 		return fmt.Errorf("migrate: read version: %w", err)
 	}
-	latest := ms[len(ms)-1].Version
-	if cur > latest {
-		return fmt.Errorf("migrate: %w: database is at version %d, this binary knows up to %d; upgrade evoke", ErrSchemaTooNew, cur, latest)
-	}
-	for _, m := range ms {
-		if m.Version <= cur {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			return fmt.Errorf("migrate: apply %s: %w", m.Name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO evoke_migrations (version, applied_at) VALUES (?, ?)`, m.Version, time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("migrate: record %s: %w", m.Name, err)
-		}
+	exec := func(q string, args ...any) error { _, err := tx.ExecContext(ctx, q, args...); return err }
+	if _, err := backend.Apply(ms, cur, ErrSchemaTooNew, exec, `INSERT INTO evoke_migrations (version, applied_at) VALUES (?, ?)`); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Migration is one versioned schema change of a backend, for backends that
@@ -53,4 +54,30 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 		return nil, errors.New("no migrations embedded")
 	}
 	return ms, nil
+}
+
+// Apply applies the migrations of ms after version cur, in order, through
+// exec, and records each with the statement record (its parameters: the
+// version and the time in Unix nanoseconds). It returns how many it
+// applied. A schema newer than the newest of ms fails with tooNew: a binary
+// never runs against a schema it does not know.
+func Apply(ms []Migration, cur int64, tooNew error, exec func(sql string, args ...any) error, record string) (int, error) {
+	latest := ms[len(ms)-1].Version
+	if cur > latest {
+		return 0, fmt.Errorf("migrate: %w: the schema is at version %d, this binary knows up to %d; upgrade evoke", tooNew, cur, latest)
+	}
+	n := 0
+	for _, m := range ms {
+		if m.Version <= cur {
+			continue
+		}
+		if err := exec(m.SQL); err != nil {
+			return n, fmt.Errorf("migrate: apply %s: %w", m.Name, err)
+		}
+		if err := exec(record, m.Version, time.Now().UnixNano()); err != nil {
+			return n, fmt.Errorf("migrate: record %s: %w", m.Name, err)
+		}
+		n++
+	}
+	return n, nil
 }
