@@ -136,7 +136,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH or sqlite:PATH, default ./evoke.db)")
+	fmt.Fprintln(w, "\nEvery command takes --store: a SQLite file (PATH, sqlite:PATH or sqlite://PATH; default ./evoke.db)")
 	fmt.Fprintln(w, "or a PostgreSQL URL (postgres://user@host/db?evoke_schema=NAME). Only demo, bench and")
 	fmt.Fprintln(w, "worker create a store; the other commands open an existing one.")
 	fmt.Fprintln(w, "Flags may come before or after a command's arguments.")
