@@ -62,7 +62,7 @@ func SkipEvent(ctx context.Context, st evokestore.Store, processManager string, 
 // in the instance's history.
 func Retry(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if err := stuck(in); err != nil {
+		if err := engine.Stuck(in); err != nil {
 			return evokestore.HistoryRecord{}, err
 		}
 		rec := record(in, evokestore.KindRetried, now)
@@ -78,26 +78,14 @@ func Retry(ctx context.Context, st evokestore.Store, processManager, id string) 
 // to be run again now with its other held events.
 func Skip(ctx context.Context, st evokestore.Store, processManager, id string) error {
 	return change(ctx, st, processManager, id, func(tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
-		if err := stuck(in); err != nil {
+		if err := engine.Stuck(in); err != nil {
 			return evokestore.HistoryRecord{}, err
 		}
-		held, err := tx.Held(ctx, processManager, id)
+		rec, err := engine.SkipHeld(ctx, tx, in, now)
 		if err != nil {
-			return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
+			return evokestore.HistoryRecord{}, err
 		}
-		if len(held) == 0 {
-			return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s holds no event", evokestore.ErrNotParked, processManager, id)
-		}
-		first := held[0]
-		rec := record(in, evokestore.KindSkipped, now)
-		rec.Position, rec.Error = first.Position, first.Error
-		in.LastError = "" // the skipped event's, kept in rec
-		if ev, ok, err := evokestore.EventAt(ctx, tx, first.Position); err == nil && ok {
-			rec.EventID, rec.EventType = ev.ID, ev.Type
-		}
-		if err := tx.Release(ctx, processManager, id, []int64{first.Position}); err != nil {
-			return evokestore.HistoryRecord{}, fmt.Errorf("release event %d: %w", first.Position, err)
-		}
+		rec.Node = "evokeops"
 		due(in, now)
 		return rec, nil
 	})
@@ -147,23 +135,18 @@ func change(ctx context.Context, st evokestore.Store, pm, id string,
 	})
 }
 
-// stuck refuses an instance that is neither failing nor parked.
-func stuck(in *evokestore.Instance) error {
-	if !in.Status.Stuck() {
-		return fmt.Errorf("%w: %s %s is %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
-	}
-	return nil
-}
-
 // due makes an instance failing with its next attempt due now and a fresh
 // attempt count: the runtime's retry loop picks it up.
 func due(in *evokestore.Instance, now time.Time) {
 	in.Status, in.Attempts, in.NextAttemptAt = evokestore.StatusFailing, 0, now
 }
 
+// record is the history record of an action taken here: the node is
+// "evokeops".
 func record(in *evokestore.Instance, kind string, now time.Time) evokestore.HistoryRecord {
-	return evokestore.HistoryRecord{ProcessManager: in.ProcessManager, InstanceID: in.ID, Kind: kind, Version: in.Version,
-		PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: "evokeops"}
+	rec := engine.OpRecord(in, kind, now)
+	rec.Node = "evokeops"
+	return rec
 }
 
 // CommandOutcomes returns what became of commands cmds that were executed,

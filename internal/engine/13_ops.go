@@ -47,10 +47,48 @@ func (r *router) stuck(ctx context.Context, id string) (*evokestore.Instance, er
 	if !r.en.leases.Load().owns(in.Partition) {
 		return nil, fmt.Errorf("%w: %s %s is in a partition of another node", evokestore.ErrNotOwner, r.name, id)
 	}
+	return in, Stuck(in)
+}
+
+// Stuck refuses an instance that is neither failing nor parked: the one
+// state Retry and Skip act on.
+func Stuck(in *evokestore.Instance) error {
 	if !in.Status.Stuck() {
-		return nil, fmt.Errorf("%w: %s %s is %s", evokestore.ErrNotParked, r.name, id, in.Status)
+		return fmt.Errorf("%w: %s %s is %s", evokestore.ErrNotParked, in.ProcessManager, in.ID, in.Status)
 	}
-	return in, nil
+	return nil
+}
+
+// OpRecord is the history record of an operator's action of kind on in:
+// its version and phase as they are.
+func OpRecord(in *evokestore.Instance, kind string, now time.Time) evokestore.HistoryRecord {
+	return evokestore.HistoryRecord{ProcessManager: in.ProcessManager, InstanceID: in.ID, Kind: kind, Version: in.Version,
+		PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now}
+}
+
+// SkipHeld releases in tx the first event in holds, the one it is stuck
+// on, and returns the history record of the skip, which keeps that event's
+// error. It clears in's last error, which was that event's; the caller
+// writes in (or steps it again) and the record.
+func SkipHeld(ctx context.Context, tx evokestore.Tx, in *evokestore.Instance, now time.Time) (evokestore.HistoryRecord, error) {
+	held, err := tx.Held(ctx, in.ProcessManager, in.ID)
+	if err != nil {
+		return evokestore.HistoryRecord{}, fmt.Errorf("load held events: %w", err)
+	}
+	if len(held) == 0 {
+		return evokestore.HistoryRecord{}, fmt.Errorf("%w: %s %s holds no event", evokestore.ErrNotParked, in.ProcessManager, in.ID)
+	}
+	first := held[0]
+	rec := OpRecord(in, evokestore.KindSkipped, now)
+	rec.Position, rec.Error = first.Position, first.Error
+	if ev, ok, err := evokestore.EventAt(ctx, tx, first.Position); err == nil && ok {
+		rec.EventID, rec.EventType = ev.ID, ev.Type
+	}
+	if err := tx.Release(ctx, in.ProcessManager, in.ID, []int64{first.Position}); err != nil {
+		return evokestore.HistoryRecord{}, fmt.Errorf("release event %d: %w", first.Position, err)
+	}
+	in.LastError = ""
+	return rec, nil
 }
 
 // Retry runs a failing or parked instance's held events again now, with a
@@ -63,8 +101,8 @@ func (en *Engine) Retry(ctx context.Context, pm, id string) error {
 		}
 		now := en.cfg.Clock.Now()
 		in.Attempts = 0
-		rec := evokestore.HistoryRecord{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindRetried, Version: in.Version,
-			PhaseBefore: in.Phase, PhaseAfter: in.Phase, Error: in.LastError, RecordedAt: now}
+		rec := OpRecord(in, evokestore.KindRetried, now)
+		rec.Error = in.LastError
 		return r.replay(ctx, in, now, func(tx evokestore.Tx) error { return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec}) })
 	})
 }
@@ -77,31 +115,19 @@ func (en *Engine) Skip(ctx context.Context, pm, id string) error {
 		if err != nil {
 			return err
 		}
-		held, err := en.store.Held(ctx, pm, id)
-		if err != nil {
-			return fmt.Errorf("load held events: %w", err)
-		}
-		if len(held) == 0 {
-			return fmt.Errorf("%w: %s %s holds no event", evokestore.ErrNotParked, pm, id)
-		}
-		first := held[0]
 		now := en.cfg.Clock.Now()
-		rec := evokestore.HistoryRecord{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindSkipped, Version: in.Version,
-			Position: first.Position, PhaseBefore: in.Phase, PhaseAfter: in.Phase, Error: first.Error, RecordedAt: now}
-		if ev, ok, err := evokestore.EventAt(ctx, en.store, first.Position); err == nil && ok {
-			rec.EventID, rec.EventType = ev.ID, ev.Type
-		}
 		ls := en.leases.Load()
 		if err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 			if err := en.fence(ctx, tx, ls, []int{in.Partition}); err != nil {
 				return err
 			}
-			if err := tx.Release(ctx, pm, id, []int64{first.Position}); err != nil {
+			rec, err := SkipHeld(ctx, tx, in, now)
+			if err != nil {
 				return err
 			}
 			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec})
 		}); err != nil {
-			return fmt.Errorf("skip event %d of %s %s: %w", first.Position, pm, id, err)
+			return fmt.Errorf("skip %s %s: %w", pm, id, err)
 		}
 		in.Attempts = 0
 		return r.replay(ctx, in, now, nil)
@@ -139,8 +165,9 @@ func (en *Engine) Cancel(ctx context.Context, pm, id string) error {
 			if err := tx.PutInstances(ctx, []evokestore.InstanceWrite{{Instance: in, PrevVersion: prev}}); err != nil {
 				return err
 			}
-			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: pm, InstanceID: id, Kind: evokestore.KindCancel,
-				Version: in.Version, PhaseBefore: in.Phase, PhaseAfter: in.Phase, RecordedAt: now, Node: en.cfg.NodeID, LeaseToken: ls.tokens[in.Partition]}})
+			rec := OpRecord(&in, evokestore.KindCancel, now)
+			rec.Node, rec.LeaseToken = en.cfg.NodeID, ls.tokens[in.Partition]
+			return tx.InsertHistory(ctx, []evokestore.HistoryRecord{rec})
 		})
 		r.cache.drop(id)
 		if err != nil {
