@@ -145,6 +145,31 @@ func (h *Harness) Idle() {
 	WaitIdle(h.TB, h.Runtime, HarnessWait)
 }
 
+// Instance reads instance id of processManager; false if the store does
+// not hold it.
+func (h *Harness) Instance(processManager, id string) (evokestore.Instance, bool) {
+	h.TB.Helper()
+	return Instance(h.TB, h.Store, processManager, id)
+}
+
+// WaitDone waits until instance id of processManager is done (completed or
+// cancelled) and then until the runtime is idle, each at most HarnessWait,
+// and returns the instance as it ended. An instance that fails or parks
+// instead fails the test at once, with its last error.
+func (h *Harness) WaitDone(processManager, id string) evokestore.Instance {
+	h.TB.Helper()
+	Eventually(h.TB, HarnessWait, processManager+" "+id+" is done", func() bool {
+		in, ok := h.Instance(processManager, id)
+		if ok && in.Status.Stuck() {
+			h.TB.Fatalf("evoketest: %s %s is %s: %s", processManager, id, in.Status, in.LastError)
+		}
+		return ok && in.Status.Done()
+	})
+	h.Idle()
+	in, _ := h.Instance(processManager, id)
+	return in
+}
+
 // Stream reads a stream whole, failing the test if it cannot.
 func (h *Harness) Stream(streamID string) []evokestore.Event {
 	h.TB.Helper()

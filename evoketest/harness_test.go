@@ -3,10 +3,12 @@ package evoketest_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/evoke-go/evoke"
+	"github.com/evoke-go/evoke/evokestore"
 	"github.com/evoke-go/evoke/evoketest"
 )
 
@@ -58,4 +60,39 @@ func harnessRemind(h *evoketest.Harness, user string) time.Time {
 		h.TB.Fatal(err)
 	}
 	return s.Remind
+}
+
+func newSignupHarness(tb testing.TB) *evoketest.Harness {
+	return evoketest.NewHarness(tb, func(rt *evoke.Runtime) error {
+		if err := evoke.RegisterAggregate(rt, "mailer", mailer{}); err != nil {
+			return err
+		}
+		return evoke.RegisterProcessManager(rt, signup{}, nil)
+	}, nil)
+}
+
+// WaitDone returns the instance as it ended, and fails the test at once,
+// with the instance's error, when it parks instead.
+func TestHarnessWaitDone(t *testing.T) {
+	t.Parallel()
+	h := newSignupHarness(t)
+	harnessSignUp(h, "ann")
+	if _, err := h.Runtime.Append(context.Background(), "users-ann", evoke.AnyVersion, evoke.NewEvent("Verified", userData{"ann"})); err != nil {
+		t.Fatal(err)
+	}
+	if in := h.WaitDone("signup", "ann"); in.Status != evokestore.StatusCompleted || in.Phase != "verified" {
+		t.Errorf("ann ended %s in phase %q, want completed in verified", in.Status, in.Phase)
+	}
+
+	got := fail(t, func(tb testing.TB) {
+		h := newSignupHarness(tb)
+		if _, err := h.Runtime.Append(context.Background(), "users-boom", evoke.NoStream, signedUp("boom")); err != nil {
+			tb.Fatal(err)
+		}
+		h.WaitDone("signup", "boom")
+		tb.Errorf("WaitDone returned for an instance that cannot complete")
+	})
+	if !strings.Contains(got, "evoketest: signup boom is ") || !strings.Contains(got, "cannot sign up boom") || strings.Contains(got, "returned") {
+		t.Errorf("WaitDone on a failing instance reported %q, want it failing or parked with its error", got)
+	}
 }

@@ -80,21 +80,12 @@ func (h *e2eHarness) waitReserved(ids ...string) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.Store, booking.Name, id)
+	return h.Instance(booking.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	evoketest.Eventually(h.t, e2eWait, "booking "+id+" completes", func() bool {
-		in, ok := h.instance(id)
-		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
-			h.t.Fatalf("booking %s is %s: %s", id, in.Status, in.LastError)
-		}
-		return ok && in.Status.Done()
-	})
-	h.Idle()
-	in, _ := h.instance(id)
-	return in
+	return h.WaitDone(booking.Name, id)
 }
 
 // commands returns the types of the commands the instance's steps produced,

@@ -91,21 +91,12 @@ func (h *e2eHarness) initiate(tr mt.TransferInitiated) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.Store, mt.Name, id)
+	return h.Instance(mt.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	evoketest.Eventually(h.t, e2eWait, "transfer "+id+" completes", func() bool {
-		in, ok := h.instance(id)
-		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
-			h.t.Fatalf("transfer %s is %s: %s", id, in.Status, in.LastError)
-		}
-		return ok && in.Status.Done()
-	})
-	h.Idle()
-	in, _ := h.instance(id)
-	return in
+	return h.WaitDone(mt.Name, id)
 }
 
 func (h *e2eHarness) stream(account string) []evokestore.Event {

@@ -85,22 +85,13 @@ func (h *e2eHarness) place(orders ...of.OrderPlaced) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.Store, of.Name, id)
+	return h.Instance(of.Name, id)
 }
 
 // waitDone waits until the instance completed and the runtime is idle.
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	evoketest.Eventually(h.t, e2eWait, "instance "+id+" completes", func() bool {
-		in, ok := h.instance(id)
-		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
-			h.t.Fatalf("instance %s is %s: %s", id, in.Status, in.LastError)
-		}
-		return ok && in.Status.Done()
-	})
-	h.Idle()
-	in, _ := h.instance(id)
-	return in
+	return h.WaitDone(of.Name, id)
 }
 
 func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {

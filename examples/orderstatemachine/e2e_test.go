@@ -54,21 +54,12 @@ func (h *e2eHarness) appendOrder(orderID string, evs ...evoke.Event) {
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
 	h.t.Helper()
-	return evoketest.Instance(h.t, h.Store, sm.Name, id)
+	return h.Instance(sm.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
 	h.t.Helper()
-	evoketest.Eventually(h.t, e2eWait, "order "+id+" completes", func() bool {
-		in, ok := h.instance(id)
-		if ok && (in.Status == evokestore.StatusParked || in.Status == evokestore.StatusFailing) {
-			h.t.Fatalf("order %s is %s: %s", id, in.Status, in.LastError)
-		}
-		return ok && in.Status.Done()
-	})
-	h.Idle()
-	in, _ := h.instance(id)
-	return in
+	return h.WaitDone(sm.Name, id)
 }
 
 func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
