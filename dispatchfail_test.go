@@ -3,6 +3,7 @@ package evoke_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -162,5 +163,30 @@ func TestParkedThenRetriedInstanceKeepsItsTimeout(t *testing.T) {
 	evoketest.Eventually(t, 0, "the timeout fired", func() bool {
 		in, _ := instance(t, st, "rec", "stuck")
 		return slices.Contains(state(t, in).Seen, evoke.TimeoutEvent)
+	})
+}
+
+// Instances parked for a dispatch failure hold back their own commands
+// only: however many of them sit at the head of the outbox, more than a
+// dispatch batch here, the commands behind them are dispatched.
+func TestParkedCommandsDoNotStarveTheOutbox(t *testing.T) {
+	t.Parallel()
+	st := &refusingStore{Store: openStore(t), needle: `"instance":"stuck-`}
+	st.refuse.Store(true)
+	cfg := quietConfig()
+	cfg.QueueCommands, cfg.DispatchBatchSize = true, 2
+	rt := newRuntime(t, st, cfg)
+	if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	for i := range 5 {
+		id := fmt.Sprintf("stuck-%d", i)
+		appendEvent(t, rt, "s", "Cont", recData{ID: id})
+		waitStatus(t, st, "rec", id, evokestore.StatusParked)
+	}
+	appendEvent(t, rt, "s", "Cont", recData{ID: "ok"})
+	evoketest.Eventually(t, 0, "the command behind five parked instances' is dispatched", func() bool {
+		return len(ledgerNotes(t, st, "rec", "ok")) == 1
 	})
 }

@@ -81,7 +81,9 @@ func (d *dispatcher) pass(ctx context.Context) (int, error) {
 }
 
 // read returns the next batch of commands of the partitions ls holds,
-// whole steps only, without those of parked instances.
+// whole steps only, without those of parked instances. It reads on past a
+// batch that holds only parked instances' commands, so that they hold back
+// no other instance's, however many they are.
 func (d *dispatcher) read(ctx context.Context, ls *leaseSet) ([]evokestore.OutboxCommand, error) {
 	q := evokestore.OutboxQuery{Limit: d.en.cfg.DispatchBatchSize}
 	if d.en.leaser != nil {
@@ -93,31 +95,42 @@ func (d *dispatcher) read(ctx context.Context, ls *leaseSet) ([]evokestore.Outbo
 	if err := d.unpark(ctx); err != nil {
 		return nil, err
 	}
-	all, err := d.en.store.Outbox(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	if len(all) == q.Limit {
-		// A step's commands are decided in one transaction, so that a
-		// rejected one can discard the later ones (Discarder): a full
-		// read leaves the step it ends in to the next pass, unless that
-		// step is all it read.
-		last := stepKey(&all[len(all)-1])
-		n := len(all)
-		for n > 0 && stepKey(&all[n-1]) == last {
-			n--
+	for {
+		all, err := d.en.store.Outbox(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
 		}
-		if n > 0 {
-			all = all[:n]
+		full := len(all) == q.Limit
+		if full {
+			all = wholeSteps(all)
 		}
-	}
-	cmds := all[:0:0]
-	for _, c := range all {
-		if !d.parked[[2]string{c.ProcessManager, c.InstanceID}] {
-			cmds = append(cmds, c)
+		cmds := all[:0:0]
+		for _, c := range all {
+			if !d.parked[[2]string{c.ProcessManager, c.InstanceID}] {
+				cmds = append(cmds, c)
+			}
 		}
+		if len(cmds) > 0 || !full {
+			return cmds, nil
+		}
+		q.After = all[len(all)-1].Seq
 	}
-	return cmds, nil
+}
+
+// wholeSteps drops the commands of the step a full read ends in, unless
+// that step is all it read: a step's commands are decided in one
+// transaction, so that a rejected one can discard the later ones
+// (Discarder), and the next read takes that step whole.
+func wholeSteps(all []evokestore.OutboxCommand) []evokestore.OutboxCommand {
+	last := stepKey(&all[len(all)-1])
+	n := len(all)
+	for n > 0 && stepKey(&all[n-1]) == last {
+		n--
+	}
+	if n == 0 {
+		return all
+	}
+	return all[:n]
 }
 
 // oneByOne dispatches cmds a step at a time, after their batch failed, so
