@@ -190,3 +190,48 @@ func TestParkedCommandsDoNotStarveTheOutbox(t *testing.T) {
 		return len(ledgerNotes(t, st, "rec", "ok")) == 1
 	})
 }
+
+// An instance parked because its command could not be dispatched keeps
+// that command back across a restart, even once the fault is gone, until
+// an operator retries it; meanwhile the runtime counts as idle.
+func TestDispatchParkHoldsAcrossARestart(t *testing.T) {
+	t.Parallel()
+	st := &refusingStore{Store: openStore(t)}
+	st.refuse.Store(true)
+	cfg := quietConfig()
+	cfg.QueueCommands = true
+	run := func() *evoke.Runtime {
+		rt := newRuntime(t, st, cfg)
+		if err := evoke.RegisterProcessManager(rt, recorder{name: "rec"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		return rt
+	}
+	rt := run()
+	appendEvent(t, rt, "s", "Cont", recData{ID: "stuck"})
+	waitStatus(t, st, "rec", "stuck", evokestore.StatusParked)
+	evoketest.WaitIdle(t, rt, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rt.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	st.refuse.Store(false)
+	rt = run()
+	appendEvent(t, rt, "s", "Cont", recData{ID: "other"})
+	evoketest.WaitIdle(t, rt, 0)
+	if n := len(ledgerNotes(t, st, "rec", "other")); n != 1 {
+		t.Fatalf("other instance: %d notes, want 1", n)
+	}
+	if n := len(ledgerNotes(t, st, "rec", "stuck")); n != 0 {
+		t.Fatalf("the parked instance's command went through after a restart (%d notes) without an operator", n)
+	}
+	if err := rt.Retry(ctx, "rec", "stuck"); err != nil {
+		t.Fatal(err)
+	}
+	evoketest.Eventually(t, 0, "the retried instance's command is dispatched", func() bool {
+		return len(ledgerNotes(t, st, "rec", "stuck")) == 1
+	})
+}

@@ -44,10 +44,12 @@ func (rt *Runtime) SkipEvent(ctx context.Context, processManager string, positio
 }
 
 // Idle reports whether the runtime has nothing to do now: every process
-// manager has stepped every event of interest, the outbox is empty and no
-// deadline is due. Tests use it (through evoketest.WaitIdle) to wait for the
-// runtime's background work. A failing instance whose next attempt is due
-// counts as work; one still waiting for it does not.
+// manager has stepped every event of interest, the outbox holds no command
+// to dispatch and no deadline is due. Tests use it (through
+// evoketest.WaitIdle) to wait for the runtime's background work. A failing
+// instance whose next attempt is due counts as work; one still waiting for
+// it does not, nor do the commands of an instance parked because one of
+// them could not be dispatched (they wait for an operator's Retry).
 func (rt *Runtime) Idle(ctx context.Context) (bool, error) {
 	return rt.eng.Idle(ctx)
 }

@@ -275,6 +275,8 @@ type Engine struct {
 	// (router writes, dispatcher passes), so that Idle does not report idle
 	// before the counters and telemetry of what the store shows are done.
 	busy atomic.Int64
+	// parked are the instances the dispatcher parked.
+	parked parkedSet
 
 	// leaser is the store's lease manager, nil for a single-node store.
 	leaser      evokestore.Leaser

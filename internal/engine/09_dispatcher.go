@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/evoke-go/evoke/evokestore"
@@ -18,20 +19,75 @@ type dispatcher struct {
 	// attempts counts the failed dispatches of commands that failed on
 	// their own (not as part of a batch).
 	attempts map[string]int
-	// parked are the instances (process manager, ID) parked because one of
-	// their commands could not be dispatched: their commands stay in the
-	// outbox until an operator retries the instance.
-	parked map[[2]string]bool
+}
+
+// parkedSet holds the instances (process manager, ID) parked because one
+// of their commands could not be dispatched: their commands stay in the
+// outbox until an operator retries the instance. The dispatcher changes
+// it; Idle reads it.
+type parkedSet struct {
+	mu  sync.Mutex
+	ids map[[2]string]bool
+}
+
+func (p *parkedSet) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ids = map[[2]string]bool{}
+}
+
+func (p *parkedSet) add(pm, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ids[[2]string{pm, id}] = true
+}
+
+func (p *parkedSet) drop(pm, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.ids, [2]string{pm, id})
+}
+
+// byPM returns the instances by process manager.
+func (p *parkedSet) byPM() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for key := range p.ids {
+		out[key[0]] = append(out[key[0]], key[1])
+	}
+	return out
+}
+
+// others returns the commands of cmds whose instances are not parked.
+func (p *parkedSet) others(cmds []evokestore.OutboxCommand) []evokestore.OutboxCommand {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := cmds[:0:0]
+	for _, c := range cmds {
+		if !p.ids[[2]string{c.ProcessManager, c.InstanceID}] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (d *dispatcher) run(ctx context.Context) {
 	wake, cancel := d.en.store.Subscribe(evokestore.TopicOutbox)
 	defer cancel()
-	d.attempts, d.parked = map[string]int{}, map[[2]string]bool{}
-	failures := 0
+	d.attempts = map[string]int{}
+	d.en.parked.reset()
+	failures, remembered := 0, false
 	for ctx.Err() == nil {
 		d.en.busy.Add(1)
-		n, err := d.pass(ctx)
+		n, err := 0, error(nil)
+		if !remembered {
+			err = d.remember(ctx)
+			remembered = err == nil
+		}
+		if err == nil {
+			n, err = d.pass(ctx)
+		}
 		d.en.busy.Add(-1)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -104,12 +160,7 @@ func (d *dispatcher) read(ctx context.Context, ls *leaseSet) ([]evokestore.Outbo
 		if full {
 			all = wholeSteps(all)
 		}
-		cmds := all[:0:0]
-		for _, c := range all {
-			if !d.parked[[2]string{c.ProcessManager, c.InstanceID}] {
-				cmds = append(cmds, c)
-			}
-		}
+		cmds := d.en.parked.others(all)
 		if len(cmds) > 0 || !full {
 			return cmds, nil
 		}
@@ -182,6 +233,10 @@ func (d *dispatcher) oneByOne(ctx context.Context, cmds []evokestore.OutboxComma
 	return n, firstErr
 }
 
+// dispatchPark is the event type of the history record of a park by the
+// dispatcher.
+const dispatchPark = "$dispatch"
+
 // park parks the instance of a command that could not be dispatched.
 func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.OutboxCommand, cause error) error {
 	en := d.en
@@ -229,13 +284,13 @@ func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.Outbo
 		tel = Telemetry{Kind: TelemetryPark, SystemTime: now, ProcessManager: c.ProcessManager, InstanceID: c.InstanceID,
 			CommandType: c.Type, CommandID: c.ID, Attempt: d.attempts[c.ID], Err: reason}
 		return tx.InsertHistory(ctx, []evokestore.HistoryRecord{{ProcessManager: c.ProcessManager, InstanceID: c.InstanceID,
-			Kind: evokestore.KindParked, Version: in.Version, EventType: "$dispatch", PhaseBefore: in.Phase, PhaseAfter: in.Phase,
+			Kind: evokestore.KindParked, Version: in.Version, EventType: dispatchPark, PhaseBefore: in.Phase, PhaseAfter: in.Phase,
 			Error: reason, RecordedAt: now, Node: en.cfg.NodeID, LeaseToken: ls.tokens[c.Partition]}})
 	})
 	if err != nil {
 		return fmt.Errorf("park %s %s: %w", c.ProcessManager, c.InstanceID, err)
 	}
-	d.parked[[2]string{c.ProcessManager, c.InstanceID}] = true
+	d.en.parked.add(c.ProcessManager, c.InstanceID)
 	delete(d.attempts, c.ID)
 	if tel.Kind != "" {
 		en.counters.Parked.Add(1)
@@ -245,18 +300,52 @@ func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.Outbo
 	return nil
 }
 
-// unpark forgets parked instances an operator has retried or cancelled.
+// unpark forgets parked instances an operator has retried or cancelled,
+// reading them a process manager at a time.
 func (d *dispatcher) unpark(ctx context.Context) error {
-	for key := range d.parked {
-		insts, err := d.en.store.Instances(ctx, key[0], []string{key[1]})
+	for pm, ids := range d.en.parked.byPM() {
+		insts, err := d.en.store.Instances(ctx, pm, ids)
 		if err != nil {
-			return fmt.Errorf("load parked instance: %w", err)
+			return fmt.Errorf("load parked instances: %w", err)
 		}
-		if len(insts) == 0 || insts[0].Status != evokestore.StatusParked {
-			delete(d.parked, key)
+		still := make(map[string]bool, len(insts))
+		for _, in := range insts {
+			still[in.ID] = in.Status == evokestore.StatusParked
+		}
+		for _, id := range ids {
+			if !still[id] {
+				d.en.parked.drop(pm, id)
+			}
 		}
 	}
 	return nil
+}
+
+// remember finds the instances a dispatcher parked before this one
+// started: parked instances whose last history record is a dispatch's
+// park. Their commands stay back across a restart, as they did before it.
+func (d *dispatcher) remember(ctx context.Context) error {
+	q := evokestore.InstanceQuery{Status: evokestore.StatusParked, Limit: 1000}
+	for {
+		insts, err := d.en.store.ListInstances(ctx, q)
+		if err != nil {
+			return fmt.Errorf("list parked instances: %w", err)
+		}
+		for i := range insts {
+			in := &insts[i]
+			hist, err := d.en.store.History(ctx, in.ProcessManager, in.ID)
+			if err != nil {
+				return fmt.Errorf("read history of %s %s: %w", in.ProcessManager, in.ID, err)
+			}
+			if n := len(hist); n > 0 && hist[n-1].Kind == evokestore.KindParked && hist[n-1].EventType == dispatchPark {
+				d.en.parked.add(in.ProcessManager, in.ID)
+			}
+		}
+		if len(insts) < q.Limit {
+			return nil
+		}
+		q.AfterProcessManager, q.AfterID = insts[len(insts)-1].ProcessManager, insts[len(insts)-1].ID
+	}
 }
 
 // Execute runs commands (not from the outbox) against their aggregates in

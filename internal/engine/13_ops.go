@@ -270,9 +270,11 @@ func (en *Engine) SkipEvent(ctx context.Context, pm string, position int64) erro
 }
 
 // Idle reports whether the engine has nothing to do now: every process
-// manager has stepped every event of interest in the log, the outbox is
-// empty and no deadline is due. Failing instances waiting for their backoff
-// do not count as work.
+// manager has stepped every event of interest in the log, the outbox holds
+// no command the dispatcher will dispatch and no deadline is due. Failing
+// instances waiting for their backoff, and the commands of instances the
+// dispatcher parked, do not count as work: they wait for time or for an
+// operator.
 func (en *Engine) Idle(ctx context.Context) (bool, error) {
 	if en.busy.Load() > 0 {
 		return false, nil
@@ -294,7 +296,7 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	if ob, err := st.Outbox(ctx, evokestore.OutboxQuery{Limit: 1}); err != nil || len(ob) > 0 {
+	if work, err := en.outboxWork(ctx); err != nil || work {
 		return false, err
 	}
 	now := en.cfg.Clock.Now()
@@ -316,6 +318,22 @@ func (en *Engine) Idle(ctx context.Context) (bool, error) {
 	// Nothing was appended, and no batch was written, while we looked.
 	again, err := st.Head(ctx)
 	return err == nil && again == head && en.busy.Load() == 0, err
+}
+
+// outboxWork reports whether the outbox holds a command the dispatcher
+// will dispatch: one of an instance it has not parked.
+func (en *Engine) outboxWork(ctx context.Context) (bool, error) {
+	q := evokestore.OutboxQuery{Limit: 256}
+	for {
+		ob, err := en.store.Outbox(ctx, q)
+		if err != nil || len(en.parked.others(ob)) > 0 {
+			return err == nil, err
+		}
+		if len(ob) < q.Limit {
+			return false, nil
+		}
+		q.After = ob[len(ob)-1].Seq
+	}
 }
 
 // Tombstone makes in, read in tx, a cancelled tombstone as of now: it
