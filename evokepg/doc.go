@@ -140,7 +140,7 @@
 // only; what makes a step commit once is the instance's version fence in the
 // same transaction (PutInstances), as in evokesqlite. A node of a version
 // from before migration 0009 refuses to open the schema after it
-// (evokestore.ErrSchemaTooNew): one already running keeps writing rows of
+// (ErrSchemaTooNew): one already running keeps writing rows of
 // one record, which this version reads, but would show packed rows' first
 // record only, so upgrade every node.
 //

@@ -355,7 +355,8 @@ func (r *router) catchupUntil(p int) int64 {
 	return 0
 }
 
-// rejectedData mirrors evoke.RejectedData.
+// rejectedData is the data of the $rejected event Apply and Handle receive;
+// the root package reads it back with the same fields (evoke.Rejected).
 type rejectedData struct {
 	CommandID     string          `json:"command_id"`
 	CommandType   string          `json:"command_type"`
