@@ -100,7 +100,7 @@ type pmAdapter[S any] struct {
 	types     []string
 	comp      Compensator[S]
 	done      Completer[S]
-	status    PhaseReporter[S]
+	phase     PhaseReporter[S]
 	deadlines Deadliner[S]
 	failures  FailureHandler
 	discarder Discarder
@@ -116,7 +116,7 @@ func newPMAdapter[S any](pm ProcessManager[S], timed bool) *pmAdapter[S] {
 	a := &pmAdapter[S]{pm: pm, name: pm.Name(), types: pm.InterestedIn(), timed: timed, codec: newStateCodec(pm)}
 	a.comp, _ = pm.(Compensator[S])
 	a.done, _ = pm.(Completer[S])
-	a.status, _ = pm.(PhaseReporter[S])
+	a.phase, _ = pm.(PhaseReporter[S])
 	a.deadlines, _ = pm.(Deadliner[S])
 	a.failures, _ = pm.(FailureHandler)
 	a.discarder, _ = pm.(Discarder)
@@ -195,7 +195,7 @@ func (a *pmAdapter[S]) Load(b []byte) (any, error) {
 func (a *pmAdapter[S]) Save(state any) ([]byte, error) { return a.codec.encode(state.(S)) }
 
 func (a *pmAdapter[S]) Phase(state any) (phase string) {
-	if a.status == nil {
+	if a.phase == nil {
 		return ""
 	}
 	defer func() {
@@ -203,7 +203,7 @@ func (a *pmAdapter[S]) Phase(state any) (phase string) {
 			phase = fmt.Sprintf("<panic: %v>", p)
 		}
 	}()
-	return evokestore.Text(a.status.Phase(state.(S)))
+	return evokestore.Text(a.phase.Phase(state.(S)))
 }
 
 func (a *pmAdapter[S]) Step(state any, id string, r *evokestore.Event) (res engine.StepResult, err error) {

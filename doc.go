@@ -100,9 +100,11 @@
 //
 // # Reading instances
 //
-// ReadInstance returns an instance with its state typed, its user-level
-// status and its outcome (the runtime's status: running, parked,
-// completed, …); ListInstances lists them by outcome; Runtime.History,
+// ReadInstance returns an instance with its state typed, its phase
+// (PhaseReporter), its status (the runtime's: running, parked, completed,
+// …) and, once done, its outcome (how it ended: completed, compensated,
+// timed_out, cancelled); ListInstances lists them by status or outcome;
+// Runtime.History,
 // HeldEvents and ParkedEvents return an instance's steps, the events it
 // holds, and the events whose correlation failed.
 //

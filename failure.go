@@ -71,8 +71,8 @@ func (Failure) RetryAfter(d time.Duration) FailureAction {
 	return FailureAction{engine.Decision{Action: engine.ActionRetry, Delay: max(d, 0)}}
 }
 
-// Skip passes over the event for this instance: its state, user-level
-// status and deadlines stay as they were, its history records the event
+// Skip passes over the event for this instance: its state, phase and
+// deadlines stay as they were, its history records the event
 // as skipped with the error, and it goes on with its next event (an
 // operator's Skip, decided in code).
 func (Failure) Skip() FailureAction { return FailureAction{engine.Decision{Action: engine.ActionSkip}} }

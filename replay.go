@@ -76,10 +76,9 @@ func (r ReplayReport) String() string {
 
 // Replay runs the recorded steps of pm's stored instances through pm's
 // current code, with the stepping code of the runtime (the runtime's own
-// events included), and reports each instance whose commands, user-level
-// statuses, completion or final state would differ, with its first
-// differing step. It
-// reads the instances' history and the events of the log; it writes
+// events included), and reports each instance whose commands, phases,
+// completion or final state would differ, with its first differing step.
+// It reads the instances' history and the events of the log; it writes
 // nothing, so it runs on a live store, as on a copy of one. Replay it
 // before deploying a change to a process manager with instances running.
 //

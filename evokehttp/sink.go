@@ -37,7 +37,8 @@ const (
 
 // headers carries the command's ID in the Idempotency-Key header and the
 // rest in the canonical Evoke- headers.
-var headers = func() wire.Names { n := wire.Canonical; n.ID = HeaderIdempotencyKey; return n }()
+var headers = wire.Names{ID: HeaderIdempotencyKey, Type: HeaderCommandType, AggregateType: HeaderAggregateType,
+	AggregateID: HeaderAggregateID, CorrelationID: HeaderCorrelationID, CausationID: HeaderCausationID, Values: HeaderValues}
 
 // maxReason bounds the bytes of a response body read as a reason.
 const maxReason = 4096

@@ -21,16 +21,12 @@ import (
 	"github.com/evoke-go/evoke/examples/booking"
 )
 
-// e2eWait bounds each wait for the runtime's background work.
-const e2eWait = 30 * time.Second
-
 var e2eT0 = time.Date(2025, 7, 1, 9, 0, 0, 0, time.UTC)
 
 // e2eHarness is one test's runtime on a store file of its own, with a
 // virtual clock (evoketest.Harness), and the booking's helpers.
 type e2eHarness struct {
 	*evoketest.Harness
-	t *testing.T
 }
 
 func e2eOpen(t *testing.T) *e2eHarness {
@@ -41,14 +37,14 @@ func e2eOpen(t *testing.T) *e2eHarness {
 		}
 		return evoke.RegisterProcessManager(rt, booking.Process{}, nil)
 	}, &evoketest.HarnessOpts{Start: e2eT0})
-	return &e2eHarness{Harness: h, t: t}
+	return &e2eHarness{Harness: h}
 }
 
 func (h *e2eHarness) request(id string) {
-	h.t.Helper()
+	h.TB.Helper()
 	if _, err := h.Runtime.Append(context.Background(), "requests-"+id, evoke.NoStream,
 		evoke.NewEvent(booking.EventBookingRequested, booking.BookingRequested{BookingID: id, CustomerID: "c-" + id, Seat: "12A"})); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 }
 
@@ -64,14 +60,14 @@ func (h *e2eHarness) confirm(id string) (bool, error) {
 }
 
 func (h *e2eHarness) stream(id string) []evokestore.Event {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Stream(evoke.StreamID(booking.AggregateBooking, id))
 }
 
 func (h *e2eHarness) waitReserved(ids ...string) {
-	h.t.Helper()
+	h.TB.Helper()
 	for _, id := range ids {
-		evoketest.Eventually(h.t, e2eWait, "booking "+id+" is reserved", func() bool {
+		evoketest.Eventually(h.TB, evoketest.HarnessWait, "booking "+id+" is reserved", func() bool {
 			return evoketest.Count(h.stream(id), booking.EventSeatReserved) == 1
 		})
 	}
@@ -79,12 +75,12 @@ func (h *e2eHarness) waitReserved(ids ...string) {
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Instance(booking.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.WaitDone(booking.Name, id)
 }
 
@@ -97,10 +93,10 @@ func (h *e2eHarness) commands(id string) (cmds []string, deadlineSteps int) {
 
 // history is commands plus the log position of the last deadline step.
 func (h *e2eHarness) history(id string) (cmds []string, deadlineSteps int, deadlinePos int64) {
-	h.t.Helper()
+	h.TB.Helper()
 	hist, err := h.Store.History(context.Background(), booking.Name, id)
 	if err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	for _, r := range hist {
 		if r.Kind != evokestore.KindStep {
@@ -117,7 +113,7 @@ func (h *e2eHarness) history(id string) (cmds []string, deadlineSteps int, deadl
 			Type string `json:"type"`
 		}
 		if err := json.Unmarshal(r.Commands, &refs); err != nil {
-			h.t.Fatalf("history commands %s: %v", r.Commands, err)
+			h.TB.Fatalf("history commands %s: %v", r.Commands, err)
 		}
 		for _, c := range refs {
 			cmds = append(cmds, c.Type)
@@ -139,31 +135,31 @@ func e2eCountString(ss []string, s string) int {
 // checkTimedOut checks that the booking timed out once: one timeout step,
 // one cancel_booking, one BookingCancelled.
 func (h *e2eHarness) checkTimedOut(id string, at time.Time) {
-	h.t.Helper()
+	h.TB.Helper()
 	in, _ := h.instance(id)
 	if in.Status != evokestore.StatusCompleted || in.Phase != booking.StatusTimedOut {
-		h.t.Fatalf("%s: %s/%s, want completed/timed_out", id, in.Status, in.Phase)
+		h.TB.Fatalf("%s: %s/%s, want completed/timed_out", id, in.Status, in.Phase)
 	}
 	cmds, deadlines := h.commands(id)
 	if deadlines != 1 || e2eCountString(cmds, booking.CommandCancelBooking) != 1 {
-		h.t.Errorf("%s: %d timeout steps, commands %v; want one timeout and one cancel_booking", id, deadlines, cmds)
+		h.TB.Errorf("%s: %d timeout steps, commands %v; want one timeout and one cancel_booking", id, deadlines, cmds)
 	}
 	if n := evoketest.Count(h.stream(id), booking.EventBookingCancelled); n != 1 {
-		h.t.Errorf("%s: %d BookingCancelled, want 1", id, n)
+		h.TB.Errorf("%s: %d BookingCancelled, want 1", id, n)
 	}
 	var s booking.State
 	if err := json.Unmarshal(in.State, &s); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	if !at.IsZero() && !s.TimedOutAt.Equal(at) {
-		h.t.Errorf("%s: timed out at %v, want %v", id, s.TimedOutAt, at)
+		h.TB.Errorf("%s: timed out at %v, want %v", id, s.TimedOutAt, at)
 	}
 }
 
 // afterMoreTime advances the clock far and checks that nothing happens to
 // the (completed) booking.
 func (h *e2eHarness) afterMoreTime(id string) {
-	h.t.Helper()
+	h.TB.Helper()
 	before, _ := h.instance(id)
 	n := len(h.stream(id))
 	for range 3 {
@@ -172,11 +168,11 @@ func (h *e2eHarness) afterMoreTime(id string) {
 	}
 	after, _ := h.instance(id)
 	if after.Version != before.Version || after.Phase != before.Phase || len(h.stream(id)) != n {
-		h.t.Errorf("%s changed with more time: %s v%d -> %s v%d, %d -> %d booking events",
+		h.TB.Errorf("%s changed with more time: %s v%d -> %s v%d, %d -> %d booking events",
 			id, before.Phase, before.Version, after.Phase, after.Version, n, len(h.stream(id)))
 	}
 	if _, ok, _ := h.Store.NextDeadline(context.Background()); ok {
-		h.t.Errorf("%s: a deadline is left after completion", id)
+		h.TB.Errorf("%s: a deadline is left after completion", id)
 	}
 }
 

@@ -19,22 +19,18 @@ import (
 	"github.com/evoke-go/evoke/internal/engine"
 )
 
-// e2eWait bounds each wait for the runtime's background work.
-const e2eWait = 30 * time.Second
-
 // e2eHarness is one test's runtime on a store file of its own
 // (evoketest.Harness), the process manager value it registers, and the
 // transfer's helpers.
 type e2eHarness struct {
 	*evoketest.Harness
-	t  *testing.T
 	pm evoke.ProcessManager[mt.State]
 }
 
 // e2eStart starts a runtime with the Account aggregate and pm.
 func e2eStart(t *testing.T, pm evoke.ProcessManager[mt.State]) *e2eHarness {
 	t.Helper()
-	h := &e2eHarness{t: t, pm: pm}
+	h := &e2eHarness{pm: pm}
 	h.Harness = evoketest.NewHarness(t, h.register, nil)
 	return h
 }
@@ -55,7 +51,7 @@ func registerTransfer(rt *evoke.Runtime, pm evoke.ProcessManager[mt.State]) erro
 // restartWith stops the runtime and closes the store, as a process exit
 // would, runs between (if not nil) and starts a runtime with pm instead.
 func (h *e2eHarness) restartWith(pm evoke.ProcessManager[mt.State], between func()) {
-	h.t.Helper()
+	h.TB.Helper()
 	h.pm = pm
 	h.Restart(between)
 }
@@ -63,50 +59,50 @@ func (h *e2eHarness) restartWith(pm evoke.ProcessManager[mt.State], between func
 // logInstance logs the transfer's instance as the store file holds it;
 // it runs while no runtime is on the file (Restart's between).
 func (h *e2eHarness) logInstance(when, id string) {
-	h.t.Helper()
+	h.TB.Helper()
 	st, err := evokesqlite.Open(context.Background(), h.Path, nil)
 	if err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	defer st.Close()
-	if in, ok := evoketest.Instance(h.t, st, mt.Name, id); ok {
-		h.t.Logf("%s: instance %s/%s version %d", when, in.Status, in.Phase, in.Version)
+	if in, ok := evoketest.Instance(h.TB, st, mt.Name, id); ok {
+		h.TB.Logf("%s: instance %s/%s version %d", when, in.Status, in.Phase, in.Version)
 	}
 }
 
 func (h *e2eHarness) dispatch(typ, account string, payload any) {
-	h.t.Helper()
+	h.TB.Helper()
 	if _, err := h.Runtime.Dispatch(context.Background(), evoke.NewCommand(typ, mt.AggregateAccount, account, payload)); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) initiate(tr mt.TransferInitiated) {
-	h.t.Helper()
+	h.TB.Helper()
 	if _, err := h.Runtime.Append(context.Background(), "transfer-"+tr.TransferID, evoke.NoStream,
 		evoke.NewEvent(mt.EventTransferInitiated, tr)); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Instance(mt.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.WaitDone(mt.Name, id)
 }
 
 func (h *e2eHarness) stream(account string) []evokestore.Event {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Stream(evoke.StreamID(mt.AggregateAccount, account))
 }
 
 // balance replays an account's stream through the aggregate.
 func (h *e2eHarness) balance(account string) int64 {
-	h.t.Helper()
+	h.TB.Helper()
 	var s mt.AccountState
 	for _, r := range h.stream(account) {
 		s = mt.Account{}.Apply(s, evoke.Event{ID: r.ID, Type: r.Type, StreamID: r.StreamID, Data: r.Data})
@@ -152,31 +148,31 @@ func TestE2ETransferToFrozenAccountIsRefunded(t *testing.T) {
 }
 
 func (h *e2eHarness) checkRefunded(in evokestore.Instance, id, source, dest string, initial int64) {
-	h.t.Helper()
+	h.TB.Helper()
 	if in.Status != evokestore.StatusCompleted || in.Phase != mt.StatusRefunded {
-		h.t.Errorf("%s: %s/%s, want completed/refunded", id, in.Status, in.Phase)
+		h.TB.Errorf("%s: %s/%s, want completed/refunded", id, in.Status, in.Phase)
 	}
 	src := h.stream(source)
 	if n := evoketest.Count(src, mt.EventSourceRefunded); n != 1 {
-		h.t.Errorf("%s: %d SourceRefunded events, want exactly 1", id, n)
+		h.TB.Errorf("%s: %d SourceRefunded events, want exactly 1", id, n)
 	}
 	if n := evoketest.Count(src, mt.EventSourceDebited); n != 1 {
-		h.t.Errorf("%s: %d SourceDebited events, want exactly 1", id, n)
+		h.TB.Errorf("%s: %d SourceDebited events, want exactly 1", id, n)
 	}
 	if b := h.balance(source); b != initial {
-		h.t.Errorf("%s: source balance %d, want the initial %d", id, b, initial)
+		h.TB.Errorf("%s: source balance %d, want the initial %d", id, b, initial)
 	}
 	if evs := h.stream(dest); evoketest.Count(evs, mt.EventDestinationCredited) != 0 {
-		h.t.Errorf("%s: destination was credited: %v", id, evs)
+		h.TB.Errorf("%s: destination was credited: %v", id, evs)
 	}
 }
 
 // creditCommandID waits for the transfer's SourceDebited and returns the
 // deterministic ID of the credit command the process manager issues on it.
 func (h *e2eHarness) creditCommandID(transfer, source string) string {
-	h.t.Helper()
+	h.TB.Helper()
 	var debited evoke.Event
-	evoketest.Eventually(h.t, e2eWait, "the source is debited", func() bool {
+	evoketest.Eventually(h.TB, evoketest.HarnessWait, "the source is debited", func() bool {
 		for _, e := range h.stream(source) {
 			if e.Type == mt.EventSourceDebited {
 				debited = evoke.Event{ID: e.ID, Position: e.Position}
@@ -189,10 +185,10 @@ func (h *e2eHarness) creditCommandID(transfer, source string) string {
 }
 
 func (h *e2eHarness) outcome(cmdID string) (evokestore.CommandOutcome, bool) {
-	h.t.Helper()
+	h.TB.Helper()
 	outs, err := engine.Outcomes(context.Background(), h.Store, []evokestore.OutboxCommand{{ID: cmdID}})
 	if err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	o, ok := outs[cmdID]
 	return o, ok
@@ -207,7 +203,7 @@ func TestE2ERefundOnceAcrossRestartAfterRejection(t *testing.T) {
 	h.dispatch(mt.CommandFreeze, "carol", nil)
 	h.initiate(mt.TransferInitiated{TransferID: "t3", SourceID: "alice", DestID: "carol", Amount: 4000})
 	credit := h.creditCommandID("t3", "alice")
-	evoketest.Eventually(t, e2eWait, "the credit is rejected", func() bool {
+	evoketest.Eventually(t, evoketest.HarnessWait, "the credit is rejected", func() bool {
 		o, ok := h.outcome(credit)
 		return ok && o.Status == evokestore.OutcomeRejected
 	})
@@ -250,7 +246,7 @@ func TestE2ERefundOnceWhenStoppedDuringCompensation(t *testing.T) {
 	h.initiate(mt.TransferInitiated{TransferID: "t4", SourceID: "alice", DestID: "carol", Amount: 4000})
 	select {
 	case <-g.entered:
-	case <-time.After(e2eWait):
+	case <-time.After(evoketest.HarnessWait):
 		t.Fatal("Compensate was not called")
 	}
 	// Let Restart's Stop cancel the runtime's context before the step goes

@@ -20,9 +20,6 @@ import (
 	of "github.com/evoke-go/evoke/examples/orderfulfillment"
 )
 
-// e2eWait bounds each wait for the runtime's background work.
-const e2eWait = 30 * time.Second
-
 var e2eT0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 // e2eTelemetry counts telemetry by kind and instance.
@@ -50,7 +47,6 @@ func (h *e2eTelemetry) count(kind evoke.TelemetryKind, id string) int {
 // (evoketest.Harness), its telemetry, and the order process's helpers.
 type e2eHarness struct {
 	*evoketest.Harness
-	t   *testing.T
 	tel *e2eTelemetry
 }
 
@@ -68,44 +64,44 @@ func e2eStart(t *testing.T, pm of.Fulfillment, clock *evoketest.Clock) *e2eHarne
 			Hooks:        tel,
 		},
 	})
-	return &e2eHarness{Harness: h, t: t, tel: tel}
+	return &e2eHarness{Harness: h, tel: tel}
 }
 
 func (h *e2eHarness) place(orders ...of.OrderPlaced) {
-	h.t.Helper()
+	h.TB.Helper()
 	batch := make([]evoke.StreamAppend, len(orders))
 	for i, o := range orders {
 		batch[i] = evoke.StreamAppend{StreamID: "order-" + o.OrderID, ExpectedVersion: evoke.NoStream,
 			Events: []evoke.Event{evoke.NewEvent(of.EventOrderPlaced, o)}}
 	}
 	if _, err := h.Runtime.AppendBatch(context.Background(), batch); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Instance(of.Name, id)
 }
 
 // waitDone waits until the instance completed and the runtime is idle.
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.WaitDone(of.Name, id)
 }
 
 func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Stream(evoke.StreamID(aggType, id))
 }
 
 // commands returns the types of the commands the instance's steps produced,
 // from its history, in order.
 func (h *e2eHarness) commands(id string) []string {
-	h.t.Helper()
+	h.TB.Helper()
 	hist, err := h.Store.History(context.Background(), of.Name, id)
 	if err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	var out []string
 	for _, r := range hist {
@@ -117,7 +113,7 @@ func (h *e2eHarness) commands(id string) []string {
 			Suppressed bool   `json:"suppressed"`
 		}
 		if err := json.Unmarshal(r.Commands, &refs); err != nil {
-			h.t.Fatalf("history commands %s: %v", r.Commands, err)
+			h.TB.Fatalf("history commands %s: %v", r.Commands, err)
 		}
 		for _, c := range refs {
 			out = append(out, c.Type)
@@ -127,9 +123,9 @@ func (h *e2eHarness) commands(id string) []string {
 }
 
 func (h *e2eHarness) noFailures() {
-	h.t.Helper()
+	h.TB.Helper()
 	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 {
-		h.t.Errorf("stats %+v: want no failures, parked instances or correlate errors", s)
+		h.TB.Errorf("stats %+v: want no failures, parked instances or correlate errors", s)
 	}
 }
 
@@ -151,7 +147,7 @@ func TestE2EManyOrdersComplete(t *testing.T) {
 		h.place(o)
 	}
 	ctx := context.Background()
-	evoketest.Eventually(t, e2eWait, fmt.Sprintf("%d instances complete", n), func() bool {
+	evoketest.Eventually(t, evoketest.HarnessWait, fmt.Sprintf("%d instances complete", n), func() bool {
 		done, err := h.Store.ListInstances(ctx, evokestore.InstanceQuery{ProcessManager: of.Name, Status: evokestore.StatusCompleted, Limit: 2 * n})
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +268,7 @@ func TestE2ELostShipmentTimesOut(t *testing.T) {
 	o.LoseShipment = true
 	h.place(o)
 	ctx := context.Background()
-	evoketest.Eventually(t, e2eWait, "the shipment command is executed", func() bool {
+	evoketest.Eventually(t, evoketest.HarnessWait, "the shipment command is executed", func() bool {
 		in, _ := h.instance("lost")
 		return in.Phase == of.StatusAwaitingShipment
 	})

@@ -48,7 +48,7 @@ func recordOrders(t *testing.T) evokestore.Store {
 			t.Fatal(err)
 		}
 	}
-	evoketest.WaitIdle(t, rt, e2eWait)
+	evoketest.WaitIdle(t, rt, evoketest.HarnessWait)
 	return st
 }
 

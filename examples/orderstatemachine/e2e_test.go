@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/evoke-go/evoke"
 	"github.com/evoke-go/evoke/evokestore"
@@ -16,14 +15,10 @@ import (
 	sm "github.com/evoke-go/evoke/examples/orderstatemachine"
 )
 
-// e2eWait bounds each wait for the runtime's background work.
-const e2eWait = 30 * time.Second
-
 // e2eHarness is one test's runtime on a store file of its own
 // (evoketest.Harness), and the machine's helpers.
 type e2eHarness struct {
 	*evoketest.Harness
-	t *testing.T
 }
 
 func e2eStart(t *testing.T) *e2eHarness {
@@ -41,34 +36,34 @@ func e2eStart(t *testing.T) *e2eHarness {
 		}
 		return nil
 	}, nil)
-	return &e2eHarness{Harness: h, t: t}
+	return &e2eHarness{Harness: h}
 }
 
 // appendOrder appends events to the order's stream in one transaction.
 func (h *e2eHarness) appendOrder(orderID string, evs ...evoke.Event) {
-	h.t.Helper()
+	h.TB.Helper()
 	if _, err := h.Runtime.Append(context.Background(), "order-"+orderID, evoke.AnyVersion, evs...); err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 }
 
 func (h *e2eHarness) instance(id string) (evokestore.Instance, bool) {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Instance(sm.Name, id)
 }
 
 func (h *e2eHarness) waitDone(id string) evokestore.Instance {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.WaitDone(sm.Name, id)
 }
 
 func (h *e2eHarness) stream(aggType, id string) []evokestore.Event {
-	h.t.Helper()
+	h.TB.Helper()
 	return h.Stream(evoke.StreamID(aggType, id))
 }
 
 func (h *e2eHarness) types(aggType, id string) []string {
-	h.t.Helper()
+	h.TB.Helper()
 	var out []string
 	for _, e := range h.stream(aggType, id) {
 		out = append(out, e.Type)
@@ -78,10 +73,10 @@ func (h *e2eHarness) types(aggType, id string) []string {
 
 // commands returns the types of the commands the instance's steps produced.
 func (h *e2eHarness) commands(id string) []string {
-	h.t.Helper()
+	h.TB.Helper()
 	hist, err := h.Store.History(context.Background(), sm.Name, id)
 	if err != nil {
-		h.t.Fatal(err)
+		h.TB.Fatal(err)
 	}
 	var out []string
 	for _, r := range hist {
@@ -92,7 +87,7 @@ func (h *e2eHarness) commands(id string) []string {
 			Type string `json:"type"`
 		}
 		if err := json.Unmarshal(r.Commands, &refs); err != nil {
-			h.t.Fatal(err)
+			h.TB.Fatal(err)
 		}
 		for _, c := range refs {
 			out = append(out, c.Type)
@@ -114,9 +109,9 @@ func e2eEqual(a, b []string) bool {
 }
 
 func (h *e2eHarness) noFailures() {
-	h.t.Helper()
+	h.TB.Helper()
 	if s := h.Runtime.Stats(); s.Failures != 0 || s.Parked != 0 || s.CorrelateErrors != 0 || s.Rejected != 0 {
-		h.t.Errorf("stats %+v: want no failures, rejections, parked instances or correlate errors", s)
+		h.TB.Errorf("stats %+v: want no failures, rejections, parked instances or correlate errors", s)
 	}
 }
 
@@ -186,7 +181,7 @@ func TestE2EOrderCancelledStopsTheInstance(t *testing.T) {
 	}
 	// The payment dispatched before the stop still took effect; its event
 	// reached a tombstone and nothing was shipped.
-	evoketest.Eventually(t, e2eWait, "the payment is recorded", func() bool { return len(h.stream(sm.AggregatePayment, "o3")) == 1 })
+	evoketest.Eventually(t, evoketest.HarnessWait, "the payment is recorded", func() bool { return len(h.stream(sm.AggregatePayment, "o3")) == 1 })
 	h.Idle()
 	if got := h.types(sm.AggregateShipping, "o3"); len(got) != 0 {
 		t.Errorf("shipped a cancelled order: %v", got)

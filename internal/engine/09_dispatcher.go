@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,14 +235,18 @@ func (d *dispatcher) oneByOne(ctx context.Context, cmds []evokestore.OutboxComma
 }
 
 // dispatchPark is the event type of the history record of a park by the
-// dispatcher.
-const dispatchPark = "$dispatch"
+// dispatcher, and parkReason the start of the last error it gives the
+// instance.
+const (
+	dispatchPark = "$dispatch"
+	parkReason   = "dispatch of command "
+)
 
 // park parks the instance of a command that could not be dispatched.
 func (d *dispatcher) park(ctx context.Context, ls *leaseSet, c *evokestore.OutboxCommand, cause error) error {
 	en := d.en
 	now := en.cfg.Clock.Now()
-	reason := evokestore.Text(fmt.Sprintf("dispatch of command %s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause))
+	reason := evokestore.Text(fmt.Sprintf(parkReason+"%s (%s) failed %d times: %v", c.ID, c.Type, d.attempts[c.ID], cause))
 	var tel Telemetry
 	err := evokestore.WithTx(ctx, en.store, func(tx evokestore.Tx) error {
 		if err := en.fence(ctx, tx, ls, []int{c.Partition}); err != nil {
@@ -324,6 +329,8 @@ func (d *dispatcher) unpark(ctx context.Context) error {
 // remember finds the instances a dispatcher parked before this one
 // started: parked instances whose last history record is a dispatch's
 // park. Their commands stay back across a restart, as they did before it.
+// Only the instances whose last error is a dispatch's have their history
+// read: the others were parked by a step.
 func (d *dispatcher) remember(ctx context.Context) error {
 	q := evokestore.InstanceQuery{Status: evokestore.StatusParked, Limit: 1000}
 	for {
@@ -333,6 +340,9 @@ func (d *dispatcher) remember(ctx context.Context) error {
 		}
 		for i := range insts {
 			in := &insts[i]
+			if !strings.HasPrefix(in.LastError, parkReason) {
+				continue
+			}
 			hist, err := d.en.store.History(ctx, in.ProcessManager, in.ID)
 			if err != nil {
 				return fmt.Errorf("read history of %s %s: %w", in.ProcessManager, in.ID, err)
